@@ -1,0 +1,11 @@
+export * from './config.js';
+export * from './errors.js';
+export * from './events.js';
+export * from './jwt.js';
+export * from './keys.js';
+export * from './ranking.js';
+export * from './settings.js';
+export * from './shard-router.js';
+export * from './topology.js';
+export * as validate from './validate.js';
+export * from './logger.js';

@@ -1,0 +1,64 @@
+/**
+ * Access tokens: HS256 JWTs with the algorithm pinned on verify, `exp` and
+ * `iss` checked. Used by the leaderboard-service (issue and verify) and the
+ * api-gateway (verify before proxying).
+ */
+import jwt from 'jsonwebtoken';
+import { AppError } from './errors.js';
+import { USER_ID_PATTERN } from './validate.js';
+
+export interface TokenSettings {
+  readonly secret: string;
+  readonly issuer: string;
+  readonly ttlSeconds: number;
+}
+
+/** The identity a verified token carries. */
+export interface Identity {
+  readonly userId: string;
+  readonly name: string;
+  readonly region: string;
+}
+
+const ALGORITHM = 'HS256';
+
+/** Signs a token for a player: `sub`, `name`, `region`, `iat`, `exp`, `iss`. */
+export function signToken(identity: Identity, s: TokenSettings): string {
+  return jwt.sign({ name: identity.name, region: identity.region }, s.secret, {
+    algorithm: ALGORITHM,
+    subject: identity.userId,
+    issuer: s.issuer,
+    expiresIn: s.ttlSeconds,
+  });
+}
+
+/**
+ * Reads `Authorization: Bearer <token>` and verifies it. A missing header is
+ * 401 `missing_token`; anything wrong with the token (signature, `alg`,
+ * expiry, issuer, claims) is 401 `invalid_token`.
+ */
+export function verifyBearer(header: string | undefined, s: TokenSettings): Identity {
+  if (header === undefined || header === '') throw new AppError('missing_token', 'Authorization: Bearer token required');
+  const m = /^Bearer[ ]+([A-Za-z0-9_\-.=]+)\s*$/i.exec(header);
+  if (!m) throw new AppError('invalid_token', 'Authorization header must be "Bearer <token>"');
+  return verifyToken(m[1]!, s);
+}
+
+/** Verifies a raw token; see `verifyBearer`. */
+export function verifyToken(token: string, s: TokenSettings): Identity {
+  let claims: jwt.JwtPayload | string;
+  try {
+    claims = jwt.verify(token, s.secret, { algorithms: [ALGORITHM], issuer: s.issuer });
+  } catch (e) {
+    const expired = (e as Error).name === 'TokenExpiredError';
+    throw new AppError('invalid_token', expired ? 'token expired' : 'token is invalid');
+  }
+  if (typeof claims !== 'object' || claims.exp === undefined) {
+    throw new AppError('invalid_token', 'token must carry exp');
+  }
+  const { sub, name, region } = claims as Record<string, unknown>;
+  if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string') {
+    throw new AppError('invalid_token', 'token claims are malformed');
+  }
+  return { userId: sub, name, region };
+}

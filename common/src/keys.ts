@@ -1,0 +1,48 @@
+/**
+ * Every Redis key name and queue name of the platform, in one place.
+ *
+ * All keys of one shard carry the shard id as a hash tag (`lb:{na}:...`), so a
+ * script that touches several of them stays in one slot, also under Redis
+ * Cluster. Tests pass their own prefix to stay isolated.
+ */
+
+export const DEFAULT_KEY_PREFIX = 'lb';
+
+export interface ShardKeys {
+  /** Sorted set of a board on this shard (a region it serves, or its GLOBAL partition). */
+  board(board: string): string;
+  /** Hash of a player homed on this shard: name, region, score, version, updated_at. */
+  user(userId: string): string;
+  /** Hash user_id -> name of the players homed here, read with board rows. */
+  readonly names: string;
+  /** Stored response of an idempotent write, 24 h. */
+  idempotency(userId: string, key: string): string;
+  /** Hash of events written to Redis but not yet confirmed on the queue (the outbox). */
+  readonly outbox: string;
+  /** Sorted set of outbox entries by time written, for the sweeper. */
+  readonly outboxIndex: string;
+  /** Key prefix for rate-limiter-flexible buckets of this shard. */
+  readonly rateLimitPrefix: string;
+}
+
+/** Key names of one shard. */
+export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX): ShardKeys {
+  const base = `${prefix}:{${shardId}}`;
+  return {
+    board: (board) => `${base}:board:${board}`,
+    user: (userId) => `${base}:user:${userId}`,
+    names: `${base}:names`,
+    idempotency: (userId, key) => `${base}:idem:${userId}:${key}`,
+    outbox: `${base}:outbox`,
+    outboxIndex: `${base}:outbox:index`,
+    rateLimitPrefix: `${base}:rl`,
+  };
+}
+
+/**
+ * BullMQ queue name of a shard's score events. BullMQ queue names cannot
+ * contain ':'; shard ids never do (see topology validation).
+ */
+export function scoreQueueName(shardId: string, prefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${prefix}-scores-${shardId}`;
+}

@@ -1,0 +1,31 @@
+/**
+ * Configuration keys shared by several services (token checks, score bounds,
+ * key prefix). Each service's own config module reads them with the rest.
+ */
+import { intKey, stringKey } from './config.js';
+
+export const JWT_SECRET = stringKey('JWT_SECRET', 'HS256 signing secret shared by gateways and services (>= 32 characters).', {
+  minLength: 32,
+});
+export const JWT_ISSUER = stringKey('JWT_ISSUER', 'Issuer (`iss`) written into and required on every token.', {
+  default: 'leaderboard-platform',
+});
+export const JWT_TTL_S = intKey('JWT_TTL_S', 'Token lifetime in seconds (`exp` = `iat` + this).', {
+  default: 3600,
+  min: 1,
+  max: 30 * 24 * 3600,
+});
+export const MAX_SCORE = intKey('MAX_SCORE', 'Highest score a player may have (scores are integers in [0, MAX_SCORE]).', {
+  default: Number.MAX_SAFE_INTEGER,
+  min: 1,
+  max: Number.MAX_SAFE_INTEGER,
+});
+export const MAX_SCORE_DELTA = intKey('MAX_SCORE_DELTA', 'Largest |delta| of one /score/add, and the largest initialScore.', {
+  default: 1_000_000_000,
+  min: 1,
+  max: Number.MAX_SAFE_INTEGER,
+});
+export const KEY_PREFIX = stringKey('KEY_PREFIX', 'Prefix of every Redis key and queue name (tests use their own).', {
+  default: 'lb',
+  pattern: /^[a-z][a-z0-9_-]{0,15}$/,
+});

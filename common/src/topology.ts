@@ -1,0 +1,130 @@
+/**
+ * The shard topology: which regions exist, which shard serves each, and where
+ * each shard's Redis and Postgres live. It is data, read by every service and
+ * script from one place: `TOPOLOGY` (inline JSON) or `TOPOLOGY_FILE` (a JSON
+ * file), else the default local topology below.
+ *
+ * ```json
+ * { "shards": [{ "id": "na", "redis": "redis://127.0.0.1:6391",
+ *                "postgres": "postgres://leaderboard@127.0.0.1:5442/leaderboard_na" }],
+ *   "regions": { "NA": "na" } }
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, optionalKey, type Env } from './config.js';
+
+export const GLOBAL = 'GLOBAL';
+
+export interface ShardDef {
+  /** Short id, also used in key hash tags and queue names: `[a-z0-9_-]{1,32}`. */
+  readonly id: string;
+  readonly redis: string;
+  readonly postgres: string;
+}
+
+export interface Topology {
+  readonly shards: readonly ShardDef[];
+  /** Region name (upper case) → shard id. Several regions may share a shard. */
+  readonly regions: Readonly<Record<string, string>>;
+}
+
+const TOPOLOGY_KEY = optionalKey('TOPOLOGY', 'Shard topology as inline JSON (wins over TOPOLOGY_FILE).');
+const TOPOLOGY_FILE_KEY = optionalKey(
+  'TOPOLOGY_FILE',
+  'Path of a JSON file with the shard topology; unset = the default local topology (NA, EU, ASIA on three shards).',
+);
+
+/** Ports of the default local topology (`npm start`); never Redis' or Postgres' default ports. */
+export const DEFAULT_PORTS = { redis: [6391, 6392, 6393], postgres: 5442 } as const;
+
+/** Regions NA, EU, ASIA on three Redis shards and three Postgres databases. */
+export const DEFAULT_TOPOLOGY: Topology = Object.freeze({
+  shards: Object.freeze(
+    (['na', 'eu', 'asia'] as const).map((id, i) =>
+      Object.freeze({
+        id,
+        redis: `redis://127.0.0.1:${DEFAULT_PORTS.redis[i]}`,
+        postgres: `postgres://leaderboard@127.0.0.1:${DEFAULT_PORTS.postgres}/leaderboard_${id}`,
+      }),
+    ),
+  ),
+  regions: Object.freeze({ NA: 'na', EU: 'eu', ASIA: 'asia' }),
+});
+
+const SHARD_ID = /^[a-z0-9_-]{1,32}$/;
+const REGION_NAME = /^[A-Z][A-Z0-9_]{0,31}$/;
+
+/** Validates a parsed topology; every message names the offending key. */
+export function validateTopology(raw: unknown, key = 'TOPOLOGY'): Topology {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(key, 'must be a JSON object');
+  const obj = raw as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    if (k !== 'shards' && k !== 'regions') throw new ConfigError(`${key}.${k}`, 'unknown entry');
+  }
+  if (!Array.isArray(obj.shards) || obj.shards.length === 0) {
+    throw new ConfigError(`${key}.shards`, 'must be a non-empty array');
+  }
+  const ids = new Set<string>();
+  const shards: ShardDef[] = obj.shards.map((s: unknown, i: number) => {
+    const at = `${key}.shards[${i}]`;
+    if (!s || typeof s !== 'object') throw new ConfigError(at, 'must be an object');
+    const { id, redis, postgres, ...rest } = s as Record<string, unknown>;
+    const extra = Object.keys(rest)[0];
+    if (extra) throw new ConfigError(`${at}.${extra}`, 'unknown entry');
+    if (typeof id !== 'string' || !SHARD_ID.test(id)) throw new ConfigError(`${at}.id`, `must match ${SHARD_ID}`);
+    if (ids.has(id)) throw new ConfigError(`${at}.id`, `duplicate shard id "${id}"`);
+    ids.add(id);
+    checkUrl(`${at}.redis`, redis, ['redis:', 'rediss:']);
+    checkUrl(`${at}.postgres`, postgres, ['postgres:', 'postgresql:']);
+    return Object.freeze({ id, redis: redis as string, postgres: postgres as string });
+  });
+  const regionsRaw = obj.regions ?? {};
+  if (typeof regionsRaw !== 'object' || Array.isArray(regionsRaw)) {
+    throw new ConfigError(`${key}.regions`, 'must be an object of region -> shard id');
+  }
+  const regions: Record<string, string> = {};
+  for (const [name, shard] of Object.entries(regionsRaw as Record<string, unknown>)) {
+    const at = `${key}.regions.${name}`;
+    if (!REGION_NAME.test(name)) throw new ConfigError(at, `region names must match ${REGION_NAME}`);
+    if (name === GLOBAL) throw new ConfigError(at, 'GLOBAL is the board of all players, not a region');
+    if (typeof shard !== 'string' || !ids.has(shard)) throw new ConfigError(at, `unknown shard "${String(shard)}"`);
+    regions[name] = shard;
+  }
+  return Object.freeze({ shards: Object.freeze(shards), regions: Object.freeze(regions) });
+}
+
+function checkUrl(at: string, value: unknown, protocols: string[]): void {
+  if (typeof value !== 'string') throw new ConfigError(at, 'must be a URL string');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(at, `"${value}" is not a URL`);
+  }
+  if (!protocols.includes(url.protocol)) throw new ConfigError(at, `must use ${protocols.join(' or ')}`);
+}
+
+/** Reads the topology from `TOPOLOGY`, `TOPOLOGY_FILE`, or the default. */
+export function loadTopology(env: Env = process.env): Topology {
+  const inline = TOPOLOGY_KEY.read(env);
+  if (inline !== undefined) return validateTopology(parseJson('TOPOLOGY', inline), 'TOPOLOGY');
+  const file = TOPOLOGY_FILE_KEY.read(env);
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError('TOPOLOGY_FILE', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    return validateTopology(parseJson('TOPOLOGY_FILE', text), 'TOPOLOGY_FILE');
+  }
+  return DEFAULT_TOPOLOGY;
+}
+
+function parseJson(key: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(key, `is not valid JSON: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * leaderboard-service configuration: one typed, frozen object built from the
+ * environment; any bad value stops start-up with the key's name.
+ */
+import {
+  boolKey,
+  intKey,
+  JWT_ISSUER,
+  JWT_SECRET,
+  JWT_TTL_S,
+  KEY_PREFIX,
+  LOG_LEVEL,
+  loadTopology,
+  MAX_SCORE,
+  MAX_SCORE_DELTA,
+  readKeys,
+  stringKey,
+  type Env,
+  type TokenSettings,
+  type Topology,
+} from '@lb/common';
+
+const SPEC = {
+  port: intKey('PORT', 'HTTP port of the leaderboard-service (0 = any free port).', { default: 5001, min: 0, max: 65535 }),
+  host: stringKey('HOST', 'Address to listen on; keep it on loopback or a private network.', { default: '127.0.0.1' }),
+  instanceId: stringKey('INSTANCE_ID', 'Name of this replica in logs and the X-Served-By header.', { default: 'leaderboard-1' }),
+  jwtSecret: JWT_SECRET,
+  jwtIssuer: JWT_ISSUER,
+  jwtTtlS: JWT_TTL_S,
+  maxScore: MAX_SCORE,
+  maxScoreDelta: MAX_SCORE_DELTA,
+  keyPrefix: KEY_PREFIX,
+  logLevel: LOG_LEVEL,
+  accessLog: boolKey('ACCESS_LOG', 'Write one morgan access-log line per request to stdout.', true),
+  bodyLimitBytes: intKey('BODY_LIMIT_BYTES', 'Largest accepted JSON body, in bytes.', { default: 16 * 1024, min: 256, max: 1024 * 1024 }),
+  idempotencyTtlS: intKey('IDEMPOTENCY_TTL_S', 'How long an Idempotency-Key answer is kept, seconds.', { default: 24 * 3600, min: 60 }),
+  argon2MemoryKib: intKey('ARGON2_MEMORY_KIB', 'argon2id memory cost in KiB for password hashes.', { default: 19456, min: 64, max: 1 << 21 }),
+  argon2TimeCost: intKey('ARGON2_TIME_COST', 'argon2id iterations for password hashes.', { default: 2, min: 1, max: 20 }),
+  redisCommandTimeoutMs: intKey('REDIS_COMMAND_TIMEOUT_MS', 'A Redis command not answered in this time fails with 503.', { default: 2000, min: 50 }),
+  pgPoolSize: intKey('PG_POOL_SIZE', 'Connections per Postgres pool.', { default: 10, min: 1, max: 100 }),
+} as const;
+
+export type ServiceConfig = ReturnType<typeof readKeys<typeof SPEC>> & {
+  readonly topology: Topology;
+  readonly token: TokenSettings;
+};
+
+/** Loads and validates the configuration; throws ConfigError naming the key. */
+export function loadConfig(env: Env = process.env): ServiceConfig {
+  const base = readKeys(SPEC, env);
+  return Object.freeze({
+    ...base,
+    topology: loadTopology(env),
+    token: Object.freeze({ secret: base.jwtSecret, issuer: base.jwtIssuer, ttlSeconds: base.jwtTtlS }),
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * Accounts and the user-id directory in Postgres. The only module of the
+ * service that runs SQL; every query is parameterised.
+ */
+import type pg from 'pg';
+import type { PgPools } from './pools.js';
+
+export interface AccountRow {
+  user_id: string;
+  name: string;
+  region: string;
+  password_hash: string;
+  created_at: Date;
+}
+
+export interface NewAccount {
+  userId: string;
+  name: string;
+  region: string;
+  passwordHash: string;
+  homeShard: string;
+  directoryShard: string;
+}
+
+/** A directory claim older than this whose account never appeared may be taken over. */
+const ORPHAN_CLAIM_AGE = '1 minute';
+
+export class AccountsRepo {
+  constructor(private readonly pools: PgPools) {}
+
+  /**
+   * Creates an account, unique across shards. The user id is first claimed in
+   * the directory (on the shard its hash picks), then the account is written
+   * on the home shard; when both live in one database this is one transaction.
+   * Returns false when the user id is taken.
+   */
+  async create(a: NewAccount): Promise<boolean> {
+    if (this.pools.sameDatabase(a.homeShard, a.directoryShard)) {
+      try {
+        return await this.inTransaction(this.pools.forShard(a.homeShard), async (c) => {
+          if (!(await this.claim(c, a))) return false;
+          await this.insertAccount(c, a);
+          return true;
+        });
+      } catch (e) {
+        if ((e as { code?: string }).code === '23505') return false;
+        throw e;
+      }
+    }
+    const dir = this.pools.forShard(a.directoryShard);
+    if (!(await this.claim(dir, a))) return false;
+    try {
+      await this.insertAccount(this.pools.forShard(a.homeShard), a);
+      return true;
+    } catch (e) {
+      // Release the claim so that the user id is not lost to a failed write.
+      await dir.query('DELETE FROM user_directory WHERE user_id = $1 AND shard_id = $2', [a.userId, a.homeShard]).catch(() => {});
+      if ((e as { code?: string }).code === '23505') return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Claims a user id. A claim left by a process that died before writing the
+   * account (older than ORPHAN_CLAIM_AGE, no account on its shard) is taken over.
+   */
+  private async claim(c: pg.Pool | pg.PoolClient, a: NewAccount): Promise<boolean> {
+    const ins = await c.query(
+      `INSERT INTO user_directory (user_id, region, shard_id) VALUES ($1, $2, $3)
+       ON CONFLICT (user_id) DO NOTHING`,
+      [a.userId, a.region, a.homeShard],
+    );
+    if (ins.rowCount === 1) return true;
+    const old = await c.query<{ shard_id: string; created_at: Date }>(
+      `SELECT shard_id, created_at FROM user_directory
+       WHERE user_id = $1 AND created_at < now() - $2::interval`,
+      [a.userId, ORPHAN_CLAIM_AGE],
+    );
+    const row = old.rows[0];
+    if (!row || (await this.find(row.shard_id, a.userId))) return false;
+    const upd = await c.query(
+      `UPDATE user_directory SET region = $2, shard_id = $3, created_at = now()
+       WHERE user_id = $1 AND created_at = $4`,
+      [a.userId, a.region, a.homeShard, row.created_at],
+    );
+    return upd.rowCount === 1;
+  }
+
+  private async insertAccount(c: pg.Pool | pg.PoolClient, a: NewAccount): Promise<void> {
+    await c.query(
+      `INSERT INTO accounts (user_id, name, region, password_hash) VALUES ($1, $2, $3, $4)`,
+      [a.userId, a.name, a.region, a.passwordHash],
+    );
+  }
+
+  /** The account on one shard, if any. */
+  async find(shardId: string, userId: string): Promise<AccountRow | undefined> {
+    const r = await this.pools
+      .forShard(shardId)
+      .query<AccountRow>('SELECT user_id, name, region, password_hash, created_at FROM accounts WHERE user_id = $1', [userId]);
+    return r.rows[0];
+  }
+
+  /** The account wherever it lives: one primary-key lookup per database, in parallel. */
+  async findAnywhere(userId: string): Promise<AccountRow | undefined> {
+    const found = await Promise.all(this.pools.distinct().map(({ shardId }) => this.find(shardId, userId)));
+    return found.find((r) => r !== undefined);
+  }
+
+  private async inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+}

@@ -1,0 +1,105 @@
+--[[
+  Applies one score write of one player, atomically, on the player's home shard.
+
+  Boards store the NEGATED score, so ascending order is "score descending, then
+  user_id ascending" (Redis orders equal scores by member bytes).
+
+  Input:
+    KEYS[1]  user hash            (name, region, score, version, updated_at)
+    KEYS[2]  GLOBAL board partition of this shard
+    KEYS[3]  names hash           (user_id -> name, for reads)
+    KEYS[4]  idempotency key      (only used when ARGV[8] ~= '')
+    KEYS[5]  outbox hash          (event id -> event JSON)
+    KEYS[6]  outbox index zset    (event id scored by time written)
+    KEYS[7]  regional board       (absent for GLOBAL-only players)
+
+    ARGV[1]  op: 'create' | 'update' | 'add' | 'register'
+    ARGV[2]  value: initial score (create/register), new score (update), delta (add)
+    ARGV[3]  user id
+    ARGV[4]  name
+    ARGV[5]  home region ('GLOBAL' for GLOBAL-only players)
+    ARGV[6]  now, ms since epoch
+    ARGV[7]  max score
+    ARGV[8]  idempotency fingerprint ('' = no idempotency key)
+    ARGV[9]  idempotency TTL, seconds
+    ARGV[10] request id
+
+  Output (array):
+    { 'ok', score, version, regionalRank (-1 if none), globalHigherHere, changed (0|1), previousScore }
+    { 'replay', storedResponse }                  idempotency key seen before
+    { 'out_of_range', currentScore, attempted }   result outside [0, max]; nothing changed
+]]
+local op = ARGV[1]
+local value = tonumber(ARGV[2])
+local uid = ARGV[3]
+local now = ARGV[6]
+local maxScore = tonumber(ARGV[7])
+local fingerprint = ARGV[8]
+
+-- %.0f prints every integer up to 2^53 exactly (tostring would use %.14g).
+local function int(n) return string.format('%.0f', n) end
+local function neg(n) if n == 0 then return '0' end return int(0 - n) end
+
+if fingerprint ~= '' then
+  local stored = redis.call('GET', KEYS[4])
+  if stored then return { 'replay', stored } end
+end
+
+local cur = redis.call('HMGET', KEYS[1], 'score', 'version')
+local exists = cur[2] ~= false
+local score = exists and tonumber(cur[1]) or 0
+local version = exists and tonumber(cur[2]) or 0
+local hasRegion = #KEYS >= 7
+
+local function ranks(s)
+  local regional = -1
+  if hasRegion then regional = redis.call('ZCOUNT', KEYS[7], '-inf', '(' .. neg(s)) + 1 end
+  local higher = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. neg(s))
+  return regional, higher
+end
+
+local newScore
+if (op == 'create' or op == 'register') and exists then
+  -- Creating an existing entry is a no-op that answers the current card.
+  local regional, higher = ranks(score)
+  return { 'ok', int(score), version, regional, higher, 0, int(score) }
+elseif op == 'create' or op == 'register' or op == 'update' then
+  newScore = value
+elseif op == 'add' then
+  newScore = score + value
+else
+  return redis.error_reply('ERR unknown op ' .. tostring(op))
+end
+
+if newScore < 0 or newScore > maxScore then
+  return { 'out_of_range', int(score), int(newScore) }
+end
+
+version = version + 1
+local name = ARGV[4]
+local region = ARGV[5]
+redis.call('HSET', KEYS[1], 'user_id', uid, 'name', name, 'region', region,
+  'score', int(newScore), 'version', version, 'updated_at', now)
+redis.call('ZADD', KEYS[2], neg(newScore), uid)
+redis.call('HSET', KEYS[3], uid, name)
+if hasRegion then redis.call('ZADD', KEYS[7], neg(newScore), uid) end
+
+-- The event goes to the outbox in the same atomic step, so an acknowledged
+-- write can never lose its event: the relay enqueues it and then deletes it,
+-- and the sweeper re-enqueues whatever a crash left behind.
+local eventId = uid .. '#' .. version
+local event = '{"user_id":' .. cjson.encode(uid) .. ',"name":' .. cjson.encode(name) ..
+  ',"region":' .. cjson.encode(region) .. ',"op":' .. cjson.encode(op) ..
+  ',"delta":' .. int(newScore - score) .. ',"score":' .. int(newScore) ..
+  ',"version":' .. version .. ',"ts":' .. now .. ',"request_id":' .. cjson.encode(ARGV[10]) .. '}'
+redis.call('HSET', KEYS[5], eventId, event)
+redis.call('ZADD', KEYS[6], now, eventId)
+
+local regional, higher = ranks(newScore)
+if fingerprint ~= '' then
+  -- The caller replaces this core record with the full response (SET XX KEEPTTL).
+  local core = '{"fingerprint":' .. cjson.encode(fingerprint) .. ',"score":' .. int(newScore) ..
+    ',"version":' .. version .. ',"regional":' .. regional .. ',"higher":' .. higher .. '}'
+  redis.call('SET', KEYS[4], core, 'EX', tonumber(ARGV[9]))
+end
+return { 'ok', int(newScore), version, regional, higher, 1, int(score) }

@@ -1,0 +1,282 @@
+/**
+ * The only module that talks to the shards' Redis: one client per shard and
+ * typed methods over the Lua scripts in `./lua`. Scripts run by EVALSHA and
+ * fall back to EVAL when the server does not have them cached (after a
+ * restart or SCRIPT FLUSH), like node-redis' own script commands.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createClient } from 'redis';
+import { AppError, shardKeys, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
+
+/** One shard's client. Commands fail at once while disconnected instead of
+ * queueing forever, and time out: the API answers 503 and the client may retry. */
+function makeClient(url: string, timeoutMs: number) {
+  return createClient({
+    url,
+    disableOfflineQueue: true,
+    commandOptions: { timeout: timeoutMs },
+    socket: {
+      connectTimeout: timeoutMs,
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
+    },
+  });
+}
+
+type Client = ReturnType<typeof makeClient>;
+
+interface Script {
+  readonly name: string;
+  readonly source: string;
+  readonly sha: string;
+}
+
+function loadScript(name: string): Script {
+  const source = readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8');
+  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+const SCRIPTS = {
+  write: loadScript('write'),
+  top: loadScript('top'),
+  locate: loadScript('locate'),
+};
+
+/** Scores are stored negated so that ascending order is board order. */
+const toStored = (score: number): string => (score === 0 ? '0' : String(-score));
+const fromStored = (stored: string): number => {
+  const n = -Number(stored);
+  return n === 0 ? 0 : n;
+};
+
+export interface WriteInput {
+  op: 'register' | 'create' | 'update' | 'add';
+  value: number;
+  userId: string;
+  name: string;
+  /** Home region, or GLOBAL for GLOBAL-only players. */
+  region: string;
+  /** Regional board to update, undefined for GLOBAL-only players. */
+  regionalBoard: string | undefined;
+  nowMs: number;
+  maxScore: number;
+  idempotency?: { key: string; fingerprint: string; ttlS: number };
+  requestId: string;
+}
+
+export type WriteResult =
+  | { kind: 'ok'; score: number; version: number; regionalRank: number | null; globalHigherHere: number; changed: boolean; previousScore: number }
+  | { kind: 'replay'; stored: string }
+  | { kind: 'out_of_range'; current: number; attempted: number };
+
+export interface LocateResult {
+  found: boolean;
+  total: number;
+  score: number;
+  name: string;
+  region: string;
+  higher: number;
+  lower: number;
+  position: number;
+  firstAboveHigher: number;
+  above: NamedEntry[];
+  below: NamedEntry[];
+}
+
+export class ShardStore {
+  readonly keys: ShardKeys;
+
+  constructor(
+    readonly shard: ShardDef,
+    readonly client: Client,
+    keyPrefix: string,
+    private readonly log: Logger,
+  ) {
+    this.keys = shardKeys(shard.id, keyPrefix);
+  }
+
+  /** Applies one write atomically (see write.lua). */
+  async write(w: WriteInput): Promise<WriteResult> {
+    const k = this.keys;
+    const keys = [
+      k.user(w.userId),
+      k.board('GLOBAL'),
+      k.names,
+      k.idempotency(w.userId, w.idempotency?.key ?? ''),
+      k.outbox,
+      k.outboxIndex,
+    ];
+    if (w.regionalBoard !== undefined) keys.push(k.board(w.regionalBoard));
+    const args = [
+      w.op,
+      String(w.value),
+      w.userId,
+      w.name,
+      w.region,
+      String(w.nowMs),
+      String(w.maxScore),
+      w.idempotency?.fingerprint ?? '',
+      String(w.idempotency?.ttlS ?? 0),
+      w.requestId,
+    ];
+    const r = (await this.run(SCRIPTS.write, keys, args)) as (string | number)[];
+    if (r[0] === 'replay') return { kind: 'replay', stored: String(r[1]) };
+    if (r[0] === 'out_of_range') return { kind: 'out_of_range', current: Number(r[1]), attempted: Number(r[2]) };
+    const regional = Number(r[3]);
+    return {
+      kind: 'ok',
+      score: Number(r[1]),
+      version: Number(r[2]),
+      regionalRank: regional < 0 ? null : regional,
+      globalHigherHere: Number(r[4]),
+      changed: Number(r[5]) === 1,
+      previousScore: Number(r[6]),
+    };
+  }
+
+  /** Replaces an idempotency record with the full response, keeping its TTL. */
+  async storeIdempotentResponse(userId: string, key: string, value: string): Promise<void> {
+    await this.guard(() => this.client.set(this.keys.idempotency(userId, key), value, { XX: true, KEEPTTL: true }));
+  }
+
+  /** The first `limit` rows of a board on this shard, with names, and its size. */
+  async top(board: string, limit: number): Promise<{ total: number; rows: NamedEntry[] }> {
+    const r = (await this.run(SCRIPTS.top, [this.keys.board(board), this.keys.names], [String(limit)])) as (
+      | string
+      | number
+    )[];
+    const rows: NamedEntry[] = [];
+    for (let i = 1; i + 2 < r.length; i += 3) {
+      rows.push({ user_id: String(r[i]), score: fromStored(String(r[i + 1])), name: String(r[i + 2]) });
+    }
+    return { total: Number(r[0]), rows };
+  }
+
+  /**
+   * Where a player stands on a board of this shard: `score` undefined looks
+   * the player up here; a given score places a player living elsewhere.
+   */
+  async locate(board: string, userId: string, score: number | undefined, range: number): Promise<LocateResult> {
+    const r = (await this.run(
+      SCRIPTS.locate,
+      [this.keys.board(board), this.keys.names, this.keys.user(userId)],
+      [userId, score === undefined ? '' : toStored(score), String(range)],
+    )) as (string | number)[];
+    if (Number(r[0]) === 0) {
+      return { found: false, total: Number(r[1]), score: 0, name: '', region: '', higher: 0, lower: 0, position: 0, firstAboveHigher: 0, above: [], below: [] };
+    }
+    const nAbove = Number(r[9]);
+    const nBelow = Number(r[10]);
+    const rows: NamedEntry[] = [];
+    for (let i = 11; i < 11 + 3 * (nAbove + nBelow); i += 3) {
+      rows.push({ user_id: String(r[i]), score: fromStored(String(r[i + 1])), name: String(r[i + 2]) });
+    }
+    return {
+      found: true,
+      score: fromStored(String(r[1])),
+      name: String(r[2]),
+      region: String(r[3]),
+      total: Number(r[4]),
+      higher: Number(r[5]),
+      lower: Number(r[6]),
+      position: Number(r[7]),
+      firstAboveHigher: Number(r[8]),
+      above: rows.slice(0, nAbove),
+      below: rows.slice(nAbove),
+    };
+  }
+
+  /** A player's score from the user hash, 0 when there is none. */
+  async currentScore(userId: string): Promise<number> {
+    const v = await this.guard(() => this.client.hGet(this.keys.user(userId), 'score'));
+    return v === null || v === undefined ? 0 : Number(v);
+  }
+
+  /** Players on a board of this shard with a strictly higher score. */
+  async countHigher(board: string, score: number): Promise<number> {
+    return this.guard(() => this.client.zCount(this.keys.board(board), '-inf', `(${toStored(score)}`));
+  }
+
+  async ping(): Promise<void> {
+    await this.guard(() => this.client.ping());
+  }
+
+  private async run(script: Script, keys: string[], args: string[]): Promise<unknown> {
+    return this.guard(async () => {
+      const tail = [String(keys.length), ...keys, ...args];
+      try {
+        return await this.client.sendCommand(['EVALSHA', script.sha, ...tail]);
+      } catch (e) {
+        if (!(e as Error).message?.startsWith('NOSCRIPT')) throw e;
+        return await this.client.sendCommand(['EVAL', script.source, ...tail]);
+      }
+    });
+  }
+
+  /** Redis failures become 503 `unavailable`: a write never passes unchecked. */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      this.log.warn('redis command failed', { shard: this.shard.id, err: e as Error });
+      throw new AppError('unavailable', `shard ${this.shard.id} is unavailable`, { shard: this.shard.id });
+    }
+  }
+}
+
+/** One ShardStore per shard of the topology. */
+export class ShardStores {
+  private readonly byId = new Map<string, ShardStore>();
+
+  constructor(shards: readonly ShardDef[], keyPrefix: string, commandTimeoutMs: number, log: Logger) {
+    for (const shard of shards) {
+      const client = makeClient(shard.redis, commandTimeoutMs);
+      client.on('error', (err: Error) => log.debug('redis client error', { shard: shard.id, err: err.message }));
+      this.byId.set(shard.id, new ShardStore(shard, client, keyPrefix, log));
+    }
+  }
+
+  get(id: string): ShardStore {
+    const s = this.byId.get(id);
+    if (!s) throw new Error(`no store for shard ${id}`);
+    return s;
+  }
+
+  all(): ShardStore[] {
+    return [...this.byId.values()];
+  }
+
+  /**
+   * Connects every shard. A shard that does not answer within the timeout
+   * does not stop start-up: its client keeps reconnecting, its commands
+   * answer 503 meanwhile, and /health names it.
+   */
+  async connect(timeoutMs: number, log: Logger): Promise<void> {
+    await Promise.all(
+      this.all().map(async (s) => {
+        const connecting = s.client.connect().catch(() => undefined);
+        const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+        if ((await Promise.race([connecting, timer])) === 'timeout') {
+          log.warn('redis shard not reachable at start-up; continuing', { shard: s.shard.id, url: s.shard.redis });
+        }
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.all().map(async (s) => {
+        try {
+          await s.client.close();
+        } catch {
+          try {
+            s.client.destroy();
+          } catch {
+            /* never connected */
+          }
+        }
+      }),
+    );
+  }
+}

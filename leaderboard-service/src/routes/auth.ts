@@ -1,0 +1,46 @@
+/** POST /auth/register and /auth/login: input checks and mapping only. */
+import { Router } from 'express';
+import { invalidField, validate, type ShardRouter } from '@lb/common';
+import type { AccountService } from '../accounts/accounts.js';
+
+export function authRoutes(deps: { accounts: AccountService; router: ShardRouter; maxScoreDelta: number }): Router {
+  const r = Router();
+
+  r.post('/auth/register', async (req, res) => {
+    const b = validate.bodyObject(req.body);
+    const region = b.region === undefined ? undefined : regionField(deps.router, b.region);
+    if (region === undefined) throw invalidField('region', 'is required');
+    let initialScore: number | undefined;
+    if (b.initialScore !== undefined && b.initialScore !== null) {
+      initialScore = validate.integer(b.initialScore, 'initialScore');
+      if (initialScore < 0 || initialScore > deps.maxScoreDelta) {
+        throw invalidField('initialScore', `must be in 0..${deps.maxScoreDelta}`);
+      }
+    }
+    const answer = await deps.accounts.register({
+      userId: validate.userId(b.user_id),
+      name: validate.displayName(b.name),
+      region,
+      password: validate.password(b.password),
+      initialScore,
+      requestId: res.locals.requestId as string,
+    });
+    res.status(201).json(answer);
+  });
+
+  r.post('/auth/login', async (req, res) => {
+    const b = validate.bodyObject(req.body);
+    const userId = validate.userId(b.user_id);
+    if (typeof b.password !== 'string' || b.password.length === 0 || b.password.length > 1024) {
+      throw invalidField('password', 'must be a non-empty string');
+    }
+    res.json(await deps.accounts.login(userId, b.password));
+  });
+
+  return r;
+}
+
+function regionField(router: ShardRouter, value: unknown): string {
+  if (typeof value !== 'string') throw invalidField('region', 'must be a string');
+  return router.normalizeRegion(value);
+}

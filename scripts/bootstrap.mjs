@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * One entry point that works on a fresh checkout:
+ *
+ *   node scripts/bootstrap.mjs <test|start|migrate|stop|bench|...> [args...]
+ *
+ * 1. installs npm dependencies (`npm ci`) when node_modules is missing or
+ *    older than package-lock.json;
+ * 2. makes sure the system servers the command needs exist (installing them
+ *    with apt-get when root on Debian, else printing the command to run);
+ * 3. runs the command: `test` → mocha, anything else → scripts/<name>.ts,
+ *    forwarding signals and exiting with the command's status.
+ *
+ * Plain Node with no dependencies, because it runs before node_modules exists.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { constants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const [command, ...args] = process.argv.slice(2);
+
+const SERVERS = ['redis-server', 'postgres', 'initdb'];
+/** System binaries each command needs; commands not listed need none. */
+const BINARIES = {
+  test: SERVERS,
+  start: [...SERVERS, 'nginx'],
+  bench: [...SERVERS, 'nginx'],
+};
+
+function fail(message, code = 2) {
+  console.error(`bootstrap: ${message}`);
+  process.exit(code);
+}
+
+function availableScripts() {
+  try {
+    return readdirSync(join(root, 'scripts'))
+      .filter((f) => f.endsWith('.ts') && f !== 'ensure-binaries.ts')
+      .map((f) => f.slice(0, -3));
+  } catch {
+    return [];
+  }
+}
+
+function usage() {
+  const names = ['test', ...availableScripts()].join('|');
+  return `usage: node scripts/bootstrap.mjs <${names}> [args...]`;
+}
+
+/** Runs a command to completion with inherited stdio; exits on failure. */
+function runOrExit(cmd, cmdArgs, what) {
+  const res = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit' });
+  if (res.error) fail(`${what}: ${res.error.message}`, 1);
+  if (res.status !== 0) fail(`${what} failed (${res.signal ?? `exit code ${res.status}`})`, res.status || 1);
+}
+
+function mtime(path) {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * npm writes node_modules/.package-lock.json after every install, so it being
+ * missing or older than package-lock.json means the tree is absent or stale.
+ */
+function ensureDependencies() {
+  const lock = mtime(join(root, 'package-lock.json'));
+  const installed = mtime(join(root, 'node_modules', '.package-lock.json'));
+  if (installed !== undefined && (lock === undefined || installed >= lock)) return;
+  const npmArgs = lock === undefined ? ['install'] : ['ci'];
+  console.error(`bootstrap: ${installed === undefined ? 'node_modules missing' : 'node_modules older than package-lock.json'}: npm ${npmArgs[0]}`);
+  // Under `npm run`, npm_execpath is the npm that invoked us: reuse it rather
+  // than whatever `npm` PATH finds first.
+  const npmCli = process.env.npm_execpath;
+  if (npmCli && /npm-cli\.[cm]?js$/.test(npmCli)) runOrExit(process.execPath, [npmCli, ...npmArgs], `npm ${npmArgs[0]}`);
+  else runOrExit('npm', npmArgs, `npm ${npmArgs[0]}`);
+}
+
+function ensureSystemBinaries(names) {
+  if (!names || names.length === 0) return;
+  // The logic lives in common/src/infra/binaries.ts; tsx exists by now.
+  runOrExit(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'ensure-binaries.ts'), ...names], 'system binaries');
+}
+
+/** Spawns the command and mirrors its fate: forwards signals, exits with its status. */
+function runForwarding(cmd, cmdArgs, translate = {}) {
+  const child = spawn(cmd, cmdArgs, { cwd: root, stdio: 'inherit' });
+  const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  let received;
+  const handlers = forwarded.map((sig) => {
+    const handler = () => {
+      received ??= sig;
+      try {
+        child.kill(translate[sig] ?? sig);
+      } catch {
+        // The child already exited; its exit event finishes us.
+      }
+    };
+    process.on(sig, handler);
+    return [sig, handler];
+  });
+  child.once('error', (e) => fail(`cannot run ${cmd}: ${e.message}`, 1));
+  child.once('exit', (code, signal) => {
+    for (const [sig, handler] of handlers) process.removeListener(sig, handler);
+    if (signal) {
+      // Die of the same stop signal so our parent (npm, a shell, CI) sees
+      // what happened; for anything else use the shell's 128+n convention.
+      if (forwarded.includes(signal)) process.kill(process.pid, signal);
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
+    // An interrupted run is never a success, even if the child (mocha's
+    // launcher, for one) swallows the signal and exits 0.
+    if (received && code === 0) {
+      process.kill(process.pid, received);
+      process.exit(128 + (constants.signals[received] ?? 0));
+    }
+    process.exit(code ?? 1);
+  });
+}
+
+if (!command || command === '-h' || command === '--help') fail(usage(), command ? 0 : 2);
+if (!/^[a-z0-9][a-z0-9-]*$/.test(command) || command === 'ensure-binaries') fail(`unknown command "${command}"\n${usage()}`);
+
+// Check the command before installing anything on its behalf.
+const script = join(root, 'scripts', `${command}.ts`);
+if (command !== 'test' && !existsSync(script)) fail(`scripts/${command}.ts does not exist (yet)\n${usage()}`);
+
+ensureDependencies();
+ensureSystemBinaries(BINARIES[command]);
+
+if (command === 'test') {
+  // mocha's own launcher (it re-execs Node with --import=tsx from .mocharc)
+  // forwards SIGINT to its worker but dies on SIGTERM without forwarding it,
+  // which would orphan the test servers, so every stop request becomes SIGINT.
+  runForwarding(process.execPath, [join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'), ...args], {
+    SIGTERM: 'SIGINT',
+    SIGHUP: 'SIGINT',
+  });
+} else {
+  runForwarding(process.execPath, ['--import', 'tsx', script, ...args]);
+}
