@@ -9,3 +9,4 @@ export * from './shard-router.js';
 export * from './topology.js';
 export * as validate from './validate.js';
 export * from './logger.js';
+export * from './queue.js';

@@ -9,6 +9,7 @@ import type { Deps } from './deps.js';
 import { errorHandler, jsonOnly, notFound, requestId, requireToken } from './http/middleware.js';
 import { authRoutes } from './routes/auth.js';
 import { healthRoutes } from './routes/health.js';
+import { historyRoutes } from './routes/history.js';
 import { readRoutes } from './routes/reads.js';
 import { scoreRoutes } from './routes/scores.js';
 
@@ -31,6 +32,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   const json = [jsonOnly, express.json({ limit: config.bodyLimitBytes, strict: true })];
   app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, instanceId: config.instanceId }));
   app.use(readRoutes({ reader: deps.reader, router: deps.router }));
+  app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', ...json);
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
   app.use(

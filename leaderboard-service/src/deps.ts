@@ -6,9 +6,12 @@ import { createLogger, ShardRouter, type Logger } from '@lb/common';
 import { AccountService } from './accounts/accounts.js';
 import type { ServiceConfig } from './config.js';
 import { AccountsRepo } from './db/accounts-repo.js';
+import { HistoryRepo } from './db/history-repo.js';
 import { PgPools } from './db/pools.js';
 import { BoardReader } from './leaderboard/reads.js';
-import { ScoreWriter, type AfterWriteHook } from './leaderboard/writes.js';
+import { EventRelays } from './events/relay.js';
+import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
+import { WriteLimits } from './limits/write-limits.js';
 import { ShardStores } from './redis/shard-store.js';
 
 export interface Deps {
@@ -19,13 +22,16 @@ export interface Deps {
   reader: BoardReader;
   writer: ScoreWriter;
   accounts: AccountService;
+  relays: EventRelays;
+  accountsRepo: AccountsRepo;
+  history: HistoryRepo;
   close(): Promise<void>;
 }
 
 export interface DepsOptions {
   log?: Logger;
-  /** Test hook run after the Redis write, before the answer. */
-  afterWrite?: AfterWriteHook;
+  /** Test-only hook run after the Redis write, before the event is queued. */
+  afterRedisWrite?: AfterRedisWriteHook;
 }
 
 export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}): Promise<Deps> {
@@ -35,14 +41,32 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const pools = new PgPools(router.shards, config.pgPoolSize, log);
   await stores.connect(config.redisCommandTimeoutMs, log);
   const reader = new BoardReader(router, stores);
-  const writer = new ScoreWriter(
-    router,
-    stores,
-    reader,
-    { maxScore: config.maxScore, idempotencyTtlS: config.idempotencyTtlS },
-    opts.afterWrite,
+  const relays = new EventRelays(
+    stores.all(),
+    {
+      keyPrefix: config.keyPrefix,
+      jobs: { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs },
+      sweepIntervalMs: config.outboxSweepIntervalMs,
+      sweepAfterMs: config.outboxSweepAfterMs,
+      batchMax: 500,
+    },
+    log,
   );
-  const accounts = new AccountService(router, new AccountsRepo(pools), writer, config.token, {
+  await relays.ready(config.redisCommandTimeoutMs);
+  relays.start();
+  const limits = new WriteLimits(stores.all(), {
+    userCount: config.userRateLimitCount,
+    userWindowMs: config.userRateLimitWindowMs,
+    regionCount: config.regionRateLimitCount,
+    regionWindowMs: config.regionRateLimitWindowMs,
+  });
+  const afterRedisWrite = opts.afterRedisWrite ?? faultHook(config.testFault, log);
+  const writer = new ScoreWriter(
+    { router, stores, reader, limits, relays, afterRedisWrite },
+    { maxScore: config.maxScore, idempotencyTtlS: config.idempotencyTtlS, backlogLimit: config.queueRejectLength },
+  );
+  const accountsRepo = new AccountsRepo(pools);
+  const accounts = new AccountService(router, accountsRepo, writer, config.token, {
     memoryCost: config.argon2MemoryKib,
     timeCost: config.argon2TimeCost,
   });
@@ -54,9 +78,26 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     reader,
     writer,
     accounts,
+    relays,
+    accountsRepo,
+    history: new HistoryRepo(pools),
     async close() {
+      await relays.close();
       await stores.close();
       await pools.close();
     },
+  };
+}
+
+/**
+ * TEST_FAULT=crash-after-redis-write kills the process right after a write
+ * reached Redis and before its event reached the queue: the outbox test uses
+ * it to prove such a write still gets persisted.
+ */
+function faultHook(fault: string, log: Logger): AfterRedisWriteHook | undefined {
+  if (fault !== 'crash-after-redis-write') return undefined;
+  log.warn('TEST_FAULT is on: the process dies after its first Redis write');
+  return () => {
+    process.kill(process.pid, 'SIGKILL');
   };
 }

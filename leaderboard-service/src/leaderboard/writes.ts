@@ -6,6 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { AppError, GLOBAL, type Identity, type ShardRouter } from '@lb/common';
+import type { EventRelays } from '../events/relay.js';
+import type { WriteLimits } from '../limits/write-limits.js';
 import type { ShardStores, WriteInput } from '../redis/shard-store.js';
 import type { BoardReader } from './reads.js';
 
@@ -32,24 +34,48 @@ export interface WriteAnswer {
 export interface WriterSettings {
   maxScore: number;
   idempotencyTtlS: number;
+  /** QUEUE_REJECT_LENGTH: refuse writes while this many events wait to be persisted. */
+  backlogLimit: number;
 }
 
-/** Hook called between the Redis write and its acknowledgement (tests inject faults here). */
-export type AfterWriteHook = (req: WriteRequest, answer: WriteAnswer) => Promise<void>;
+/**
+ * Test-only fault hook, run after the Redis write committed and before its
+ * event is handed to the queue (a crash here is what the outbox sweeper is for).
+ */
+export type AfterRedisWriteHook = (req: WriteRequest) => void;
+
+export interface WriterDeps {
+  router: ShardRouter;
+  stores: ShardStores;
+  reader: BoardReader;
+  limits: WriteLimits;
+  relays: EventRelays;
+  afterRedisWrite?: AfterRedisWriteHook | undefined;
+}
 
 export class ScoreWriter {
-  constructor(
-    private readonly router: ShardRouter,
-    private readonly stores: ShardStores,
-    private readonly reader: BoardReader,
-    private readonly settings: WriterSettings,
-    private readonly afterWrite?: AfterWriteHook,
-  ) {}
+  private readonly router: ShardRouter;
+  private readonly stores: ShardStores;
+  private readonly reader: BoardReader;
 
+  constructor(
+    private readonly deps: WriterDeps,
+    private readonly settings: WriterSettings,
+  ) {
+    this.router = deps.router;
+    this.stores = deps.stores;
+    this.reader = deps.reader;
+  }
+
+  /**
+   * Applies one write: limits first (nothing changes when refused), then the
+   * atomic script on the home shard, then the event hand-off and the answer.
+   */
   async write(req: WriteRequest): Promise<WriteAnswer> {
     const { player } = req;
     const shard = this.router.homeShard(player.userId, player.region);
     const store = this.stores.get(shard.id);
+    await this.deps.limits.take(shard.id, player.userId, player.region);
     const fingerprint = req.idempotencyKey === undefined ? undefined : fingerprintOf(req);
     const input: WriteInput = {
       op: req.op,
@@ -61,6 +87,7 @@ export class ScoreWriter {
       nowMs: Date.now(),
       maxScore: this.settings.maxScore,
       requestId: req.requestId,
+      backlogLimit: this.settings.backlogLimit,
     };
     if (req.idempotencyKey !== undefined && fingerprint !== undefined) {
       input.idempotency = { key: req.idempotencyKey, fingerprint, ttlS: this.settings.idempotencyTtlS };
@@ -74,6 +101,16 @@ export class ScoreWriter {
       });
     }
     if (r.kind === 'replay') return this.replay(req, r.stored, fingerprint!, shard.id);
+    if (r.kind === 'queue_full') {
+      throw new AppError('queue_full', `shard ${shard.id} has ${r.backlog} events waiting to be persisted`, {
+        queue_length: r.backlog,
+        retry_after: 1,
+      });
+    }
+    if (r.event) {
+      this.deps.afterRedisWrite?.(req);
+      this.deps.relays.get(shard.id).push(r.event.id, r.event.json);
+    }
 
     const answer: WriteAnswer = {
       ok: true,
@@ -93,7 +130,6 @@ export class ScoreWriter {
         JSON.stringify({ fingerprint, response: answer }),
       );
     }
-    if (this.afterWrite) await this.afterWrite(req, answer);
     return answer;
   }
 

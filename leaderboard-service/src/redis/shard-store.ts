@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createClient } from 'redis';
-import { AppError, shardKeys, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
+import { AppError, backlogKeys, shardKeys, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
 
 /** One shard's client. Commands fail at once while disconnected instead of
  * queueing forever, and time out: the API answers 503 and the client may retry. */
@@ -62,12 +62,25 @@ export interface WriteInput {
   maxScore: number;
   idempotency?: { key: string; fingerprint: string; ttlS: number };
   requestId: string;
+  /** Refuse with queue_full when this many events wait to be persisted (0 = no limit). */
+  backlogLimit: number;
 }
 
 export type WriteResult =
-  | { kind: 'ok'; score: number; version: number; regionalRank: number | null; globalHigherHere: number; changed: boolean; previousScore: number }
+  | {
+      kind: 'ok';
+      score: number;
+      version: number;
+      regionalRank: number | null;
+      globalHigherHere: number;
+      changed: boolean;
+      previousScore: number;
+      /** The outbox entry written with the change (undefined when nothing changed). */
+      event: { id: string; json: string } | undefined;
+    }
   | { kind: 'replay'; stored: string }
-  | { kind: 'out_of_range'; current: number; attempted: number };
+  | { kind: 'out_of_range'; current: number; attempted: number }
+  | { kind: 'queue_full'; backlog: number };
 
 export interface LocateResult {
   found: boolean;
@@ -85,6 +98,7 @@ export interface LocateResult {
 
 export class ShardStore {
   readonly keys: ShardKeys;
+  private readonly backlog: string[];
 
   constructor(
     readonly shard: ShardDef,
@@ -93,6 +107,8 @@ export class ShardStore {
     private readonly log: Logger,
   ) {
     this.keys = shardKeys(shard.id, keyPrefix);
+    const b = backlogKeys(shard.id, keyPrefix);
+    this.backlog = [...b.lists, ...b.zsets];
   }
 
   /** Applies one write atomically (see write.lua). */
@@ -105,6 +121,7 @@ export class ShardStore {
       k.idempotency(w.userId, w.idempotency?.key ?? ''),
       k.outbox,
       k.outboxIndex,
+      ...this.backlog,
     ];
     if (w.regionalBoard !== undefined) keys.push(k.board(w.regionalBoard));
     const args = [
@@ -118,10 +135,12 @@ export class ShardStore {
       w.idempotency?.fingerprint ?? '',
       String(w.idempotency?.ttlS ?? 0),
       w.requestId,
+      String(w.backlogLimit),
     ];
     const r = (await this.run(SCRIPTS.write, keys, args)) as (string | number)[];
     if (r[0] === 'replay') return { kind: 'replay', stored: String(r[1]) };
     if (r[0] === 'out_of_range') return { kind: 'out_of_range', current: Number(r[1]), attempted: Number(r[2]) };
+    if (r[0] === 'queue_full') return { kind: 'queue_full', backlog: Number(r[1]) };
     const regional = Number(r[3]);
     return {
       kind: 'ok',
@@ -131,6 +150,7 @@ export class ShardStore {
       globalHigherHere: Number(r[4]),
       changed: Number(r[5]) === 1,
       previousScore: Number(r[6]),
+      event: r[7] ? { id: String(r[7]), json: String(r[8]) } : undefined,
     };
   }
 
@@ -184,6 +204,22 @@ export class ShardStore {
       above: rows.slice(0, nAbove),
       below: rows.slice(nAbove),
     };
+  }
+
+  /** Removes relayed events from the outbox (they are on the queue now). */
+  async ackOutbox(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.guard(() => this.client.multi().hDel(this.keys.outbox, ids).zRem(this.keys.outboxIndex, ids).exec());
+  }
+
+  /** Outbox entries written before `olderThanMs` (ms epoch): events a relay may have missed. */
+  async staleOutbox(olderThanMs: number, limit: number): Promise<{ id: string; json: string | null }[]> {
+    return this.guard(async () => {
+      const ids = await this.client.zRangeByScore(this.keys.outboxIndex, '-inf', olderThanMs, { LIMIT: { offset: 0, count: limit } });
+      if (ids.length === 0) return [];
+      const jsons = await this.client.hmGet(this.keys.outbox, ids);
+      return ids.map((id, i) => ({ id, json: (jsons[i] as string | null) ?? null }));
+    });
   }
 
   /** A player's score from the user hash, 0 when there is none. */

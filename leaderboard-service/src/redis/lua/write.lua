@@ -11,7 +11,11 @@
     KEYS[4]  idempotency key      (only used when ARGV[8] ~= '')
     KEYS[5]  outbox hash          (event id -> event JSON)
     KEYS[6]  outbox index zset    (event id scored by time written)
-    KEYS[7]  regional board       (absent for GLOBAL-only players)
+    KEYS[7]  queue 'wait' list    \
+    KEYS[8]  queue 'paused' list   | BullMQ keys of this shard's score queue:
+    KEYS[9]  queue 'delayed' zset  | with the outbox they make up the backlog
+    KEYS[10] queue 'prioritized'  /
+    KEYS[11] regional board       (absent for GLOBAL-only players)
 
     ARGV[1]  op: 'create' | 'update' | 'add' | 'register'
     ARGV[2]  value: initial score (create/register), new score (update), delta (add)
@@ -23,11 +27,14 @@
     ARGV[8]  idempotency fingerprint ('' = no idempotency key)
     ARGV[9]  idempotency TTL, seconds
     ARGV[10] request id
+    ARGV[11] backlog limit (QUEUE_REJECT_LENGTH; 0 = no limit)
 
   Output (array):
-    { 'ok', score, version, regionalRank (-1 if none), globalHigherHere, changed (0|1), previousScore }
+    { 'ok', score, version, regionalRank (-1 if none), globalHigherHere, changed (0|1), previousScore,
+      eventId, eventJson }                        ('' and '' when nothing changed)
     { 'replay', storedResponse }                  idempotency key seen before
     { 'out_of_range', currentScore, attempted }   result outside [0, max]; nothing changed
+    { 'queue_full', backlog }                     backlog at the limit; nothing changed
 ]]
 local op = ARGV[1]
 local value = tonumber(ARGV[2])
@@ -49,11 +56,11 @@ local cur = redis.call('HMGET', KEYS[1], 'score', 'version')
 local exists = cur[2] ~= false
 local score = exists and tonumber(cur[1]) or 0
 local version = exists and tonumber(cur[2]) or 0
-local hasRegion = #KEYS >= 7
+local hasRegion = #KEYS >= 11
 
 local function ranks(s)
   local regional = -1
-  if hasRegion then regional = redis.call('ZCOUNT', KEYS[7], '-inf', '(' .. neg(s)) + 1 end
+  if hasRegion then regional = redis.call('ZCOUNT', KEYS[11], '-inf', '(' .. neg(s)) + 1 end
   local higher = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. neg(s))
   return regional, higher
 end
@@ -62,7 +69,7 @@ local newScore
 if (op == 'create' or op == 'register') and exists then
   -- Creating an existing entry is a no-op that answers the current card.
   local regional, higher = ranks(score)
-  return { 'ok', int(score), version, regional, higher, 0, int(score) }
+  return { 'ok', int(score), version, regional, higher, 0, int(score), '', '' }
 elseif op == 'create' or op == 'register' or op == 'update' then
   newScore = value
 elseif op == 'add' then
@@ -75,6 +82,14 @@ if newScore < 0 or newScore > maxScore then
   return { 'out_of_range', int(score), int(newScore) }
 end
 
+-- Backpressure: the events not yet persisted, in the outbox or on the queue.
+local limit = tonumber(ARGV[11])
+if limit > 0 then
+  local backlog = redis.call('HLEN', KEYS[5]) + redis.call('LLEN', KEYS[7]) + redis.call('LLEN', KEYS[8])
+    + redis.call('ZCARD', KEYS[9]) + redis.call('ZCARD', KEYS[10])
+  if backlog >= limit then return { 'queue_full', backlog } end
+end
+
 version = version + 1
 local name = ARGV[4]
 local region = ARGV[5]
@@ -82,7 +97,7 @@ redis.call('HSET', KEYS[1], 'user_id', uid, 'name', name, 'region', region,
   'score', int(newScore), 'version', version, 'updated_at', now)
 redis.call('ZADD', KEYS[2], neg(newScore), uid)
 redis.call('HSET', KEYS[3], uid, name)
-if hasRegion then redis.call('ZADD', KEYS[7], neg(newScore), uid) end
+if hasRegion then redis.call('ZADD', KEYS[11], neg(newScore), uid) end
 
 -- The event goes to the outbox in the same atomic step, so an acknowledged
 -- write can never lose its event: the relay enqueues it and then deletes it,
@@ -102,4 +117,4 @@ if fingerprint ~= '' then
     ',"version":' .. version .. ',"regional":' .. regional .. ',"higher":' .. higher .. '}'
   redis.call('SET', KEYS[4], core, 'EX', tonumber(ARGV[9]))
 end
-return { 'ok', int(newScore), version, regional, higher, 1, int(score) }
+return { 'ok', int(newScore), version, regional, higher, 1, int(score), eventId, event }

@@ -1,0 +1,98 @@
+/**
+ * The score-event queues: one BullMQ queue per shard, living on that shard's
+ * Redis. Producers (leaderboard-service) and consumers (worker-service, the
+ * helper scripts) build their Queue/Worker from these definitions so that
+ * names, key prefix, job ids and retry policy agree.
+ *
+ * BullMQ runs on ioredis: we share connection settings, never clients.
+ */
+import type { ConnectionOptions, DefaultJobOptions } from 'bullmq';
+import type { ScoreEvent } from './events.js';
+import { DEFAULT_KEY_PREFIX } from './keys.js';
+
+/** Queue name inside the shard's BullMQ prefix (no ':' allowed by BullMQ). */
+export const SCORE_QUEUE = 'scores';
+/** Job name of a score event. */
+export const SCORE_JOB = 'score-event';
+
+/**
+ * BullMQ key prefix of a shard. It carries the shard's hash tag, so every
+ * queue key sits in the same Redis Cluster slot as the shard's own keys and
+ * the write script can read the backlog atomically.
+ */
+export function queuePrefix(shardId: string, keyPrefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${keyPrefix}:{${shardId}}:bull`;
+}
+
+/** BullMQ's key of one structure of the score queue (`wait`, `delayed`, ...). */
+export function queueKey(shardId: string, keyPrefix: string, type: string): string {
+  return `${queuePrefix(shardId, keyPrefix)}:${SCORE_QUEUE}:${type}`;
+}
+
+/** Keys whose sizes make up the backlog checked against QUEUE_REJECT_LENGTH. */
+export function backlogKeys(shardId: string, keyPrefix: string): { lists: string[]; zsets: string[] } {
+  return {
+    lists: [queueKey(shardId, keyPrefix, 'wait'), queueKey(shardId, keyPrefix, 'paused')],
+    zsets: [queueKey(shardId, keyPrefix, 'delayed'), queueKey(shardId, keyPrefix, 'prioritized')],
+  };
+}
+
+/** The job id of an event: one per (player, version), so re-sends are deduplicated. */
+export function jobIdOf(e: Pick<ScoreEvent, 'user_id' | 'version'>): string {
+  return `${e.user_id}#${e.version}`;
+}
+
+/** ioredis connection settings from a redis:// URL. */
+export function connectionFor(redisUrl: string, forWorker: boolean): ConnectionOptions {
+  const u = new URL(redisUrl);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    db: Number.isInteger(db) ? db : 0,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    // Workers block on Redis and must retry forever. Producers give up after
+    // one retry and a command timeout, so an enqueue never hangs on a dead
+    // shard (the event stays in the outbox for the sweeper). BullMQ needs the
+    // offline queue for its own start-up commands, so it stays on.
+    maxRetriesPerRequest: forWorker ? null : 1,
+    ...(forWorker ? {} : { commandTimeout: 3000 }),
+  };
+}
+
+export interface JobPolicy {
+  attempts: number;
+  backoffMs: number;
+}
+
+/**
+ * Retry with exponential backoff; completed jobs are removed (bounded Redis
+ * memory); failed jobs stay in the failed set, which is the dead-letter queue.
+ */
+export function scoreJobOptions(p: JobPolicy): DefaultJobOptions {
+  return {
+    attempts: p.attempts,
+    backoff: { type: 'exponential', delay: p.backoffMs },
+    removeOnComplete: true,
+    removeOnFail: false,
+  };
+}
+
+/** Checks a job payload; returns an error message for a malformed one. */
+export function checkScoreEvent(data: unknown): string | undefined {
+  if (!data || typeof data !== 'object') return 'event must be an object';
+  const e = data as Record<string, unknown>;
+  const str = (k: string, max: number) => typeof e[k] === 'string' && (e[k] as string).length > 0 && (e[k] as string).length <= max;
+  const int = (k: string) => typeof e[k] === 'number' && Number.isSafeInteger(e[k]);
+  if (!str('user_id', 64) || !/^[A-Za-z0-9_.-]+$/.test(e.user_id as string)) return 'user_id is malformed';
+  if (!str('name', 800)) return 'name is malformed';
+  if (!str('region', 32)) return 'region is malformed';
+  if (!['register', 'create', 'update', 'add'].includes(e.op as string)) return 'op is malformed';
+  for (const k of ['delta', 'score', 'version', 'ts']) if (!int(k)) return `${k} must be an integer`;
+  if ((e.score as number) < 0) return 'score must be >= 0';
+  if ((e.version as number) < 1) return 'version must be >= 1';
+  if (typeof e.request_id !== 'string') return 'request_id must be a string';
+  return undefined;
+}

@@ -1,0 +1,58 @@
+/**
+ * A player's score events from Postgres (the durable copy the workers
+ * write). This is the dashboard path: it never reads Redis.
+ */
+import type { PgPools } from './pools.js';
+
+export interface HistoryEvent {
+  version: number;
+  op: string;
+  delta: number;
+  score: number;
+  region: string;
+  ts: string;
+  request_id: string | null;
+}
+
+interface Row {
+  version: string;
+  op: string;
+  delta: string;
+  score: string;
+  region: string;
+  ts: Date;
+  request_id: string | null;
+}
+
+export class HistoryRepo {
+  constructor(private readonly pools: PgPools) {}
+
+  /**
+   * Events newest first, `limit` of them, with versions below `before` when
+   * given. A player's events live on one shard, which is not known from the
+   * id alone: one indexed lookup per database, in parallel.
+   */
+  async events(userId: string, limit: number, before: number | undefined): Promise<HistoryEvent[]> {
+    const results = await Promise.all(
+      this.pools.distinct().map(({ pool }) =>
+        pool.query<Row>(
+          `SELECT version, op, delta, score, region, ts, request_id FROM score_events
+           WHERE user_id = $1 AND ($2::bigint IS NULL OR version < $2::bigint)
+           ORDER BY version DESC LIMIT $3`,
+          [userId, before ?? null, limit],
+        ),
+      ),
+    );
+    const rows = results.flatMap((r) => r.rows);
+    rows.sort((a, b) => Number(b.version) - Number(a.version));
+    return rows.slice(0, limit).map((r) => ({
+      version: Number(r.version),
+      op: r.op,
+      delta: Number(r.delta),
+      score: Number(r.score),
+      region: r.region,
+      ts: r.ts.toISOString(),
+      request_id: r.request_id,
+    }));
+  }
+}

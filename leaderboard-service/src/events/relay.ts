@@ -1,0 +1,194 @@
+/**
+ * Moves score events from each shard's outbox (written by the write script
+ * in the same atomic step as the score) onto that shard's BullMQ queue.
+ *
+ * The live path pushes each new event right after its write, batched per
+ * event-loop turn into one `addBulk`, then deletes the outbox entries. If the
+ * process dies in between, or the queue call fails, the entries stay in the
+ * outbox and the sweeper of any replica re-enqueues them once they are older
+ * than `sweepAfterMs`. Job ids are `user#version`, and the worker's upserts
+ * are version-guarded, so a re-sent event is harmless.
+ */
+import { Queue } from 'bullmq';
+import {
+  connectionFor,
+  queuePrefix,
+  SCORE_JOB,
+  SCORE_QUEUE,
+  scoreJobOptions,
+  type JobPolicy,
+  type Logger,
+  type ScoreEvent,
+} from '@lb/common';
+import type { ShardStore } from '../redis/shard-store.js';
+
+export interface RelaySettings {
+  keyPrefix: string;
+  jobs: JobPolicy;
+  sweepIntervalMs: number;
+  sweepAfterMs: number;
+  /** Most events in one addBulk. */
+  batchMax: number;
+}
+
+interface Pending {
+  id: string;
+  json: string;
+}
+
+/** The relay of one shard. */
+export class ShardRelay {
+  readonly queue: Queue;
+  private pending: Pending[] = [];
+  private scheduled = false;
+  private inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: ShardStore,
+    private readonly settings: RelaySettings,
+    private readonly log: Logger,
+  ) {
+    this.queue = new Queue(SCORE_QUEUE, {
+      connection: connectionFor(store.shard.redis, false),
+      prefix: queuePrefix(store.shard.id, settings.keyPrefix),
+      defaultJobOptions: scoreJobOptions(settings.jobs),
+      skipWaitingForReady: true,
+    });
+    this.queue.on('error', (err) => log.debug('queue connection error', { shard: store.shard.id, err: err.message }));
+  }
+
+  /** Queues an event just written to the outbox; sent on the next event-loop turn. */
+  push(id: string, json: string): void {
+    this.pending.push({ id, json });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.track(this.flush());
+      });
+    }
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, this.settings.batchMax);
+      await this.send(batch);
+    }
+  }
+
+  /** Enqueues events and clears them from the outbox; on failure they stay for the sweeper. */
+  async send(batch: Pending[]): Promise<number> {
+    const jobs: { name: string; data: ScoreEvent; opts: { jobId: string } }[] = [];
+    const done: string[] = [];
+    for (const p of batch) {
+      try {
+        jobs.push({ name: SCORE_JOB, data: JSON.parse(p.json) as ScoreEvent, opts: { jobId: p.id } });
+      } catch {
+        this.log.error('unreadable outbox entry dropped', { shard: this.store.shard.id, id: p.id });
+      }
+      done.push(p.id);
+    }
+    try {
+      if (jobs.length > 0) await this.queue.addBulk(jobs);
+      await this.store.ackOutbox(done);
+      return jobs.length;
+    } catch (err) {
+      this.log.warn('relay failed; the sweeper will retry', { shard: this.store.shard.id, events: batch.length, err: err as Error });
+      return 0;
+    }
+  }
+
+  /** Re-enqueues outbox entries older than `sweepAfterMs`. Returns how many were sent. */
+  async sweep(now = Date.now()): Promise<number> {
+    const stale = await this.store.staleOutbox(now - this.settings.sweepAfterMs, this.settings.batchMax);
+    if (stale.length === 0) return 0;
+    const missing = stale.filter((s) => s.json === null).map((s) => s.id);
+    if (missing.length > 0) await this.store.ackOutbox(missing);
+    const live = stale.filter((s): s is Pending => s.json !== null);
+    const sent = await this.send(live);
+    if (sent > 0) this.log.info('sweeper re-enqueued outbox events', { shard: this.store.shard.id, events: sent });
+    return sent;
+  }
+
+  /** Sends what is pending and closes the queue connection. */
+  async close(): Promise<void> {
+    await this.flush();
+    await Promise.all(this.inFlight);
+    await this.queue.close();
+  }
+}
+
+/** One relay per shard plus the periodic sweeper. */
+export class EventRelays {
+  private readonly byShard = new Map<string, ShardRelay>();
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+
+  constructor(
+    stores: readonly ShardStore[],
+    private readonly settings: RelaySettings,
+    private readonly log: Logger,
+  ) {
+    for (const s of stores) this.byShard.set(s.shard.id, new ShardRelay(s, settings, log));
+  }
+
+  get(shardId: string): ShardRelay {
+    const r = this.byShard.get(shardId);
+    if (!r) throw new Error(`no relay for shard ${shardId}`);
+    return r;
+  }
+
+  all(): ShardRelay[] {
+    return [...this.byShard.values()];
+  }
+
+  /**
+   * Waits (bounded) for the queue connections: producers do not queue
+   * commands while disconnected, so a write path never hangs on a dead shard.
+   */
+  async ready(timeoutMs: number): Promise<void> {
+    await Promise.all(
+      this.all().map((r) =>
+        Promise.race([
+          r.queue.waitUntilReady().catch(() => undefined),
+          new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+        ]),
+      ),
+    );
+  }
+
+  /** Starts the sweeper (every replica runs one; duplicates are harmless). */
+  start(): void {
+    if (this.settings.sweepIntervalMs <= 0) return;
+    this.timer = setInterval(() => void this.sweepAll(), this.settings.sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  async sweepAll(): Promise<number> {
+    if (this.sweeping) return 0;
+    this.sweeping = true;
+    try {
+      const counts = await Promise.all(
+        this.all().map((r) =>
+          r.sweep().catch((err: unknown) => {
+            this.log.debug('sweep failed', { err: err as Error });
+            return 0;
+          }),
+        ),
+      );
+      return counts.reduce((a, b) => a + b, 0);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.all(this.all().map((r) => r.close()));
+  }
+}

@@ -1,0 +1,133 @@
+import { expect } from 'chai';
+import { queueKey } from '@lb/common';
+import { uniqueId } from '@lb/common/testing';
+import { Client, startService, type TestService } from './support/service.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Events of a shard not yet persisted: outbox entries plus waiting jobs. */
+async function pendingEvents(svc: TestService, shard: string): Promise<number> {
+  const store = svc.deps.stores.get(shard);
+  const outbox = await store.client.hLen(store.keys.outbox);
+  const waiting = await store.client.lLen(queueKey(shard, svc.config.keyPrefix, 'wait'));
+  return outbox + waiting;
+}
+
+async function versionOf(svc: TestService, shard: string, user: string): Promise<string | null> {
+  const store = svc.deps.stores.get(shard);
+  return (await store.client.hGet(store.keys.user(user), 'version')) ?? null;
+}
+
+describe('write limits and backpressure', function () {
+  this.timeout(30_000);
+
+  describe('per-player token bucket', () => {
+    let svc: TestService;
+    before(async () => {
+      svc = await startService({ USER_RATE_LIMIT_COUNT: '5', USER_RATE_LIMIT_WINDOW_MS: '1000' });
+    });
+    after(async () => svc?.stop());
+
+    it('when a player writes faster than the bucket allows, then 429 rate_limited with Retry-After, nothing changes, and writes recover after the window', async () => {
+      const api = new Client(svc.url);
+      const user = uniqueId('rl');
+      const token = await api.register(user, 'EU');
+      const results = [];
+      for (let i = 0; i < 5; i++) results.push(await api.post('/score/add', { delta: 1 }, { token }));
+      expect(results.map((r) => r.status)).to.deep.equal([200, 200, 200, 200, 200]);
+      const pendingBefore = await pendingEvents(svc, 'eu');
+      const refused = await api.post('/score/add', { delta: 1 }, { token });
+      expect(refused.status).to.equal(429);
+      expect(refused.body.error).to.equal('rate_limited');
+      expect(refused.body.retry_after).to.be.a('number').greaterThan(0);
+      expect(refused.headers.get('retry-after')).to.equal(String(refused.body.retry_after));
+      expect(await versionOf(svc, 'eu', user)).to.equal('5');
+      expect((await api.get(`/rank/${user}?region=EU`)).body.score).to.equal(5);
+      expect(await pendingEvents(svc, 'eu')).to.equal(pendingBefore);
+
+      // Another player is not affected by this player's bucket.
+      const other = await api.register(uniqueId('rl2'), 'EU');
+      expect((await api.post('/score/add', { delta: 1 }, { token: other })).status).to.equal(200);
+
+      await sleep(1100);
+      const again = await api.post('/score/add', { delta: 1 }, { token });
+      expect(again.status).to.equal(200);
+      expect(again.body.version).to.equal(6);
+    });
+  });
+
+  describe('per-region token bucket', () => {
+    let svc: TestService;
+    before(async () => {
+      svc = await startService({ REGION_RATE_LIMIT_COUNT: '4', REGION_RATE_LIMIT_WINDOW_MS: '1000' });
+    });
+    after(async () => svc?.stop());
+
+    it('when a region takes more writes than its bucket, then 429 region_rate_limited, other regions still write, and it recovers', async () => {
+      const api = new Client(svc.url);
+      // Register first: registration without an initial score is not a score write.
+      const players = await Promise.all(Array.from({ length: 5 }, async () => {
+        const id = uniqueId('reg');
+        return { id, token: await api.register(id, 'ASIA') };
+      }));
+      const asiaOther = { id: uniqueId('na'), token: await api.register(uniqueId('nax'), 'NA') };
+      const statuses = [];
+      for (const p of players) statuses.push((await api.post('/score/add', { delta: 1 }, { token: p.token })).status);
+      expect(statuses.slice(0, 4)).to.deep.equal([200, 200, 200, 200]);
+      expect(statuses[4]).to.equal(429);
+      const refused = await api.post('/score/add', { delta: 1 }, { token: players[4]!.token });
+      expect(refused.body.error).to.equal('region_rate_limited');
+      expect(refused.headers.get('retry-after')).to.be.a('string');
+      expect(await versionOf(svc, 'asia', players[4]!.id)).to.equal(null);
+      expect((await api.post('/score/add', { delta: 1 }, { token: asiaOther.token })).status).to.equal(200);
+      await sleep(1100);
+      expect((await api.post('/score/add', { delta: 1 }, { token: players[4]!.token })).status).to.equal(200);
+    });
+  });
+
+  describe('queue backpressure', () => {
+    let svc: TestService;
+    before(async () => {
+      // No worker runs here, so every accepted event stays in the backlog.
+      svc = await startService({ QUEUE_REJECT_LENGTH: '12' });
+    });
+    after(async () => svc?.stop());
+
+    it('when the home shard backlog reaches QUEUE_REJECT_LENGTH, then 429 queue_full with queue_length and nothing changes; other shards still write', async () => {
+      const api = new Client(svc.url);
+      const user = uniqueId('qf');
+      const token = await api.register(user, 'NA');
+      const statuses = [];
+      for (let i = 0; i < 12; i++) statuses.push((await api.post('/score/add', { delta: 1 }, { token })).status);
+      expect(statuses.every((s) => s === 200)).to.equal(true);
+      const full = await api.post('/score/add', { delta: 1 }, { token });
+      expect(full.status).to.equal(429);
+      expect(full.body.error).to.equal('queue_full');
+      expect(full.body.queue_length).to.equal(12);
+      expect(await versionOf(svc, 'na', user)).to.equal('12');
+      expect(await pendingEvents(svc, 'na')).to.equal(12);
+      const eu = await api.register(uniqueId('qf-eu'), 'EU');
+      expect((await api.post('/score/add', { delta: 1 }, { token: eu })).status).to.equal(200);
+    });
+
+    it('when a write is accepted, then its event is on the home shard queue with the absolute score and version', async () => {
+      const api = new Client(svc.url);
+      const user = uniqueId('ev');
+      const token = await api.register(user, 'EU', { initialScore: 3 });
+      await api.post('/score/add', { delta: 4 }, { token });
+      const store = svc.deps.stores.get('eu');
+      let jobs: any[] = [];
+      for (let i = 0; i < 50 && jobs.length < 2; i++) {
+        const q = svc.deps.relays.get('eu').queue;
+        jobs = (await q.getJobs(['wait'])).filter((j) => j.data.user_id === user);
+        if (jobs.length < 2) await sleep(20);
+      }
+      jobs.sort((a, b) => a.data.version - b.data.version);
+      expect(jobs.map((j) => j.id)).to.deep.equal([`${user}#1`, `${user}#2`]);
+      expect(jobs[0].data).to.deep.include({ user_id: user, name: `Name ${user}`, region: 'EU', op: 'register', delta: 3, score: 3, version: 1 });
+      expect(jobs[1].data).to.deep.include({ op: 'add', delta: 4, score: 7, version: 2 });
+      expect(jobs[1].data.request_id).to.be.a('string');
+      expect(await store.client.hLen(store.keys.outbox)).to.equal(0);
+    });
+  });
+});
