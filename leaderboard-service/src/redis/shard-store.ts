@@ -40,6 +40,7 @@ const SCRIPTS = {
   write: loadScript('write'),
   top: loadScript('top'),
   locate: loadScript('locate'),
+  restore: loadScript('restore'),
 };
 
 /** Scores are stored negated so that ascending order is board order. */
@@ -81,6 +82,16 @@ export type WriteResult =
   | { kind: 'replay'; stored: string }
   | { kind: 'out_of_range'; current: number; attempted: number }
   | { kind: 'queue_full'; backlog: number };
+
+export interface RestoredPlayer {
+  userId: string;
+  name: string;
+  region: string;
+  regionalBoard: string | undefined;
+  score: number;
+  version: number;
+  updatedAtMs: number;
+}
 
 export interface LocateResult {
   found: boolean;
@@ -152,6 +163,14 @@ export class ShardStore {
       previousScore: Number(r[6]),
       event: r[7] ? { id: String(r[7]), json: String(r[8]) } : undefined,
     };
+  }
+
+  /** Restores one player from Postgres unless Redis has the same or a newer version (see restore.lua). */
+  async restore(p: RestoredPlayer): Promise<boolean> {
+    const keys = [this.keys.user(p.userId), this.keys.board('GLOBAL'), this.keys.names];
+    if (p.regionalBoard !== undefined) keys.push(this.keys.board(p.regionalBoard));
+    const r = await this.run(SCRIPTS.restore, keys, [p.userId, p.name, p.region, String(p.score), String(p.version), String(p.updatedAtMs)]);
+    return Number(r) === 1;
   }
 
   /** Replaces an idempotency record with the full response, keeping its TTL. */

@@ -1,0 +1,76 @@
+/**
+ * npm run rebuild-redis -- --shard ID | --all [--json]
+ *
+ * Restores a shard's Redis sorted sets and user hashes from its Postgres
+ * after Redis data loss. Players Redis already holds at the same or a newer
+ * version are left alone, so it is safe to run beside live traffic.
+ */
+import 'dotenv/config';
+import { parseArgs } from 'node:util';
+import { ConfigError, createLogger, KEY_PREFIX, loadTopology, ShardRouter } from '@lb/common';
+import { ShardStores } from '../leaderboard-service/src/redis/shard-store.js';
+import { rebuildShard, type RebuildResult } from '../leaderboard-service/src/recovery/rebuild.js';
+
+const HELP = `Usage: npm run rebuild-redis -- (--shard ID | --all) [--json]
+
+Rebuilds the Redis data of a shard (boards, user hashes, names) from the
+shard's Postgres copy. Configuration comes from the environment (.env):
+TOPOLOGY or TOPOLOGY_FILE, KEY_PREFIX.
+
+  --shard ID   shard to rebuild (repeatable)
+  --all        every shard of the topology
+  --json       print the result as JSON
+  --help       this text`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: { shard: { type: 'string', multiple: true }, all: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } },
+    }).values;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  const router = new ShardRouter(loadTopology());
+  const ids = args.all ? router.shards.map((s) => s.id) : (args.shard ?? []);
+  if (ids.length === 0) {
+    process.stderr.write(`give --shard ID or --all\n\n${HELP}\n`);
+    return 2;
+  }
+  const unknown = ids.filter((id) => !router.shards.some((s) => s.id === id));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown shard ${unknown.join(', ')}; shards: ${router.shards.map((s) => s.id).join(', ')}\n`);
+    return 2;
+  }
+  const log = createLogger('rebuild-redis', 'warn');
+  const stores = new ShardStores(router.shards.filter((s) => ids.includes(s.id)), KEY_PREFIX.read(process.env), 10_000, log);
+  await stores.connect(5000, log);
+  const results: RebuildResult[] = [];
+  try {
+    for (const id of ids) {
+      const r = await rebuildShard(router, stores.get(id), (p) => {
+        if (!args.json) process.stderr.write(`\r${id}: scanned ${p.scanned}, restored ${p.restored}, skipped ${p.skipped}`);
+      });
+      if (!args.json) process.stderr.write('\n');
+      results.push(r);
+    }
+  } finally {
+    await stores.close();
+  }
+  if (args.json) process.stdout.write(`${JSON.stringify({ shards: results })}\n`);
+  else for (const r of results) process.stdout.write(`shard ${r.shard}: restored ${r.restored} players (${r.skipped} already current, ${r.scanned} rows read)\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`rebuild-redis: ${e instanceof ConfigError ? e.message : ((e as Error).stack ?? String(e))}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,227 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { expect } from 'chai';
+import { ensureDatabase, migrateTopology, startPostgres, type PostgresProcess } from '@lb/common/infra';
+import { getInfra, uniqueId } from '@lb/common/testing';
+import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
+import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
+import { eventually, spawnNode, type Child } from './support/processes.js';
+import { rng } from './support/reference-board.js';
+
+const WORKER = 'worker-service/src/index.ts';
+const SERVICE = 'leaderboard-service/src/index.ts';
+
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>) {
+  let i = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (i < items.length) await fn(items[i++]!);
+  }));
+}
+
+async function startWorker(env: Record<string, string>): Promise<Child> {
+  const infra = await getInfra();
+  return spawnNode(WORKER, infra.env({ LOG_LEVEL: 'warn', BATCH_SIZE: '200', BATCH_MAX_WAIT_MS: '20', ...env }));
+}
+
+/** Every answer a client can get for these players, for before/after comparisons. */
+async function snapshot(api: Client, players: { user_id: string; region: string }[]) {
+  const out: unknown[] = [];
+  for (const board of ['GLOBAL', 'NA', 'EU', 'ASIA']) out.push((await api.get(`/top?region=${board}&limit=1000`)).body);
+  for (const p of players) {
+    out.push((await api.get(`/rank/${p.user_id}`)).body);
+    out.push((await api.get(`/around/${p.user_id}?range=3`)).body);
+    if (p.region !== 'GLOBAL') out.push((await api.get(`/around/${p.user_id}?region=${p.region}&range=2`)).body);
+  }
+  return out;
+}
+
+describe('write-behind pipeline', function () {
+  this.timeout(240_000);
+
+  describe('convergence, history and rebuild', () => {
+    let svc: TestService;
+    let api: Client;
+    const workers: Child[] = [];
+    const players: { user_id: string; region: string; token: string }[] = [];
+
+    before(async () => {
+      svc = await startService();
+      api = new Client(svc.url);
+      for (let i = 0; i < 2; i++) workers.push(await startWorker({ KEY_PREFIX: svc.config.keyPrefix }));
+      const random = rng(7);
+      const regions = ['NA', 'EU', 'ASIA', 'GLOBAL'];
+      const ids = Array.from({ length: 300 }, (_, i) => `${svc.config.keyPrefix}-p${i}`);
+      await pool(ids, 16, async (id) => {
+        const region = regions[Math.floor(random() * regions.length)]!;
+        players.push({ user_id: id, region, token: await api.register(id, region, { initialScore: Math.floor(random() * 50) }) });
+      });
+      const writes = Array.from({ length: 3000 }, () => {
+        const p = players[Math.floor(random() * players.length)]!;
+        return random() < 0.5 ? { p, path: '/score/update', body: { score: Math.floor(random() * 1000) } } : { p, path: '/score/add', body: { delta: 1 + Math.floor(random() * 9) } };
+      });
+      await pool(writes, 32, async (w) => {
+        const r = await api.post(w.path, w.body, { token: w.p.token });
+        expect(r.status, JSON.stringify(r.body)).to.equal(200);
+      });
+    });
+    after(async () => {
+      await Promise.all(workers.map((w) => w.stop()));
+      await svc?.stop();
+    });
+
+    it('when thousands of random writes drain through two workers per queue, then every Postgres row equals Redis and each version is logged exactly once', async () => {
+      await eventually('queues drained', () => drained(svc), 120_000);
+      expect(await failedJobs(svc)).to.equal(0);
+      const mismatches = await compareRedisWithPostgres(svc, players);
+      expect(mismatches, JSON.stringify(mismatches.slice(0, 3))).to.deep.equal([]);
+    });
+
+    it('when /history is read, then it pages through the events from Postgres, newest first', async () => {
+      const p = players.find((x) => x.region === 'EU')!;
+      const store = svc.deps.stores.get('eu');
+      const version = Number(await store.client.hGet(store.keys.user(p.user_id), 'version'));
+      const seen: number[] = [];
+      let before: number | null | undefined;
+      do {
+        const q = before ? `&before=${before}` : '';
+        const r = await api.get(`/history/${p.user_id}?limit=2${q}`);
+        expect(r.status).to.equal(200);
+        seen.push(...r.body.events.map((e: { version: number }) => e.version));
+        before = r.body.next_before;
+      } while (before);
+      expect(seen).to.deep.equal(Array.from({ length: version }, (_, i) => version - i));
+      const first = (await api.get(`/history/${p.user_id}?limit=500`)).body.events.at(-1);
+      expect(first).to.include({ version: 1, op: 'register', region: 'EU' });
+      expect((await api.get(`/history/${uniqueId('nobody')}`)).status).to.equal(404);
+      expect((await api.get(`/history/${p.user_id}?limit=0`)).status).to.equal(400);
+    });
+
+    it('when a shard loses its Redis data, then rebuild-redis restores every top, rank and around answer', async () => {
+      await eventually('queues drained', () => drained(svc), 60_000);
+      const sample = players.filter((_, i) => i % 5 === 0);
+      const before = await snapshot(api, sample);
+      const store = svc.deps.stores.get('eu');
+      // Lose every key of the shard under this test's prefix (boards, hashes, names).
+      const doomed: string[] = [];
+      for await (const keys of store.client.scanIterator({ MATCH: `${svc.config.keyPrefix}:{eu}:*`, COUNT: 1000 })) doomed.push(...keys);
+      expect(doomed.length).to.be.greaterThan(10);
+      await store.client.del(doomed);
+      expect(await snapshot(api, sample)).to.not.deep.equal(before);
+
+      const infra = await getInfra();
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/rebuild-redis.ts', '--shard', 'eu', '--json'], {
+        cwd: infra.repoRoot,
+        env: infra.env({ KEY_PREFIX: svc.config.keyPrefix }),
+        encoding: 'utf8',
+      });
+      expect(run.status, run.stderr).to.equal(0);
+      const result = JSON.parse(run.stdout);
+      expect(result.shards[0].shard).to.equal('eu');
+      expect(result.shards[0].restored).to.be.greaterThan(0);
+      expect(await snapshot(api, sample)).to.deep.equal(before);
+
+      // Later writes continue from the restored versions and still persist in order.
+      const p = players.find((x) => x.region === 'EU')!;
+      const w = await api.post('/score/add', { delta: 1 }, { token: p.token });
+      expect(w.status).to.equal(200);
+      await eventually('queues drained', () => drained(svc), 60_000);
+      expect(await compareRedisWithPostgres(svc, [p])).to.deep.equal([]);
+    });
+  });
+
+  describe('the service dies between the Redis write and the enqueue', () => {
+    it('when the process is killed right after its Redis write, then the outbox sweeper still gets the write to Postgres', async () => {
+      const infra = await getInfra();
+      const prefix = `c${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-10)}`;
+      const { freePort } = await import('@lb/common/infra');
+      const port = await freePort();
+      const child = spawnNode(
+        SERVICE,
+        infra.env({
+          PORT: String(port), JWT_SECRET: TEST_SECRET, KEY_PREFIX: prefix, TEST_FAULT: 'crash-after-redis-write',
+          ARGON2_MEMORY_KIB: '256', ARGON2_TIME_COST: '1', ACCESS_LOG: 'false', LOG_LEVEL: 'warn', OUTBOX_SWEEP_INTERVAL_MS: '0',
+        }),
+      );
+      let svc: TestService | undefined;
+      let worker: Child | undefined;
+      try {
+        await eventually('service up', () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false), 30_000);
+        const api = new Client(`http://127.0.0.1:${port}`);
+        const user = uniqueId('crash');
+        const token = await api.register(user, 'ASIA');
+        const write = await api.post('/score/update', { score: 77 }, { token }).then(() => 'answered', () => 'connection lost');
+        expect(write).to.equal('connection lost');
+        expect(await child.exited).to.equal('SIGKILL');
+
+        // The write is in Redis and its event in the outbox, not on the queue.
+        svc = await startService({ KEY_PREFIX: prefix, OUTBOX_SWEEP_AFTER_MS: '200', OUTBOX_SWEEP_INTERVAL_MS: '100' });
+        const store = svc.deps.stores.get('asia');
+        expect(await store.client.hGet(store.keys.user(user), 'score')).to.equal('77');
+        worker = await startWorker({ KEY_PREFIX: prefix });
+        await eventually('event persisted', async () => (await compareRedisWithPostgres(svc!, [{ user_id: user, region: 'ASIA' }])).length === 0, 60_000);
+        expect(await store.client.hLen(store.keys.outbox)).to.equal(0);
+      } finally {
+        await child.stop('SIGKILL');
+        await worker?.stop();
+        await svc?.stop();
+      }
+    });
+  });
+
+  describe('Postgres down during writes', () => {
+    let pgp: PostgresProcess;
+    let dataDir: string;
+
+    after(async () => {
+      await pgp?.stop().catch(() => undefined);
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it('when Postgres stops, then writes are accepted up to QUEUE_REJECT_LENGTH, then 429 queue_full; when it returns the backlog drains and states converge', async () => {
+      const infra = await getInfra();
+      dataDir = await mkdtemp(join(tmpdir(), 'lb-pgdown-'));
+      pgp = await startPostgres({ dataDir: join(dataDir, 'pg'), fast: true });
+      const topology = {
+        ...infra.topology,
+        shards: infra.topology.shards.map((s) => ({ ...s, postgres: pgp.urlFor(`down_${s.id}`) })),
+      };
+      for (const s of topology.shards) await ensureDatabase(s.postgres);
+      await migrateTopology(topology, join(infra.repoRoot, 'sql'));
+      const env = { TOPOLOGY: JSON.stringify(topology) };
+      const svc = await startService({ ...env, QUEUE_REJECT_LENGTH: '40' });
+      const worker = await startWorker({ ...env, KEY_PREFIX: svc.config.keyPrefix, JOB_ATTEMPTS: '40', JOB_BACKOFF_MS: '100' });
+      try {
+        const api = new Client(svc.url);
+        const players = await Promise.all(Array.from({ length: 5 }, async (_, i) => {
+          const id = `${svc.config.keyPrefix}-d${i}`;
+          return { user_id: id, region: 'NA', token: await api.register(id, 'NA') };
+        }));
+        await pgp.stop();
+
+        const statuses: number[] = [];
+        let refused: any;
+        for (let i = 0; i < 200 && !refused; i++) {
+          const r = await api.post('/score/add', { delta: 1 }, { token: players[i % players.length]!.token });
+          statuses.push(r.status);
+          if (r.status !== 200) refused = r;
+        }
+        expect(statuses.slice(0, 40).every((s) => s === 200), JSON.stringify(statuses)).to.equal(true);
+        expect(refused, 'a write was refused').to.not.equal(undefined);
+        expect(refused.status).to.equal(429);
+        expect(refused.body.error).to.equal('queue_full');
+        expect(refused.body.queue_length).to.be.at.least(40);
+
+        pgp = await startPostgres({ dataDir: join(dataDir, 'pg'), port: pgp.port, fast: true });
+        await eventually('backlog drained', () => drained(svc), 120_000, 200);
+        expect(await compareRedisWithPostgres(svc, players)).to.deep.equal([]);
+        const after = await api.post('/score/add', { delta: 1 }, { token: players[0]!.token });
+        expect(after.status).to.equal(200);
+      } finally {
+        await worker.stop();
+        await svc.stop();
+      }
+    });
+  });
+});
