@@ -1,0 +1,467 @@
+/**
+ * The components of a stack. Each knows how to start (and start again on the
+ * same port), how to tell it is healthy, how to stop gracefully and how to be
+ * killed for fault tests. The stack (stack.ts) decides the order and what a
+ * failure means.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  freePort,
+  pingRedis,
+  startPostgres,
+  startRedis,
+  type PostgresProcess,
+  type RedisProcess,
+} from '@lb/common/infra';
+import { describeExit, spawnProcess, type ExitInfo, type Proc } from './children.js';
+import { probe, waitHealthy, type WaitOutcome } from './health.js';
+import { ComponentLog, type Color, type LogTarget } from './logs.js';
+import { nginxArgs, renderNginxConf } from './nginx.js';
+import { REPO_ROOT } from './paths.js';
+import { processStartTime } from './proc.js';
+
+export type ComponentKind = 'redis' | 'postgres' | 'service' | 'worker' | 'gateway' | 'nginx';
+
+/**
+ * - `pending`: not started yet; `starting`: launched, not yet healthy
+ * - `healthy`: passed its health check; `unhealthy`: running but never passed it
+ * - `exited`: died (or was killed) after starting; `missing`: its entry point does not exist
+ * - `stopping` / `stopped`: during and after a deliberate stop
+ */
+export type ComponentStatus = 'pending' | 'starting' | 'healthy' | 'unhealthy' | 'exited' | 'missing' | 'stopping' | 'stopped';
+
+/** A snapshot of one component, as the stack reports it. */
+export interface ComponentInfo {
+  /** `redis-na`, `postgres`, `leaderboard-service-1`, `worker-service-1`, `api-gateway-1`, `nginx`. */
+  readonly name: string;
+  readonly kind: ComponentKind;
+  /** Listening port (the worker's is its /health port); undefined before the first start. */
+  readonly port: number | undefined;
+  /** Current process id; undefined when not running. */
+  readonly pid: number | undefined;
+  /** `redis://…`, `postgres://…` (server, no database), or `http://127.0.0.1:<port>`. */
+  readonly url: string | undefined;
+  /** Its log file under `<dataDir>/logs/`. */
+  readonly logFile: string;
+  readonly status: ComponentStatus;
+  /** How it last exited, once it has. */
+  readonly exit: ExitInfo | undefined;
+  /** Why it is unhealthy, missing or exited (probe answer, error), when known. */
+  readonly detail: string | undefined;
+}
+
+/**
+ * The stack starts redis, postgres, services, workers, gateways, nginx, and
+ * stops in this order: nginx and the gateways first (no new traffic), then
+ * the services (no new events), then the worker (it drains what the services
+ * queued), then the stores.
+ */
+export const STOP_ORDER: readonly ComponentKind[] = ['nginx', 'gateway', 'service', 'worker', 'postgres', 'redis'];
+
+export const KIND_COLORS: Readonly<Record<ComponentKind, Color>> = {
+  redis: 'cyan',
+  postgres: 'blue',
+  service: 'green',
+  worker: 'yellow',
+  gateway: 'magenta',
+  nginx: 'bold',
+};
+
+/** What every component needs from the stack. */
+export interface ComponentContext {
+  readonly logsDir: string;
+  readonly logTarget: LogTarget;
+  readonly healthTimeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** Graceful stop timeouts before SIGKILL. */
+const NODE_STOP_TIMEOUT_MS = 35_000; // the worker allows itself 30 s to commit its last batch
+const NGINX_STOP_TIMEOUT_MS = 10_000;
+
+export abstract class Component {
+  status: ComponentStatus = 'pending';
+  exit: ExitInfo | undefined;
+  detail: string | undefined;
+  port: number | undefined;
+  /** Set while we stop or kill it on purpose, so its exit is not reported as a crash. */
+  deliberate = false;
+
+  constructor(
+    readonly name: string,
+    readonly kind: ComponentKind,
+    readonly logFile: string,
+    protected readonly ctx: ComponentContext,
+  ) {}
+
+  abstract pid(): number | undefined;
+  /** Process start time for stack.json. */
+  abstract startTime(): number | undefined;
+  abstract running(): boolean;
+  abstract url(): string | undefined;
+  /** Starts the process; resolves once it runs (not necessarily healthy). Throws if it cannot start. */
+  protected abstract launch(): Promise<void>;
+  /** Waits until healthy (or dead, or out of time). */
+  protected abstract ready(): Promise<WaitOutcome>;
+  /** Graceful stop, escalating to SIGKILL. */
+  protected abstract halt(): Promise<ExitInfo | undefined>;
+  /** Sends `sig` and waits for the exit (SIGKILL after a grace period for other signals). */
+  protected abstract signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined>;
+
+  /** Starts and waits for health; sets the status. Infra start errors propagate. */
+  async start(): Promise<WaitOutcome> {
+    this.deliberate = false;
+    this.exit = undefined;
+    this.detail = undefined;
+    this.status = 'starting';
+    await this.launch();
+    const outcome = await this.ready();
+    if (outcome.ok) {
+      this.status = 'healthy';
+    } else if (outcome.reason === 'exited' || !this.running()) {
+      this.status = 'exited';
+      this.detail = this.exit ? `exited with ${describeExit(this.exit)}` : outcome.last;
+    } else {
+      this.status = 'unhealthy';
+      this.detail = `${outcome.reason === 'timeout' ? `not healthy after ${this.ctx.healthTimeoutMs} ms` : outcome.reason}: ${outcome.last}`;
+    }
+    return outcome;
+  }
+
+  async stop(): Promise<void> {
+    // A crashed, missing or never-started component keeps saying so.
+    if (!this.running()) return;
+    this.deliberate = true;
+    this.status = 'stopping';
+    this.exit = await this.halt();
+    this.status = 'stopped';
+  }
+
+  /** Fault injection: signal it (default SIGKILL) and wait until it is gone. Not reported as a crash. */
+  async kill(sig: NodeJS.Signals = 'SIGKILL'): Promise<ExitInfo | undefined> {
+    if (!this.running()) return this.exit;
+    this.deliberate = true;
+    this.exit = await this.signalAndWait(sig);
+    this.status = 'exited';
+    this.detail = `killed with ${sig}`;
+    return this.exit;
+  }
+
+  info(): ComponentInfo {
+    return Object.freeze({
+      name: this.name,
+      kind: this.kind,
+      port: this.port,
+      pid: this.running() ? this.pid() : undefined,
+      url: this.url(),
+      logFile: this.logFile,
+      status: this.status,
+      exit: this.exit,
+      detail: this.detail,
+    });
+  }
+}
+
+// ---------------------------------------------------------------- Redis ----
+
+export class RedisComponent extends Component {
+  private proc: RedisProcess | undefined;
+
+  constructor(
+    readonly shardId: string,
+    private readonly dir: string,
+    port: number,
+    ctx: ComponentContext,
+  ) {
+    super(`redis-${shardId}`, 'redis', join(ctx.logsDir, `redis-${shardId}.log`), ctx);
+    this.port = port;
+  }
+
+  pid(): number | undefined {
+    return this.proc?.pid;
+  }
+  startTime(): number | undefined {
+    return this.proc && processStartTime(this.proc.pid);
+  }
+  running(): boolean {
+    return this.proc?.running() ?? false;
+  }
+  url(): string | undefined {
+    return (this.port ? `redis://127.0.0.1:${this.port}` : undefined);
+  }
+
+  protected async launch(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    // Port 0 only on the very first start: a restart must come back where
+    // the topology (and every client) expects it.
+    this.proc = await startRedis({ port: this.port || 0, dir: this.dir, appendOnly: true, logFile: this.logFile, name: this.name });
+    this.port = this.proc.port;
+  }
+
+  protected async ready(): Promise<WaitOutcome> {
+    return (await pingRedis(this.port!, 2000)) ? { ok: true } : { ok: false, reason: 'timeout', last: 'no PONG' };
+  }
+
+  protected async halt(): Promise<ExitInfo | undefined> {
+    await this.proc?.stop();
+    return undefined;
+  }
+
+  protected async signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined> {
+    if (sig === 'SIGKILL') await this.proc?.kill();
+    else {
+      process.kill(this.proc!.pid, sig);
+      await waitUntil(() => !this.running(), 15_000);
+      if (this.running()) await this.proc?.kill();
+    }
+    return { code: null, signal: sig };
+  }
+}
+
+// ------------------------------------------------------------- Postgres ----
+
+export class PostgresComponent extends Component {
+  private proc: PostgresProcess | undefined;
+
+  constructor(
+    private readonly dataDir: string,
+    port: number,
+    private readonly fast: boolean,
+    ctx: ComponentContext,
+  ) {
+    super('postgres', 'postgres', join(ctx.logsDir, 'postgres.log'), ctx);
+    this.port = port;
+  }
+
+  pid(): number | undefined {
+    return this.proc?.pid;
+  }
+  startTime(): number | undefined {
+    return this.proc && processStartTime(this.proc.pid);
+  }
+  running(): boolean {
+    return this.proc?.running() ?? false;
+  }
+  url(): string | undefined {
+    return (this.port ? `postgres://leaderboard@127.0.0.1:${this.port}` : undefined);
+  }
+
+  /** The running server (after start). */
+  server(): PostgresProcess {
+    if (!this.proc) throw new Error('postgres is not started');
+    return this.proc;
+  }
+
+  protected async launch(): Promise<void> {
+    this.proc = await startPostgres({ port: this.port || 0, dataDir: this.dataDir, fast: this.fast, logFile: this.logFile });
+    this.port = this.proc.port;
+  }
+
+  protected async ready(): Promise<WaitOutcome> {
+    return { ok: true }; // startPostgres resolves only once it accepts connections
+  }
+
+  protected async halt(): Promise<ExitInfo | undefined> {
+    await this.proc?.stop();
+    return undefined;
+  }
+
+  protected async signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined> {
+    if (sig === 'SIGKILL') await this.proc?.kill();
+    else {
+      process.kill(this.proc!.pid, sig);
+      await waitUntil(() => !this.running(), 30_000);
+      if (this.running()) await this.proc?.kill();
+    }
+    return { code: null, signal: sig };
+  }
+}
+
+// ------------------------------------------------ Processes we spawn -------
+
+/** A component whose process we spawn ourselves and whose output we log. */
+abstract class SpawnedComponent extends Component {
+  protected proc: Proc | undefined;
+  private log: ComponentLog | undefined;
+  /** Called when the process exits without us asking it to. */
+  onCrash: ((c: Component, exit: ExitInfo) => void) | undefined;
+
+  pid(): number | undefined {
+    return this.proc?.pid;
+  }
+  startTime(): number | undefined {
+    return this.proc?.startTime;
+  }
+  running(): boolean {
+    return this.proc?.running() ?? false;
+  }
+
+  protected logger(): ComponentLog {
+    this.log ??= new ComponentLog(this.name, this.logFile, KIND_COLORS[this.kind], this.ctx.logTarget);
+    return this.log;
+  }
+
+  protected async spawn(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+    const log = this.logger();
+    log.note(`starting ${this.name}: ${[cmd, ...args].map(shortPath).join(' ')}`);
+    const proc = await spawnProcess(cmd, args, { cwd: REPO_ROOT, env, log });
+    this.proc = proc;
+    log.note(`pid ${proc.pid}`);
+    void proc.exited.then((exit) => {
+      if (this.proc !== proc) return; // a newer process replaced this one
+      log.note(`exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`);
+      this.exit = exit;
+      if (this.deliberate) return;
+      // Dying during start-up is reported by the start itself.
+      const wasStarting = this.status === 'starting';
+      this.status = 'exited';
+      if (!wasStarting) this.onCrash?.(this, exit);
+    });
+  }
+
+  protected async signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined> {
+    return this.proc?.stop(sig, sig === 'SIGKILL' ? 10_000 : NODE_STOP_TIMEOUT_MS);
+  }
+
+  /** Health wait that, when the process died, also waits for its exit status (and last log lines). */
+  protected async waitReady(path: string): Promise<WaitOutcome> {
+    const outcome = await waitHealthy(`${this.url()}${path}`, {
+      timeoutMs: this.ctx.healthTimeoutMs,
+      alive: () => this.running(),
+      signal: this.ctx.signal,
+    });
+    if (!outcome.ok && outcome.reason === 'exited') await this.proc?.exited;
+    return outcome;
+  }
+
+  /** Flushes and closes the log file (after the final stop). */
+  async closeLog(): Promise<void> {
+    await this.log?.close();
+    this.log = undefined;
+  }
+}
+
+/** A Node service of this repository, run as `node --import tsx <workspace>/src/index.ts`. */
+export class NodeComponent extends SpawnedComponent {
+  /** Workspace-relative entry point. */
+  readonly entry: string;
+
+  constructor(
+    name: string,
+    kind: 'service' | 'worker' | 'gateway',
+    port: number,
+    /** The environment for a given port (the port is only known at launch). */
+    private readonly envFor: (port: number) => NodeJS.ProcessEnv,
+    ctx: ComponentContext,
+  ) {
+    super(name, kind, join(ctx.logsDir, `${name}.log`), ctx);
+    this.port = port;
+    const workspace = { service: 'leaderboard-service', worker: 'worker-service', gateway: 'api-gateway' }[kind];
+    this.entry = join(workspace, 'src', 'index.ts');
+  }
+
+  url(): string | undefined {
+    return (this.port ? `http://127.0.0.1:${this.port}` : undefined);
+  }
+
+  override async start(): Promise<WaitOutcome> {
+    if (!existsSync(join(REPO_ROOT, this.entry))) {
+      this.status = 'missing';
+      this.detail = `${this.entry} does not exist (yet)`;
+      return { ok: false, reason: 'exited', last: this.detail };
+    }
+    return super.start();
+  }
+
+  protected async launch(): Promise<void> {
+    // Chosen once: a restarted replica must come back on the port the
+    // gateways (or nginx) were configured with.
+    this.port ||= await freePort();
+    await this.spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, this.entry)], this.envFor(this.port));
+  }
+
+  protected ready(): Promise<WaitOutcome> {
+    return this.waitReady('/health');
+  }
+
+  protected async halt(): Promise<ExitInfo | undefined> {
+    return this.proc?.stop('SIGTERM', NODE_STOP_TIMEOUT_MS);
+  }
+}
+
+/** What nginx needs to know to render its configuration. */
+export interface NginxSettings {
+  readonly binary: string;
+  /** `<dataDir>/nginx`: prefix, rendered conf, pid file, temp dirs. */
+  readonly dir: string;
+  readonly accessLog: string | 'off';
+  /** `127.0.0.1:<port>` of every gateway, read at launch (their ports may be ephemeral). */
+  readonly gateways: () => string[];
+}
+
+export class NginxComponent extends SpawnedComponent {
+  constructor(
+    port: number,
+    private readonly settings: NginxSettings,
+    ctx: ComponentContext,
+  ) {
+    super('nginx', 'nginx', join(ctx.logsDir, 'nginx.log'), ctx);
+    this.port = port;
+  }
+
+  url(): string | undefined {
+    return (this.port ? `http://127.0.0.1:${this.port}` : undefined);
+  }
+
+  /** The rendered configuration file. */
+  confFile(): string {
+    return join(this.settings.dir, 'nginx.conf');
+  }
+
+  protected async launch(): Promise<void> {
+    this.port ||= await freePort();
+    const { dir } = this.settings;
+    // nginx creates the *_temp subdirectories but not their parent.
+    mkdirSync(join(dir, 'temp'), { recursive: true });
+    const gateways = this.settings.gateways();
+    if (gateways.length === 0) throw new Error('no api-gateway instance was started, so there is nothing to proxy to');
+    const conf = renderNginxConf({
+      listenPort: this.port,
+      gateways,
+      mode: 'local',
+      pidFile: join(dir, 'nginx.pid'),
+      // stderr is piped into logs/nginx.log (and the terminal) like every other component.
+      errorLog: 'stderr',
+      accessLog: this.settings.accessLog,
+      tempDir: join(dir, 'temp'),
+    });
+    writeFileSync(this.confFile(), conf);
+    await this.spawn(this.settings.binary, nginxArgs(this.settings.binary, this.confFile(), dir, 'stderr'), process.env);
+  }
+
+  protected ready(): Promise<WaitOutcome> {
+    return this.waitReady('/nginx-health');
+  }
+
+  protected async halt(): Promise<ExitInfo | undefined> {
+    // SIGQUIT = graceful: finish the requests in flight, then exit.
+    return this.proc?.stop('SIGQUIT', NGINX_STOP_TIMEOUT_MS);
+  }
+
+  /** GET `path` through nginx (to a gateway), for the end-to-end check. */
+  probeThrough(path: string): ReturnType<typeof probe> {
+    return probe(`${this.url()}${path}`, 3000);
+  }
+}
+
+async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond() && Date.now() < deadline) await sleep(50);
+}
+
+/** Paths inside the repository relative to it, for shorter log lines. */
+function shortPath(p: string): string {
+  return p.startsWith(REPO_ROOT + sep) ? relative(REPO_ROOT, p) : p;
+}

@@ -1,0 +1,146 @@
+/**
+ * Renders nginx/nginx.conf.template for the local stack (scripts/start.ts)
+ * and for docker-compose, and knows the command line that runs it.
+ *
+ * The committed files nginx/nginx.conf and nginx/nginx.docker.conf are the
+ * template rendered with {@link COMMITTED_NGINX_CONFS}; `npm run nginx:render`
+ * rewrites them and test/stack-config.test.ts checks they are in sync.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NGINX_TEMPLATE, REPO_ROOT } from './paths.js';
+
+/** Inputs of {@link renderNginxConf}. */
+export interface NginxConfOptions {
+  /** Port nginx listens on (127.0.0.1 only in local mode, every interface in docker mode). */
+  readonly listenPort: number;
+  /** The api-gateway instances, `host:port` each. */
+  readonly gateways: readonly string[];
+  /**
+   * `local`: runs in the foreground under our supervisor (`daemon off`).
+   * `docker`: for the official image, whose command already passes
+   * `-g 'daemon off;'` (repeating it in the file would be a fatal duplicate).
+   */
+  readonly mode: 'local' | 'docker';
+  /** Paths below are absolute, or relative to nginx's prefix (`nginx -p`). */
+  readonly pidFile: string;
+  /** A file, or `stderr`. */
+  readonly errorLog: string;
+  /** A file, `/dev/stdout`, or `off`. */
+  readonly accessLog: string;
+  /** Directory for the *_temp paths (nginx creates the subdirectories). */
+  readonly tempDir: string;
+}
+
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+// Anything that could end a directive or open a block has no place in a path.
+const SAFE_PATH = /^[^\s;{}'"$#]+$/;
+
+const MODE_NOTES = {
+  local:
+    '# Mode local: listens on 127.0.0.1 only and stays in the foreground under\n' +
+    '# scripts/start.ts, which renders its own copy (absolute paths under .data/)\n' +
+    '# into .data/nginx/nginx.conf. Relative paths are relative to `nginx -p`.',
+  docker:
+    '# Mode docker: for the official nginx image (docker-compose.yml mounts this\n' +
+    "# file as /etc/nginx/nginx.conf; its command supplies -g 'daemon off;').\n" +
+    '# Listens on every interface of the container; gateways by service name.',
+} as const;
+
+/** Renders the nginx configuration; throws on malformed input rather than writing a broken file. */
+export function renderNginxConf(opts: NginxConfOptions): string {
+  if (!Number.isInteger(opts.listenPort) || opts.listenPort < 1 || opts.listenPort > 65535) {
+    throw new Error(`nginx listenPort must be 1..65535, got ${opts.listenPort}`);
+  }
+  if (opts.gateways.length === 0) throw new Error('nginx needs at least one gateway');
+  for (const g of opts.gateways) {
+    if (!HOST_PORT.test(g)) throw new Error(`nginx gateway "${g}" is not host:port`);
+  }
+  for (const [key, value] of Object.entries({
+    pidFile: opts.pidFile,
+    errorLog: opts.errorLog,
+    accessLog: opts.accessLog,
+    tempDir: opts.tempDir,
+  })) {
+    if (!SAFE_PATH.test(value)) throw new Error(`nginx ${key} "${value}" must be a plain path`);
+  }
+  const values: Record<string, string> = {
+    MODE_NOTE: MODE_NOTES[opts.mode],
+    DAEMON: opts.mode === 'local' ? 'daemon off;\n' : '',
+    PID_FILE: opts.pidFile,
+    ERROR_LOG: opts.errorLog,
+    ACCESS_LOG: opts.accessLog === 'off' ? 'off' : `${opts.accessLog} upstream buffer=32k flush=1s`,
+    TEMP_DIR: opts.tempDir.replace(/\/+$/, ''),
+    LISTEN: opts.mode === 'local' ? `127.0.0.1:${opts.listenPort}` : String(opts.listenPort),
+    // max_fails/fail_timeout: a gateway that failed is skipped for 5 s, then tried again.
+    UPSTREAM_SERVERS: opts.gateways.map((g) => `        server ${g} max_fails=1 fail_timeout=5s;`).join('\n'),
+  };
+  const template = readFileSync(NGINX_TEMPLATE, 'utf8');
+  const out = template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`nginx template: unknown placeholder {{${name}}}`);
+    return v;
+  });
+  return out;
+}
+
+/** The rendered files kept in the repository, and what they are rendered from. */
+export const COMMITTED_NGINX_CONFS: ReadonlyArray<{ readonly file: string; readonly options: NginxConfOptions }> = [
+  {
+    file: join(REPO_ROOT, 'nginx', 'nginx.conf'),
+    options: {
+      listenPort: 8080,
+      gateways: ['127.0.0.1:4000', '127.0.0.1:4001', '127.0.0.1:4002'],
+      mode: 'local',
+      // Relative to the prefix: `nginx -p .data/nginx/ -c "$PWD/nginx/nginx.conf"`.
+      pidFile: 'nginx.pid',
+      errorLog: 'stderr',
+      accessLog: 'access.log',
+      tempDir: 'temp',
+    },
+  },
+  {
+    file: join(REPO_ROOT, 'nginx', 'nginx.docker.conf'),
+    options: {
+      listenPort: 8080,
+      gateways: ['api-gateway-1:4000', 'api-gateway-2:4000', 'api-gateway-3:4000'],
+      mode: 'docker',
+      pidFile: '/var/run/nginx.pid',
+      // The official image links these two to the container's stderr/stdout.
+      errorLog: '/var/log/nginx/error.log',
+      accessLog: '/var/log/nginx/access.log',
+      tempDir: '/var/cache/nginx',
+    },
+  },
+];
+
+/** `nginx -v` as [major, minor, patch], or undefined if it cannot be read. */
+export function nginxVersion(binary: string): [number, number, number] | undefined {
+  try {
+    // nginx prints its version on stderr; execFileSync returns stdout only.
+    const out = execFileSync(binary, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return parseVersion(out);
+  } catch (e) {
+    return parseVersion(String((e as { stderr?: string }).stderr ?? ''));
+  }
+}
+
+function parseVersion(text: string): [number, number, number] | undefined {
+  const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(text);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
+}
+
+/**
+ * Arguments that run `confFile` with `prefix` as the base of relative paths.
+ * `-e` (nginx >= 1.19.5) moves the log nginx writes before reading its
+ * configuration away from the compiled-in /var/log/nginx/error.log, which
+ * only root may write; older versions just warn about it.
+ */
+export function nginxArgs(binary: string, confFile: string, prefix: string, errorLog: string, test = false): string[] {
+  const args = ['-p', prefix.endsWith('/') ? prefix : `${prefix}/`, '-c', confFile];
+  const v = nginxVersion(binary);
+  if (v && (v[0] > 1 || (v[0] === 1 && (v[1] > 19 || (v[1] === 19 && v[2] >= 5))))) args.push('-e', errorLog);
+  if (test) args.push('-t');
+  return args;
+}

@@ -1,0 +1,304 @@
+/**
+ * What a stack is made of and where it listens: the options of
+ * {@link startStack}, their defaults, and the `npm start` command line and
+ * environment that produce them.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_PORTS, DEFAULT_TOPOLOGY, type LogLevel, type Topology } from '@lb/common';
+import { DEFAULT_DATA_DIR } from './paths.js';
+
+/**
+ * Ports of the stack. A number > 0 is used as is; 0 picks a free port. For
+ * the `*Base` keys instance i (0-based) gets `base + i`, or its own free
+ * port when the base is 0.
+ */
+export interface StackPorts {
+  /** One per shard of {@link DEFAULT_TOPOLOGY}, in its order (na, eu, asia). Default 6391, 6392, 6393. */
+  readonly redis?: readonly number[];
+  /** Default 5442. */
+  readonly postgres?: number;
+  /** leaderboard-service replicas. Default 5001. */
+  readonly serviceBase?: number;
+  /** api-gateway instances. Default 4000. */
+  readonly gatewayBase?: number;
+  /** worker-service /health endpoints. Default 5101. */
+  readonly workerHealthBase?: number;
+  /** Default 8080. */
+  readonly nginx?: number;
+}
+
+/** Ports of `npm start`. */
+export const DEFAULT_STACK_PORTS: Required<StackPorts> = Object.freeze({
+  redis: DEFAULT_PORTS.redis,
+  postgres: DEFAULT_PORTS.postgres,
+  serviceBase: 5001,
+  gatewayBase: 4000,
+  workerHealthBase: 5101,
+  nginx: 8080,
+});
+
+/** Every port picked from the free ones: for tests and benchmarks next to a running `npm start`. */
+export const EPHEMERAL_PORTS: Required<StackPorts> = Object.freeze({
+  redis: DEFAULT_PORTS.redis.map(() => 0),
+  postgres: 0,
+  serviceBase: 0,
+  gatewayBase: 0,
+  workerHealthBase: 0,
+  nginx: 0,
+});
+
+/** The Node services of the stack. */
+export type NodeKind = 'service' | 'worker' | 'gateway';
+
+/** Options of {@link startStack}; everything is optional. */
+export interface StartStackOptions {
+  /** Data, logs and state (stack.json, jwt-secret). Default `<repo>/.data`. Created if missing. */
+  readonly dataDir?: string;
+  /** leaderboard-service replicas (default 3). */
+  readonly replicas?: number;
+  /** api-gateway instances (default 3). */
+  readonly gateways?: number;
+  /** worker-service processes (default 1); the shards are dealt out round-robin, see {@link workerShardAssignment}. */
+  readonly workers?: number;
+  /** `'ephemeral'` = {@link EPHEMERAL_PORTS}; missing keys take {@link DEFAULT_STACK_PORTS}. */
+  readonly ports?: StackPorts | 'ephemeral';
+  /** Default: `<dataDir>/jwt-secret`, generated on first start. */
+  readonly jwtSecret?: string;
+  /** LOG_LEVEL of the Node services (default: $LOG_LEVEL or info). */
+  readonly logLevel?: LogLevel;
+  /** Extra environment for every Node service (applied before the per-instance PORT, ids…). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Extra environment per kind of Node service, applied after {@link env}. */
+  readonly envFor?: Readonly<Partial<Record<NodeKind, Readonly<Record<string, string>>>>>;
+  /** Copy every component's log lines to stdout with a `name |` prefix (default false). */
+  readonly echo?: boolean;
+  /** Progress and failure messages of the stack itself (default: stderr). */
+  readonly log?: (line: string) => void;
+  /**
+   * true (default): any component that does not come up healthy fails the
+   * start (everything started is stopped, the error has its log tail).
+   * false (`npm start`): report it loudly and keep the rest running.
+   */
+  readonly strict?: boolean;
+  /** Postgres without fsync: for throwaway test data only (default false). */
+  readonly postgresFast?: boolean;
+  /** nginx access log in `<dataDir>/logs/nginx-access.log` (default true; benchmarks may turn it off). */
+  readonly nginxAccessLog?: boolean;
+  /** How long each component may take to become healthy (default 60 s). */
+  readonly healthTimeoutMs?: number;
+  /** Aborting stops a start in progress (what was started is stopped, the promise rejects). */
+  readonly signal?: AbortSignal;
+}
+
+/** {@link StartStackOptions} with every default applied. */
+export interface ResolvedStackOptions {
+  readonly dataDir: string;
+  readonly replicas: number;
+  readonly gateways: number;
+  readonly workers: number;
+  readonly ports: Required<StackPorts>;
+  readonly strict: boolean;
+  readonly echo: boolean;
+  readonly healthTimeoutMs: number;
+}
+
+const MAX_INSTANCES = 32;
+
+function count(name: string, value: number | undefined, def: number, min: number): number {
+  const n = value ?? def;
+  if (!Number.isInteger(n) || n < min || n > MAX_INSTANCES) throw new Error(`${name} must be an integer in ${min}..${MAX_INSTANCES}, got ${n}`);
+  return n;
+}
+
+function port(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`${name} must be a port 0..65535, got ${value}`);
+  return value;
+}
+
+/** Applies defaults and checks ranges; throws naming the bad option. */
+export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptions {
+  const given = opts.ports === 'ephemeral' ? EPHEMERAL_PORTS : { ...DEFAULT_STACK_PORTS, ...opts.ports };
+  const shardCount = DEFAULT_TOPOLOGY.shards.length;
+  if (given.redis.length !== shardCount) throw new Error(`ports.redis must list ${shardCount} ports (one per shard), got ${given.redis.length}`);
+  const ports: Required<StackPorts> = Object.freeze({
+    redis: given.redis.map((p, i) => port(`ports.redis[${i}]`, p)),
+    postgres: port('ports.postgres', given.postgres),
+    serviceBase: port('ports.serviceBase', given.serviceBase),
+    gatewayBase: port('ports.gatewayBase', given.gatewayBase),
+    workerHealthBase: port('ports.workerHealthBase', given.workerHealthBase),
+    nginx: port('ports.nginx', given.nginx),
+  });
+  const resolved: ResolvedStackOptions = Object.freeze({
+    dataDir: resolve(opts.dataDir ?? DEFAULT_DATA_DIR),
+    replicas: count('replicas', opts.replicas, 3, 1),
+    gateways: count('gateways', opts.gateways, 3, 1),
+    workers: count('workers', opts.workers, 1, 0),
+    ports,
+    strict: opts.strict ?? true,
+    echo: opts.echo ?? false,
+    healthTimeoutMs: opts.healthTimeoutMs ?? 60_000,
+  });
+  assertDistinctPorts(resolved);
+  return resolved;
+}
+
+/** The fixed (non-zero) ports the stack will listen on, by component name. */
+export function fixedPorts(o: ResolvedStackOptions): Array<{ name: string; port: number }> {
+  const out: Array<{ name: string; port: number }> = [];
+  const add = (name: string, p: number): void => {
+    if (p > 0) out.push({ name, port: p });
+  };
+  DEFAULT_TOPOLOGY.shards.forEach((s, i) => add(`redis-${s.id}`, o.ports.redis[i]!));
+  add('postgres', o.ports.postgres);
+  for (let i = 0; i < o.replicas; i++) add(serviceName(i), o.ports.serviceBase && o.ports.serviceBase + i);
+  for (let i = 0; i < o.workers; i++) add(workerName(i), o.ports.workerHealthBase && o.ports.workerHealthBase + i);
+  for (let i = 0; i < o.gateways; i++) add(gatewayName(i), o.ports.gatewayBase && o.ports.gatewayBase + i);
+  add('nginx', o.ports.nginx);
+  return out;
+}
+
+function assertDistinctPorts(o: ResolvedStackOptions): void {
+  const seen = new Map<number, string>();
+  for (const { name, port: p } of fixedPorts(o)) {
+    if (p > 65535) throw new Error(`${name} would listen on port ${p}, above 65535: lower its base port`);
+    const other = seen.get(p);
+    if (other) throw new Error(`${other} and ${name} would both listen on port ${p}: change a base port`);
+    seen.set(p, name);
+  }
+}
+
+export const serviceName = (i: number): string => `leaderboard-service-${i + 1}`;
+export const workerName = (i: number): string => `worker-service-${i + 1}`;
+export const gatewayName = (i: number): string => `api-gateway-${i + 1}`;
+
+/**
+ * Which shards each worker consumes: shards dealt out round-robin, so every
+ * shard has a consumer and, with more workers than shards, some have two
+ * (BullMQ consumers compete safely; the upserts are idempotent).
+ * One worker consumes everything ("all").
+ */
+export function workerShardAssignment(workers: number, shardIds: readonly string[]): string[][] {
+  const out: string[][] = Array.from({ length: workers }, () => []);
+  if (workers === 0) return out;
+  const slots = Math.max(workers, shardIds.length);
+  for (let k = 0; k < slots; k++) {
+    const list = out[k % workers]!;
+    const shard = shardIds[k % shardIds.length]!;
+    if (!list.includes(shard)) list.push(shard);
+  }
+  return out;
+}
+
+/**
+ * The local topology: the shards and regions of {@link DEFAULT_TOPOLOGY}
+ * with Redis and Postgres on the given ports (same database names).
+ */
+export function localTopology(redisPorts: readonly number[], postgresPort: number): Topology {
+  return Object.freeze({
+    shards: Object.freeze(
+      DEFAULT_TOPOLOGY.shards.map((s, i) => {
+        const redis = new URL(s.redis);
+        redis.port = String(redisPorts[i]);
+        const pg = new URL(s.postgres);
+        pg.port = String(postgresPort);
+        return Object.freeze({ id: s.id, redis: redis.toString().replace(/\/$/, ''), postgres: pg.toString() });
+      }),
+    ),
+    regions: DEFAULT_TOPOLOGY.regions,
+  });
+}
+
+/** What the `npm start` command line asked for. */
+export interface CliOptions {
+  readonly stack: StartStackOptions;
+  readonly quiet: boolean;
+  readonly help: boolean;
+}
+
+export const USAGE = `usage: npm start -- [options]
+
+Starts Redis x3, Postgres, leaderboard-service replicas, worker-service,
+api-gateway instances and nginx on this machine; Ctrl-C or \`npm stop\` stops them.
+
+  --replicas N            leaderboard-service replicas      (env REPLICAS, default 3)
+  --gateways N            api-gateway instances             (env GATEWAYS, default 3)
+  --workers N             worker-service processes          (env WORKERS, default 1)
+  --nginx-port P          nginx port                        (env NGINX_PORT, default 8080)
+  --service-base-port P   first leaderboard-service port    (env SERVICE_BASE_PORT, default 5001)
+  --gateway-base-port P   first api-gateway port            (env GATEWAY_BASE_PORT, default 4000)
+  --worker-health-base-port P  first worker /health port    (env WORKER_HEALTH_BASE_PORT, default 5101)
+  --redis-ports P,P,P     Redis ports of na, eu, asia       (env REDIS_PORTS, default 6391,6392,6393)
+  --postgres-port P       Postgres port                     (env POSTGRES_PORT, default 5442)
+  --data-dir DIR          data, logs and state              (env STACK_DATA_DIR, default .data)
+  --log-level L           LOG_LEVEL of the services         (env LOG_LEVEL, default info)
+  --quiet                 logs to .data/logs/*.log only, not to the terminal
+  A port of 0 picks a free one. JWT_SECRET from the environment wins over .data/jwt-secret.`;
+
+function int(name: string, raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (!/^\d+$/.test(raw.trim())) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return Number(raw);
+}
+
+/** Parses `npm start` flags; each flag wins over its environment variable. */
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      replicas: { type: 'string' },
+      gateways: { type: 'string' },
+      workers: { type: 'string' },
+      'nginx-port': { type: 'string' },
+      'service-base-port': { type: 'string' },
+      'gateway-base-port': { type: 'string' },
+      'worker-health-base-port': { type: 'string' },
+      'redis-ports': { type: 'string' },
+      'postgres-port': { type: 'string' },
+      'data-dir': { type: 'string' },
+      'log-level': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const pick = (flag: keyof typeof values, envName: string): string | undefined =>
+    (values[flag] as string | undefined) ?? env[envName];
+  const redisRaw = pick('redis-ports', 'REDIS_PORTS');
+  const redis = redisRaw?.trim() ? redisRaw.split(',').map((p, i) => int(`redis port ${i + 1}`, p) ?? 0) : undefined;
+  const ports: StackPorts = {
+    ...(redis && { redis }),
+    ...defined('postgres', int('--postgres-port / POSTGRES_PORT', pick('postgres-port', 'POSTGRES_PORT'))),
+    ...defined('serviceBase', int('--service-base-port / SERVICE_BASE_PORT', pick('service-base-port', 'SERVICE_BASE_PORT'))),
+    ...defined('gatewayBase', int('--gateway-base-port / GATEWAY_BASE_PORT', pick('gateway-base-port', 'GATEWAY_BASE_PORT'))),
+    ...defined(
+      'workerHealthBase',
+      int('--worker-health-base-port / WORKER_HEALTH_BASE_PORT', pick('worker-health-base-port', 'WORKER_HEALTH_BASE_PORT')),
+    ),
+    ...defined('nginx', int('--nginx-port / NGINX_PORT', pick('nginx-port', 'NGINX_PORT'))),
+  };
+  const dataDir = pick('data-dir', 'STACK_DATA_DIR');
+  const logLevel = pick('log-level', 'LOG_LEVEL');
+  if (logLevel !== undefined && !['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
+    throw new Error(`--log-level / LOG_LEVEL must be debug, info, warn, error or silent, got "${logLevel}"`);
+  }
+  const stack: StartStackOptions = {
+    ...defined('replicas', int('--replicas / REPLICAS', pick('replicas', 'REPLICAS'))),
+    ...defined('gateways', int('--gateways / GATEWAYS', pick('gateways', 'GATEWAYS'))),
+    ...defined('workers', int('--workers / WORKERS', pick('workers', 'WORKERS'))),
+    ports,
+    ...(dataDir && { dataDir: isAbsolute(dataDir) ? dataDir : resolve(dataDir) }),
+    ...(logLevel && { logLevel: logLevel as LogLevel }),
+    ...(env.JWT_SECRET?.trim() && { jwtSecret: env.JWT_SECRET.trim() }),
+    echo: !values.quiet,
+    strict: false,
+  };
+  // Validate now, so a typo fails before anything starts.
+  resolveStackOptions(stack);
+  return { stack, quiet: values.quiet as boolean, help: values.help as boolean };
+}
+
+function defined<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
+}

@@ -1,0 +1,444 @@
+/**
+ * The whole load-balanced topology on one machine, without Docker:
+ * Redis x3 (AOF on), Postgres (databases + migrations), leaderboard-service
+ * replicas, worker-service, api-gateway instances and nginx.
+ *
+ * `npm start` (scripts/start.ts) runs it in the foreground; end-to-end tests
+ * and the benchmark call {@link startStack} with a temporary data directory
+ * and `ports: 'ephemeral'`.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { DEFAULT_TOPOLOGY, type Topology } from '@lb/common';
+import { ensureBinaries, ensureDatabase, migrateTopology, redactUrl } from '@lb/common/infra';
+import { describeExit, type ExitInfo } from './children.js';
+import {
+  NginxComponent,
+  NodeComponent,
+  PostgresComponent,
+  RedisComponent,
+  STOP_ORDER,
+  type Component,
+  type ComponentContext,
+  type ComponentInfo,
+} from './components.js';
+import { describeProbe, type WaitOutcome } from './health.js';
+import { lastLines, paint, tailFile } from './logs.js';
+import {
+  fixedPorts,
+  gatewayName,
+  localTopology,
+  resolveStackOptions,
+  serviceName,
+  workerName,
+  workerShardAssignment,
+  type ResolvedStackOptions,
+  type StartStackOptions,
+} from './options.js';
+import { SQL_DIR } from './paths.js';
+import { processStartTime } from './proc.js';
+import { assertNotRunning, removeStackFile, resolveJwtSecret, writeStackFile } from './state.js';
+
+export type { ComponentInfo, ComponentKind, ComponentStatus } from './components.js';
+export type { ExitInfo } from './children.js';
+export type { StackPorts, StartStackOptions } from './options.js';
+export { DEFAULT_STACK_PORTS, EPHEMERAL_PORTS } from './options.js';
+
+/** A running stack. */
+export interface Stack {
+  /** nginx, the public entry point: `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Base URLs of the api-gateway instances, in order. */
+  readonly gatewayUrls: readonly string[];
+  /** Base URLs of the leaderboard-service replicas, in order. */
+  readonly serviceUrls: readonly string[];
+  /** The topology every service was given (its Redis/Postgres ports). */
+  readonly topology: Topology;
+  /** The JWT_SECRET every service was given (sign test tokens with it). */
+  readonly jwtSecret: string;
+  readonly dataDir: string;
+  /** Snapshot of every component, in start order (a new array on each read). */
+  readonly components: readonly ComponentInfo[];
+  /** Snapshot of one component by name; throws for an unknown name. */
+  component(name: string): ComponentInfo;
+  /**
+   * Fault injection: sends `signal` (default SIGKILL) to a component and waits
+   * until it is gone. Not reported as a crash; the rest keeps running.
+   */
+  kill(name: string, signal?: NodeJS.Signals): Promise<ExitInfo | undefined>;
+  /** Starts a component again on the same port (stopping it first if it runs) and waits until it is healthy. */
+  restart(name: string): Promise<ComponentInfo>;
+  /** Stops everything in reverse dependency order and waits for each. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const INFRA_MONITOR_MS = 500;
+
+/**
+ * Starts the stack and resolves once every component was started and
+ * checked. With `strict` (the default) any component that is not healthy
+ * rejects the promise after stopping everything; without it the failure is
+ * reported through `log` and the rest keeps running. Redis, Postgres and
+ * migration failures always reject.
+ *
+ * Refuses to start when `<dataDir>/stack.json` names a stack that still runs.
+ */
+export async function startStack(options: StartStackOptions = {}): Promise<Stack> {
+  const o = resolveStackOptions(options);
+  const log = options.log ?? ((line: string) => void process.stderr.write(line + '\n'));
+  for (const d of ['logs', 'redis', 'nginx']) mkdirSync(join(o.dataDir, d), { recursive: true });
+  assertNotRunning(o.dataDir);
+  // Fail with the apt-get command rather than a spawn ENOENT halfway through.
+  const bins = await ensureBinaries(['redis-server', 'postgres', 'initdb', 'nginx'], { install: false });
+  await assertPortsFree(o);
+  const jwtSecret = resolveJwtSecret(o.dataDir, options.jwtSecret);
+  const runner = new StackRunner(o, options, log, jwtSecret, bins.nginx);
+  runner.record();
+  try {
+    await runner.boot();
+  } catch (e) {
+    await runner.stop().catch(() => undefined);
+    throw e;
+  }
+  return runner.api();
+}
+
+class StackRunner {
+  private readonly components: Component[] = [];
+  private readonly redis: RedisComponent[];
+  private readonly postgres: PostgresComponent;
+  private readonly services: NodeComponent[] = [];
+  private readonly workers: NodeComponent[] = [];
+  private readonly gateways: NodeComponent[] = [];
+  private readonly nginx: NginxComponent;
+  private readonly ctx: ComponentContext;
+  private readonly stopTails: Array<() => void> = [];
+  private topology: Topology | undefined;
+  private monitor: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly o: ResolvedStackOptions,
+    private readonly options: StartStackOptions,
+    private readonly log: (line: string) => void,
+    private readonly jwtSecret: string,
+    nginxBinary: string,
+  ) {
+    const names = [
+      'postgres',
+      'nginx',
+      ...Array.from({ length: o.replicas }, (_, i) => serviceName(i)),
+      ...Array.from({ length: o.workers }, (_, i) => workerName(i)),
+      ...Array.from({ length: o.gateways }, (_, i) => gatewayName(i)),
+    ];
+    this.ctx = {
+      logsDir: join(o.dataDir, 'logs'),
+      logTarget: { echo: o.echo, prefixWidth: Math.max(...names.map((n) => n.length)) },
+      healthTimeoutMs: o.healthTimeoutMs,
+      signal: options.signal,
+    };
+    const shardIds = DEFAULT_TOPOLOGY.shards.map((s) => s.id);
+    this.redis = shardIds.map((id, i) => new RedisComponent(id, join(o.dataDir, 'redis', id), o.ports.redis[i]!, this.ctx));
+    this.postgres = new PostgresComponent(join(o.dataDir, 'postgres'), o.ports.postgres, options.postgresFast ?? false, this.ctx);
+    for (let i = 0; i < o.replicas; i++) {
+      this.services.push(
+        new NodeComponent(serviceName(i), 'service', base(o.ports.serviceBase, i), (port) =>
+          this.nodeEnv('service', { PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: serviceName(i) }),
+        this.ctx),
+      );
+    }
+    const assignment = workerShardAssignment(o.workers, shardIds);
+    for (let i = 0; i < o.workers; i++) {
+      const shards = assignment[i]!.length === shardIds.length ? 'all' : assignment[i]!.join(',');
+      this.workers.push(
+        new NodeComponent(workerName(i), 'worker', base(o.ports.workerHealthBase, i), (port) =>
+          this.nodeEnv('worker', { WORKER_SHARDS: shards, HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1', INSTANCE_ID: workerName(i) }),
+        this.ctx),
+      );
+    }
+    for (let i = 0; i < o.gateways; i++) {
+      this.gateways.push(
+        new NodeComponent(gatewayName(i), 'gateway', base(o.ports.gatewayBase, i), (port) =>
+          this.nodeEnv('gateway', {
+            PORT: String(port),
+            HOST: '127.0.0.1',
+            GATEWAY_ID: gatewayName(i),
+            // Replicas that never got a port (entry point missing) are left out.
+            LEADERBOARD_SERVICE_URLS: this.services.flatMap((s) => s.url() ?? []).join(','),
+          }),
+        this.ctx),
+      );
+    }
+    this.nginx = new NginxComponent(
+      o.ports.nginx,
+      {
+        binary: nginxBinary,
+        dir: join(o.dataDir, 'nginx'),
+        accessLog: options.nginxAccessLog === false ? 'off' : join(this.ctx.logsDir, 'nginx-access.log'),
+        gateways: () => this.gateways.flatMap((g) => (g.port ? [`127.0.0.1:${g.port}`] : [])),
+      },
+      this.ctx,
+    );
+    this.components.push(...this.redis, this.postgres, ...this.services, ...this.workers, ...this.gateways, this.nginx);
+    for (const c of [...this.services, ...this.workers, ...this.gateways, this.nginx]) c.onCrash = (comp, exit) => this.crashed(comp, exit);
+  }
+
+  /** Environment of a Node service: ours, minus a TOPOLOGY_FILE that would compete, plus the stack's settings. */
+  private nodeEnv(kind: 'service' | 'worker' | 'gateway', own: Record<string, string>): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.TOPOLOGY_FILE;
+    return {
+      ...env,
+      TOPOLOGY: JSON.stringify(this.topology),
+      JWT_SECRET: this.jwtSecret,
+      LOG_LEVEL: this.options.logLevel ?? process.env.LOG_LEVEL ?? 'info',
+      ...this.options.env,
+      ...this.options.envFor?.[kind],
+      ...own,
+    };
+  }
+
+  async boot(): Promise<void> {
+    const started = Date.now();
+    this.log(`starting the stack in ${this.o.dataDir}`);
+
+    // Stores first; their failures are fatal whatever `strict` says.
+    await this.tier(this.redis, true);
+    await this.tier([this.postgres], true);
+    this.topology = localTopology(
+      this.redis.map((r) => r.port!),
+      this.postgres.port!,
+    );
+    this.checkAbort();
+    for (const url of new Set(this.topology.shards.map((s) => s.postgres))) await ensureDatabase(url);
+    for (const r of await migrateTopology(this.topology, SQL_DIR)) {
+      const what = r.applied.length > 0 ? `applied ${r.applied.join(', ')}` : 'up to date';
+      this.log(`migrations ${redactUrl(r.postgres)}: ${what}`);
+    }
+    this.tailInfraLogs();
+
+    await this.tier(this.services, false);
+    await this.tier(this.workers, false);
+    await this.tier(this.gateways, false);
+    await this.tier([this.nginx], false);
+
+    // nginx alone being up says little: check a request makes it to a replica.
+    const through = await this.nginx.probeThrough('/health');
+    const ok = 'status' in through && through.status === 200;
+    const msg = `GET ${this.nginx.url()}/health through nginx: ${describeProbe(through)}`;
+    if (ok) this.log(paint('green', msg));
+    else if (this.o.strict) throw new Error(msg);
+    else this.log(paint('red', `✖ ${msg}`));
+
+    this.monitor = setInterval(() => this.watchInfra(), INFRA_MONITOR_MS);
+    this.monitor.unref();
+    this.log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${this.nginx.url()}`);
+  }
+
+  /** Starts a group of components in parallel and reports each one. */
+  private async tier(group: readonly Component[], fatal: boolean): Promise<void> {
+    if (group.length === 0) return;
+    this.checkAbort();
+    const results = await Promise.allSettled(
+      group.map(async (c) => {
+        const outcome = await c.start();
+        this.record();
+        return outcome;
+      }),
+    );
+    this.checkAbort();
+    const failures: string[] = [];
+    results.forEach((r, i) => {
+      const c = group[i]!;
+      if (r.status === 'rejected') {
+        c.status = 'exited';
+        c.detail = (r.reason as Error).message;
+        failures.push(`${c.name}: ${c.detail}`);
+        this.log(paint('red', `✖ ${c.name} failed to start: ${c.detail}`));
+      } else if (r.value.ok) {
+        this.log(`${paint('green', '✔')} ${c.name} healthy on port ${c.port} (pid ${c.pid()})`);
+      } else {
+        failures.push(this.reportUnhealthy(c, r.value));
+      }
+    });
+    if (failures.length > 0 && (fatal || this.o.strict)) throw new Error(`stack start failed:\n${failures.join('\n\n')}`);
+  }
+
+  private reportUnhealthy(c: Component, outcome: WaitOutcome & { ok: false }): string {
+    let text: string;
+    if (c.status === 'missing') text = `✖ ${c.name} not started: ${c.detail}`;
+    else if (c.status === 'exited') {
+      text =
+        `✖ ${c.name} exited while starting (${c.exit ? describeExit(c.exit) : 'unknown exit'}); last lines of ${c.logFile}:\n` +
+        indent(lastLines(c.logFile));
+    } else {
+      text = `✖ ${c.name} (pid ${c.pid()}, port ${c.port}) is not healthy: ${c.detail ?? outcome.last}; still running. Last lines of ${c.logFile}:\n${indent(lastLines(c.logFile))}`;
+    }
+    this.log(paint('red', text));
+    return text;
+  }
+
+  /** A component died after it had started: say so loudly, keep the rest running. */
+  private crashed(c: Component, exit: ExitInfo | undefined): void {
+    if (this.stopping) return;
+    this.record();
+    this.log(
+      paint(
+        'red',
+        `✖ ${c.name} (port ${c.port}) exited unexpectedly${exit ? ` with ${describeExit(exit)}` : ''}; the rest keeps running. ` +
+          `Last lines of ${c.logFile}:\n${indent(lastLines(c.logFile))}`,
+      ),
+    );
+  }
+
+  /** Redis and Postgres are not our direct spawn: poll for their death. */
+  private watchInfra(): void {
+    for (const c of [...this.redis, this.postgres]) {
+      if (c.deliberate || this.stopping) continue;
+      if ((c.status === 'healthy' || c.status === 'unhealthy') && !c.running()) {
+        c.status = 'exited';
+        this.crashed(c, undefined);
+      }
+    }
+  }
+
+  private tailInfraLogs(): void {
+    if (!this.o.echo) return;
+    for (const c of [...this.redis, this.postgres]) {
+      this.stopTails.push(
+        tailFile(c.logFile, (line) => {
+          process.stdout.write(`${paint(c.kind === 'redis' ? 'cyan' : 'blue', c.name.padEnd(this.ctx.logTarget.prefixWidth))} ${paint('gray', '|')} ${line}\n`);
+        }),
+      );
+    }
+  }
+
+  private checkAbort(): void {
+    if (this.options.signal?.aborted) throw new Error('stack start aborted');
+  }
+
+  /** Rewrites stack.json with the current PIDs (stop.ts's fallback when we are gone). */
+  record(): void {
+    writeStackFile(this.o.dataDir, {
+      supervisorPid: process.pid,
+      ...(processStartTime(process.pid) !== undefined && { supervisorStartTime: processStartTime(process.pid)! }),
+      startedAt: new Date().toISOString(),
+      ...(this.nginx.url() && { url: this.nginx.url()! }),
+      components: this.components
+        .filter((c) => c.running() && c.pid() !== undefined)
+        .map((c) => ({
+          name: c.name,
+          kind: c.kind,
+          pid: c.pid()!,
+          ...(c.startTime() !== undefined && { startTime: c.startTime()! }),
+          ...(c.port !== undefined && { port: c.port }),
+        })),
+    });
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    if (this.monitor) clearInterval(this.monitor);
+    for (const kind of STOP_ORDER) {
+      const group = this.components.filter((c) => c.kind === kind && c.running());
+      if (group.length === 0) continue;
+      await Promise.all(
+        group.map(async (c) => {
+          this.log(`stopping ${c.name} (pid ${c.pid()})`);
+          await c.stop();
+          this.log(`stopped ${c.name}${c.exit ? ` (${describeExit(c.exit)})` : ''}`);
+        }),
+      );
+      this.record();
+    }
+    for (const t of this.stopTails) t();
+    for (const c of this.components) if ('closeLog' in c) await (c as NodeComponent).closeLog();
+    removeStackFile(this.o.dataDir);
+  }
+
+  private byName(name: string): Component {
+    const c = this.components.find((x) => x.name === name);
+    if (!c) throw new Error(`no component "${name}"; the stack has ${this.components.map((x) => x.name).join(', ')}`);
+    return c;
+  }
+
+  api(): Stack {
+    const self = this;
+    return Object.freeze({
+      url: this.nginx.url()!,
+      gatewayUrls: Object.freeze(this.gateways.map((g) => g.url()!)),
+      serviceUrls: Object.freeze(this.services.map((s) => s.url()!)),
+      topology: this.topology!,
+      jwtSecret: this.jwtSecret,
+      dataDir: this.o.dataDir,
+      get components() {
+        return self.components.map((c) => c.info());
+      },
+      component: (name: string) => self.byName(name).info(),
+      async kill(name: string, signal: NodeJS.Signals = 'SIGKILL') {
+        const exit = await self.byName(name).kill(signal);
+        self.record();
+        return exit;
+      },
+      async restart(name: string) {
+        const c = self.byName(name);
+        if (self.stopping) throw new Error('the stack is stopping');
+        await c.stop();
+        const outcome = await c.start();
+        self.record();
+        if (!outcome.ok) throw new Error(`${name} did not come back healthy: ${c.detail ?? outcome.last}\n${lastLines(c.logFile)}`);
+        self.log(`${paint('green', '✔')} ${c.name} restarted on port ${c.port} (pid ${c.pid()})`);
+        return c.info();
+      },
+      stop: () => self.stop(),
+    });
+  }
+}
+
+/** Port of instance `i` for a base port (0 stays 0 = pick a free one). */
+function base(basePort: number, i: number): number {
+  return basePort === 0 ? 0 : basePort + i;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+}
+
+/** Fails early, naming the component, when a fixed port is taken (a stack from another checkout, a system service…). */
+async function assertPortsFree(o: ResolvedStackOptions): Promise<void> {
+  const busy: string[] = [];
+  for (const { name, port } of fixedPorts(o)) {
+    if (!(await portFree(port))) busy.push(`${name} port ${port}`);
+  }
+  if (busy.length > 0) {
+    throw new Error(`ports already in use: ${busy.join(', ')}. Stop whatever holds them or choose other ports (see npm start -- --help)`);
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A fixed-width table of the components for the terminal. */
+export function formatComponentTable(components: readonly ComponentInfo[]): string {
+  const rows = components.map((c) => [c.name, c.kind, c.port === undefined ? '-' : String(c.port), c.pid === undefined ? '-' : String(c.pid), c.status]);
+  const header = ['COMPONENT', 'KIND', 'PORT', 'PID', 'STATUS'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), ...rows.map((r) => {
+    const text = line(r);
+    return r[4] === 'healthy' ? text : paint('red', text);
+  })].join('\n');
+}

@@ -1,0 +1,225 @@
+/**
+ * The deployment files agree with each other and with the local topology:
+ * the committed nginx configurations are the template's current rendering
+ * (and nginx accepts it), and docker-compose.yml wires the same shards,
+ * replicas, gateways and secrets as `npm start`.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { expect } from 'chai';
+import { parse } from 'yaml';
+import { DEFAULT_TOPOLOGY, validateTopology } from '@lb/common';
+import { findBinary } from '@lb/common/infra';
+import { COMMITTED_NGINX_CONFS, nginxArgs, renderNginxConf } from '../scripts/stack/nginx.js';
+import { REPO_ROOT } from '../scripts/stack/paths.js';
+
+const read = (rel: string) => readFileSync(join(REPO_ROOT, rel), 'utf8');
+
+/** `upstream api_gateways { server a; server b; }` → ['a', 'b']. */
+function upstreamServers(conf: string): string[] {
+  const block = /upstream api_gateways \{([\s\S]*?)\}/.exec(conf)?.[1] ?? '';
+  return [...block.matchAll(/^\s*server\s+(\S+)/gm)].map((m) => m[1]!);
+}
+
+describe('stack configuration', () => {
+  describe('nginx', () => {
+    for (const { file, options } of COMMITTED_NGINX_CONFS) {
+      it(`when the template is rendered for ${relative(REPO_ROOT, file)}, then it equals the committed file`, () => {
+        expect(readFileSync(file, 'utf8'), 'stale: run `npm run nginx:render`').to.equal(renderNginxConf(options));
+      });
+    }
+
+    it('when rendered, then it has the proxy settings the platform relies on', () => {
+      const conf = renderNginxConf(COMMITTED_NGINX_CONFS[0]!.options);
+      for (const directive of [
+        'worker_processes 1;',
+        'daemon off;',
+        'keepalive 64;',
+        'proxy_http_version 1.1;',
+        'proxy_set_header Connection "";',
+        'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+        'proxy_set_header X-Real-IP $remote_addr;',
+        'proxy_set_header X-Forwarded-Proto $scheme;',
+        'proxy_set_header X-Request-Id $lb_request_id;',
+        'add_header X-Upstream-Addr $upstream_addr always;',
+        'client_max_body_size 16k;',
+        'proxy_connect_timeout 2s;',
+        'proxy_read_timeout 10s;',
+        'proxy_send_timeout 10s;',
+        'proxy_next_upstream error timeout http_502 http_503;',
+        'proxy_next_upstream_tries 2;',
+        'listen 127.0.0.1:8080;',
+      ]) {
+        expect(conf).to.include(directive);
+      }
+      // Retrying a POST could apply a score write twice.
+      const retryLines = conf.split('\n').filter((l) => /^\s*proxy_next_upstream\s/.test(l));
+      expect(retryLines).to.have.length(1);
+      expect(retryLines[0]).not.to.include('non_idempotent');
+      for (const [status, code] of [['502', 'bad_gateway'], ['504', 'gateway_timeout'], ['413', 'payload_too_large']] as const) {
+        expect(conf).to.match(new RegExp(`return ${status} '\\{"error":"${code}","message":"[^"]+"\\}'`));
+      }
+    });
+
+    it('when rendered for docker, then it listens on every interface and leaves "daemon off" to the image', () => {
+      const conf = readFileSync(COMMITTED_NGINX_CONFS[1]!.file, 'utf8');
+      expect(conf).to.include('listen 8080;');
+      expect(conf).not.to.match(/^daemon /m);
+    });
+
+    it('when the input is malformed, then rendering refuses', () => {
+      const base = COMMITTED_NGINX_CONFS[0]!.options;
+      expect(() => renderNginxConf({ ...base, gateways: [] })).to.throw(/at least one gateway/);
+      expect(() => renderNginxConf({ ...base, gateways: ['127.0.0.1:4000; evil'] })).to.throw(/host:port/);
+      expect(() => renderNginxConf({ ...base, listenPort: 0 })).to.throw(/listenPort/);
+      expect(() => renderNginxConf({ ...base, tempDir: '/tmp/x; y' })).to.throw(/plain path/);
+    });
+
+    it('when nginx is installed, then `nginx -t` accepts the rendered local configuration', function () {
+      const nginx = findBinary('nginx');
+      if (!nginx) {
+        console.log('      (skipped: nginx is not installed; `npm start` installs it via scripts/bootstrap.mjs)');
+        this.skip();
+      }
+      const dir = mkdtempSync(join(tmpdir(), 'lb-nginx-'));
+      try {
+        mkdirSync(join(dir, 'temp'));
+        const conf = join(dir, 'nginx.conf');
+        writeFileSync(
+          conf,
+          renderNginxConf({
+            listenPort: 18080,
+            gateways: ['127.0.0.1:14000', '127.0.0.1:14001', '127.0.0.1:14002'],
+            mode: 'local',
+            pidFile: join(dir, 'nginx.pid'),
+            errorLog: 'stderr',
+            accessLog: join(dir, 'access.log'),
+            tempDir: join(dir, 'temp'),
+          }),
+        );
+        try {
+          execFileSync(nginx, nginxArgs(nginx, conf, dir, 'stderr', true), { stdio: 'pipe', encoding: 'utf8' });
+        } catch (e) {
+          const err = e as { stderr?: string; message: string };
+          expect.fail(`nginx -t rejected the configuration:\n${err.stderr ?? err.message}`);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
+  describe('docker-compose.yml', () => {
+    interface Service {
+      image?: string;
+      build?: unknown;
+      command?: string[];
+      ports?: unknown[];
+      environment?: Record<string, string>;
+      volumes?: string[];
+      networks?: string[];
+      depends_on?: Record<string, { condition: string }>;
+    }
+    const compose = parse(read('docker-compose.yml'), { merge: true }) as {
+      services: Record<string, Service>;
+      networks: Record<string, { internal?: boolean } | null>;
+    };
+    const services = compose.services;
+    const replicas = ['leaderboard-service-1', 'leaderboard-service-2', 'leaderboard-service-3'];
+    const gateways = ['api-gateway-1', 'api-gateway-2', 'api-gateway-3'];
+    const redis = DEFAULT_TOPOLOGY.shards.map((s) => `redis-${s.id}`);
+    const nodeServices = Object.entries(services).filter(([, s]) => s.command?.includes('tsx'));
+    const topologyFile = read('docker/topology.compose.json');
+
+    it('when parsed, then it has exactly the services of the local topology', () => {
+      expect(Object.keys(services).sort()).to.deep.equal(
+        [...redis, 'postgres', 'migrate', ...replicas, 'worker-service', ...gateways, 'nginx'].sort(),
+      );
+    });
+
+    it('when parsed, then only nginx publishes a port, and everything else is on the internal network', () => {
+      const publishing = Object.entries(services).filter(([, s]) => s.ports !== undefined).map(([name]) => name);
+      expect(publishing).to.deep.equal(['nginx']);
+      expect(services.nginx!.ports).to.deep.equal(['${NGINX_PORT:-8080}:8080']);
+      expect(compose.networks.backend?.internal).to.equal(true);
+      for (const [name, s] of Object.entries(services)) {
+        expect(s.networks, name).to.deep.equal(name === 'nginx' ? ['edge', 'backend'] : ['backend']);
+      }
+    });
+
+    it('when parsed, then the compose topology has the shards and regions of DEFAULT_TOPOLOGY', () => {
+      const topology = validateTopology(JSON.parse(topologyFile), 'docker/topology.compose.json');
+      expect(topology.regions).to.deep.equal(DEFAULT_TOPOLOGY.regions);
+      expect(topology.shards.map((s) => s.id)).to.deep.equal(DEFAULT_TOPOLOGY.shards.map((s) => s.id));
+      topology.shards.forEach((s, i) => {
+        expect(new URL(s.redis).host, s.id).to.equal(`redis-${s.id}:6379`);
+        const pg = new URL(s.postgres);
+        expect(pg.host).to.equal('postgres:5432');
+        expect(pg.password, 'the password comes from PGPASSWORD').to.equal('');
+        expect(pg.pathname).to.equal(new URL(DEFAULT_TOPOLOGY.shards[i]!.postgres).pathname);
+      });
+      const init = readdirSync(join(REPO_ROOT, 'docker', 'postgres-init'))
+        .map((f) => read(join('docker', 'postgres-init', f)))
+        .join('\n');
+      for (const s of topology.shards) expect(init).to.include(`CREATE DATABASE ${new URL(s.postgres).pathname.slice(1)};`);
+      expect(services.postgres!.volumes).to.include('./docker/postgres-init:/docker-entrypoint-initdb.d:ro');
+    });
+
+    it('when parsed, then every Redis shard runs redis:7 with the append-only file on', () => {
+      for (const name of redis) {
+        const s = services[name]!;
+        expect(s.image, name).to.equal('redis:7');
+        const cmd = s.command!;
+        expect(cmd[cmd.indexOf('--appendonly') + 1], name).to.equal('yes');
+        expect(s.volumes, name).to.deep.equal([`${name}:/data`]);
+      }
+    });
+
+    it('when parsed, then every Node service shares one image, the topology file and the same secrets', () => {
+      expect(nodeServices.map(([n]) => n).sort()).to.deep.equal(['migrate', ...replicas, 'worker-service', ...gateways].sort());
+      const jwt = new Set(nodeServices.map(([, s]) => s.environment?.JWT_SECRET));
+      expect([...jwt]).to.have.length(1);
+      expect([...jwt][0]).to.match(/^\$\{JWT_SECRET:\?/);
+      const pgPassword = new Set(nodeServices.map(([, s]) => s.environment?.PGPASSWORD));
+      expect([...pgPassword]).to.deep.equal([services.postgres!.environment!.POSTGRES_PASSWORD]);
+      for (const [name, s] of nodeServices) {
+        expect(s.image, name).to.equal('leaderboard-platform:local');
+        expect(s.environment?.TOPOLOGY_FILE, name).to.equal('/etc/leaderboard/topology.json');
+        expect(s.volumes, name).to.include('./docker/topology.compose.json:/etc/leaderboard/topology.json:ro');
+      }
+      for (const name of [...replicas, 'worker-service']) {
+        expect(services[name]!.depends_on?.migrate, name).to.deep.equal({ condition: 'service_completed_successfully' });
+      }
+    });
+
+    it('when parsed, then every gateway lists all three replicas and nginx lists every gateway', () => {
+      const replicaUrls = replicas.map((r) => `http://${r}:${services[r]!.environment!.PORT}`);
+      for (const g of gateways) {
+        const urls = services[g]!.environment!.LEADERBOARD_SERVICE_URLS!.split(',');
+        expect(urls, g).to.deep.equal(replicaUrls);
+        expect(services[g]!.environment!.GATEWAY_ID).to.equal(g);
+      }
+      expect(services.nginx!.volumes).to.deep.equal(['./nginx/nginx.docker.conf:/etc/nginx/nginx.conf:ro']);
+      const upstream = upstreamServers(read('nginx/nginx.docker.conf'));
+      expect(upstream).to.deep.equal(gateways.map((g) => `${g}:${services[g]!.environment!.PORT}`));
+      expect(Object.keys(services.nginx!.depends_on ?? {})).to.deep.equal(gateways);
+    });
+
+    it('when parsed, then the local nginx.conf upstream matches the default gateway ports', () => {
+      expect(upstreamServers(read('nginx/nginx.conf'))).to.deep.equal(['127.0.0.1:4000', '127.0.0.1:4001', '127.0.0.1:4002']);
+    });
+
+    it('when the Dockerfile is read, then it runs as the node user from a node:20-slim runtime stage', () => {
+      const dockerfile = read('Dockerfile');
+      expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:20-slim$/m);
+      expect(dockerfile).to.match(/^FROM \$\{NODE_IMAGE\} AS deps$/m);
+      expect(dockerfile).to.match(/^RUN npm ci\b/m);
+      expect(dockerfile).to.match(/^USER node$/m);
+      for (const ws of ['common', 'leaderboard-service', 'worker-service', 'api-gateway']) {
+        expect(dockerfile).to.include(`COPY --chown=node:node ${ws}/src ${ws}/src`);
+      }
+    });
+  });
+});
