@@ -1,0 +1,75 @@
+/**
+ * npm run bench [-- --only persistence|http] [--quick]
+ *
+ * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
+ * here, never in tests.
+ */
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { findRepoRoot } from '@lb/common/testing';
+import { benchPersistence, type PersistenceResult } from './bench/persistence.js';
+import { fmt, machineLine } from './bench/machine.js';
+
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } } });
+if (args.help) {
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick]\n');
+  process.exit(0);
+}
+const root = findRepoRoot();
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+function section(name: string, body: string, file = join(root, 'docs', 'BENCHMARKS.md')): void {
+  const start = `<!-- bench:${name}:start -->`;
+  const end = `<!-- bench:${name}:end -->`;
+  let doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\nWritten by `npm run bench`; each section is replaced by its latest run.\n';
+  const block = `${start}\n${body.trim()}\n${end}`;
+  const re = new RegExp(`${start}[\\s\\S]*?${end}`);
+  doc = re.test(doc) ? doc.replace(re, block) : `${doc.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, doc);
+}
+
+function persistenceMarkdown(r: PersistenceResult, quick: boolean): string {
+  const ratio = (100 * r.oneShardEventsPerS) / r.rawEventsPerS;
+  return `## Persistence (write-behind pipeline)
+
+Run: ${new Date().toISOString()} on ${machineLine()}${quick ? ' (--quick)' : ''}. Every process (Redis ×3, Postgres, service, worker, the bench itself) shares the machine. Postgres runs with its defaults (fsync on).
+
+| measure | figure | target |
+|---|---|---|
+| raw baseline: batched UPSERT, 1,000 rows per batch, one shard | ${fmt(r.rawEventsPerS)} events/s | — |
+| pipeline, one shard alone (enqueue → COMMIT) | ${fmt(r.oneShardEventsPerS)} events/s (${fmt(ratio)}% of raw) | ≥ 50% of raw ${ratio >= 50 ? '✅' : '❌'} |
+| pipeline, three shards at once (total) | ${fmt(r.threeShardEventsPerS)} events/s | — |
+| … per shard | ${Object.entries(r.perShard).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')} events/s | — |
+| end-to-end lag at ${fmt(r.lag.rate)} writes/s for ${r.lag.seconds} s, p50 | ${fmt(r.lag.p50)} ms | — |
+| … p99 | ${fmt(r.lag.p99)} ms | < 1,000 ms at 2,000 writes/s ${r.lag.p99 < 1000 && r.lag.rate >= 1900 ? '✅' : '❌'} |
+| … max | ${fmt(r.lag.max)} ms | — |
+| writes acknowledged / refused | ${fmt(r.lag.ok)} / ${fmt(r.lag.refused)} | 0 refused |
+
+How it is measured: the raw baseline calls the worker's own \`ScoreRepository.applyBatch\` in a loop (the same SQL, no queue). The pipeline runs pre-load a shard's BullMQ queue with events (2 versions per player), start a worker-service process, and time until the queue is empty (every job completes only after its batch's COMMIT). Lag = \`score_events.created_at\` (the batch transaction's time) − the moment the client received 200 for that write.`;
+}
+
+async function main(): Promise<void> {
+  const quick = Boolean(args.quick);
+  if (!args.only || args.only === 'persistence') {
+    log('== persistence ==');
+    const r = await benchPersistence(log, { perShard: quick ? 20_000 : 100_000, lagRate: 2000, lagSeconds: quick ? 5 : 20 });
+    section('persistence', persistenceMarkdown(r, quick));
+  }
+  if (!args.only || args.only === 'http') {
+    const http = await import('./bench/http.js').catch(() => undefined);
+    if (http) {
+      log('== http through nginx ==');
+      section('http', await http.benchHttp(log, { quick }));
+    } else log('http bench not available');
+  }
+  log(`figures written to docs/BENCHMARKS.md`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

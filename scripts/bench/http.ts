@@ -1,0 +1,367 @@
+/**
+ * HTTP benchmark through nginx (issue: load-balanced mode).
+ *
+ * Starts the whole stack (startStack, ephemeral ports, temp data dir), seeds
+ * the boards with players, then drives nginx with autocannon: a baseline of
+ * the bare topology cost (nginx → a minimal Node hop → a minimal Node
+ * server), top-10 reads, a read mix, a write stream, and a mix. For each run
+ * it reports req/s, p50/p95/p99 latency, errors, and the CPU time each
+ * component spent per request (read from /proc: the profile of where the
+ * time goes). It also reports queue lag and Redis memory per player.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent, createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { createLogger, GLOBAL, signToken } from '@lb/common';
+import { findBinary, freePort } from '@lb/common/infra';
+import { createDeps } from '../../leaderboard-service/src/deps.js';
+import { loadConfig } from '../../leaderboard-service/src/config.js';
+import { nginxArgs, renderNginxConf } from '../stack/nginx.js';
+import { startStack, type Stack } from '../stack/stack.js';
+import { fmt, machineLine, pct } from './machine.js';
+
+const CLK_TCK = 100;
+
+interface RunResult {
+  name: string;
+  requests: number;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  cpuMsPerReq: Record<string, number>;
+}
+
+/** CPU seconds (user+system) of every process, by pid, with parent links. */
+function procTable(): Map<number, { ppid: number; cpu: number }> {
+  const out = new Map<number, { ppid: number; cpu: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(d), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** CPU seconds of each group: its pids and all their descendants. */
+function cpuByGroup(groups: Record<string, number[]>): Record<string, number> {
+  const t = procTable();
+  const children = new Map<number, number[]>();
+  for (const [pid, p] of t) (children.get(p.ppid) ?? children.set(p.ppid, []).get(p.ppid)!).push(pid);
+  const out: Record<string, number> = {};
+  for (const [g, pids] of Object.entries(groups)) {
+    let sum = 0;
+    const stack = [...pids];
+    const seen = new Set<number>();
+    while (stack.length) {
+      const pid = stack.pop()!;
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      sum += t.get(pid)?.cpu ?? 0;
+      stack.push(...(children.get(pid) ?? []));
+    }
+    out[g] = sum;
+  }
+  return out;
+}
+
+function groupsOf(stack: Stack, extra: Record<string, number[]> = {}): Record<string, number[]> {
+  const g: Record<string, number[]> = { bench: [process.pid], ...extra };
+  for (const c of stack.components) {
+    if (!c.pid) continue;
+    const key = c.kind === 'service' ? 'leaderboard-service' : c.kind === 'gateway' ? 'api-gateway' : c.kind === 'worker' ? 'worker-service' : c.kind;
+    (g[key] ??= []).push(c.pid);
+  }
+  return g;
+}
+
+async function run(
+  name: string,
+  url: string,
+  groups: Record<string, number[]>,
+  opts: { duration: number; connections: number; setupRequest?: (req: any) => any; method?: string; body?: string; headers?: Record<string, string>; path?: string },
+  log: (s: string) => void,
+): Promise<RunResult> {
+  const latencies: number[] = [];
+  const before = cpuByGroup(groups);
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const inst = autocannon(
+      {
+        url: url + (opts.path ?? ''),
+        connections: opts.connections,
+        duration: opts.duration,
+        pipelining: 1,
+        method: (opts.method ?? 'GET') as any,
+        body: opts.body,
+        headers: opts.headers,
+        requests: opts.setupRequest ? [{ setupRequest: opts.setupRequest }] : undefined,
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    inst.on('response', (_c: unknown, _status: number, _bytes: number, ms: number) => latencies.push(ms));
+  });
+  const after = cpuByGroup(groups);
+  latencies.sort((a, b) => a - b);
+  const requests = result.requests.total;
+  const cpuMsPerReq: Record<string, number> = {};
+  for (const g of Object.keys(groups)) cpuMsPerReq[g] = requests > 0 ? ((after[g]! - before[g]!) * 1000) / requests : NaN;
+  const r: RunResult = {
+    name,
+    requests,
+    rps: requests / opts.duration,
+    p50: pct(latencies, 50),
+    p95: pct(latencies, 95),
+    p99: pct(latencies, 99),
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    cpuMsPerReq,
+  };
+  log(
+    `${name}: ${fmt(r.rps)} req/s, p50 ${fmt(r.p50, 1)} ms, p95 ${fmt(r.p95, 1)} ms, p99 ${fmt(r.p99, 1)} ms, errors ${r.errors}, non-2xx ${r.non2xx}; CPU ms/req ${Object.entries(cpuMsPerReq)
+      .filter(([, v]) => v > 0.005)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ')}`,
+  );
+  return r;
+}
+
+/** The bare topology: nginx → minimal Node hop (proxy) → minimal Node server. */
+async function baseline(duration: number, connections: number, body: string, log: (s: string) => void): Promise<RunResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-bench-nginx-'));
+  const servers: Server[] = [];
+  let nginx: ChildProcess | undefined;
+  try {
+    const backendPort = await freePort();
+    const backend = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    servers.push(backend);
+    await new Promise<void>((r) => backend.listen(backendPort, '127.0.0.1', r));
+    const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+    const hopPort = await freePort();
+    const hop = createServer((req, res) => {
+      const up = request({ host: '127.0.0.1', port: backendPort, path: req.url, method: req.method, headers: req.headers, agent }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      req.pipe(up);
+    });
+    servers.push(hop);
+    await new Promise<void>((r) => hop.listen(hopPort, '127.0.0.1', r));
+    const nginxPort = await freePort();
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    const conf = renderNginxConf({
+      listenPort: nginxPort,
+      gateways: [`127.0.0.1:${hopPort}`],
+      mode: 'local',
+      pidFile: join(dir, 'nginx.pid'),
+      errorLog: join(dir, 'error.log'),
+      accessLog: 'off',
+      tempDir: join(dir, 'tmp'),
+    });
+    writeFileSync(join(dir, 'nginx.conf'), conf);
+    const bin = findBinary('nginx');
+    if (!bin) throw new Error('nginx not found');
+    nginx = spawn(bin, nginxArgs(bin, join(dir, 'nginx.conf'), dir, join(dir, 'error.log')), { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if (await fetch(`http://127.0.0.1:${nginxPort}/x`).then((r) => r.ok, () => false)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return await run('baseline: nginx → Node hop → Node server', `http://127.0.0.1:${nginxPort}`, { nginx: [nginx.pid!], bench: [process.pid] }, { duration, connections, path: '/top?region=GLOBAL&limit=10' }, log);
+  } finally {
+    nginx?.kill('SIGTERM');
+    for (const s of servers) s.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const REGIONS = ['NA', 'EU', 'ASIA', GLOBAL];
+
+export async function benchHttp(log: (s: string) => void, opts: { quick: boolean }): Promise<string> {
+  const players = opts.quick ? 20_000 : 100_000;
+  const duration = opts.quick ? 5 : 15;
+  const connections = 32;
+  const dataDir = await mkdtemp(join(tmpdir(), 'lb-bench-stack-'));
+  const bigLimits = {
+    ACCESS_LOG: 'false',
+    LOG_LEVEL: 'warn',
+    USER_RATE_LIMIT_COUNT: '100000',
+    REGION_RATE_LIMIT_COUNT: '10000000',
+    READ_RATE_LIMIT_COUNT: '100000000',
+    QUEUE_REJECT_LENGTH: '1000000',
+  };
+  log(`starting the stack (data in ${dataDir})`);
+  const stack = await startStack({ dataDir, ports: 'ephemeral', env: bigLimits, nginxAccessLog: false, log: () => {} });
+  try {
+    // Seed the boards through the service's own write path (limits, script, outbox, relay), in-process.
+    const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...bigLimits, PORT: '0' });
+    const deps = await createDeps(config, { log: createLogger('bench-seed', 'error') });
+    const memBefore = await Promise.all(deps.stores.all().map(async (s) => usedMemory(await s.client.info('memory'))));
+    const t0 = performance.now();
+    const ids = Array.from({ length: players }, (_, i) => i);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (next < ids.length) {
+          const i = next++;
+          await deps.writer.write({
+            player: { userId: `p${i}`, name: `Player ${i}`, region: REGIONS[i % 4]! },
+            op: 'update',
+            value: Math.floor(Math.random() * 1_000_000),
+            requestId: 'seed',
+          });
+        }
+      }),
+    );
+    log(`seeded ${fmt(players)} players in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    await waitDrained(deps, 300_000);
+    const memAfter = await Promise.all(deps.stores.all().map(async (s) => usedMemory(await s.client.info('memory'))));
+    const bytesPerPlayer = (memAfter.reduce((a, b) => a + b, 0) - memBefore.reduce((a, b) => a + b, 0)) / players;
+    log(`Redis memory per player: ${fmt(bytesPerPlayer)} bytes (all shards, after the queues drained)`);
+
+    const groups = groupsOf(stack);
+    const top10 = (await (await fetch(`${stack.url}/top?region=GLOBAL&limit=10`)).text());
+    const results: RunResult[] = [];
+    results.push(await baseline(duration, connections, top10, log));
+    results.push(await run('top 10, GLOBAL', stack.url, groups, { duration, connections, path: '/top?region=GLOBAL&limit=10' }, log));
+    results.push(await run('top 10, regional', stack.url, groups, { duration, connections, path: '/top?region=EU&limit=10' }, log));
+    const readPath = () => {
+      const r = Math.random();
+      const id = `p${Math.floor(Math.random() * players)}`;
+      const region = REGIONS[Math.floor(Math.random() * 4)]!;
+      if (r < 0.4) return `/top?region=${region}&limit=10`;
+      if (r < 0.7) return `/rank/${id}?region=GLOBAL`;
+      return `/around/${id}?region=GLOBAL&range=5`;
+    };
+    results.push(await run('read mix (40% top 10, 30% rank, 30% around; regional and GLOBAL)', stack.url, groups, { duration, connections, setupRequest: (req) => ({ ...req, path: readPath() }) }, log));
+
+    const tokens = Array.from({ length: players }, (_, i) =>
+      signToken({ userId: `p${i}`, name: `Player ${i}`, region: REGIONS[i % 4]! }, { secret: stack.jwtSecret, issuer: config.jwtIssuer, ttlSeconds: 3600 }),
+    );
+    const writeReq = (req: any) => ({
+      ...req,
+      method: 'POST',
+      path: '/score/add',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[Math.floor(Math.random() * players)]}` },
+      body: '{"delta":1}',
+    });
+    const lag = sampleQueueLag(deps);
+    results.push(await run('writes (POST /score/add)', stack.url, groups, { duration, connections, setupRequest: writeReq }, log));
+    const lagStats = await lag.stop();
+    const drainStart = performance.now();
+    await waitDrained(deps, 300_000);
+    const drainS = (performance.now() - drainStart) / 1000;
+    log(`queue lag during the write run: oldest waiting event p50 ${fmt(lagStats.p50)} ms, max ${fmt(lagStats.max)} ms; backlog drained ${fmt(drainS, 1)} s after the run`);
+    results.push(
+      await run('mix (80% reads, 20% writes)', stack.url, groups, {
+        duration,
+        connections,
+        setupRequest: (req) => (Math.random() < 0.2 ? writeReq(req) : { ...req, method: 'GET', path: readPath(), headers: {}, body: undefined }),
+      }, log),
+    );
+    await waitDrained(deps, 300_000);
+    await deps.close();
+    return markdown(results, { players, bytesPerPlayer, lag: lagStats, drainS, quick: opts.quick, connections, duration });
+  } finally {
+    await stack.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+function usedMemory(info: string): number {
+  const m = /used_memory:(\d+)/.exec(info);
+  return m ? Number(m[1]) : 0;
+}
+
+type Deps = Awaited<ReturnType<typeof createDeps>>;
+
+async function backlog(deps: Deps): Promise<number> {
+  let n = 0;
+  for (const s of deps.stores.all()) {
+    n += await s.client.hLen(s.keys.outbox);
+    const c = await deps.relays.get(s.shard.id).queue.getJobCounts('waiting', 'active', 'delayed');
+    n += c.waiting! + c.active! + c.delayed!;
+  }
+  return n;
+}
+
+async function waitDrained(deps: Deps, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await backlog(deps)) > 0) {
+    if (Date.now() > deadline) throw new Error('queues did not drain');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Samples the age of the oldest waiting job on each shard every 250 ms. */
+function sampleQueueLag(deps: Deps): { stop(): Promise<{ p50: number; max: number }> } {
+  const ages: number[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      for (const r of deps.relays.all()) {
+        const [job] = await r.queue.getJobs(['wait'], 0, 0, true);
+        ages.push(job ? Date.now() - job.timestamp : 0);
+      }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      ages.sort((a, b) => a - b);
+      return { p50: pct(ages, 50), max: ages[ages.length - 1] ?? 0 };
+    },
+  };
+}
+
+function markdown(
+  results: RunResult[],
+  m: { players: number; bytesPerPlayer: number; lag: { p50: number; max: number }; drainS: number; quick: boolean; connections: number; duration: number },
+): string {
+  const base = results[0]!;
+  const groups = [...new Set(results.flatMap((r) => Object.keys(r.cpuMsPerReq)))];
+  const row = (r: RunResult) =>
+    `| ${r.name} | ${fmt(r.rps)} | ${fmt((100 * r.rps) / base.rps)}% | ${fmt(r.p50, 1)} | ${fmt(r.p95, 1)} | ${fmt(r.p99, 1)} | ${r.errors + r.non2xx} |`;
+  const cpuRow = (r: RunResult) => `| ${r.name} | ${groups.map((g) => (r.cpuMsPerReq[g] === undefined ? '—' : r.cpuMsPerReq[g]!.toFixed(2))).join(' | ')} |`;
+  const top = results.find((r) => r.name.startsWith('top 10, GLOBAL'))!;
+  const writes = results.find((r) => r.name.startsWith('writes'))!;
+  return `## HTTP through nginx (load-balanced mode)
+
+Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : ''}. The whole stack — nginx, 3 api-gateways, 3 leaderboard-service replicas, the worker-service, 3 Redis shards, Postgres — and the load generator (autocannon, ${m.connections} connections, ${m.duration} s per run) share these 2 cores. ${fmt(m.players)} players on the boards (¼ each NA, EU, ASIA, GLOBAL-only).
+
+| run | req/s | vs baseline | p50 ms | p95 ms | p99 ms | errors + non-2xx |
+|---|---|---|---|---|---|---|
+${results.map(row).join('\n')}
+
+Targets: writes ≥ 2,000/s ${writes.rps >= 2000 ? '✅' : '❌'} and top-10 reads ≥ 4,000/s ${top.rps >= 4000 ? '✅' : '❌'} with p99 < 50 ms (writes ${writes.p99 < 50 ? '✅' : '❌'}, top-10 ${top.p99 < 50 ? '✅' : '❌'}) and zero errors (${writes.errors + writes.non2xx + top.errors + top.non2xx === 0 ? '✅' : '❌'}).
+
+- Redis memory per player: ${fmt(m.bytesPerPlayer)} bytes (used_memory delta over all shards after seeding and draining: user hash, two board entries, name).
+- Queue lag during the write run: oldest waiting event p50 ${fmt(m.lag.p50)} ms, max ${fmt(m.lag.max)} ms; the backlog was empty ${fmt(m.drainS, 1)} s after the run.
+
+### Where the time goes
+
+CPU milliseconds spent per request by each component during each run (user + system time from /proc, the process and its children):
+
+| run | ${groups.join(' | ')} |
+|---|${groups.map(() => '---').join('|')}|
+${results.map(cpuRow).join('\n')}
+`;
+}

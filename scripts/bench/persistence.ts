@@ -1,0 +1,276 @@
+/**
+ * Persistence benchmark (issue: write-behind pipeline).
+ *
+ * 1. Raw baseline: the worker's own batch UPSERT (ScoreRepository.applyBatch)
+ *    called directly with batches of 1,000 events on one shard's database.
+ * 2. Pipeline throughput: events pre-loaded on a shard's BullMQ queue, then a
+ *    worker-service process consumes them; events/s from the worker's start
+ *    to the last COMMIT — one shard alone, then three shards at once.
+ * 3. End-to-end lag: a leaderboard-service and a worker-service process, a
+ *    steady stream of /score/add at a fixed rate; lag = score_events.created_at
+ *    (Postgres transaction time of the batch) − the time the client got 200.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Queue } from 'bullmq';
+import pg from 'pg';
+import {
+  connectionFor,
+  createLogger,
+  jobIdOf,
+  queuePrefix,
+  SCORE_JOB,
+  SCORE_QUEUE,
+  scoreJobOptions,
+  signToken,
+  type ScoreEvent,
+  type Topology,
+} from '@lb/common';
+import { ensureDatabase, freePort, migrateTopology, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/common/infra';
+import { findRepoRoot } from '@lb/common/testing';
+import { PgPools, ScoreRepository } from '../../worker-service/src/db/index.js';
+import { fmt, pct } from './machine.js';
+
+const root = findRepoRoot();
+const SECRET = 'bench-secret-bench-secret-bench-secret-0';
+
+export interface PersistenceResult {
+  rawEventsPerS: number;
+  oneShardEventsPerS: number;
+  threeShardEventsPerS: number;
+  perShard: Record<string, number>;
+  lag: { rate: number; seconds: number; sent: number; ok: number; refused: number; p50: number; p99: number; max: number };
+}
+
+interface Env {
+  dir: string;
+  redis: RedisProcess[];
+  postgres: PostgresProcess;
+  topology: Topology;
+}
+
+export async function up(): Promise<Env> {
+  const dir = await mkdtemp(join(tmpdir(), 'lb-bench-'));
+  const redis: RedisProcess[] = [];
+  for (const id of ['na', 'eu', 'asia']) redis.push(await startRedis({ dir: join(dir, `redis-${id}`), appendOnly: true, name: id }));
+  const postgres = await startPostgres({ dataDir: join(dir, 'pg') });
+  const topology: Topology = {
+    shards: ['na', 'eu', 'asia'].map((id, i) => ({ id, redis: redis[i]!.url, postgres: postgres.urlFor(`bench_${id}`) })),
+    regions: { NA: 'na', EU: 'eu', ASIA: 'asia' },
+  };
+  for (const s of topology.shards) await ensureDatabase(s.postgres);
+  await migrateTopology(topology, join(root, 'sql'));
+  return { dir, redis, postgres, topology };
+}
+
+export async function down(e: Env): Promise<void> {
+  await e.postgres.stop().catch(() => undefined);
+  for (const r of e.redis) await r.stop().catch(() => undefined);
+  await rm(e.dir, { recursive: true, force: true });
+}
+
+function makeEvents(prefix: string, players: number, versions: number, region: string): ScoreEvent[] {
+  const out: ScoreEvent[] = [];
+  const now = Date.now();
+  for (let v = 1; v <= versions; v++) {
+    for (let p = 0; p < players; p++) {
+      out.push({ user_id: `${prefix}${p}`, name: `Player ${p}`, region, op: 'update', delta: 1, score: v * 10 + (p % 97), version: v, ts: now, request_id: 'bench' });
+    }
+  }
+  return out;
+}
+
+async function rawBaseline(e: Env, log: (s: string) => void): Promise<number> {
+  const pools = new PgPools(e.topology.shards, { size: 2, statementTimeoutMs: 60_000 }, createLogger('bench', 'error'));
+  const repo = new ScoreRepository(pools);
+  const events = makeEvents('raw-', 50_000, 2, 'NA');
+  // Warm-up, then the timed run.
+  await repo.applyBatch('na', makeEvents('warm-', 1000, 1, 'NA'));
+  const t0 = performance.now();
+  for (let i = 0; i < events.length; i += 1000) await repo.applyBatch('na', events.slice(i, i + 1000));
+  const s = (performance.now() - t0) / 1000;
+  await pools.close();
+  const rate = events.length / s;
+  log(`raw batched UPSERT (1,000 rows/batch, one shard): ${fmt(events.length)} events in ${fmt(s, 2)} s = ${fmt(rate)} events/s`);
+  return rate;
+}
+
+function spawnService(entry: string, env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  return child;
+}
+
+async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise((r) => c.once('exit', r));
+  c.kill('SIGTERM');
+  await gone;
+}
+
+async function queueCounts(queues: Queue[]): Promise<number> {
+  let n = 0;
+  for (const q of queues) {
+    const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    n += c.waiting! + c.active! + c.delayed! + c.prioritized!;
+  }
+  return n;
+}
+
+/** Pre-loads queues, starts one worker process, times until everything is committed. */
+export async function pipelineRun(e: Env, shardIds: string[], perShard: number, prefix: string): Promise<{ total: number; perShard: Record<string, number> }> {
+  const queues = shardIds.map((id) => {
+    const shard = e.topology.shards.find((s) => s.id === id)!;
+    return new Queue(SCORE_QUEUE, {
+      connection: connectionFor(shard.redis, false),
+      prefix: queuePrefix(id, prefix),
+      defaultJobOptions: scoreJobOptions({ attempts: 5, backoffMs: 200 }),
+    });
+  });
+  for (let i = 0; i < shardIds.length; i++) {
+    const events = makeEvents(`${prefix}-${shardIds[i]}-`, perShard / 2, 2, 'NA');
+    for (let j = 0; j < events.length; j += 2000) {
+      await queues[i]!.addBulk(events.slice(j, j + 2000).map((ev) => ({ name: SCORE_JOB, data: ev, opts: { jobId: jobIdOf(ev) } })));
+    }
+  }
+  const t0 = performance.now();
+  const worker = spawnService('worker-service/src/index.ts', {
+    TOPOLOGY: JSON.stringify(e.topology),
+    KEY_PREFIX: prefix,
+    WORKER_SHARDS: shardIds.join(','),
+    LOG_LEVEL: 'warn',
+  });
+  const done: Record<string, number> = {};
+  const start = t0;
+  while (Object.keys(done).length < shardIds.length) {
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < shardIds.length; i++) {
+      const id = shardIds[i]!;
+      if (done[id] !== undefined) continue;
+      if ((await queueCounts([queues[i]!])) === 0) done[id] = perShard / ((performance.now() - start) / 1000);
+    }
+  }
+  const s = (performance.now() - t0) / 1000;
+  await stopChild(worker);
+  for (const q of queues) await q.close();
+  return { total: (perShard * shardIds.length) / s, perShard: done };
+}
+
+/** Paced /score/add stream at `rate` per second for `seconds`; returns ack times per (user, version). */
+async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) => void): Promise<PersistenceResult['lag']> {
+  const port = await freePort();
+  const env = {
+    TOPOLOGY: JSON.stringify(e.topology),
+    JWT_SECRET: SECRET,
+    KEY_PREFIX: 'lag',
+    PORT: String(port),
+    ACCESS_LOG: 'false',
+    LOG_LEVEL: 'warn',
+    USER_RATE_LIMIT_COUNT: '1000',
+  };
+  const svc = spawnService('leaderboard-service/src/index.ts', env);
+  const worker = spawnService('worker-service/src/index.ts', { ...env, PORT: '' });
+  const agent = new Agent({ keepAlive: true, maxSockets: 128 });
+  try {
+    for (let i = 0; i < 300; i++) {
+      const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const players = 5000;
+    const regions = ['NA', 'EU', 'ASIA'];
+    const tokens = Array.from({ length: players }, (_, i) =>
+      signToken({ userId: `lag-${i}`, name: `Lag ${i}`, region: regions[i % 3]! }, { secret: SECRET, issuer: 'leaderboard-platform', ttlSeconds: 3600 }),
+    );
+    const acks = new Map<string, number>();
+    let sent = 0;
+    let ok = 0;
+    let refused = 0;
+    const post = (i: number) =>
+      new Promise<void>((resolve) => {
+        const body = '{"delta":1}';
+        const req = request(
+          { host: '127.0.0.1', port, path: '/score/add', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Bearer ${tokens[i % players]}` } },
+          (res) => {
+            let data = '';
+            res.on('data', (d) => (data += d));
+            res.on('end', () => {
+              const at = Date.now();
+              if (res.statusCode === 200) {
+                ok++;
+                const b = JSON.parse(data) as { user_id: string; version: number };
+                acks.set(`${b.user_id}#${b.version}`, at);
+              } else refused++;
+              resolve();
+            });
+          },
+        );
+        req.on('error', () => {
+          refused++;
+          resolve();
+        });
+        req.end(body);
+      });
+    const inflight: Promise<void>[] = [];
+    const t0 = Date.now();
+    const tickMs = 10;
+    for (let tick = 0; tick < (seconds * 1000) / tickMs; tick++) {
+      const due = Math.round(((tick + 1) * tickMs * rate) / 1000) - sent;
+      for (let k = 0; k < due; k++) inflight.push(post(sent++));
+      const wait = t0 + (tick + 1) * tickMs - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    await Promise.all(inflight);
+    const achieved = sent / ((Date.now() - t0) / 1000);
+    // Wait for persistence, then read commit times.
+    const client = new pg.Client({ connectionString: e.topology.shards[0]!.postgres });
+    const lags: number[] = [];
+    const deadline = Date.now() + 60_000;
+    for (const s of e.topology.shards) {
+      const c = new pg.Client({ connectionString: s.postgres });
+      await c.connect();
+      try {
+        for (;;) {
+          const { rows } = await c.query<{ user_id: string; version: string; created_ms: string }>(
+            `SELECT user_id, version, (extract(epoch from created_at) * 1000)::bigint AS created_ms FROM score_events WHERE user_id LIKE 'lag-%'`,
+          );
+          const mine = rows.filter((r) => acks.has(`${r.user_id}#${r.version}`));
+          const expected = [...acks.keys()].filter((k) => s.id === ['na', 'eu', 'asia'][Number(k.slice(4, k.indexOf('#'))) % 3]).length;
+          if (mine.length >= expected || Date.now() > deadline) {
+            for (const r of mine) lags.push(Math.max(0, Number(r.created_ms) - acks.get(`${r.user_id}#${r.version}`)!));
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      } finally {
+        await c.end();
+      }
+    }
+    void client;
+    lags.sort((a, b) => a - b);
+    const result = { rate: achieved, seconds, sent, ok, refused, p50: pct(lags, 50), p99: pct(lags, 99), max: lags[lags.length - 1] ?? NaN };
+    log(`lag at ${fmt(achieved)} writes/s for ${seconds} s: ${fmt(ok)} acknowledged, ${fmt(refused)} refused; ack→commit p50 ${fmt(result.p50)} ms, p99 ${fmt(result.p99)} ms, max ${fmt(result.max)} ms (${fmt(lags.length)} events matched)`);
+    return result;
+  } finally {
+    agent.destroy();
+    await stopChild(svc);
+    await stopChild(worker);
+  }
+}
+
+export async function benchPersistence(log: (s: string) => void, opts: { perShard: number; lagRate: number; lagSeconds: number }): Promise<PersistenceResult> {
+  const e = await up();
+  try {
+    const raw = await rawBaseline(e, log);
+    const one = await pipelineRun(e, ['na'], opts.perShard, 'one');
+    log(`pipeline, one shard alone: ${fmt(opts.perShard)} events, ${fmt(one.total)} events/s (${fmt((100 * one.total) / raw)}% of raw)`);
+    const three = await pipelineRun(e, ['na', 'eu', 'asia'], opts.perShard, 'three');
+    log(`pipeline, three shards at once: ${fmt(3 * opts.perShard)} events, ${fmt(three.total)} events/s in total; per shard ${Object.entries(three.perShard).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
+    const lag = await lagRun(e, opts.lagRate, opts.lagSeconds, log);
+    return { rawEventsPerS: raw, oneShardEventsPerS: one.total, threeShardEventsPerS: three.total, perShard: three.perShard, lag };
+  } finally {
+    await down(e);
+  }
+}

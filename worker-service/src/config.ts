@@ -1,0 +1,115 @@
+/**
+ * worker-service configuration: one typed, frozen object built from the
+ * environment; any bad value stops start-up with the key's name.
+ */
+import {
+  ConfigError,
+  intKey,
+  KEY_PREFIX,
+  LOG_LEVEL,
+  loadTopology,
+  optionalKey,
+  readKeys,
+  stringKey,
+  type Env,
+  type JobPolicy,
+  type Topology,
+} from '@lb/common';
+
+const SPEC = {
+  instanceId: stringKey('INSTANCE_ID', 'Name of this process in logs and /health.', { default: 'worker-1' }),
+  shards: stringKey('WORKER_SHARDS', 'Shards whose score queue this process consumes: comma-separated shard ids, or "all".', {
+    default: 'all',
+  }),
+  batchSize: intKey('BATCH_SIZE', 'Most events written to Postgres in one transaction.', { default: 500, min: 1, max: 10_000 }),
+  batchMaxWaitMs: intKey('BATCH_MAX_WAIT_MS', 'Longest a partial batch waits for more events before it is written, ms.', {
+    default: 50,
+    min: 0,
+    max: 60_000,
+  }),
+  concurrency: intKey(
+    'WORKER_CONCURRENCY',
+    'Jobs held at once per shard (BullMQ worker concurrency); 0 = 2 x BATCH_SIZE, so one batch fills while the previous one commits.',
+    { default: 0, min: 0, max: 50_000 },
+  ),
+  // JOB_ATTEMPTS and JOB_BACKOFF_MS are declared exactly as in leaderboard-service,
+  // which applies them when it enqueues (BullMQ keeps the policy on the job).
+  jobAttempts: intKey('JOB_ATTEMPTS', 'Attempts of a score-event job before it lands in the failed set (dead letters).', {
+    default: 10,
+    min: 1,
+    max: 100,
+  }),
+  jobBackoffMs: intKey('JOB_BACKOFF_MS', 'First retry delay of a failed job; doubles each attempt.', { default: 500, min: 10 }),
+  lockMs: intKey('WORKER_LOCK_MS', 'BullMQ job lock duration, ms: a crashed worker\'s jobs are retried after about this long.', {
+    default: 30_000,
+    min: 500,
+    max: 600_000,
+  }),
+  stalledIntervalMs: intKey('WORKER_STALLED_INTERVAL_MS', 'How often jobs of crashed workers are looked for and moved back to waiting, ms.', {
+    default: 30_000,
+    min: 500,
+    max: 600_000,
+  }),
+  maxStalledCount: intKey(
+    'WORKER_MAX_STALLED',
+    'Times a job may be recovered from a crashed worker before it is failed (writes are idempotent, so a retry is harmless).',
+    { default: 3, min: 0, max: 100 },
+  ),
+  keyPrefix: KEY_PREFIX,
+  logLevel: LOG_LEVEL,
+  // Same declaration as leaderboard-service: one key, one meaning.
+  pgPoolSize: intKey('PG_POOL_SIZE', 'Connections per Postgres pool.', { default: 10, min: 1, max: 100 }),
+  pgStatementTimeoutMs: intKey('PG_STATEMENT_TIMEOUT_MS', 'A batch statement running longer than this is cancelled and retried, ms.', {
+    default: 30_000,
+    min: 100,
+    max: 600_000,
+  }),
+  healthHost: stringKey('HEALTH_HOST', 'Address of the worker-service /health endpoint.', { default: '127.0.0.1' }),
+} as const;
+
+const HEALTH_PORT = optionalKey('HEALTH_PORT', 'Port of the worker-service /health endpoint (0 = any free port; empty = no endpoint).');
+
+export type WorkerConfig = Omit<ReturnType<typeof readKeys<typeof SPEC>>, 'shards'> & {
+  readonly topology: Topology;
+  /** Shard ids consumed by this process, in topology order. */
+  readonly shards: readonly string[];
+  /** Effective BullMQ concurrency per shard (WORKER_CONCURRENCY resolved). */
+  readonly concurrency: number;
+  /** Retry policy of score jobs, for `scoreJobOptions`. */
+  readonly jobPolicy: JobPolicy;
+  /** undefined = no health endpoint. */
+  readonly healthPort: number | undefined;
+};
+
+/** Loads and validates the configuration; throws ConfigError naming the key. */
+export function loadConfig(env: Env = process.env): WorkerConfig {
+  const base = readKeys(SPEC, env);
+  const topology = loadTopology(env);
+  return Object.freeze({
+    ...base,
+    topology,
+    shards: Object.freeze(parseShards(base.shards, topology)),
+    concurrency: base.concurrency === 0 ? 2 * base.batchSize : base.concurrency,
+    jobPolicy: Object.freeze({ attempts: base.jobAttempts, backoffMs: base.jobBackoffMs }),
+    healthPort: parsePort(HEALTH_PORT.read(env)),
+  });
+}
+
+function parseShards(raw: string, topology: Topology): string[] {
+  const known = topology.shards.map((s) => s.id);
+  if (raw.toLowerCase() === 'all') return known;
+  const wanted = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (wanted.length === 0) throw new ConfigError('WORKER_SHARDS', 'must list at least one shard id, or be "all"');
+  for (const id of wanted) {
+    if (!known.includes(id)) throw new ConfigError('WORKER_SHARDS', `unknown shard "${id}" (topology has ${known.join(', ')})`);
+  }
+  // Topology order, duplicates dropped.
+  return known.filter((id) => wanted.includes(id));
+}
+
+function parsePort(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n > 65535) throw new ConfigError('HEALTH_PORT', `must be a port number 0-65535 or empty, got "${raw}"`);
+  return n;
+}

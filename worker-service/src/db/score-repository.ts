@@ -1,0 +1,155 @@
+/**
+ * Writes batches of score events to a shard's Postgres. The only module that
+ * builds SQL for the worker; callers get plain counts and two error kinds:
+ * {@link InvalidBatchError} (the database refuses the data: some event in the
+ * batch is poison) and anything else (transient: retry later).
+ */
+import type pg from 'pg';
+import type { ScoreEvent } from '@lb/common';
+import type { PgPools } from './pools.js';
+
+/** Plain counts of one applied batch. */
+export interface ApplyResult {
+  /** Distinct (user_id, version) events in the batch. */
+  readonly events: number;
+  /** Of those, rows new to `score_events` (the rest had been written before). */
+  readonly inserted: number;
+  /** Distinct players in the batch. */
+  readonly players: number;
+  /** `leaderboard` rows inserted or moved to a newer version. */
+  readonly upserted: number;
+}
+
+/**
+ * The database refused the batch's data (SQLSTATE class 22 data exception or
+ * 23 integrity violation). Retrying the same batch cannot succeed; the caller
+ * should split it to find the offending event.
+ */
+export class InvalidBatchError extends Error {
+  readonly sqlState: string;
+  constructor(message: string, sqlState: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'InvalidBatchError';
+    this.sqlState = sqlState;
+  }
+}
+
+// Both statements take one array per column (unnest), so a batch of any size
+// is one statement each, and the plans stay cached by the server.
+// Events are applied in any order and any number of times: a row only moves
+// forward in version, and an event is recorded once per (user_id, version).
+const UPSERT_LEADERBOARD = `
+INSERT INTO leaderboard (user_id, name, region, score, version, updated_at)
+SELECT u.user_id, u.name, u.region, u.score, u.version, timestamptz 'epoch' + u.ts * interval '1 millisecond'
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
+    AS u(user_id, name, region, score, version, ts)
+ON CONFLICT (user_id) DO UPDATE
+   SET name = EXCLUDED.name, region = EXCLUDED.region, score = EXCLUDED.score,
+       version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+ WHERE leaderboard.version < EXCLUDED.version`;
+
+const INSERT_EVENTS = `
+INSERT INTO score_events (user_id, version, region, op, delta, score, ts, request_id)
+SELECT u.user_id, u.version, u.region, u.op, u.delta, u.score, timestamptz 'epoch' + u.ts * interval '1 millisecond', u.request_id
+  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])
+    AS u(user_id, version, region, op, delta, score, ts, request_id)
+ON CONFLICT (user_id, version) DO NOTHING`;
+
+export class ScoreRepository {
+  constructor(private readonly pools: PgPools) {}
+
+  /**
+   * Applies a batch of one shard's events in ONE transaction: the newest
+   * event of each player upserts `leaderboard` (only if newer than the row),
+   * and every event is appended to `score_events` (once per version).
+   * All or nothing.
+   *
+   * Rows are written in user_id order, so concurrent batches (several worker
+   * processes on one queue) take row locks in the same order and cannot
+   * deadlock each other.
+   */
+  async applyBatch(shardId: string, events: readonly ScoreEvent[]): Promise<ApplyResult> {
+    const unique = dedupe(events);
+    const newest = foldToNewest(unique);
+    if (unique.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
+    const client = await this.pools.forShard(shardId).connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const up = await client.query(UPSERT_LEADERBOARD, leaderboardColumns(newest));
+      const ins = await client.query(INSERT_EVENTS, eventColumns(unique));
+      await client.query('COMMIT');
+      return { events: unique.length, inserted: ins.rowCount ?? 0, players: newest.length, upserted: up.rowCount ?? 0 };
+    } catch (e) {
+      // A failed ROLLBACK means the connection is gone: drop it from the pool.
+      await client.query('ROLLBACK').catch((re: Error) => {
+        broken = re;
+      });
+      throw classify(e);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Round trip to a shard's database, for health checks. */
+  async ping(shardId: string): Promise<void> {
+    await this.pools.forShard(shardId).query('SELECT 1');
+  }
+}
+
+/** Events sorted by (user_id, version), one per (user_id, version). */
+function dedupe(events: readonly ScoreEvent[]): ScoreEvent[] {
+  const sorted = [...events].sort((a, b) => compareIds(a.user_id, b.user_id) || a.version - b.version);
+  return sorted.filter((e, i) => i === 0 || e.user_id !== sorted[i - 1]!.user_id || e.version !== sorted[i - 1]!.version);
+}
+
+/**
+ * The newest event of each player, in user_id order. One row per player is
+ * required anyway: ON CONFLICT DO UPDATE cannot touch a row twice in one statement.
+ */
+function foldToNewest(sortedUnique: readonly ScoreEvent[]): ScoreEvent[] {
+  const out: ScoreEvent[] = [];
+  for (const e of sortedUnique) {
+    const last = out[out.length - 1];
+    if (last && last.user_id === e.user_id) out[out.length - 1] = e; // sorted by version: later wins
+    else out.push(e);
+  }
+  return out;
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function leaderboardColumns(rows: readonly ScoreEvent[]): unknown[] {
+  return [
+    rows.map((e) => e.user_id),
+    rows.map((e) => e.name),
+    rows.map((e) => e.region),
+    rows.map((e) => e.score),
+    rows.map((e) => e.version),
+    rows.map((e) => e.ts),
+  ];
+}
+
+function eventColumns(rows: readonly ScoreEvent[]): unknown[] {
+  return [
+    rows.map((e) => e.user_id),
+    rows.map((e) => e.version),
+    rows.map((e) => e.region),
+    rows.map((e) => e.op),
+    rows.map((e) => e.delta),
+    rows.map((e) => e.score),
+    rows.map((e) => e.ts),
+    rows.map((e) => e.request_id),
+  ];
+}
+
+/** Data the server refuses becomes InvalidBatchError; everything else stays as is (transient). */
+function classify(e: unknown): unknown {
+  const state = (e as pg.DatabaseError | undefined)?.code;
+  if (typeof state === 'string' && (state.startsWith('22') || state.startsWith('23'))) {
+    return new InvalidBatchError(`postgres refused the batch: ${(e as Error).message}`, state, e);
+  }
+  return e;
+}

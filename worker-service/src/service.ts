@@ -1,0 +1,85 @@
+/**
+ * Wires the worker-service from its config: Postgres pools, the repository,
+ * one consumer per shard. `close` stops them in reverse order.
+ */
+import { createLogger, type Logger } from '@lb/common';
+import type { WorkerConfig } from './config.js';
+import type { BatchRepository } from './batcher.js';
+import { PgPools, ScoreRepository } from './db/index.js';
+import { ShardConsumer, type ShardStatus } from './worker.js';
+
+export interface WorkerService {
+  readonly log: Logger;
+  readonly consumers: readonly ShardConsumer[];
+  /** Per-shard state and counters. */
+  status(): { ok: boolean; shards: ShardStatus[] };
+  /** status() plus a Redis and a Postgres round trip per shard (for GET /health). */
+  health(): Promise<{ ok: boolean; instance: string; shards: (ShardStatus & { redis: string; postgres: string })[] }>;
+  /** Lets every consumer finish the batch in hand, then closes the pools. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  log?: Logger;
+  /** Test seam: wraps the repository (to slow down or observe batch writes). */
+  decorateRepository?: (repository: BatchRepository) => BatchRepository;
+}
+
+/** Starts consuming the configured shards' queues. */
+export async function startWorkerService(config: WorkerConfig, opts: ServiceOptions = {}): Promise<WorkerService> {
+  const log = opts.log ?? createLogger(config.instanceId, config.logLevel);
+  const shards = config.topology.shards.filter((s) => config.shards.includes(s.id));
+  const pools = new PgPools(shards, { size: config.pgPoolSize, statementTimeoutMs: config.pgStatementTimeoutMs }, log);
+  const base = new ScoreRepository(pools);
+  const repository = opts.decorateRepository ? opts.decorateRepository(base) : base;
+  const consumers = shards.map((s) => new ShardConsumer(s, config, { repository, log }));
+  for (const c of consumers) c.start();
+  let closing: Promise<void> | undefined;
+  return {
+    log,
+    consumers,
+    status() {
+      const all = consumers.map((c) => c.status());
+      return { ok: all.every((s) => s.state === 'running'), shards: all };
+    },
+    async health() {
+      const shardsHealth = await Promise.all(
+        consumers.map(async (c) => ({
+          ...c.status(),
+          redis: await check(() => c.ping()),
+          postgres: await check(() => base.ping(c.shard.id)),
+        })),
+      );
+      const ok = shardsHealth.every((s) => s.state === 'running' && s.redis === 'ok' && s.postgres === 'ok');
+      return { ok, instance: config.instanceId, shards: shardsHealth };
+    },
+    close() {
+      closing ??= (async () => {
+        const results = await Promise.allSettled(consumers.map((c) => c.close()));
+        await pools.close();
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      })();
+      return closing;
+    },
+  };
+}
+
+const CHECK_TIMEOUT_MS = 1500;
+
+async function check(fn: () => Promise<unknown>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return 'ok';
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * One BullMQ Worker per consumed shard, feeding a {@link Batcher} that writes
+ * the shard's events to its Postgres.
+ *
+ * Job lifecycle: the processor validates the event (malformed → BullMQ
+ * `UnrecoverableError`, failed at once), hands it to the batcher and resolves
+ * only after the batch's COMMIT. A failed transaction rejects every job of the
+ * batch, and BullMQ retries each with exponential backoff until its attempts
+ * are spent; then it stays in the failed set (the dead-letter queue).
+ *
+ * Several processes may consume the same queues: BullMQ gives each job to one
+ * worker at a time, and a job delivered twice (after a crash or a lost lock)
+ * is harmless because the writes are idempotent and order-proof.
+ */
+import { Worker, UnrecoverableError, type Job } from 'bullmq';
+import {
+  checkScoreEvent,
+  connectionFor,
+  queuePrefix,
+  SCORE_QUEUE,
+  type Logger,
+  type ScoreEvent,
+  type ShardDef,
+} from '@lb/common';
+import { Batcher, persistBatch, RefusedItemError, type BatcherStats, type BatchRepository } from './batcher.js';
+import type { WorkerConfig } from './config.js';
+
+/** The slice of the configuration a shard consumer needs. */
+export type ConsumerConfig = Pick<
+  WorkerConfig,
+  'keyPrefix' | 'batchSize' | 'batchMaxWaitMs' | 'concurrency' | 'lockMs' | 'stalledIntervalMs' | 'maxStalledCount'
+>;
+
+export interface ConsumerDeps {
+  readonly repository: BatchRepository;
+  readonly log: Logger;
+}
+
+export type ConsumerState = 'running' | 'closing' | 'closed';
+
+/** A shard consumer's state and counters, as shown by /health. */
+export interface ShardStatus {
+  shard: string;
+  state: ConsumerState;
+  /** Jobs waiting in the batcher / batches being written now. */
+  buffered: number;
+  flushing: number;
+  jobs: {
+    /** Persisted (COMMIT done, job completed). */
+    persisted: number;
+    /** Failed an attempt that BullMQ retries later (e.g. Postgres down). */
+    retried: number;
+    /** Moved to the failed set for good: malformed, refused by Postgres, or attempts spent. */
+    deadLettered: number;
+    /** Recovered from a crashed or stuck worker and moved back to waiting. */
+    stalled: number;
+  };
+  batches: BatcherStats;
+}
+
+/** Logs at most once per `everyMs` per key, counting what it swallowed. */
+function throttled(log: Logger, everyMs: number) {
+  const last = new Map<string, { at: number; skipped: number }>();
+  return (key: string, msg: string, fields: Record<string, unknown>): void => {
+    const now = Date.now();
+    const seen = last.get(key);
+    if (seen && now - seen.at < everyMs) {
+      seen.skipped++;
+      return;
+    }
+    log.warn(msg, seen && seen.skipped > 0 ? { ...fields, suppressed: seen.skipped } : fields);
+    last.set(key, { at: now, skipped: 0 });
+  };
+}
+
+/** Consumes one shard's score queue. */
+export class ShardConsumer {
+  readonly shard: ShardDef;
+  private readonly log: Logger;
+  private readonly keyPrefix: string;
+  private readonly worker: Worker<ScoreEvent>;
+  private readonly batcher: Batcher<ScoreEvent>;
+  private readonly counters = { persisted: 0, retried: 0, deadLettered: 0, stalled: 0 };
+  private state: ConsumerState = 'running';
+  private closing: Promise<void> | undefined;
+
+  constructor(shard: ShardDef, config: ConsumerConfig, deps: ConsumerDeps) {
+    this.shard = shard;
+    const log = deps.log.child(shard.id);
+    this.log = log;
+    this.keyPrefix = config.keyPrefix;
+    const warn = throttled(log, 5000);
+    this.batcher = new Batcher<ScoreEvent>({ maxSize: config.batchSize, maxWaitMs: config.batchMaxWaitMs, capacity: config.concurrency }, async (events) => {
+      const outcome = await persistBatch(shard.id, events, deps.repository);
+      if (outcome.transactions > 1) {
+        log.warn('batch split to isolate events refused by postgres', {
+          events: events.length,
+          refused: outcome.refused.filter((r) => r !== undefined).length,
+          transactions: outcome.transactions,
+        });
+      }
+      return outcome.refused;
+    });
+    this.worker = new Worker<ScoreEvent>(SCORE_QUEUE, (job) => this.process(job), {
+      connection: connectionFor(shard.redis, true),
+      prefix: queuePrefix(shard.id, config.keyPrefix),
+      concurrency: config.concurrency,
+      // Listeners are attached before the first job is fetched.
+      autorun: false,
+      lockDuration: config.lockMs,
+      stalledInterval: config.stalledIntervalMs,
+      maxStalledCount: config.maxStalledCount,
+      // Long-poll for this long when idle; a new job wakes the worker at once.
+      drainDelay: 5,
+      // Job options decide (removeOnComplete: true); these only cover jobs added without them.
+      removeOnComplete: { count: 0 },
+    });
+    this.worker.on('failed', (job, err) => {
+      const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+      if (final) this.counters.deadLettered++;
+      else this.counters.retried++;
+      warn(final ? 'dead-letter' : 'retry', final ? 'job moved to the failed set' : 'job failed, will retry', {
+        job: job?.id,
+        attemptsMade: job?.attemptsMade,
+        err: err.message,
+      });
+    });
+    // The queue is empty: waiting for a batch to fill would only add latency.
+    this.worker.on('drained', () => this.batcher.flush());
+    this.worker.on('stalled', () => {
+      this.counters.stalled++;
+    });
+    // Redis errors (connection lost, ...) repeat on every reconnect attempt.
+    this.worker.on('error', (err) => warn('redis', 'worker error', { err: err.message }));
+  }
+
+  /** Starts fetching jobs. */
+  start(): void {
+    this.worker.run().catch((e: unknown) => this.log.error('worker stopped', { err: e }));
+  }
+
+  /** A Redis round trip on the worker's connection; rejects if it is not ready. */
+  async ping(): Promise<void> {
+    const client = await this.worker.getBackend().client;
+    if (client.status !== 'ready') throw new Error(`redis ${client.status}`);
+    await client.hget(`${queuePrefix(this.shard.id, this.keyPrefix)}:${SCORE_QUEUE}:meta`, 'version');
+  }
+
+  /**
+   * Stops fetching, writes the events in hand at once (not waiting for the
+   * batch to fill), and resolves after their jobs completed or failed.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = 'closing';
+      const closed = this.worker.close();
+      this.batcher.hurry();
+      await closed;
+      await this.batcher.drain();
+      this.state = 'closed';
+    })();
+    return this.closing;
+  }
+
+  status(): ShardStatus {
+    return {
+      shard: this.shard.id,
+      state: this.state,
+      buffered: this.batcher.buffered,
+      flushing: this.batcher.flushing,
+      jobs: { ...this.counters },
+      batches: { ...this.batcher.stats },
+    };
+  }
+
+  private async process(job: Job<ScoreEvent>): Promise<void> {
+    const problem = checkScoreEvent(job.data);
+    if (problem !== undefined) throw new UnrecoverableError(`malformed score event: ${problem}`);
+    try {
+      await this.batcher.add(job.data);
+    } catch (e) {
+      if (e instanceof RefusedItemError) throw new UnrecoverableError(`refused by postgres: ${e.message}`);
+      throw e;
+    }
+    this.counters.persisted++;
+  }
+}

@@ -1,0 +1,145 @@
+import { expect } from 'chai';
+import type { ScoreEvent } from '@lb/common';
+import { Batcher, persistBatch, RefusedItemError, type BatchRepository } from '../src/batcher.js';
+import { InvalidBatchError, type ApplyResult } from '../src/db/index.js';
+import { scoreEvent } from './support/worker.js';
+
+const tick = () => new Promise((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A flush function that records batches and lets the test decide when each commits. */
+function controlledFlush() {
+  const batches: number[][] = [];
+  const gates: { release: (outcome?: (string | undefined)[]) => void; fail: (e: Error) => void }[] = [];
+  const flush = (items: number[]) => {
+    batches.push(items);
+    return new Promise<(string | undefined)[]>((resolve, reject) => {
+      gates.push({ release: (outcome) => resolve(outcome ?? items.map(() => undefined)), fail: reject });
+    });
+  };
+  return { batches, gates, flush };
+}
+
+/** Tracks how each add() settled. */
+function track(p: Promise<void>) {
+  const s: { state: 'pending' | 'resolved' | 'rejected'; error?: Error } = { state: 'pending' };
+  p.then(
+    () => (s.state = 'resolved'),
+    (e: Error) => {
+      s.state = 'rejected';
+      s.error = e;
+    },
+  );
+  return s;
+}
+
+describe('Batcher', () => {
+  it('when maxSize items arrive, then they are written as one batch at once, and resolve only after the write', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 3, maxWaitMs: 60_000 }, f.flush);
+    const s = [1, 2, 3, 4].map((n) => track(b.add(n)));
+    await tick();
+    expect(f.batches).to.deep.equal([[1, 2, 3]]);
+    expect(s.map((x) => x.state)).to.deep.equal(['pending', 'pending', 'pending', 'pending']);
+    f.gates[0]!.release();
+    await tick();
+    expect(s.map((x) => x.state)).to.deep.equal(['resolved', 'resolved', 'resolved', 'pending']);
+    expect(b.buffered).to.equal(1);
+  });
+
+  it('when fewer than maxSize items arrive, then they are written after maxWaitMs', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 100, maxWaitMs: 40 }, f.flush);
+    const started = Date.now();
+    void b.add(1);
+    void b.add(2);
+    await sleep(10);
+    expect(f.batches).to.have.length(0);
+    await sleep(60);
+    expect(f.batches).to.deep.equal([[1, 2]]);
+    expect(Date.now() - started).to.be.at.least(35);
+    f.gates[0]!.release();
+  });
+
+  it('when the write fails, then every item of the batch rejects with that error', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 2, maxWaitMs: 1000 }, f.flush);
+    const s = [1, 2].map((n) => track(b.add(n)));
+    await tick();
+    f.gates[0]!.fail(new Error('connection refused'));
+    await tick();
+    expect(s.map((x) => x.error?.message)).to.deep.equal(['connection refused', 'connection refused']);
+    expect(b.stats.failedBatches).to.equal(1);
+    expect(b.stats.lastError).to.equal('connection refused');
+  });
+
+  it('when the write refuses one item, then only that item rejects, with RefusedItemError', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 3, maxWaitMs: 1000 }, f.flush);
+    const s = [1, 2, 3].map((n) => track(b.add(n)));
+    await tick();
+    f.gates[0]!.release([undefined, 'bad name', undefined]);
+    await tick();
+    expect(s.map((x) => x.state)).to.deep.equal(['resolved', 'rejected', 'resolved']);
+    expect(s[1]!.error).to.be.instanceOf(RefusedItemError);
+    expect(s[1]!.error!.message).to.equal('bad name');
+    expect(b.stats.refusedItems).to.equal(1);
+  });
+
+  it('when every slot of the caller is buffered or being written, then a partial batch is written at once', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 4, maxWaitMs: 60_000, capacity: 6 }, f.flush);
+    for (const n of [1, 2, 3, 4, 5]) void b.add(n);
+    await tick();
+    expect(f.batches).to.deep.equal([[1, 2, 3, 4]]);
+    void b.add(6); // 4 in flight + 2 buffered = capacity: nothing more can arrive
+    await tick();
+    expect(f.batches).to.deep.equal([[1, 2, 3, 4], [5, 6]]);
+    f.gates.forEach((g) => g.release());
+  });
+
+  it('when hurried, then buffered and later items are written on the next tick, and drain waits for every write', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 100, maxWaitMs: 60_000 }, f.flush);
+    const first = track(b.add(1));
+    b.hurry();
+    const second = track(b.add(2));
+    await tick();
+    expect(f.batches).to.deep.equal([[1], [2]]);
+    let drained = false;
+    const d = b.drain().then(() => (drained = true));
+    await tick();
+    expect(drained).to.equal(false);
+    f.gates.forEach((g) => g.release());
+    await d;
+    expect([first.state, second.state]).to.deep.equal(['resolved', 'resolved']);
+  });
+});
+
+describe('persistBatch', () => {
+  const ok = (events: readonly ScoreEvent[]): ApplyResult => ({ events: events.length, inserted: events.length, players: events.length, upserted: events.length });
+
+  it('when the repository fails for a transient reason, then the whole batch rejects (to be retried)', async () => {
+    const repo: BatchRepository = { applyBatch: () => Promise.reject(new Error('ECONNREFUSED')) };
+    let caught: unknown;
+    await persistBatch('na', [scoreEvent(), scoreEvent()], repo).catch((e: unknown) => (caught = e));
+    expect((caught as Error).message).to.equal('ECONNREFUSED');
+  });
+
+  it('when the repository refuses the data, then the batch is bisected down to the poison events', async () => {
+    const events = Array.from({ length: 8 }, (_, i) => scoreEvent({ user_id: `u${i}` }));
+    const poison = new Set(['u2', 'u7']);
+    const calls: number[] = [];
+    const repo: BatchRepository = {
+      async applyBatch(_shard, batch) {
+        calls.push(batch.length);
+        if (batch.some((e) => poison.has(e.user_id))) throw new InvalidBatchError('value too long', '22001', undefined);
+        return ok(batch);
+      },
+    };
+    const out = await persistBatch('na', events, repo);
+    expect(out.refused).to.deep.equal([undefined, undefined, 'value too long', undefined, undefined, undefined, undefined, 'value too long']);
+    expect(out.counts.inserted).to.equal(6);
+    expect(out.transactions).to.equal(calls.length);
+  });
+});

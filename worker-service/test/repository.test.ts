@@ -1,0 +1,154 @@
+import { expect } from 'chai';
+import { createLogger, type ScoreEvent, type ShardDef } from '@lb/common';
+import { getInfra, uniqueId } from '@lb/common/testing';
+import { PgPools, ScoreRepository, InvalidBatchError } from '../src/db/index.js';
+import { persistBatch } from '../src/batcher.js';
+import { scoreEvent, ShardDb } from './support/worker.js';
+
+/** Deterministic shuffle (mulberry32), so a failure can be replayed. */
+function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  let a = seed >>> 0;
+  const random = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+describe('ScoreRepository (real Postgres)', function () {
+  this.timeout(60_000);
+  let shard: ShardDef;
+  let pools: PgPools;
+  let repo: ScoreRepository;
+  const db = new ShardDb();
+
+  before(async () => {
+    const infra = await getInfra();
+    shard = infra.topology.shards[0]!;
+    pools = new PgPools(infra.topology.shards, { size: 4, statementTimeoutMs: 10_000 }, createLogger('test', 'silent'));
+    repo = new ScoreRepository(pools);
+  });
+
+  after(async () => {
+    await pools?.close();
+    await db.close();
+  });
+
+  it('when a batch holds several versions of a player, then the row is folded to the newest and every version is logged', async () => {
+    const user_id = uniqueId('fold');
+    const other = uniqueId('fold');
+    const events = [3, 1, 4, 2].map((version) => scoreEvent({ user_id, version, score: version * 7 }));
+    events.push(scoreEvent({ user_id: other, version: 1, score: 5 }));
+
+    const r = await repo.applyBatch(shard.id, events);
+
+    expect(r).to.deep.equal({ events: 5, inserted: 5, players: 2, upserted: 2 });
+    const rows = await db.leaderboard(shard, [user_id, other]);
+    const newest = events.find((e) => e.version === 4)!;
+    expect(rows.get(user_id)).to.deep.equal({
+      user_id,
+      name: newest.name,
+      region: 'NA',
+      score: 28,
+      version: 4,
+      updated_ms: newest.ts,
+    });
+    expect(rows.get(other)?.score).to.equal(5);
+    expect((await db.events(shard, [user_id])).map((e) => [e.version, e.score, e.ts_ms])).to.deep.equal(
+      [1, 2, 3, 4].map((v) => [v, v * 7, events.find((e) => e.version === v)!.ts]),
+    );
+  });
+
+  it('when versions arrive in any order across batches, then an older version never overwrites a newer one', async () => {
+    const players = Array.from({ length: 20 }, () => uniqueId('order'));
+    const all: ScoreEvent[] = players.flatMap((user_id) =>
+      Array.from({ length: 6 }, (_, i) => scoreEvent({ user_id, version: i + 1, score: 100 + i })),
+    );
+    for (const [k, seed] of [11, 22, 33].entries()) {
+      // Three deliveries of everything (duplicates included), each in a different order and batch split.
+      const order = shuffled(all, seed);
+      const size = 7 + k * 9;
+      for (let i = 0; i < order.length; i += size) await repo.applyBatch(shard.id, order.slice(i, i + size));
+    }
+    const rows = await db.leaderboard(shard, players);
+    for (const user_id of players) expect(rows.get(user_id), user_id).to.include({ version: 6, score: 105 });
+  });
+
+  it('when the newest version was applied first, then a later batch of older versions changes nothing but the log', async () => {
+    const user_id = uniqueId('late');
+    await repo.applyBatch(shard.id, [scoreEvent({ user_id, version: 9, score: 900, name: 'Newest' })]);
+
+    const r = await repo.applyBatch(shard.id, [scoreEvent({ user_id, version: 8, score: 1, name: 'Old' })]);
+
+    expect(r.upserted).to.equal(0);
+    expect(r.inserted).to.equal(1);
+    expect((await db.leaderboard(shard, [user_id])).get(user_id)).to.include({ version: 9, score: 900, name: 'Newest' });
+  });
+
+  it('when the same events are applied again (and twice in one batch), then score_events holds each (user_id, version) once', async () => {
+    const user_id = uniqueId('dup');
+    const events = [1, 2].map((version) => scoreEvent({ user_id, version }));
+
+    const first = await repo.applyBatch(shard.id, [...events, events[0]!]);
+    const again = await repo.applyBatch(shard.id, events);
+
+    expect(first).to.include({ events: 2, inserted: 2, upserted: 1 });
+    expect(again).to.include({ events: 2, inserted: 0, upserted: 0 });
+    expect((await db.events(shard, [user_id])).map((e) => e.version)).to.deep.equal([1, 2]);
+  });
+
+  it('when postgres refuses one event of a batch, then the whole batch leaves nothing', async () => {
+    const good = Array.from({ length: 5 }, () => scoreEvent({ user_id: uniqueId('atomic') }));
+    // Passes checkScoreEvent (names up to 800) but not varchar(200).
+    const poison = scoreEvent({ user_id: uniqueId('atomic'), name: 'x'.repeat(300) });
+    const ids = [...good, poison].map((e) => e.user_id);
+
+    let caught: unknown;
+    try {
+      await repo.applyBatch(shard.id, [...good, poison]);
+    } catch (e) {
+      caught = e;
+    }
+
+    expect(caught).to.be.instanceOf(InvalidBatchError);
+    expect((caught as InvalidBatchError).sqlState).to.equal('22001');
+    expect((await db.leaderboard(shard, ids)).size).to.equal(0);
+    expect(await db.events(shard, ids)).to.have.length(0);
+  });
+
+  it('when a batch holds poison events, then persistBatch splits it, refuses only those and persists the rest', async () => {
+    const events = Array.from({ length: 16 }, () => scoreEvent({ user_id: uniqueId('split') }));
+    events[3] = scoreEvent({ user_id: uniqueId('split'), name: 'y'.repeat(201) });
+    events[12] = scoreEvent({ user_id: uniqueId('split'), ts: -9e15 }); // before 4713 BC: out of timestamptz range
+
+    const out = await persistBatch(shard.id, events, repo);
+
+    expect(out.refused.map((r, i) => (r === undefined ? -1 : i)).filter((i) => i >= 0)).to.deep.equal([3, 12]);
+    expect(out.counts.inserted).to.equal(14);
+    expect(out.transactions).to.be.greaterThan(1);
+    const rows = await db.leaderboard(shard, events.map((e) => e.user_id));
+    expect(rows.size).to.equal(14);
+    expect(rows.has(events[3]!.user_id)).to.equal(false);
+  });
+
+  it('when the database does not exist, then applyBatch rejects with a retryable (not an InvalidBatchError) error', async () => {
+    const broken = { ...shard, postgres: shard.postgres.replace(/\/[^/]+$/, '/lb_missing_db') };
+    const p = new PgPools([broken], { size: 1, statementTimeoutMs: 1000 }, createLogger('test', 'silent'));
+    try {
+      let caught: unknown;
+      await new ScoreRepository(p).applyBatch(shard.id, [scoreEvent()]).catch((e: unknown) => (caught = e));
+      expect(caught).to.be.instanceOf(Error);
+      expect(caught).not.to.be.instanceOf(InvalidBatchError);
+    } finally {
+      await p.close();
+    }
+  });
+});

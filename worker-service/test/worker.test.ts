@@ -1,0 +1,215 @@
+import { expect } from 'chai';
+import { createLogger, jobIdOf, type ScoreEvent, type ShardDef, type Topology } from '@lb/common';
+import { getInfra, uniqueId } from '@lb/common/testing';
+import type { WorkerConfig } from '../src/config.js';
+import { startHealthServer } from '../src/health.js';
+import { startWorkerService, type ServiceOptions, type WorkerService } from '../src/service.js';
+import { idle, scoreEvent, ShardDb, ShardQueue, testConfig, waitFor } from './support/worker.js';
+
+const REGION_OF: Record<string, string> = { na: 'NA', eu: 'EU', asia: 'ASIA' };
+
+describe('worker-service consuming the shard queues (in-process)', function () {
+  this.timeout(60_000);
+  let topology: Topology;
+  const db = new ShardDb();
+  let service: WorkerService | undefined;
+  let queues: ShardQueue[] = [];
+
+  before(async () => {
+    topology = (await getInfra()).topology;
+  });
+
+  afterEach(async () => {
+    await service?.close();
+    service = undefined;
+    await Promise.all(queues.map((q) => q.destroy()));
+    queues = [];
+  });
+
+  after(() => db.close());
+
+  function queueOf(shard: ShardDef, config: WorkerConfig): ShardQueue {
+    const q = new ShardQueue(shard, config.keyPrefix, { attempts: 3, backoffMs: 50 });
+    queues.push(q);
+    return q;
+  }
+
+  async function start(config: WorkerConfig, opts: ServiceOptions = {}): Promise<WorkerService> {
+    service = await startWorkerService(config, { log: createLogger('test', 'silent'), ...opts });
+    return service;
+  }
+
+  it('when events of many players arrive out of order on every shard, then Postgres holds each newest row and the queues drain with completed jobs removed', async () => {
+    const config = await testConfig();
+    const perShard = new Map<ShardDef, ScoreEvent[]>();
+    for (const shard of topology.shards) {
+      const events = Array.from({ length: 15 }, () => uniqueId(shard.id)).flatMap((user_id) =>
+        [3, 1, 2].map((version) => scoreEvent({ user_id, version, region: REGION_OF[shard.id]! })),
+      );
+      perShard.set(shard, events);
+      await queueOf(shard, config).add(events);
+    }
+
+    await start(config);
+    await waitFor('queues to drain', async () => (await Promise.all(queues.map(idle))).every(Boolean));
+
+    for (const [shard, events] of perShard) {
+      const ids = [...new Set(events.map((e) => e.user_id))];
+      const rows = await db.leaderboard(shard, ids);
+      for (const id of ids) {
+        const newest = events.find((e) => e.user_id === id && e.version === 3)!;
+        expect(rows.get(id), id).to.deep.include({ version: 3, score: 30, name: newest.name, region: newest.region, updated_ms: newest.ts });
+      }
+      expect(await db.events(shard, ids)).to.have.length(events.length);
+    }
+    for (const q of queues) {
+      expect(await q.counts()).to.include({ waiting: 0, active: 0, delayed: 0, failed: 0, completed: 0 });
+      expect(await q.queue.getJob(jobIdOf(perShard.get(q.shard)![0]!))).to.equal(undefined);
+    }
+    expect(service!.status().shards.map((s) => s.jobs.persisted)).to.deep.equal([45, 45, 45]);
+  });
+
+  it('when a job is malformed, then it is failed at once (attemptsMade 1) and the valid jobs persist', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'eu' });
+    const shard = topology.shards.find((s) => s.id === 'eu')!;
+    const q = queueOf(shard, config);
+    const good = [scoreEvent({ region: 'EU' }), scoreEvent({ region: 'EU' })];
+    const bad = { ...scoreEvent({ region: 'EU' }), version: 'seven' };
+    await q.add([good[0], bad, good[1]]);
+
+    await start(config);
+    await waitFor('queue to settle', () => idle(q));
+
+    const failed = await q.queue.getFailed();
+    expect(failed).to.have.length(1);
+    expect(failed[0]!.data).to.deep.equal(bad);
+    expect(failed[0]!.attemptsMade).to.equal(1);
+    expect(failed[0]!.failedReason).to.match(/malformed score event: version must be an integer/);
+    expect((await db.leaderboard(shard, good.map((e) => e.user_id))).size).to.equal(2);
+    expect(service!.status().shards[0]!.jobs.deadLettered).to.equal(1);
+  });
+
+  it('when Postgres refuses one event, then only that job is failed at once and the rest of its batch persists', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'na', BATCH_MAX_WAIT_MS: '200' });
+    const shard = topology.shards.find((s) => s.id === 'na')!;
+    const q = queueOf(shard, config);
+    const events = Array.from({ length: 9 }, () => scoreEvent());
+    events[4] = scoreEvent({ name: 'n'.repeat(300) }); // valid per contract, too long for varchar(200)
+    await q.add(events);
+
+    await start(config);
+    await waitFor('queue to settle', () => idle(q));
+
+    const failed = await q.queue.getFailed();
+    expect(failed.map((j) => [j.id, j.attemptsMade])).to.deep.equal([[jobIdOf(events[4]!), 1]]);
+    expect(failed[0]!.failedReason).to.match(/^refused by postgres: .*too long/);
+    expect((await db.leaderboard(shard, events.map((e) => e.user_id))).size).to.equal(8);
+  });
+
+  it('when the shard\'s Postgres is unreachable, then jobs are retried with backoff and end in the failed set after their attempts', async () => {
+    const broken: Topology = {
+      ...topology,
+      shards: topology.shards.map((s) => (s.id === 'asia' ? { ...s, postgres: s.postgres.replace(/\/[^/]+$/, '/lb_does_not_exist') } : s)),
+    };
+    const config = await testConfig({ WORKER_SHARDS: 'asia' }, broken);
+    const shard = broken.shards.find((s) => s.id === 'asia')!;
+    const q = queueOf(shard, config);
+    const events = Array.from({ length: 5 }, () => scoreEvent({ region: 'ASIA' }));
+    await q.add(events);
+
+    await start(config);
+    // 3 attempts with 50 ms and 100 ms backoff in between.
+    await waitFor('jobs to exhaust their attempts', async () => (await q.counts()).failed === 5, 20_000);
+
+    const failed = await q.queue.getFailed();
+    expect(failed.map((j) => j.attemptsMade)).to.deep.equal([3, 3, 3, 3, 3]);
+    expect(failed[0]!.failedReason).to.match(/lb_does_not_exist/);
+    const status = service!.status().shards[0]!;
+    expect(status.jobs).to.include({ persisted: 0, retried: 10, deadLettered: 5 });
+    expect(status.batches.failedBatches).to.be.at.least(3);
+    const realShard = topology.shards.find((s) => s.id === 'asia')!;
+    expect((await db.leaderboard(realShard, events.map((e) => e.user_id))).size).to.equal(0);
+  });
+
+  it('when /health is asked, then it answers each shard\'s state, counters and connectivity (503 when a Postgres is unreachable)', async () => {
+    const broken: Topology = {
+      ...topology,
+      shards: topology.shards.map((s) => (s.id === 'eu' ? { ...s, postgres: s.postgres.replace(/\/[^/]+$/, '/lb_does_not_exist') } : s)),
+    };
+    const config = await testConfig({ WORKER_SHARDS: 'na,eu', INSTANCE_ID: 'worker-7' }, broken);
+    const svc = await start(config);
+    const health = await startHealthServer(svc, '127.0.0.1', 0);
+    try {
+      const res = await fetch(`http://127.0.0.1:${health.port}/health`);
+      const body = (await res.json()) as { ok: boolean; instance: string; shards: { shard: string; state: string; redis: string; postgres: string; jobs: object }[] };
+      expect(res.status).to.equal(503);
+      expect(body.ok).to.equal(false);
+      expect(body.instance).to.equal('worker-7');
+      expect(body.shards.map((s) => [s.shard, s.state, s.redis, s.postgres.slice(0, 5)])).to.deep.equal([
+        ['na', 'running', 'ok', 'ok'],
+        ['eu', 'running', 'ok', 'error'],
+      ]);
+      expect(body.shards[0]!.jobs).to.deep.equal({ persisted: 0, retried: 0, deadLettered: 0, stalled: 0 });
+      expect((await fetch(`http://127.0.0.1:${health.port}/nope`)).status).to.equal(404);
+    } finally {
+      await health.close();
+    }
+  });
+
+  it('when the worker is closed while a batch is being written, then close waits for its COMMIT and completes its jobs', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'na' });
+    const shard = topology.shards.find((s) => s.id === 'na')!;
+    const q = queueOf(shard, config);
+    const events = Array.from({ length: 25 }, () => scoreEvent());
+    await q.add(events);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let writing = 0;
+    const svc = await start(config, {
+      decorateRepository: (repo) => ({
+        async applyBatch(shardId, batch) {
+          writing += batch.length;
+          await gate;
+          return repo.applyBatch(shardId, batch);
+        },
+      }),
+    });
+    await waitFor('the batch to be in hand', () => writing === 25);
+
+    let closed = false;
+    const closing = svc.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(closed, 'close must wait for the batch in hand').to.equal(false);
+    expect(svc.status().shards[0]!.state).to.equal('closing');
+    release();
+    await closing;
+
+    expect((await db.leaderboard(shard, events.map((e) => e.user_id))).size).to.equal(25);
+    expect(await q.counts()).to.include({ waiting: 0, active: 0, failed: 0, completed: 0 });
+    expect(svc.status().shards[0]!).to.deep.include({ state: 'closed', buffered: 0, flushing: 0 });
+  });
+
+  it('when two workers consume the same queue, then every event is persisted exactly once', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'eu', BATCH_SIZE: '50' });
+    const shard = topology.shards.find((s) => s.id === 'eu')!;
+    const q = queueOf(shard, config);
+    const events = Array.from({ length: 60 }, () => uniqueId('two')).flatMap((user_id) =>
+      [1, 2, 3, 4].map((version) => scoreEvent({ user_id, version, region: 'EU' })),
+    );
+    const other = await startWorkerService(config, { log: createLogger('test', 'silent') });
+    try {
+      await start(config);
+      await q.add(events.reverse());
+      await waitFor('queue to drain', () => idle(q));
+    } finally {
+      await other.close();
+    }
+    const ids = [...new Set(events.map((e) => e.user_id))];
+    const rows = await db.leaderboard(shard, ids);
+    expect([...rows.values()].every((r) => r.version === 4)).to.equal(true);
+    expect(rows.size).to.equal(60);
+    expect(await db.events(shard, ids)).to.have.length(240);
+    const persisted = service!.status().shards[0]!.jobs.persisted + other.status().shards[0]!.jobs.persisted;
+    expect(persisted).to.equal(240);
+  });
+});
