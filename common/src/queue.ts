@@ -29,10 +29,14 @@ export function queueKey(shardId: string, keyPrefix: string, type: string): stri
   return `${queuePrefix(shardId, keyPrefix)}:${SCORE_QUEUE}:${type}`;
 }
 
-/** Keys whose sizes make up the backlog checked against QUEUE_REJECT_LENGTH. */
+/**
+ * Keys whose sizes make up the queue backlog checked against
+ * QUEUE_REJECT_LENGTH: waiting jobs (a list), delayed (retrying) and
+ * prioritized jobs (sorted sets). BullMQ 5+ pauses with a flag, not a list.
+ */
 export function backlogKeys(shardId: string, keyPrefix: string): { lists: string[]; zsets: string[] } {
   return {
-    lists: [queueKey(shardId, keyPrefix, 'wait'), queueKey(shardId, keyPrefix, 'paused')],
+    lists: [queueKey(shardId, keyPrefix, 'wait')],
     zsets: [queueKey(shardId, keyPrefix, 'delayed'), queueKey(shardId, keyPrefix, 'prioritized')],
   };
 }
@@ -40,6 +44,42 @@ export function backlogKeys(shardId: string, keyPrefix: string): { lists: string
 /** The job id of an event: one per (player, version), so re-sends are deduplicated. */
 export function jobIdOf(e: Pick<ScoreEvent, 'user_id' | 'version'>): string {
   return `${e.user_id}#${e.version}`;
+}
+
+/**
+ * A job's payload: one event, or an envelope of several events of the same
+ * shard. The relay sends whatever accumulated while its previous enqueue was
+ * in flight as one envelope, so under load a job carries many events and
+ * BullMQ's fixed per-job cost (two scripts and a lock per job) is shared;
+ * under light load every job is a single event.
+ */
+export type ScoreJobData = ScoreEvent | { events: ScoreEvent[] };
+
+/** Payload and job id for a run of events (ids as `jobIdOf`, envelopes as `first+count`). */
+export function scoreJob(events: readonly ScoreEvent[]): { data: ScoreJobData; jobId: string } {
+  if (events.length === 1) return { data: events[0]!, jobId: jobIdOf(events[0]!) };
+  return { data: { events: [...events] }, jobId: `${jobIdOf(events[0]!)}+${events.length}` };
+}
+
+/** Most events one envelope may carry (a bound on job size for the worker). */
+export const MAX_EVENTS_PER_JOB = 1000;
+
+/**
+ * Reads a job payload: the valid events, and a description of each
+ * malformed one (a malformed job fails at once as unrecoverable).
+ */
+export function readScoreJob(data: unknown): { events: ScoreEvent[]; problems: string[] } {
+  const raw = data && typeof data === 'object' && Array.isArray((data as { events?: unknown }).events) ? ((data as { events: unknown[] }).events) : [data];
+  if (raw.length === 0) return { events: [], problems: ['envelope has no events'] };
+  if (raw.length > MAX_EVENTS_PER_JOB) return { events: [], problems: [`envelope has more than ${MAX_EVENTS_PER_JOB} events`] };
+  const events: ScoreEvent[] = [];
+  const problems: string[] = [];
+  raw.forEach((e, i) => {
+    const p = checkScoreEvent(e);
+    if (p === undefined) events.push(e as ScoreEvent);
+    else problems.push(raw.length > 1 ? `event ${i}: ${p}` : p);
+  });
+  return { events, problems };
 }
 
 /** ioredis connection settings from a redis:// URL. */
@@ -85,9 +125,10 @@ export function checkScoreEvent(data: unknown): string | undefined {
   if (!data || typeof data !== 'object') return 'event must be an object';
   const e = data as Record<string, unknown>;
   const str = (k: string, max: number) => typeof e[k] === 'string' && (e[k] as string).length > 0 && (e[k] as string).length <= max;
+  if (Array.isArray(data)) return 'event must be an object';
   const int = (k: string) => typeof e[k] === 'number' && Number.isSafeInteger(e[k]);
   if (!str('user_id', 64) || !/^[A-Za-z0-9_.-]+$/.test(e.user_id as string)) return 'user_id is malformed';
-  if (!str('name', 800)) return 'name is malformed';
+  if (typeof e.name !== 'string' || e.name.length === 0 || [...e.name].length > 200) return 'name is malformed';
   if (!str('region', 32)) return 'region is malformed';
   if (!['register', 'create', 'update', 'add'].includes(e.op as string)) return 'op is malformed';
   for (const k of ['delta', 'score', 'version', 'ts']) if (!int(k)) return `${k} must be an integer`;

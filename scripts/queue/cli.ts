@@ -99,6 +99,11 @@ export async function closeAll(queues: readonly Queue[]): Promise<void> {
 /** A one-line, bounded summary of a job's data (which may be malformed). */
 export function summarize(data: unknown): Record<string, unknown> | string {
   if (!data || typeof data !== 'object' || Array.isArray(data)) return JSON.stringify(data)?.slice(0, 120) ?? String(data);
+  const envelope = (data as { events?: unknown }).events;
+  if (Array.isArray(envelope)) {
+    const first = summarize(envelope[0]);
+    return { events: envelope.length, first: typeof first === 'string' ? first : `${first.user_id}#${first.version}` };
+  }
   const d = data as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of ['user_id', 'version', 'op', 'score', 'delta', 'region', 'ts']) {

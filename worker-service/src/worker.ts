@@ -14,12 +14,13 @@
  */
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import {
-  checkScoreEvent,
   connectionFor,
   queuePrefix,
+  readScoreJob,
   SCORE_QUEUE,
   type Logger,
   type ScoreEvent,
+  type ScoreJobData,
   type ShardDef,
 } from '@lb/common';
 import { Batcher, persistBatch, RefusedItemError, type BatcherStats, type BatchRepository } from './batcher.js';
@@ -78,7 +79,7 @@ export class ShardConsumer {
   readonly shard: ShardDef;
   private readonly log: Logger;
   private readonly keyPrefix: string;
-  private readonly worker: Worker<ScoreEvent>;
+  private readonly worker: Worker<ScoreJobData>;
   private readonly batcher: Batcher<ScoreEvent>;
   private readonly counters = { persisted: 0, retried: 0, deadLettered: 0, stalled: 0 };
   private state: ConsumerState = 'running';
@@ -101,7 +102,7 @@ export class ShardConsumer {
       }
       return outcome.refused;
     });
-    this.worker = new Worker<ScoreEvent>(SCORE_QUEUE, (job) => this.process(job), {
+    this.worker = new Worker<ScoreJobData>(SCORE_QUEUE, (job) => this.process(job), {
       connection: connectionFor(shard.redis, true),
       prefix: queuePrefix(shard.id, config.keyPrefix),
       concurrency: config.concurrency,
@@ -173,15 +174,24 @@ export class ShardConsumer {
     };
   }
 
-  private async process(job: Job<ScoreEvent>): Promise<void> {
-    const problem = checkScoreEvent(job.data);
-    if (problem !== undefined) throw new UnrecoverableError(`malformed score event: ${problem}`);
-    try {
-      await this.batcher.add(job.data);
-    } catch (e) {
-      if (e instanceof RefusedItemError) throw new UnrecoverableError(`refused by postgres: ${e.message}`);
-      throw e;
+  /**
+   * A job carries one event or an envelope of several (see `scoreJob`). Its
+   * valid events go into the batch; the job completes once all of them are
+   * committed. Malformed events, or events Postgres refuses for good, fail
+   * the job at once as unrecoverable (its other events are persisted, so a
+   * replay after a fix is harmless); any other failure retries the job.
+   */
+  private async process(job: Job<ScoreJobData>): Promise<void> {
+    const { events, problems } = readScoreJob(job.data);
+    const results = await Promise.allSettled(events.map((e) => this.batcher.add(e)));
+    const refused: string[] = [];
+    for (const r of results) {
+      if (r.status === 'fulfilled') continue;
+      if (r.reason instanceof RefusedItemError) refused.push(r.reason.message);
+      else throw r.reason;
     }
-    this.counters.persisted++;
+    this.counters.persisted += events.length - refused.length;
+    if (problems.length > 0) throw new UnrecoverableError(`malformed score event: ${problems.join('; ')}`);
+    if (refused.length > 0) throw new UnrecoverableError(`refused by postgres: ${refused.join('; ')}`);
   }
 }

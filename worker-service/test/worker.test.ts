@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createLogger, jobIdOf, type ScoreEvent, type ShardDef, type Topology } from '@lb/common';
+import { createLogger, jobIdOf, SCORE_JOB, scoreJob, type ScoreEvent, type ShardDef, type Topology } from '@lb/common';
 import { getInfra, uniqueId } from '@lb/common/testing';
 import type { WorkerConfig } from '../src/config.js';
 import { startHealthServer } from '../src/health.js';
@@ -94,7 +94,7 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     const shard = topology.shards.find((s) => s.id === 'na')!;
     const q = queueOf(shard, config);
     const events = Array.from({ length: 9 }, () => scoreEvent());
-    events[4] = scoreEvent({ name: 'n'.repeat(300) }); // valid per contract, too long for varchar(200)
+    events[4] = scoreEvent({ name: 'nul\u0000byte' }); // valid per contract, but Postgres text cannot hold NUL
     await q.add(events);
 
     await start(config);
@@ -102,8 +102,28 @@ describe('worker-service consuming the shard queues (in-process)', function () {
 
     const failed = await q.queue.getFailed();
     expect(failed.map((j) => [j.id, j.attemptsMade])).to.deep.equal([[jobIdOf(events[4]!), 1]]);
-    expect(failed[0]!.failedReason).to.match(/^refused by postgres: .*too long/);
+    expect(failed[0]!.failedReason).to.match(/^refused by postgres: /);
     expect((await db.leaderboard(shard, events.map((e) => e.user_id))).size).to.equal(8);
+  });
+
+  it('when a job carries an envelope of events, then all are persisted; a malformed one fails the job at once and the rest still persist', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'na' });
+    const shard = topology.shards.find((s) => s.id === 'na')!;
+    const q = queueOf(shard, config);
+    const good = Array.from({ length: 6 }, () => scoreEvent());
+    const job = scoreJob(good);
+    await q.queue.add(SCORE_JOB, job.data, { jobId: job.jobId });
+    const mixed = [scoreEvent(), { ...scoreEvent(), score: -5 }, scoreEvent()];
+    await q.queue.add(SCORE_JOB, { events: mixed }, { jobId: 'mixed+3' });
+
+    await start(config);
+    await waitFor('queue to settle', () => idle(q));
+
+    expect((await db.leaderboard(shard, good.map((e) => e.user_id))).size).to.equal(6);
+    const failed = await q.queue.getFailed();
+    expect(failed.map((j) => [j.id, j.attemptsMade])).to.deep.equal([['mixed+3', 1]]);
+    expect(failed[0]!.failedReason).to.match(/^malformed score event: event 1: score/);
+    expect((await db.leaderboard(shard, [mixed[0]!.user_id, mixed[2]!.user_id])).size).to.equal(2);
   });
 
   it('when the shard\'s Postgres is unreachable, then jobs are retried with backoff and end in the failed set after their attempts', async () => {

@@ -2,19 +2,25 @@
  * Moves score events from each shard's outbox (written by the write script
  * in the same atomic step as the score) onto that shard's BullMQ queue.
  *
- * The live path pushes each new event right after its write, batched per
- * event-loop turn into one `addBulk`, then deletes the outbox entries. If the
- * process dies in between, or the queue call fails, the entries stay in the
- * outbox and the sweeper of any replica re-enqueues them once they are older
- * than `sweepAfterMs`. Job ids are `user#version`, and the worker's upserts
- * are version-guarded, so a re-sent event is harmless.
+ * The live path pushes each new event right after its write. One enqueue per
+ * shard is in flight at a time; events that arrive meanwhile are sent next,
+ * together, as one job (an envelope, see `scoreJob`), and then deleted from
+ * the outbox. So a lone write is a lone job at once, and under load jobs grow
+ * to carry whatever accumulated: BullMQ's per-job cost is shared without a
+ * timer adding latency. If the process dies before the enqueue, or the queue
+ * call fails, the entries stay in the outbox and the sweeper of any replica
+ * re-enqueues them once they are older than `sweepAfterMs`. The worker's
+ * upserts are version-guarded and its log is keyed by (user, version), so a
+ * re-sent event is harmless.
  */
 import { Queue } from 'bullmq';
 import {
   connectionFor,
+  MAX_EVENTS_PER_JOB,
   queuePrefix,
   SCORE_JOB,
   SCORE_QUEUE,
+  scoreJob,
   scoreJobOptions,
   type JobPolicy,
   type Logger,
@@ -27,7 +33,7 @@ export interface RelaySettings {
   jobs: JobPolicy;
   sweepIntervalMs: number;
   sweepAfterMs: number;
-  /** Most events in one addBulk. */
+  /** Most events in one job (and one sweep). */
   batchMax: number;
 }
 
@@ -40,8 +46,7 @@ interface Pending {
 export class ShardRelay {
   readonly queue: Queue;
   private pending: Pending[] = [];
-  private scheduled = false;
-  private inFlight = new Set<Promise<void>>();
+  private sending: Promise<void> | undefined;
 
   constructor(
     private readonly store: ShardStore,
@@ -57,46 +62,42 @@ export class ShardRelay {
     this.queue.on('error', (err) => log.debug('queue connection error', { shard: store.shard.id, err: err.message }));
   }
 
-  /** Queues an event just written to the outbox; sent on the next event-loop turn. */
+  /** Hands over an event just written to the outbox; sent now, or with the next envelope. */
   push(id: string, json: string): void {
     this.pending.push({ id, json });
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        this.track(this.flush());
-      });
+    this.sending ??= this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, Math.min(this.settings.batchMax, MAX_EVENTS_PER_JOB));
+        await this.send(batch);
+      }
+    } finally {
+      this.sending = undefined;
     }
   }
 
-  private track(p: Promise<void>): void {
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
-  }
-
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, this.settings.batchMax);
-      await this.send(batch);
-    }
-  }
-
-  /** Enqueues events and clears them from the outbox; on failure they stay for the sweeper. */
+  /** Enqueues events as one job and clears them from the outbox; on failure they stay for the sweeper. */
   async send(batch: Pending[]): Promise<number> {
-    const jobs: { name: string; data: ScoreEvent; opts: { jobId: string } }[] = [];
+    const events: ScoreEvent[] = [];
     const done: string[] = [];
     for (const p of batch) {
       try {
-        jobs.push({ name: SCORE_JOB, data: JSON.parse(p.json) as ScoreEvent, opts: { jobId: p.id } });
+        events.push(JSON.parse(p.json) as ScoreEvent);
       } catch {
         this.log.error('unreadable outbox entry dropped', { shard: this.store.shard.id, id: p.id });
       }
       done.push(p.id);
     }
     try {
-      if (jobs.length > 0) await this.queue.addBulk(jobs);
+      if (events.length > 0) {
+        const { data, jobId } = scoreJob(events);
+        await this.queue.add(SCORE_JOB, data, { jobId });
+      }
       await this.store.ackOutbox(done);
-      return jobs.length;
+      return events.length;
     } catch (err) {
       this.log.warn('relay failed; the sweeper will retry', { shard: this.store.shard.id, events: batch.length, err: err as Error });
       return 0;
@@ -117,8 +118,7 @@ export class ShardRelay {
 
   /** Sends what is pending and closes the queue connection. */
   async close(): Promise<void> {
-    await this.flush();
-    await Promise.all(this.inFlight);
+    while (this.sending) await this.sending;
     await this.queue.close();
   }
 }

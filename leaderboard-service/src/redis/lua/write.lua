@@ -11,11 +11,10 @@
     KEYS[4]  idempotency key      (only used when ARGV[8] ~= '')
     KEYS[5]  outbox hash          (event id -> event JSON)
     KEYS[6]  outbox index zset    (event id scored by time written)
-    KEYS[7]  queue 'wait' list    \
-    KEYS[8]  queue 'paused' list   | BullMQ keys of this shard's score queue:
-    KEYS[9]  queue 'delayed' zset  | with the outbox they make up the backlog
-    KEYS[10] queue 'prioritized'  /
-    KEYS[11] regional board       (absent for GLOBAL-only players)
+    KEYS[7]  queue 'wait' list        \  BullMQ keys of this shard's score queue:
+    KEYS[8]  queue 'delayed' zset      | with the outbox they make up the backlog
+    KEYS[9]  queue 'prioritized' zset /
+    KEYS[10] regional board       (absent for GLOBAL-only players)
 
     ARGV[1]  op: 'create' | 'update' | 'add' | 'register'
     ARGV[2]  value: initial score (create/register), new score (update), delta (add)
@@ -56,11 +55,11 @@ local cur = redis.call('HMGET', KEYS[1], 'score', 'version')
 local exists = cur[2] ~= false
 local score = exists and tonumber(cur[1]) or 0
 local version = exists and tonumber(cur[2]) or 0
-local hasRegion = #KEYS >= 11
+local hasRegion = #KEYS >= 10
 
 local function ranks(s)
   local regional = -1
-  if hasRegion then regional = redis.call('ZCOUNT', KEYS[11], '-inf', '(' .. neg(s)) + 1 end
+  if hasRegion then regional = redis.call('ZCOUNT', KEYS[10], '-inf', '(' .. neg(s)) + 1 end
   local higher = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. neg(s))
   return regional, higher
 end
@@ -82,11 +81,12 @@ if newScore < 0 or newScore > maxScore then
   return { 'out_of_range', int(score), int(newScore) }
 end
 
--- Backpressure: the events not yet persisted, in the outbox or on the queue.
+-- Backpressure: events not yet handed to the queue (outbox) plus the queue's
+-- waiting and delayed jobs.
 local limit = tonumber(ARGV[11])
 if limit > 0 then
-  local backlog = redis.call('HLEN', KEYS[5]) + redis.call('LLEN', KEYS[7]) + redis.call('LLEN', KEYS[8])
-    + redis.call('ZCARD', KEYS[9]) + redis.call('ZCARD', KEYS[10])
+  local backlog = redis.call('HLEN', KEYS[5]) + redis.call('LLEN', KEYS[7])
+    + redis.call('ZCARD', KEYS[8]) + redis.call('ZCARD', KEYS[9])
   if backlog >= limit then return { 'queue_full', backlog } end
 end
 
@@ -97,7 +97,7 @@ redis.call('HSET', KEYS[1], 'user_id', uid, 'name', name, 'region', region,
   'score', int(newScore), 'version', version, 'updated_at', now)
 redis.call('ZADD', KEYS[2], neg(newScore), uid)
 redis.call('HSET', KEYS[3], uid, name)
-if hasRegion then redis.call('ZADD', KEYS[11], neg(newScore), uid) end
+if hasRegion then redis.call('ZADD', KEYS[10], neg(newScore), uid) end
 
 -- The event goes to the outbox in the same atomic step, so an acknowledged
 -- write can never lose its event: the relay enqueues it and then deletes it,

@@ -1,0 +1,30 @@
+import { expect } from 'chai';
+import { readScoreJob } from '@lb/common';
+import { uniqueId } from '@lb/common/testing';
+import { startService, type TestService } from './support/service.js';
+
+describe('outbox relay', () => {
+  let svc: TestService;
+  before(async () => {
+    svc = await startService({ OUTBOX_SWEEP_INTERVAL_MS: '0' });
+  });
+  after(async () => svc?.stop());
+
+  it('when many writes of one shard arrive together, then their events share envelopes, each event once, and the outbox empties', async () => {
+    const ids = Array.from({ length: 60 }, () => uniqueId('env'));
+    await Promise.all(
+      ids.map((id) =>
+        svc.deps.writer.write({ player: { userId: id, name: id, region: 'EU' }, op: 'update', value: 5, requestId: 'r' }),
+      ),
+    );
+    const store = svc.deps.stores.get('eu');
+    for (let i = 0; i < 100 && (await store.client.hLen(store.keys.outbox)) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await store.client.hLen(store.keys.outbox)).to.equal(0);
+    const jobs = await svc.deps.relays.get('eu').queue.getJobs(['wait']);
+    const events = jobs.flatMap((j) => readScoreJob(j.data).events).filter((e) => ids.includes(e.user_id));
+    expect(events.map((e) => e.user_id).sort()).to.deep.equal([...ids].sort());
+    const mine = jobs.filter((j) => readScoreJob(j.data).events.some((e) => ids.includes(e.user_id)));
+    expect(mine.length).to.be.lessThan(ids.length);
+    expect(mine.some((j) => Array.isArray((j.data as { events?: unknown }).events))).to.equal(true);
+  });
+});
