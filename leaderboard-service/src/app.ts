@@ -1,12 +1,15 @@
 /**
- * Builds the leaderboard-service express app from its config and
- * dependencies. Never listens: index.ts (and the tests) do that.
+ * Builds the leaderboard-service: the hot routes (reads, score writes) on
+ * plain node:http, everything else on an express app. Never listens:
+ * index.ts (and the tests) do that.
  */
+import { createServer, type Server } from 'node:http';
 import express, { type Express } from 'express';
 import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
-import { errorHandler, jsonOnly, notFound, requestId, requireToken } from './http/middleware.js';
+import { hotPath } from './http/hot-path.js';
+import { errorHandler, jsonOnly, notFound, requestId } from './http/middleware.js';
 import { authRoutes } from './routes/auth.js';
 import { healthRoutes } from './routes/health.js';
 import { historyRoutes } from './routes/history.js';
@@ -16,6 +19,7 @@ import { scoreRoutes } from './routes/scores.js';
 export const ACCESS_LOG_FORMAT =
   ':date[iso] :remote-addr ":method :url" :status :res[content-length] :response-time ms rid=:res[x-request-id]';
 
+/** The express app: accounts, history, health, and the 404 and error answers. */
 export function buildApp(config: ServiceConfig, deps: Deps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -28,20 +32,34 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
     res.setHeader('X-Served-By', config.instanceId);
     next();
   });
-
-  const json = [jsonOnly, express.json({ limit: config.bodyLimitBytes, strict: true })];
   app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, instanceId: config.instanceId }));
-  app.use(readRoutes({ reader: deps.reader, router: deps.router }));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
-  app.use('/auth', ...json);
+  app.use('/auth', jsonOnly, express.json({ limit: config.bodyLimitBytes, strict: true }));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
-  app.use(
-    '/score',
-    requireToken(config.token),
-    ...json,
-    scoreRoutes({ writer: deps.writer, router: deps.router, maxScore: config.maxScore, maxScoreDelta: config.maxScoreDelta }),
-  );
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
+}
+
+/** The HTTP server: hot routes first, the express app for the rest. */
+export function buildServer(config: ServiceConfig, deps: Deps): Server {
+  const app = buildApp(config, deps);
+  const hot = hotPath(
+    {
+      ...readRoutes({ reader: deps.reader, router: deps.router }),
+      ...scoreRoutes({ writer: deps.writer, router: deps.router, maxScore: config.maxScore, maxScoreDelta: config.maxScoreDelta }),
+    },
+    {
+      instanceId: config.instanceId,
+      token: config.token,
+      bodyLimitBytes: config.bodyLimitBytes,
+      log: deps.log,
+      accessLog: config.accessLog ? morgan(ACCESS_LOG_FORMAT) : undefined,
+    },
+  );
+  const server = createServer((req, res) => {
+    if (!hot(req, res)) app(req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  return server;
 }

@@ -5,20 +5,19 @@
 import 'dotenv/config';
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '@lb/common';
-import { buildApp } from './app.js';
+import { buildServer } from './app.js';
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const deps = await createDeps(config);
-  const app = buildApp(config, deps);
-  const server = app.listen(config.port, config.host);
+  const server = buildServer(config, deps);
+  server.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  server.keepAliveTimeout = 65_000;
   const { port } = server.address() as AddressInfo;
   deps.log.info('listening', { host: config.host, port, shards: config.topology.shards.map((s) => s.id) });
 
@@ -29,8 +28,14 @@ async function main(): Promise<void> {
     deps.log.info('stopping', { signal });
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
+    // server.close() alone waits forever while a gateway keeps its keep-alive
+    // connections busy: answer with Connection: close and sweep idle sockets.
+    server.on('request', (_req, res: import('node:http').ServerResponse) => {
+      if (!res.headersSent) res.setHeader('Connection', 'close');
+    });
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections?.();
+    clearInterval(sweep);
     await deps.close();
     process.exit(0);
   };

@@ -1,36 +1,18 @@
 /**
- * The few middlewares on the hot path: request ids, token checks, errors.
+ * The express app's middlewares: request ids, content type, 404, errors.
+ * (Reads and score writes do not go through express: see hot-path.ts.)
  */
-import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, toAppError, verifyBearer, type Identity, type Logger, type TokenSettings } from '@lb/common';
-
-const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+import { AppError, toAppError, type Logger } from '@lb/common';
+import { requestIdOf } from './hot-path.js';
 
 /** Takes a well-formed X-Request-Id from upstream or makes one, and echoes it. */
 export const requestId: RequestHandler = (req, res, next) => {
-  const given = req.headers['x-request-id'];
-  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  const id = requestIdOf(req.headers);
   res.locals.requestId = id;
   res.setHeader('X-Request-Id', id);
   next();
 };
-
-/**
- * Requires a valid Bearer token; the player is the token's subject. Identity
- * headers a client might send (X-User-Id and the like) are never read.
- */
-export function requireToken(settings: TokenSettings): RequestHandler {
-  return (req, res, next) => {
-    res.locals.player = verifyBearer(req.headers.authorization, settings);
-    next();
-  };
-}
-
-/** The verified player of a request that passed `requireToken`. */
-export function playerOf(res: { locals: Record<string, unknown> }): Identity {
-  return res.locals.player as Identity;
-}
 
 /**
  * A request that carries a body must say it is JSON: a form post or plain

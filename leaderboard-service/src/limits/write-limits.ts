@@ -29,7 +29,7 @@ export class WriteLimits {
     for (const store of stores) {
       const make = (name: string, points: number, windowMs: number) =>
         new RateLimiterRedis({
-          storeClient: store.client,
+          storeClient: store.limiterClient(),
           useRedisPackage: true,
           rejectIfRedisNotReady: true,
           keyPrefix: `${store.keys.rateLimitPrefix}:${name}`,

@@ -1,35 +1,38 @@
 /**
  * Public board reads, at the new paths and at the original implementation's
  * (`GET /score?region&limit`, `/score/rank/:userId`, `/score/around/:userId`).
+ * Served on the hot path (see http/hot-path.ts): input checks and mapping only.
  */
-import { Router, type Request } from 'express';
 import { validate, type ShardRouter } from '@lb/common';
+import type { HotHandler, HotRequest, HotRoutes } from '../http/hot-path.js';
 import type { BoardReader } from '../leaderboard/reads.js';
 
-export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): Router {
-  const r = Router();
-  const board = (req: Request) => deps.router.normalizeRegion(req.query.region);
-  const player = (req: Request) => validate.userId(req.params.userId, 'userId');
+/** A query parameter; a repeated one comes back as an array, which every check refuses. */
+export function queryParam(query: URLSearchParams, name: string): string | string[] | undefined {
+  const all = query.getAll(name);
+  return all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
+}
 
-  const top = async (req: Request, res: import('express').Response) => {
-    const b = board(req);
-    res.json(await deps.reader.top(b, validate.queryInt(req.query.limit, 'limit', 10, 1, 1000)));
+export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): Pick<HotRoutes, 'get' | 'getParam'> {
+  const board = (r: HotRequest) => deps.router.normalizeRegion(queryParam(r.query, 'region'));
+  const player = (r: HotRequest) => validate.userId(r.param, 'userId');
+
+  const top: HotHandler = (r) => {
+    const b = board(r);
+    return deps.reader.top(b, validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000));
   };
-  const rank = async (req: Request, res: import('express').Response) => {
-    const b = board(req);
-    res.json(await deps.reader.rank(b, player(req)));
+  const rank: HotHandler = (r) => {
+    const b = board(r);
+    return deps.reader.rank(b, player(r));
   };
-  const around = async (req: Request, res: import('express').Response) => {
-    const b = board(req);
-    const id = player(req);
-    res.json(await deps.reader.around(b, id, validate.queryInt(req.query.range, 'range', 10, 1, 100)));
+  const around: HotHandler = (r) => {
+    const b = board(r);
+    const id = player(r);
+    return deps.reader.around(b, id, validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100));
   };
 
-  r.get('/top', top);
-  r.get('/score', top);
-  r.get('/rank/:userId', rank);
-  r.get('/score/rank/:userId', rank);
-  r.get('/around/:userId', around);
-  r.get('/score/around/:userId', around);
-  return r;
+  return {
+    get: { '/top': top, '/score': top },
+    getParam: { '/rank/': rank, '/score/rank/': rank, '/around/': around, '/score/around/': around },
+  };
 }

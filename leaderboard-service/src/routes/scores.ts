@@ -1,7 +1,10 @@
-/** POST /score/create, /score/update, /score/add: the player is the token's subject. */
-import { Router, type Request } from 'express';
-import { AppError, invalidField, validate, type ShardRouter } from '@lb/common';
-import { playerOf } from '../http/middleware.js';
+/**
+ * POST /score/create, /score/update, /score/add: the player is the token's
+ * subject. Served on the hot path (see http/hot-path.ts): input checks and
+ * mapping only.
+ */
+import { AppError, invalidField, validate, type Identity, type ShardRouter } from '@lb/common';
+import type { HotHandler, HotRequest, HotRoutes } from '../http/hot-path.js';
 import type { ScoreWriter, WriteOp } from '../leaderboard/writes.js';
 
 export interface ScoreRouteDeps {
@@ -13,65 +16,57 @@ export interface ScoreRouteDeps {
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
-export function scoreRoutes(deps: ScoreRouteDeps): Router {
-  const r = Router();
-
-  const handle = (op: WriteOp, readValue: (b: Record<string, unknown>, req: Request) => number) =>
-    async (req: Request, res: import('express').Response) => {
-      const player = playerOf(res);
-      const b = validate.bodyObject(req.body ?? {});
+export function scoreRoutes(deps: ScoreRouteDeps): Pick<HotRoutes, 'post'> {
+  const handle =
+    (op: WriteOp, readValue: (b: Record<string, unknown>, player: Identity) => number): HotHandler =>
+    (r: HotRequest) => {
+      const player = r.player!;
+      const b = validate.bodyObject(r.body);
       // The player is always the token's subject; naming anyone else is refused.
       if (b.user_id !== undefined && b.user_id !== player.userId) {
         throw new AppError('forbidden', 'a player can only write their own score');
       }
-      const value = readValue(b, req);
-      res.json(
-        await deps.writer.write({
-          player,
-          op,
-          value,
-          idempotencyKey: idempotencyKey(req),
-          requestId: res.locals.requestId as string,
-        }),
-      );
+      const value = readValue(b, player);
+      return deps.writer.write({ player, op, value, idempotencyKey: idempotencyKey(r), requestId: r.requestId });
     };
 
-  r.post('/create', handle('create', (b, req) => {
+  const create = handle('create', (b, player) => {
     if (b.region !== undefined && b.region !== null) {
-      const asked = typeof b.region === 'string' ? deps.router.normalizeRegion(b.region) : undefined;
-      if (asked === undefined) throw invalidField('region', 'must be a string');
-      const home = playerOf(req.res!).region;
-      if (asked !== home) throw new AppError('region_mismatch', `your home region is ${home}, not ${asked}`, { region: home });
+      if (typeof b.region !== 'string') throw invalidField('region', 'must be a string');
+      const asked = deps.router.normalizeRegion(b.region);
+      if (asked !== player.region) {
+        throw new AppError('region_mismatch', `your home region is ${player.region}, not ${asked}`, { region: player.region });
+      }
     }
     if (b.initialScore === undefined || b.initialScore === null) return 0;
     const v = validate.integer(b.initialScore, 'initialScore');
     if (v < 0 || v > deps.maxScoreDelta) throw invalidField('initialScore', `must be in 0..${deps.maxScoreDelta}`);
     return v;
-  }));
+  });
 
-  r.post('/update', handle('update', (b) => {
+  const update = handle('update', (b) => {
     if (b.score === undefined) throw invalidField('score', 'is required');
     const v = validate.integer(b.score, 'score');
     if (v < 0 || v > deps.maxScore) {
       throw new AppError('score_out_of_range', `score must be in 0..${deps.maxScore}`, { max_score: deps.maxScore });
     }
     return v;
-  }));
+  });
 
-  r.post('/add', handle('add', (b) => {
+  const add = handle('add', (b) => {
     if (b.delta === undefined) throw invalidField('delta', 'is required');
     const v = validate.integer(b.delta, 'delta');
     if (v === 0 || Math.abs(v) > deps.maxScoreDelta) {
       throw invalidField('delta', `must be a non-zero integer with |delta| <= ${deps.maxScoreDelta}`);
     }
     return v;
-  }));
+  });
 
-  return r;
+  return { post: { '/score/create': create, '/score/update': update, '/score/add': add } };
 }
 
-function idempotencyKey(req: Request): string | undefined {
-  const v = req.headers['idempotency-key'];
+function idempotencyKey(r: HotRequest): string | undefined {
+  const v = r.headers['idempotency-key'];
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || !IDEMPOTENCY_KEY.test(v)) {
     throw new AppError('invalid_payload', 'Idempotency-Key must be 1-128 visible ASCII characters', { field: 'Idempotency-Key' });

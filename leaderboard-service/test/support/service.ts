@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { getInfra, uniqueId } from '@lb/common/testing';
 import { createLogger, type Topology } from '@lb/common';
-import { buildApp } from '../../src/app.js';
+import { buildServer } from '../../src/app.js';
 import { loadConfig, type ServiceConfig } from '../../src/config.js';
 import { createDeps, type Deps, type DepsOptions } from '../../src/deps.js';
 
@@ -37,9 +37,9 @@ export async function startService(env: Record<string, string> = {}, opts: DepsO
     ...env,
   });
   const deps = await createDeps(config, { log: createLogger('test', 'error'), ...opts });
-  const app = buildApp(config, deps);
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  const server: Server = buildServer(config, deps);
+  await new Promise<void>((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   return {
