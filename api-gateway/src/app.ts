@@ -1,18 +1,18 @@
 /**
- * Builds the api-gateway express app from its config and dependencies.
- * Never listens: index.ts (and the tests) do that.
+ * Builds the api-gateway from its config and dependencies. Never listens:
+ * index.ts (and the tests) do that.
  *
  * The hot path is short on purpose (reads should cost little more than the
  * proxying itself): access log, request id, one regexp, the read limiter,
- * then the forwarder. No body parser: bodies are only buffered, raw, for
- * requests that have one.
+ * then the forwarder, on plain node:http. No body parser: bodies are only
+ * buffered, raw, for requests that have one. Express serves the rest.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
 import morgan from 'morgan';
 import type { GatewayConfig } from './config.js';
 import type { Deps } from './deps.js';
-import { errorHandler, notFound } from './http/errors.js';
+import { errorHandler, notFound, writeError } from './http/errors.js';
 import { requestIdOf } from './http/headers.js';
 import { healthRoute } from './routes/health.js';
 import { proxyRoute } from './routes/proxy.js';
@@ -30,26 +30,50 @@ export function buildApp(config: GatewayConfig, deps: Deps): Express {
   // nginx (loopback or a private network) is the only proxy whose X-Forwarded-For counts.
   app.set('trust proxy', 'loopback, uniquelocal');
 
-  if (config.accessLog) app.use(morgan(ACCESS_LOG_FORMAT, { stream: deps.accessLogStream }));
-  app.locals.draining = false;
-  app.use((req, res, next) => {
-    stamp(req, res);
-    if (app.locals.draining) closeAfterResponse(req, res);
-    next();
-  });
   app.get('/health', healthRoute(deps.pool, config.gatewayId));
-  app.use(
-    proxyRoute({
-      forwarder: deps.forwarder,
-      limiter: deps.limiter,
-      token: config.token,
-      bodyLimitBytes: config.bodyLimitBytes,
-      trustProxy: app.get('trust proxy fn') as (addr: string, i: number) => boolean,
-    }),
-  );
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
+}
+
+export interface Gateway {
+  server: Server;
+  app: Express;
+  /** From now on every answer closes its connection (graceful stop). */
+  drain(): void;
+}
+
+/**
+ * The HTTP server: the proxied public API on plain node:http (see
+ * routes/proxy.ts), the gateway's own routes (health, 404) on express. Both
+ * get the access log, X-Request-Id and X-Upstream.
+ */
+export function buildServer(config: GatewayConfig, deps: Deps): Gateway {
+  const app = buildApp(config, deps);
+  const proxy = proxyRoute({
+    forwarder: deps.forwarder,
+    limiter: deps.limiter,
+    token: config.token,
+    bodyLimitBytes: config.bodyLimitBytes,
+    trustProxy: app.get('trust proxy fn') as (addr: string, i: number) => boolean,
+  });
+  const accessLog = config.accessLog ? morgan(ACCESS_LOG_FORMAT, { stream: deps.accessLogStream }) : undefined;
+  let draining = false;
+  const server = createServer((req, res) => {
+    accessLog?.(req, res, () => {});
+    stamp(req, res);
+    if (draining) closeAfterResponse(req, res);
+    if (!proxy(req, res, (err) => writeError(deps.log, err, req, res))) app(req, res);
+  });
+  // Longer than nginx's upstream keepalive_timeout, so nginx closes idle sockets first.
+  server.keepAliveTimeout = 65_000;
+  return {
+    server,
+    app,
+    drain() {
+      draining = true;
+    },
+  };
 }
 
 /**

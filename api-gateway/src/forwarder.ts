@@ -10,7 +10,7 @@
  *   (per-request state hangs off `req` under a symbol).
  * - Failures arrive on HPM's `error` event (httpxy emits it instead of
  *   rejecting when a listener exists), where this module decides: retry on
- *   the next healthy replica, or answer 502/504 through express `next(err)`.
+ *   the next healthy replica, or answer 502/504 through `next(err)`.
  * - A POST is replayable only because its body was buffered before the first
  *   attempt (`http/body.ts`) and is written into each attempt's upstream
  *   request in the `proxyReq` event; the original stream is already drained,
@@ -35,7 +35,6 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { NextFunction } from 'express';
 import { createProxyMiddleware, type Plugin, type RequestHandler } from 'http-proxy-middleware';
 import { AppError, type Logger } from '@lb/common';
 import type { Upstream, UpstreamPool } from './upstreams.js';
@@ -50,7 +49,7 @@ interface ForwardState {
   readonly body: Buffer | undefined;
   /** GET/HEAD: may be retried once after a failure other than a refused connection. */
   readonly idempotent: boolean;
-  readonly next: NextFunction;
+  readonly next: (err?: unknown) => void;
   readonly tried: Upstream[];
   upstream: Upstream | undefined;
   proxyReq: http.ClientRequest | undefined;
@@ -115,7 +114,7 @@ export class Forwarder {
    *
    * @param body the buffered request body, if it had one (written to every attempt)
    */
-  forward(req: http.IncomingMessage, res: http.ServerResponse, next: NextFunction, body: Buffer | undefined): void {
+  forward(req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void, body: Buffer | undefined): void {
     const s: ForwardState = {
       body,
       idempotent: req.method === 'GET' || req.method === 'HEAD',

@@ -6,21 +6,20 @@
 import 'dotenv/config';
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '@lb/common';
-import { buildApp } from './app.js';
+import { buildServer } from './app.js';
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const deps = createDeps(config);
-  const app = buildApp(config, deps);
-  const server = app.listen(config.port, config.host);
+  const gateway = buildServer(config, deps);
+  const { server } = gateway;
+  server.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  // Longer than nginx's upstream keepalive_timeout, so nginx closes idle sockets first.
-  server.keepAliveTimeout = 65_000;
   const { port } = server.address() as AddressInfo;
   deps.log.info('listening', { host: config.host, port, upstreams: config.upstreamUrls });
 
@@ -35,7 +34,7 @@ async function main(): Promise<void> {
     // stops accepting and drops idle connections, in-flight requests finish.
     // close() drops only the connections idle at that moment: one whose last
     // answer was already under way goes idle later, hence the sweep.
-    app.locals.draining = true;
+    gateway.drain();
     const sweep = setInterval(() => server.closeIdleConnections(), 100);
     await new Promise<void>((resolve) => server.close(() => resolve()));
     clearInterval(sweep);

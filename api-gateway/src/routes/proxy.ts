@@ -3,8 +3,8 @@
  * writes, body buffering and header hygiene happen here, before any byte
  * reaches a replica.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RequestHandler } from 'express';
 import { verifyBearer, type TokenSettings } from '@lb/common';
 import type { Forwarder } from '../forwarder.js';
 import { hasBody, readBody } from '../http/body.js';
@@ -35,34 +35,63 @@ export interface ProxyRouteDeps {
   trustProxy: (addr: string, i: number) => boolean;
 }
 
-export function proxyRoute(deps: ProxyRouteDeps): RequestHandler {
-  return async (req, res, next) => {
-    const path = req.path;
-    if (!isPublicPath(path)) return next();
-    const { peer, trusted } = peerOf(req.socket, deps.trustProxy);
-    // Without X-Forwarded-For the client is the peer: skip express' proxyaddr walk.
-    const clientIp = req.headers['x-forwarded-for'] === undefined ? peer : (req.ip ?? peer);
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      await deps.limiter.take(clientIp);
-    } else if (isScoreWrite(req.method, path)) {
-      // A bad or missing token is answered here and never reaches a replica;
-      // the replica verifies the same token again (it trusts nothing else).
-      verifyBearer(req.headers.authorization, deps.token);
-    }
-    const body = hasBody(req) ? await readBody(req, deps.bodyLimitBytes) : undefined;
+export type ProxyHandler = (req: IncomingMessage, res: ServerResponse, fail: (err: unknown) => void) => boolean;
 
-    const h = req.headers;
-    stripIdentityHeaders(h);
-    stripHopByHopHeaders(h);
-    setForwardingHeaders(h, peer, clientIp, trusted);
-    // Node already answered 100-continue; httpxy skips its proxyReq event for such requests.
-    if (h.expect !== undefined) delete h.expect;
-    if (body !== undefined) {
-      h['content-length'] = String(body.length);
-      delete h['transfer-encoding'];
-    }
-    deps.forwarder.forward(req, res, next, body);
+/**
+ * The proxy on plain node:http: returns false for paths it does not forward
+ * (the caller hands those to express). Express' per-request machinery costs
+ * as much as the proxying itself, so the hot path does without it.
+ */
+export function proxyRoute(deps: ProxyRouteDeps): ProxyHandler {
+  return (req, res, fail) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (!isPublicPath(path)) return false;
+    forward(deps, req, res, fail, path).catch(fail);
+    return true;
   };
+}
+
+async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerResponse, fail: (err: unknown) => void, path: string): Promise<void> {
+  const { peer, trusted } = peerOf(req.socket, deps.trustProxy);
+  const xff = req.headers['x-forwarded-for'];
+  const clientIp = xff === undefined || !trusted ? peer : clientOf(peer, xff, deps.trustProxy);
+  const method = req.method ?? 'GET';
+  if (method === 'GET' || method === 'HEAD') {
+    await deps.limiter.take(clientIp);
+  } else if (isScoreWrite(method, path)) {
+    // A bad or missing token is answered here and never reaches a replica;
+    // the replica verifies the same token again (it trusts nothing else).
+    verifyBearer(req.headers.authorization, deps.token);
+  }
+  const body = hasBody(req) ? await readBody(req, deps.bodyLimitBytes) : undefined;
+
+  const h = req.headers;
+  stripIdentityHeaders(h);
+  stripHopByHopHeaders(h);
+  setForwardingHeaders(h, peer, clientIp, trusted);
+  // Node already answered 100-continue; httpxy skips its proxyReq event for such requests.
+  if (h.expect !== undefined) delete h.expect;
+  if (body !== undefined) {
+    h['content-length'] = String(body.length);
+    delete h['transfer-encoding'];
+  }
+  deps.forwarder.forward(req, res, fail, body);
+}
+
+/**
+ * The client address behind trusted proxies, as express' `req.ip` computes
+ * it: walk X-Forwarded-For from the right while the hop is trusted.
+ */
+function clientOf(peer: string, xff: string | string[], trust: (addr: string, i: number) => boolean): string {
+  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((s) => s.trim()).filter(Boolean);
+  let addr = peer;
+  for (let i = hops.length - 1, n = 1; i >= 0; i--, n++) {
+    if (!trust(addr, n - 1)) return addr;
+    addr = hops[i]!;
+  }
+  return addr;
 }
 
 const PEER = Symbol('lb.peer');

@@ -2,12 +2,11 @@
  * Starts a real api-gateway app on port 0 in front of the given upstreams,
  * with small timeouts so failover tests run fast.
  */
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { createLogger, type LogLevel } from '@lb/common';
 import { TEST_SECRET } from '../../../leaderboard-service/test/support/service.js';
-import { buildApp } from '../../src/app.js';
+import { buildServer } from '../../src/app.js';
 import { loadConfig, type GatewayConfig } from '../../src/config.js';
 import { createDeps, type Deps } from '../../src/deps.js';
 
@@ -39,10 +38,8 @@ export async function startGateway(upstreams: string[], env: Record<string, stri
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => accessLog.push(...chunk.split('\n').filter(Boolean)));
   const deps = createDeps(config, { log: createLogger('gateway-test', (process.env.GATEWAY_TEST_LOG_LEVEL as LogLevel | undefined) ?? 'error'), accessLogStream: stream });
-  const app = buildApp(config, deps);
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  const { server } = buildServer(config, deps);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '@lb/common';
 import { uniqueId } from '@lb/common/testing';
-import { buildApp } from '../../../leaderboard-service/src/app.js';
+import { buildServer } from '../../../leaderboard-service/src/app.js';
 import type { ServiceConfig } from '../../../leaderboard-service/src/config.js';
 import { createDeps } from '../../../leaderboard-service/src/deps.js';
 import { startService, type TestService } from '../../../leaderboard-service/test/support/service.js';
@@ -34,10 +34,10 @@ export interface ControlledReplica {
 /** Starts a replica with `config` on `port` (0 = any), e.g. again on the port of one that was killed. */
 export async function startControlledReplica(config: ServiceConfig, port = 0): Promise<ControlledReplica> {
   const deps = await createDeps(config, { log: createLogger('test', 'error') });
-  const app = buildApp(config, deps);
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(port, '127.0.0.1', () => resolve(s));
-    s.once('error', reject);
+  const server: Server = buildServer(config, deps);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
   });
   const actual = (server.address() as AddressInfo).port;
   return {
