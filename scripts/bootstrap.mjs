@@ -25,7 +25,7 @@ const [command, ...args] = process.argv.slice(2);
 const SERVERS = ['redis-server', 'postgres', 'initdb'];
 /** System binaries each command needs; commands not listed need none. */
 const BINARIES = {
-  test: SERVERS,
+  test: [...SERVERS, 'nginx'],
   start: [...SERVERS, 'nginx'],
   bench: [...SERVERS, 'nginx'],
 };

@@ -15,6 +15,7 @@ import {
   urlListKey,
   type Env,
   type TokenSettings,
+  type ConfigKey,
 } from '@lb/common';
 
 const SPEC = {
@@ -69,6 +70,9 @@ const SPEC = {
   jwtIssuer: JWT_ISSUER,
   jwtTtlS: JWT_TTL_S,
 } as const;
+
+/** Every key this service reads (for .env.example). */
+export const CONFIG_KEYS: readonly ConfigKey<unknown>[] = Object.values(SPEC);
 
 export type GatewayConfig = ReturnType<typeof readKeys<typeof SPEC>> & {
   /** Token checks of score-writing routes; the same settings the services verify with. */

@@ -28,8 +28,10 @@ export interface ConfigKey<T> {
   read(env: Env): T;
 }
 
-/** Every key declared in this process, for documentation and the `.env.example` test. */
+/** Every key declared in this process, by name, for documentation and the `.env.example` test. */
 export const declaredKeys = new Map<string, ConfigKey<unknown>>();
+/** Every declaration in order (a key shared by two services appears twice). */
+export const declarations: ConfigKey<unknown>[] = [];
 
 function declare<T>(
   env: string,
@@ -49,6 +51,7 @@ function declare<T>(
     },
   };
   declaredKeys.set(env, key as ConfigKey<unknown>);
+  declarations.push(key as ConfigKey<unknown>);
   return key;
 }
 
@@ -139,6 +142,7 @@ export function optionalKey(env: string, doc: string): ConfigKey<string | undefi
     },
   };
   declaredKeys.set(env, key as ConfigKey<unknown>);
+  declarations.push(key as ConfigKey<unknown>);
   return key;
 }
 

@@ -29,3 +29,10 @@ export const KEY_PREFIX = stringKey('KEY_PREFIX', 'Prefix of every Redis key and
   default: 'lb',
   pattern: /^[a-z][a-z0-9_-]{0,15}$/,
 });
+export const JOB_ATTEMPTS = intKey('JOB_ATTEMPTS', 'Attempts of a score-event job before it stays in the failed set (the dead-letter queue). Set by the producer on each job.', {
+  default: 10,
+  min: 1,
+  max: 100,
+});
+export const JOB_BACKOFF_MS = intKey('JOB_BACKOFF_MS', 'First retry delay of a failed score-event job, ms; doubles on each attempt.', { default: 500, min: 10 });
+export const PG_POOL_SIZE = intKey('PG_POOL_SIZE', 'Connections per Postgres pool (one pool per distinct database URL).', { default: 10, min: 1, max: 100 });

@@ -28,8 +28,8 @@ export interface Topology {
   readonly regions: Readonly<Record<string, string>>;
 }
 
-const TOPOLOGY_KEY = optionalKey('TOPOLOGY', 'Shard topology as inline JSON (wins over TOPOLOGY_FILE).');
-const TOPOLOGY_FILE_KEY = optionalKey(
+export const TOPOLOGY_KEY = optionalKey('TOPOLOGY', 'Shard topology as inline JSON (wins over TOPOLOGY_FILE).');
+export const TOPOLOGY_FILE_KEY = optionalKey(
   'TOPOLOGY_FILE',
   'Path of a JSON file with the shard topology; unset = the default local topology (NA, EU, ASIA on three shards).',
 );

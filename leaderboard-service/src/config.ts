@@ -3,6 +3,9 @@
  * environment; any bad value stops start-up with the key's name.
  */
 import {
+  JOB_ATTEMPTS,
+  JOB_BACKOFF_MS,
+  PG_POOL_SIZE,
   boolKey,
   enumKey,
   intKey,
@@ -19,6 +22,9 @@ import {
   type Env,
   type TokenSettings,
   type Topology,
+  TOPOLOGY_FILE_KEY,
+  TOPOLOGY_KEY,
+  type ConfigKey,
 } from '@lb/common';
 
 const SPEC = {
@@ -38,18 +44,21 @@ const SPEC = {
   argon2MemoryKib: intKey('ARGON2_MEMORY_KIB', 'argon2id memory cost in KiB for password hashes.', { default: 19456, min: 64, max: 1 << 21 }),
   argon2TimeCost: intKey('ARGON2_TIME_COST', 'argon2id iterations for password hashes.', { default: 2, min: 1, max: 20 }),
   redisCommandTimeoutMs: intKey('REDIS_COMMAND_TIMEOUT_MS', 'A Redis command not answered in this time fails with 503.', { default: 2000, min: 50 }),
-  pgPoolSize: intKey('PG_POOL_SIZE', 'Connections per Postgres pool.', { default: 10, min: 1, max: 100 }),
+  pgPoolSize: PG_POOL_SIZE,
   userRateLimitCount: intKey('USER_RATE_LIMIT_COUNT', 'Token bucket per player: writes allowed per window (bucket size).', { default: 20, min: 1 }),
   userRateLimitWindowMs: intKey('USER_RATE_LIMIT_WINDOW_MS', 'Token bucket per player: time to refill the whole bucket, ms.', { default: 1000, min: 1000 }),
   regionRateLimitCount: intKey('REGION_RATE_LIMIT_COUNT', 'Token bucket per region: writes allowed per window.', { default: 50_000, min: 1 }),
   regionRateLimitWindowMs: intKey('REGION_RATE_LIMIT_WINDOW_MS', 'Token bucket per region: refill time of the whole bucket, ms.', { default: 1000, min: 1000 }),
-  queueRejectLength: intKey('QUEUE_REJECT_LENGTH', 'Refuse writes (429 queue_full) while a shard has this many events not yet persisted; 0 = never.', { default: 100_000, min: 0 }),
-  jobAttempts: intKey('JOB_ATTEMPTS', 'Attempts of a score-event job before it lands in the failed set (dead letters).', { default: 10, min: 1, max: 100 }),
-  jobBackoffMs: intKey('JOB_BACKOFF_MS', 'First retry delay of a failed job; doubles each attempt.', { default: 500, min: 10 }),
+  queueRejectLength: intKey('QUEUE_REJECT_LENGTH', 'Refuse writes (429 queue_full) while a shard\'s backlog (events not yet queued, in the outbox, plus waiting and delayed jobs) reaches this; 0 = never.', { default: 100_000, min: 0 }),
+  jobAttempts: JOB_ATTEMPTS,
+  jobBackoffMs: JOB_BACKOFF_MS,
   outboxSweepIntervalMs: intKey('OUTBOX_SWEEP_INTERVAL_MS', 'How often the outbox sweeper looks for events a crash left behind, ms (0 = off).', { default: 1000, min: 0 }),
   outboxSweepAfterMs: intKey('OUTBOX_SWEEP_AFTER_MS', 'Age after which an outbox event is re-enqueued by the sweeper, ms.', { default: 5000, min: 50 }),
   testFault: enumKey('TEST_FAULT', 'Tests only: crash-after-redis-write kills the process between a Redis write and its enqueue.', ['off', 'crash-after-redis-write'], 'off'),
 } as const;
+
+/** Every key this service reads (for .env.example), topology keys included. */
+export const CONFIG_KEYS: readonly ConfigKey<unknown>[] = [...Object.values(SPEC), TOPOLOGY_KEY, TOPOLOGY_FILE_KEY];
 
 export type ServiceConfig = ReturnType<typeof readKeys<typeof SPEC>> & {
   readonly topology: Topology;

@@ -3,6 +3,9 @@
  * environment; any bad value stops start-up with the key's name.
  */
 import {
+  JOB_ATTEMPTS,
+  JOB_BACKOFF_MS,
+  PG_POOL_SIZE,
   ConfigError,
   intKey,
   KEY_PREFIX,
@@ -14,6 +17,9 @@ import {
   type Env,
   type JobPolicy,
   type Topology,
+  TOPOLOGY_FILE_KEY,
+  TOPOLOGY_KEY,
+  type ConfigKey,
 } from '@lb/common';
 
 const SPEC = {
@@ -32,14 +38,10 @@ const SPEC = {
     'Jobs held at once per shard (BullMQ worker concurrency); 0 = 2 x BATCH_SIZE, so one batch fills while the previous one commits.',
     { default: 0, min: 0, max: 50_000 },
   ),
-  // JOB_ATTEMPTS and JOB_BACKOFF_MS are declared exactly as in leaderboard-service,
-  // which applies them when it enqueues (BullMQ keeps the policy on the job).
-  jobAttempts: intKey('JOB_ATTEMPTS', 'Attempts of a score-event job before it lands in the failed set (dead letters).', {
-    default: 10,
-    min: 1,
-    max: 100,
-  }),
-  jobBackoffMs: intKey('JOB_BACKOFF_MS', 'First retry delay of a failed job; doubles each attempt.', { default: 500, min: 10 }),
+  // Shared keys (common/settings.ts): leaderboard-service applies them when it
+  // enqueues (BullMQ keeps the policy on the job); here they are only reported.
+  jobAttempts: JOB_ATTEMPTS,
+  jobBackoffMs: JOB_BACKOFF_MS,
   lockMs: intKey('WORKER_LOCK_MS', 'BullMQ job lock duration, ms: a crashed worker\'s jobs are retried after about this long.', {
     default: 30_000,
     min: 500,
@@ -57,8 +59,7 @@ const SPEC = {
   ),
   keyPrefix: KEY_PREFIX,
   logLevel: LOG_LEVEL,
-  // Same declaration as leaderboard-service: one key, one meaning.
-  pgPoolSize: intKey('PG_POOL_SIZE', 'Connections per Postgres pool.', { default: 10, min: 1, max: 100 }),
+  pgPoolSize: PG_POOL_SIZE,
   pgStatementTimeoutMs: intKey('PG_STATEMENT_TIMEOUT_MS', 'A batch statement running longer than this is cancelled and retried, ms.', {
     default: 30_000,
     min: 100,
@@ -68,6 +69,9 @@ const SPEC = {
 } as const;
 
 const HEALTH_PORT = optionalKey('HEALTH_PORT', 'Port of the worker-service /health endpoint (0 = any free port; empty = no endpoint).');
+
+/** Every key this service reads (for .env.example), topology keys included. */
+export const CONFIG_KEYS: readonly ConfigKey<unknown>[] = [...Object.values(SPEC), HEALTH_PORT, TOPOLOGY_KEY, TOPOLOGY_FILE_KEY];
 
 export type WorkerConfig = Omit<ReturnType<typeof readKeys<typeof SPEC>>, 'shards'> & {
   readonly topology: Topology;
