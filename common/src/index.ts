@@ -10,3 +10,5 @@ export * from './topology.js';
 export * as validate from './validate.js';
 export * from './logger.js';
 export * from './queue.js';
+export * from './pg-pools.js';
+export * from './lifecycle.js';

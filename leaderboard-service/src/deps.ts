@@ -2,12 +2,11 @@
  * Wires the service's dependencies from its config. Start-up order is
  * connect Redis, check Postgres; `close` stops them in reverse.
  */
-import { createLogger, ShardRouter, type Logger } from '@lb/common';
+import { createLogger, PgPools, ShardRouter, type Logger } from '@lb/common';
 import { AccountService } from './accounts/accounts.js';
 import type { ServiceConfig } from './config.js';
 import { AccountsRepo } from './db/accounts-repo.js';
 import { HistoryRepo } from './db/history-repo.js';
-import { PgPools } from './db/pools.js';
 import { BoardReader } from './leaderboard/reads.js';
 import { EventRelays } from './events/relay.js';
 import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
@@ -38,7 +37,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const log = opts.log ?? createLogger(config.instanceId, config.logLevel);
   const router = new ShardRouter(config.topology);
   const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log);
-  const pools = new PgPools(router.shards, config.pgPoolSize, log);
+  const pools = new PgPools(router.shards, { size: config.pgPoolSize, applicationName: config.instanceId }, log);
   await stores.connect(config.redisCommandTimeoutMs, log);
   const reader = new BoardReader(router, stores);
   const relays = new EventRelays(

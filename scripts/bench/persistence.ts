@@ -18,20 +18,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import {
-  connectionFor,
   createLogger,
+  PgPools,
   jobIdOf,
-  queuePrefix,
   SCORE_JOB,
-  SCORE_QUEUE,
-  scoreJobOptions,
   signToken,
   type ScoreEvent,
   type Topology,
 } from '@lb/common';
 import { ensureDatabase, freePort, migrateTopology, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/common/infra';
 import { findRepoRoot } from '@lb/common/testing';
-import { PgPools, ScoreRepository } from '../../worker-service/src/db/index.js';
+import { ScoreRepository } from '../../worker-service/src/db/index.js';
+import { EventRelays } from '../../leaderboard-service/src/events/relay.js';
+import { ShardStores } from '../../leaderboard-service/src/redis/shard-store.js';
 import { fmt, pct } from './machine.js';
 
 const root = findRepoRoot();
@@ -42,6 +41,7 @@ export interface PersistenceResult {
   oneShardEventsPerS: number;
   threeShardEventsPerS: number;
   perShard: Record<string, number>;
+  singleJobEventsPerS: number;
   lag: { rate: number; seconds: number; sent: number; ok: number; refused: number; p50: number; p99: number; max: number };
 }
 
@@ -84,7 +84,7 @@ function makeEvents(prefix: string, players: number, versions: number, region: s
 }
 
 async function rawBaseline(e: Env, log: (s: string) => void): Promise<number> {
-  const pools = new PgPools(e.topology.shards, { size: 2, statementTimeoutMs: 60_000 }, createLogger('bench', 'error'));
+  const pools = new PgPools(e.topology.shards, { size: 2, statementTimeoutMs: 60_000, applicationName: 'bench' }, createLogger('bench', 'error'));
   const repo = new ScoreRepository(pools);
   const events = makeEvents('raw-', 50_000, 2, 'NA');
   // Warm-up, then the timed run.
@@ -119,44 +119,81 @@ async function queueCounts(queues: Queue[]): Promise<number> {
   return n;
 }
 
-/** Pre-loads queues, starts one worker process, times until everything is committed. */
-export async function pipelineRun(e: Env, shardIds: string[], perShard: number, prefix: string): Promise<{ total: number; perShard: Record<string, number> }> {
-  const queues = shardIds.map((id) => {
-    const shard = e.topology.shards.find((s) => s.id === id)!;
-    return new Queue(SCORE_QUEUE, {
-      connection: connectionFor(shard.redis, false),
-      prefix: queuePrefix(id, prefix),
-      defaultJobOptions: scoreJobOptions({ attempts: 5, backoffMs: 200 }),
-    });
-  });
-  for (let i = 0; i < shardIds.length; i++) {
-    const events = makeEvents(`${prefix}-${shardIds[i]}-`, perShard / 2, 2, 'NA');
-    for (let j = 0; j < events.length; j += 2000) {
-      await queues[i]!.addBulk(events.slice(j, j + 2000).map((ev) => ({ name: SCORE_JOB, data: ev, opts: { jobId: jobIdOf(ev) } })));
+/**
+ * Persistence throughput from enqueue to COMMIT. A worker-service process is
+ * started first; then the events are handed to the service's own outbox relay
+ * (the code the write path uses), which packs what queues up behind each
+ * enqueue into one job. `singleJobs` instead pre-loads one job per event
+ * (what the relay sends when writes trickle in one at a time) and starts the
+ * worker after: BullMQ's per-job cost alone.
+ */
+export async function pipelineRun(e: Env, shardIds: string[], perShard: number, prefix: string, singleJobs = false): Promise<{ total: number; perShard: Record<string, number> }> {
+  const shards = e.topology.shards.filter((s) => shardIds.includes(s.id));
+  const log = createLogger('bench', 'error');
+  const stores = new ShardStores(shards, prefix, 10_000, log);
+  await stores.connect(5000, log);
+  const relays = new EventRelays(stores.all(), { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, sweepIntervalMs: 0, sweepAfterMs: 60_000, batchMax: 500 }, log);
+  await relays.ready(5000);
+  const events = new Map(shardIds.map((id) => [id, makeEvents(`${prefix}-${id}-`, perShard / 2, 2, 'NA')]));
+  for (const id of shardIds) PER_SHARD_EXPECTED.set(`${prefix}-${id}`, perShard);
+  if (singleJobs) {
+    for (const id of shardIds) {
+      const q = relays.get(id).queue;
+      const evs = events.get(id)!;
+      for (let j = 0; j < evs.length; j += 2000) {
+        await q.addBulk(evs.slice(j, j + 2000).map((ev) => ({ name: SCORE_JOB, data: ev, opts: { jobId: jobIdOf(ev) } })));
+      }
     }
   }
-  const t0 = performance.now();
+  const healthPort = await freePort();
   const worker = spawnService('worker-service/src/index.ts', {
     TOPOLOGY: JSON.stringify(e.topology),
     KEY_PREFIX: prefix,
     WORKER_SHARDS: shardIds.join(','),
     LOG_LEVEL: 'warn',
+    HEALTH_PORT: String(healthPort),
   });
+  if (!singleJobs) {
+    for (let i = 0; i < 300 && !(await fetch(`http://127.0.0.1:${healthPort}/health`).then((r) => r.ok, () => false)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const t0 = performance.now();
+  if (!singleJobs) {
+    for (const id of shardIds) {
+      const relay = relays.get(id);
+      for (const ev of events.get(id)!) relay.push(jobIdOf(ev), JSON.stringify(ev));
+    }
+  }
   const done: Record<string, number> = {};
-  const start = t0;
   while (Object.keys(done).length < shardIds.length) {
     await new Promise((r) => setTimeout(r, 50));
-    for (let i = 0; i < shardIds.length; i++) {
-      const id = shardIds[i]!;
+    for (const id of shardIds) {
       if (done[id] !== undefined) continue;
-      if ((await queueCounts([queues[i]!])) === 0) done[id] = perShard / ((performance.now() - start) / 1000);
+      if ((await queueCounts([relays.get(id).queue])) === 0 && (await pendingInDb(e, id, prefix)) === 0) {
+        done[id] = perShard / ((performance.now() - t0) / 1000);
+      }
     }
   }
   const s = (performance.now() - t0) / 1000;
   await stopChild(worker);
-  for (const q of queues) await q.close();
+  await relays.close();
+  await stores.close();
   return { total: (perShard * shardIds.length) / s, perShard: done };
 }
+
+/** Events of a run not yet in score_events (0 once the relay's last envelope is committed). */
+async function pendingInDb(e: Env, shardId: string, prefix: string): Promise<number> {
+  const c = new pg.Client({ connectionString: e.topology.shards.find((s) => s.id === shardId)!.postgres });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ n: string }>(`SELECT count(*) AS n FROM score_events WHERE user_id LIKE $1`, [`${prefix}-${shardId}-%`]);
+    return (PER_SHARD_EXPECTED.get(`${prefix}-${shardId}`) ?? 0) - Number(rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+}
+const PER_SHARD_EXPECTED = new Map<string, number>();
 
 /** Paced /score/add stream at `rate` per second for `seconds`; returns ack times per (user, version). */
 async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) => void): Promise<PersistenceResult['lag']> {
@@ -266,10 +303,12 @@ export async function benchPersistence(log: (s: string) => void, opts: { perShar
     const raw = await rawBaseline(e, log);
     const one = await pipelineRun(e, ['na'], opts.perShard, 'one');
     log(`pipeline, one shard alone: ${fmt(opts.perShard)} events, ${fmt(one.total)} events/s (${fmt((100 * one.total) / raw)}% of raw)`);
+    const single = await pipelineRun(e, ['na'], opts.perShard / 2, 'single', true);
+    log(`pipeline, one shard, one job per event (no envelopes): ${fmt(single.total)} events/s (${fmt((100 * single.total) / raw)}% of raw)`);
     const three = await pipelineRun(e, ['na', 'eu', 'asia'], opts.perShard, 'three');
     log(`pipeline, three shards at once: ${fmt(3 * opts.perShard)} events, ${fmt(three.total)} events/s in total; per shard ${Object.entries(three.perShard).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
     const lag = await lagRun(e, opts.lagRate, opts.lagSeconds, log);
-    return { rawEventsPerS: raw, oneShardEventsPerS: one.total, threeShardEventsPerS: three.total, perShard: three.perShard, lag };
+    return { rawEventsPerS: raw, oneShardEventsPerS: one.total, threeShardEventsPerS: three.total, perShard: three.perShard, singleJobEventsPerS: single.total, lag };
   } finally {
     await down(e);
   }

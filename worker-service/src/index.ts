@@ -5,7 +5,7 @@
  * the pools, exit 0.
  */
 import 'dotenv/config';
-import { ConfigError } from '@lb/common';
+import { onShutdown, runService } from '@lb/common';
 import { loadConfig } from './config.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { startWorkerService } from './service.js';
@@ -13,7 +13,7 @@ import { startWorkerService } from './service.js';
 /** A shutdown taking longer than this (a shard unreachable mid-close) exits 1. */
 const SHUTDOWN_TIMEOUT_MS = 30_000;
 
-async function main(): Promise<void> {
+runService('worker-service', async () => {
   const config = loadConfig();
   const service = await startWorkerService(config);
   const log = service.log;
@@ -30,35 +30,13 @@ async function main(): Promise<void> {
     healthPort: health?.port,
   });
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info('stopping', { signal });
-    const force = setTimeout(() => {
-      log.error('shutdown timed out', { timeoutMs: SHUTDOWN_TIMEOUT_MS });
-      process.exit(1);
-    }, SHUTDOWN_TIMEOUT_MS);
-    force.unref();
-    try {
+  onShutdown(
+    log,
+    async () => {
       await service.close();
       await health?.close();
-    } catch (e) {
-      log.error('shutdown failed', { err: e });
-      process.exit(1);
-    }
-    log.info('stopped', { shards: service.status().shards.map((s) => ({ shard: s.shard, ...s.jobs })) });
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
-}
-
-main().catch((e: unknown) => {
-  if (e instanceof ConfigError) {
-    process.stderr.write(`worker-service: ${e.message}\n`);
-    process.exit(2);
-  }
-  process.stderr.write(`worker-service: failed to start: ${(e as Error).stack ?? String(e)}\n`);
-  process.exit(1);
+      log.info('stopped', { shards: service.status().shards.map((s) => ({ shard: s.shard, ...s.jobs })) });
+    },
+    SHUTDOWN_TIMEOUT_MS,
+  );
 });

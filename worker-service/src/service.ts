@@ -2,10 +2,10 @@
  * Wires the worker-service from its config: Postgres pools, the repository,
  * one consumer per shard. `close` stops them in reverse order.
  */
-import { createLogger, type Logger } from '@lb/common';
+import { createLogger, PgPools, probe, type Logger } from '@lb/common';
 import type { WorkerConfig } from './config.js';
 import type { BatchRepository } from './batcher.js';
-import { PgPools, ScoreRepository } from './db/index.js';
+import { ScoreRepository } from './db/index.js';
 import { ShardConsumer, type ShardStatus } from './worker.js';
 
 export interface WorkerService {
@@ -29,7 +29,7 @@ export interface ServiceOptions {
 export async function startWorkerService(config: WorkerConfig, opts: ServiceOptions = {}): Promise<WorkerService> {
   const log = opts.log ?? createLogger(config.instanceId, config.logLevel);
   const shards = config.topology.shards.filter((s) => config.shards.includes(s.id));
-  const pools = new PgPools(shards, { size: config.pgPoolSize, statementTimeoutMs: config.pgStatementTimeoutMs }, log);
+  const pools = new PgPools(shards, { size: config.pgPoolSize, statementTimeoutMs: config.pgStatementTimeoutMs, applicationName: config.instanceId }, log);
   const base = new ScoreRepository(pools);
   const repository = opts.decorateRepository ? opts.decorateRepository(base) : base;
   const consumers = shards.map((s) => new ShardConsumer(s, config, { repository, log }));
@@ -46,8 +46,8 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
       const shardsHealth = await Promise.all(
         consumers.map(async (c) => ({
           ...c.status(),
-          redis: await check(() => c.ping()),
-          postgres: await check(() => base.ping(c.shard.id)),
+          redis: await probe(() => c.ping()),
+          postgres: await probe(() => base.ping(c.shard.id)),
         })),
       );
       const ok = shardsHealth.every((s) => s.state === 'running' && s.redis === 'ok' && s.postgres === 'ok');
@@ -63,23 +63,4 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
       return closing;
     },
   };
-}
-
-const CHECK_TIMEOUT_MS = 1500;
-
-async function check(fn: () => Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), CHECK_TIMEOUT_MS);
-      }),
-    ]);
-    return 'ok';
-  } catch (e) {
-    return `error: ${(e as Error).message}`;
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { ScoreEvent, ShardDef } from '@lb/common';
 import { getInfra, type Infra } from '@lb/common/testing';
 import { idle, ShardDb, ShardQueue, uniquePrefix, waitFor } from './support/worker.js';
+import { rng } from '../../test/support/reference-board.js';
 
 /** A worker-service child process, with its stderr kept for failure messages. */
 interface Child {
@@ -11,18 +12,6 @@ interface Child {
   readonly proc: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   log(): string;
-}
-
-/** Deterministic random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

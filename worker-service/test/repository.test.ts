@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { createLogger, type ScoreEvent, type ShardDef } from '@lb/common';
 import { getInfra, uniqueId } from '@lb/common/testing';
-import { PgPools, ScoreRepository, InvalidBatchError } from '../src/db/index.js';
+import { PgPools } from '@lb/common';
+import { ScoreRepository, InvalidBatchError } from '../src/db/index.js';
 import { persistBatch } from '../src/batcher.js';
 import { scoreEvent, ShardDb } from './support/worker.js';
 
@@ -33,7 +34,7 @@ describe('ScoreRepository (real Postgres)', function () {
   before(async () => {
     const infra = await getInfra();
     shard = infra.topology.shards[0]!;
-    pools = new PgPools(infra.topology.shards, { size: 4, statementTimeoutMs: 10_000 }, createLogger('test', 'silent'));
+    pools = new PgPools(infra.topology.shards, { size: 4, statementTimeoutMs: 10_000, applicationName: 'test' }, createLogger('test', 'silent'));
     repo = new ScoreRepository(pools);
   });
 
@@ -141,7 +142,7 @@ describe('ScoreRepository (real Postgres)', function () {
 
   it('when the database does not exist, then applyBatch rejects with a retryable (not an InvalidBatchError) error', async () => {
     const broken = { ...shard, postgres: shard.postgres.replace(/\/[^/]+$/, '/lb_missing_db') };
-    const p = new PgPools([broken], { size: 1, statementTimeoutMs: 1000 }, createLogger('test', 'silent'));
+    const p = new PgPools([broken], { size: 1, statementTimeoutMs: 1000, applicationName: 'test' }, createLogger('test', 'silent'));
     try {
       let caught: unknown;
       await new ScoreRepository(p).applyBatch(shard.id, [scoreEvent()]).catch((e: unknown) => (caught = e));

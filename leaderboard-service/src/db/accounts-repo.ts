@@ -3,7 +3,7 @@
  * service that runs SQL; every query is parameterised.
  */
 import type pg from 'pg';
-import type { PgPools } from './pools.js';
+import type { PgPools } from '@lb/common';
 
 export interface AccountRow {
   user_id: string;

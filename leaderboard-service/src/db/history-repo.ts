@@ -2,7 +2,7 @@
  * A player's score events from Postgres (the durable copy the workers
  * write). This is the dashboard path: it never reads Redis.
  */
-import type { PgPools } from './pools.js';
+import type { PgPools } from '@lb/common';
 
 export interface HistoryEvent {
   version: number;

@@ -1,9 +1,7 @@
 /** GET /health: every Redis shard and Postgres database must answer. */
 import { Router } from 'express';
-import type { PgPools } from '../db/pools.js';
+import { probe, type PgPools } from '@lb/common';
 import type { ShardStores } from '../redis/shard-store.js';
-
-const CHECK_TIMEOUT_MS = 1500;
 
 export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; instanceId: string }): Router {
   const r = Router();
@@ -12,10 +10,10 @@ export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; instan
     const postgres: Record<string, string> = {};
     await Promise.all([
       ...deps.stores.all().map(async (s) => {
-        redis[s.shard.id] = await check(() => s.ping());
+        redis[s.shard.id] = await probe(() => s.ping());
       }),
       ...deps.pools.distinct().map(async ({ shardId, pool }) => {
-        postgres[shardId] = await check(() => pool.query('SELECT 1'));
+        postgres[shardId] = await probe(() => pool.query('SELECT 1'));
       }),
     ]);
     const down = [
@@ -25,21 +23,4 @@ export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; instan
     res.status(down.length === 0 ? 200 : 503).json({ ok: down.length === 0, instance: deps.instanceId, down, redis, postgres });
   });
   return r;
-}
-
-async function check(fn: () => Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), CHECK_TIMEOUT_MS);
-      }),
-    ]);
-    return 'ok';
-  } catch (e) {
-    return `error: ${(e as Error).message}`;
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import type { ScoreEvent } from '@lb/common';
-import type { PgPools } from './pools.js';
+import type { PgPools } from '@lb/common';
 
 /** Plain counts of one applied batch. */
 export interface ApplyResult {

@@ -1,23 +1,36 @@
 /**
- * One pg Pool per distinct Postgres URL of the topology (several shards may
- * share a database server or even a database).
+ * One pg Pool per distinct Postgres URL of a set of shards (several shards
+ * may share a database server or even a database). Used by every service
+ * that talks to Postgres; each keeps its SQL in its own `db/` module.
  */
 import pg from 'pg';
-import type { Logger, ShardDef } from '@lb/common';
+import type { Logger } from './logger.js';
+import type { ShardDef } from './topology.js';
+
+export interface PoolOptions {
+  /** Connections per pool. */
+  readonly size: number;
+  /** Server-side statement_timeout, ms (undefined = the server's). */
+  readonly statementTimeoutMs?: number;
+  /** Shown in pg_stat_activity. */
+  readonly applicationName: string;
+}
 
 export class PgPools {
   private readonly byUrl = new Map<string, pg.Pool>();
   private readonly byShard = new Map<string, pg.Pool>();
 
-  constructor(shards: readonly ShardDef[], poolSize: number, log: Logger) {
+  constructor(shards: readonly ShardDef[], opts: PoolOptions, log: Logger) {
     for (const s of shards) {
       let pool = this.byUrl.get(s.postgres);
       if (!pool) {
         pool = new pg.Pool({
           connectionString: s.postgres,
-          max: poolSize,
-          connectionTimeoutMillis: 3000,
+          max: opts.size,
+          connectionTimeoutMillis: 5000,
           idleTimeoutMillis: 30_000,
+          ...(opts.statementTimeoutMs === undefined ? {} : { statement_timeout: opts.statementTimeoutMs }),
+          application_name: opts.applicationName,
         });
         pool.on('error', (err) => log.warn('idle postgres client error', { shard: s.id, err: err.message }));
         this.byUrl.set(s.postgres, pool);
@@ -52,5 +65,23 @@ export class PgPools {
 
   async close(): Promise<void> {
     await Promise.all([...this.byUrl.values()].map((p) => p.end()));
+  }
+}
+
+/** Runs a health probe with a deadline: 'ok', or 'error: <why>'. */
+export async function probe(fn: () => Promise<unknown>, timeoutMs = 1500): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+      }),
+    ]);
+    return 'ok';
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  } finally {
+    clearTimeout(timer);
   }
 }
