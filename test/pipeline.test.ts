@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { ensureDatabase, migrateTopology, startPostgres, type PostgresProcess } from '@lb/common/infra';
+import type { Topology } from '@lb/common';
 import { getInfra, uniqueId } from '@lb/common/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
@@ -23,6 +24,19 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>) {
 async function startWorker(env: Record<string, string>): Promise<Child> {
   const infra = await getInfra();
   return spawnNode(WORKER, infra.env({ LOG_LEVEL: 'warn', BATCH_SIZE: '200', BATCH_MAX_WAIT_MS: '20', ...env }));
+}
+
+/** The harness topology with new, migrated databases on the same Postgres server. */
+async function freshDatabases(tag: string): Promise<Topology> {
+  const infra = await getInfra();
+  const suffix = uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8);
+  const topology = {
+    ...infra.topology,
+    shards: infra.topology.shards.map((s) => ({ ...s, postgres: infra.postgres.urlFor(`${tag}_${suffix}_${s.id}`) })),
+  };
+  for (const s of topology.shards) await ensureDatabase(s.postgres);
+  await migrateTopology(topology, join(infra.repoRoot, 'sql'));
+  return topology;
 }
 
 /** Every answer a client can get for these players, for before/after comparisons. */
@@ -46,10 +60,14 @@ describe('write-behind pipeline', function () {
     const workers: Child[] = [];
     const players: { user_id: string; region: string; token: string }[] = [];
 
+    // Databases of its own: rebuild-redis restores every row of a shard's
+    // database, so rows other test files left there would land on these boards.
+    let ownTopology = '';
     before(async () => {
-      svc = await startService();
+      ownTopology = JSON.stringify(await freshDatabases('conv'));
+      svc = await startService({ TOPOLOGY: ownTopology });
       api = new Client(svc.url);
-      for (let i = 0; i < 2; i++) workers.push(await startWorker({ KEY_PREFIX: svc.config.keyPrefix }));
+      for (let i = 0; i < 2; i++) workers.push(await startWorker({ KEY_PREFIX: svc.config.keyPrefix, TOPOLOGY: ownTopology }));
       const random = rng(7);
       const regions = ['NA', 'EU', 'ASIA', 'GLOBAL'];
       const ids = Array.from({ length: 300 }, (_, i) => `${svc.config.keyPrefix}-p${i}`);
@@ -113,7 +131,7 @@ describe('write-behind pipeline', function () {
       const infra = await getInfra();
       const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/rebuild-redis.ts', '--shard', 'eu', '--json'], {
         cwd: infra.repoRoot,
-        env: infra.env({ KEY_PREFIX: svc.config.keyPrefix }),
+        env: infra.env({ KEY_PREFIX: svc.config.keyPrefix, TOPOLOGY: ownTopology }),
         encoding: 'utf8',
       });
       expect(run.status, run.stderr).to.equal(0);
