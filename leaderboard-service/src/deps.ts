@@ -47,7 +47,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
       jobs: { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs },
       sweepIntervalMs: config.outboxSweepIntervalMs,
       sweepAfterMs: config.outboxSweepAfterMs,
-      batchMax: 500,
+      batchMax: config.relayEnvelopeMax,
     },
     log,
   );

@@ -91,6 +91,13 @@ export interface BatcherOptions {
    * waiting for the timer. Default: unlimited.
    */
   readonly capacity?: number;
+  /**
+   * Most batches written at once (default 2: one commits while the next
+   * fills). Further full batches wait in the buffer; without this bound a
+   * queue of large envelopes would open a transaction per batch at once and
+   * exhaust the connection pool.
+   */
+  readonly maxInFlight?: number;
 }
 
 /** Counters of a batcher, for health reporting. */
@@ -157,15 +164,17 @@ export class Batcher<T> {
     });
   }
 
-  /** Starts writing whatever is buffered now. */
+  /** Starts writing whatever is buffered now, up to `maxInFlight` batches at once; the rest follows as writes finish. */
   flush(): void {
     this.cancelTimer();
-    while (this.buffer.length > 0) {
+    const maxInFlight = this.opts.maxInFlight ?? 2;
+    while (this.buffer.length > 0 && this.inFlight.size < maxInFlight) {
       const batch = this.buffer.splice(0, this.opts.maxSize);
       this.inFlightItems += batch.length;
       const p = this.write(batch).finally(() => {
         this.inFlight.delete(p);
         this.inFlightItems -= batch.length;
+        if (this.buffer.length > 0) this.flush();
       });
       this.inFlight.add(p);
     }

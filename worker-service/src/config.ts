@@ -35,7 +35,7 @@ const SPEC = {
   }),
   concurrency: intKey(
     'WORKER_CONCURRENCY',
-    'Jobs held at once per shard (BullMQ worker concurrency); 0 = 2 x BATCH_SIZE, so one batch fills while the previous one commits.',
+    'Jobs held at once per shard (BullMQ worker concurrency); 0 = min(2 x BATCH_SIZE, 200). A job carries one event or an envelope of up to RELAY_ENVELOPE_MAX events.',
     { default: 0, min: 0, max: 50_000 },
   ),
   // Shared keys (common/settings.ts): leaderboard-service applies them when it
@@ -93,7 +93,7 @@ export function loadConfig(env: Env = process.env): WorkerConfig {
     ...base,
     topology,
     shards: Object.freeze(parseShards(base.shards, topology)),
-    concurrency: base.concurrency === 0 ? 2 * base.batchSize : base.concurrency,
+    concurrency: base.concurrency === 0 ? Math.min(2 * base.batchSize, 200) : base.concurrency,
     jobPolicy: Object.freeze({ attempts: base.jobAttempts, backoffMs: base.jobBackoffMs }),
     healthPort: parsePort(HEALTH_PORT.read(env)),
   });
