@@ -174,7 +174,10 @@ export class Batcher<T> {
       const p = this.write(batch).finally(() => {
         this.inFlight.delete(p);
         this.inFlightItems -= batch.length;
-        if (this.buffer.length > 0) this.flush();
+        // Full batches held back by the in-flight bound go now; a partial one
+        // keeps waiting for its timer (or the capacity / drained signals).
+        if (this.buffer.length >= this.opts.maxSize || this.urgent) this.flush();
+        else if (this.buffer.length > 0 && this.timer === undefined) this.schedule();
       });
       this.inFlight.add(p);
     }

@@ -47,6 +47,20 @@ describe('Batcher', () => {
     expect(b.buffered).to.equal(1);
   });
 
+  it('when more full batches arrive than may be written at once, then at most maxInFlight run and the rest follow as each commits', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 2, maxWaitMs: 60_000, maxInFlight: 2 }, f.flush);
+    const s = [1, 2, 3, 4, 5, 6, 7].map((n) => track(b.add(n)));
+    await tick();
+    expect(f.batches).to.deep.equal([[1, 2], [3, 4]]);
+    expect(b.buffered).to.equal(3);
+    f.gates[0]!.release();
+    await tick();
+    expect(f.batches).to.deep.equal([[1, 2], [3, 4], [5, 6]]);
+    expect(b.buffered).to.equal(1);
+    expect(s.map((x) => x.state).slice(0, 2)).to.deep.equal(['resolved', 'resolved']);
+  });
+
   it('when fewer than maxSize items arrive, then they are written after maxWaitMs', async () => {
     const f = controlledFlush();
     const b = new Batcher<number>({ maxSize: 100, maxWaitMs: 40 }, f.flush);

@@ -8,7 +8,7 @@ describe('worker-service config', () => {
     expect(c).to.deep.include({
       batchSize: 500,
       batchMaxWaitMs: 50,
-      concurrency: 1000,
+      concurrency: 200,
       lockMs: 30_000,
       stalledIntervalMs: 30_000,
       maxStalledCount: 3,
@@ -22,7 +22,8 @@ describe('worker-service config', () => {
   });
 
   it('when WORKER_CONCURRENCY is 0 or unset, then it follows BATCH_SIZE; when set, it wins', () => {
-    expect(loadConfig({ BATCH_SIZE: '200' }).concurrency).to.equal(400);
+    expect(loadConfig({ BATCH_SIZE: '50' }).concurrency).to.equal(100);
+    expect(loadConfig({ BATCH_SIZE: '200' }).concurrency).to.equal(200);
     expect(loadConfig({ BATCH_SIZE: '200', WORKER_CONCURRENCY: '50' }).concurrency).to.equal(50);
   });
 
