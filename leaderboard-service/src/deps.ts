@@ -48,6 +48,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
       sweepIntervalMs: config.outboxSweepIntervalMs,
       sweepAfterMs: config.outboxSweepAfterMs,
       batchMax: config.relayEnvelopeMax,
+      lingerMs: config.relayLingerMs,
     },
     log,
   );

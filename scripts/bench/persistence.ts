@@ -132,7 +132,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
   const log = createLogger('bench', 'error');
   const stores = new ShardStores(shards, prefix, 10_000, log);
   await stores.connect(5000, log);
-  const relays = new EventRelays(stores.all(), { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, sweepIntervalMs: 0, sweepAfterMs: 60_000, batchMax: 100 }, log);
+  const relays = new EventRelays(stores.all(), { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, sweepIntervalMs: 0, sweepAfterMs: 60_000, batchMax: 100, lingerMs: 10 }, log);
   await relays.ready(5000);
   const events = new Map(shardIds.map((id) => [id, makeEvents(`${prefix}-${id}-`, perShard / 2, 2, 'NA')]));
   for (const id of shardIds) PER_SHARD_EXPECTED.set(`${prefix}-${id}`, perShard);
@@ -197,24 +197,26 @@ const PER_SHARD_EXPECTED = new Map<string, number>();
 
 /** Paced /score/add stream at `rate` per second for `seconds`; returns ack times per (user, version). */
 async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) => void): Promise<PersistenceResult['lag']> {
-  const port = await freePort();
+  const ports = [await freePort(), await freePort()];
   const env = {
     TOPOLOGY: JSON.stringify(e.topology),
     JWT_SECRET: SECRET,
     KEY_PREFIX: 'lag',
-    PORT: String(port),
     ACCESS_LOG: 'false',
     LOG_LEVEL: 'warn',
     USER_RATE_LIMIT_COUNT: '1000',
   };
-  const svc = spawnService('leaderboard-service/src/index.ts', env);
-  const worker = spawnService('worker-service/src/index.ts', { ...env, PORT: '' });
+  // Two replicas, as behind the gateways: one process alone saturates a core before 2,000 writes/s.
+  const services = ports.map((p, i) => spawnService('leaderboard-service/src/index.ts', { ...env, PORT: String(p), INSTANCE_ID: `lag-${i}` }));
+  const worker = spawnService('worker-service/src/index.ts', env);
   const agent = new Agent({ keepAlive: true, maxSockets: 128 });
   try {
-    for (let i = 0; i < 300; i++) {
-      const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 100));
+    for (const port of ports) {
+      for (let i = 0; i < 300; i++) {
+        const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
     const players = 5000;
     const regions = ['NA', 'EU', 'ASIA'];
@@ -229,7 +231,7 @@ async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) =>
       new Promise<void>((resolve) => {
         const body = '{"delta":1}';
         const req = request(
-          { host: '127.0.0.1', port, path: '/score/add', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Bearer ${tokens[i % players]}` } },
+          { host: '127.0.0.1', port: ports[i % ports.length], path: '/score/add', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Bearer ${tokens[i % players]}` } },
           (res) => {
             let data = '';
             res.on('data', (d) => (data += d));
@@ -262,7 +264,6 @@ async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) =>
     await Promise.all(inflight);
     const achieved = sent / ((Date.now() - t0) / 1000);
     // Wait for persistence, then read commit times.
-    const client = new pg.Client({ connectionString: e.topology.shards[0]!.postgres });
     const lags: number[] = [];
     const deadline = Date.now() + 60_000;
     for (const s of e.topology.shards) {
@@ -285,14 +286,13 @@ async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) =>
         await c.end();
       }
     }
-    void client;
     lags.sort((a, b) => a - b);
     const result = { rate: achieved, seconds, sent, ok, refused, p50: pct(lags, 50), p99: pct(lags, 99), max: lags[lags.length - 1] ?? NaN };
     log(`lag at ${fmt(achieved)} writes/s for ${seconds} s: ${fmt(ok)} acknowledged, ${fmt(refused)} refused; ack→commit p50 ${fmt(result.p50)} ms, p99 ${fmt(result.p99)} ms, max ${fmt(result.max)} ms (${fmt(lags.length)} events matched)`);
     return result;
   } finally {
     agent.destroy();
-    await stopChild(svc);
+    for (const s of services) await stopChild(s);
     await stopChild(worker);
   }
 }
