@@ -164,10 +164,52 @@ export abstract class Component {
   }
 }
 
-// ---------------------------------------------------------------- Redis ----
+// ------------------------------------------------- Redis and Postgres ----
 
-export class RedisComponent extends Component {
-  private proc: RedisProcess | undefined;
+/** What a server started by @lb/common/infra offers (RedisProcess, PostgresProcess). */
+interface ServerProcess {
+  readonly pid: number;
+  readonly port: number;
+  running(): boolean;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+/** A Redis or Postgres server started (and stopped) through @lb/common/infra. */
+abstract class ServerComponent<P extends ServerProcess> extends Component {
+  protected proc: P | undefined;
+
+  /** How long a polite signal may take before SIGKILL. */
+  protected abstract readonly stopTimeoutMs: number;
+
+  pid(): number | undefined {
+    return this.proc?.pid;
+  }
+  startTime(): number | undefined {
+    return this.proc && processStartTime(this.proc.pid);
+  }
+  running(): boolean {
+    return this.proc?.running() ?? false;
+  }
+
+  protected async halt(): Promise<ExitInfo | undefined> {
+    await this.proc?.stop();
+    return undefined;
+  }
+
+  protected async signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined> {
+    if (sig === 'SIGKILL') await this.proc?.kill();
+    else {
+      process.kill(this.proc!.pid, sig);
+      await waitUntil(() => !this.running(), this.stopTimeoutMs);
+      if (this.running()) await this.proc?.kill();
+    }
+    return { code: null, signal: sig };
+  }
+}
+
+export class RedisComponent extends ServerComponent<RedisProcess> {
+  protected readonly stopTimeoutMs = 15_000;
 
   constructor(
     readonly shardId: string,
@@ -179,17 +221,8 @@ export class RedisComponent extends Component {
     this.port = port;
   }
 
-  pid(): number | undefined {
-    return this.proc?.pid;
-  }
-  startTime(): number | undefined {
-    return this.proc && processStartTime(this.proc.pid);
-  }
-  running(): boolean {
-    return this.proc?.running() ?? false;
-  }
   url(): string | undefined {
-    return (this.port ? `redis://127.0.0.1:${this.port}` : undefined);
+    return this.port ? `redis://127.0.0.1:${this.port}` : undefined;
   }
 
   protected async launch(): Promise<void> {
@@ -203,27 +236,10 @@ export class RedisComponent extends Component {
   protected async ready(): Promise<WaitOutcome> {
     return (await pingRedis(this.port!, 2000)) ? { ok: true } : { ok: false, reason: 'timeout', last: 'no PONG' };
   }
-
-  protected async halt(): Promise<ExitInfo | undefined> {
-    await this.proc?.stop();
-    return undefined;
-  }
-
-  protected async signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined> {
-    if (sig === 'SIGKILL') await this.proc?.kill();
-    else {
-      process.kill(this.proc!.pid, sig);
-      await waitUntil(() => !this.running(), 15_000);
-      if (this.running()) await this.proc?.kill();
-    }
-    return { code: null, signal: sig };
-  }
 }
 
-// ------------------------------------------------------------- Postgres ----
-
-export class PostgresComponent extends Component {
-  private proc: PostgresProcess | undefined;
+export class PostgresComponent extends ServerComponent<PostgresProcess> {
+  protected readonly stopTimeoutMs = 30_000;
 
   constructor(
     private readonly dataDir: string,
@@ -235,17 +251,8 @@ export class PostgresComponent extends Component {
     this.port = port;
   }
 
-  pid(): number | undefined {
-    return this.proc?.pid;
-  }
-  startTime(): number | undefined {
-    return this.proc && processStartTime(this.proc.pid);
-  }
-  running(): boolean {
-    return this.proc?.running() ?? false;
-  }
   url(): string | undefined {
-    return (this.port ? `postgres://leaderboard@127.0.0.1:${this.port}` : undefined);
+    return this.port ? `postgres://leaderboard@127.0.0.1:${this.port}` : undefined;
   }
 
   /** The running server (after start). */
@@ -261,21 +268,6 @@ export class PostgresComponent extends Component {
 
   protected async ready(): Promise<WaitOutcome> {
     return { ok: true }; // startPostgres resolves only once it accepts connections
-  }
-
-  protected async halt(): Promise<ExitInfo | undefined> {
-    await this.proc?.stop();
-    return undefined;
-  }
-
-  protected async signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined> {
-    if (sig === 'SIGKILL') await this.proc?.kill();
-    else {
-      process.kill(this.proc!.pid, sig);
-      await waitUntil(() => !this.running(), 30_000);
-      if (this.running()) await this.proc?.kill();
-    }
-    return { code: null, signal: sig };
   }
 }
 
