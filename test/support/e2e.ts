@@ -22,7 +22,7 @@ import {
   type ShardKeys,
   type Topology,
 } from '@lb/common';
-import type { Mismatch } from './pipeline.js';
+import { playerMismatch, type Mismatch } from './pipeline.js';
 
 /** One HTTP answer, body parsed as JSON when it is JSON. */
 export interface Reply {
@@ -264,25 +264,8 @@ export class StackStores {
       const shard = this.router.homeShard(p.user_id, p.region);
       const db = this.pools.get(shard.postgres)!;
       const redis = await this.redisUser(p.user_id, p.region);
-      const row = (await db.query('SELECT score, version FROM leaderboard WHERE user_id = $1', [p.user_id])).rows[0];
-      const ev = (
-        await db.query(
-          `SELECT count(*)::int AS n, count(DISTINCT version)::int AS d,
-                  coalesce(min(version), 0)::int AS min, coalesce(max(version), 0)::int AS max
-             FROM score_events WHERE user_id = $1`,
-          [p.user_id],
-        )
-      ).rows[0] as { n: number; d: number; min: number; max: number };
-      const postgres = { score: row ? Number(row.score) : null, version: row ? Number(row.version) : null, events: ev };
-      const v = redis.version ?? 0;
-      const ok =
-        redis.score === postgres.score &&
-        redis.version === postgres.version &&
-        ev.n === v &&
-        ev.d === v &&
-        ev.max === v &&
-        (v === 0 || ev.min === 1);
-      if (!ok) mismatches.push({ user_id: p.user_id, redis, postgres });
+      const m = await playerMismatch(db, p.user_id, redis);
+      if (m) mismatches.push(m);
     }
     return mismatches;
   }

@@ -46,27 +46,37 @@ export async function compareRedisWithPostgres(svc: TestService, players: { user
       }
       const store = svc.deps.stores.get(shard.id);
       const h = await store.client.hmGet(store.keys.user(p.user_id), ['score', 'version']);
-      const row = (await c.query('SELECT score, version FROM leaderboard WHERE user_id = $1', [p.user_id])).rows[0];
-      const ev = (
-        await c.query(
-          'SELECT count(*)::int AS n, count(DISTINCT version)::int AS d, coalesce(max(version), 0)::int AS max, coalesce(min(version), 0)::int AS min FROM score_events WHERE user_id = $1',
-          [p.user_id],
-        )
-      ).rows[0];
       const redis = { score: h[0] === null ? null : Number(h[0]), version: h[1] === null ? null : Number(h[1]) };
-      const postgres = { score: row ? Number(row.score) : null, version: row ? Number(row.version) : null, events: ev };
-      const v = redis.version ?? 0;
-      const ok =
-        redis.score === postgres.score &&
-        redis.version === postgres.version &&
-        ev.n === v &&
-        ev.d === v &&
-        ev.max === v &&
-        (v === 0 || ev.min === 1);
-      if (!ok) mismatches.push({ user_id: p.user_id, redis, postgres });
+      const m = await playerMismatch(c, p.user_id, redis);
+      if (m) mismatches.push(m);
     }
   } finally {
     for (const c of clients.values()) await c.end();
   }
   return mismatches;
+}
+
+/**
+ * One player's Redis state against Postgres: the same score and version in
+ * `leaderboard`, and `score_events` holding versions 1..version once each.
+ */
+export async function playerMismatch(
+  db: pg.Client | pg.Pool,
+  userId: string,
+  redis: { score: number | null; version: number | null },
+): Promise<Mismatch | undefined> {
+  const row = (await db.query('SELECT score, version FROM leaderboard WHERE user_id = $1', [userId])).rows[0];
+  const ev = (
+    await db.query(
+      `SELECT count(*)::int AS n, count(DISTINCT version)::int AS d,
+              coalesce(min(version), 0)::int AS min, coalesce(max(version), 0)::int AS max
+         FROM score_events WHERE user_id = $1`,
+      [userId],
+    )
+  ).rows[0] as { n: number; d: number; min: number; max: number };
+  const postgres = { score: row ? Number(row.score) : null, version: row ? Number(row.version) : null, events: ev };
+  const v = redis.version ?? 0;
+  const ok =
+    redis.score === postgres.score && redis.version === postgres.version && ev.n === v && ev.d === v && ev.max === v && (v === 0 || ev.min === 1);
+  return ok ? undefined : { user_id: userId, redis, postgres };
 }
