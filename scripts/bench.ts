@@ -1,5 +1,6 @@
 /**
- * npm run bench [-- --only persistence|http] [--quick]
+ * npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix]
+ *   [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
  * here, never in tests.
@@ -11,9 +12,9 @@ import { findRepoRoot } from '@lb/common/testing';
 import { benchPersistence, type PersistenceResult } from './bench/persistence.js';
 import { fmt, machineLine } from './bench/machine.js';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix] [--profile <dir>] [--duration <s>]\n');
   process.exit(0);
 }
 const root = findRepoRoot();
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
     const http = await import('./bench/http.js').catch(() => undefined);
     if (http) {
       log('== http through nginx ==');
-      section('http', await http.benchHttp(log, { quick }));
+      section('http', await http.benchHttp(log, { quick, runs: args.runs?.split(','), profileDir: args.profile, durationS: args.duration ? Number(args.duration) : undefined }));
     } else log('http bench not available');
   }
   log(`figures written to docs/BENCHMARKS.md`);

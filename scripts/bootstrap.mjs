@@ -29,6 +29,14 @@ const BINARIES = {
   start: [...SERVERS, 'nginx'],
   bench: [...SERVERS, 'nginx'],
 };
+/**
+ * Binaries a command uses when they can be had: installed like the others,
+ * but when that is not possible the command goes on without them (the
+ * benchmark falls back from wrk to autocannon).
+ */
+const OPTIONAL_BINARIES = {
+  bench: ['wrk'],
+};
 
 function fail(message, code = 2) {
   console.error(`bootstrap: ${message}`);
@@ -82,10 +90,14 @@ function ensureDependencies() {
   else runOrExit('npm', npmArgs, `npm ${npmArgs[0]}`);
 }
 
-function ensureSystemBinaries(names) {
-  if (!names || names.length === 0) return;
+function ensureSystemBinaries(names, optional) {
   // The logic lives in common/src/infra/binaries.ts; tsx exists by now.
-  runOrExit(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'ensure-binaries.ts'), ...names], 'system binaries');
+  const ensure = [process.execPath, '--import', 'tsx', join(root, 'scripts', 'ensure-binaries.ts')];
+  if (names && names.length > 0) runOrExit(ensure[0], [...ensure.slice(1), ...names], 'system binaries');
+  if (optional && optional.length > 0) {
+    const res = spawnSync(ensure[0], [...ensure.slice(1), ...optional], { cwd: root, stdio: 'inherit' });
+    if (res.status !== 0) console.error(`bootstrap: going on without ${optional.join(', ')}`);
+  }
 }
 
 /** Spawns the command and mirrors its fate: forwards signals, exits with its status. */
@@ -132,7 +144,7 @@ const script = join(root, 'scripts', `${command}.ts`);
 if (command !== 'test' && !existsSync(script)) fail(`scripts/${command}.ts does not exist (yet)\n${usage()}`);
 
 ensureDependencies();
-ensureSystemBinaries(BINARIES[command]);
+ensureSystemBinaries(BINARIES[command], OPTIONAL_BINARIES[command]);
 
 if (command === 'test') {
   // mocha's own launcher (it re-execs Node with --import=tsx from .mocharc)

@@ -347,6 +347,8 @@ export class NodeComponent extends SpawnedComponent {
     /** The environment for a given port (the port is only known at launch). */
     private readonly envFor: (port: number) => NodeJS.ProcessEnv,
     ctx: ComponentContext,
+    /** Node.js flags before the entry point. */
+    private readonly nodeArgs: readonly string[] = [],
   ) {
     super(name, kind, join(ctx.logsDir, `${name}.log`), ctx);
     this.port = port;
@@ -371,7 +373,7 @@ export class NodeComponent extends SpawnedComponent {
     // Chosen once: a restarted replica must come back on the port the
     // gateways (or nginx) were configured with.
     this.port ||= await freePort();
-    await this.spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, this.entry)], this.envFor(this.port));
+    await this.spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', join(REPO_ROOT, this.entry)], this.envFor(this.port));
   }
 
   protected ready(): Promise<WaitOutcome> {

@@ -71,6 +71,8 @@ export interface StartStackOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Extra environment per kind of Node service, applied after {@link env}. */
   readonly envFor?: Readonly<Partial<Record<NodeKind, Readonly<Record<string, string>>>>>;
+  /** Extra Node.js flags per kind of Node service, before the entry point (the benchmark's `--profile` passes `--cpu-prof`). */
+  readonly nodeArgs?: Readonly<Partial<Record<NodeKind, readonly string[]>>>;
   /** Copy every component's log lines to stdout with a `name |` prefix (default false). */
   readonly echo?: boolean;
   /** Progress and failure messages of the stack itself (default: stderr). */

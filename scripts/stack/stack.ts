@@ -145,7 +145,7 @@ class StackRunner {
       this.services.push(
         new NodeComponent(serviceName(i), 'service', base(o.ports.serviceBase, i), (port) =>
           this.nodeEnv('service', { PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: serviceName(i) }),
-        this.ctx),
+        this.ctx, options.nodeArgs?.service),
       );
     }
     const assignment = workerShardAssignment(o.workers, shardIds);
@@ -154,7 +154,7 @@ class StackRunner {
       this.workers.push(
         new NodeComponent(workerName(i), 'worker', base(o.ports.workerHealthBase, i), (port) =>
           this.nodeEnv('worker', { WORKER_SHARDS: shards, HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1', INSTANCE_ID: workerName(i) }),
-        this.ctx),
+        this.ctx, options.nodeArgs?.worker),
       );
     }
     for (let i = 0; i < o.gateways; i++) {
@@ -167,7 +167,7 @@ class StackRunner {
             // Replicas that never got a port (entry point missing) are left out.
             LEADERBOARD_SERVICE_URLS: this.services.flatMap((s) => s.url() ?? []).join(','),
           }),
-        this.ctx),
+        this.ctx, options.nodeArgs?.gateway),
       );
     }
     this.nginx = new NginxComponent(

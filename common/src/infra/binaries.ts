@@ -9,7 +9,7 @@ import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** The system executables this project knows how to find and install. */
-export type BinaryName = 'redis-server' | 'postgres' | 'initdb' | 'pg_ctl' | 'psql' | 'nginx';
+export type BinaryName = 'redis-server' | 'postgres' | 'initdb' | 'pg_ctl' | 'psql' | 'nginx' | 'wrk';
 
 /** Debian package that provides each binary. */
 export const DEBIAN_PACKAGES: Readonly<Record<BinaryName, string>> = Object.freeze({
@@ -19,6 +19,7 @@ export const DEBIAN_PACKAGES: Readonly<Record<BinaryName, string>> = Object.free
   pg_ctl: 'postgresql',
   psql: 'postgresql',
   nginx: 'nginx',
+  wrk: 'wrk',
 });
 
 const PG_TOOLS: ReadonlySet<BinaryName> = new Set<BinaryName>(['postgres', 'initdb', 'pg_ctl', 'psql']);
