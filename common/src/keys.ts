@@ -23,6 +23,8 @@ export interface ShardKeys {
   readonly outboxIndex: string;
   /** Key prefix for rate-limiter-flexible buckets of this shard. */
   readonly rateLimitPrefix: string;
+  /** Pub/sub channel: the name of a board whose first entries (or size) a write changed. */
+  readonly topChanged: string;
 }
 
 /** Key names of one shard. */
@@ -36,6 +38,7 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     outbox: `${base}:outbox`,
     outboxIndex: `${base}:outbox:index`,
     rateLimitPrefix: `${base}:rl`,
+    topChanged: `${base}:top-changed`,
   };
 }
 

@@ -39,7 +39,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log);
   const pools = new PgPools(router.shards, { size: config.pgPoolSize, applicationName: config.instanceId }, log);
   await stores.connect(config.redisCommandTimeoutMs, log);
-  const reader = new BoardReader(router, stores);
+  const reader = new BoardReader(router, stores, config.topCacheMaxAgeMs);
   const relays = new EventRelays(
     stores.all(),
     {
@@ -83,6 +83,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     history: new HistoryRepo(pools),
     async close() {
       await relays.close();
+      await reader.close();
       await stores.close();
       await pools.close();
     },

@@ -21,6 +21,7 @@ import {
   type ShardRouter,
 } from '@lb/common';
 import type { LocateResult, ShardStore, ShardStores } from '../redis/shard-store.js';
+import { TOP_CACHE_DEPTH, TopCache, type TopPage } from './top-cache.js';
 
 export interface TopAnswer {
   region: string;
@@ -54,10 +55,21 @@ interface Placed {
 }
 
 export class BoardReader {
+  private readonly topCache: TopCache;
+
+  /** @param topCacheMaxAgeMs TOP_CACHE_MAX_AGE_MS (0 = every top page read from the shards) */
   constructor(
     private readonly router: ShardRouter,
     private readonly stores: ShardStores,
-  ) {}
+    topCacheMaxAgeMs = 0,
+  ) {
+    this.topCache = new TopCache(stores.all(), topCacheMaxAgeMs, (board) => this.loadTop(board, TOP_CACHE_DEPTH));
+  }
+
+  /** Stops the top-page cache's subscriptions. */
+  async close(): Promise<void> {
+    await this.topCache.close();
+  }
 
   private storesFor(board: string): ShardStore[] {
     return this.router.shardsForBoard(board).map((s) => this.stores.get(s.id));
@@ -65,12 +77,22 @@ export class BoardReader {
 
   /** The first `limit` players of a board. */
   async top(board: string, limit: number): Promise<TopAnswer> {
+    if (limit <= TOP_CACHE_DEPTH) {
+      const page = await this.topCache.get(board);
+      if (page !== undefined) return { region: board, total: page.total, rows: page.rows.slice(0, limit) };
+    }
+    const page = await this.loadTop(board, limit);
+    return { region: board, total: page.total, rows: page.rows };
+  }
+
+  /** The first `limit` players of a board, from the shards. */
+  private async loadTop(board: string, limit: number): Promise<TopPage> {
     const parts = await Promise.all(this.storesFor(board).map((s) => s.top(board, limit)));
     const merged = mergeSorted(
       parts.map((p) => p.rows),
       limit,
     );
-    return { region: board, total: sum(parts.map((p) => p.total)), rows: rankPrefix(merged) };
+    return { total: sum(parts.map((p) => p.total)), rows: rankPrefix(merged) };
   }
 
   /** A player's rank, score and percentile on a board. */

@@ -48,6 +48,13 @@ const SCRIPTS = {
   restore: loadScript('restore'),
 };
 
+/**
+ * How many entries of each board the top-page caches hold (top.ts): writes
+ * publish a change within this many entries of a shard's board. A constant,
+ * not a setting, so every replica publishes what every other one caches.
+ */
+export const TOP_CACHE_DEPTH = 100;
+
 /** Scores are stored negated so that ascending order is board order. */
 const toStored = (score: number): string => (score === 0 ? '0' : String(-score));
 const fromStored = (stored: string): number => {
@@ -112,6 +119,13 @@ export interface LocateResult {
   below: NamedEntry[];
 }
 
+/** A subscription made by {@link ShardStore.watchTopChanges}. */
+export interface TopChangeWatch {
+  /** Subscribed and connected: every change published from now on arrives. */
+  live(): boolean;
+  close(): Promise<void>;
+}
+
 export class ShardStore {
   readonly keys: ShardKeys;
   private readonly backlog: string[];
@@ -153,6 +167,8 @@ export class ShardStore {
       String(w.idempotency?.ttlS ?? 0),
       w.requestId,
       String(w.backlogLimit),
+      String(TOP_CACHE_DEPTH),
+      k.topChanged,
     ];
     const r = (await this.run(SCRIPTS.write, keys, args)) as (string | number)[];
     if (r[0] === 'replay') return { kind: 'replay', stored: String(r[1]) };
@@ -175,7 +191,7 @@ export class ShardStore {
   async restore(p: RestoredPlayer): Promise<boolean> {
     const keys = [this.keys.user(p.userId), this.keys.board('GLOBAL'), this.keys.names];
     if (p.regionalBoard !== undefined) keys.push(this.keys.board(p.regionalBoard));
-    const r = await this.run(SCRIPTS.restore, keys, [p.userId, p.name, p.region, String(p.score), String(p.version), String(p.updatedAtMs)]);
+    const r = await this.run(SCRIPTS.restore, keys, [p.userId, p.name, p.region, String(p.score), String(p.version), String(p.updatedAtMs), this.keys.topChanged]);
     return Number(r) === 1;
   }
 
@@ -256,6 +272,49 @@ export class ShardStore {
   /** Players on a board of this shard with a strictly higher score. */
   async countHigher(board: string, score: number): Promise<number> {
     return this.guard(() => this.client.zCount(this.keys.board(board), '-inf', `(${toStored(score)}`));
+  }
+
+  /**
+   * Follows this shard's top-changed channel on a connection of its own
+   * (a subscribed connection can send nothing else). `onChange` gets the name
+   * of each board whose first entries a write changed; `onReset` runs
+   * whenever messages may have been missed (connection lost, reconnected).
+   * node-redis re-subscribes before it reports a reconnection ready.
+   */
+  watchTopChanges(onChange: (board: string) => void, onReset: () => void): TopChangeWatch {
+    const sub = this.client.duplicate();
+    let subscribed = false;
+    let closed = false;
+    sub.on('error', (err: Error) => {
+      this.log.debug('redis subscriber error', { shard: this.shard.id, err: err.message });
+      onReset();
+    });
+    sub.on('end', onReset);
+    sub.on('ready', onReset);
+    const start = async () => {
+      await sub.connect();
+      await sub.subscribe(this.keys.topChanged, (board: string) => onChange(board));
+      subscribed = true;
+      onReset();
+    };
+    start().catch((e: unknown) => {
+      if (!closed) this.log.warn('top-change subscription failed: top pages are read uncached', { shard: this.shard.id, err: e as Error });
+    });
+    return {
+      live: () => subscribed && sub.isReady,
+      async close() {
+        closed = true;
+        try {
+          await sub.close();
+        } catch {
+          try {
+            sub.destroy();
+          } catch {
+            /* never connected */
+          }
+        }
+      },
+    };
   }
 
   async ping(): Promise<void> {

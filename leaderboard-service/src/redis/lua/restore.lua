@@ -14,6 +14,7 @@
     ARGV[4]  score
     ARGV[5]  version
     ARGV[6]  updated_at, ms since epoch
+    ARGV[7]  channel the changed boards' names are published on (top-page caches)
 
   Output: 1 restored, 0 skipped (Redis already had this version or a newer one)
 ]]
@@ -26,5 +27,9 @@ redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'name', ARGV[2], 'region', ARGV[
   'score', ARGV[4], 'version', ARGV[5], 'updated_at', ARGV[6])
 redis.call('ZADD', KEYS[2], neg, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-if #KEYS >= 4 then redis.call('ZADD', KEYS[4], neg, ARGV[1]) end
+redis.call('PUBLISH', ARGV[7], 'GLOBAL')
+if #KEYS >= 4 then
+  redis.call('ZADD', KEYS[4], neg, ARGV[1])
+  redis.call('PUBLISH', ARGV[7], ARGV[3])
+end
 return 1

@@ -27,6 +27,10 @@
     ARGV[9]  idempotency TTL, seconds
     ARGV[10] request id
     ARGV[11] backlog limit (QUEUE_REJECT_LENGTH; 0 = no limit)
+    ARGV[12] top-cache depth: a change within the first this-many entries of a
+             board, or a new entry on it, is published (0 = publish nothing)
+    ARGV[13] channel the changed board's name is published on (the readers'
+             top-page caches, see top-cache.ts)
 
   Output (array):
     { 'ok', score, version, regionalRank (-1 if none), globalHigherHere, changed (0|1), previousScore,
@@ -90,6 +94,18 @@ if limit > 0 then
   if backlog >= limit then return { 'queue_full', backlog } end
 end
 
+-- Was the player among this shard's first `depth` entries of a board before
+-- the write? A new player changes the board's size, which top pages carry.
+local depth = tonumber(ARGV[12])
+local function wasTop(board)
+  if depth <= 0 then return false end
+  if not exists then return true end
+  local r = redis.call('ZRANK', board, uid)
+  return r == false or r < depth
+end
+local globalWasTop = wasTop(KEYS[2])
+local regionalWasTop = hasRegion and wasTop(KEYS[10])
+
 version = version + 1
 local name = ARGV[4]
 local region = ARGV[5]
@@ -111,6 +127,13 @@ redis.call('HSET', KEYS[5], eventId, event)
 redis.call('ZADD', KEYS[6], now, eventId)
 
 local regional, higher = ranks(newScore)
+-- The first `depth` entries changed if the player was or now is among them
+-- (`higher`, `regional` - 1 are lower bounds of the new position: ties may
+-- publish a change that was not one, which only costs a cache refill).
+if depth > 0 then
+  if globalWasTop or higher < depth then redis.call('PUBLISH', ARGV[13], 'GLOBAL') end
+  if hasRegion and (regionalWasTop or regional - 1 < depth) then redis.call('PUBLISH', ARGV[13], region) end
+end
 if fingerprint ~= '' then
   -- The caller replaces this core record with the full response (SET XX KEEPTTL).
   local core = '{"fingerprint":' .. cjson.encode(fingerprint) .. ',"score":' .. int(newScore) ..
