@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix]
- *   [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
+ *   [--gateways N] [--replicas N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
  * here, never in tests.
@@ -12,9 +12,9 @@ import { findRepoRoot } from '@lb/common/testing';
 import { benchPersistence, type PersistenceResult } from './bench/persistence.js';
 import { fmt, machineLine } from './bench/machine.js';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, help: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix] [--profile <dir>] [--duration <s>]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N]\n');
   process.exit(0);
 }
 const root = findRepoRoot();
@@ -48,7 +48,7 @@ Run: ${new Date().toISOString()} on ${machineLine()}${quick ? ' (--quick)' : ''}
 | … max | ${fmt(r.lag.max)} ms | — |
 | writes acknowledged / refused | ${fmt(r.lag.ok)} / ${fmt(r.lag.refused)} | 0 refused |
 
-How it is measured: the raw baseline calls the worker's own \`ScoreRepository.applyBatch\` in a loop (the same SQL, no queue). The pipeline runs start a worker-service process, hand the events (2 versions per player) to the service's own outbox relay — which puts the events that queued up behind its previous enqueue, or arrived within its 10 ms linger, into one job of up to 100 events — and time until every event is in \`score_events\` (jobs complete only after their batch's COMMIT). The one-job-per-event row pre-loads the queue with single-event jobs, the shape the relay produces when writes arrive one at a time: it shows BullMQ's fixed per-job cost (two Lua scripts and a lock per job), which is why the relay packs envelopes. Lag = \`score_events.created_at\` (the batch transaction's time) − the moment the client received 200 for that write; the writes are paced by the clock and spread over two leaderboard-service replicas, and the rate shown is the one achieved (requests completed per second of the run).`;
+How it is measured: the raw baseline calls the worker's own \`ScoreRepository.applyBatch\` in a loop (the same SQL, no queue). The pipeline runs start a worker-service process, hand the events (2 versions per player) to the service's own outbox relay — which puts the events that queued up behind its previous enqueue, or arrived within its RELAY_LINGER_MS linger (50 ms by default), into one job of up to 100 events — and time until every event is in \`score_events\` (jobs complete only after their batch's COMMIT). The one-job-per-event row pre-loads the queue with single-event jobs, the shape the relay produces when writes arrive one at a time: it shows BullMQ's fixed per-job cost (two Lua scripts and a lock per job), which is why the relay packs envelopes. Lag = \`score_events.created_at\` (the batch transaction's time) − the moment the client received 200 for that write; the writes are paced by the clock and spread over two leaderboard-service replicas, and the rate shown is the one achieved (requests completed per second of the run).`;
 }
 
 async function main(): Promise<void> {
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     const http = await import('./bench/http.js').catch(() => undefined);
     if (http) {
       log('== http through nginx ==');
-      section('http', await http.benchHttp(log, { quick, runs: args.runs?.split(','), profileDir: args.profile, durationS: args.duration ? Number(args.duration) : undefined }));
+      section('http', await http.benchHttp(log, { quick, runs: args.runs?.split(','), profileDir: args.profile, durationS: args.duration ? Number(args.duration) : undefined, gateways: args.gateways ? Number(args.gateways) : undefined, replicas: args.replicas ? Number(args.replicas) : undefined }));
     } else log('http bench not available');
   }
   log(`figures written to docs/BENCHMARKS.md`);

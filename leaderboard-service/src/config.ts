@@ -54,7 +54,7 @@ const SPEC = {
   jobBackoffMs: JOB_BACKOFF_MS,
   topCacheMaxAgeMs: intKey('TOP_CACHE_MAX_AGE_MS', 'Top pages (the first 100 rows of each board) are served from memory, dropped by every write that changes them; this bounds how long a copy is kept at all, ms (0 = no cache).', { default: 1000, min: 0, max: 3_600_000 }),
   relayEnvelopeMax: intKey('RELAY_ENVELOPE_MAX', 'Most events the relay puts in one queue job (an envelope) when writes pile up behind an enqueue.', { default: 100, min: 1, max: 1000 }),
-  relayLingerMs: intKey('RELAY_LINGER_MS', 'How long an event waits for others to share its queue job, ms (the answer to the client never waits for it); 0 = at once.', { default: 10, min: 0, max: 1000 }),
+  relayLingerMs: intKey('RELAY_LINGER_MS', 'How long an event waits for others to share its queue job, ms (the answer to the client never waits for it); 0 = at once.', { default: 50, min: 0, max: 1000 }),
   outboxSweepIntervalMs: intKey('OUTBOX_SWEEP_INTERVAL_MS', 'How often the outbox sweeper looks for events a crash left behind, ms (0 = off).', { default: 1000, min: 0 }),
   outboxSweepAfterMs: intKey('OUTBOX_SWEEP_AFTER_MS', 'Age after which an outbox event is re-enqueued by the sweeper, ms.', { default: 5000, min: 50 }),
   testFault: enumKey('TEST_FAULT', 'Tests only: crash-after-redis-write kills the process between a Redis write and its enqueue.', ['off', 'crash-after-redis-write'], 'off'),
