@@ -32,7 +32,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
     res.setHeader('X-Served-By', config.instanceId);
     next();
   });
-  app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, instanceId: config.instanceId }));
+  app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, reader: deps.reader, instanceId: config.instanceId }));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', jsonOnly, express.json({ limit: config.bodyLimitBytes, strict: true }));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));

@@ -66,6 +66,16 @@ export class BoardReader {
     this.topCache = new TopCache(stores.all(), topCacheMaxAgeMs, (board) => this.loadTop(board, TOP_CACHE_DEPTH));
   }
 
+  /** Top pages are being served from the cache (on, and subscribed to every shard). */
+  topCacheLive(): boolean {
+    return this.topCache.live();
+  }
+
+  /** See {@link TopCache.state}. */
+  topCacheState(): 'off' | 'live' | 'unsubscribed' {
+    return this.topCache.state();
+  }
+
   /** Stops the top-page cache's subscriptions. */
   async close(): Promise<void> {
     await this.topCache.close();

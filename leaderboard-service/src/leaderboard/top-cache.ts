@@ -55,6 +55,11 @@ export class TopCache {
     for (const s of stores) this.watches.push(s.watchTopChanges((board) => this.invalidate(board), () => this.reset()));
   }
 
+  /** For /health: off (TOP_CACHE_MAX_AGE_MS=0), live, or unsubscribed (pages read from the shards until every subscription is back). */
+  state(): 'off' | 'live' | 'unsubscribed' {
+    return this.watches.length === 0 ? 'off' : this.live() ? 'live' : 'unsubscribed';
+  }
+
   /** In use: on, and every shard's subscription live. */
   live(): boolean {
     return this.watches.length > 0 && this.watches.every((w) => w.live());

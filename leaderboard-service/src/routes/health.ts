@@ -1,9 +1,10 @@
-/** GET /health: every Redis shard and Postgres database must answer. */
+/** GET /health: every Redis shard and Postgres database must answer; `top_cache` tells whether top pages come from memory. */
 import { Router } from 'express';
 import { probe, type PgPools } from '@lb/common';
+import type { BoardReader } from '../leaderboard/reads.js';
 import type { ShardStores } from '../redis/shard-store.js';
 
-export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; instanceId: string }): Router {
+export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; reader: BoardReader; instanceId: string }): Router {
   const r = Router();
   r.get('/health', async (_req, res) => {
     const redis: Record<string, string> = {};
@@ -20,7 +21,7 @@ export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; instan
       ...Object.entries(redis).filter(([, v]) => v !== 'ok').map(([k]) => `redis:${k}`),
       ...Object.entries(postgres).filter(([, v]) => v !== 'ok').map(([k]) => `postgres:${k}`),
     ];
-    res.status(down.length === 0 ? 200 : 503).json({ ok: down.length === 0, instance: deps.instanceId, down, redis, postgres });
+    res.status(down.length === 0 ? 200 : 503).json({ ok: down.length === 0, instance: deps.instanceId, down, redis, postgres, top_cache: deps.reader.topCacheState() });
   });
   return r;
 }
