@@ -1,6 +1,6 @@
 /**
  * npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix]
- *   [--gateways N] [--replicas N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
+ *   [--gateways N] [--replicas N] [--connections N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
  * here, never in tests.
@@ -12,9 +12,9 @@ import { findRepoRoot } from '@lb/common/testing';
 import { benchPersistence, type PersistenceResult } from './bench/persistence.js';
 import { fmt, machineLine } from './bench/machine.js';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, help: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N]\n');
   process.exit(0);
 }
 const root = findRepoRoot();
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     const http = await import('./bench/http.js').catch(() => undefined);
     if (http) {
       log('== http through nginx ==');
-      section('http', await http.benchHttp(log, { quick, runs: args.runs?.split(','), profileDir: args.profile, durationS: args.duration ? Number(args.duration) : undefined, gateways: args.gateways ? Number(args.gateways) : undefined, replicas: args.replicas ? Number(args.replicas) : undefined }));
+      section('http', await http.benchHttp(log, { quick, runs: args.runs?.split(','), profileDir: args.profile, durationS: args.duration ? Number(args.duration) : undefined, gateways: args.gateways ? Number(args.gateways) : undefined, replicas: args.replicas ? Number(args.replicas) : undefined, connections: args.connections ? Number(args.connections) : undefined }));
     } else log('http bench not available');
   }
   log(`figures written to docs/BENCHMARKS.md`);
