@@ -400,19 +400,6 @@ Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : '
 
 ${tables.join('\n\n')}
 
-${ANALYSIS}
+Where the time goes and what would move it: see "Analysis" below this section (written by hand; the figures above are rewritten by every run).
 `;
 }
-
-/** What the profiles say (see docs/BENCHMARKS.md); kept with the code that measures it. */
-const ANALYSIS = `Reading the table: every request crosses five processes (load generator, nginx, a gateway, a replica, Redis; a write also the worker and Postgres), and on two cores the sum of their CPU per request bounds throughput — the last column, which the measured req/s follow closely. The baseline shows the floor of the topology itself.
-
-What the profiles (\`node --cpu-prof\` on the service under autocannon) showed and what was done:
-- jsonwebtoken turned the string secret into a key on every verify, trying it as a PEM public key first: a fifth of a write's CPU. Fixed: one KeyObject per secret.
-- express' router, prototype swaps and body-parser cost as much as the leaderboard work on these small requests. Fixed: reads and score writes are served on plain node:http in the service, and the proxied API in the gateway (express keeps the other routes).
-- node-redis builds an AbortSignal and a DOMException per command for its default 5 s timeout: ~10% of a write. Fixed: one timer per call in the store.
-- rate-limiter-flexible sent its whole Lua script with every EVAL. Fixed: EVALSHA through the store.
-- BullMQ costs ~150 µs of worker CPU per job whatever its size. Fixed: the relay packs the events queued behind an enqueue (and those of a RELAY_LINGER_MS linger, 50 ms) into one job.
-Direct to one replica, a write now costs ~0.8 ms of service CPU and a GLOBAL top-10 ~0.3 ms (3,100 req/s for one replica alone on this machine).
-
-What would move it further, in order of effect: fewer processes on a 2-core box (each extra Node process adds scheduling and cache pressure — one gateway and two replicas would serve more here than three and three); a gateway that proxies with raw node:http instead of http-proxy-middleware (~40% of gateway CPU per request in its measurements); folding the two rate-limit calls into the write script (two Redis calls fewer per write); a short-lived cache of the GLOBAL top page in the service (it costs three shard calls per request). On real multi-core hosts the same code scales with replicas, since every component is stateless except Redis and Postgres.`;

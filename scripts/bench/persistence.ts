@@ -132,7 +132,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
   const log = createLogger('bench', 'error');
   const stores = new ShardStores(shards, prefix, 10_000, log);
   await stores.connect(5000, log);
-  const relays = new EventRelays(stores.all(), { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, sweepIntervalMs: 0, sweepAfterMs: 60_000, batchMax: 100, lingerMs: 10 }, log);
+  const relays = new EventRelays(stores.all(), { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, sweepIntervalMs: 0, sweepAfterMs: 60_000, batchMax: 100, lingerMs: 50 /* RELAY_LINGER_MS default */ }, log);
   await relays.ready(5000);
   const events = new Map(shardIds.map((id) => [id, makeEvents(`${prefix}-${id}-`, perShard / 2, 2, 'NA')]));
   for (const id of shardIds) PER_SHARD_EXPECTED.set(`${prefix}-${id}`, perShard);
