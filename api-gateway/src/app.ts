@@ -72,6 +72,7 @@ export function buildServer(config: GatewayConfig, deps: Deps): Gateway {
     app,
     drain() {
       draining = true;
+      deps.forwarder.drain();
     },
   };
 }

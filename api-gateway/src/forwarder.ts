@@ -82,6 +82,7 @@ export class Forwarder {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly proxy: RequestHandler;
+  private draining = false;
 
   constructor(opts: ForwarderOptions) {
     this.pool = opts.pool;
@@ -130,6 +131,15 @@ export class Forwarder {
     };
     (req as ForwardedRequest)[STATE] = s;
     this.attempt(req, res, s);
+  }
+
+  /**
+   * Graceful stop: answers still on their way close their client connection
+   * too (requests arriving from now on are handled in app.ts), so no client
+   * reuses a socket the stopping server is about to close.
+   */
+  drain(): void {
+    this.draining = true;
   }
 
   /** Closes idle upstream connections (shutdown). */
@@ -197,6 +207,7 @@ export class Forwarder {
       // not the client's: httpxy then answers with the client's own choice.
       delete proxyRes.headers.connection;
       delete proxyRes.headers['keep-alive'];
+      if (this.draining) req.headers.connection = 'close';
     });
 
     proxyServer.on('econnreset', (_err, req) => {
