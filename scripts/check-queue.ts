@@ -1,12 +1,15 @@
 /**
  * `npm run check-queue -- [--shard ID] [--limit N] [--json]`: the state of
  * every shard's score queue (TOPOLOGY / TOPOLOGY_FILE and KEY_PREFIX from the
- * environment or `.env`): job counts, age of the oldest waiting job, the next
- * waiting jobs and the latest failed ones (the dead-letter queue).
+ * environment or `.env`): the backlog (events not yet in Postgres, the
+ * figure QUEUE_REJECT_LENGTH applies to), job counts, age of the oldest
+ * waiting job, the next waiting jobs and the latest failed ones (the
+ * dead-letter queue).
  */
 import 'dotenv/config';
 import type { Job, Queue } from 'bullmq';
-import { queuePrefix, SCORE_QUEUE, type ShardDef } from '@lb/common';
+import { createClient } from 'redis';
+import { queuePrefix, SCORE_QUEUE, shardKeys, type ShardDef } from '@lb/common';
 import {
   closeAll,
   EXIT_FAILED,
@@ -37,6 +40,8 @@ interface ShardReport {
   shard: string;
   prefix: string;
   queue: string;
+  /** Events written and not yet persisted (the outbox), and those of them not yet on the queue. */
+  backlog?: { events: number; notQueued: number };
   counts?: Record<string, number>;
   /** ms since the oldest waiting job was added; null when nothing waits. */
   oldestWaitingAgeMs?: number | null;
@@ -57,8 +62,23 @@ interface JobLine {
 
 const COUNTED = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
 
+/** The shard's outbox: every event stays there from its write until the worker has it in Postgres. */
+async function backlogOf(shard: ShardDef, keyPrefix: string): Promise<{ events: number; notQueued: number }> {
+  const client = createClient({ url: shard.redis, socket: { reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const k = shardKeys(shard.id, keyPrefix);
+    const [events, notQueued] = await Promise.all([client.hLen(k.outbox), client.zCard(k.outboxIndex)]);
+    return { events, notQueued };
+  } finally {
+    client.destroy();
+  }
+}
+
 async function inspect(queue: Queue, shard: ShardDef, keyPrefix: string, limit: number, now: number): Promise<ShardReport> {
   const base = { shard: shard.id, prefix: queuePrefix(shard.id, keyPrefix), queue: SCORE_QUEUE };
+  const backlog = await backlogOf(shard, keyPrefix);
   const counts = await queue.getJobCounts(...COUNTED);
   // asc = oldest first: the order the worker takes them in.
   const waiting = await queue.getJobs(['waiting'], 0, limit - 1, true);
@@ -73,6 +93,7 @@ async function inspect(queue: Queue, shard: ShardDef, keyPrefix: string, limit: 
   });
   return {
     ...base,
+    backlog,
     counts,
     oldestWaitingAgeMs: oldest ? Math.max(0, now - oldest.timestamp) : null,
     waiting: waiting.map(line),
@@ -90,6 +111,7 @@ function printText(reports: ShardReport[]): void {
       out.push(`  ERROR: ${r.error}`, '');
       continue;
     }
+    out.push(`  backlog: ${r.backlog!.events} events not yet in Postgres (${r.backlog!.notQueued} of them not yet on the queue)`);
     out.push(`  ${COUNTED.map((k) => `${k} ${r.counts![k] ?? 0}`).join('  ')}`);
     out.push(`  oldest waiting: ${r.oldestWaitingAgeMs === null ? '-' : fmtAge(r.oldestWaitingAgeMs!)}`);
     if (r.waiting!.length > 0) {

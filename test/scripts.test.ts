@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { Worker, UnrecoverableError } from 'bullmq';
-import { connectionFor, createLogger, jobIdOf, queuePrefix, SCORE_QUEUE, type ShardDef } from '@lb/common';
+import { createClient } from 'redis';
+import { connectionFor, createLogger, jobIdOf, queuePrefix, SCORE_QUEUE, shardKeys, type ShardDef } from '@lb/common';
 import { getInfra, type Infra } from '@lb/common/testing';
 import { startWorkerService } from '../worker-service/src/service.js';
 import { idle, scoreEvent, ShardDb, ShardQueue, testConfig, uniquePrefix, waitFor } from '../worker-service/test/support/worker.js';
@@ -74,6 +75,15 @@ describe('queue scripts (check-queue, replay-failed)', function () {
     const waiting = Array.from({ length: 7 }, (_, i) => scoreEvent({ version: i + 1 }));
     for (const e of waiting) await q.add([e]); // one by one: a known order
     await q.add([scoreEvent()], { delay: 60_000 });
+    // The outbox as the service leaves it: 4 events not yet persisted, 1 of them not yet queued.
+    const redis = await createClient({ url: na.redis }).connect();
+    try {
+      const keys = shardKeys('na', keyPrefix);
+      await redis.hSet(keys.outbox, Object.fromEntries(waiting.slice(0, 4).map((e) => [jobIdOf(e), JSON.stringify(e)])));
+      await redis.zAdd(keys.outboxIndex, { score: Date.now(), value: jobIdOf(waiting[3]!) });
+    } finally {
+      redis.destroy();
+    }
 
     const r = await runScript(infra, 'check-queue', ['--json', '--limit', '3'], { KEY_PREFIX: keyPrefix });
 
@@ -83,6 +93,7 @@ describe('queue scripts (check-queue, replay-failed)', function () {
     expect(doc.shards.map((s: { shard: string }) => s.shard)).to.deep.equal(['na', 'eu', 'asia']);
     const report = doc.shards[0];
     expect(report.prefix).to.equal(queuePrefix('na', keyPrefix));
+    expect(report.backlog).to.deep.equal({ events: 4, notQueued: 1 });
     expect(report.counts).to.deep.equal({ waiting: 7, active: 0, delayed: 1, prioritized: 0, failed: 2, completed: 0 });
     expect(report.oldestWaitingAgeMs).to.be.within(0, 60_000);
     expect(report.waiting.map((j: { id: string }) => j.id)).to.deep.equal(waiting.slice(0, 3).map(jobIdOf));
@@ -90,6 +101,7 @@ describe('queue scripts (check-queue, replay-failed)', function () {
     expect(report.failed.map((j: { id: string }) => j.id).sort()).to.deep.equal(doomed.map(jobIdOf).sort());
     expect(report.failed[0]).to.include({ attemptsMade: 1, failedReason: 'postgres said no' });
     for (const other of doc.shards.slice(1)) {
+      expect(other.backlog).to.deep.equal({ events: 0, notQueued: 0 });
       expect(other.counts).to.deep.equal({ waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0, completed: 0 });
       expect(other.oldestWaitingAgeMs).to.equal(null);
     }
@@ -97,6 +109,7 @@ describe('queue scripts (check-queue, replay-failed)', function () {
     const text = await runScript(infra, 'check-queue', ['--shard', 'na'], { KEY_PREFIX: keyPrefix });
     expect(text.code, text.stderr).to.equal(0);
     expect(text.stdout).to.match(/shard na/).and.to.match(/waiting 7 {2}active 0 {2}delayed 1/).and.not.to.match(/shard eu/);
+    expect(text.stdout).to.match(/backlog: 4 events not yet in Postgres \(1 of them not yet on the queue\)/);
   });
 
   it('when check-queue gets a bad option or shard, then it prints the usage and exits 2', async () => {
