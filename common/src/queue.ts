@@ -17,28 +17,10 @@ export const SCORE_JOB = 'score-event';
 
 /**
  * BullMQ key prefix of a shard. It carries the shard's hash tag, so every
- * queue key sits in the same Redis Cluster slot as the shard's own keys and
- * the write script can read the backlog atomically.
+ * queue key sits in the same Redis Cluster slot as the shard's own keys.
  */
 export function queuePrefix(shardId: string, keyPrefix: string = DEFAULT_KEY_PREFIX): string {
   return `${keyPrefix}:{${shardId}}:bull`;
-}
-
-/** BullMQ's key of one structure of the score queue (`wait`, `delayed`, ...). */
-export function queueKey(shardId: string, keyPrefix: string, type: string): string {
-  return `${queuePrefix(shardId, keyPrefix)}:${SCORE_QUEUE}:${type}`;
-}
-
-/**
- * Keys whose sizes make up the queue backlog checked against
- * QUEUE_REJECT_LENGTH: waiting jobs (a list), delayed (retrying) and
- * prioritized jobs (sorted sets). BullMQ 5+ pauses with a flag, not a list.
- */
-export function backlogKeys(shardId: string, keyPrefix: string): { lists: string[]; zsets: string[] } {
-  return {
-    lists: [queueKey(shardId, keyPrefix, 'wait')],
-    zsets: [queueKey(shardId, keyPrefix, 'delayed'), queueKey(shardId, keyPrefix, 'prioritized')],
-  };
 }
 
 /** The job id of an event: one per (player, version), so re-sends are deduplicated. */

@@ -49,7 +49,7 @@ const SPEC = {
   userRateLimitWindowMs: intKey('USER_RATE_LIMIT_WINDOW_MS', 'Token bucket per player: time to refill the whole bucket, ms.', { default: 1000, min: 1000 }),
   regionRateLimitCount: intKey('REGION_RATE_LIMIT_COUNT', 'Token bucket per region: writes allowed per window.', { default: 50_000, min: 1 }),
   regionRateLimitWindowMs: intKey('REGION_RATE_LIMIT_WINDOW_MS', 'Token bucket per region: refill time of the whole bucket, ms.', { default: 1000, min: 1000 }),
-  queueRejectLength: intKey('QUEUE_REJECT_LENGTH', 'Refuse writes (429 queue_full) while a shard\'s backlog (events not yet queued, in the outbox, plus waiting and delayed jobs) reaches this; 0 = never.', { default: 100_000, min: 0 }),
+  queueRejectLength: intKey('QUEUE_REJECT_LENGTH', 'Refuse writes (429 queue_full) while a shard\'s backlog (events written and not yet persisted to Postgres) reaches this many events; 0 = never.', { default: 100_000, min: 0 }),
   jobAttempts: JOB_ATTEMPTS,
   jobBackoffMs: JOB_BACKOFF_MS,
   topCacheMaxAgeMs: intKey('TOP_CACHE_MAX_AGE_MS', 'Top pages (the first 100 rows of each board) are served from memory, dropped by every write that changes them; this bounds how long a copy is kept at all, ms (0 = no cache).', { default: 1000, min: 0, max: 3_600_000 }),

@@ -4,7 +4,8 @@
  *
  * Job lifecycle: the processor validates the event (malformed → BullMQ
  * `UnrecoverableError`, failed at once), hands it to the batcher and resolves
- * only after the batch's COMMIT. A failed transaction rejects every job of the
+ * only after the batch's COMMIT and the removal of its events from the
+ * shard's outbox (where the backlog is counted). A failed transaction rejects every job of the
  * batch, and BullMQ retries each with exponential backoff until its attempts
  * are spent; then it stays in the failed set (the dead-letter queue).
  *
@@ -15,9 +16,11 @@
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import {
   connectionFor,
+  jobIdOf,
   queuePrefix,
   readScoreJob,
   SCORE_QUEUE,
+  shardKeys,
   type Logger,
   type ScoreEvent,
   type ScoreJobData,
@@ -79,6 +82,7 @@ export class ShardConsumer {
   readonly shard: ShardDef;
   private readonly log: Logger;
   private readonly keyPrefix: string;
+  private readonly outboxKey: string;
   private readonly worker: Worker<ScoreJobData>;
   private readonly batcher: Batcher<ScoreEvent>;
   private readonly counters = { persisted: 0, retried: 0, deadLettered: 0, stalled: 0 };
@@ -90,9 +94,13 @@ export class ShardConsumer {
     const log = deps.log.child(shard.id);
     this.log = log;
     this.keyPrefix = config.keyPrefix;
+    this.outboxKey = shardKeys(shard.id, config.keyPrefix).outbox;
     const warn = throttled(log, 5000);
     this.batcher = new Batcher<ScoreEvent>({ maxSize: config.batchSize, maxWaitMs: config.batchMaxWaitMs, capacity: config.concurrency }, async (events) => {
       const outcome = await persistBatch(shard.id, events, deps.repository);
+      // Persisted, or refused by Postgres for good: no longer backlog. If this
+      // fails the batch is retried (re-applying it is harmless).
+      await this.settleOutbox(events);
       if (outcome.transactions > 1) {
         log.warn('batch split to isolate events refused by postgres', {
           events: events.length,
@@ -118,8 +126,11 @@ export class ShardConsumer {
     });
     this.worker.on('failed', (job, err) => {
       const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-      if (final) this.counters.deadLettered++;
-      else this.counters.retried++;
+      if (final) {
+        this.counters.deadLettered++;
+        // Dead-lettered events wait for an operator (replay-failed), not in the backlog.
+        if (job) this.settleOutbox(readScoreJob(job.data).events).catch((e: unknown) => warn('outbox', 'could not take dead-lettered events off the outbox', { job: job.id, err: (e as Error).message }));
+      } else this.counters.retried++;
       warn(final ? 'dead-letter' : 'retry', final ? 'job moved to the failed set' : 'job failed, will retry', {
         job: job?.id,
         attemptsMade: job?.attemptsMade,
@@ -138,6 +149,17 @@ export class ShardConsumer {
   /** Starts fetching jobs. */
   start(): void {
     this.worker.run().catch((e: unknown) => this.log.error('worker stopped', { err: e }));
+  }
+
+  /**
+   * Deletes events from the shard's outbox, where each stays from its write
+   * until it is persisted (or dead-lettered): the outbox's size is the
+   * backlog the leaderboard-service checks against QUEUE_REJECT_LENGTH.
+   */
+  private async settleOutbox(events: readonly ScoreEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const client = await this.worker.getBackend().client;
+    await client.hdel(this.outboxKey, ...events.map(jobIdOf));
   }
 
   /** A Redis round trip on the worker's connection; rejects if it is not ready. */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createLogger, jobIdOf, SCORE_JOB, scoreJob, type ScoreEvent, type ShardDef, type Topology } from '@lb/common';
+import { createLogger, jobIdOf, SCORE_JOB, scoreJob, shardKeys, type ScoreEvent, type ShardDef, type Topology } from '@lb/common';
 import { getInfra, uniqueId } from '@lb/common/testing';
 import type { WorkerConfig } from '../src/config.js';
 import { startHealthServer } from '../src/health.js';
@@ -69,6 +69,33 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     expect(service!.status().shards.map((s) => s.jobs.persisted)).to.deep.equal([45, 45, 45]);
   });
 
+  /** The shard's outbox as the leaderboard-service writes it: every event not yet persisted. */
+  async function outboxOf(q: ShardQueue, config: WorkerConfig) {
+    const client = await q.queue.getBackend().client;
+    const key = shardKeys(q.shard.id, config.keyPrefix).outbox;
+    return {
+      put: (events: readonly ScoreEvent[]) => client.hset(key, Object.fromEntries(events.map((e) => [jobIdOf(e), JSON.stringify(e)]))),
+      ids: async () => Object.keys(await client.hgetall(key)).sort(),
+    };
+  }
+
+  it('when events are persisted or refused for good, then the worker takes them off the shard\'s outbox (the backlog the service counts)', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'na' });
+    const shard = topology.shards.find((s) => s.id === 'na')!;
+    const q = queueOf(shard, config);
+    const events = Array.from({ length: 6 }, () => scoreEvent());
+    events[2] = scoreEvent({ name: 'nul\u0000byte' }); // refused by Postgres
+    const notQueued = scoreEvent();
+    const outbox = await outboxOf(q, config);
+    await outbox.put([...events, notQueued]);
+    await q.add(events);
+
+    await start(config);
+    await waitFor('queue to settle', () => idle(q));
+
+    expect(await outbox.ids()).to.deep.equal([jobIdOf(notQueued)]);
+  });
+
   it('when a job is malformed, then it is failed at once (attemptsMade 1) and the valid jobs persist', async () => {
     const config = await testConfig({ WORKER_SHARDS: 'eu' });
     const shard = topology.shards.find((s) => s.id === 'eu')!;
@@ -135,11 +162,15 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     const shard = broken.shards.find((s) => s.id === 'asia')!;
     const q = queueOf(shard, config);
     const events = Array.from({ length: 5 }, () => scoreEvent({ region: 'ASIA' }));
+    const outbox = await outboxOf(q, config);
+    await outbox.put(events);
     await q.add(events);
 
     await start(config);
     // 3 attempts with 50 ms and 100 ms backoff in between.
     await waitFor('jobs to exhaust their attempts', async () => (await q.counts()).failed === 5, 20_000);
+    // Dead-lettered events wait for replay-failed, not in the backlog.
+    await waitFor('the outbox to empty', async () => (await outbox.ids()).length === 0);
 
     const failed = await q.queue.getFailed();
     expect(failed.map((j) => j.attemptsMade)).to.deep.equal([3, 3, 3, 3, 3]);

@@ -2,14 +2,16 @@
  * Moves score events from each shard's outbox (written by the write script
  * in the same atomic step as the score) onto that shard's BullMQ queue.
  *
- * The live path pushes each new event right after its write. One enqueue per
- * shard is in flight at a time; events that arrive meanwhile are sent next,
- * together, as one job (an envelope, see `scoreJob`), and then deleted from
- * the outbox. So a lone write is a lone job at once, and under load jobs grow
- * to carry whatever accumulated: BullMQ's per-job cost is shared without a
- * timer adding latency. If the process dies before the enqueue, or the queue
- * call fails, the entries stay in the outbox and the sweeper of any replica
- * re-enqueues them once they are older than `sweepAfterMs`. The worker's
+ * The live path pushes each new event right after its write (after a short
+ * linger when the relay is idle). One enqueue per shard is in flight at a
+ * time; events that arrive meanwhile are sent next, together, as one job (an
+ * envelope, see `scoreJob`), and then taken off the outbox index. The outbox
+ * itself keeps them until the worker has persisted them: its size is the
+ * backlog the write script checks. Under load jobs grow to carry whatever
+ * accumulated, so BullMQ's per-job cost is shared. If the process dies
+ * before the enqueue, or the queue call fails, the entries stay in the index
+ * and the sweeper of any replica re-enqueues them once they are older than
+ * `sweepAfterMs`. The worker's
  * upserts are version-guarded and its log is keyed by (user, version), so a
  * re-sent event is harmless.
  */
@@ -96,24 +98,31 @@ export class ShardRelay {
     }
   }
 
-  /** Enqueues events as one job and clears them from the outbox; on failure they stay for the sweeper. */
+  /**
+   * Enqueues events as one job and takes them off the outbox index; on
+   * failure they stay there for the sweeper. (They leave the outbox itself
+   * when the worker has persisted them.)
+   */
   async send(batch: Pending[]): Promise<number> {
     const events: ScoreEvent[] = [];
-    const done: string[] = [];
+    const queued: string[] = [];
+    const unreadable: string[] = [];
     for (const p of batch) {
       try {
         events.push(JSON.parse(p.json) as ScoreEvent);
+        queued.push(p.id);
       } catch {
         this.log.error('unreadable outbox entry dropped', { shard: this.store.shard.id, id: p.id });
+        unreadable.push(p.id);
       }
-      done.push(p.id);
     }
     try {
       if (events.length > 0) {
         const { data, jobId } = scoreJob(events);
         await this.queue.add(SCORE_JOB, data, { jobId });
       }
-      await this.store.ackOutbox(done);
+      await this.store.markQueued(queued);
+      await this.store.dropOutbox(unreadable);
       return events.length;
     } catch (err) {
       this.log.warn('relay failed; the sweeper will retry', { shard: this.store.shard.id, events: batch.length, err: err as Error });
@@ -126,7 +135,7 @@ export class ShardRelay {
     const stale = await this.store.staleOutbox(now - this.settings.sweepAfterMs, this.settings.batchMax);
     if (stale.length === 0) return 0;
     const missing = stale.filter((s) => s.json === null).map((s) => s.id);
-    if (missing.length > 0) await this.store.ackOutbox(missing);
+    if (missing.length > 0) await this.store.dropOutbox(missing);
     const live = stale.filter((s): s is Pending => s.json !== null);
     const sent = await this.send(live);
     if (sent > 0) this.log.info('sweeper re-enqueued outbox events', { shard: this.store.shard.id, events: sent });

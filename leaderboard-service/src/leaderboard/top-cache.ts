@@ -5,9 +5,12 @@
  * Exact, not merely short-lived: every write that changes the first entries
  * of a shard's board, or the size of a board, publishes the board's name in
  * the same Lua step (write.lua), and every replica drops its copy when the
- * message arrives. The message leaves Redis before the write's answer does,
- * so a client who saw a write acknowledged and then asks any replica for the
- * top page gets a page with that write in it.
+ * message arrives. Redis may write a command's reply before the pub/sub
+ * messages it caused, so the writer answers such a write only after one more
+ * round trip to the shard (writes.ts): Redis has then written the message to
+ * every subscriber, and a replica reads it before any request that a client
+ * sends after seeing the write acknowledged. Such a client gets a top page
+ * with that write in it from any replica.
  *
  * Guards:
  * - Only used while every shard's subscription is live; losing or regaining

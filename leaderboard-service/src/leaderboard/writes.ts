@@ -112,16 +112,22 @@ export class ScoreWriter {
       this.deps.relays.get(shard.id).push(r.event.id, r.event.json);
     }
 
+    const [global] = await Promise.all([
+      this.reader.globalRankOf(r.score, shard.id, r.globalHigherHere),
+      // Redis may send a reply before the pub/sub messages of the same step, so
+      // a write that changed a top page answers only after one more round
+      // trip to its shard: by then every replica's subscription has the
+      // message in its socket, ahead of any request the answer could prompt
+      // (see top-cache.ts).
+      r.topChanged ? store.ping() : undefined,
+    ]);
     const answer: WriteAnswer = {
       ok: true,
       user_id: player.userId,
       region: player.region,
       score: r.score,
       version: r.version,
-      rank: {
-        region: r.regionalRank,
-        global: await this.reader.globalRankOf(r.score, shard.id, r.globalHigherHere),
-      },
+      rank: { region: r.regionalRank, global },
     };
     if (req.idempotencyKey !== undefined) {
       await store.storeIdempotentResponse(

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createClient } from 'redis';
-import { AppError, backlogKeys, shardKeys, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
+import { AppError, shardKeys, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
 
 /**
  * One shard's client. Commands fail at once while disconnected instead of
@@ -90,6 +90,8 @@ export type WriteResult =
       previousScore: number;
       /** The outbox entry written with the change (undefined when nothing changed). */
       event: { id: string; json: string } | undefined;
+      /** The write changed the first rows (or the size) of a board and said so on the top-changed channel. */
+      topChanged: boolean;
     }
   | { kind: 'replay'; stored: string }
   | { kind: 'out_of_range'; current: number; attempted: number }
@@ -128,7 +130,6 @@ export interface TopChangeWatch {
 
 export class ShardStore {
   readonly keys: ShardKeys;
-  private readonly backlog: string[];
 
   constructor(
     readonly shard: ShardDef,
@@ -138,8 +139,6 @@ export class ShardStore {
     private readonly timeoutMs: number,
   ) {
     this.keys = shardKeys(shard.id, keyPrefix);
-    const b = backlogKeys(shard.id, keyPrefix);
-    this.backlog = [...b.lists, ...b.zsets];
   }
 
   /** Applies one write atomically (see write.lua). */
@@ -152,7 +151,6 @@ export class ShardStore {
       k.idempotency(w.userId, w.idempotency?.key ?? ''),
       k.outbox,
       k.outboxIndex,
-      ...this.backlog,
     ];
     if (w.regionalBoard !== undefined) keys.push(k.board(w.regionalBoard));
     const args = [
@@ -184,6 +182,7 @@ export class ShardStore {
       changed: Number(r[5]) === 1,
       previousScore: Number(r[6]),
       event: r[7] ? { id: String(r[7]), json: String(r[8]) } : undefined,
+      topChanged: Number(r[9]) === 1,
     };
   }
 
@@ -247,8 +246,18 @@ export class ShardStore {
     };
   }
 
-  /** Removes relayed events from the outbox (they are on the queue now). */
-  async ackOutbox(ids: string[]): Promise<void> {
+  /**
+   * Takes relayed events off the outbox index (they are on the queue now).
+   * They stay in the outbox itself, counted as backlog, until the worker has
+   * them in Postgres.
+   */
+  async markQueued(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.guard(() => this.client.zRem(this.keys.outboxIndex, ids));
+  }
+
+  /** Removes entries from the outbox and its index for good (unreadable, or already gone). */
+  async dropOutbox(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.guard(() => this.client.multi().hDel(this.keys.outbox, ids).zRem(this.keys.outboxIndex, ids).exec());
   }

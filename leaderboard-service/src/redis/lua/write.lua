@@ -9,12 +9,13 @@
     KEYS[2]  GLOBAL board partition of this shard
     KEYS[3]  names hash           (user_id -> name, for reads)
     KEYS[4]  idempotency key      (only used when ARGV[8] ~= '')
-    KEYS[5]  outbox hash          (event id -> event JSON)
-    KEYS[6]  outbox index zset    (event id scored by time written)
-    KEYS[7]  queue 'wait' list        \  BullMQ keys of this shard's score queue:
-    KEYS[8]  queue 'delayed' zset      | with the outbox they make up the backlog
-    KEYS[9]  queue 'prioritized' zset /
-    KEYS[10] regional board       (absent for GLOBAL-only players)
+    KEYS[5]  outbox hash          (event id -> event JSON) of every event not yet
+                                  persisted: the relay leaves entries here, the
+                                  worker deletes them after their COMMIT, so its
+                                  size is the shard's backlog, in events
+    KEYS[6]  outbox index zset    (event id scored by time written) of the events
+                                  not yet on the queue, for the relay's sweeper
+    KEYS[7]  regional board       (absent for GLOBAL-only players)
 
     ARGV[1]  op: 'create' | 'update' | 'add' | 'register'
     ARGV[2]  value: initial score (create/register), new score (update), delta (add)
@@ -26,7 +27,7 @@
     ARGV[8]  idempotency fingerprint ('' = no idempotency key)
     ARGV[9]  idempotency TTL, seconds
     ARGV[10] request id
-    ARGV[11] backlog limit (QUEUE_REJECT_LENGTH; 0 = no limit)
+    ARGV[11] backlog limit in events (QUEUE_REJECT_LENGTH; 0 = no limit)
     ARGV[12] top-cache depth: a change within the first this-many entries of a
              board, or a new entry on it, is published (0 = publish nothing)
     ARGV[13] channel the changed board's name is published on (the readers'
@@ -34,7 +35,8 @@
 
   Output (array):
     { 'ok', score, version, regionalRank (-1 if none), globalHigherHere, changed (0|1), previousScore,
-      eventId, eventJson }                        ('' and '' when nothing changed)
+      eventId, eventJson, published (0|1) }       ('' and '' when nothing changed;
+                                                   published: a top change was announced)
     { 'replay', storedResponse }                  idempotency key seen before
     { 'out_of_range', currentScore, attempted }   result outside [0, max]; nothing changed
     { 'queue_full', backlog }                     backlog at the limit; nothing changed
@@ -59,11 +61,11 @@ local cur = redis.call('HMGET', KEYS[1], 'score', 'version')
 local exists = cur[2] ~= false
 local score = exists and tonumber(cur[1]) or 0
 local version = exists and tonumber(cur[2]) or 0
-local hasRegion = #KEYS >= 10
+local hasRegion = #KEYS >= 7
 
 local function ranks(s)
   local regional = -1
-  if hasRegion then regional = redis.call('ZCOUNT', KEYS[10], '-inf', '(' .. neg(s)) + 1 end
+  if hasRegion then regional = redis.call('ZCOUNT', KEYS[7], '-inf', '(' .. neg(s)) + 1 end
   local higher = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. neg(s))
   return regional, higher
 end
@@ -85,12 +87,11 @@ if newScore < 0 or newScore > maxScore then
   return { 'out_of_range', int(score), int(newScore) }
 end
 
--- Backpressure: events not yet handed to the queue (outbox) plus the queue's
--- waiting and delayed jobs.
+-- Backpressure: events written but not yet persisted (or dead-lettered),
+-- wherever they are: outbox, queue, worker.
 local limit = tonumber(ARGV[11])
 if limit > 0 then
-  local backlog = redis.call('HLEN', KEYS[5]) + redis.call('LLEN', KEYS[7])
-    + redis.call('ZCARD', KEYS[8]) + redis.call('ZCARD', KEYS[9])
+  local backlog = redis.call('HLEN', KEYS[5])
   if backlog >= limit then return { 'queue_full', backlog } end
 end
 
@@ -104,7 +105,7 @@ local function wasTop(board)
   return r == false or r < depth
 end
 local globalWasTop = wasTop(KEYS[2])
-local regionalWasTop = hasRegion and wasTop(KEYS[10])
+local regionalWasTop = hasRegion and wasTop(KEYS[7])
 
 version = version + 1
 local name = ARGV[4]
@@ -113,11 +114,12 @@ redis.call('HSET', KEYS[1], 'user_id', uid, 'name', name, 'region', region,
   'score', int(newScore), 'version', version, 'updated_at', now)
 redis.call('ZADD', KEYS[2], neg(newScore), uid)
 redis.call('HSET', KEYS[3], uid, name)
-if hasRegion then redis.call('ZADD', KEYS[10], neg(newScore), uid) end
+if hasRegion then redis.call('ZADD', KEYS[7], neg(newScore), uid) end
 
 -- The event goes to the outbox in the same atomic step, so an acknowledged
--- write can never lose its event: the relay enqueues it and then deletes it,
--- and the sweeper re-enqueues whatever a crash left behind.
+-- write can never lose its event: the relay enqueues it and then drops it
+-- from the index, the sweeper re-enqueues whatever a crash left in the index,
+-- and the worker deletes it from the outbox once it is in Postgres.
 local eventId = uid .. '#' .. version
 local event = '{"user_id":' .. cjson.encode(uid) .. ',"name":' .. cjson.encode(name) ..
   ',"region":' .. cjson.encode(region) .. ',"op":' .. cjson.encode(op) ..
@@ -130,9 +132,16 @@ local regional, higher = ranks(newScore)
 -- The first `depth` entries changed if the player was or now is among them
 -- (`higher`, `regional` - 1 are lower bounds of the new position: ties may
 -- publish a change that was not one, which only costs a cache refill).
+local published = 0
 if depth > 0 then
-  if globalWasTop or higher < depth then redis.call('PUBLISH', ARGV[13], 'GLOBAL') end
-  if hasRegion and (regionalWasTop or regional - 1 < depth) then redis.call('PUBLISH', ARGV[13], region) end
+  if globalWasTop or higher < depth then
+    redis.call('PUBLISH', ARGV[13], 'GLOBAL')
+    published = 1
+  end
+  if hasRegion and (regionalWasTop or regional - 1 < depth) then
+    redis.call('PUBLISH', ARGV[13], region)
+    published = 1
+  end
 end
 if fingerprint ~= '' then
   -- The caller replaces this core record with the full response (SET XX KEEPTTL).
@@ -140,4 +149,4 @@ if fingerprint ~= '' then
     ',"version":' .. version .. ',"regional":' .. regional .. ',"higher":' .. higher .. '}'
   redis.call('SET', KEYS[4], core, 'EX', tonumber(ARGV[9]))
 end
-return { 'ok', int(newScore), version, regional, higher, 1, int(score), eventId, event }
+return { 'ok', int(newScore), version, regional, higher, 1, int(score), eventId, event, published }
