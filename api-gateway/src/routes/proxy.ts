@@ -85,6 +85,12 @@ async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerRe
  * it: walk X-Forwarded-For from the right while the hop is trusted.
  */
 function clientOf(peer: string, xff: string | string[], trust: (addr: string, i: number) => boolean): string {
+  // The usual case behind nginx, answered without splitting: one hop behind
+  // a trusted peer (the caller checked the peer) is the client.
+  if (typeof xff === 'string' && !xff.includes(',')) {
+    const hop = xff.trim();
+    return hop === '' ? peer : hop;
+  }
   const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((s) => s.trim()).filter(Boolean);
   let addr = peer;
   for (let i = hops.length - 1, n = 1; i >= 0; i--, n++) {

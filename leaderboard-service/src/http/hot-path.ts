@@ -27,6 +27,11 @@ export interface HotRequest {
 
 export type HotHandler = (r: HotRequest) => Promise<unknown>;
 
+/** An answer a handler already has as JSON text (sent as is). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 export interface HotRoutes {
   /** GET routes without a parameter, by exact path. */
   get: Record<string, HotHandler>;
@@ -131,7 +136,7 @@ async function serve(
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) return;
-  const text = JSON.stringify(body);
+  const text = body instanceof JsonText ? body.text : JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }

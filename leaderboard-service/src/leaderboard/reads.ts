@@ -95,6 +95,26 @@ export class BoardReader {
     return { region: board, total: page.total, rows: page.rows };
   }
 
+  /**
+   * {@link top} as JSON text. A cached page keeps each answer it has given
+   * serialized, so the hot path of the most common read is a lookup.
+   */
+  async topJson(board: string, limit: number): Promise<string> {
+    if (limit <= TOP_CACHE_DEPTH) {
+      const page = await this.topCache.get(board);
+      if (page !== undefined) {
+        const texts = (page.texts ??= new Map());
+        let text = texts.get(limit);
+        if (text === undefined) {
+          text = JSON.stringify({ region: board, total: page.total, rows: page.rows.slice(0, limit) } satisfies TopAnswer);
+          texts.set(limit, text);
+        }
+        return text;
+      }
+    }
+    return JSON.stringify(await this.top(board, limit));
+  }
+
   /** The first `limit` players of a board, from the shards. */
   private async loadTop(board: string, limit: number): Promise<TopPage> {
     const parts = await Promise.all(this.storesFor(board).map((s) => s.top(board, limit)));

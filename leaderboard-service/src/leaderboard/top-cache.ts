@@ -31,6 +31,8 @@ export interface TopPage {
   total: number;
   /** The board's first TOP_CACHE_DEPTH rows (fewer on a smaller board), ranked. */
   rows: RankedRow[];
+  /** Answers already serialized, by limit (filled as they are asked for). */
+  texts?: Map<number, string>;
 }
 
 interface BoardState {

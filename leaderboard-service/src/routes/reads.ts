@@ -4,7 +4,7 @@
  * Served on the hot path (see http/hot-path.ts): input checks and mapping only.
  */
 import { validate, type ShardRouter } from '@lb/common';
-import type { HotHandler, HotRequest, HotRoutes } from '../http/hot-path.js';
+import { JsonText, type HotHandler, type HotRequest, type HotRoutes } from '../http/hot-path.js';
 import type { BoardReader } from '../leaderboard/reads.js';
 
 /** A query parameter; a repeated one comes back as an array, which every check refuses. */
@@ -17,9 +17,9 @@ export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): 
   const board = (r: HotRequest) => deps.router.normalizeRegion(queryParam(r.query, 'region'));
   const player = (r: HotRequest) => validate.userId(r.param, 'userId');
 
-  const top: HotHandler = (r) => {
+  const top: HotHandler = async (r) => {
     const b = board(r);
-    return deps.reader.top(b, validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000));
+    return new JsonText(await deps.reader.topJson(b, validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000)));
   };
   const rank: HotHandler = (r) => {
     const b = board(r);
