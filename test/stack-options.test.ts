@@ -5,19 +5,23 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { DEFAULT_TOPOLOGY } from '@lb/common';
 import {
+  DEFAULT_RESTART_POLICY,
   DEFAULT_STACK_PORTS,
   fixedPorts,
   localTopology,
   parseCli,
   resolveStackOptions,
+  RestartBudget,
   workerShardAssignment,
+  type RestartPolicy,
 } from '../scripts/stack/options.js';
-import { assertNotRunning, resolveJwtSecret, writeStackFile } from '../scripts/stack/state.js';
+import { assertNotRunning, liveProcesses, readStackFile, resolveJwtSecret, writeStackFile } from '../scripts/stack/state.js';
 
 describe('stack options', () => {
   it('when nothing is given, then the default topology and ports are used', () => {
     const o = resolveStackOptions({});
     expect(o).to.include({ replicas: 3, gateways: 3, workers: 1, strict: true, echo: false });
+    expect(o.restart).to.deep.equal({ maxRestarts: 5, windowMs: 60_000, backoffMs: 500, maxBackoffMs: 5_000 });
     expect(o.ports).to.deep.equal(DEFAULT_STACK_PORTS);
     expect(localTopology(o.ports.redis, o.ports.postgres)).to.deep.equal(DEFAULT_TOPOLOGY);
     expect(fixedPorts(o).map((p) => `${p.name}:${p.port}`)).to.deep.equal([
@@ -65,6 +69,69 @@ describe('stack options', () => {
     expect(workerShardAssignment(0, ids)).to.deep.equal([]);
   });
 
+  describe('restarts', () => {
+    /** A budget on a clock the test moves by hand. */
+    function budgetAt(policy: RestartPolicy = DEFAULT_RESTART_POLICY): { budget: RestartBudget; clock: { now: number } } {
+      const clock = { now: 1_000_000 };
+      return { budget: new RestartBudget(policy, () => clock.now), clock };
+    }
+
+    it('when a component keeps crashing, then each delay doubles up to the cap and the crash after the 5th restart in the window is given up', () => {
+      const { budget, clock } = budgetAt();
+      const delays: Array<number | undefined> = [];
+      for (let i = 0; i < 7; i++) {
+        delays.push(budget.next());
+        clock.now += 1_000;
+      }
+      expect(delays).to.deep.equal([500, 1_000, 2_000, 4_000, 5_000, undefined, undefined]);
+      expect(budget.inWindow()).to.equal(5);
+    });
+
+    it('when the window moves past old restarts, then restarts are allowed again and the delay shrinks with them', () => {
+      const { budget, clock } = budgetAt();
+      const start = clock.now;
+      for (let i = 0; i < 5; i++) {
+        budget.next();
+        clock.now += 1_000; // restarts at start, +1 s … +4 s
+      }
+      clock.now = start + 59_999;
+      expect(budget.next(), 'the first restart is still inside the window').to.equal(undefined);
+      clock.now = start + 60_000;
+      expect(budget.next(), 'the first restart left the window; four remain').to.equal(5_000);
+      clock.now = start + 10 * 60_000;
+      expect(budget.inWindow()).to.equal(0);
+      expect(budget.next(), 'after a quiet window it starts over').to.equal(500);
+    });
+
+    it('when the budget is reset or the policy allows no restart, then the count starts over or nothing is granted', () => {
+      const { budget } = budgetAt({ maxRestarts: 2, windowMs: 60_000, backoffMs: 100, maxBackoffMs: 150 });
+      expect([budget.next(), budget.next(), budget.next()]).to.deep.equal([100, 150, undefined]);
+      budget.reset();
+      expect(budget.next()).to.equal(100);
+      expect(budgetAt({ ...DEFAULT_RESTART_POLICY, maxRestarts: 0 }).budget.next()).to.equal(undefined);
+    });
+
+    it('when restart options are given, then missing keys take the defaults and bad ones fail naming the key', () => {
+      expect(resolveStackOptions({ restart: false }).restart).to.equal(false);
+      expect(resolveStackOptions({ restart: { maxRestarts: 2, backoffMs: 100 } }).restart).to.deep.equal({
+        maxRestarts: 2, windowMs: 60_000, backoffMs: 100, maxBackoffMs: 5_000,
+      });
+      expect(resolveStackOptions({ restart: { backoffMs: 8_000 } }).restart).to.include({ backoffMs: 8_000, maxBackoffMs: 8_000 });
+      expect(() => resolveStackOptions({ restart: { maxRestarts: -1 } })).to.throw(/restart\.maxRestarts/);
+      expect(() => resolveStackOptions({ restart: { windowMs: 0 } })).to.throw(/restart\.windowMs/);
+      expect(() => resolveStackOptions({ restart: { backoffMs: 1_000, maxBackoffMs: 500 } })).to.throw(/restart\.maxBackoffMs/);
+    });
+
+    it('when npm start gets --no-restart or STACK_RESTART=off, then restarts are off; otherwise they are on', () => {
+      expect(parseCli(['--no-restart'], {}).stack.restart).to.equal(false);
+      expect(parseCli([], { STACK_RESTART: 'off' }).stack.restart).to.equal(false);
+      expect(parseCli(['--no-restart'], { STACK_RESTART: 'on' }).stack.restart).to.equal(false);
+      expect(parseCli([], { STACK_RESTART: 'on' }).stack.restart).to.equal(undefined);
+      expect(resolveStackOptions(parseCli([], {}).stack).restart).to.deep.equal(DEFAULT_RESTART_POLICY);
+      expect(() => parseCli([], { STACK_RESTART: 'sometimes' })).to.throw(/STACK_RESTART must be on or off/);
+    });
+  });
+
   describe('state', () => {
     let dir: string;
     beforeEach(() => {
@@ -94,6 +161,24 @@ describe('stack options', () => {
         components: [{ name: 'redis-na', kind: 'redis', pid: process.ppid }],
       });
       expect(() => assertNotRunning(dir)).to.throw(/still running.*redis-na/);
+    });
+
+    it('when stack.json lists components without a process, then they are kept with their status but only live ones count as processes', () => {
+      writeStackFile(dir, {
+        supervisorPid: 2 ** 30,
+        startedAt: '',
+        components: [
+          { name: 'redis-na', kind: 'redis', pid: process.ppid, port: 6391, status: 'healthy', restarts: 1 },
+          { name: 'worker-service-1', kind: 'worker', port: 5101, status: 'failed', restarts: 5 },
+          { name: 'nginx', kind: 'nginx', pid: 2 ** 30, status: 'healthy', restarts: 0 },
+        ],
+      });
+      const state = readStackFile(dir)!;
+      expect(state.components.map((c) => `${c.name}:${c.status}:${c.restarts}`)).to.deep.equal([
+        'redis-na:healthy:1', 'worker-service-1:failed:5', 'nginx:healthy:0',
+      ]);
+      expect(liveProcesses(state).map((c) => c.name)).to.deep.equal(['redis-na']);
+      expect(() => assertNotRunning(dir)).to.throw(/still running.*redis-na pid/);
     });
   });
 });

@@ -1,8 +1,8 @@
 /**
  * The components of a stack. Each knows how to start (and start again on the
- * same port), how to tell it is healthy, how to stop gracefully and how to be
- * killed for fault tests. The stack (stack.ts) decides the order and what a
- * failure means.
+ * same port, with the same data), how to tell it is healthy, how to stop
+ * gracefully and how to be killed for fault tests. The stack (stack.ts)
+ * decides the order, what a failure means and when to restart.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
@@ -20,17 +20,30 @@ import { probe, waitHealthy, type WaitOutcome } from './health.js';
 import { ComponentLog, type Color, type LogTarget } from './logs.js';
 import { nginxArgs, renderNginxConf } from './nginx.js';
 import { REPO_ROOT } from './paths.js';
-import { processStartTime } from './proc.js';
+import { childPids, pidAlive, processStartTime, signal, waitGone } from './proc.js';
 
 export type ComponentKind = 'redis' | 'postgres' | 'service' | 'worker' | 'gateway' | 'nginx';
 
 /**
  * - `pending`: not started yet; `starting`: launched, not yet healthy
  * - `healthy`: passed its health check; `unhealthy`: running but never passed it
- * - `exited`: died (or was killed) after starting; `missing`: its entry point does not exist
+ * - `exited`: died, or was killed through the stack, and will not be restarted
+ *   (restarts off, or a deliberate kill); `missing`: its entry point does not exist
+ * - `restarting`: died on its own; a restart is scheduled after the backoff
+ * - `failed`: died too often within the restart window; left down for good
  * - `stopping` / `stopped`: during and after a deliberate stop
  */
-export type ComponentStatus = 'pending' | 'starting' | 'healthy' | 'unhealthy' | 'exited' | 'missing' | 'stopping' | 'stopped';
+export type ComponentStatus =
+  | 'pending'
+  | 'starting'
+  | 'healthy'
+  | 'unhealthy'
+  | 'exited'
+  | 'restarting'
+  | 'failed'
+  | 'missing'
+  | 'stopping'
+  | 'stopped';
 
 /** A snapshot of one component, as the stack reports it. */
 export interface ComponentInfo {
@@ -48,8 +61,10 @@ export interface ComponentInfo {
   readonly status: ComponentStatus;
   /** How it last exited, once it has. */
   readonly exit: ExitInfo | undefined;
-  /** Why it is unhealthy, missing or exited (probe answer, error), when known. */
+  /** Why it is unhealthy, missing, exited, restarting or failed (probe answer, error), when known. */
   readonly detail: string | undefined;
+  /** How many times the stack restarted it after it died on its own (deliberate restarts not counted). */
+  readonly restarts: number;
 }
 
 /**
@@ -88,6 +103,8 @@ export abstract class Component {
   port: number | undefined;
   /** Set while we stop or kill it on purpose, so its exit is not reported as a crash. */
   deliberate = false;
+  /** Automatic restarts so far; kept by the stack's supervisor. */
+  restarts = 0;
 
   constructor(
     readonly name: string,
@@ -160,6 +177,7 @@ export abstract class Component {
       status: this.status,
       exit: this.exit,
       detail: this.detail,
+      restarts: this.restarts,
     });
   }
 }
@@ -305,6 +323,7 @@ abstract class SpawnedComponent extends Component {
       if (this.proc !== proc) return; // a newer process replaced this one
       log.note(`exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`);
       this.exit = exit;
+      this.afterExit();
       if (this.deliberate) return;
       // Dying during start-up is reported by the start itself.
       const wasStarting = this.status === 'starting';
@@ -316,6 +335,9 @@ abstract class SpawnedComponent extends Component {
   protected async signalAndWait(sig: NodeJS.Signals): Promise<ExitInfo | undefined> {
     return this.proc?.stop(sig, sig === 'SIGKILL' ? 10_000 : NODE_STOP_TIMEOUT_MS);
   }
+
+  /** Runs when its process has exited, whoever asked (nothing to clean up by default). */
+  protected afterExit(): void {}
 
   /** Health wait that, when the process died, also waits for its exit status (and last log lines). */
   protected async waitReady(path: string): Promise<WaitOutcome> {
@@ -396,6 +418,15 @@ export interface NginxSettings {
 }
 
 export class NginxComponent extends SpawnedComponent {
+  /**
+   * The worker processes of the current master. A master killed with
+   * SIGKILL (from outside, or by {@link kill}) cannot take them down: they
+   * would keep serving and hold the port a restarted nginx needs to bind.
+   */
+  private workers: Array<{ pid: number; startTime?: number }> = [];
+  /** Settles once the workers of the last master to exit are gone. */
+  private reaping: Promise<void> = Promise.resolve();
+
   constructor(
     port: number,
     private readonly settings: NginxSettings,
@@ -415,6 +446,7 @@ export class NginxComponent extends SpawnedComponent {
   }
 
   protected async launch(): Promise<void> {
+    await this.reaping;
     this.port ||= await freePort();
     const { dir } = this.settings;
     // nginx creates the *_temp subdirectories but not their parent.
@@ -435,8 +467,31 @@ export class NginxComponent extends SpawnedComponent {
     await this.spawn(this.settings.binary, nginxArgs(this.settings.binary, this.confFile(), dir, 'stderr'), process.env);
   }
 
-  protected ready(): Promise<WaitOutcome> {
-    return this.waitReady('/nginx-health');
+  protected async ready(): Promise<WaitOutcome> {
+    const outcome = await this.waitReady('/nginx-health');
+    // Serving means the workers are up; remember who they are while their parent is known.
+    const master = this.pid();
+    if (master !== undefined && this.running()) {
+      this.workers = childPids(master).map((pid) => {
+        const startTime = processStartTime(pid);
+        return startTime === undefined ? { pid } : { pid, startTime };
+      });
+    }
+    return outcome;
+  }
+
+  protected override afterExit(): void {
+    // Right away, so an orphan does not go on serving for a stack that says
+    // nginx is down; a restart waits for it.
+    this.reaping = this.killOrphanedWorkers();
+  }
+
+  /** SIGKILLs the recorded workers that outlived their master (same PID and start time only) and waits for them. */
+  private async killOrphanedWorkers(): Promise<void> {
+    const orphans = this.workers.filter((w) => pidAlive(w.pid, w.startTime));
+    this.workers = [];
+    for (const w of orphans) signal(w.pid, 'SIGKILL');
+    if (orphans.length > 0) await waitGone(orphans, 5000);
   }
 
   protected async halt(): Promise<ExitInfo | undefined> {

@@ -1,7 +1,8 @@
 /**
  * What a stack is made of and where it listens: the options of
- * {@link startStack}, their defaults, and the `npm start` command line and
- * environment that produce them.
+ * {@link startStack}, their defaults, the `npm start` command line and
+ * environment that produce them, and the restart policy (how soon and how
+ * often a component that died is started again).
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -48,6 +49,29 @@ export const EPHEMERAL_PORTS: Required<StackPorts> = Object.freeze({
   nginx: 0,
 });
 
+/**
+ * How the stack restarts a component that died without being asked to. Each
+ * component has its own budget: see {@link RestartBudget}.
+ */
+export interface RestartPolicy {
+  /** Restarts of one component allowed within {@link windowMs}; one more crash leaves it down. Default 5. */
+  readonly maxRestarts: number;
+  /** The sliding window the restarts are counted in. Default 60 s. */
+  readonly windowMs: number;
+  /** Delay before a first restart, doubled for each earlier restart still in the window. Default 500 ms. */
+  readonly backoffMs: number;
+  /** Upper bound of that delay. Default 5 s (or backoffMs, if larger). */
+  readonly maxBackoffMs: number;
+}
+
+/** The restart policy of `npm start` and of {@link startStack} unless told otherwise. */
+export const DEFAULT_RESTART_POLICY: RestartPolicy = Object.freeze({
+  maxRestarts: 5,
+  windowMs: 60_000,
+  backoffMs: 500,
+  maxBackoffMs: 5_000,
+});
+
 /** The Node services of the stack. */
 export type NodeKind = 'service' | 'worker' | 'gateway';
 
@@ -89,6 +113,13 @@ export interface StartStackOptions {
   readonly nginxAccessLog?: boolean;
   /** How long each component may take to become healthy (default 60 s). */
   readonly healthTimeoutMs?: number;
+  /**
+   * Restarting a component that dies on its own (crash, kill by PID from
+   * outside), on the same port with the same data: keys override
+   * {@link DEFAULT_RESTART_POLICY}; false only reports the death. Stops and
+   * kills through the {@link Stack} API are never restarted.
+   */
+  readonly restart?: Partial<RestartPolicy> | false;
   /** Aborting stops a start in progress (what was started is stopped, the promise rejects). */
   readonly signal?: AbortSignal;
 }
@@ -103,6 +134,8 @@ export interface ResolvedStackOptions {
   readonly strict: boolean;
   readonly echo: boolean;
   readonly healthTimeoutMs: number;
+  /** false: restarts are off. */
+  readonly restart: RestartPolicy | false;
 }
 
 const MAX_INSTANCES = 32;
@@ -140,9 +173,80 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
     strict: opts.strict ?? true,
     echo: opts.echo ?? false,
     healthTimeoutMs: opts.healthTimeoutMs ?? 60_000,
+    restart: opts.restart === false ? false : resolveRestartPolicy(opts.restart ?? {}),
   });
   assertDistinctPorts(resolved);
   return resolved;
+}
+
+/** Applies {@link DEFAULT_RESTART_POLICY} to the keys not given and checks ranges; throws naming the bad key. */
+export function resolveRestartPolicy(given: Partial<RestartPolicy>): RestartPolicy {
+  const d = DEFAULT_RESTART_POLICY;
+  const backoffMs = given.backoffMs ?? d.backoffMs;
+  const policy: RestartPolicy = Object.freeze({
+    maxRestarts: given.maxRestarts ?? d.maxRestarts,
+    windowMs: given.windowMs ?? d.windowMs,
+    backoffMs,
+    maxBackoffMs: given.maxBackoffMs ?? Math.max(d.maxBackoffMs, backoffMs),
+  });
+  const check = (key: keyof RestartPolicy, min: number, max: number): void => {
+    const v = policy[key];
+    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`restart.${key} must be an integer in ${min}..${max}, got ${v}`);
+  };
+  check('maxRestarts', 0, 1000);
+  check('windowMs', 1, 24 * 3_600_000);
+  check('backoffMs', 0, 3_600_000);
+  check('maxBackoffMs', policy.backoffMs, 3_600_000);
+  return policy;
+}
+
+/**
+ * The restarts one component has left under a {@link RestartPolicy}. A
+ * component that crashed is restarted after a delay that doubles with each
+ * restart it already had within the window (so a crash loop slows down, and
+ * a component that ran fine for a whole window starts over at the base
+ * delay); once it had `maxRestarts` restarts within the window, the next
+ * crash is the one it does not come back from.
+ */
+export class RestartBudget {
+  /** When each restart still inside the window was granted, oldest first. */
+  private recent: number[] = [];
+
+  constructor(
+    private readonly policy: RestartPolicy,
+    /** Milliseconds on any monotonic-enough scale; injectable for tests. */
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Called on a crash: grants a restart and returns its delay in ms, or
+   * returns undefined when the budget is spent (then nothing is recorded and
+   * later calls keep answering undefined until the window moves on).
+   */
+  next(): number | undefined {
+    const t = this.prune();
+    if (this.recent.length >= this.policy.maxRestarts) return undefined;
+    const delay = Math.min(this.policy.backoffMs * 2 ** this.recent.length, this.policy.maxBackoffMs);
+    this.recent.push(t);
+    return delay;
+  }
+
+  /** Restarts granted within the current window. */
+  inWindow(): number {
+    this.prune();
+    return this.recent.length;
+  }
+
+  /** Forgets every restart: a deliberate restart starts the count over. */
+  reset(): void {
+    this.recent = [];
+  }
+
+  private prune(): number {
+    const t = this.now();
+    this.recent = this.recent.filter((at) => t - at < this.policy.windowMs);
+    return t;
+  }
 }
 
 /** The fixed (non-zero) ports the stack will listen on, by component name. */
@@ -234,6 +338,8 @@ api-gateway instances and nginx on this machine; Ctrl-C or \`npm stop\` stops th
   --postgres-port P       Postgres port                     (env POSTGRES_PORT, default 5442)
   --data-dir DIR          data, logs and state              (env STACK_DATA_DIR, default .data)
   --log-level L           LOG_LEVEL of the services         (env LOG_LEVEL, default info)
+  --no-restart            only report a component that dies (env STACK_RESTART=off); by default it is
+                          restarted after 0.5 s, 1 s, 2 s… up to 5 s, and left down after 5 restarts in 60 s
   --quiet                 logs to .data/logs/*.log only, not to the terminal
   A port of 0 picks a free one. JWT_SECRET from the environment wins over .data/jwt-secret.`;
 
@@ -261,6 +367,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       'postgres-port': { type: 'string' },
       'data-dir': { type: 'string' },
       'log-level': { type: 'string' },
+      'no-restart': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -285,6 +392,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   if (logLevel !== undefined && !['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new Error(`--log-level / LOG_LEVEL must be debug, info, warn, error or silent, got "${logLevel}"`);
   }
+  const restartOff = (values['no-restart'] as boolean) || switchOff('STACK_RESTART', env.STACK_RESTART);
   const stack: StartStackOptions = {
     ...defined('replicas', int('--replicas / REPLICAS', pick('replicas', 'REPLICAS'))),
     ...defined('gateways', int('--gateways / GATEWAYS', pick('gateways', 'GATEWAYS'))),
@@ -295,10 +403,19 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     ...(env.JWT_SECRET?.trim() && { jwtSecret: env.JWT_SECRET.trim() }),
     echo: !values.quiet,
     strict: false,
+    ...(restartOff && { restart: false as const }),
   };
   // Validate now, so a typo fails before anything starts.
   resolveStackOptions(stack);
   return { stack, quiet: values.quiet as boolean, help: values.help as boolean };
+}
+
+/** True when an on/off environment switch says off; unset means on. */
+function switchOff(name: string, raw: string | undefined): boolean {
+  const v = raw?.trim().toLowerCase();
+  if (v === undefined || v === '' || ['on', 'true', 'yes', '1'].includes(v)) return false;
+  if (['off', 'false', 'no', '0'].includes(v)) return true;
+  throw new Error(`${name} must be on or off, got "${raw}"`);
 }
 
 function defined<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {

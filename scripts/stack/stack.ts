@@ -3,6 +3,10 @@
  * Redis x3 (AOF on), Postgres (databases + migrations), leaderboard-service
  * replicas, worker-service, api-gateway instances and nginx.
  *
+ * It also supervises them: a component that dies on its own is restarted on
+ * the same port with the same data, with a growing delay, until it has died
+ * too often (see {@link RestartBudget}).
+ *
  * `npm start` (scripts/start.ts) runs it in the foreground; end-to-end tests
  * and the benchmark call {@link startStack} with a temporary data directory
  * and `ports: 'ephemeral'`.
@@ -10,6 +14,7 @@
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_TOPOLOGY, type Topology } from '@lb/common';
 import { ensureBinaries, ensureDatabase, migrateTopology, redactUrl } from '@lb/common/infra';
 import { describeExit, type ExitInfo } from './children.js';
@@ -30,6 +35,7 @@ import {
   gatewayName,
   localTopology,
   resolveStackOptions,
+  RestartBudget,
   serviceName,
   workerName,
   workerShardAssignment,
@@ -42,8 +48,8 @@ import { assertNotRunning, removeStackFile, resolveJwtSecret, writeStackFile } f
 
 export type { ComponentInfo, ComponentKind, ComponentStatus } from './components.js';
 export type { ExitInfo } from './children.js';
-export type { StackPorts, StartStackOptions } from './options.js';
-export { DEFAULT_STACK_PORTS, EPHEMERAL_PORTS } from './options.js';
+export type { RestartPolicy, StackPorts, StartStackOptions } from './options.js';
+export { DEFAULT_RESTART_POLICY, DEFAULT_STACK_PORTS, EPHEMERAL_PORTS } from './options.js';
 
 /** A running stack. */
 export interface Stack {
@@ -64,16 +70,29 @@ export interface Stack {
   component(name: string): ComponentInfo;
   /**
    * Fault injection: sends `signal` (default SIGKILL) to a component and waits
-   * until it is gone. Not reported as a crash; the rest keeps running.
+   * until it is gone. Not reported as a crash and not restarted (a pending
+   * automatic restart is cancelled); the rest keeps running. A kill by PID
+   * from outside, by contrast, is a crash and is restarted.
    */
   kill(name: string, signal?: NodeJS.Signals): Promise<ExitInfo | undefined>;
-  /** Starts a component again on the same port (stopping it first if it runs) and waits until it is healthy. */
+  /**
+   * Starts a component again on the same port (stopping it first if it runs)
+   * and waits until it is healthy. Cancels a pending automatic restart, and
+   * gives a component that was left down a fresh restart budget.
+   */
   restart(name: string): Promise<ComponentInfo>;
-  /** Stops everything in reverse dependency order and waits for each. Idempotent. */
+  /** Cancels pending restarts, then stops everything in reverse dependency order and waits for each. Idempotent. */
   stop(): Promise<void>;
 }
 
 const INFRA_MONITOR_MS = 500;
+
+/** An automatic restart of one component: waiting out its backoff, or starting it. */
+interface PendingRestart {
+  readonly cancel: AbortController;
+  /** Settles (never rejects) when the attempt is over or was cancelled. */
+  readonly done: Promise<void>;
+}
 
 /**
  * Starts the stack and resolves once every component was started and
@@ -117,6 +136,11 @@ class StackRunner {
   private topology: Topology | undefined;
   private monitor: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
+  /** Aborted by stop(), or by the caller's start signal: ends health waits at once. */
+  private readonly lifetime = new AbortController();
+  private readonly budgets = new Map<Component, RestartBudget>();
+  private readonly pending = new Map<Component, PendingRestart>();
+  private readonly startedAt = new Date().toISOString();
 
   constructor(
     private readonly o: ResolvedStackOptions,
@@ -136,8 +160,10 @@ class StackRunner {
       logsDir: join(o.dataDir, 'logs'),
       logTarget: { echo: o.echo, prefixWidth: Math.max(...names.map((n) => n.length)) },
       healthTimeoutMs: o.healthTimeoutMs,
-      signal: options.signal,
+      signal: this.lifetime.signal,
     };
+    if (options.signal?.aborted) this.lifetime.abort();
+    options.signal?.addEventListener('abort', () => this.lifetime.abort(), { once: true });
     const shardIds = DEFAULT_TOPOLOGY.shards.map((s) => s.id);
     this.redis = shardIds.map((id, i) => new RedisComponent(id, join(o.dataDir, 'redis', id), o.ports.redis[i]!, this.ctx));
     this.postgres = new PostgresComponent(join(o.dataDir, 'postgres'), o.ports.postgres, options.postgresFast ?? false, this.ctx);
@@ -206,6 +232,9 @@ class StackRunner {
     // Stores first; their failures are fatal whatever `strict` says.
     await this.tier(this.redis, true);
     await this.tier([this.postgres], true);
+    // From here on a store that dies is restarted, even while the rest starts.
+    this.monitor = setInterval(() => this.watchInfra(), INFRA_MONITOR_MS);
+    this.monitor.unref();
     this.topology = localTopology(
       this.redis.map((r) => r.port!),
       this.postgres.port!,
@@ -231,8 +260,6 @@ class StackRunner {
     else if (this.o.strict) throw new Error(msg);
     else this.log(paint('red', `✖ ${msg}`));
 
-    this.monitor = setInterval(() => this.watchInfra(), INFRA_MONITOR_MS);
-    this.monitor.unref();
     this.log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${this.nginx.url()}`);
   }
 
@@ -263,6 +290,9 @@ class StackRunner {
       }
     });
     if (failures.length > 0 && (fatal || this.o.strict)) throw new Error(`stack start failed:\n${failures.join('\n\n')}`);
+    // Not strict (npm start): the rest starts without them, and they get the
+    // restarts of any component that died (a missing or hanging one does not).
+    for (const c of group) if (c.status === 'exited') this.scheduleRestart(c);
   }
 
   private reportUnhealthy(c: Component, outcome: WaitOutcome & { ok: false }): string {
@@ -279,10 +309,9 @@ class StackRunner {
     return text;
   }
 
-  /** A component died after it had started: say so loudly, keep the rest running. */
+  /** A component died after it had started: say so loudly, keep the rest running, restart it. */
   private crashed(c: Component, exit: ExitInfo | undefined): void {
     if (this.stopping) return;
-    this.record();
     this.log(
       paint(
         'red',
@@ -290,9 +319,97 @@ class StackRunner {
           `Last lines of ${c.logFile}:\n${indent(lastLines(c.logFile))}`,
       ),
     );
+    this.scheduleRestart(c);
   }
 
-  /** Redis and Postgres are not our direct spawn: poll for their death. */
+  private budget(c: Component): RestartBudget | undefined {
+    if (!this.o.restart) return undefined;
+    let b = this.budgets.get(c);
+    if (!b) this.budgets.set(c, (b = new RestartBudget(this.o.restart)));
+    return b;
+  }
+
+  /** After a death: schedules the next restart, or gives up on the component when its budget is spent. */
+  private scheduleRestart(c: Component): void {
+    if (this.stopping) return;
+    const policy = this.o.restart;
+    const delayMs = this.budget(c)?.next();
+    if (!policy || delayMs === undefined) {
+      if (policy) {
+        const why = `died again after ${count(policy.maxRestarts, 'restart')} within ${seconds(policy.windowMs)}`;
+        c.status = 'failed';
+        c.detail = `left down: ${why}${c.detail ? `; last: ${c.detail}` : ''}`;
+        this.log(
+          paint(
+            'red',
+            `✖✖ ${c.name} (port ${c.port}) ${why}: giving up, it is LEFT DOWN and will not be restarted again ` +
+              `(restarted ${count(c.restarts, 'time')} in all). The rest keeps running; fix the cause and restart the stack.`,
+          ),
+        );
+      }
+      this.record();
+      return;
+    }
+    c.status = 'restarting';
+    this.record();
+    this.log(
+      paint('yellow', `↻ restarting ${c.name} in ${seconds(delayMs)} (restart ${c.restarts + 1}; at most ${policy.maxRestarts} within ${seconds(policy.windowMs)})`),
+    );
+    const cancel = new AbortController();
+    const done = this.restartAfter(c, delayMs, cancel.signal).catch((e: unknown) => {
+      // Nothing in there should throw; if it does, say so rather than lose the component silently.
+      this.log(paint('red', `✖ restarting ${c.name} failed: ${(e as Error).message}`));
+    });
+    this.pending.set(c, { cancel, done });
+    void done.then(() => {
+      if (this.pending.get(c)?.done === done) this.pending.delete(c);
+    });
+  }
+
+  private async restartAfter(c: Component, delayMs: number, cancel: AbortSignal): Promise<void> {
+    try {
+      await sleep(delayMs, undefined, { signal: cancel });
+    } catch {
+      return; // cancelled: stop(), or kill/restart through the API
+    }
+    c.restarts++;
+    let outcome: WaitOutcome | undefined;
+    try {
+      outcome = await c.start();
+    } catch (e) {
+      // Redis and Postgres throw when they cannot start (the message has their log tail).
+      c.status = 'exited';
+      c.detail = (e as Error).message;
+    }
+    this.record();
+    if (cancel.aborted || this.stopping) return;
+    if (outcome?.ok) {
+      this.log(paint('green', `✔ ${c.name} healthy again on port ${c.port} (pid ${c.pid()}; restarts: ${c.restarts})`));
+      return;
+    }
+    if (outcome) this.reportUnhealthy(c, outcome);
+    else this.log(paint('red', `✖ ${c.name} could not be restarted: ${c.detail}`));
+    // Still running but not healthy: left as it is; if it dies, that is a crash like any other.
+    if (c.status === 'exited') this.scheduleRestart(c);
+  }
+
+  /**
+   * Cancels c's pending automatic restart and waits for an attempt in
+   * progress to finish, so that a kill or restart through the API acts alone.
+   */
+  private async cancelRestart(c: Component): Promise<void> {
+    for (let p = this.pending.get(c); p; p = this.pending.get(c)) {
+      p.cancel.abort();
+      await p.done;
+      if (this.pending.get(c) === p) this.pending.delete(c);
+    }
+    if (c.status === 'restarting') {
+      c.status = 'exited';
+      c.detail = 'automatic restart cancelled';
+    }
+  }
+
+  /** Redis and Postgres come from @lb/common/infra, which says whether they run but not when they exit: poll. */
   private watchInfra(): void {
     for (const c of [...this.redis, this.postgres]) {
       if (c.deliberate || this.stopping) continue;
@@ -318,22 +435,30 @@ class StackRunner {
     if (this.options.signal?.aborted) throw new Error('stack start aborted');
   }
 
-  /** Rewrites stack.json with the current PIDs (stop.ts's fallback when we are gone). */
+  /**
+   * Rewrites stack.json with every component's status, restarts and current
+   * PID (stop.ts's fallback when we are gone; what status.ts shows).
+   */
   record(): void {
+    const supervisorStartTime = processStartTime(process.pid);
     writeStackFile(this.o.dataDir, {
       supervisorPid: process.pid,
-      ...(processStartTime(process.pid) !== undefined && { supervisorStartTime: processStartTime(process.pid)! }),
-      startedAt: new Date().toISOString(),
+      ...(supervisorStartTime !== undefined && { supervisorStartTime }),
+      startedAt: this.startedAt,
       ...(this.nginx.url() && { url: this.nginx.url()! }),
-      components: this.components
-        .filter((c) => c.running() && c.pid() !== undefined)
-        .map((c) => ({
+      components: this.components.map((c) => {
+        const pid = c.running() ? c.pid() : undefined;
+        const startTime = pid === undefined ? undefined : c.startTime();
+        return {
           name: c.name,
           kind: c.kind,
-          pid: c.pid()!,
-          ...(c.startTime() !== undefined && { startTime: c.startTime()! }),
-          ...(c.port !== undefined && { port: c.port }),
-        })),
+          ...(pid !== undefined && { pid }),
+          ...(startTime !== undefined && { startTime }),
+          ...(c.port ? { port: c.port } : {}),
+          status: c.status,
+          restarts: c.restarts,
+        };
+      }),
     });
   }
 
@@ -344,6 +469,10 @@ class StackRunner {
 
   private async doStop(): Promise<void> {
     if (this.monitor) clearInterval(this.monitor);
+    // No restart may begin from now on, and none in progress may outlive the
+    // stop: it would start a process after its kind was stopped.
+    this.lifetime.abort();
+    await Promise.all([...this.pending.keys()].map((c) => this.cancelRestart(c)));
     for (const kind of STOP_ORDER) {
       const group = this.components.filter((c) => c.kind === kind && c.running());
       if (group.length === 0) continue;
@@ -381,14 +510,19 @@ class StackRunner {
       },
       component: (name: string) => self.byName(name).info(),
       async kill(name: string, signal: NodeJS.Signals = 'SIGKILL') {
-        const exit = await self.byName(name).kill(signal);
+        const c = self.byName(name);
+        await self.cancelRestart(c);
+        const exit = await c.kill(signal);
         self.record();
         return exit;
       },
       async restart(name: string) {
         const c = self.byName(name);
         if (self.stopping) throw new Error('the stack is stopping');
+        await self.cancelRestart(c);
+        if (self.stopping) throw new Error('the stack is stopping');
         await c.stop();
+        self.budgets.get(c)?.reset();
         const outcome = await c.start();
         self.record();
         if (!outcome.ok) throw new Error(`${name} did not come back healthy: ${c.detail ?? outcome.last}\n${lastLines(c.logFile)}`);
@@ -398,6 +532,16 @@ class StackRunner {
       stop: () => self.stop(),
     });
   }
+}
+
+/** `0.5 s`, `60 s`. */
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(2))} s`;
+}
+
+/** `1 restart`, `5 restarts`. */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 /** Port of instance `i` for a base port (0 stays 0 = pick a free one). */
@@ -433,12 +577,16 @@ function portFree(port: number): Promise<boolean> {
 
 /** A fixed-width table of the components for the terminal. */
 export function formatComponentTable(components: readonly ComponentInfo[]): string {
-  const rows = components.map((c) => [c.name, c.kind, c.port === undefined ? '-' : String(c.port), c.pid === undefined ? '-' : String(c.pid), c.status]);
-  const header = ['COMPONENT', 'KIND', 'PORT', 'PID', 'STATUS'];
+  return formatTable(
+    ['COMPONENT', 'KIND', 'PORT', 'PID', 'STATUS'],
+    components.map((c) => [c.name, c.kind, c.port === undefined ? '-' : String(c.port), c.pid === undefined ? '-' : String(c.pid), c.status]),
+    (_row, i) => components[i]!.status === 'healthy',
+  );
+}
+
+/** A fixed-width table for the terminal; rows that are not `ok` are painted red. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], ok: (row: readonly string[], i: number) => boolean): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), ...rows.map((r) => {
-    const text = line(r);
-    return r[4] === 'healthy' ? text : paint('red', text);
-  })].join('\n');
+  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), ...rows.map((r, i) => (ok(r, i) ? line(r) : paint('red', line(r))))].join('\n');
 }

@@ -1,21 +1,35 @@
 /**
  * What a running stack leaves in its data directory: `stack.json` (who to
- * stop, read by scripts/stop.ts) and `jwt-secret` (so tokens outlive a
- * restart).
+ * stop, read by scripts/stop.ts; how each component is doing, read by
+ * scripts/status.ts) and `jwt-secret` (so tokens outlive a restart).
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pidAlive } from './proc.js';
 
-/** One process of a running stack, as recorded in stack.json. */
-export interface RecordedComponent {
+/** One component of a running stack, as recorded in stack.json. */
+export interface ComponentRecord {
   readonly name: string;
   readonly kind: string;
-  readonly pid: number;
+  /** Absent while it has no process (not started yet, died, left down, stopped). */
+  readonly pid?: number;
   /** From /proc, to recognise a recycled PID; absent where /proc is missing. */
   readonly startTime?: number;
   readonly port?: number;
+  /**
+   * Its ComponentStatus when the supervisor last wrote the file (`healthy`,
+   * `restarting`, `failed`…). Absent in files written before the stack
+   * restarted components, which listed running processes only.
+   */
+  readonly status?: string;
+  /** Automatic restarts so far (absent in those older files). */
+  readonly restarts?: number;
+}
+
+/** A recorded component that has a process: what stop.ts stops. */
+export interface RecordedComponent extends ComponentRecord {
+  readonly pid: number;
 }
 
 /** The content of `<dataDir>/stack.json`. */
@@ -25,8 +39,8 @@ export interface StackFile {
   readonly supervisorStartTime?: number;
   readonly startedAt: string;
   readonly url?: string;
-  /** In start order; stop in reverse. */
-  readonly components: readonly RecordedComponent[];
+  /** Every component, in start order; stop in reverse. */
+  readonly components: readonly ComponentRecord[];
 }
 
 export const stackFilePath = (dataDir: string): string => join(dataDir, 'stack.json');
@@ -60,7 +74,7 @@ export function removeStackFile(dataDir: string): void {
 
 /** Recorded processes still running (same PID and start time). */
 export function liveProcesses(state: StackFile): RecordedComponent[] {
-  return state.components.filter((c) => pidAlive(c.pid, c.startTime));
+  return state.components.filter((c): c is RecordedComponent => c.pid !== undefined && pidAlive(c.pid, c.startTime));
 }
 
 /**

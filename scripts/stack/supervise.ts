@@ -1,8 +1,9 @@
 /**
  * The supervisor process of `npm start`: starts the stack, prints where
- * everything is, streams the logs, and on SIGTERM/SIGINT (from
- * scripts/start.ts on Ctrl-C, or `npm stop`) stops it in order and exits 0.
- * A second signal kills whatever is left at once.
+ * everything is, streams the logs, restarts a component that dies (unless
+ * `--no-restart`), and on SIGTERM/SIGINT (from scripts/start.ts on Ctrl-C,
+ * or `npm stop`) stops it in order and exits 0. A second signal kills
+ * whatever is left at once.
  *
  * scripts/start.ts runs this in its own process group, so a Ctrl-C in the
  * terminal reaches only start.ts, never Redis or Postgres directly: they are
@@ -79,12 +80,21 @@ try {
 // A signal that arrived after the start's last abort check.
 if (signals > 0) await shutdown(0);
 
-const dataDir = resolveStackOptions(cli.stack).dataDir;
+const { dataDir, restart } = resolveStackOptions(cli.stack);
 const rel = (p: string) => relative(process.cwd(), p) || '.';
+// npm runs scripts from the repository root: relative paths only when they stay below it.
+const dataDirArg = dataDir === resolveStackOptions({}).dataDir ? '' : ` -- --data-dir ${rel(dataDir).startsWith('..') ? dataDir : rel(dataDir)}`;
 say(`\n${formatComponentTable(stack.components)}\n`);
-say(`nginx:  ${stack.url}   (gateways ${stack.gatewayUrls.join(' ')})`);
-say(`logs:   ${rel(`${dataDir}/logs`)}/<component>.log${cli.quiet ? ' (--quiet: not echoed here)' : ''}`);
-say(`stop:   Ctrl-C here, or \`npm stop\` from another terminal`);
+say(`nginx:    ${stack.url}   (gateways ${stack.gatewayUrls.join(' ')})`);
+say(`logs:     ${rel(`${dataDir}/logs`)}/<component>.log${cli.quiet ? ' (--quiet: not echoed here)' : ''}`);
+say(
+  restart
+    ? `restarts: a component that dies is restarted (after ${restart.backoffMs / 1000} s, doubling up to ${restart.maxBackoffMs / 1000} s); ` +
+        `after ${restart.maxRestarts} restarts within ${restart.windowMs / 1000} s it is left down`
+    : 'restarts: off (--no-restart / STACK_RESTART=off): a component that dies is only reported',
+);
+say(`status:   \`npm run status${dataDirArg}\``);
+say(`stop:     Ctrl-C here, or \`npm stop${dataDirArg}\` from another terminal`);
 // Child processes keep the event loop alive, but a stack whose every child
 // died should still wait for its stop signal.
 setInterval(() => undefined, 1 << 30);

@@ -1,0 +1,146 @@
+/**
+ * `npm run status [-- --data-dir DIR] [--json]`: how the stack `npm start`
+ * runs from .data/ (or DIR / $STACK_DATA_DIR) is doing, from the stack.json
+ * its supervisor keeps up to date: every component with its kind, port, PID,
+ * whether that PID is alive right now, its status as the supervisor last saw
+ * it (`healthy`, `restarting`, `failed`…) and how many times it was
+ * restarted. `--json` prints the same as one JSON document.
+ *
+ * Exit status: 0 when the supervisor runs and every component is alive and
+ * healthy; 1 when one is not (down, restarting, left down, unhealthy) or
+ * stack.json cannot be read; 3 when no stack runs from DIR (no stack.json, or
+ * its supervisor is gone); 2 for a bad command line.
+ */
+import 'dotenv/config';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { paint } from './stack/logs.js';
+import { DEFAULT_DATA_DIR } from './stack/paths.js';
+import { pidAlive } from './stack/proc.js';
+import { formatTable } from './stack/stack.js';
+import { readStackFile, stackFilePath, type ComponentRecord, type StackFile } from './stack/state.js';
+
+const USAGE = `usage: npm run status -- [--data-dir DIR] [--json]
+
+Shows every component of the stack running from DIR (env STACK_DATA_DIR,
+default .data): kind, port, pid, alive, status, restarts.
+Exits 0 when all are healthy, 1 when one is not, 3 when no stack is running.`;
+
+/** One row of the report. */
+interface ComponentStatusRow {
+  readonly name: string;
+  readonly kind: string;
+  readonly port: number | null;
+  readonly pid: number | null;
+  /** The recorded PID is running now (same start time: not a recycled PID). */
+  readonly alive: boolean;
+  /** As the supervisor last recorded it; null in a stack.json from before statuses were recorded. */
+  readonly status: string | null;
+  readonly restarts: number | null;
+  /** Alive and healthy (or alive, for a file without statuses). */
+  readonly up: boolean;
+}
+
+/** What `--json` prints. */
+interface StatusReport {
+  readonly dataDir: string;
+  /** The supervisor runs (stack.json exists and its PID is alive). */
+  readonly running: boolean;
+  readonly supervisor: { readonly pid: number; readonly alive: boolean } | null;
+  readonly url: string | null;
+  readonly startedAt: string | null;
+  readonly components: readonly ComponentStatusRow[];
+  /** Names of the components that are not up. */
+  readonly down: readonly string[];
+}
+
+const EXIT_OK = 0;
+const EXIT_DOWN = 1;
+const EXIT_USAGE = 2;
+const EXIT_NOT_RUNNING = 3;
+
+function row(c: ComponentRecord): ComponentStatusRow {
+  const alive = c.pid !== undefined && pidAlive(c.pid, c.startTime);
+  return {
+    name: c.name,
+    kind: c.kind,
+    port: c.port ?? null,
+    pid: c.pid ?? null,
+    alive,
+    status: c.status ?? null,
+    restarts: c.restarts ?? null,
+    up: alive && (c.status === undefined || c.status === 'healthy'),
+  };
+}
+
+function report(dataDir: string, state: StackFile | undefined): StatusReport {
+  if (!state) return { dataDir, running: false, supervisor: null, url: null, startedAt: null, components: [], down: [] };
+  const supervisorAlive = pidAlive(state.supervisorPid, state.supervisorStartTime);
+  const components = state.components.map(row);
+  return {
+    dataDir,
+    running: supervisorAlive,
+    supervisor: { pid: state.supervisorPid, alive: supervisorAlive },
+    url: state.url ?? null,
+    startedAt: state.startedAt,
+    components,
+    down: components.filter((c) => !c.up).map((c) => c.name),
+  };
+}
+
+function exitCode(r: StatusReport): number {
+  if (!r.running) return EXIT_NOT_RUNNING;
+  return r.down.length > 0 ? EXIT_DOWN : EXIT_OK;
+}
+
+function printText(r: StatusReport): void {
+  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  if (!r.supervisor) {
+    say(`no stack is running from ${r.dataDir} (no ${stackFilePath(r.dataDir)})`);
+    return;
+  }
+  const dash = (v: number | string | null): string => (v === null ? '-' : String(v));
+  say(
+    formatTable(
+      ['COMPONENT', 'KIND', 'PORT', 'PID', 'ALIVE', 'STATUS', 'RESTARTS'],
+      r.components.map((c) => [c.name, c.kind, dash(c.port), dash(c.pid), c.alive ? 'yes' : 'no', dash(c.status), dash(c.restarts)]),
+      (_cells, i) => r.components[i]!.up,
+    ),
+  );
+  say('');
+  if (!r.running) {
+    say(paint('red', `the supervisor (pid ${r.supervisor.pid}) is not running: the statuses above are its last word. \`npm stop\` stops what is left.`));
+    return;
+  }
+  say(`stack up since ${r.startedAt}${r.url ? `, ${r.url}` : ''} (supervisor pid ${r.supervisor.pid})`);
+  say(r.down.length === 0 ? paint('green', 'every component is healthy') : paint('red', `not healthy: ${r.down.join(', ')}`));
+}
+
+function main(): number {
+  let values: { 'data-dir'?: string; json?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: { 'data-dir': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (e) {
+    process.stderr.write(`npm run status: ${(e as Error).message}\n\n${USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return EXIT_OK;
+  }
+  const dataDir = resolve(values['data-dir'] ?? process.env.STACK_DATA_DIR ?? DEFAULT_DATA_DIR);
+  const r = report(dataDir, readStackFile(dataDir));
+  if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+  else printText(r);
+  return exitCode(r);
+}
+
+try {
+  process.exitCode = main();
+} catch (e) {
+  process.stderr.write(`npm run status: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+}
