@@ -152,9 +152,10 @@ describe('the load-balanced stack, end to end through nginx', function () {
     expect(login.body.user).to.deep.equal({ user_id: alice, name: 'Alice', region: 'EU', score: 0 });
     const token = login.body.token as string;
 
+    // Registration put Alice on the boards with 0 (version 1): create changes nothing and answers her card.
     const created = await post(url('/score/create'), { region: 'EU', initialScore: 10 }, { token });
     expect(created.status, JSON.stringify(created.body)).to.equal(200);
-    expect(created.body).to.deep.equal({ ok: true, user_id: alice, region: 'EU', score: 10, version: 1, rank: { region: 2, global: 3 } });
+    expect(created.body).to.deep.equal({ ok: true, user_id: alice, region: 'EU', score: 0, version: 1, rank: { region: 2, global: 3 } });
     const updated = await post(url('/score/update'), { score: 120 }, { token, headers: { 'idempotency-key': `${alice}-update-1` } });
     expect(updated.body).to.deep.equal({ ok: true, user_id: alice, region: 'EU', score: 120, version: 2, rank: { region: 1, global: 2 } });
     const added = await post(url('/score/add'), { delta: 5 }, { token });
@@ -391,8 +392,8 @@ describe('the load-balanced stack, end to end through nginx', function () {
       }));
       expect(events).to.deep.equal([
         { version: 3, op: 'add', delta: 5, score: 125, region: 'EU' },
-        { version: 2, op: 'update', delta: 110, score: 120, region: 'EU' },
-        { version: 1, op: 'create', delta: 10, score: 10, region: 'EU' },
+        { version: 2, op: 'update', delta: 120, score: 120, region: 'EU' },
+        { version: 1, op: 'register', delta: 0, score: 0, region: 'EU' },
       ]);
       expect(h.body.next_before).to.equal(null);
     }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { ensureDatabase, migrateTopology, startPostgres, type PostgresProcess } from '@lb/common/infra';
-import type { Topology } from '@lb/common';
+import { signToken, type Topology } from '@lb/common';
 import { getInfra, uniqueId } from '@lb/common/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
@@ -168,7 +168,8 @@ describe('write-behind pipeline', function () {
         await eventually('service up', () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false), 30_000);
         const api = new Client(`http://127.0.0.1:${port}`);
         const user = uniqueId('crash');
-        const token = await api.register(user, 'ASIA');
+        // Not registered here: registration is a Redis write too, and the first one kills this process.
+        const token = signToken({ userId: user, name: `Name ${user}`, region: 'ASIA' }, { secret: TEST_SECRET, issuer: 'leaderboard-platform', ttlSeconds: 600 });
         const write = await api.post('/score/update', { score: 77 }, { token }).then(() => 'answered', () => 'connection lost');
         expect(write).to.equal('connection lost');
         expect(await child.exited).to.equal('SIGKILL');
@@ -216,7 +217,21 @@ describe('write-behind pipeline', function () {
           const id = `${svc.config.keyPrefix}-d${i}`;
           return { user_id: id, region: 'NA', token: await api.register(id, 'NA') };
         }));
+        // The registrations' own events reach Postgres first, so the backlog starts empty.
+        await eventually('registrations persisted', () => drained(svc), 60_000, 100);
         await pgp.stop();
+
+        // Accounts and history need Postgres: 503 with Retry-After, not 500. Board reads do not.
+        const reg = await api.post('/auth/register', { user_id: `${svc.config.keyPrefix}-late`, name: 'Late', region: 'NA', password: 'correct horse' });
+        const login = await api.post('/auth/login', { user_id: players[0]!.user_id, password: 'correct horse' });
+        const history = await api.get(`/history/${players[0]!.user_id}`);
+        for (const r of [reg, login, history]) {
+          expect(r.status, JSON.stringify(r.body)).to.equal(503);
+          expect(r.body).to.deep.include({ error: 'unavailable', store: 'postgres', retry_after: 1 });
+          expect(r.headers.get('retry-after')).to.equal('1');
+        }
+        expect((await api.get('/top?region=NA')).status).to.equal(200);
+        expect((await api.get(`/rank/${players[0]!.user_id}?region=GLOBAL`)).status).to.equal(200);
 
         const statuses: number[] = [];
         let refused: any;

@@ -7,13 +7,13 @@
  * then the forwarder, on plain node:http. No body parser: bodies are only
  * buffered, raw, for requests that have one. Express serves the rest.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
 import morgan from 'morgan';
+import { createHttpServer, requestIdOf, writeError } from '@lb/common';
 import type { GatewayConfig } from './config.js';
 import type { Deps } from './deps.js';
-import { errorHandler, notFound, writeError } from './http/errors.js';
-import { requestIdOf } from './http/headers.js';
+import { errorHandler, notFound } from './http/errors.js';
 import { healthRoute } from './routes/health.js';
 import { proxyRoute } from './routes/proxy.js';
 
@@ -27,8 +27,8 @@ export function buildApp(config: GatewayConfig, deps: Deps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  // nginx (loopback or a private network) is the only proxy whose X-Forwarded-For counts.
-  app.set('trust proxy', 'loopback, uniquelocal');
+  // nginx is the proxy whose X-Forwarded-For counts (it replaces the client's own); TRUSTED_PROXIES says where it is.
+  app.set('trust proxy', config.trustedProxies);
 
   app.get('/health', healthRoute(deps.pool, config.gatewayId));
   app.use(notFound);
@@ -54,19 +54,20 @@ export function buildServer(config: GatewayConfig, deps: Deps): Gateway {
     forwarder: deps.forwarder,
     limiter: deps.limiter,
     token: config.token,
-    bodyLimitBytes: config.bodyLimitBytes,
+    body: { limitBytes: config.bodyLimitBytes, timeoutMs: config.bodyTimeoutMs },
     trustProxy: app.get('trust proxy fn') as (addr: string, i: number) => boolean,
   });
   const accessLog = config.accessLog ? morgan(ACCESS_LOG_FORMAT, { stream: deps.accessLogStream }) : undefined;
   let draining = false;
-  const server = createServer((req, res) => {
-    accessLog?.(req, res, () => {});
-    stamp(req, res);
-    if (draining) closeAfterResponse(req, res);
-    if (!proxy(req, res, (err) => writeError(deps.log, err, req, res))) app(req, res);
-  });
-  // Longer than nginx's upstream keepalive_timeout, so nginx closes idle sockets first.
-  server.keepAliveTimeout = 65_000;
+  const server = createHttpServer(
+    (req, res) => {
+      accessLog?.(req, res, () => {});
+      stamp(req, res);
+      if (draining) closeAfterResponse(req, res);
+      if (!proxy(req, res, (err) => writeError(deps.log, err, req, res))) app(req, res);
+    },
+    { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs },
+  );
   return {
     server,
     app,

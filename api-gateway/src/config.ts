@@ -9,6 +9,11 @@ import {
   JWT_ISSUER,
   JWT_SECRET,
   JWT_TTL_S,
+  JWT_CLOCK_SKEW_S,
+  TRUSTED_PROXIES,
+  HEADERS_TIMEOUT_MS,
+  BODY_TIMEOUT_MS,
+  tokenSettingsOf,
   LOG_LEVEL,
   readKeys,
   stringKey,
@@ -64,11 +69,15 @@ const SPEC = {
     min: 256,
     max: 1024 * 1024,
   }),
+  trustedProxies: TRUSTED_PROXIES,
   accessLog: boolKey('ACCESS_LOG', 'Write one morgan access-log line per request to stdout.', true),
   logLevel: LOG_LEVEL,
   jwtSecret: JWT_SECRET,
   jwtIssuer: JWT_ISSUER,
   jwtTtlS: JWT_TTL_S,
+  jwtClockSkewS: JWT_CLOCK_SKEW_S,
+  headersTimeoutMs: HEADERS_TIMEOUT_MS,
+  bodyTimeoutMs: BODY_TIMEOUT_MS,
 } as const;
 
 /** Every key this service reads (for .env.example). */
@@ -87,6 +96,6 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   }
   return Object.freeze({
     ...base,
-    token: Object.freeze({ secret: base.jwtSecret, issuer: base.jwtIssuer, ttlSeconds: base.jwtTtlS }),
+    token: tokenSettingsOf(base),
   });
 }

@@ -1,7 +1,11 @@
 /**
  * Background health probes: every PROBE_INTERVAL_MS, each replica that is out
- * of rotation and past its cool-off gets a `GET /health`; a 200 puts it back.
- * Replicas in rotation are never probed: live traffic is their health check.
+ * of rotation and past its cool-off gets a `GET /health/live`; a 200 puts it
+ * back. Liveness, not readiness: a replica answers 503 for what needs a
+ * shard that is down, and that is an answer, not a fault of the replica
+ * (only refused connections and timeouts take a replica out, see
+ * forwarder.ts). Replicas in rotation are never probed: live traffic is
+ * their health check.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -58,8 +62,11 @@ export class HealthProber {
   }
 }
 
+/** The replica's liveness route. */
+export const LIVENESS_PATH = '/health/live';
+
 /**
- * `GET <base>/health` on a fresh connection (no keep-alive: a probe must see
+ * `GET <base>/health/live` on a fresh connection (no keep-alive: a probe must see
  * whether the replica accepts connections now). Resolves null on a 200,
  * otherwise a short reason; never rejects.
  */
@@ -67,7 +74,7 @@ export function probeHealth(base: URL, timeoutMs: number): Promise<string | null
   return new Promise((resolve) => {
     const client = base.protocol === 'https:' ? https : http;
     const req = client.request(
-      new URL('/health', base),
+      new URL(LIVENESS_PATH, base),
       { method: 'GET', agent: false, headers: { 'user-agent': 'lb-api-gateway-probe' } },
       (res) => {
         res.resume();

@@ -4,11 +4,12 @@
  * refused connections.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { Client } from '../../leaderboard-service/test/support/service.js';
 import { eventually, startGateway, TEST_SECRET, type TestGateway } from './support/gateway.js';
-import { deadPort, startEcho, startHanging, type TestUpstream } from './support/upstreams.js';
+import { deadPort, startEcho, startFailingApp, startHanging, type TestUpstream } from './support/upstreams.js';
 
 const token = (sub = 'u1') =>
   jwt.sign({ name: 'N', region: 'EU' }, TEST_SECRET, { algorithm: 'HS256', subject: sub, issuer: 'leaderboard-platform', expiresIn: 60 });
@@ -237,6 +238,62 @@ describe('api-gateway edge behaviour (stand-in upstreams)', () => {
       expect(r.body.error).to.equal('gateway_timeout');
       const next = await api.get('/rank/u1');
       expect(next.status, 'out of rotation now').to.equal(502);
+    });
+
+    it('when a body stalls or trickles, or the headers stall, then 408 request_timeout JSON closes the connection and nothing is forwarded', async () => {
+      const echo = await upstream(startEcho());
+      const { gw } = await gateway([echo.url], { BODY_TIMEOUT_MS: '300', HEADERS_TIMEOUT_MS: '300' });
+      const port = Number(new URL(gw.url).port);
+      const head = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n';
+      for (const [what, first, trickle] of [
+        ['stalled body', head, false],
+        ['trickled body', head, true],
+        ['stalled headers', 'GET /top HTTP/1.1\r\nHost: x\r\n', false],
+      ] as const) {
+        const answer = await new Promise<string>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => s.write(first));
+          let text = '';
+          const drip = trickle ? setInterval(() => s.writable && s.write('x'), 50) : undefined;
+          s.on('data', (d) => (text += d.toString()));
+          s.on('close', () => {
+            clearInterval(drip);
+            resolve(text);
+          });
+          s.on('error', () => undefined);
+        });
+        expect(answer, what).to.match(/^HTTP\/1\.1 408 /);
+        expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), what).to.deep.include({ error: 'request_timeout' });
+        expect(answer.toLowerCase(), what).to.include('connection: close');
+      }
+      expect(echo.requests).to.have.length(0);
+    });
+
+    it('when a replica answers 503 (a shard it needs is down), then the answer is passed on, never retried, and the replica stays in rotation', async () => {
+      const failing = await upstream(startFailingApp(503));
+      const echo = await upstream(startEcho());
+      const { gw, api } = await gateway([failing.url, echo.url], { UPSTREAM_COOLOFF_MS: '60000' });
+      const answers = [];
+      for (let i = 0; i < 10; i++) answers.push(i % 2 ? await api.get('/top?region=NA') : await api.post('/score/add', { delta: 1 }, { token: token() }));
+      const fromFailing = answers.filter((r) => r.headers.get('x-upstream') === failing.url);
+      expect(fromFailing).to.have.length(5);
+      for (const r of fromFailing) {
+        expect(r.status).to.equal(503);
+        expect(r.body).to.deep.include({ error: 'unavailable', shard: 'na' });
+        expect(r.headers.get('retry-after')).to.equal('1');
+      }
+      expect(echo.requests).to.have.length(5, 'no 503 was retried on the other replica');
+      expect(gw.deps.pool.all.map((u) => u.healthy)).to.deep.equal([true, true]);
+    });
+
+    it('when a replica out of rotation is alive but not ready (/health 503, /health/live 200), then the probe re-admits it', async () => {
+      const port = await deadPort();
+      const echo = await upstream(startEcho());
+      const { gw, api } = await gateway([`http://127.0.0.1:${port}`, echo.url], { UPSTREAM_COOLOFF_MS: '100', PROBE_INTERVAL_MS: '30' });
+      await api.get('/top');
+      await api.get('/top');
+      expect(gw.deps.pool.all[0]!.healthy).to.equal(false);
+      await upstream(startFailingApp(503, port));
+      await eventually(() => gw.deps.pool.all[0]!.healthy);
     });
 
     it('when a replica out of rotation answers its health probe after the cool-off, then it is re-admitted', async () => {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { ConfigError } from '@lb/common';
 import { loadConfig } from '../src/config.js';
-import { isIdentityHeader, requestIdOf, setForwardingHeaders, stripIdentityHeaders } from '../src/http/headers.js';
+import { requestIdOf } from '@lb/common';
+import { isIdentityHeader, setForwardingHeaders, stripIdentityHeaders } from '../src/http/headers.js';
 import { isPublicPath, isScoreWrite } from '../src/routes/proxy.js';
 
 const SECRET = 'x'.repeat(40);

@@ -20,13 +20,18 @@ export const ERROR_STATUS = {
   forbidden: 403,
   user_not_found: 404,
   not_found: 404,
+  method_not_allowed: 405,
+  request_timeout: 408,
   user_exists: 409,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
   idempotency_key_reuse: 422,
   rate_limited: 429,
   region_rate_limited: 429,
   queue_full: 429,
+  too_many_connections: 429,
+  headers_too_large: 431,
   internal: 500,
   bad_gateway: 502,
   unavailable: 503,
@@ -57,19 +62,54 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * A data store did not answer: a Redis shard or a Postgres database is down,
+ * refused the connection, or let the call time out. Data layers throw it;
+ * the HTTP layers answer 503 `unavailable` naming the store, with
+ * `Retry-After` (see {@link toAppError}).
+ */
+export class StoreUnavailable extends Error {
+  /**
+   * @param store which kind of store
+   * @param shard the shard whose store it is
+   * @param inDoubt a write was sent and its answer lost (the connection
+   *   dropped mid-call): it may or may not have been applied
+   */
+  constructor(
+    readonly store: 'redis' | 'postgres',
+    readonly shard: string,
+    readonly inDoubt = false,
+    options?: { cause?: unknown },
+  ) {
+    super(`${store === 'redis' ? 'shard' : 'the database of shard'} ${shard} is unavailable`, options);
+    this.name = 'StoreUnavailable';
+  }
+}
+
+/** Seconds a client is asked to wait (`Retry-After`) when a store is down: reconnection takes about this long. */
+export const UNAVAILABLE_RETRY_AFTER_S = 1;
+
 /** 400 `invalid_payload` naming the offending field. */
 export function invalidField(field: string, message: string): AppError {
   return new AppError('invalid_payload', `${field}: ${message}`, { field });
 }
 
 /**
- * Maps anything thrown to an AppError. Body-parser errors (malformed JSON,
+ * Maps anything thrown to an AppError. A store that does not answer is 503
+ * `unavailable` with `retry_after`. Body-parser errors (malformed JSON,
  * oversized body, wrong charset) carry `type`/`status` fields; they are client
  * errors and keep a 4xx status. Anything unknown becomes 500 `internal` with a
  * generic message: the caller logs the original.
  */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  if (err instanceof StoreUnavailable) {
+    return new AppError(
+      'unavailable',
+      err.inDoubt ? `${err.message}; the write may or may not have been applied: retry it with the same Idempotency-Key` : err.message,
+      { shard: err.shard, store: err.store, retry_after: UNAVAILABLE_RETRY_AFTER_S, ...(err.inDoubt && { in_doubt: true }) },
+    );
+  }
   const e = err as { type?: string; status?: number; expose?: boolean } | null;
   if (e && typeof e === 'object') {
     switch (e.type) {

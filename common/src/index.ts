@@ -12,3 +12,4 @@ export * from './logger.js';
 export * from './queue.js';
 export * from './pg-pools.js';
 export * from './lifecycle.js';
+export * from './http.js';

@@ -12,6 +12,15 @@ export interface TokenSettings {
   readonly secret: string;
   readonly issuer: string;
   readonly ttlSeconds: number;
+  /** JWT_CLOCK_SKEW_S: how far in the future `iat` may lie (default {@link DEFAULT_CLOCK_SKEW_S}); `exp` is exact. */
+  readonly clockSkewS?: number;
+}
+
+export const DEFAULT_CLOCK_SKEW_S = 30;
+
+/** The token settings of a service's config (the JWT_* keys of settings.ts). */
+export function tokenSettingsOf(c: { jwtSecret: string; jwtIssuer: string; jwtTtlS: number; jwtClockSkewS: number }): TokenSettings {
+  return Object.freeze({ secret: c.jwtSecret, issuer: c.jwtIssuer, ttlSeconds: c.jwtTtlS, clockSkewS: c.jwtClockSkewS });
 }
 
 /** The identity a verified token carries. */
@@ -60,8 +69,14 @@ export function verifyBearer(header: string | undefined, s: TokenSettings): Iden
   return verifyToken(m[1]!, s);
 }
 
-/** Verifies a raw token; see `verifyBearer`. */
+/**
+ * Verifies a raw token; see `verifyBearer`. `iat` is required and may lie
+ * at most the clock skew in the future: jsonwebtoken checks `exp` and `nbf`
+ * but accepts any `iat`, and a token "issued tomorrow" is forged or comes
+ * from a broken clock either way.
+ */
 export function verifyToken(token: string, s: TokenSettings): Identity {
+  const skew = s.clockSkewS ?? DEFAULT_CLOCK_SKEW_S;
   let claims: jwt.JwtPayload | string;
   try {
     claims = jwt.verify(token, keyOf(s.secret), { algorithms: [ALGORITHM], issuer: s.issuer });
@@ -71,6 +86,9 @@ export function verifyToken(token: string, s: TokenSettings): Identity {
   }
   if (typeof claims !== 'object' || claims.exp === undefined) {
     throw new AppError('invalid_token', 'token must carry exp');
+  }
+  if (typeof claims.iat !== 'number' || claims.iat > Date.now() / 1000 + skew) {
+    throw new AppError('invalid_token', typeof claims.iat !== 'number' ? 'token must carry iat' : 'token is issued in the future');
   }
   const { sub, name, region } = claims as Record<string, unknown>;
   if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string') {

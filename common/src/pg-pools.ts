@@ -4,6 +4,7 @@
  * that talks to Postgres; each keeps its SQL in its own `db/` module.
  */
 import pg from 'pg';
+import { StoreUnavailable } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ShardDef } from './topology.js';
 
@@ -12,6 +13,12 @@ export interface PoolOptions {
   readonly size: number;
   /** Server-side statement_timeout, ms (undefined = the server's). */
   readonly statementTimeoutMs?: number;
+  /**
+   * Client-side bound on one query, ms (undefined = none): a server that
+   * stopped answering without closing its sockets fails the query instead
+   * of holding the request forever.
+   */
+  readonly queryTimeoutMs?: number;
   /** Shown in pg_stat_activity. */
   readonly applicationName: string;
 }
@@ -30,6 +37,7 @@ export class PgPools {
           connectionTimeoutMillis: 5000,
           idleTimeoutMillis: 30_000,
           ...(opts.statementTimeoutMs === undefined ? {} : { statement_timeout: opts.statementTimeoutMs }),
+          ...(opts.queryTimeoutMs === undefined ? {} : { query_timeout: opts.queryTimeoutMs }),
           application_name: opts.applicationName,
         });
         pool.on('error', (err) => log.warn('idle postgres client error', { shard: s.id, err: err.message }));
@@ -44,6 +52,20 @@ export class PgPools {
     const p = this.byShard.get(shardId);
     if (!p) throw new Error(`no postgres pool for shard ${shardId}`);
     return p;
+  }
+
+  /**
+   * Runs `fn` on a shard's pool; a Postgres that cannot be reached (refused,
+   * reset, shutting down, timed out) becomes StoreUnavailable naming the
+   * shard. Other errors (constraint violations...) pass through.
+   */
+  async run<T>(shardId: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.forShard(shardId));
+    } catch (e) {
+      if (isConnectionFailure(e)) throw new StoreUnavailable('postgres', shardId, false, { cause: e });
+      throw e;
+    }
   }
 
   /** Distinct pools with one shard id naming each (for health and fan-out lookups). */
@@ -66,6 +88,24 @@ export class PgPools {
   async close(): Promise<void> {
     await Promise.all([...this.byUrl.values()].map((p) => p.end()));
   }
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** SQLSTATEs of a server that is going away or cannot take the call (beside class 08, connection exceptions). */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
+
+/**
+ * True when a pg error means the database could not be reached or let the
+ * call time out, rather than that the query itself was refused.
+ */
+export function isConnectionFailure(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  // node-postgres' own connection errors carry no code.
+  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|connect ECONNREFUSED/i.test(e.message);
 }
 
 /** Runs a health probe with a deadline: 'ok', or 'error: <why>'. */

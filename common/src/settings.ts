@@ -15,6 +15,11 @@ export const JWT_TTL_S = intKey('JWT_TTL_S', 'Token lifetime in seconds (`exp` =
   min: 1,
   max: 30 * 24 * 3600,
 });
+export const JWT_CLOCK_SKEW_S = intKey(
+  'JWT_CLOCK_SKEW_S',
+  'Clock difference tolerated between token issuer and verifier, seconds: a token issued (`iat`) further in the future is refused.',
+  { default: 30, min: 0, max: 600 },
+);
 export const MAX_SCORE = intKey('MAX_SCORE', 'Highest score a player may have (scores are integers in [0, MAX_SCORE]).', {
   default: Number.MAX_SAFE_INTEGER,
   min: 1,
@@ -36,3 +41,27 @@ export const JOB_ATTEMPTS = intKey('JOB_ATTEMPTS', 'Attempts of a score-event jo
 });
 export const JOB_BACKOFF_MS = intKey('JOB_BACKOFF_MS', 'First retry delay of a failed score-event job, ms; doubles on each attempt.', { default: 500, min: 10 });
 export const PG_POOL_SIZE = intKey('PG_POOL_SIZE', 'Connections per Postgres pool (one pool per distinct database URL).', { default: 10, min: 1, max: 100 });
+
+/**
+ * Which peers' X-Forwarded-For is believed, in express' `trust proxy`
+ * syntax: the names loopback, linklocal, uniquelocal, or addresses and
+ * CIDR ranges, comma-separated. The client address is the last hop of the
+ * chain that is not trusted. nginx replaces the header with the address it
+ * saw, so a client cannot add hops of its own.
+ */
+export const TRUSTED_PROXIES = stringKey(
+  'TRUSTED_PROXIES',
+  'Peers whose X-Forwarded-For is believed (express trust proxy syntax: loopback, linklocal, uniquelocal, addresses, CIDR ranges; comma-separated).',
+  { default: 'loopback, uniquelocal', pattern: /^\s*(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(?:\/\d{1,3})?)(?:\s*,\s*(?:loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(?:\/\d{1,3})?))*\s*$/ },
+);
+
+export const HEADERS_TIMEOUT_MS = intKey(
+  'HEADERS_TIMEOUT_MS',
+  'A request whose line and headers have not all arrived this long after its first byte gets 408 request_timeout and is closed, ms.',
+  { default: 10_000, min: 100, max: 600_000 },
+);
+export const BODY_TIMEOUT_MS = intKey(
+  'BODY_TIMEOUT_MS',
+  'A request body that has not all arrived this long after the headers (stalled or trickled) gets 408 request_timeout and is closed, ms.',
+  { default: 10_000, min: 100, max: 600_000 },
+);

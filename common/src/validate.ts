@@ -4,9 +4,18 @@
  */
 import { AppError, invalidField } from './errors.js';
 
-export const USER_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
-/** Printable characters: no control characters (C0, DEL, C1), 1-200 of them. */
-const PRINTABLE = /^[^\u0000-\u001f\u007f-\u009f]+$/u;
+/**
+ * 1-64 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit: every valid
+ * id is one path segment as it stands (never `.`, `..` or an option-like
+ * `-x`), so it works in every `/rank/:id`-style path.
+ */
+export const USER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Lone surrogates (not well-formed UTF-16: they cannot be encoded as UTF-8). */
+const LONE_SURROGATE = /\p{Cs}/u;
+/** Control characters (C0, DEL, C1) and noncharacters. */
+const CONTROL = /[\p{Cc}\p{Noncharacter_Code_Point}]/u;
+/** Bidirectional embeddings, overrides and isolates, which can make a name display as another. */
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/u;
 
 /** A request body must be a JSON object. */
 export function bodyObject(body: unknown): Record<string, unknown> {
@@ -18,18 +27,26 @@ export function bodyObject(body: unknown): Record<string, unknown> {
 
 export function userId(value: unknown, field = 'user_id'): string {
   if (typeof value !== 'string' || !USER_ID_PATTERN.test(value)) {
-    throw invalidField(field, 'must be 1-64 characters of A-Z a-z 0-9 _ . -');
+    throw invalidField(field, 'must be 1-64 characters of A-Z a-z 0-9 _ . -, starting with a letter or digit');
   }
   return value;
 }
 
+/**
+ * A display name: 1-200 characters of well-formed Unicode, not only
+ * white space, without control characters or bidirectional overrides.
+ * Returned in NFC, so the same name typed on two keyboards is one string.
+ */
 export function displayName(value: unknown, field = 'name'): string {
   if (typeof value !== 'string') throw invalidField(field, 'must be a string');
-  const chars = [...value].length;
-  if (chars < 1 || chars > 200 || !PRINTABLE.test(value)) {
-    throw invalidField(field, 'must be 1-200 printable characters');
+  if (LONE_SURROGATE.test(value)) throw invalidField(field, 'must be well-formed Unicode (a lone surrogate cannot be stored)');
+  if (CONTROL.test(value) || BIDI_CONTROL.test(value)) {
+    throw invalidField(field, 'must not contain control characters or bidirectional overrides');
   }
-  return value;
+  const name = value.normalize('NFC');
+  const chars = [...name].length;
+  if (chars < 1 || chars > 200 || name.trim() === '') throw invalidField(field, 'must be 1-200 characters, not only white space');
+  return name;
 }
 
 export function password(value: unknown, field = 'password'): string {
@@ -67,6 +84,14 @@ export function queryInt(value: unknown, field: string, def: number, min: number
     throw new AppError('invalid_query', `${field}: must be an integer in ${min}..${max}`, { field });
   }
   return n;
+}
+
+/** A boolean query parameter: `true`/`1` or `false`/`0`; absent is `def`. */
+export function queryBool(value: unknown, field: string, def = false): boolean {
+  if (value === undefined || value === '') return def;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new AppError('invalid_query', `${field}: must be true or false`, { field });
 }
 
 /** Rejects unknown fields so that typos (or identity smuggling) are visible. */

@@ -3,13 +3,14 @@
  * plain node:http, everything else on an express app. Never listens:
  * index.ts (and the tests) do that.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import express, { type Express } from 'express';
+import { createHttpServer } from '@lb/common';
 import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { hotPath } from './http/hot-path.js';
-import { errorHandler, jsonOnly, notFound, requestId } from './http/middleware.js';
+import { errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
 import { authRoutes } from './routes/auth.js';
 import { healthRoutes } from './routes/health.js';
 import { historyRoutes } from './routes/history.js';
@@ -24,7 +25,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', 'loopback, uniquelocal');
+  app.set('trust proxy', config.trustedProxies);
 
   if (config.accessLog) app.use(morgan(ACCESS_LOG_FORMAT));
   app.use(requestId);
@@ -34,7 +35,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   });
   app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, reader: deps.reader, instanceId: config.instanceId }));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
-  app.use('/auth', jsonOnly, express.json({ limit: config.bodyLimitBytes, strict: true }));
+  app.use('/auth', jsonBody(bodyLimits(config)));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
   app.use(notFound);
   app.use(errorHandler(deps.log));
@@ -52,14 +53,19 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     {
       instanceId: config.instanceId,
       token: config.token,
-      bodyLimitBytes: config.bodyLimitBytes,
+      body: bodyLimits(config),
       log: deps.log,
       accessLog: config.accessLog ? morgan(ACCESS_LOG_FORMAT) : undefined,
     },
   );
-  const server = createServer((req, res) => {
-    if (!hot(req, res)) app(req, res);
-  });
-  server.keepAliveTimeout = 65_000;
-  return server;
+  return createHttpServer(
+    (req, res) => {
+      if (!hot(req, res)) app(req, res);
+    },
+    { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs },
+  );
+}
+
+function bodyLimits(config: ServiceConfig) {
+  return { limitBytes: config.bodyLimitBytes, timeoutMs: config.bodyTimeoutMs };
 }

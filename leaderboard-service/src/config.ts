@@ -12,6 +12,10 @@ import {
   JWT_ISSUER,
   JWT_SECRET,
   JWT_TTL_S,
+  JWT_CLOCK_SKEW_S,
+  HEADERS_TIMEOUT_MS,
+  BODY_TIMEOUT_MS,
+  tokenSettingsOf,
   KEY_PREFIX,
   LOG_LEVEL,
   loadTopology,
@@ -24,6 +28,7 @@ import {
   type Topology,
   TOPOLOGY_FILE_KEY,
   TOPOLOGY_KEY,
+  TRUSTED_PROXIES,
   type ConfigKey,
 } from '@lb/common';
 
@@ -34,6 +39,9 @@ const SPEC = {
   jwtSecret: JWT_SECRET,
   jwtIssuer: JWT_ISSUER,
   jwtTtlS: JWT_TTL_S,
+  jwtClockSkewS: JWT_CLOCK_SKEW_S,
+  headersTimeoutMs: HEADERS_TIMEOUT_MS,
+  bodyTimeoutMs: BODY_TIMEOUT_MS,
   maxScore: MAX_SCORE,
   maxScoreDelta: MAX_SCORE_DELTA,
   keyPrefix: KEY_PREFIX,
@@ -42,9 +50,16 @@ const SPEC = {
   bodyLimitBytes: intKey('BODY_LIMIT_BYTES', 'Largest accepted JSON body, in bytes.', { default: 16 * 1024, min: 256, max: 1024 * 1024 }),
   idempotencyTtlS: intKey('IDEMPOTENCY_TTL_S', 'How long an Idempotency-Key answer is kept, seconds.', { default: 24 * 3600, min: 60 }),
   argon2MemoryKib: intKey('ARGON2_MEMORY_KIB', 'argon2id memory cost in KiB for password hashes.', { default: 19456, min: 64, max: 1 << 21 }),
+  hashConcurrency: intKey('HASH_CONCURRENCY', 'Password hashes (login, registration) computed at once per replica; more wait.', { default: 2, min: 1, max: 64 }),
+  hashQueueMax: intKey('HASH_QUEUE_MAX', 'Password checks that may wait for a hashing slot per replica; beyond this they get 503 unavailable at once.', { default: 64, min: 0, max: 100_000 }),
+  loginUserMaxFails: intKey('LOGIN_USER_MAX_FAILS', 'Consecutive failed logins of one user id within LOGIN_FAIL_WINDOW_S before further attempts get 429 rate_limited (a success resets it).', { default: 5, min: 1, max: 1000 }),
+  loginIpMaxFails: intKey('LOGIN_IP_MAX_FAILS', 'Failed logins from one client IP within LOGIN_FAIL_WINDOW_S before further attempts get 429 rate_limited.', { default: 100, min: 1, max: 1_000_000 }),
+  loginFailWindowS: intKey('LOGIN_FAIL_WINDOW_S', 'Window of the login failure counters, seconds, from the first failure.', { default: 900, min: 1, max: 7 * 24 * 3600 }),
+  trustedProxies: TRUSTED_PROXIES,
   argon2TimeCost: intKey('ARGON2_TIME_COST', 'argon2id iterations for password hashes.', { default: 2, min: 1, max: 20 }),
   redisCommandTimeoutMs: intKey('REDIS_COMMAND_TIMEOUT_MS', 'A Redis command not answered in this time fails with 503.', { default: 2000, min: 50 }),
   pgPoolSize: PG_POOL_SIZE,
+  pgQueryTimeoutMs: intKey('PG_QUERY_TIMEOUT_MS', 'A Postgres query (accounts, history) not answered in this time fails with 503 unavailable, ms.', { default: 5000, min: 100, max: 600_000 }),
   userRateLimitCount: intKey('USER_RATE_LIMIT_COUNT', 'Token bucket per player: writes allowed per window (bucket size).', { default: 20, min: 1 }),
   userRateLimitWindowMs: intKey('USER_RATE_LIMIT_WINDOW_MS', 'Token bucket per player: time to refill the whole bucket, ms.', { default: 1000, min: 1000 }),
   regionRateLimitCount: intKey('REGION_RATE_LIMIT_COUNT', 'Token bucket per region: writes allowed per window.', { default: 50_000, min: 1 }),
@@ -74,6 +89,6 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   return Object.freeze({
     ...base,
     topology: loadTopology(env),
-    token: Object.freeze({ secret: base.jwtSecret, issuer: base.jwtIssuer, ttlSeconds: base.jwtTtlS }),
+    token: tokenSettingsOf(base),
   });
 }

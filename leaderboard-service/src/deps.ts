@@ -4,6 +4,8 @@
  */
 import { createLogger, PgPools, ShardRouter, type Logger } from '@lb/common';
 import { AccountService } from './accounts/accounts.js';
+import { HashSlots } from './accounts/hash-slots.js';
+import { LoginGuard } from './accounts/login-guard.js';
 import type { ServiceConfig } from './config.js';
 import { AccountsRepo } from './db/accounts-repo.js';
 import { HistoryRepo } from './db/history-repo.js';
@@ -37,7 +39,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const log = opts.log ?? createLogger(config.instanceId, config.logLevel);
   const router = new ShardRouter(config.topology);
   const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log);
-  const pools = new PgPools(router.shards, { size: config.pgPoolSize, applicationName: config.instanceId }, log);
+  const pools = new PgPools(router.shards, { size: config.pgPoolSize, queryTimeoutMs: config.pgQueryTimeoutMs, applicationName: config.instanceId }, log);
   await stores.connect(config.redisCommandTimeoutMs, log);
   const reader = new BoardReader(router, stores, config.topCacheMaxAgeMs);
   const relays = new EventRelays(
@@ -62,11 +64,17 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   });
   const afterRedisWrite = opts.afterRedisWrite ?? faultHook(config.testFault, log);
   const writer = new ScoreWriter(
-    { router, stores, reader, limits, relays, afterRedisWrite },
+    { router, stores, reader, limits, relays, log, afterRedisWrite },
     { maxScore: config.maxScore, idempotencyTtlS: config.idempotencyTtlS, backlogLimit: config.queueRejectLength },
   );
   const accountsRepo = new AccountsRepo(pools);
-  const accounts = new AccountService(router, accountsRepo, writer, config.token, {
+  const guard = new LoginGuard(router, stores, {
+    userMaxFails: config.loginUserMaxFails,
+    ipMaxFails: config.loginIpMaxFails,
+    windowS: config.loginFailWindowS,
+  });
+  const slots = new HashSlots(config.hashConcurrency, config.hashQueueMax);
+  const accounts = new AccountService({ router, repo: accountsRepo, writer, slots, guard, log }, config.token, {
     memoryCost: config.argon2MemoryKib,
     timeCost: config.argon2TimeCost,
   });

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { signToken } from '@lb/common';
 import { uniqueId } from '@lb/common/testing';
 import { Client, startService, type TestService } from './support/service.js';
 
@@ -26,6 +27,51 @@ describe('leaderboard-service API', function () {
       expect(row.rows[0].password_hash).to.not.contain('password123');
       const rank = await api.get(`/rank/${user}?region=EU`);
       expect(rank.body.score).to.equal(42);
+    });
+
+    it('when players register without initialScore in every region and GLOBAL, then each is on its boards at once with score 0 and competition ranks', async () => {
+      const fresh = await startService();
+      try {
+        const c = new Client(fresh.url);
+        const regions = ['NA', 'EU', 'ASIA', 'GLOBAL'];
+        const players = regions.flatMap((region) => [`a-${region}`, `b-${region}`].map((p) => ({ user: id(p), region })));
+        for (const p of players) {
+          const r = await c.post('/auth/register', { user_id: p.user, name: p.user, region: p.region, password: 'password123' });
+          expect(r.status).to.equal(201);
+          expect(r.body.user.score).to.equal(0);
+        }
+        for (const p of players) {
+          const g = await c.get(`/rank/${p.user}?region=GLOBAL`);
+          expect(g.status, p.user).to.equal(200);
+          expect(g.body).to.deep.include({ score: 0, rank: 1, total: 8, percentile: 0 });
+          if (p.region !== 'GLOBAL') {
+            const r = await c.get(`/rank/${p.user}?region=${p.region}`);
+            expect(r.body).to.deep.include({ score: 0, rank: 1, total: 2 });
+          }
+        }
+        // One player scores: every zero-score player now shares rank 2.
+        const token = (await c.post('/auth/login', { user_id: players[0]!.user, password: 'password123' })).body.token as string;
+        expect((await c.post('/score/add', { delta: 5 }, { token })).status).to.equal(200);
+        const top = await c.get('/top?region=GLOBAL&limit=10');
+        expect(top.body.total).to.equal(8);
+        expect(top.body.rows[0]).to.deep.include({ rank: 1, user_id: players[0]!.user, score: 5 });
+        const rest = top.body.rows.slice(1);
+        expect(rest.map((r: { rank: number }) => r.rank)).to.deep.equal(Array(7).fill(2));
+        expect(rest.map((r: { user_id: string }) => r.user_id)).to.deep.equal(players.slice(1).map((p) => p.user).sort());
+        const na = await c.get('/top?region=NA');
+        expect(na.body.rows.map((r: { rank: number; score: number }) => [r.rank, r.score])).to.deep.equal([[1, 5], [2, 0]]);
+        const around = await c.get(`/around/${players[7]!.user}?region=GLOBAL&range=1`);
+        expect(around.status).to.equal(200);
+        expect(around.body.self).to.deep.include({ rank: 2, score: 0 });
+        // Registration's event is in the outbox, on its way to Postgres.
+        const na0 = fresh.deps.stores.get('na');
+        expect(Number(await na0.client.hExists(na0.keys.outbox, `${players[0]!.user}#1`))).to.equal(1);
+        // /score/create on the existing entry changes nothing.
+        const again = await c.post('/score/create', { initialScore: 9 }, { token });
+        expect(again.body).to.deep.include({ score: 5, version: 2 });
+      } finally {
+        await fresh.stop();
+      }
     });
 
     it('when the same user_id registers again in another region, then 409 user_exists', async () => {
@@ -74,13 +120,14 @@ describe('leaderboard-service API', function () {
   describe('score writes', () => {
     it('when create, update and add are called, then each answers the card with version and ranks', async () => {
       const user = id('w');
-      const token = await api.register(user, 'EU');
+      // A token for a player with no board entry yet (registration would make one).
+      const token = signToken({ userId: user, name: `Name ${user}`, region: 'EU' }, svc.config.token);
       const c = await api.post('/score/create', { region: 'eu', initialScore: 10 }, { token });
       expect(c.status).to.equal(200);
       expect(c.body).to.deep.include({ ok: true, user_id: user, region: 'EU', score: 10, version: 1 });
       expect(c.body.rank.region).to.be.a('number');
       expect(c.body.rank.global).to.be.a('number');
-      const again = await api.post('/score/create', {}, { token });
+      const again = await api.post('/score/create', { initialScore: 99 }, { token });
       expect(again.body).to.deep.include({ score: 10, version: 1 });
       const u = await api.post('/score/update', { score: 100 }, { token });
       expect(u.body).to.deep.include({ score: 100, version: 2 });
@@ -157,7 +204,8 @@ describe('leaderboard-service API', function () {
       const headers = { 'idempotency-key': 'same-key' };
       const rs = await Promise.all(Array.from({ length: 10 }, () => api.post('/score/add', { delta: 1 }, { token, headers })));
       for (const r of rs) expect(r.status).to.equal(200);
-      expect(new Set(rs.map((r) => r.body.version))).to.deep.equal(new Set([1]));
+      // Version 1 is the registration's.
+      expect(new Set(rs.map((r) => r.body.version))).to.deep.equal(new Set([2]));
       expect((await api.get(`/rank/${user}?region=ASIA`)).body.score).to.equal(1);
     });
 
@@ -268,11 +316,25 @@ describe('leaderboard-service API', function () {
         expect(r.status).to.equal(503);
         expect(r.body.ok).to.equal(false);
         expect(r.body.down).to.deep.equal(['redis:asia']);
+        // Registration needs the home shard for the board entry: refused, and nothing remains.
+        const deadUser = uniqueId('dead');
+        const reg = await new Client(broken.url).post('/auth/register', { user_id: deadUser, name: 'Dead', region: 'ASIA', password: 'correct horse' });
+        expect(reg.status).to.equal(503);
+        expect(reg.body).to.deep.include({ error: 'unavailable', shard: 'asia', retry_after: 1 });
+        expect(reg.headers.get('retry-after')).to.equal('1');
+        expect(await broken.deps.accountsRepo.findAnywhere(deadUser)).to.equal(undefined);
         // Writes to the dead shard fail cleanly with 503, never pass unchecked.
-        const token = await new Client(broken.url).register(uniqueId('dead'), 'ASIA');
+        const token = signToken({ userId: deadUser, name: 'Dead', region: 'ASIA' }, broken.config.token);
         const w = await new Client(broken.url).post('/score/add', { delta: 1 }, { token });
         expect(w.status).to.equal(503);
         expect(w.body.error).to.equal('unavailable');
+        // A write homed elsewhere is applied and answered 200; its GLOBAL rank cannot be counted without asia.
+        const eu = await new Client(broken.url).register(uniqueId('alive'), 'EU');
+        const ok = await new Client(broken.url).post('/score/add', { delta: 1 }, { token: eu });
+        expect(ok.status).to.equal(200);
+        expect(ok.body.rank.global).to.equal(null);
+        expect(ok.body.missing_shards).to.deep.equal(['asia']);
+        expect(ok.body.rank.region).to.be.a('number');
       } finally {
         await broken.stop();
       }

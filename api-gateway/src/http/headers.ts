@@ -3,15 +3,7 @@
  * identity headers a client must never be able to set, and the
  * X-Forwarded-For / X-Real-IP chain.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-
-const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-/** A well-formed X-Request-Id from the caller, or a fresh UUID. */
-export function requestIdOf(given: string | string[] | undefined): string {
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-}
 
 /** Exact names of identity headers some proxies or services trust (lower case, as Node stores them). */
 const IDENTITY_HEADERS = new Set([

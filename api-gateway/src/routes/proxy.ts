@@ -5,9 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { verifyBearer, type TokenSettings } from '@lb/common';
+import { hasBody, readBody, verifyBearer, type BodyLimits, type TokenSettings } from '@lb/common';
 import type { Forwarder } from '../forwarder.js';
-import { hasBody, readBody } from '../http/body.js';
 import { stripHopByHopHeaders, setForwardingHeaders, stripIdentityHeaders } from '../http/headers.js';
 import type { ReadLimiter } from '../http/rate-limit.js';
 
@@ -30,7 +29,8 @@ export interface ProxyRouteDeps {
   forwarder: Forwarder;
   limiter: ReadLimiter;
   token: TokenSettings;
-  bodyLimitBytes: number;
+  /** Bodies are buffered (so a write can be replayed on another replica) within these limits. */
+  body: BodyLimits;
   /** express' compiled `trust proxy` test. */
   trustProxy: (addr: string, i: number) => boolean;
 }
@@ -65,7 +65,7 @@ async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerRe
     // the replica verifies the same token again (it trusts nothing else).
     verifyBearer(req.headers.authorization, deps.token);
   }
-  const body = hasBody(req) ? await readBody(req, deps.bodyLimitBytes) : undefined;
+  const body = hasBody(req) ? await readBody(req, deps.body) : undefined;
 
   const h = req.headers;
   stripIdentityHeaders(h);

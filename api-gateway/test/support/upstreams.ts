@@ -16,7 +16,7 @@ export interface Recorded {
 export interface TestUpstream {
   url: string;
   port: number;
-  /** Requests received (GET /health probes excluded). */
+  /** Requests received (GET /health and /health/live probes excluded). */
   requests: Recorded[];
   stop(): Promise<void>;
 }
@@ -37,6 +37,9 @@ function stopper(server: http.Server): () => Promise<void> {
   };
 }
 
+/** The gateway's liveness probe or a readiness check. */
+const isProbe = (url: string | undefined): boolean => url === '/health' || url === '/health/live';
+
 function record(req: http.IncomingMessage): Promise<Recorded> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
@@ -52,8 +55,8 @@ export async function startEcho(port = 0): Promise<TestUpstream> {
   const requests: Recorded[] = [];
   const server = http.createServer(async (req, res) => {
     const r = await record(req);
-    if (r.url !== '/health') requests.push(r);
-    const out = JSON.stringify(r.url === '/health' ? { ok: true } : r);
+    if (!isProbe(r.url)) requests.push(r);
+    const out = JSON.stringify(isProbe(r.url) ? { ok: true } : r);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out) });
     res.end(out);
   });
@@ -61,12 +64,12 @@ export async function startEcho(port = 0): Promise<TestUpstream> {
   return { url: `http://127.0.0.1:${p}`, port: p, requests, stop: stopper(server) };
 }
 
-/** Accepts requests and never answers them (except GET /health, with `healthStatus`). */
+/** Accepts requests and never answers them (except the health routes, with `healthStatus`). */
 export async function startHanging(healthStatus = 200): Promise<TestUpstream> {
   const requests: Recorded[] = [];
   const server = http.createServer(async (req, res) => {
     const r = await record(req);
-    if (r.url === '/health') {
+    if (isProbe(r.url)) {
       res.writeHead(healthStatus).end();
       return;
     }
@@ -81,7 +84,7 @@ export async function startCountingProxy(target: string): Promise<TestUpstream> 
   const requests: Recorded[] = [];
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
-    if (req.url !== '/health') requests.push({ method: req.method!, url: req.url!, headers: req.headers, body: '' });
+    if (!isProbe(req.url)) requests.push({ method: req.method!, url: req.url!, headers: req.headers, body: '' });
     const up = http.request(target + req.url, { method: req.method, headers: req.headers, agent }, (ur) => {
       res.writeHead(ur.statusCode!, ur.headers);
       ur.pipe(res);
@@ -108,4 +111,26 @@ export async function deadPort(): Promise<number> {
   const port = await listen(server);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * A replica that is alive (`/health/live` 200) but answers every other
+ * request, `/health` included, with `status` and the platform's error shape:
+ * a replica whose Redis shard is down.
+ */
+export async function startFailingApp(status = 503, port = 0): Promise<TestUpstream> {
+  const requests: Recorded[] = [];
+  const server = http.createServer(async (req, res) => {
+    const r = await record(req);
+    if (r.url === '/health/live') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      return;
+    }
+    if (!isProbe(r.url)) requests.push(r);
+    const out = JSON.stringify({ error: 'unavailable', message: 'shard na is unavailable', shard: 'na', retry_after: 1 });
+    res.writeHead(status, { 'content-type': 'application/json', 'retry-after': '1', 'content-length': Buffer.byteLength(out) });
+    res.end(out);
+  });
+  const p = await listen(server, port);
+  return { url: `http://127.0.0.1:${p}`, port: p, requests, stop: stopper(server) };
 }

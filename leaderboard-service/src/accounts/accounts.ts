@@ -1,11 +1,15 @@
 /**
  * Player accounts: registration and login. Passwords are hashed with
- * argon2id; tokens are HS256 JWTs (see @lb/common jwt).
+ * argon2id in a bounded number of slots (hash-slots.ts); logins are
+ * throttled per user id and per client IP before any hash is computed
+ * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { AppError, signToken, type Identity, type ShardRouter, type TokenSettings } from '@lb/common';
-import type { AccountsRepo } from '../db/accounts-repo.js';
-import type { ScoreWriter, WriteAnswer } from '../leaderboard/writes.js';
+import { AppError, signToken, StoreUnavailable, type Identity, type Logger, type ShardRouter, type TokenSettings } from '@lb/common';
+import type { AccountsRepo, NewAccount } from '../db/accounts-repo.js';
+import type { ScoreWriter } from '../leaderboard/writes.js';
+import type { HashSlots } from './hash-slots.js';
+import type { LoginGuard } from './login-guard.js';
 
 export interface Registration {
   userId: string;
@@ -26,14 +30,21 @@ export interface HashSettings {
   timeCost: number;
 }
 
+export interface AccountDeps {
+  router: ShardRouter;
+  repo: AccountsRepo;
+  writer: ScoreWriter;
+  slots: HashSlots;
+  guard: LoginGuard;
+  log: Logger;
+}
+
 export class AccountService {
   /** Verified against when the user is unknown, so both failures take the same time. */
   private dummyHash: Promise<string>;
 
   constructor(
-    private readonly router: ShardRouter,
-    private readonly repo: AccountsRepo,
-    private readonly writer: ScoreWriter,
+    private readonly deps: AccountDeps,
     private readonly token: TokenSettings,
     private readonly hashing: HashSettings,
   ) {
@@ -45,45 +56,58 @@ export class AccountService {
   }
 
   /**
-   * Registers a player: the account is committed to the home shard's Postgres
-   * before the answer, then the board entry is created when an initial score
-   * is given.
+   * Registers a player, all or nothing: the account is committed to the
+   * home shard's Postgres, then the player is placed on the board `main`
+   * (the home region's board and GLOBAL) with `initialScore` or 0 by one
+   * write, which also emits the event that persists the entry. If that write
+   * is refused or the shard does not answer, the account is deleted again
+   * and the error is the answer: nothing of the registration remains.
    */
   async register(r: Registration): Promise<AccountAnswer> {
-    const home = this.router.homeShard(r.userId, r.region);
-    const passwordHash = await hash(r.password, this.hashOptions());
-    const created = await this.repo.create({
+    const identity: Identity = { userId: r.userId, name: r.name, region: r.region };
+    const home = this.deps.router.homeShard(r.userId, r.region);
+    // Fail before the expensive part when the board cannot be written anyway.
+    if (!this.deps.writer.homeReady(identity)) throw new StoreUnavailable('redis', home.id);
+    const passwordHash = await this.deps.slots.run(() => hash(r.password, this.hashOptions()));
+    const account: NewAccount = {
       userId: r.userId,
       name: r.name,
       region: r.region,
       passwordHash,
       homeShard: home.id,
-      directoryShard: this.router.hashShard(r.userId).id,
-    });
-    if (!created) throw new AppError('user_exists', `user ${r.userId} already exists`);
-    const identity: Identity = { userId: r.userId, name: r.name, region: r.region };
-    let score = 0;
-    if (r.initialScore !== undefined) {
-      const w: WriteAnswer = await this.writer.write({
-        player: identity,
-        op: 'register',
-        value: r.initialScore,
-        requestId: r.requestId,
-      });
+      directoryShard: this.deps.router.hashShard(r.userId).id,
+    };
+    if (!(await this.deps.repo.create(account))) throw new AppError('user_exists', `user ${r.userId} already exists`);
+    let score: number;
+    try {
+      const w = await this.deps.writer.write({ player: identity, op: 'register', value: r.initialScore ?? 0, requestId: r.requestId });
       score = w.score;
+    } catch (e) {
+      await this.deps.repo.remove(account).catch((err: unknown) =>
+        this.deps.log.error('registration failed and its account could not be removed', { user_id: r.userId, err: err as Error }),
+      );
+      throw e;
     }
     return { token: signToken(identity, this.token), user: { user_id: r.userId, name: r.name, region: r.region, score } };
   }
 
-  /** Logs a player in; unknown user and wrong password answer alike. */
-  async login(userId: string, password: string): Promise<AccountAnswer> {
-    const row = await this.repo.findAnywhere(userId);
-    const ok = await verify(row?.password_hash ?? (await this.dummyHash), password).catch(() => false);
+  /**
+   * Logs a player in; unknown user and wrong password answer alike, after
+   * the same steps. The attempt is counted against the user id and the
+   * client IP first (429 once either has failed too often), and only then
+   * is a password hash computed.
+   */
+  async login(userId: string, password: string, clientIp: string): Promise<AccountAnswer> {
+    await this.deps.guard.admit(userId, clientIp);
+    const row = await this.deps.repo.findAnywhere(userId);
+    const stored = row?.password_hash ?? (await this.dummyHash);
+    const ok = await this.deps.slots.run(() => verify(stored, password).catch(() => false));
     if (!row || !ok) throw new AppError('invalid_credentials', 'wrong user id or password');
+    await this.deps.guard.succeeded(userId, clientIp);
     const identity: Identity = { userId: row.user_id, name: row.name, region: row.region };
     return {
       token: signToken(identity, this.token),
-      user: { user_id: row.user_id, name: row.name, region: row.region, score: await this.writer.currentScore(identity) },
+      user: { user_id: row.user_id, name: row.name, region: row.region, score: await this.deps.writer.currentScore(identity) },
     };
   }
 }

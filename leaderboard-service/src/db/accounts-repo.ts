@@ -1,6 +1,7 @@
 /**
  * Accounts and the user-id directory in Postgres. The only module of the
- * service that runs SQL; every query is parameterised.
+ * service that runs SQL; every query is parameterised. A database that
+ * cannot be reached surfaces as StoreUnavailable (PgPools.run).
  */
 import type pg from 'pg';
 import type { PgPools } from '@lb/common';
@@ -37,27 +38,43 @@ export class AccountsRepo {
   async create(a: NewAccount): Promise<boolean> {
     if (this.pools.sameDatabase(a.homeShard, a.directoryShard)) {
       try {
-        return await this.inTransaction(this.pools.forShard(a.homeShard), async (c) => {
-          if (!(await this.claim(c, a))) return false;
-          await this.insertAccount(c, a);
-          return true;
-        });
+        return await this.pools.run(a.homeShard, (pool) =>
+          this.inTransaction(pool, async (c) => {
+            if (!(await this.claim(c, a))) return false;
+            await this.insertAccount(c, a);
+            return true;
+          }),
+        );
       } catch (e) {
         if ((e as { code?: string }).code === '23505') return false;
         throw e;
       }
     }
-    const dir = this.pools.forShard(a.directoryShard);
-    if (!(await this.claim(dir, a))) return false;
+    if (!(await this.pools.run(a.directoryShard, (dir) => this.claim(dir, a)))) return false;
     try {
-      await this.insertAccount(this.pools.forShard(a.homeShard), a);
+      await this.pools.run(a.homeShard, (home) => this.insertAccount(home, a));
       return true;
     } catch (e) {
       // Release the claim so that the user id is not lost to a failed write.
-      await dir.query('DELETE FROM user_directory WHERE user_id = $1 AND shard_id = $2', [a.userId, a.homeShard]).catch(() => {});
+      await this.releaseClaim(a).catch(() => {});
       if ((e as { code?: string }).code === '23505') return false;
       throw e;
     }
+  }
+
+  /**
+   * Undoes {@link create}: deletes the account and its directory claim, when
+   * registration cannot complete (its board entry could not be written).
+   */
+  async remove(a: Pick<NewAccount, 'userId' | 'homeShard' | 'directoryShard'>): Promise<void> {
+    await this.pools.run(a.homeShard, (home) => home.query('DELETE FROM accounts WHERE user_id = $1', [a.userId]));
+    await this.releaseClaim(a);
+  }
+
+  private async releaseClaim(a: Pick<NewAccount, 'userId' | 'homeShard' | 'directoryShard'>): Promise<void> {
+    await this.pools.run(a.directoryShard, (dir) =>
+      dir.query('DELETE FROM user_directory WHERE user_id = $1 AND shard_id = $2', [a.userId, a.homeShard]),
+    );
   }
 
   /**
@@ -95,9 +112,9 @@ export class AccountsRepo {
 
   /** The account on one shard, if any. */
   async find(shardId: string, userId: string): Promise<AccountRow | undefined> {
-    const r = await this.pools
-      .forShard(shardId)
-      .query<AccountRow>('SELECT user_id, name, region, password_hash, created_at FROM accounts WHERE user_id = $1', [userId]);
+    const r = await this.pools.run(shardId, (pool) =>
+      pool.query<AccountRow>('SELECT user_id, name, region, password_hash, created_at FROM accounts WHERE user_id = $1', [userId]),
+    );
     return r.rows[0];
   }
 

@@ -34,13 +34,13 @@ export class HistoryRepo {
    */
   async events(userId: string, limit: number, before: number | undefined): Promise<HistoryEvent[]> {
     const results = await Promise.all(
-      this.pools.distinct().map(({ pool }) =>
-        pool.query<Row>(
+      this.pools.distinct().map(({ shardId }) =>
+        this.pools.run(shardId, (pool) => pool.query<Row>(
           `SELECT version, op, delta, score, region, ts, request_id FROM score_events
            WHERE user_id = $1 AND ($2::bigint IS NULL OR version < $2::bigint)
            ORDER BY version DESC LIMIT $3`,
           [userId, before ?? null, limit],
-        ),
+        )),
       ),
     );
     const rows = results.flatMap((r) => r.rows);

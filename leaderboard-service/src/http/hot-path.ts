@@ -8,9 +8,8 @@
  * 404) stays on the express app. The error shape, status codes, request ids
  * and access log are the same on both.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError, toAppError, verifyBearer, type Identity, type Logger, type TokenSettings } from '@lb/common';
+import { AppError, readJsonBody, requestIdOf, sendJson, verifyBearer, writeError, type BodyLimits, type Identity, type Logger, type TokenSettings } from '@lb/common';
 
 /** What a hot handler sees of a request. */
 export interface HotRequest {
@@ -44,18 +43,10 @@ export interface HotRoutes {
 export interface HotPathOptions {
   instanceId: string;
   token: TokenSettings;
-  bodyLimitBytes: number;
+  body: BodyLimits;
   log: Logger;
   /** morgan (or any connect-style logger) run on every request served here. */
   accessLog?: ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) | undefined;
-}
-
-const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-
-/** Takes a well-formed X-Request-Id from upstream, or makes one. */
-export function requestIdOf(headers: IncomingMessage['headers']): string {
-  const given = headers['x-request-id'];
-  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
 /**
@@ -101,7 +92,7 @@ async function serve(
   handler: HotHandler,
   a: { query: URLSearchParams; param: string | undefined; write: boolean; o: HotPathOptions },
 ): Promise<void> {
-  const requestId = requestIdOf(req.headers);
+  const requestId = requestIdOf(req.headers['x-request-id']);
   res.setHeader('X-Request-Id', requestId);
   res.setHeader('X-Served-By', a.o.instanceId);
   a.o.accessLog?.(req, res, () => {});
@@ -112,7 +103,7 @@ async function serve(
       // The token is checked before the body is read: an anonymous client
       // cannot make the service buffer anything.
       player = verifyBearer(req.headers.authorization, a.o.token);
-      body = await readJsonBody(req, a.o.bodyLimitBytes);
+      body = await readJsonBody(req, a.o.body);
     }
     let param: string | undefined;
     if (a.param !== undefined) {
@@ -123,70 +114,8 @@ async function serve(
       }
     }
     const answer = await handler({ query: a.query, param, headers: req.headers, requestId, player, body });
-    send(res, 200, answer);
+    if (!res.headersSent) sendJson(res, 200, answer, answer instanceof JsonText ? answer.text : JSON.stringify(answer));
   } catch (err) {
-    const e = toAppError(err);
-    if (e.code === 'internal') a.o.log.error('unhandled error', { err: err as Error, method: req.method, url: req.url, request_id: requestId });
-    if (e.details && typeof e.details.retry_after === 'number') res.setHeader('Retry-After', String(e.details.retry_after));
-    // Unread request data would otherwise be parsed as the next request.
-    if (!req.complete) res.setHeader('Connection', 'close');
-    send(res, e.status, e.toJSON());
+    writeError(a.o.log, err, req, res);
   }
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) return;
-  const text = body instanceof JsonText ? body.text : JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/**
- * Reads a JSON body of at most `limit` bytes. No body is `{}`; a body that is
- * not `application/json` is 415; broken JSON is 400 `invalid_json`; a
- * top-level value that is not an object or array is refused as express'
- * strict parser would.
- */
-export function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  const len = req.headers['content-length'];
-  const chunked = req.headers['transfer-encoding'] !== undefined;
-  if (!chunked && (len === undefined || len === '0')) return Promise.resolve({});
-  const type = req.headers['content-type'] ?? '';
-  if (!/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i.test(type)) {
-    return Promise.reject(new AppError('unsupported_media_type', 'send the body as application/json'));
-  }
-  if (len !== undefined && Number(len) > limit) {
-    return Promise.reject(new AppError('payload_too_large', 'request body is too large'));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (c: Buffer) => {
-      if (failed) return;
-      size += c.length;
-      if (size > limit) {
-        failed = true;
-        reject(new AppError('payload_too_large', 'request body is too large'));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('error', () => {
-      if (!failed) reject(new AppError('invalid_payload', 'request body was cut off'));
-      failed = true;
-    });
-    req.on('end', () => {
-      if (failed) return;
-      const text = Buffer.concat(chunks).toString('utf8').trim();
-      if (text === '') return resolve({});
-      const first = text[0];
-      if (first !== '{' && first !== '[') return reject(new AppError('invalid_json', 'request body is not valid JSON'));
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        reject(new AppError('invalid_json', 'request body is not valid JSON'));
-      }
-    });
-  });
 }

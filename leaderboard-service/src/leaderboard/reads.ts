@@ -7,10 +7,19 @@
  * from exact counts summed over the shards. Round trips per shard:
  * top = 1; rank and around = 1 on a regional board, 2 on GLOBAL (find the
  * player's score, then place that score on the other shards).
+ *
+ * A GLOBAL read needs every shard. When one does not answer, the read fails
+ * with that shard's StoreUnavailable (503), unless the caller accepts a
+ * partial answer (`partial`): then it is computed over the shards that did
+ * answer and says which are missing. A rank or window from a partial answer
+ * counts only the players of the shards that answered. A player who is not
+ * found on any shard that answered may live on a missing one, so that is
+ * still a 503, never a 404.
  */
 import {
   AppError,
   GLOBAL,
+  StoreUnavailable,
   mergeSorted,
   mergeSortedTail,
   percentile,
@@ -23,13 +32,20 @@ import {
 import type { LocateResult, ShardStore, ShardStores } from '../redis/shard-store.js';
 import { TOP_CACHE_DEPTH, TopCache, type TopPage } from './top-cache.js';
 
-export interface TopAnswer {
+/** Fields a partial answer (some shards missing) carries beside its own. */
+export interface PartialFields {
+  partial?: true;
+  /** Shards whose players are not in the answer. */
+  missing_shards?: string[];
+}
+
+export interface TopAnswer extends PartialFields {
   region: string;
   total: number;
   rows: RankedRow[];
 }
 
-export interface RankAnswer {
+export interface RankAnswer extends PartialFields {
   found: true;
   user_id: string;
   name: string;
@@ -41,7 +57,7 @@ export interface RankAnswer {
   percentile: number;
 }
 
-export interface AroundAnswer {
+export interface AroundAnswer extends PartialFields {
   region: string;
   self: RankedRow;
   around: RankedRow[];
@@ -50,8 +66,34 @@ export interface AroundAnswer {
 interface Placed {
   /** The home shard's answer (the player was found there). */
   home: LocateResult;
-  /** Every shard's answer for the player's key, home included. */
+  /** Every shard's answer for the player's key, home included (those that answered, for a partial read). */
   all: LocateResult[];
+  /** Shards that did not answer (partial reads only). */
+  missing: string[];
+}
+
+/** What the shards of a read answered: `results[i]` came from `stores[i]`; `missing` did not answer (partial reads only). */
+interface Gathered<T> {
+  results: T[];
+  stores: ShardStore[];
+  missing: string[];
+}
+
+/** The global rank a write answers with: null when a shard could not be counted. */
+export interface GlobalRank {
+  rank: number | null;
+  missing: string[];
+}
+
+/** Read options. */
+export interface ReadOptions {
+  /** Accept an answer without the shards that do not answer (GLOBAL only). */
+  partial?: boolean;
+}
+
+/** Marks an answer as partial when shards are missing. */
+function withMissing<T extends object>(answer: T, missing: readonly string[]): T & PartialFields {
+  return missing.length === 0 ? answer : { ...answer, partial: true, missing_shards: [...missing] };
 }
 
 export class BoardReader {
@@ -63,7 +105,12 @@ export class BoardReader {
     private readonly stores: ShardStores,
     topCacheMaxAgeMs = 0,
   ) {
-    this.topCache = new TopCache(stores.all(), topCacheMaxAgeMs, (board) => this.loadTop(board, TOP_CACHE_DEPTH));
+    this.topCache = new TopCache(
+      stores.all(),
+      topCacheMaxAgeMs,
+      (board) => this.loadTop(board, TOP_CACHE_DEPTH),
+      (board) => router.shardsForBoard(board).map((s) => s.id),
+    );
   }
 
   /** Top pages are being served from the cache (on, and subscribed to every shard). */
@@ -86,51 +133,62 @@ export class BoardReader {
   }
 
   /** The first `limit` players of a board. */
-  async top(board: string, limit: number): Promise<TopAnswer> {
-    if (limit <= TOP_CACHE_DEPTH) {
-      const page = await this.topCache.get(board);
-      if (page !== undefined) return { region: board, total: page.total, rows: page.rows.slice(0, limit) };
-    }
-    const page = await this.loadTop(board, limit);
-    return { region: board, total: page.total, rows: page.rows };
+  async top(board: string, limit: number, opts: ReadOptions = {}): Promise<TopAnswer> {
+    const page = await this.cachedTop(board, limit, opts);
+    if (page !== undefined) return { region: board, total: page.total, rows: page.rows.slice(0, limit) };
+    const loaded = await this.loadTop(board, limit, opts.partial ?? false);
+    return withMissing({ region: board, total: loaded.total, rows: loaded.rows }, loaded.missing);
   }
 
   /**
    * {@link top} as JSON text. A cached page keeps each answer it has given
    * serialized, so the hot path of the most common read is a lookup.
    */
-  async topJson(board: string, limit: number): Promise<string> {
-    if (limit <= TOP_CACHE_DEPTH) {
-      const page = await this.topCache.get(board);
-      if (page !== undefined) {
-        const texts = (page.texts ??= new Map());
-        let text = texts.get(limit);
-        if (text === undefined) {
-          text = JSON.stringify({ region: board, total: page.total, rows: page.rows.slice(0, limit) } satisfies TopAnswer);
-          texts.set(limit, text);
-        }
-        return text;
+  async topJson(board: string, limit: number, opts: ReadOptions = {}): Promise<string> {
+    const page = await this.cachedTop(board, limit, opts);
+    if (page !== undefined) {
+      const texts = (page.texts ??= new Map());
+      let text = texts.get(limit);
+      if (text === undefined) {
+        text = JSON.stringify({ region: board, total: page.total, rows: page.rows.slice(0, limit) } satisfies TopAnswer);
+        texts.set(limit, text);
       }
+      return text;
     }
-    return JSON.stringify(await this.top(board, limit));
+    return JSON.stringify(await this.top(board, limit, opts));
   }
 
-  /** The first `limit` players of a board, from the shards. */
-  private async loadTop(board: string, limit: number): Promise<TopPage> {
-    const parts = await Promise.all(this.storesFor(board).map((s) => s.top(board, limit)));
+  /**
+   * The cached page when it can serve `limit` rows. Only whole pages are
+   * cached: when a shard fails while one loads, a partial read goes on
+   * without the cache (undefined), any other read fails.
+   */
+  private async cachedTop(board: string, limit: number, opts: ReadOptions): Promise<TopPage | undefined> {
+    if (limit > TOP_CACHE_DEPTH) return undefined;
+    try {
+      return await this.topCache.get(board);
+    } catch (e) {
+      if (opts.partial && e instanceof StoreUnavailable) return undefined;
+      throw e;
+    }
+  }
+
+  /** The first `limit` players of a board, from the shards (those that answer, when `partial`). */
+  private async loadTop(board: string, limit: number, partial = false): Promise<TopPage & { missing: string[] }> {
+    const { results: parts, missing } = await gather(this.storesFor(board), (s) => s.top(board, limit), partial);
     const merged = mergeSorted(
       parts.map((p) => p.rows),
       limit,
     );
-    return { total: sum(parts.map((p) => p.total)), rows: rankPrefix(merged) };
+    return { total: sum(parts.map((p) => p.total)), rows: rankPrefix(merged), missing };
   }
 
   /** A player's rank, score and percentile on a board. */
-  async rank(board: string, userId: string): Promise<RankAnswer> {
-    const { home, all } = await this.place(board, userId, 0);
+  async rank(board: string, userId: string, opts: ReadOptions = {}): Promise<RankAnswer> {
+    const { home, all, missing } = await this.place(board, userId, 0, opts.partial ?? false);
     const total = sum(all.map((p) => p.total));
     const lower = sum(all.map((p) => p.lower));
-    return {
+    return withMissing({
       found: true,
       user_id: userId,
       name: home.name,
@@ -140,12 +198,12 @@ export class BoardReader {
       rank: 1 + sum(all.map((p) => p.higher)),
       total,
       percentile: percentile(lower, total),
-    };
+    } satisfies RankAnswer, missing);
   }
 
   /** Up to `range` players directly above and below a player, in board order. */
-  async around(board: string, userId: string, range: number): Promise<AroundAnswer> {
-    const { home, all } = await this.place(board, userId, range);
+  async around(board: string, userId: string, range: number, opts: ReadOptions = {}): Promise<AroundAnswer> {
+    const { home, all, missing } = await this.place(board, userId, range, opts.partial ?? false);
     const self: NamedEntry = { user_id: userId, name: home.name, score: home.score };
     const selfRank = 1 + sum(all.map((p) => p.higher));
     const position = sum(all.map((p) => p.position));
@@ -176,7 +234,7 @@ export class BoardReader {
       range,
     );
     const selfAndBelow = rankWindow([self, ...below], position, selfRank - 1);
-    return { region: board, self: selfAndBelow[0]!, around: [...aboveRanked, ...selfAndBelow.slice(1)] };
+    return withMissing({ region: board, self: selfAndBelow[0]!, around: [...aboveRanked, ...selfAndBelow.slice(1)] }, missing);
   }
 
   /**
@@ -184,30 +242,59 @@ export class BoardReader {
    * the board. Round 1 asks every shard to look the player up (the home shard
    * answers in full); round 2 places the found score on the other shards.
    */
-  private async place(board: string, userId: string, range: number): Promise<Placed> {
-    const stores = this.storesFor(board);
-    const first = await Promise.all(stores.map((s) => s.locate(board, userId, undefined, range)));
-    const homeIdx = first.findIndex((r) => r.found);
-    if (homeIdx < 0) {
+  private async place(board: string, userId: string, range: number, partial: boolean): Promise<Placed> {
+    const first = await gather(this.storesFor(board), (s) => s.locate(board, userId, undefined, range), partial);
+    const home = first.results.find((r) => r.found);
+    if (home === undefined) {
+      // The player may live on a shard that did not answer.
+      if (first.missing.length > 0) throw new StoreUnavailable('redis', first.missing[0]!);
       throw new AppError('user_not_found', `player ${userId} is not on the ${board} board`, {
         found: false,
         user_id: userId,
         board,
       });
     }
-    const home = first[homeIdx]!;
-    const all = await Promise.all(
-      stores.map((s, i) => (i === homeIdx ? home : s.locate(board, userId, home.score, range))),
-    );
-    return { home, all };
+    const answered = first.stores.filter((_, i) => first.results[i] !== home);
+    const rest = await gather(answered, (s) => s.locate(board, userId, home.score, range), partial);
+    return { home, all: [home, ...rest.results], missing: [...first.missing, ...rest.missing] };
   }
 
-  /** The global rank of a score: 1 + players with a strictly higher score on every shard. */
-  async globalRankOf(score: number, homeShardId: string, higherOnHome: number): Promise<number> {
+  /**
+   * The global rank of a score: 1 + players with a strictly higher score on
+   * every shard. Never fails: a write has already been applied when this is
+   * asked, so a shard that cannot be counted makes the rank null instead.
+   */
+  async globalRankOf(score: number, homeShardId: string, higherOnHome: number): Promise<GlobalRank> {
     const others = this.stores.all().filter((s) => s.shard.id !== homeShardId);
-    const counts = await Promise.all(others.map((s) => s.countHigher(GLOBAL, score)));
-    return 1 + higherOnHome + sum(counts);
+    const counts = await Promise.allSettled(others.map((s) => s.countHigher(GLOBAL, score)));
+    const missing = others.filter((_, i) => counts[i]!.status === 'rejected').map((s) => s.shard.id);
+    if (missing.length > 0) return { rank: null, missing };
+    return { rank: 1 + higherOnHome + sum(counts.map((c) => (c as PromiseFulfilledResult<number>).value)), missing };
   }
+}
+
+/**
+ * Runs one call per shard in parallel. Without `partial`, any failure fails
+ * the whole read (as Promise.all). With it, shards that are unavailable are
+ * left out and named, unless none answered; other errors still fail.
+ */
+async function gather<T>(stores: ShardStore[], call: (s: ShardStore) => Promise<T>, partial: boolean): Promise<Gathered<T>> {
+  if (!partial) return { results: await Promise.all(stores.map(call)), stores, missing: [] };
+  const settled = await Promise.allSettled(stores.map(call));
+  const out: Gathered<T> = { results: [], stores: [], missing: [] };
+  let firstError: unknown;
+  settled.forEach((r, i) => {
+    if (r.status === 'fulfilled') {
+      out.results.push(r.value);
+      out.stores.push(stores[i]!);
+    } else {
+      firstError ??= r.reason;
+      if (r.reason instanceof StoreUnavailable) out.missing.push(stores[i]!.shard.id);
+      else throw r.reason;
+    }
+  });
+  if (out.results.length === 0 && firstError !== undefined) throw firstError;
+  return out;
 }
 
 function sum(xs: readonly number[]): number {

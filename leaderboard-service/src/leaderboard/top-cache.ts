@@ -13,8 +13,10 @@
  * with that write in it from any replica.
  *
  * Guards:
- * - Only used while every shard's subscription is live; losing or regaining
- *   one drops everything (messages may have been missed meanwhile).
+ * - A board's copy is only used while the subscription of every shard it
+ *   spans is live; losing or regaining one drops the copies of the boards on
+ *   that shard (messages may have been missed meanwhile). A regional board
+ *   keeps its cache while another shard is down; GLOBAL spans them all.
  * - A page loaded while a change arrived is returned to the requests that
  *   were waiting for it but not kept (a generation counter per board).
  * - Concurrent misses share one load (no stampede after a change).
@@ -45,34 +47,58 @@ interface BoardState {
 
 export class TopCache {
   private readonly boards = new Map<string, BoardState>();
-  private readonly watches: TopChangeWatch[] = [];
+  /** Each shard's subscription, by shard id. */
+  private readonly watches = new Map<string, TopChangeWatch>();
 
   /**
    * @param maxAgeMs TOP_CACHE_MAX_AGE_MS; 0 turns the cache off (no subscriptions)
    * @param load reads a board's first TOP_CACHE_DEPTH rows from the shards
+   * @param shardsOf the ids of the shards a board spans
    */
   constructor(
     stores: readonly ShardStore[],
     private readonly maxAgeMs: number,
     private readonly load: (board: string) => Promise<TopPage>,
+    private readonly shardsOf: (board: string) => readonly string[],
   ) {
     if (maxAgeMs <= 0) return;
-    for (const s of stores) this.watches.push(s.watchTopChanges((board) => this.invalidate(board), () => this.reset()));
+    for (const s of stores) {
+      const id = s.shard.id;
+      this.watches.set(id, s.watchTopChanges((board) => this.invalidate(board), () => this.resetShard(id)));
+    }
   }
 
-  /** For /health: off (TOP_CACHE_MAX_AGE_MS=0), live, or unsubscribed (pages read from the shards until every subscription is back). */
+  /** For /health: off (TOP_CACHE_MAX_AGE_MS=0), live, or unsubscribed (a shard's boards are read from it until its subscription is back). */
   state(): 'off' | 'live' | 'unsubscribed' {
-    return this.watches.length === 0 ? 'off' : this.live() ? 'live' : 'unsubscribed';
+    return this.watches.size === 0 ? 'off' : this.live() ? 'live' : 'unsubscribed';
   }
 
-  /** In use: on, and every shard's subscription live. */
+  /** In use for every board: on, and every shard's subscription live. */
   live(): boolean {
-    return this.watches.length > 0 && this.watches.every((w) => w.live());
+    return this.watches.size > 0 && [...this.watches.values()].every((w) => w.live());
+  }
+
+  /** In use for `board`: on, and the subscription of every shard it spans live. */
+  liveFor(board: string): boolean {
+    if (this.watches.size === 0) return false;
+    for (const id of this.shardIds(board)) if (!this.watches.get(id)?.live()) return false;
+    return true;
+  }
+
+  private readonly spans = new Map<string, readonly string[]>();
+  /** {@link shardsOf}, remembered (asked on every top read). */
+  private shardIds(board: string): readonly string[] {
+    let ids = this.spans.get(board);
+    if (ids === undefined) {
+      ids = this.shardsOf(board);
+      this.spans.set(board, ids);
+    }
+    return ids;
   }
 
   /** The board's cached first rows, loading them on a miss; undefined when the cache cannot be used. */
   async get(board: string): Promise<TopPage | undefined> {
-    if (!this.live()) return undefined;
+    if (!this.liveFor(board)) return undefined;
     let st = this.boards.get(board);
     if (st === undefined) {
       st = { gen: 0, page: undefined, loadedAt: 0, loading: undefined };
@@ -84,7 +110,7 @@ export class TopCache {
       const startedAt = performance.now();
       const state = st;
       const promise = this.load(board).then((page) => {
-        if (state.gen === gen && this.live()) {
+        if (state.gen === gen && this.liveFor(board)) {
           state.page = page;
           state.loadedAt = startedAt;
         }
@@ -109,12 +135,12 @@ export class TopCache {
     st.page = undefined;
   }
 
-  /** Messages may have been missed: forget everything. */
-  reset(): void {
-    for (const board of this.boards.keys()) this.invalidate(board);
+  /** Messages from a shard may have been missed: forget the boards it is part of. */
+  private resetShard(shardId: string): void {
+    for (const board of this.boards.keys()) if (this.shardIds(board).includes(shardId)) this.invalidate(board);
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.watches.map((w) => w.close()));
+    await Promise.all([...this.watches.values()].map((w) => w.close()));
   }
 }

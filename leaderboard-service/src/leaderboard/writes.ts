@@ -3,9 +3,18 @@
  * in one Lua script (score, boards, user hash, version, outbox event and
  * idempotency record together). The answer's global rank then costs one
  * count on each other shard.
+ *
+ * All or nothing, as the client sees it: every refusal (limits, range,
+ * backlog, a shard that does not answer) happens at or before the script,
+ * which changes nothing when it refuses. Once the script has applied a write
+ * (the commit point) nothing turns it into an error: a global rank that
+ * cannot be counted because another shard is down is answered as `null`
+ * with the shards that are missing, and the other follow-ups (event
+ * hand-off, cache barrier, idempotency record) fail quietly, each with a
+ * fallback that keeps the write's guarantees.
  */
 import { createHash } from 'node:crypto';
-import { AppError, GLOBAL, type Identity, type ShardRouter } from '@lb/common';
+import { AppError, GLOBAL, type Identity, type Logger, type ShardRouter } from '@lb/common';
 import type { EventRelays } from '../events/relay.js';
 import type { WriteLimits } from '../limits/write-limits.js';
 import type { ShardStores, WriteInput } from '../redis/shard-store.js';
@@ -28,7 +37,10 @@ export interface WriteAnswer {
   region: string;
   score: number;
   version: number;
-  rank: { region: number | null; global: number };
+  /** `global` is null when a shard could not be counted (named in `missing_shards`). */
+  rank: { region: number | null; global: number | null };
+  /** Shards that did not answer the global-rank count (only when `rank.global` is null). */
+  missing_shards?: string[];
 }
 
 export interface WriterSettings {
@@ -50,6 +62,7 @@ export interface WriterDeps {
   reader: BoardReader;
   limits: WriteLimits;
   relays: EventRelays;
+  log: Logger;
   afterRedisWrite?: AfterRedisWriteHook | undefined;
 }
 
@@ -70,12 +83,15 @@ export class ScoreWriter {
   /**
    * Applies one write: limits first (nothing changes when refused), then the
    * atomic script on the home shard, then the event hand-off and the answer.
+   * Registration ('register') skips the token buckets but not backpressure.
    */
   async write(req: WriteRequest): Promise<WriteAnswer> {
     const { player } = req;
     const shard = this.router.homeShard(player.userId, player.region);
     const store = this.stores.get(shard.id);
-    await this.deps.limits.take(shard.id, player.userId, player.region);
+    // Registration places a new player on the board once; it is bounded by
+    // password hashing (HASH_CONCURRENCY), not by the score-write buckets.
+    if (req.op !== 'register') await this.deps.limits.take(shard.id, player.userId, player.region);
     const fingerprint = req.idempotencyKey === undefined ? undefined : fingerprintOf(req);
     const input: WriteInput = {
       op: req.op,
@@ -107,9 +123,15 @@ export class ScoreWriter {
         retry_after: 1,
       });
     }
+    // Commit point: the write is applied. Nothing below may fail the request.
     if (r.event) {
       this.deps.afterRedisWrite?.(req);
-      this.deps.relays.get(shard.id).push(r.event.id, r.event.json);
+      // In memory; should it ever throw, the event waits in the outbox for the sweeper.
+      try {
+        this.deps.relays.get(shard.id).push(r.event.id, r.event.json);
+      } catch (e) {
+        this.deps.log.error('event hand-off failed; the outbox sweeper will send it', { shard: shard.id, event: r.event.id, err: e as Error });
+      }
     }
 
     const [global] = await Promise.all([
@@ -118,8 +140,9 @@ export class ScoreWriter {
       // a write that changed a top page answers only after one more round
       // trip to its shard: by then every replica's subscription has the
       // message in its socket, ahead of any request the answer could prompt
-      // (see top-cache.ts).
-      r.topChanged ? store.ping() : undefined,
+      // (see top-cache.ts). If the shard died right after the write, every
+      // replica's subscription to it dropped too, and with it their copies.
+      r.topChanged ? store.ping().catch(() => undefined) : undefined,
     ]);
     const answer: WriteAnswer = {
       ok: true,
@@ -127,16 +150,22 @@ export class ScoreWriter {
       region: player.region,
       score: r.score,
       version: r.version,
-      rank: { region: r.regionalRank, global },
+      rank: { region: r.regionalRank, global: global.rank },
+      ...(global.missing.length > 0 && { missing_shards: global.missing }),
     };
     if (req.idempotencyKey !== undefined) {
-      await store.storeIdempotentResponse(
-        player.userId,
-        req.idempotencyKey,
-        JSON.stringify({ fingerprint, response: answer }),
-      );
+      // The script already stored the write's core record under the key; a
+      // replay rebuilds the answer from it if this fuller copy is missing.
+      await store
+        .storeIdempotentResponse(player.userId, req.idempotencyKey, JSON.stringify({ fingerprint, response: answer }))
+        .catch(() => undefined);
     }
     return answer;
+  }
+
+  /** The player's home shard is connected (a write would be sent, not refused at once). */
+  homeReady(player: Identity): boolean {
+    return this.stores.get(this.router.homeShard(player.userId, player.region).id).ready();
   }
 
   /** A player's current score (0 when the player has no board entry yet). */
@@ -162,16 +191,15 @@ export class ScoreWriter {
     }
     if (rec.response) return rec.response;
     const score = rec.score ?? 0;
+    const global = await this.reader.globalRankOf(score, shardId, rec.higher ?? 0);
     return {
       ok: true,
       user_id: req.player.userId,
       region: req.player.region,
       score,
       version: rec.version ?? 0,
-      rank: {
-        region: rec.regional === undefined || rec.regional < 0 ? null : rec.regional,
-        global: await this.reader.globalRankOf(score, shardId, rec.higher ?? 0),
-      },
+      rank: { region: rec.regional === undefined || rec.regional < 0 ? null : rec.regional, global: global.rank },
+      ...(global.missing.length > 0 && { missing_shards: global.missing }),
     };
   }
 }

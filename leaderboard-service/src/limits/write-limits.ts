@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { AppError } from '@lb/common';
+import { AppError, StoreUnavailable } from '@lb/common';
 import type { ShardStore } from '../redis/shard-store.js';
 
 export interface LimitSettings {
@@ -47,7 +47,7 @@ export class WriteLimits {
   /**
    * Takes one token from the player's and the region's bucket on the home
    * shard; 429 `rate_limited` / `region_rate_limited` with `retry_after`
-   * when either is empty, 503 when Redis cannot answer.
+   * when either is empty, StoreUnavailable when Redis cannot answer.
    */
   async take(shardId: string, userId: string, region: string): Promise<void> {
     const l = this.byShard.get(shardId);
@@ -61,7 +61,8 @@ export class WriteLimits {
           retry_after: retryAfter,
         });
       }
-      throw new AppError('unavailable', `shard ${shardId} is unavailable`, { shard: shardId });
+      // The limiter refuses at once while the shard's client is not ready.
+      throw r.reason instanceof StoreUnavailable ? r.reason : new StoreUnavailable('redis', shardId, false, { cause: r.reason });
     }
   }
 }

@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient } from 'redis';
-import { AppError, shardKeys, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
+import { ClientClosedError, ClientOfflineError, createClient, ErrorReply } from 'redis';
+import { shardKeys, StoreUnavailable, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
 
 /**
  * One shard's client. Commands fail at once while disconnected instead of
@@ -97,6 +97,9 @@ export type WriteResult =
   | { kind: 'out_of_range'; current: number; attempted: number }
   | { kind: 'queue_full'; backlog: number };
 
+/** A call that was not answered in time (see {@link ShardStore.guard}). */
+class CallTimeout extends Error {}
+
 export interface RestoredPlayer {
   userId: string;
   name: string;
@@ -141,7 +144,14 @@ export class ShardStore {
     this.keys = shardKeys(shard.id, keyPrefix);
   }
 
-  /** Applies one write atomically (see write.lua). */
+  /**
+   * Applies one write atomically (see write.lua). Throws StoreUnavailable
+   * when the shard does not answer: `inDoubt` when the call was sent and its
+   * connection dropped before the answer (the write may have been applied);
+   * otherwise nothing was applied. A call not answered in time changes
+   * nothing even if the shard runs it later: the script refuses to run after
+   * a deadline half-way through the timeout (on the shard's clock).
+   */
   async write(w: WriteInput): Promise<WriteResult> {
     const k = this.keys;
     const keys = [
@@ -167,8 +177,11 @@ export class ShardStore {
       String(w.backlogLimit),
       String(TOP_CACHE_DEPTH),
       k.topChanged,
+      String(Date.now() + Math.floor(this.timeoutMs / 2)),
     ];
-    const r = (await this.run(SCRIPTS.write, keys, args)) as (string | number)[];
+    const r = (await this.guard(() => this.evalScript(SCRIPTS.write.sha, SCRIPTS.write.source, keys, args), true)) as (string | number)[];
+    // Ran after its deadline: the shard was stalled; nothing was applied.
+    if (r[0] === 'expired') throw new StoreUnavailable('redis', this.shard.id);
     if (r[0] === 'replay') return { kind: 'replay', stored: String(r[1]) };
     if (r[0] === 'out_of_range') return { kind: 'out_of_range', current: Number(r[1]), attempted: Number(r[2]) };
     if (r[0] === 'queue_full') return { kind: 'queue_full', backlog: Number(r[1]) };
@@ -330,6 +343,11 @@ export class ShardStore {
     await this.guard(() => this.client.ping());
   }
 
+  /** Connected and ready now (a call would be sent rather than refused at once). */
+  ready(): boolean {
+    return this.client.isReady;
+  }
+
   private run(script: Script, keys: string[], args: string[]): Promise<unknown> {
     return this.guard(() => this.evalScript(script.sha, script.source, keys, args));
   }
@@ -350,7 +368,11 @@ export class ShardStore {
    * here (it would send the whole script text with every EVAL otherwise),
    * under the same timeout and error mapping as everything else.
    */
-  limiterClient(): { eval(script: string, o: { keys: string[]; arguments: string[] }): Promise<unknown>; isReady: boolean } {
+  limiterClient(): {
+    eval(script: string, o: { keys: string[]; arguments: string[] }): Promise<unknown>;
+    del(key: string): Promise<number>;
+    isReady: boolean;
+  } {
     const shas = new Map<string, string>();
     const store = this;
     return {
@@ -362,29 +384,54 @@ export class ShardStore {
         }
         return store.guard(() => store.evalScript(sha!, script, o.keys, o.arguments));
       },
+      del: (key) => store.guard(() => store.client.del(key)),
       get isReady() {
         return store.client.isReady;
       },
     };
   }
 
+  private lastWarnAt = 0;
+  private quietFailures = 0;
+
+  /** Logs a failed call, at most once a second per shard while it is down (with how many were not logged). */
+  private warnFailure(err: Error): void {
+    const now = Date.now();
+    if (now - this.lastWarnAt < 1000) {
+      this.quietFailures++;
+      return;
+    }
+    this.log.warn('redis command failed', { shard: this.shard.id, err, ...(this.quietFailures > 0 && { more_failures: this.quietFailures }) });
+    this.lastWarnAt = now;
+    this.quietFailures = 0;
+  }
+
   /**
-   * Redis failures, and calls not answered within the timeout, become 503
-   * `unavailable`: a write never passes unchecked.
+   * Runs one call with the timeout: Redis failures, and calls not answered
+   * in time, become StoreUnavailable (503 at the HTTP edge).
+   *
+   * When the timer fires, the verdict waits one turn of the event loop
+   * (setImmediate runs after the poll phase): an answer that arrived while
+   * the loop was busy is read first instead of being reported as a timeout.
+   *
+   * @param writes the call changes data: a connection lost after it was sent
+   *   leaves its outcome unknown (`inDoubt`). A refusal before sending (the
+   *   client is offline), an error reply and a timeout (see {@link write})
+   *   are certain not to have applied anything.
    */
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+  private async guard<T>(fn: () => Promise<T>, writes = false): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
         fn(),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+          timer = setTimeout(() => setImmediate(() => reject(new CallTimeout(`no answer within ${this.timeoutMs} ms`))), this.timeoutMs);
         }),
       ]);
     } catch (e) {
-      if (e instanceof AppError) throw e;
-      this.log.warn('redis command failed', { shard: this.shard.id, err: e as Error });
-      throw new AppError('unavailable', `shard ${this.shard.id} is unavailable`, { shard: this.shard.id });
+      const certain = e instanceof CallTimeout || e instanceof ClientOfflineError || e instanceof ClientClosedError || e instanceof ErrorReply;
+      this.warnFailure(e as Error);
+      throw new StoreUnavailable('redis', this.shard.id, writes && !certain, { cause: e });
     } finally {
       clearTimeout(timer);
     }

@@ -34,7 +34,8 @@ export function authRoutes(deps: { accounts: AccountService; router: ShardRouter
     if (typeof b.password !== 'string' || b.password.length === 0 || b.password.length > 1024) {
       throw invalidField('password', 'must be a non-empty string');
     }
-    res.json(await deps.accounts.login(userId, b.password));
+    // req.ip: the client behind the trusted proxies (nginx, the gateways), see TRUSTED_PROXIES.
+    res.json(await deps.accounts.login(userId, b.password, req.ip ?? req.socket.remoteAddress ?? ''));
   });
 
   return r;

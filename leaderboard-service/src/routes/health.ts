@@ -1,4 +1,10 @@
-/** GET /health: every Redis shard and Postgres database must answer; `top_cache` tells whether top pages come from memory. */
+/**
+ * GET /health: readiness, every Redis shard and Postgres database must
+ * answer; `top_cache` tells whether top pages come from memory.
+ * GET /health/live: liveness, the process serves requests. Gateways probe
+ * this one: a replica whose shard is down still serves everything that does
+ * not need that shard, so it stays in rotation.
+ */
 import { Router } from 'express';
 import { probe, type PgPools } from '@lb/common';
 import type { BoardReader } from '../leaderboard/reads.js';
@@ -6,6 +12,9 @@ import type { ShardStores } from '../redis/shard-store.js';
 
 export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; reader: BoardReader; instanceId: string }): Router {
   const r = Router();
+  r.get('/health/live', (_req, res) => {
+    res.json({ ok: true, instance: deps.instanceId });
+  });
   r.get('/health', async (_req, res) => {
     const redis: Record<string, string> = {};
     const postgres: Record<string, string> = {};

@@ -16,19 +16,21 @@ export function queryParam(query: URLSearchParams, name: string): string | strin
 export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): Pick<HotRoutes, 'get' | 'getParam'> {
   const board = (r: HotRequest) => deps.router.normalizeRegion(queryParam(r.query, 'region'));
   const player = (r: HotRequest) => validate.userId(r.param, 'userId');
+  // A GLOBAL read with a shard down is 503 unless the client accepts a partial answer.
+  const opts = (r: HotRequest) => ({ partial: validate.queryBool(queryParam(r.query, 'partial'), 'partial') });
 
   const top: HotHandler = async (r) => {
     const b = board(r);
-    return new JsonText(await deps.reader.topJson(b, validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000)));
+    return new JsonText(await deps.reader.topJson(b, validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000), opts(r)));
   };
   const rank: HotHandler = (r) => {
     const b = board(r);
-    return deps.reader.rank(b, player(r));
+    return deps.reader.rank(b, player(r), opts(r));
   };
   const around: HotHandler = (r) => {
     const b = board(r);
     const id = player(r);
-    return deps.reader.around(b, id, validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100));
+    return deps.reader.around(b, id, validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100), opts(r));
   };
 
   return {

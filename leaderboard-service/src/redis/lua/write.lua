@@ -32,6 +32,10 @@
              board, or a new entry on it, is published (0 = publish nothing)
     ARGV[13] channel the changed board's name is published on (the readers'
              top-page caches, see top-cache.ts)
+    ARGV[14] deadline, ms since epoch on the server's clock: a script that
+             only runs after it (the shard stalled while the call waited)
+             changes nothing, because the caller has given up on it and
+             answered that nothing was applied
 
   Output (array):
     { 'ok', score, version, regionalRank (-1 if none), globalHigherHere, changed (0|1), previousScore,
@@ -40,6 +44,7 @@
     { 'replay', storedResponse }                  idempotency key seen before
     { 'out_of_range', currentScore, attempted }   result outside [0, max]; nothing changed
     { 'queue_full', backlog }                     backlog at the limit; nothing changed
+    { 'expired', lateMs }                         run after the deadline; nothing changed
 ]]
 local op = ARGV[1]
 local value = tonumber(ARGV[2])
@@ -47,6 +52,10 @@ local uid = ARGV[3]
 local now = ARGV[6]
 local maxScore = tonumber(ARGV[7])
 local fingerprint = ARGV[8]
+
+local t = redis.call('TIME')
+local late = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) - tonumber(ARGV[14])
+if late > 0 then return { 'expired', late } end
 
 -- %.0f prints every integer up to 2^53 exactly (tostring would use %.14g).
 local function int(n) return string.format('%.0f', n) end
