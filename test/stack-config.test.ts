@@ -39,7 +39,8 @@ describe('stack configuration', () => {
         'keepalive 64;',
         'proxy_http_version 1.1;',
         'proxy_set_header Connection "";',
-        'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+        // Replaced, never appended to: a client cannot forge hops.
+        'proxy_set_header X-Forwarded-For $remote_addr;',
         'proxy_set_header X-Real-IP $remote_addr;',
         'proxy_set_header X-Forwarded-Proto $scheme;',
         'proxy_set_header X-Request-Id $lb_request_id;',
@@ -48,7 +49,11 @@ describe('stack configuration', () => {
         'proxy_connect_timeout 2s;',
         'proxy_read_timeout 10s;',
         'proxy_send_timeout 10s;',
-        'proxy_next_upstream error timeout http_502 http_503;',
+        // An answer of any status never counts against a gateway.
+        'proxy_next_upstream error timeout;',
+        'proxy_request_buffering off;',
+        'limit_conn conn_per_ip 256;',
+        'client_header_timeout 10s;',
         'proxy_next_upstream_tries 2;',
         'listen 127.0.0.1:8080;',
       ]) {
@@ -58,8 +63,20 @@ describe('stack configuration', () => {
       const retryLines = conf.split('\n').filter((l) => /^\s*proxy_next_upstream\s/.test(l));
       expect(retryLines).to.have.length(1);
       expect(retryLines[0]).not.to.include('non_idempotent');
-      for (const [status, code] of [['502', 'bad_gateway'], ['504', 'gateway_timeout'], ['413', 'payload_too_large']] as const) {
-        expect(conf).to.match(new RegExp(`return ${status} '\\{"error":"${code}","message":"[^"]+"\\}'`));
+      expect(conf).not.to.match(/http_50[0-9]/);
+      for (const [status, code] of [
+        ['400', 'invalid_payload'],
+        ['431', 'headers_too_large'],
+        ['408', 'request_timeout'],
+        ['413', 'payload_too_large'],
+        ['414', 'uri_too_long'],
+        ['429', 'too_many_connections'],
+        ['500', 'internal'],
+        ['502', 'bad_gateway'],
+        ['503', 'unavailable'],
+        ['504', 'gateway_timeout'],
+      ] as const) {
+        expect(conf).to.match(new RegExp(`return ${status} '\\{"error":"${code}","message":"[^"]+"(,"retry_after":1)?\\}'`));
       }
     });
 

@@ -31,7 +31,12 @@ export interface NginxConfOptions {
   readonly accessLog: string;
   /** Directory for the *_temp paths (nginx creates the subdirectories). */
   readonly tempDir: string;
+  /** Concurrent requests one client address may have in flight (429 above); default {@link DEFAULT_CONN_PER_IP}. */
+  readonly connPerIp?: number;
 }
+
+/** Requests one client address may have in flight at nginx: well above a load test's 32 connections. */
+export const DEFAULT_CONN_PER_IP = 256;
 
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 // Anything that could end a directive or open a block has no place in a path.
@@ -54,6 +59,8 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     throw new Error(`nginx listenPort must be 1..65535, got ${opts.listenPort}`);
   }
   if (opts.gateways.length === 0) throw new Error('nginx needs at least one gateway');
+  const connPerIp = opts.connPerIp ?? DEFAULT_CONN_PER_IP;
+  if (!Number.isInteger(connPerIp) || connPerIp < 1) throw new Error(`nginx connPerIp must be a positive integer, got ${connPerIp}`);
   for (const g of opts.gateways) {
     if (!HOST_PORT.test(g)) throw new Error(`nginx gateway "${g}" is not host:port`);
   }
@@ -72,6 +79,7 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     ERROR_LOG: opts.errorLog,
     ACCESS_LOG: opts.accessLog === 'off' ? 'off' : `${opts.accessLog} upstream buffer=32k flush=1s`,
     TEMP_DIR: opts.tempDir.replace(/\/+$/, ''),
+    CONN_PER_IP: String(connPerIp),
     LISTEN: opts.mode === 'local' ? `127.0.0.1:${opts.listenPort}` : String(opts.listenPort),
     // max_fails/fail_timeout: a gateway that failed is skipped for 5 s, then tried again.
     UPSTREAM_SERVERS: opts.gateways.map((g) => `        server ${g} max_fails=1 fail_timeout=5s;`).join('\n'),

@@ -6,6 +6,7 @@
  * our own clients on the stack's topology.
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import jwt from 'jsonwebtoken';
@@ -60,6 +61,49 @@ export async function call(url: string, init: RequestInit = {}): Promise<Reply> 
   let body: unknown = text;
   if ((res.headers.get('content-type') ?? '').includes('application/json') && text !== '') body = JSON.parse(text);
   return { status: res.status, body, headers: res.headers };
+}
+
+const agents = new Map<string, http.Agent>();
+
+/**
+ * {@link call} from a chosen loopback source address (127.0.0.0/8 all
+ * reaches 127.0.0.1), so that tests can be distinct clients to nginx's and
+ * the gateways' per-IP limits. Kept-alive connections per address.
+ */
+export function callFrom(
+  localAddress: string,
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Reply> {
+  let agent = agents.get(localAddress);
+  if (!agent) {
+    agent = new http.Agent({ keepAlive: true, localAddress, maxSockets: 8 });
+    agents.set(localAddress, agent);
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: init.method ?? 'GET', headers: init.headers, agent, timeout: HANG_MS }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+        let body: unknown = text;
+        if ((res.headers['content-type'] ?? '').includes('application/json') && text !== '') body = JSON.parse(text);
+        resolve({ status: res.statusCode!, body, headers });
+      });
+      res.on('error', (e) => reject(new NoAnswer(url, e)));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${HANG_MS} ms`)));
+    req.on('error', (e) => reject(new NoAnswer(url, e)));
+    req.end(init.body);
+  });
+}
+
+/** Closes the kept-alive connections of {@link callFrom}. */
+export function closeCallFromAgents(): void {
+  for (const a of agents.values()) a.destroy();
+  agents.clear();
 }
 
 /** JSON POST with optional bearer token and extra headers. */
