@@ -50,7 +50,7 @@ const SPEC = {
   bodyLimitBytes: intKey('BODY_LIMIT_BYTES', 'Largest accepted JSON body, in bytes.', { default: 16 * 1024, min: 256, max: 1024 * 1024 }),
   idempotencyTtlS: intKey('IDEMPOTENCY_TTL_S', 'How long an Idempotency-Key answer is kept, seconds.', { default: 24 * 3600, min: 60 }),
   argon2MemoryKib: intKey('ARGON2_MEMORY_KIB', 'argon2id memory cost in KiB for password hashes.', { default: 19456, min: 64, max: 1 << 21 }),
-  hashConcurrency: intKey('HASH_CONCURRENCY', 'Password hashes (login, registration) computed at once per replica; more wait.', { default: 2, min: 1, max: 64 }),
+  hashConcurrency: intKey('HASH_CONCURRENCY', 'Password hashes (login, registration) computed at once per replica; more wait. Each is ~13 ms of one core (argon2id defaults).', { default: 1, min: 1, max: 64 }),
   hashQueueMax: intKey('HASH_QUEUE_MAX', 'Password checks that may wait for a hashing slot per replica; beyond this they get 503 unavailable at once.', { default: 64, min: 0, max: 100_000 }),
   loginUserMaxFails: intKey('LOGIN_USER_MAX_FAILS', 'Consecutive failed logins of one user id within LOGIN_FAIL_WINDOW_S before further attempts get 429 rate_limited (a success resets it).', { default: 5, min: 1, max: 1000 }),
   loginIpMaxFails: intKey('LOGIN_IP_MAX_FAILS', 'Failed logins from one client IP within LOGIN_FAIL_WINDOW_S before further attempts get 429 rate_limited.', { default: 100, min: 1, max: 1_000_000 }),

@@ -21,6 +21,7 @@ import { loadConfig } from '../../leaderboard-service/src/config.js';
 import { nginxArgs, renderNginxConf } from '../stack/nginx.js';
 import { startStack, type Stack } from '../stack/stack.js';
 import { childrenCpuSeconds, loadTool, runLoad, type MixEntry } from './load.js';
+import { benchLoginFlood, loginFloodMarkdown, type LoginFloodResult } from './login-flood.js';
 import { fmt, machineLine, pct } from './machine.js';
 
 const CLK_TCK = 100;
@@ -179,7 +180,7 @@ const REGIONS = ['NA', 'EU', 'ASIA', GLOBAL];
 
 export interface HttpBenchOptions {
   quick: boolean;
-  /** Runs to do (default all): baseline, top, reads, writes, mix. */
+  /** Runs to do (default all): baseline, top, reads, writes, mix, login. */
   runs?: readonly string[];
   /** Write CPU profiles of the Node services here. */
   profileDir?: string;
@@ -201,6 +202,7 @@ interface Section {
   bytesPerPlayer: number;
   lag: { p50: number; max: number };
   drainS: number;
+  loginFlood: LoginFloodResult | undefined;
 }
 
 /**
@@ -305,8 +307,19 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
     }
     if (wanted('mix')) results.push(await runOn('mix (80% reads, 20% writes)', [...reads.map((e) => ({ ...e, weight: (e.weight * 80) / 100 })), write]));
     await waitDrained(deps, 300_000);
+    let loginFlood: LoginFloodResult | undefined;
+    if (wanted('login')) {
+      const known = `flooded-${Date.now().toString(36)}`;
+      const reg = await fetch(`${stack.url}/auth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user_id: known, name: 'Flooded', region: 'EU', password: 'correct horse battery' }),
+      });
+      if (reg.status !== 201) throw new Error(`login flood: registration answered ${reg.status}`);
+      loginFlood = await benchLoginFlood(stack.url, known, log);
+    }
     await deps.close();
-    return { topo, results, bytesPerPlayer, lag: lagStats, drainS };
+    return { topo, results, bytesPerPlayer, lag: lagStats, drainS, loginFlood };
   } finally {
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -392,7 +405,7 @@ CPU milliseconds per request, by component (user + system time from /proc over t
 
 | run | ${groups.join(' | ')} | total | 2 cores ÷ total, req/s |
 |---|${groups.map(() => '---').join('|')}|---|---|
-${sec.results.map(cpuRow).join('\n')}`;
+${sec.results.map(cpuRow).join('\n')}${sec.loginFlood ? `\n\n${loginFloodMarkdown(sec.loginFlood)}` : ''}`;
   });
   return `## HTTP through nginx (load-balanced mode)
 
