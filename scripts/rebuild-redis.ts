@@ -49,7 +49,7 @@ async function main(): Promise<number> {
   }
   const log = createLogger('rebuild-redis', 'warn');
   const stores = new ShardStores(router.shards.filter((s) => ids.includes(s.id)), KEY_PREFIX.read(process.env), 10_000, log);
-  await stores.connect(5000, log);
+  await stores.connect(log);
   const results: RebuildResult[] = [];
   try {
     for (const id of ids) {

@@ -189,6 +189,35 @@ describe('write-behind pipeline', function () {
     });
   });
 
+  describe('writes refused by the token buckets', () => {
+    it('when parallel writes race against a small bucket, then Postgres holds exactly the accepted ones and nothing of the refused', async () => {
+      const topology = await freshDatabases('bk');
+      const svc = await startService({ TOPOLOGY: JSON.stringify(topology), USER_RATE_LIMIT_COUNT: '4', USER_RATE_LIMIT_WINDOW_MS: '600000' });
+      const worker = await startWorker({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: svc.config.keyPrefix });
+      try {
+        const api = new Client(svc.url);
+        const players = await Promise.all(['NA', 'EU', 'GLOBAL'].map(async (region) => {
+          const id = uniqueId(`bk-${region}`);
+          return { user_id: id, region, token: await api.register(id, region) };
+        }));
+        const rs = await Promise.all(players.flatMap((p) => Array.from({ length: 15 }, () => api.post('/score/add', { delta: 3 }, { token: p.token }))));
+        expect(rs.filter((r) => r.status === 200)).to.have.length(12);
+        expect(rs.filter((r) => r.status === 429)).to.have.length(33);
+        await eventually('backlog drained', () => drained(svc), 60_000, 100);
+        // Redis and Postgres agree, and each player's log holds versions 1..5 once: registration and four writes.
+        expect(await compareRedisWithPostgres(svc, players)).to.deep.equal([]);
+        for (const p of players) {
+          const db = svc.deps.pools.forShard(svc.deps.router.homeShard(p.user_id, p.region).id);
+          const r = await db.query('SELECT count(*)::int AS n, max(score)::int AS top FROM score_events WHERE user_id = $1', [p.user_id]);
+          expect(r.rows[0]).to.deep.equal({ n: 5, top: 12 });
+        }
+      } finally {
+        await worker.stop();
+        await svc.stop();
+      }
+    });
+  });
+
   describe('Postgres down during writes', () => {
     let pgp: PostgresProcess;
     let dataDir: string;

@@ -1,9 +1,16 @@
 /**
- * The event every accepted score write emits on its home shard's queue.
- * `score` is the absolute score after the write and `version` the player's
- * version after it, so consumers can apply events in any order.
+ * The event every accepted score write emits on its home shard's queue, and
+ * its id. `score` is the absolute score after the write and `version` the
+ * player's version after it, so consumers can apply events in any order.
+ *
+ * The write script builds the same event in Lua
+ * (leaderboard-service/src/redis/lua/includes/contract.lua); a test runs it
+ * through {@link checkScoreEvent}'s rules (see queue.ts).
  */
-export type ScoreOp = 'register' | 'create' | 'update' | 'add';
+
+/** Every operation a score write can be, as events name them. */
+export const SCORE_OPS = ['register', 'create', 'update', 'add'] as const;
+export type ScoreOp = (typeof SCORE_OPS)[number];
 
 export interface ScoreEvent {
   user_id: string;
@@ -16,4 +23,12 @@ export interface ScoreEvent {
   /** Time of the write, ms since epoch. */
   ts: number;
   request_id: string;
+}
+
+/**
+ * The id of a player's event of one version: its outbox entry and the id of
+ * the queue job that carries it alone, so re-sends are deduplicated.
+ */
+export function eventIdOf(userId: string, version: number): string {
+  return `${userId}#${version}`;
 }

@@ -21,7 +21,9 @@ export interface ShardKeys {
   readonly outbox: string;
   /** Sorted set of outbox entries by time written, for the sweeper. */
   readonly outboxIndex: string;
-  /** Key prefix for rate-limiter-flexible buckets of this shard. */
+  /** Token bucket (hash: tokens, ts) of a player's or a region's writes, kept by the write script. */
+  bucket(kind: 'user' | 'region', id: string): string;
+  /** Key prefix for rate-limiter-flexible counters of this shard (login throttling). */
   readonly rateLimitPrefix: string;
   /** Pub/sub channel: the name of a board whose first entries (or size) a write changed. */
   readonly topChanged: string;
@@ -37,6 +39,7 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     idempotency: (userId, key) => `${base}:idem:${userId}:${key}`,
     outbox: `${base}:outbox`,
     outboxIndex: `${base}:outbox:index`,
+    bucket: (kind, id) => `${base}:bucket:${kind}:${id}`,
     rateLimitPrefix: `${base}:rl`,
     topChanged: `${base}:top-changed`,
   };

@@ -7,7 +7,7 @@
  * BullMQ runs on ioredis: we share connection settings, never clients.
  */
 import type { ConnectionOptions, DefaultJobOptions } from 'bullmq';
-import type { ScoreEvent } from './events.js';
+import { eventIdOf, SCORE_OPS, type ScoreEvent } from './events.js';
 import { DEFAULT_KEY_PREFIX } from './keys.js';
 
 /** Queue name inside the shard's BullMQ prefix (no ':' allowed by BullMQ). */
@@ -23,9 +23,9 @@ export function queuePrefix(shardId: string, keyPrefix: string = DEFAULT_KEY_PRE
   return `${keyPrefix}:{${shardId}}:bull`;
 }
 
-/** The job id of an event: one per (player, version), so re-sends are deduplicated. */
+/** The job id of an event: its event id, one per (player, version), so re-sends are deduplicated. */
 export function jobIdOf(e: Pick<ScoreEvent, 'user_id' | 'version'>): string {
-  return `${e.user_id}#${e.version}`;
+  return eventIdOf(e.user_id, e.version);
 }
 
 /**
@@ -112,7 +112,7 @@ export function checkScoreEvent(data: unknown): string | undefined {
   if (!str('user_id', 64) || !/^[A-Za-z0-9_.-]+$/.test(e.user_id as string)) return 'user_id is malformed';
   if (typeof e.name !== 'string' || e.name.length === 0 || [...e.name].length > 200) return 'name is malformed';
   if (!str('region', 32)) return 'region is malformed';
-  if (!['register', 'create', 'update', 'add'].includes(e.op as string)) return 'op is malformed';
+  if (!(SCORE_OPS as readonly string[]).includes(e.op as string)) return 'op is malformed';
   for (const k of ['delta', 'score', 'version', 'ts']) if (!int(k)) return `${k} must be an integer`;
   if ((e.score as number) < 0) return 'score must be >= 0';
   if ((e.version as number) < 1) return 'version must be >= 1';

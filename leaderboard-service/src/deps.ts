@@ -12,7 +12,6 @@ import { HistoryRepo } from './db/history-repo.js';
 import { BoardReader } from './leaderboard/reads.js';
 import { EventRelays } from './events/relay.js';
 import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
-import { WriteLimits } from './limits/write-limits.js';
 import { ShardStores } from './redis/shard-store.js';
 
 export interface Deps {
@@ -40,7 +39,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const router = new ShardRouter(config.topology);
   const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log);
   const pools = new PgPools(router.shards, { size: config.pgPoolSize, queryTimeoutMs: config.pgQueryTimeoutMs, applicationName: config.instanceId }, log);
-  await stores.connect(config.redisCommandTimeoutMs, log);
+  await stores.connect(log);
   const reader = new BoardReader(router, stores, config.topCacheMaxAgeMs);
   const relays = new EventRelays(
     stores.all(),
@@ -56,16 +55,18 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   );
   await relays.ready(config.redisCommandTimeoutMs);
   relays.start();
-  const limits = new WriteLimits(stores.all(), {
-    userCount: config.userRateLimitCount,
-    userWindowMs: config.userRateLimitWindowMs,
-    regionCount: config.regionRateLimitCount,
-    regionWindowMs: config.regionRateLimitWindowMs,
-  });
   const afterRedisWrite = opts.afterRedisWrite ?? faultHook(config.testFault, log);
   const writer = new ScoreWriter(
-    { router, stores, reader, limits, relays, log, afterRedisWrite },
-    { maxScore: config.maxScore, idempotencyTtlS: config.idempotencyTtlS, backlogLimit: config.queueRejectLength },
+    { router, stores, reader, relays, log, afterRedisWrite },
+    {
+      maxScore: config.maxScore,
+      idempotencyTtlS: config.idempotencyTtlS,
+      backlogLimit: config.queueRejectLength,
+      buckets: {
+        user: { capacity: config.userRateLimitCount, windowMs: config.userRateLimitWindowMs },
+        region: { capacity: config.regionRateLimitCount, windowMs: config.regionRateLimitWindowMs },
+      },
+    },
   );
   const accountsRepo = new AccountsRepo(pools);
   const guard = new LoginGuard(router, stores, {

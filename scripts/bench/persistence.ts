@@ -131,7 +131,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
   const shards = e.topology.shards.filter((s) => shardIds.includes(s.id));
   const log = createLogger('bench', 'error');
   const stores = new ShardStores(shards, prefix, 10_000, log);
-  await stores.connect(5000, log);
+  await stores.connect(log);
   const relays = new EventRelays(stores.all(), { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, sweepIntervalMs: 0, sweepAfterMs: 60_000, batchMax: 100, lingerMs: 50 /* RELAY_LINGER_MS default */ }, log);
   await relays.ready(5000);
   const events = new Map(shardIds.map((id) => [id, makeEvents(`${prefix}-${id}-`, perShard / 2, 2, 'NA')]));

@@ -14,13 +14,12 @@
  * fallback that keeps the write's guarantees.
  */
 import { createHash } from 'node:crypto';
-import { AppError, GLOBAL, type Identity, type Logger, type ShardRouter } from '@lb/common';
+import { AppError, GLOBAL, type Identity, type Logger, type ScoreOp, type ShardRouter } from '@lb/common';
 import type { EventRelays } from '../events/relay.js';
-import type { WriteLimits } from '../limits/write-limits.js';
-import type { ShardStores, WriteInput } from '../redis/shard-store.js';
+import type { BucketSpec, ShardStores, WriteInput } from '../redis/shard-store.js';
 import type { BoardReader } from './reads.js';
 
-export type WriteOp = 'register' | 'create' | 'update' | 'add';
+export type WriteOp = ScoreOp;
 
 export interface WriteRequest {
   player: Identity;
@@ -48,7 +47,12 @@ export interface WriterSettings {
   idempotencyTtlS: number;
   /** QUEUE_REJECT_LENGTH: refuse writes while this many events wait to be persisted. */
   backlogLimit: number;
+  /** USER_/REGION_RATE_LIMIT_*: the token buckets the write script keeps. */
+  buckets: { user: BucketSpec; region: BucketSpec };
 }
+
+/** Registration takes no token (see {@link ScoreWriter.write}). */
+const NO_BUCKETS = { user: { capacity: 0, windowMs: 1 }, region: { capacity: 0, windowMs: 1 } } as const;
 
 /**
  * Test-only fault hook, run after the Redis write committed and before its
@@ -60,7 +64,6 @@ export interface WriterDeps {
   router: ShardRouter;
   stores: ShardStores;
   reader: BoardReader;
-  limits: WriteLimits;
   relays: EventRelays;
   log: Logger;
   afterRedisWrite?: AfterRedisWriteHook | undefined;
@@ -81,17 +84,16 @@ export class ScoreWriter {
   }
 
   /**
-   * Applies one write: limits first (nothing changes when refused), then the
-   * atomic script on the home shard, then the event hand-off and the answer.
-   * Registration ('register') skips the token buckets but not backpressure.
+   * Applies one write: one atomic script on the home shard checks the
+   * limits and applies the write (a refusal changes nothing and takes no
+   * token), then the event hand-off and the answer. Registration places a
+   * new player on the board once and takes no token (it is bounded by
+   * password hashing, HASH_CONCURRENCY); backpressure applies to it too.
    */
   async write(req: WriteRequest): Promise<WriteAnswer> {
     const { player } = req;
     const shard = this.router.homeShard(player.userId, player.region);
     const store = this.stores.get(shard.id);
-    // Registration places a new player on the board once; it is bounded by
-    // password hashing (HASH_CONCURRENCY), not by the score-write buckets.
-    if (req.op !== 'register') await this.deps.limits.take(shard.id, player.userId, player.region);
     const fingerprint = req.idempotencyKey === undefined ? undefined : fingerprintOf(req);
     const input: WriteInput = {
       op: req.op,
@@ -104,6 +106,7 @@ export class ScoreWriter {
       maxScore: this.settings.maxScore,
       requestId: req.requestId,
       backlogLimit: this.settings.backlogLimit,
+      buckets: req.op === 'register' ? NO_BUCKETS : this.settings.buckets,
     };
     if (req.idempotencyKey !== undefined && fingerprint !== undefined) {
       input.idempotency = { key: req.idempotencyKey, fingerprint, ttlS: this.settings.idempotencyTtlS };
@@ -121,6 +124,11 @@ export class ScoreWriter {
       throw new AppError('queue_full', `shard ${shard.id} has ${r.backlog} events waiting to be persisted`, {
         queue_length: r.backlog,
         retry_after: 1,
+      });
+    }
+    if (r.kind === 'rate_limited' || r.kind === 'region_rate_limited') {
+      throw new AppError(r.kind, r.kind === 'rate_limited' ? 'too many writes for this player' : `too many writes in region ${player.region}`, {
+        retry_after: Math.max(1, Math.ceil(r.waitMs / 1000)),
       });
     }
     // Commit point: the write is applied. Nothing below may fail the request.

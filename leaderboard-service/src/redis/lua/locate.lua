@@ -16,12 +16,12 @@
     ARGV[2]  negated score, or '' to look it up here
     ARGV[3]  range: rows wanted above and below (0 = counts only)
 
-  Output:
-    { 0, total }                                    not on this board (lookup mode)
-    { 1, negScore, name, region, total, higher, lower, position, firstAboveHigher,
-      nAbove, nBelow, uid, negScore, name, ... (above rows, then below rows) }
+  Answers (see includes/contract):
+    not_found  total                           not on this board (lookup mode)
+    found      score (stored form), name, region, total, higher, lower, position,
+               first_above_higher, above, below (rows: { uid, storedScore, name, ... })
     where position = players before the key here, higher/lower = players with
-    a strictly higher/lower score here, firstAboveHigher = players with a
+    a strictly higher/lower score here, first_above_higher = players with a
     strictly higher score than the first row above (0 when there is none).
 ]]
 local board, uid = KEYS[1], ARGV[1]
@@ -32,7 +32,7 @@ local name, region = '', ''
 local rank = false
 if negScore == '' then
   local s = redis.call('ZSCORE', board, uid)
-  if not s then return { 0, total } end
+  if not s then return { 'not_found', 'total', total } end
   negScore = s
   rank = redis.call('ZRANK', board, uid)
   local meta = redis.call('HMGET', KEYS[3], 'name', 'region')
@@ -82,19 +82,23 @@ end
 local firstAboveHigher = 0
 if #above > 0 then firstAboveHigher = redis.call('ZCOUNT', board, '-inf', '(' .. above[2]) end
 
-local out = { 1, negScore, name, region, total, higher, lower, position, firstAboveHigher, #above / 2, #below / 2 }
 local ids = {}
 for i = 1, #above, 2 do ids[#ids + 1] = above[i] end
 for i = 1, #below, 2 do ids[#ids + 1] = below[i] end
 local names = {}
 if #ids > 0 then names = redis.call('HMGET', KEYS[2], unpack(ids)) end
 local j = 0
-for _, list in ipairs({ above, below }) do
+local function withNames(list)
+  local rows = {}
   for i = 1, #list, 2 do
     j = j + 1
-    out[#out + 1] = list[i]
-    out[#out + 1] = list[i + 1]
-    out[#out + 1] = names[j] or ''
+    rows[#rows + 1] = list[i]
+    rows[#rows + 1] = list[i + 1]
+    rows[#rows + 1] = names[j] or ''
   end
+  return rows
 end
-return out
+local aboveRows = withNames(above)
+local belowRows = withNames(below)
+return { 'found', 'score', negScore, 'name', name, 'region', region, 'total', total, 'higher', higher,
+  'lower', lower, 'position', position, 'first_above_higher', firstAboveHigher, 'above', aboveRows, 'below', belowRows }

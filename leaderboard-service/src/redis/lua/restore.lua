@@ -16,13 +16,15 @@
     ARGV[6]  updated_at, ms since epoch
     ARGV[7]  channel the changed boards' names are published on (top-page caches)
 
-  Output: 1 restored, 0 skipped (Redis already had this version or a newer one)
+  Answers (see includes/contract):
+    restored  version
+    skipped   version (Redis already had this version or a newer one)
 ]]
+--- @include "includes/contract"
+
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if current >= tonumber(ARGV[5]) then return 0 end
-local score = tonumber(ARGV[4])
-local neg = '0'
-if score ~= 0 then neg = string.format('%.0f', 0 - score) end
+if current >= tonumber(ARGV[5]) then return { 'skipped', 'version', current } end
+local neg = stored(tonumber(ARGV[4]))
 redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'name', ARGV[2], 'region', ARGV[3],
   'score', ARGV[4], 'version', ARGV[5], 'updated_at', ARGV[6])
 redis.call('ZADD', KEYS[2], neg, ARGV[1])
@@ -32,4 +34,4 @@ if #KEYS >= 4 then
   redis.call('ZADD', KEYS[4], neg, ARGV[1])
   redis.call('PUBLISH', ARGV[7], ARGV[3])
 end
-return 1
+return { 'restored', 'version', tonumber(ARGV[5]) }

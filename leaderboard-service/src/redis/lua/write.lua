@@ -1,11 +1,13 @@
 --[[
-  Applies one score write of one player, atomically, on the player's home shard.
-
-  Boards store the NEGATED score, so ascending order is "score descending, then
-  user_id ascending" (Redis orders equal scores by member bytes).
+  Applies one score write of one player, atomically, on the player's home
+  shard: the deadline, the idempotency record, the score range, the backlog
+  and both token buckets are checked first, and a write refused for any of
+  them changes nothing (no token is taken either). An applied write updates
+  the boards, the user hash and the names, takes one token from each bucket,
+  puts its event in the outbox, and publishes a top-page change if any.
 
   Input:
-    KEYS[1]  user hash            (name, region, score, version, updated_at)
+    KEYS[1]  user hash            (user_id, name, region, score, version, updated_at)
     KEYS[2]  GLOBAL board partition of this shard
     KEYS[3]  names hash           (user_id -> name, for reads)
     KEYS[4]  idempotency key      (only used when ARGV[8] ~= '')
@@ -15,14 +17,16 @@
                                   size is the shard's backlog, in events
     KEYS[6]  outbox index zset    (event id scored by time written) of the events
                                   not yet on the queue, for the relay's sweeper
-    KEYS[7]  regional board       (absent for GLOBAL-only players)
+    KEYS[7]  the player's token bucket (hash)
+    KEYS[8]  the region's token bucket (hash)
+    KEYS[9]  regional board       (absent for GLOBAL-only players)
 
     ARGV[1]  op: 'create' | 'update' | 'add' | 'register'
     ARGV[2]  value: initial score (create/register), new score (update), delta (add)
     ARGV[3]  user id
     ARGV[4]  name
     ARGV[5]  home region ('GLOBAL' for GLOBAL-only players)
-    ARGV[6]  now, ms since epoch
+    ARGV[6]  now, ms since epoch (the event's ts and updated_at)
     ARGV[7]  max score
     ARGV[8]  idempotency fingerprint ('' = no idempotency key)
     ARGV[9]  idempotency TTL, seconds
@@ -32,20 +36,28 @@
              board, or a new entry on it, is published (0 = publish nothing)
     ARGV[13] channel the changed board's name is published on (the readers'
              top-page caches, see top-cache.ts)
-    ARGV[14] deadline, ms since epoch on the server's clock: a script that
-             only runs after it (the shard stalled while the call waited)
-             changes nothing, because the caller has given up on it and
-             answered that nothing was applied
+    ARGV[14] deadline, ms since epoch on the shard's clock: a script that only
+             runs after it (the shard stalled while the call waited) changes
+             nothing, because the caller has given up on it and answered that
+             nothing was applied
+    ARGV[15] player bucket capacity (0 = no bucket)    ARGV[16] its refill window, ms
+    ARGV[17] region bucket capacity (0 = no bucket)    ARGV[18] its refill window, ms
 
-  Output (array):
-    { 'ok', score, version, regionalRank (-1 if none), globalHigherHere, changed (0|1), previousScore,
-      eventId, eventJson, published (0|1) }       ('' and '' when nothing changed;
-                                                   published: a top change was announced)
-    { 'replay', storedResponse }                  idempotency key seen before
-    { 'out_of_range', currentScore, attempted }   result outside [0, max]; nothing changed
-    { 'queue_full', backlog }                     backlog at the limit; nothing changed
-    { 'expired', lateMs }                         run after the deadline; nothing changed
+  Answers (see includes/contract; statuses are named in redis/contract.ts):
+    ok                   score, version, regional (-1: none), higher (players above
+                         on this shard's GLOBAL partition), changed (0|1), previous,
+                         event_id, event ('' when nothing changed), published (0|1:
+                         a top change was announced)
+    replay               stored (the idempotency record)
+    expired              late_ms
+    out_of_range         current, attempted
+    queue_full           backlog
+    rate_limited         wait_ms (the player's bucket is empty)
+    region_rate_limited  wait_ms (the region's bucket is empty)
 ]]
+--- @include "includes/contract"
+--- @include "includes/token-bucket"
+
 local op = ARGV[1]
 local value = tonumber(ARGV[2])
 local uid = ARGV[3]
@@ -53,29 +65,26 @@ local now = ARGV[6]
 local maxScore = tonumber(ARGV[7])
 local fingerprint = ARGV[8]
 
-local t = redis.call('TIME')
-local late = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) - tonumber(ARGV[14])
-if late > 0 then return { 'expired', late } end
-
--- %.0f prints every integer up to 2^53 exactly (tostring would use %.14g).
-local function int(n) return string.format('%.0f', n) end
-local function neg(n) if n == 0 then return '0' end return int(0 - n) end
+local clock = nowMs()
+local late = clock - tonumber(ARGV[14])
+if late > 0 then return { 'expired', 'late_ms', late } end
 
 if fingerprint ~= '' then
-  local stored = redis.call('GET', KEYS[4])
-  if stored then return { 'replay', stored } end
+  local record = redis.call('GET', KEYS[4])
+  if record then return { 'replay', 'stored', record } end
 end
 
 local cur = redis.call('HMGET', KEYS[1], 'score', 'version')
 local exists = cur[2] ~= false
 local score = exists and tonumber(cur[1]) or 0
 local version = exists and tonumber(cur[2]) or 0
-local hasRegion = #KEYS >= 7
+local hasRegion = #KEYS >= 9
+local regionalBoard = KEYS[9]
 
 local function ranks(s)
   local regional = -1
-  if hasRegion then regional = redis.call('ZCOUNT', KEYS[7], '-inf', '(' .. neg(s)) + 1 end
-  local higher = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. neg(s))
+  if hasRegion then regional = redis.call('ZCOUNT', regionalBoard, '-inf', '(' .. stored(s)) + 1 end
+  local higher = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. stored(s))
   return regional, higher
 end
 
@@ -83,7 +92,8 @@ local newScore
 if (op == 'create' or op == 'register') and exists then
   -- Creating an existing entry is a no-op that answers the current card.
   local regional, higher = ranks(score)
-  return { 'ok', int(score), version, regional, higher, 0, int(score), '', '' }
+  return { 'ok', 'score', int(score), 'version', version, 'regional', regional, 'higher', higher,
+    'changed', 0, 'previous', int(score), 'event_id', '', 'event', '', 'published', 0 }
 elseif op == 'create' or op == 'register' or op == 'update' then
   newScore = value
 elseif op == 'add' then
@@ -93,7 +103,7 @@ else
 end
 
 if newScore < 0 or newScore > maxScore then
-  return { 'out_of_range', int(score), int(newScore) }
+  return { 'out_of_range', 'current', int(score), 'attempted', int(newScore) }
 end
 
 -- Backpressure: events written but not yet persisted (or dead-lettered),
@@ -101,7 +111,22 @@ end
 local limit = tonumber(ARGV[11])
 if limit > 0 then
   local backlog = redis.call('HLEN', KEYS[5])
-  if backlog >= limit then return { 'queue_full', backlog } end
+  if backlog >= limit then return { 'queue_full', 'backlog', backlog } end
+end
+
+-- Token buckets: looked at here, taken from only once the write is applied.
+local userCap, userWindow = tonumber(ARGV[15]), tonumber(ARGV[16])
+local regionCap, regionWindow = tonumber(ARGV[17]), tonumber(ARGV[18])
+local userTokens, regionTokens
+if userCap > 0 then
+  local rate
+  userTokens, rate = bucketTokens(KEYS[7], userCap, userWindow, clock)
+  if userTokens < 1 then return { 'rate_limited', 'wait_ms', bucketWait(userTokens, rate) } end
+end
+if regionCap > 0 then
+  local rate
+  regionTokens, rate = bucketTokens(KEYS[8], regionCap, regionWindow, clock)
+  if regionTokens < 1 then return { 'region_rate_limited', 'wait_ms', bucketWait(regionTokens, rate) } end
 end
 
 -- Was the player among this shard's first `depth` entries of a board before
@@ -114,26 +139,26 @@ local function wasTop(board)
   return r == false or r < depth
 end
 local globalWasTop = wasTop(KEYS[2])
-local regionalWasTop = hasRegion and wasTop(KEYS[7])
+local regionalWasTop = hasRegion and wasTop(regionalBoard)
+
+if userTokens then bucketTake(KEYS[7], userTokens, clock, userWindow) end
+if regionTokens then bucketTake(KEYS[8], regionTokens, clock, regionWindow) end
 
 version = version + 1
 local name = ARGV[4]
 local region = ARGV[5]
 redis.call('HSET', KEYS[1], 'user_id', uid, 'name', name, 'region', region,
   'score', int(newScore), 'version', version, 'updated_at', now)
-redis.call('ZADD', KEYS[2], neg(newScore), uid)
+redis.call('ZADD', KEYS[2], stored(newScore), uid)
 redis.call('HSET', KEYS[3], uid, name)
-if hasRegion then redis.call('ZADD', KEYS[7], neg(newScore), uid) end
+if hasRegion then redis.call('ZADD', regionalBoard, stored(newScore), uid) end
 
 -- The event goes to the outbox in the same atomic step, so an acknowledged
 -- write can never lose its event: the relay enqueues it and then drops it
 -- from the index, the sweeper re-enqueues whatever a crash left in the index,
 -- and the worker deletes it from the outbox once it is in Postgres.
-local eventId = uid .. '#' .. version
-local event = '{"user_id":' .. cjson.encode(uid) .. ',"name":' .. cjson.encode(name) ..
-  ',"region":' .. cjson.encode(region) .. ',"op":' .. cjson.encode(op) ..
-  ',"delta":' .. int(newScore - score) .. ',"score":' .. int(newScore) ..
-  ',"version":' .. version .. ',"ts":' .. now .. ',"request_id":' .. cjson.encode(ARGV[10]) .. '}'
+local eventId = outboxId(uid, version)
+local event = eventJson(uid, name, region, op, newScore - score, newScore, version, now, ARGV[10])
 redis.call('HSET', KEYS[5], eventId, event)
 redis.call('ZADD', KEYS[6], now, eventId)
 
@@ -158,4 +183,5 @@ if fingerprint ~= '' then
     ',"version":' .. version .. ',"regional":' .. regional .. ',"higher":' .. higher .. '}'
   redis.call('SET', KEYS[4], core, 'EX', tonumber(ARGV[9]))
 end
-return { 'ok', int(newScore), version, regional, higher, 1, int(score), eventId, event, published }
+return { 'ok', 'score', int(newScore), 'version', version, 'regional', regional, 'higher', higher,
+  'changed', 1, 'previous', int(score), 'event_id', eventId, 'event', event, 'published', published }

@@ -1,0 +1,82 @@
+/**
+ * The TypeScript side of the scripts' contract; the Lua side is
+ * `lua/includes/contract.lua`. Score encoding and the answer shape are named
+ * here once; event fields and ids live in @lb/common's events.ts, shared
+ * with the worker that consumes them.
+ *
+ * Every script answers `{ status, name1, value1, name2, value2, ... }`.
+ * {@link decodeAnswer} turns that into `{ status, fields }`, so callers read
+ * fields by name, never by position.
+ */
+import type { NamedEntry } from '@lb/common';
+
+/** The status words scripts answer with, by script. */
+export const STATUS = {
+  write: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited'],
+  top: ['ok'],
+  locate: ['found', 'not_found'],
+  restore: ['restored', 'skipped'],
+} as const;
+
+export type ScriptName = keyof typeof STATUS;
+export type StatusOf<S extends ScriptName> = (typeof STATUS)[S][number];
+
+/** A raw field value as Redis returns it: a string, an integer, or an array (rows). */
+export type FieldValue = string | number | FieldValue[];
+
+/** A decoded answer. */
+export interface Answer<S extends ScriptName> {
+  script: S;
+  status: StatusOf<S>;
+  fields: Readonly<Record<string, FieldValue>>;
+}
+
+/** Thrown when a script answers something outside its contract (a deployment mismatch, a bug). */
+export class ContractError extends Error {
+  constructor(script: string, what: string) {
+    super(`script ${script} broke its contract: ${what}`);
+    this.name = 'ContractError';
+  }
+}
+
+/** Decodes `{ status, name, value, ... }`, checking the status is one the script may answer. */
+export function decodeAnswer<S extends ScriptName>(script: S, raw: unknown): Answer<S> {
+  if (!Array.isArray(raw) || raw.length % 2 !== 1 || typeof raw[0] !== 'string') {
+    throw new ContractError(script, `answer is not { status, name, value, ... }`);
+  }
+  const status = raw[0];
+  if (!(STATUS[script] as readonly string[]).includes(status)) throw new ContractError(script, `unknown status "${status}"`);
+  const fields: Record<string, FieldValue> = {};
+  for (let i = 1; i < raw.length; i += 2) fields[String(raw[i])] = raw[i + 1] as FieldValue;
+  return { script, status: status as StatusOf<S>, fields };
+}
+
+/** A numeric field (Redis answers integers, or strings for scores beyond 2^31). */
+export function num(a: Answer<ScriptName>, name: string): number {
+  const v = a.fields[name];
+  if (v === undefined || Array.isArray(v)) throw new ContractError(a.script, `field ${name} is missing or not a number`);
+  return Number(v);
+}
+
+/** A string field. */
+export function str(a: Answer<ScriptName>, name: string): string {
+  const v = a.fields[name];
+  if (v === undefined || Array.isArray(v)) throw new ContractError(a.script, `field ${name} is missing or not a string`);
+  return String(v);
+}
+
+/** Boards store the negated score, so that ascending order is board order. */
+export const toStored = (score: number): string => (score === 0 ? '0' : String(-score));
+export const fromStored = (stored: string | number): number => {
+  const n = -Number(stored);
+  return n === 0 ? 0 : n;
+};
+
+/** Rows field `{ uid, storedScore, name, ... }` as entries. */
+export function rows(a: Answer<ScriptName>, name: string): NamedEntry[] {
+  const v = a.fields[name];
+  if (!Array.isArray(v)) throw new ContractError(a.script, `field ${name} is not a list of rows`);
+  const out: NamedEntry[] = [];
+  for (let i = 0; i + 2 < v.length; i += 3) out.push({ user_id: String(v[i]), score: fromStored(v[i + 1] as string), name: String(v[i + 2]) });
+  return out;
+}

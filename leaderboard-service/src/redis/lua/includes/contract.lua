@@ -1,0 +1,39 @@
+--[[
+  The Lua side of the scripts' contract, included by every script that needs
+  it (`--- @include "includes/contract"`). The TypeScript side is
+  leaderboard-service/src/redis/contract.ts and @lb/common's events.ts: the
+  names here and there must agree (test/redis-contract.test.ts runs them).
+
+  - Boards store the NEGATED score, so ascending order is "score descending,
+    then user_id ascending" (Redis orders equal scores by member bytes).
+  - An outbox entry (and its first queue job) is named `user_id#version`.
+  - An event carries user_id, name, region, op, delta, score, version, ts,
+    request_id.
+  - A script answers { status, name1, value1, name2, value2, ... }: a status
+    word, then named fields, which the caller decodes by name.
+]]
+
+-- %.0f prints every integer up to 2^53 exactly (tostring would use %.14g).
+local function int(n) return string.format('%.0f', n) end
+
+-- The stored (negated) form of a score.
+local function stored(score)
+  if score == 0 then return '0' end
+  return int(0 - score)
+end
+
+local function outboxId(uid, version) return uid .. '#' .. version end
+
+-- The event of one applied write, as JSON (fields in a fixed order).
+local function eventJson(uid, name, region, op, delta, score, version, ts, requestId)
+  return '{"user_id":' .. cjson.encode(uid) .. ',"name":' .. cjson.encode(name) ..
+    ',"region":' .. cjson.encode(region) .. ',"op":' .. cjson.encode(op) ..
+    ',"delta":' .. int(delta) .. ',"score":' .. int(score) ..
+    ',"version":' .. version .. ',"ts":' .. ts .. ',"request_id":' .. cjson.encode(requestId) .. '}'
+end
+
+-- The shard's clock, ms since epoch.
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end

@@ -1,0 +1,111 @@
+/**
+ * The write script against its contract: its event passes the worker's own
+ * event check, its answers are decoded by name, and its token buckets take
+ * nothing from a refused write, under concurrency.
+ */
+import { expect } from 'chai';
+import { checkScoreEvent, eventIdOf, readScoreJob, signToken, type ScoreEvent } from '@lb/common';
+import { uniqueId } from '@lb/common/testing';
+import { ContractError, decodeAnswer } from '../src/redis/contract.js';
+import { expandLua } from '../src/redis/scripts.js';
+import { Client, startService, type TestService } from './support/service.js';
+
+describe('the write script and its contract', function () {
+  this.timeout(60_000);
+
+  describe('events', () => {
+    let svc: TestService;
+    before(async () => {
+      svc = await startService();
+    });
+    after(async () => svc?.stop());
+
+    it("when the script writes an event, then it passes the worker's event check and carries exactly the write", async () => {
+      const cases = [
+        { region: 'EU', name: 'Plain', op: 'register' as const, value: 7 },
+        { region: 'NA', name: 'Quote " and \\ backslash', op: 'update' as const, value: 2 ** 53 - 1 },
+        { region: 'ASIA', name: 'Zoé 👨‍👩‍👧 名前', op: 'add' as const, value: 1 },
+        { region: 'GLOBAL', name: '</script>', op: 'create' as const, value: 0 },
+      ];
+      for (const c of cases) {
+        const userId = uniqueId('ev');
+        const r = await svc.deps.writer.write({ player: { userId, name: c.name, region: c.region }, op: c.op, value: c.value, requestId: 'req-1' });
+        const store = svc.deps.stores.get(svc.deps.router.homeShard(userId, c.region).id);
+        const id = eventIdOf(userId, r.version);
+        const json = await store.client.hGet(store.keys.outbox, id);
+        expect(json, `${c.op} outbox entry ${id}`).to.be.a('string');
+        const event = JSON.parse(json!) as ScoreEvent;
+        expect(checkScoreEvent(event), c.name).to.equal(undefined);
+        expect(readScoreJob({ events: [event] }).problems).to.deep.equal([]);
+        expect(event).to.deep.include({ user_id: userId, name: c.name, region: c.region, op: c.op, score: r.score, version: 1, delta: r.score, request_id: 'req-1' });
+        expect(event.ts).to.be.within(Date.now() - 60_000, Date.now());
+      }
+    });
+  });
+
+  describe('answers', () => {
+    it('when a script answers, then its fields are read by name, and an answer outside the contract is refused', () => {
+      const a = decodeAnswer('write', ['queue_full', 'backlog', 12]);
+      expect(a).to.deep.equal({ script: 'write', status: 'queue_full', fields: { backlog: 12 } });
+      expect(() => decodeAnswer('write', ['gone', 'x', 1])).to.throw(ContractError, /unknown status/);
+      expect(() => decodeAnswer('top', [3, 'a'])).to.throw(ContractError);
+      expect(() => decodeAnswer('locate', ['found', 'total'])).to.throw(ContractError);
+    });
+
+    it('when scripts include shared pieces, then each piece is written once and expanded in place', () => {
+      const write = expandLua('write');
+      expect(write).not.to.match(/^--- @include/m);
+      expect(write.match(/local function stored\(/g)).to.have.length(1);
+      expect(write).to.include('local function bucketTake(');
+      expect(expandLua('restore').match(/local function stored\(/g)).to.have.length(1);
+    });
+  });
+
+  describe('token buckets inside the script', () => {
+    let svc: TestService;
+    let api: Client;
+    before(async () => {
+      // Five writes per player and eight per region, refilled over ten minutes: nothing refills during the test.
+      svc = await startService({ USER_RATE_LIMIT_COUNT: '5', USER_RATE_LIMIT_WINDOW_MS: '600000', REGION_RATE_LIMIT_COUNT: '8', REGION_RATE_LIMIT_WINDOW_MS: '600000' });
+      api = new Client(svc.url);
+    });
+    after(async () => svc?.stop());
+
+    it('when many writes race against a small bucket, then exactly the bucket is accepted and every refused write left no trace', async () => {
+      const user = uniqueId('bucket');
+      const token = await api.register(user, 'NA');
+      const store = svc.deps.stores.get('na');
+      const outboxBefore = await store.client.hLen(store.keys.outbox);
+      // Out-of-range writes mixed in are refused before any token is taken.
+      const rs = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => api.post('/score/add', { delta: i % 4 === 0 ? -1000 : 1 }, { token })),
+      );
+      const by = (code: string) => rs.filter((r) => r.body.error === code).length;
+      expect(rs.filter((r) => r.status === 200)).to.have.length(5);
+      expect(by('score_out_of_range')).to.equal(10);
+      expect(by('rate_limited')).to.equal(25);
+      for (const r of rs.filter((x) => x.body.error === 'rate_limited')) expect(r.headers.get('retry-after')).to.equal(String(r.body.retry_after));
+      expect(await store.client.hmGet(store.keys.user(user), ['score', 'version'])).to.deep.equal(['5', '6']);
+      expect((await store.client.hLen(store.keys.outbox)) - outboxBefore).to.equal(5);
+      for (let v = 2; v <= 6; v++) expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, v)))).to.equal(1);
+      expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, 7)))).to.equal(0);
+    });
+
+    it('when players of one region race against its bucket, then exactly the region bucket is accepted across them', async () => {
+      const players = await Promise.all(Array.from({ length: 5 }, async () => {
+        const id = uniqueId('rb');
+        return { id, token: await api.register(id, 'ASIA') };
+      }));
+      const rs = await Promise.all(players.flatMap((p) => Array.from({ length: 4 }, () => api.post('/score/add', { delta: 1 }, { token: p.token }))));
+      expect(rs.filter((r) => r.status === 200)).to.have.length(8);
+      expect(rs.filter((r) => r.body.error === 'region_rate_limited')).to.have.length(12);
+      const store = svc.deps.stores.get('asia');
+      let applied = 0;
+      for (const p of players) applied += Number(await store.client.hGet(store.keys.user(p.id), 'version')) - 1;
+      expect(applied).to.equal(8);
+      // Another region has its own bucket.
+      const eu = signToken({ userId: uniqueId('eu'), name: 'E', region: 'EU' }, svc.config.token);
+      expect((await api.post('/score/add', { delta: 1 }, { token: eu })).status).to.equal(200);
+    });
+  });
+});
