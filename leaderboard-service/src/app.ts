@@ -45,11 +45,12 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
 /** The HTTP server: hot routes first, the express app for the rest. */
 export function buildServer(config: ServiceConfig, deps: Deps): Server {
   const app = buildApp(config, deps);
+  // The route table of the hot path: every read and score write, and whether it needs a token.
   const hot = hotPath(
-    {
+    [
       ...readRoutes({ reader: deps.reader, router: deps.router }),
       ...scoreRoutes({ writer: deps.writer, router: deps.router, maxScore: config.maxScore, maxScoreDelta: config.maxScoreDelta }),
-    },
+    ],
     {
       instanceId: config.instanceId,
       token: config.token,

@@ -10,6 +10,7 @@ import type { ServiceConfig } from './config.js';
 import { AccountsRepo } from './db/accounts-repo.js';
 import { HistoryRepo } from './db/history-repo.js';
 import { BoardReader } from './leaderboard/reads.js';
+import { NoTopCache, TopCache } from './leaderboard/top-cache.js';
 import { EventRelays } from './events/relay.js';
 import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
 import { ShardStores } from './redis/shard-store.js';
@@ -40,7 +41,11 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log);
   const pools = new PgPools(router.shards, { size: config.pgPoolSize, queryTimeoutMs: config.pgQueryTimeoutMs, applicationName: config.instanceId }, log);
   await stores.connect(log);
-  const reader = new BoardReader(router, stores, config.topCacheMaxAgeMs);
+  const topCache =
+    config.topCacheMaxAgeMs > 0
+      ? new TopCache(stores.all(), config.topCacheMaxAgeMs, (board) => router.shardsForBoard(board).map((s) => s.id))
+      : new NoTopCache();
+  const reader = new BoardReader(router, stores, topCache);
   const relays = new EventRelays(
     stores.all(),
     {
@@ -92,7 +97,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     history: new HistoryRepo(pools),
     async close() {
       await relays.close();
-      await reader.close();
+      await topCache.close();
       await stores.close();
       await pools.close();
     },

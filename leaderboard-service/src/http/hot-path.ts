@@ -1,12 +1,13 @@
 /**
- * The hot path: board reads and score writes, served on plain node:http.
+ * The hot path: board reads and score writes, served on plain node:http
+ * from one route table.
  *
  * Profiling showed express' per-request machinery (router, prototype swaps,
  * body-parser) costing as much CPU as the leaderboard work itself on these
  * routes. They are few, fixed, and take tiny inputs, so a table lookup and a
  * bounded body read replace it; everything else (accounts, history, health,
- * 404) stays on the express app. The error shape, status codes, request ids
- * and access log are the same on both.
+ * 404) stays on the express app. Both use the same pieces of @lb/common's
+ * http.ts: request id, JSON body reader, error writer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, readJsonBody, requestIdOf, sendJson, verifyBearer, writeError, type BodyLimits, type Identity, type Logger, type TokenSettings } from '@lb/common';
@@ -18,9 +19,9 @@ export interface HotRequest {
   readonly param: string | undefined;
   readonly headers: IncomingMessage['headers'];
   readonly requestId: string;
-  /** The verified player (write routes only). */
+  /** The verified player (routes with `auth: 'token'` only). */
   readonly player: Identity | undefined;
-  /** The parsed JSON body (write routes only; `{}` when there is none). */
+  /** The parsed JSON body (POST routes; `{}` when there is none). */
   readonly body: unknown;
 }
 
@@ -31,13 +32,15 @@ export class JsonText {
   constructor(readonly text: string) {}
 }
 
-export interface HotRoutes {
-  /** GET routes without a parameter, by exact path. */
-  get: Record<string, HotHandler>;
-  /** GET routes with one trailing parameter, by prefix ending in '/'. */
-  getParam: Record<string, HotHandler>;
-  /** POST routes that need a token and a JSON body, by exact path. */
-  post: Record<string, HotHandler>;
+/** One route of the table. */
+export interface Route {
+  /** GET routes also answer HEAD (the same headers, no body). */
+  readonly method: 'GET' | 'POST';
+  /** An exact path (`/top`) or one with a single trailing parameter (`/rank/:userId`). */
+  readonly path: string;
+  /** `token`: a valid Bearer token is required, checked before the body is read. */
+  readonly auth: 'none' | 'token';
+  readonly handler: HotHandler;
 }
 
 export interface HotPathOptions {
@@ -49,73 +52,72 @@ export interface HotPathOptions {
   accessLog?: ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) | undefined;
 }
 
+/** The table compiled for lookups: exact paths and parameter prefixes, per method. */
+interface Compiled {
+  exact: Map<string, Route>;
+  /** By the prefix before the parameter, ending in '/'. */
+  prefixed: Map<string, Route>;
+}
+
+function compile(routes: readonly Route[]): Record<Route['method'], Compiled> {
+  const out = { GET: { exact: new Map(), prefixed: new Map() }, POST: { exact: new Map(), prefixed: new Map() } } as Record<Route['method'], Compiled>;
+  for (const r of routes) {
+    const param = /^(.*\/):[A-Za-z]+$/.exec(r.path);
+    const into = param ? out[r.method].prefixed : out[r.method].exact;
+    const key = param ? param[1]! : r.path;
+    if (into.has(key)) throw new Error(`route ${r.method} ${r.path} is declared twice`);
+    into.set(key, r);
+  }
+  return out;
+}
+
 /**
- * Returns a request listener that serves the hot routes and returns false
- * for any other request (the caller hands it to express).
+ * Returns a request listener that serves the routes of the table and
+ * returns false for any other request (the caller hands it to express).
  */
-export function hotPath(routes: HotRoutes, o: HotPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function hotPath(routes: readonly Route[], o: HotPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const table = compile(routes);
   return (req, res) => {
+    const method = req.method === 'HEAD' ? 'GET' : req.method;
+    if (method !== 'GET' && method !== 'POST') return false;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    let handler: HotHandler | undefined;
+    const t = table[method];
+    let route = t.exact.get(path);
     let param: string | undefined;
-    let write = false;
-    if (req.method === 'GET') {
-      handler = routes.get[path];
-      if (!handler) {
-        const slash = path.lastIndexOf('/');
-        const prefixed = routes.getParam[path.slice(0, slash + 1)];
-        if (prefixed && slash < path.length - 1) {
-          handler = prefixed;
-          param = path.slice(slash + 1);
-        }
-      }
-    } else if (req.method === 'POST') {
-      handler = routes.post[path];
-      write = true;
+    if (!route) {
+      const slash = path.lastIndexOf('/');
+      route = slash < path.length - 1 ? t.prefixed.get(path.slice(0, slash + 1)) : undefined;
+      if (route) param = path.slice(slash + 1);
     }
-    if (!handler) return false;
-    void serve(req, res, handler, {
-      query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
-      param,
-      write,
-      o,
-    });
+    if (!route) return false;
+    void serve(req, res, route, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), param, o);
     return true;
   };
 }
 
-async function serve(
-  req: IncomingMessage,
-  res: ServerResponse,
-  handler: HotHandler,
-  a: { query: URLSearchParams; param: string | undefined; write: boolean; o: HotPathOptions },
-): Promise<void> {
+async function serve(req: IncomingMessage, res: ServerResponse, route: Route, query: URLSearchParams, rawParam: string | undefined, o: HotPathOptions): Promise<void> {
   const requestId = requestIdOf(req.headers['x-request-id']);
   res.setHeader('X-Request-Id', requestId);
-  res.setHeader('X-Served-By', a.o.instanceId);
-  a.o.accessLog?.(req, res, () => {});
+  res.setHeader('X-Served-By', o.instanceId);
+  o.accessLog?.(req, res, () => {});
   try {
-    let player: Identity | undefined;
-    let body: unknown = {};
-    if (a.write) {
-      // The token is checked before the body is read: an anonymous client
-      // cannot make the service buffer anything.
-      player = verifyBearer(req.headers.authorization, a.o.token);
-      body = await readJsonBody(req, a.o.body);
-    }
+    // The token is checked before the body is read: an anonymous client
+    // cannot make the service buffer anything.
+    const player = route.auth === 'token' ? verifyBearer(req.headers.authorization, o.token) : undefined;
+    const body = route.method === 'POST' ? await readJsonBody(req, o.body) : {};
     let param: string | undefined;
-    if (a.param !== undefined) {
+    if (rawParam !== undefined) {
       try {
-        param = decodeURIComponent(a.param);
+        param = decodeURIComponent(rawParam);
       } catch {
         throw new AppError('invalid_payload', 'malformed URL encoding');
       }
     }
-    const answer = await handler({ query: a.query, param, headers: req.headers, requestId, player, body });
+    const answer = await route.handler({ query, param, headers: req.headers, requestId, player, body });
     if (!res.headersSent) sendJson(res, 200, answer, answer instanceof JsonText ? answer.text : JSON.stringify(answer));
   } catch (err) {
-    writeError(a.o.log, err, req, res);
+    writeError(o.log, err, req, res);
   }
 }

@@ -30,7 +30,7 @@ import {
   type ShardRouter,
 } from '@lb/common';
 import type { LocateResult, ShardStore, ShardStores } from '../redis/shard-store.js';
-import { TOP_CACHE_DEPTH, TopCache, type TopPage } from './top-cache.js';
+import { TOP_CACHE_DEPTH, type TopPage, type TopPages } from './top-cache.js';
 
 /** Fields a partial answer (some shards missing) carries beside its own. */
 export interface PartialFields {
@@ -97,35 +97,23 @@ function withMissing<T extends object>(answer: T, missing: readonly string[]): T
 }
 
 export class BoardReader {
-  private readonly topCache: TopCache;
-
-  /** @param topCacheMaxAgeMs TOP_CACHE_MAX_AGE_MS (0 = every top page read from the shards) */
+  /**
+   * @param topCache the top-page cache (NoTopCache when TOP_CACHE_MAX_AGE_MS is 0)
+   */
   constructor(
     private readonly router: ShardRouter,
     private readonly stores: ShardStores,
-    topCacheMaxAgeMs = 0,
-  ) {
-    this.topCache = new TopCache(
-      stores.all(),
-      topCacheMaxAgeMs,
-      (board) => this.loadTop(board, TOP_CACHE_DEPTH),
-      (board) => router.shardsForBoard(board).map((s) => s.id),
-    );
-  }
+    private readonly topCache: TopPages,
+  ) {}
 
   /** Top pages are being served from the cache (on, and subscribed to every shard). */
   topCacheLive(): boolean {
     return this.topCache.live();
   }
 
-  /** See {@link TopCache.state}. */
+  /** See {@link TopPages.state}. */
   topCacheState(): 'off' | 'live' | 'unsubscribed' {
     return this.topCache.state();
-  }
-
-  /** Stops the top-page cache's subscriptions. */
-  async close(): Promise<void> {
-    await this.topCache.close();
   }
 
   private storesFor(board: string): ShardStore[] {
@@ -166,7 +154,7 @@ export class BoardReader {
   private async cachedTop(board: string, limit: number, opts: ReadOptions): Promise<TopPage | undefined> {
     if (limit > TOP_CACHE_DEPTH) return undefined;
     try {
-      return await this.topCache.get(board);
+      return await this.topCache.get(board, () => this.loadTop(board, TOP_CACHE_DEPTH));
     } catch (e) {
       if (opts.partial && e instanceof StoreUnavailable) return undefined;
       throw e;

@@ -45,23 +45,49 @@ interface BoardState {
   loading: { gen: number; promise: Promise<TopPage> } | undefined;
 }
 
-export class TopCache {
+/**
+ * The top-page cache as the reader uses it: {@link TopCache}, or
+ * {@link NoTopCache} when TOP_CACHE_MAX_AGE_MS is 0.
+ */
+export interface TopPages {
+  /** The board's first rows, loaded with `load` on a miss; undefined when the cache cannot be used now. */
+  get(board: string, load: () => Promise<TopPage>): Promise<TopPage | undefined>;
+  /** In use for every board (on, and subscribed to every shard). */
+  live(): boolean;
+  /** For /health: off, live, or unsubscribed (a shard's boards are read from it until its subscription is back). */
+  state(): 'off' | 'live' | 'unsubscribed';
+  close(): Promise<void>;
+}
+
+/** No cache: every top page is read from the shards. */
+export class NoTopCache implements TopPages {
+  async get(): Promise<undefined> {
+    return undefined;
+  }
+  live(): boolean {
+    return false;
+  }
+  state(): 'off' {
+    return 'off';
+  }
+  async close(): Promise<void> {}
+}
+
+export class TopCache implements TopPages {
   private readonly boards = new Map<string, BoardState>();
   /** Each shard's subscription, by shard id. */
   private readonly watches = new Map<string, TopChangeWatch>();
 
   /**
-   * @param maxAgeMs TOP_CACHE_MAX_AGE_MS; 0 turns the cache off (no subscriptions)
-   * @param load reads a board's first TOP_CACHE_DEPTH rows from the shards
+   * @param maxAgeMs TOP_CACHE_MAX_AGE_MS (> 0): the longest a copy is used at all
    * @param shardsOf the ids of the shards a board spans
    */
   constructor(
     stores: readonly ShardStore[],
     private readonly maxAgeMs: number,
-    private readonly load: (board: string) => Promise<TopPage>,
     private readonly shardsOf: (board: string) => readonly string[],
   ) {
-    if (maxAgeMs <= 0) return;
+    if (maxAgeMs <= 0) throw new Error('TopCache needs a positive max age; use NoTopCache to turn it off');
     for (const s of stores) {
       const id = s.shard.id;
       this.watches.set(id, s.watchTopChanges((board) => this.invalidate(board), () => this.resetShard(id)));
@@ -96,8 +122,8 @@ export class TopCache {
     return ids;
   }
 
-  /** The board's cached first rows, loading them on a miss; undefined when the cache cannot be used. */
-  async get(board: string): Promise<TopPage | undefined> {
+  /** The board's cached first rows, loading them with `load` on a miss; undefined when the cache cannot be used. */
+  async get(board: string, load: () => Promise<TopPage>): Promise<TopPage | undefined> {
     if (!this.liveFor(board)) return undefined;
     let st = this.boards.get(board);
     if (st === undefined) {
@@ -109,7 +135,7 @@ export class TopCache {
       const gen = st.gen;
       const startedAt = performance.now();
       const state = st;
-      const promise = this.load(board).then((page) => {
+      const promise = load().then((page) => {
         if (state.gen === gen && this.liveFor(board)) {
           state.page = page;
           state.loadedAt = startedAt;

@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import { invalidField, validate, type ShardRouter } from '@lb/common';
 import type { AccountService } from '../accounts/accounts.js';
+import { initialScoreField, regionField } from './fields.js';
 
 export function authRoutes(deps: { accounts: AccountService; router: ShardRouter; maxScoreDelta: number }): Router {
   const r = Router();
@@ -10,13 +11,7 @@ export function authRoutes(deps: { accounts: AccountService; router: ShardRouter
     const b = validate.bodyObject(req.body);
     const region = b.region === undefined ? undefined : regionField(deps.router, b.region);
     if (region === undefined) throw invalidField('region', 'is required');
-    let initialScore: number | undefined;
-    if (b.initialScore !== undefined && b.initialScore !== null) {
-      initialScore = validate.integer(b.initialScore, 'initialScore');
-      if (initialScore < 0 || initialScore > deps.maxScoreDelta) {
-        throw invalidField('initialScore', `must be in 0..${deps.maxScoreDelta}`);
-      }
-    }
+    const initialScore = initialScoreField(b.initialScore, deps.maxScoreDelta);
     const answer = await deps.accounts.register({
       userId: validate.userId(b.user_id),
       name: validate.displayName(b.name),
@@ -39,9 +34,4 @@ export function authRoutes(deps: { accounts: AccountService; router: ShardRouter
   });
 
   return r;
-}
-
-function regionField(router: ShardRouter, value: unknown): string {
-  if (typeof value !== 'string') throw invalidField('region', 'must be a string');
-  return router.normalizeRegion(value);
 }

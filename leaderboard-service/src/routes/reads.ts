@@ -4,7 +4,7 @@
  * Served on the hot path (see http/hot-path.ts): input checks and mapping only.
  */
 import { validate, type ShardRouter } from '@lb/common';
-import { JsonText, type HotHandler, type HotRequest, type HotRoutes } from '../http/hot-path.js';
+import { JsonText, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
 import type { BoardReader } from '../leaderboard/reads.js';
 
 /** A query parameter; a repeated one comes back as an array, which every check refuses. */
@@ -13,7 +13,7 @@ export function queryParam(query: URLSearchParams, name: string): string | strin
   return all.length === 0 ? undefined : all.length === 1 ? all[0] : all;
 }
 
-export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): Pick<HotRoutes, 'get' | 'getParam'> {
+export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): Route[] {
   const board = (r: HotRequest) => deps.router.normalizeRegion(queryParam(r.query, 'region'));
   const player = (r: HotRequest) => validate.userId(r.param, 'userId');
   // A GLOBAL read with a shard down is 503 unless the client accepts a partial answer.
@@ -33,8 +33,13 @@ export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): 
     return deps.reader.around(b, id, validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100), opts(r));
   };
 
-  return {
-    get: { '/top': top, '/score': top },
-    getParam: { '/rank/': rank, '/score/rank/': rank, '/around/': around, '/score/around/': around },
-  };
+  const get = (path: string, handler: HotHandler): Route => ({ method: 'GET', path, auth: 'none', handler });
+  return [
+    get('/top', top),
+    get('/score', top),
+    get('/rank/:userId', rank),
+    get('/score/rank/:userId', rank),
+    get('/around/:userId', around),
+    get('/score/around/:userId', around),
+  ];
 }

@@ -4,7 +4,8 @@
  * mapping only.
  */
 import { AppError, invalidField, validate, type Identity, type ShardRouter } from '@lb/common';
-import type { HotHandler, HotRequest, HotRoutes } from '../http/hot-path.js';
+import type { HotHandler, HotRequest, Route } from '../http/hot-path.js';
+import { initialScoreField, regionField } from './fields.js';
 import type { ScoreWriter, WriteOp } from '../leaderboard/writes.js';
 
 export interface ScoreRouteDeps {
@@ -16,7 +17,7 @@ export interface ScoreRouteDeps {
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
-export function scoreRoutes(deps: ScoreRouteDeps): Pick<HotRoutes, 'post'> {
+export function scoreRoutes(deps: ScoreRouteDeps): Route[] {
   const handle =
     (op: WriteOp, readValue: (b: Record<string, unknown>, player: Identity) => number): HotHandler =>
     (r: HotRequest) => {
@@ -32,16 +33,12 @@ export function scoreRoutes(deps: ScoreRouteDeps): Pick<HotRoutes, 'post'> {
 
   const create = handle('create', (b, player) => {
     if (b.region !== undefined && b.region !== null) {
-      if (typeof b.region !== 'string') throw invalidField('region', 'must be a string');
-      const asked = deps.router.normalizeRegion(b.region);
+      const asked = regionField(deps.router, b.region);
       if (asked !== player.region) {
         throw new AppError('region_mismatch', `your home region is ${player.region}, not ${asked}`, { region: player.region });
       }
     }
-    if (b.initialScore === undefined || b.initialScore === null) return 0;
-    const v = validate.integer(b.initialScore, 'initialScore');
-    if (v < 0 || v > deps.maxScoreDelta) throw invalidField('initialScore', `must be in 0..${deps.maxScoreDelta}`);
-    return v;
+    return initialScoreField(b.initialScore, deps.maxScoreDelta);
   });
 
   const update = handle('update', (b) => {
@@ -62,7 +59,8 @@ export function scoreRoutes(deps: ScoreRouteDeps): Pick<HotRoutes, 'post'> {
     return v;
   });
 
-  return { post: { '/score/create': create, '/score/update': update, '/score/add': add } };
+  const post = (path: string, handler: HotHandler): Route => ({ method: 'POST', path, auth: 'token', handler });
+  return [post('/score/create', create), post('/score/update', update), post('/score/add', add)];
 }
 
 function idempotencyKey(r: HotRequest): string | undefined {
