@@ -7,8 +7,11 @@
  * line names no spec of its own (a positional argument or --spec).
  *
  * TypeScript runs through tsx (`--import=tsx` on the child Node process mocha
- * forks for `node-option`), and `require` loads the ESM root hook plugin that
- * stops the shared test servers after the run.
+ * forks for `node-option`), with the `development` export condition so that
+ * `@lb/*` imports resolve to the workspaces' sources, never to a compiled
+ * dist/ that may be missing or stale (the same flags as SOURCE_NODE_ARGS in
+ * devtools/src/infra/node-args.ts). `require` loads the ESM root hook plugin
+ * that stops the shared test servers after the run.
  */
 'use strict';
 
@@ -46,8 +49,8 @@ function commandLineNamesSpec(argv) {
 }
 
 const config = {
-  'node-option': ['import=tsx'],
-  require: ['common/src/testing/root-hooks.ts'],
+  'node-option': ['conditions=development', 'import=tsx'],
+  require: ['devtools/src/testing/root-hooks.ts'],
   timeout: 60000,
   exit: true,
 };

@@ -1,30 +1,43 @@
 # syntax=docker/dockerfile:1
 #
-# One image for the three Node services; the command picks which one runs
-# (docker-compose.yml sets it per service):
-#   node --import tsx leaderboard-service/src/index.ts   (default)
-#   node --import tsx worker-service/src/index.ts
-#   node --import tsx api-gateway/src/index.ts
-#   node --import tsx scripts/migrate.ts                 (one-shot migrations)
+# One image for the three Node services, compiled JavaScript on production
+# dependencies only; the command picks which one runs (docker-compose.yml
+# sets it per service):
+#   node leaderboard-service/dist/index.js   (default)
+#   node worker-service/dist/index.js
+#   node api-gateway/dist/index.js
+#   node common/dist/migrate-cli.js          (one-shot migrations)
 #
-# The code runs through tsx, as everywhere else in this repository (the
-# workspaces export their TypeScript sources), so the runtime needs tsx, a
-# devDependency: the deps stage installs the full lockfile.
+# No TypeScript, tsx or test tooling at run time: the build stage compiles
+# with the full lockfile, the runtime stage installs `--omit=dev` and takes
+# only each workspace's dist/ from it (plus sql/ and the manifests).
 
 ARG NODE_IMAGE=node:20-slim
 
-# ---- deps: node_modules from the lockfile alone, cached until it changes ----
-FROM ${NODE_IMAGE} AS deps
+# ---- build: npm ci (TypeScript and types included), then npm run build ----
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# Only the manifests, so editing source does not invalidate this layer.
+# Only the manifests first, so editing source does not invalidate the install.
 COPY package.json package-lock.json ./
 COPY common/package.json common/
 COPY leaderboard-service/package.json leaderboard-service/
 COPY worker-service/package.json worker-service/
 COPY api-gateway/package.json api-gateway/
-# @node-rs/argon2 and msgpackr ship prebuilt binaries for linux-x64/arm64 glibc,
-# which node:20-slim is, so no compiler toolchain is needed.
-RUN npm ci --no-audit --no-fund && npm cache clean --force
+COPY devtools/package.json devtools/
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.base.json tsconfig.build.json ./
+COPY scripts/build.mjs scripts/build.mjs
+COPY common/tsconfig.build.json common/
+COPY common/src common/src
+COPY leaderboard-service/tsconfig.build.json leaderboard-service/
+COPY leaderboard-service/src leaderboard-service/src
+COPY worker-service/tsconfig.build.json worker-service/
+COPY worker-service/src worker-service/src
+COPY api-gateway/tsconfig.build.json api-gateway/
+COPY api-gateway/src api-gateway/src
+# tsc --build into each workspace's dist/, plus the Lua scripts next to the
+# module that reads them (leaderboard-service/dist/redis/lua).
+RUN npm run build
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime
@@ -32,18 +45,28 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0
 WORKDIR /app
-# node_modules, including the workspace symlinks (node_modules/@lb/* -> ../../<ws>)
-# and any workspace-local node_modules.
-COPY --from=deps --chown=node:node /app /app
-COPY --chown=node:node tsconfig.base.json tsconfig.json ./
-COPY --chown=node:node common/src common/src
-COPY --chown=node:node leaderboard-service/src leaderboard-service/src
-COPY --chown=node:node worker-service/src worker-service/src
-COPY --chown=node:node api-gateway/src api-gateway/src
-COPY --chown=node:node sql sql
-COPY --chown=node:node scripts/migrate.ts scripts/migrate.ts
+# Production dependencies of every workspace, from the lockfile alone:
+# `npm ci --omit=dev` at the root installs the workspaces' dependencies and
+# links node_modules/@lb/* -> ../../<ws>, and leaves out the root's
+# devDependencies and devtools' (tsx, TypeScript, mocha, chai...).
+COPY package.json package-lock.json ./
+COPY common/package.json common/
+COPY leaderboard-service/package.json leaderboard-service/
+COPY worker-service/package.json worker-service/
+COPY api-gateway/package.json api-gateway/
+COPY devtools/package.json devtools/
+# @node-rs/argon2 and msgpackr ship prebuilt binaries for linux-x64/arm64 glibc,
+# which node:20-slim is, so no compiler toolchain is needed.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# Owned by root and only readable by the node user: the services never
+# write under /app.
+COPY --from=build /app/common/dist common/dist
+COPY --from=build /app/leaderboard-service/dist leaderboard-service/dist
+COPY --from=build /app/worker-service/dist worker-service/dist
+COPY --from=build /app/api-gateway/dist api-gateway/dist
+COPY sql sql
 USER node
 EXPOSE 4000 5001 8081
 # Node runs as PID 1 here: it has SIGTERM handlers (graceful drain), so
 # `docker stop` works; compose adds `init: true` to reap any zombies.
-CMD ["node", "--import", "tsx", "leaderboard-service/src/index.ts"]
+CMD ["node", "leaderboard-service/dist/index.js"]

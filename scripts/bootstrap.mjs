@@ -8,18 +8,30 @@
  *    older than package-lock.json;
  * 2. makes sure the system servers the command needs exist (installing them
  *    with apt-get when root on Debian, else printing the command to run);
- * 3. runs the command: `test` → mocha, anything else → scripts/<name>.ts,
- *    forwarding signals and exiting with the command's status.
+ * 3. `start` and `bench` run the compiled services: builds them first when
+ *    a workspace's dist/ is missing or older than its sources
+ *    (scripts/build.mjs);
+ * 4. runs the command: `test` → mocha, anything else → scripts/<name>.ts
+ *    (from source, through tsx), forwarding signals and exiting with the
+ *    command's status.
  *
- * Plain Node with no dependencies, because it runs before node_modules exists.
+ * Plain Node with no dependencies (like scripts/build.mjs, which it imports),
+ * because it runs before node_modules exists.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBuild } from './build.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
+/**
+ * Node flags that run TypeScript from source: tsx, and the `development`
+ * export condition so `@lb/*` imports resolve to src/, not to a dist/ that
+ * may be missing or stale (SOURCE_NODE_ARGS in devtools/src/infra/node-args.ts).
+ */
+const SOURCE_NODE_ARGS = ['--conditions=development', '--import', 'tsx'];
 const [command, ...args] = process.argv.slice(2);
 
 const SERVERS = ['redis-server', 'postgres', 'initdb'];
@@ -29,6 +41,8 @@ const BINARIES = {
   start: [...SERVERS, 'nginx'],
   bench: [...SERVERS, 'nginx'],
 };
+/** Commands that run the compiled services, so need a fresh build. */
+const NEEDS_BUILD = new Set(['start', 'bench']);
 /**
  * Binaries a command uses when they can be had: installed like the others,
  * but when that is not possible the command goes on without them (the
@@ -91,8 +105,8 @@ function ensureDependencies() {
 }
 
 function ensureSystemBinaries(names, optional) {
-  // The logic lives in common/src/infra/binaries.ts; tsx exists by now.
-  const ensure = [process.execPath, '--import', 'tsx', join(root, 'scripts', 'ensure-binaries.ts')];
+  // The logic lives in devtools/src/infra/binaries.ts; tsx exists by now.
+  const ensure = [process.execPath, ...SOURCE_NODE_ARGS, join(root, 'scripts', 'ensure-binaries.ts')];
   if (names && names.length > 0) runOrExit(ensure[0], [...ensure.slice(1), ...names], 'system binaries');
   if (optional && optional.length > 0) {
     const res = spawnSync(ensure[0], [...ensure.slice(1), ...optional], { cwd: root, stdio: 'inherit' });
@@ -145,9 +159,16 @@ if (command !== 'test' && !existsSync(script)) fail(`scripts/${command}.ts does 
 
 ensureDependencies();
 ensureSystemBinaries(BINARIES[command], OPTIONAL_BINARIES[command]);
+if (NEEDS_BUILD.has(command)) {
+  try {
+    await ensureBuild({ root, log: (line) => console.error(`bootstrap: ${line}`) });
+  } catch (e) {
+    fail(e.message, 1);
+  }
+}
 
 if (command === 'test') {
-  // mocha's own launcher (it re-execs Node with --import=tsx from .mocharc)
+  // mocha's own launcher (it re-execs Node with the flags of .mocharc's node-option)
   // forwards SIGINT to its worker but dies on SIGTERM without forwarding it,
   // which would orphan the test servers, so every stop request becomes SIGINT.
   runForwarding(process.execPath, [join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'), ...args], {
@@ -155,5 +176,5 @@ if (command === 'test') {
     SIGHUP: 'SIGINT',
   });
 } else {
-  runForwarding(process.execPath, ['--import', 'tsx', script, ...args]);
+  runForwarding(process.execPath, [...SOURCE_NODE_ARGS, script, ...args]);
 }

@@ -1,12 +1,12 @@
 /**
- * `node --import tsx scripts/ensure-binaries.ts [--no-install] <name>...`
+ * `node --conditions=development --import tsx scripts/ensure-binaries.ts [--no-install] <name>...`
  *
  * Run by scripts/bootstrap.mjs after `npm ci`, so binary discovery and
- * installation live in one place (common/src/infra/binaries.ts). Installs
+ * installation live in one place (devtools/src/infra/binaries.ts). Installs
  * missing binaries with apt-get when root; otherwise prints the command to
  * run and exits 1.
  */
-import { ensureBinaries, isBinaryName, type BinaryName } from '@lb/common/infra';
+import { ensureBinaries, isBinaryName, type BinaryName } from '@lb/devtools/infra';
 
 const args = process.argv.slice(2);
 const install = !args.includes('--no-install');

@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigKey } from '@lb/common';
-import { findRepoRoot } from '@lb/common/testing';
+import { findRepoRoot } from '@lb/devtools/testing';
 import { CONFIG_KEYS as GATEWAY } from '../api-gateway/src/config.js';
 import { CONFIG_KEYS as SERVICE } from '../leaderboard-service/src/config.js';
 import { CONFIG_KEYS as WORKER } from '../worker-service/src/config.js';

@@ -13,7 +13,7 @@ import 'dotenv/config';
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { ensureBinaries } from '@lb/common/infra';
+import { ensureBinaries, SOURCE_NODE_ARGS } from '@lb/devtools/infra';
 import { parseCli, resolveStackOptions, USAGE } from './stack/options.js';
 import { REPO_ROOT } from './stack/paths.js';
 import { assertNotRunning } from './stack/state.js';
@@ -33,14 +33,14 @@ if (cli.help) {
 
 try {
   assertNotRunning(resolveStackOptions(cli.stack).dataDir);
-  // bootstrap.mjs installs these; a direct `node --import tsx scripts/start.ts` may not have them.
+  // bootstrap.mjs installs these; a direct `node --conditions=development --import tsx scripts/start.ts` may not have them.
   await ensureBinaries(['redis-server', 'postgres', 'initdb', 'nginx'], { install: false });
 } catch (e) {
   process.stderr.write(`npm start: ${(e as Error).message}\n`);
   process.exit(1);
 }
 
-const supervisor = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'stack', 'supervise.ts'), ...argv], {
+const supervisor = spawn(process.execPath, [...SOURCE_NODE_ARGS, join(REPO_ROOT, 'scripts', 'stack', 'supervise.ts'), ...argv], {
   cwd: process.cwd(),
   stdio: ['ignore', 'inherit', 'inherit'],
   // Its own session and process group: terminal signals stop at us.

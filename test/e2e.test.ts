@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import type { Identity } from '@lb/common';
-import { findBinary } from '@lb/common/infra';
-import { uniqueId } from '@lb/common/testing';
+import { findBinary } from '@lb/devtools/infra';
+import { uniqueId } from '@lb/devtools/testing';
 import { startStack, type Stack } from '../scripts/stack/stack.js';
 import {
   answeringGateway,
@@ -79,6 +79,8 @@ describe('the load-balanced stack, end to end through nginx', function () {
     dataDir = mkdtempSync(join(tmpdir(), 'lb-e2e-'));
     stack = await startStack({
       dataDir,
+      // The sources: these tests must not depend on a fresh build (test/build.e2e.test.ts runs the compiled services).
+      code: 'source',
       ports: 'ephemeral',
       nginxAccessLog: true,
       postgresFast: true,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { findRepoRoot } from '@lb/common/testing';
+import { findRepoRoot } from '@lb/devtools/testing';
 import { CONFIG_KEYS as GATEWAY } from '../api-gateway/src/config.js';
 import { CONFIG_KEYS as SERVICE } from '../leaderboard-service/src/config.js';
 import { CONFIG_KEYS as WORKER } from '../worker-service/src/config.js';

@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import { findBinary } from '@lb/common/infra';
-import { uniqueId } from '@lb/common/testing';
+import { findBinary } from '@lb/devtools/infra';
+import { uniqueId } from '@lb/devtools/testing';
 import { startStack, type Stack } from '../scripts/stack/stack.js';
 import { callFrom, closeCallFromAgents, eventually, NoAnswer, StackStores, type Reply } from './support/e2e.js';
 
@@ -62,6 +62,8 @@ describe('fault isolation and hardening, end to end through nginx', function () 
     dataDir = mkdtempSync(join(tmpdir(), 'lb-hard-'));
     stack = await startStack({
       dataDir,
+      // The sources: these tests must not depend on a fresh build (test/build.e2e.test.ts runs the compiled services).
+      code: 'source',
       ports: 'ephemeral',
       postgresFast: true,
       env: {

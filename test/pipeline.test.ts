@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
-import { ensureDatabase, migrateTopology, startPostgres, type PostgresProcess } from '@lb/common/infra';
-import { signToken, type Topology } from '@lb/common';
-import { getInfra, uniqueId } from '@lb/common/testing';
+import { ensureDatabase, migrateTopology, signToken, type Topology } from '@lb/common';
+import { SOURCE_NODE_ARGS, startPostgres, type PostgresProcess } from '@lb/devtools/infra';
+import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
 import { eventually, spawnNode, type Child } from './support/processes.js';
@@ -129,7 +129,7 @@ describe('write-behind pipeline', function () {
       expect(await snapshot(api, sample)).to.not.deep.equal(before);
 
       const infra = await getInfra();
-      const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/rebuild-redis.ts', '--shard', 'eu', '--json'], {
+      const run = spawnSync(process.execPath, [...SOURCE_NODE_ARGS, 'scripts/rebuild-redis.ts', '--shard', 'eu', '--json'], {
         cwd: infra.repoRoot,
         env: infra.env({ KEY_PREFIX: svc.config.keyPrefix, TOPOLOGY: ownTopology }),
         encoding: 'utf8',
@@ -153,7 +153,7 @@ describe('write-behind pipeline', function () {
     it('when the process is killed right after its Redis write, then the outbox sweeper still gets the write to Postgres', async () => {
       const infra = await getInfra();
       const prefix = `c${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-10)}`;
-      const { freePort } = await import('@lb/common/infra');
+      const { freePort } = await import('@lb/devtools/infra');
       const port = await freePort();
       const child = spawnNode(
         SERVICE,

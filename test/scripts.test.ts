@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Worker, UnrecoverableError } from 'bullmq';
 import { createClient } from 'redis';
 import { connectionFor, createLogger, jobIdOf, queuePrefix, SCORE_QUEUE, shardKeys, type ShardDef } from '@lb/common';
-import { getInfra, type Infra } from '@lb/common/testing';
+import { SOURCE_NODE_ARGS } from '@lb/devtools/infra';
+import { getInfra, type Infra } from '@lb/devtools/testing';
 import { startWorkerService } from '../worker-service/src/service.js';
 import { idle, scoreEvent, ShardDb, ShardQueue, testConfig, uniquePrefix, waitFor } from '../worker-service/test/support/worker.js';
 
@@ -19,7 +20,7 @@ function runScript(infra: Infra, name: string, args: string[], env: Record<strin
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', join(infra.repoRoot, 'scripts', `${name}.ts`), ...args],
+      [...SOURCE_NODE_ARGS, join(infra.repoRoot, 'scripts', `${name}.ts`), ...args],
       { cwd: infra.repoRoot, env: infra.env(env), timeout: 30_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;

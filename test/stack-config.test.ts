@@ -1,21 +1,46 @@
 /**
  * The deployment files agree with each other and with the local topology:
  * the committed nginx configurations are the template's current rendering
- * (and nginx accepts it), and docker-compose.yml wires the same shards,
- * replicas, gateways and secrets as `npm start`.
+ * (and nginx accepts it), docker-compose.yml wires the same shards,
+ * replicas, gateways and secrets as `npm start`, and the image runs compiled
+ * code on production dependencies only.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
 import { DEFAULT_TOPOLOGY, validateTopology } from '@lb/common';
-import { findBinary } from '@lb/common/infra';
+import { findBinary } from '@lb/devtools/infra';
 import { COMMITTED_NGINX_CONFS, nginxArgs, renderNginxConf } from '../scripts/stack/nginx.js';
 import { REPO_ROOT } from '../scripts/stack/paths.js';
 
 const read = (rel: string) => readFileSync(join(REPO_ROOT, rel), 'utf8');
+
+/** The workspaces the image compiles and ships: the references of tsconfig.build.json. */
+const PRODUCTION_WORKSPACES = (JSON.parse(read('tsconfig.build.json')) as { references: Array<{ path: string }> }).references.map((r) =>
+  dirname(r.path),
+);
+
+/**
+ * A Dockerfile's stages by name, each a list of its instructions (the FROM
+ * line first), with comments and blank lines dropped and continuation lines
+ * joined.
+ */
+function dockerStages(text: string): Map<string, string[]> {
+  const stages = new Map<string, string[]>();
+  let current: string[] | undefined;
+  const joined = text.replace(/\\\n\s*/g, ' ');
+  for (const raw of joined.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const from = /^FROM \S+ AS (\S+)$/.exec(line);
+    if (from) stages.set(from[1]!, (current = []));
+    current?.push(line);
+  }
+  return stages;
+}
 
 /** `upstream api_gateways { server a; server b; }` → ['a', 'b']. */
 function upstreamServers(conf: string): string[] {
@@ -147,7 +172,7 @@ describe('stack configuration', () => {
     const replicas = ['leaderboard-service-1', 'leaderboard-service-2', 'leaderboard-service-3'];
     const gateways = ['api-gateway-1', 'api-gateway-2', 'api-gateway-3'];
     const redis = DEFAULT_TOPOLOGY.shards.map((s) => `redis-${s.id}`);
-    const nodeServices = Object.entries(services).filter(([, s]) => s.command?.includes('tsx'));
+    const nodeServices = Object.entries(services).filter(([, s]) => s.command?.[0] === 'node');
     const topologyFile = read('docker/topology.compose.json');
 
     it('when parsed, then it has exactly the services of the local topology', () => {
@@ -211,6 +236,19 @@ describe('stack configuration', () => {
       }
     });
 
+    it('when parsed, then every Node service runs a compiled entry point of its workspace, never tsx', () => {
+      const expected: Record<string, string> = { migrate: 'common/dist/migrate-cli.js', 'worker-service': 'worker-service/dist/index.js' };
+      for (const r of replicas) expected[r] = 'leaderboard-service/dist/index.js';
+      for (const g of gateways) expected[g] = 'api-gateway/dist/index.js';
+      for (const [name, s] of nodeServices) {
+        expect(s.command, name).to.deep.equal(['node', expected[name]]);
+        // What the build compiles it from.
+        const source = expected[name]!.replace('/dist/', '/src/').replace(/\.js$/, '.ts');
+        expect(existsSync(join(REPO_ROOT, source)), source).to.equal(true);
+      }
+      expect(read('docker-compose.yml')).not.to.match(/tsx/);
+    });
+
     it('when parsed, then every gateway lists all three replicas and nginx lists every gateway', () => {
       const replicaUrls = replicas.map((r) => `http://${r}:${services[r]!.environment!.PORT}`);
       for (const g of gateways) {
@@ -228,15 +266,40 @@ describe('stack configuration', () => {
       expect(upstreamServers(read('nginx/nginx.conf'))).to.deep.equal(['127.0.0.1:4000', '127.0.0.1:4001', '127.0.0.1:4002']);
     });
 
-    it('when the Dockerfile is read, then it runs as the node user from a node:20-slim runtime stage', () => {
+    it('when the Dockerfile is read, then a build stage compiles and the node:20-slim runtime stage has only dist/, sql/ and production dependencies', () => {
       const dockerfile = read('Dockerfile');
       expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:20-slim$/m);
-      expect(dockerfile).to.match(/^FROM \$\{NODE_IMAGE\} AS deps$/m);
-      expect(dockerfile).to.match(/^RUN npm ci\b/m);
-      expect(dockerfile).to.match(/^USER node$/m);
-      for (const ws of ['common', 'leaderboard-service', 'worker-service', 'api-gateway']) {
-        expect(dockerfile).to.include(`COPY --chown=node:node ${ws}/src ${ws}/src`);
+      const stages = dockerStages(dockerfile);
+      expect([...stages.keys()]).to.deep.equal(['build', 'runtime']);
+      const build = stages.get('build')!;
+      const runtime = stages.get('runtime')!;
+      expect(build[0]).to.equal('FROM ${NODE_IMAGE} AS build');
+      expect(runtime[0]).to.equal('FROM ${NODE_IMAGE} AS runtime');
+      // Every workspace's manifest, so npm ci finds the tree its lockfile describes.
+      const workspaces = (JSON.parse(read('package.json')) as { workspaces: string[] }).workspaces;
+      for (const stage of [build, runtime]) {
+        for (const ws of workspaces) expect(stage).to.include(`COPY ${ws}/package.json ${ws}/`);
       }
+      expect(build).to.include('RUN npm ci --no-audit --no-fund');
+      expect(build).to.include('RUN npm run build');
+      expect(runtime.filter((i) => i.startsWith('RUN '))).to.deep.equal([
+        'RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force',
+      ]);
+      const copies = runtime.filter((i) => i.startsWith('COPY ') && !/package(-lock)?\.json/.test(i));
+      expect(copies).to.deep.equal([
+        ...PRODUCTION_WORKSPACES.map((ws) => `COPY --from=build /app/${ws}/dist ${ws}/dist`),
+        'COPY sql sql',
+      ]);
+      expect(runtime).to.include('USER node');
+      expect(runtime.at(-1)).to.equal('CMD ["node", "leaderboard-service/dist/index.js"]');
+      expect([...build, ...runtime].join('\n')).not.to.match(/tsx/);
+    });
+
+    it('when .dockerignore is read, then local builds stay out of the context and the build script gets in', () => {
+      const ignore = read('.dockerignore').split('\n').map((l) => l.trim());
+      expect(ignore).to.include('**/dist');
+      expect(ignore).to.include('**/node_modules');
+      expect(ignore).to.include('!scripts/build.mjs');
     });
   });
 });

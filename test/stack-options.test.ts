@@ -20,7 +20,7 @@ import { assertNotRunning, liveProcesses, readStackFile, resolveJwtSecret, write
 describe('stack options', () => {
   it('when nothing is given, then the default topology and ports are used', () => {
     const o = resolveStackOptions({});
-    expect(o).to.include({ replicas: 3, gateways: 3, workers: 1, strict: true, echo: false });
+    expect(o).to.include({ replicas: 3, gateways: 3, workers: 1, strict: true, echo: false, code: 'dist' });
     expect(o.restart).to.deep.equal({ maxRestarts: 5, windowMs: 60_000, backoffMs: 500, maxBackoffMs: 5_000 });
     expect(o.ports).to.deep.equal(DEFAULT_STACK_PORTS);
     expect(localTopology(o.ports.redis, o.ports.postgres)).to.deep.equal(DEFAULT_TOPOLOGY);
@@ -54,6 +54,14 @@ describe('stack options', () => {
     expect(() => parseCli(['--no-such-flag'], {})).to.throw(/no-such-flag/);
     expect(() => parseCli(['--nginx-port', '5002'], {})).to.throw(/leaderboard-service-2 and nginx would both listen on port 5002/);
     expect(() => parseCli([], { REDIS_PORTS: '1,2' })).to.throw(/ports.redis must list 3/);
+  });
+
+  it('when npm start gets --code or STACK_CODE, then the services run that code; anything but dist or source fails naming it', () => {
+    expect(parseCli([], {}).stack.code).to.equal(undefined); // startStack's default: dist
+    expect(parseCli(['--code', 'source'], { STACK_CODE: 'dist' }).stack.code).to.equal('source');
+    expect(parseCli([], { STACK_CODE: 'source' }).stack.code).to.equal('source');
+    expect(resolveStackOptions({ code: 'source' }).code).to.equal('source');
+    expect(() => parseCli(['--code', 'ts'], {})).to.throw(/--code \/ STACK_CODE must be dist or source, got "ts"/);
   });
 
   it('when ports are ephemeral, then nothing is fixed', () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import pg from 'pg';
-import { findBinary } from '@lb/common/infra';
+import { findBinary } from '@lb/devtools/infra';
 import { pidAlive } from '../scripts/stack/proc.js';
 import { startStack, type Stack } from '../scripts/stack/stack.js';
 import { readStackFile } from '../scripts/stack/state.js';
@@ -57,6 +57,8 @@ describe('startStack (end to end)', function () {
   it('when started on ephemeral ports, then nginx serves, a killed gateway is routed around and restarted, and stop leaves nothing', async () => {
     stack = await startStack({
       dataDir,
+      // The sources: these tests must not depend on a fresh build (test/build.e2e.test.ts runs the compiled services).
+      code: 'source',
       ports: 'ephemeral',
       replicas: 2,
       gateways: 2,
@@ -128,6 +130,7 @@ describe('startStack (end to end)', function () {
     try {
       stack = await startStack({
         dataDir,
+        code: 'source',
         ports: 'ephemeral',
         replicas: 1,
         gateways: 1,

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import pg from 'pg';
-import { findBinary, redisCommand } from '@lb/common/infra';
+import { findBinary, redisCommand } from '@lb/devtools/infra';
 import { REPO_ROOT } from '../scripts/stack/paths.js';
 import { childPids, pidAlive } from '../scripts/stack/proc.js';
 import { startStack, type ComponentInfo, type Stack } from '../scripts/stack/stack.js';
@@ -99,6 +99,8 @@ describe('stack supervision (end to end)', function () {
     dataDir = mkdtempSync(join(tmpdir(), 'lb-supervision-'));
     stack = await startStack({
       dataDir,
+      // The sources: these tests must not depend on a fresh build (test/build.e2e.test.ts runs the compiled services).
+      code: 'source',
       ports: 'ephemeral',
       replicas: 2,
       gateways: 2,

@@ -5,7 +5,7 @@
  * stopped like a dying process (see ControlledReplica.kill).
  */
 import { expect } from 'chai';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { Client, type Reply, type TestService } from '../../leaderboard-service/test/support/service.js';
 import { eventually, startGateway, type TestGateway } from './support/gateway.js';
 import { startControlledReplica, startReplicas } from './support/replicas.js';

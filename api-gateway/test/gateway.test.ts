@@ -6,7 +6,7 @@
 import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { Client, type TestService } from '../../leaderboard-service/test/support/service.js';
 import { startGateway, TEST_SECRET, type TestGateway } from './support/gateway.js';
 import { startReplicas } from './support/replicas.js';

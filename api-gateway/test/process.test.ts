@@ -6,13 +6,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { findRepoRoot } from '@lb/common/testing';
+import { SOURCE_NODE_ARGS } from '@lb/devtools/infra';
+import { findRepoRoot } from '@lb/devtools/testing';
 import { TEST_SECRET } from './support/gateway.js';
 import { startEcho, type TestUpstream } from './support/upstreams.js';
 
 function startProcess(env: Record<string, string>): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
   const root = findRepoRoot();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'api-gateway/src/index.ts')], {
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, join(root, 'api-gateway/src/index.ts')], {
     cwd: join(root, 'api-gateway'),
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -13,3 +13,4 @@ export * from './queue.js';
 export * from './pg-pools.js';
 export * from './lifecycle.js';
 export * from './http.js';
+export * from './migrate.js';

@@ -8,8 +8,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { applyMigrations, ensureDatabase, listMigrations, pingRedis, redisCommand } from '../src/infra/index.js';
-import { getInfra, uniqueId, type Infra } from '../src/testing/index.js';
+import { pingRedis, redisCommand } from '@lb/devtools/infra';
+import { getInfra, uniqueId, type Infra } from '@lb/devtools/testing';
+import { applyMigrations, ensureDatabase, listMigrations } from '../src/migrate.js';
 
 async function query<R extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<R[]> {
   const client = new pg.Client({ connectionString: url });

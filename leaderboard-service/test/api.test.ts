@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { signToken } from '@lb/common';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
 
 describe('leaderboard-service API', function () {
@@ -307,7 +307,7 @@ describe('leaderboard-service API', function () {
     });
 
     it('when a Redis shard does not answer, then /health is 503 and names it', async () => {
-      const { freePort } = await import('@lb/common/infra');
+      const { freePort } = await import('@lb/devtools/infra');
       const dead = `redis://127.0.0.1:${await freePort()}`;
       const topology = { ...svc.topology, shards: svc.topology.shards.map((s) => (s.id === 'asia' ? { ...s, redis: dead } : s)) };
       const broken = await startService({ TOPOLOGY: JSON.stringify(topology), REDIS_COMMAND_TIMEOUT_MS: '300' });

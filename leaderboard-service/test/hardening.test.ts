@@ -12,8 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { signToken } from '@lb/common';
-import { freePort, startRedis, type RedisProcess } from '@lb/common/infra';
-import { uniqueId } from '@lb/common/testing';
+import { freePort, startRedis, type RedisProcess } from '@lb/devtools/infra';
+import { uniqueId } from '@lb/devtools/testing';
 import { HashSlots } from '../src/accounts/hash-slots.js';
 import { Client, startService, TEST_SECRET, type TestService } from './support/service.js';
 

@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import { expect } from 'chai';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
 
 /** A raw request (fetch will not send a body with HEAD or set some headers). */

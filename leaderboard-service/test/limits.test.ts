@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readScoreJob, type ScoreEvent } from '@lb/common';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type Reply, type TestService } from './support/service.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readScoreJob } from '@lb/common';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { startService, type TestService } from './support/service.js';
 
 describe('outbox relay', () => {

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { checkScoreEvent, eventIdOf, readScoreJob, signToken, type ScoreEvent } from '@lb/common';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { ContractError, decodeAnswer } from '../src/redis/contract.js';
 import { expandLua } from '../src/redis/scripts.js';
 import { Client, startService, type TestService } from './support/service.js';

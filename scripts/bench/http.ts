@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createLogger, GLOBAL, signToken } from '@lb/common';
-import { findBinary, freePort } from '@lb/common/infra';
+import { findBinary, freePort } from '@lb/devtools/infra';
 import { createDeps } from '../../leaderboard-service/src/deps.js';
 import { loadConfig } from '../../leaderboard-service/src/config.js';
 import { nginxArgs, renderNginxConf } from '../stack/nginx.js';

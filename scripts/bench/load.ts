@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { findBinary } from '@lb/common/infra';
+import { findBinary } from '@lb/devtools/infra';
 import { pct } from './machine.js';
 
 /** One kind of request in a mix; each request picks a kind by weight, then a random path (and token). */

@@ -20,14 +20,16 @@ import pg from 'pg';
 import {
   createLogger,
   PgPools,
+  ensureDatabase,
   jobIdOf,
+  migrateTopology,
   SCORE_JOB,
   signToken,
   type ScoreEvent,
   type Topology,
 } from '@lb/common';
-import { ensureDatabase, freePort, migrateTopology, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/common/infra';
-import { findRepoRoot } from '@lb/common/testing';
+import { freePort, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/devtools/infra';
+import { findRepoRoot } from '@lb/devtools/testing';
 import { ScoreRepository } from '../../worker-service/src/db/index.js';
 import { EventRelays } from '../../leaderboard-service/src/events/relay.js';
 import { ShardStores } from '../../leaderboard-service/src/redis/shard-store.js';
@@ -99,7 +101,8 @@ async function rawBaseline(e: Env, log: (s: string) => void): Promise<number> {
 }
 
 function spawnService(entry: string, env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  // The compiled services, as they ship (bootstrap builds before `bench`).
+  const child = spawn(process.execPath, [entry], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
   return child;
 }
 
@@ -146,7 +149,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
     }
   }
   const healthPort = await freePort();
-  const worker = spawnService('worker-service/src/index.ts', {
+  const worker = spawnService('worker-service/dist/index.js', {
     TOPOLOGY: JSON.stringify(e.topology),
     KEY_PREFIX: prefix,
     WORKER_SHARDS: shardIds.join(','),
@@ -207,8 +210,8 @@ async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) =>
     USER_RATE_LIMIT_COUNT: '1000',
   };
   // Two replicas, as behind the gateways: one process alone saturates a core before 2,000 writes/s.
-  const services = ports.map((p, i) => spawnService('leaderboard-service/src/index.ts', { ...env, PORT: String(p), INSTANCE_ID: `lag-${i}` }));
-  const worker = spawnService('worker-service/src/index.ts', env);
+  const services = ports.map((p, i) => spawnService('leaderboard-service/dist/index.js', { ...env, PORT: String(p), INSTANCE_ID: `lag-${i}` }));
+  const worker = spawnService('worker-service/dist/index.js', env);
   const agent = new Agent({ keepAlive: true, maxSockets: 128 });
   try {
     for (const port of ports) {

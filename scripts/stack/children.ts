@@ -2,7 +2,7 @@
  * The processes the stack spawns itself (Node services, nginx): output piped
  * into their {@link ComponentLog}, exit as a promise, stop with escalation to
  * SIGKILL, and a last-resort SIGKILL when our own process exits without
- * having stopped them (Redis and Postgres get the same from @lb/common/infra).
+ * having stopped them (Redis and Postgres get the same from @lb/devtools/infra).
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -10,15 +10,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   freePort,
   pingRedis,
+  SOURCE_NODE_ARGS,
   startPostgres,
   startRedis,
   type PostgresProcess,
   type RedisProcess,
-} from '@lb/common/infra';
+} from '@lb/devtools/infra';
 import { describeExit, spawnProcess, type ExitInfo, type Proc } from './children.js';
 import { probe, waitHealthy, type WaitOutcome } from './health.js';
 import { ComponentLog, type Color, type LogTarget } from './logs.js';
 import { nginxArgs, renderNginxConf } from './nginx.js';
+import type { NodeCode } from './options.js';
 import { REPO_ROOT } from './paths.js';
 import { childPids, pidAlive, processStartTime, signal, waitGone } from './proc.js';
 
@@ -184,7 +186,7 @@ export abstract class Component {
 
 // ------------------------------------------------- Redis and Postgres ----
 
-/** What a server started by @lb/common/infra offers (RedisProcess, PostgresProcess). */
+/** What a server started by @lb/devtools/infra offers (RedisProcess, PostgresProcess). */
 interface ServerProcess {
   readonly pid: number;
   readonly port: number;
@@ -193,7 +195,7 @@ interface ServerProcess {
   kill(): Promise<void>;
 }
 
-/** A Redis or Postgres server started (and stopped) through @lb/common/infra. */
+/** A Redis or Postgres server started (and stopped) through @lb/devtools/infra. */
 abstract class ServerComponent<P extends ServerProcess> extends Component {
   protected proc: P | undefined;
 
@@ -357,9 +359,13 @@ abstract class SpawnedComponent extends Component {
   }
 }
 
-/** A Node service of this repository, run as `node --import tsx <workspace>/src/index.ts`. */
+/**
+ * A Node service of this repository: compiled, `node <workspace>/dist/index.js`,
+ * or from source, `node --conditions=development --import tsx <workspace>/src/index.ts`
+ * (see {@link NodeCode}).
+ */
 export class NodeComponent extends SpawnedComponent {
-  /** Workspace-relative entry point. */
+  /** Repository-relative entry point. */
   readonly entry: string;
 
   constructor(
@@ -369,13 +375,15 @@ export class NodeComponent extends SpawnedComponent {
     /** The environment for a given port (the port is only known at launch). */
     private readonly envFor: (port: number) => NodeJS.ProcessEnv,
     ctx: ComponentContext,
+    /** Which code it runs. */
+    private readonly code: NodeCode,
     /** Node.js flags before the entry point. */
     private readonly nodeArgs: readonly string[] = [],
   ) {
     super(name, kind, join(ctx.logsDir, `${name}.log`), ctx);
     this.port = port;
     const workspace = { service: 'leaderboard-service', worker: 'worker-service', gateway: 'api-gateway' }[kind];
-    this.entry = join(workspace, 'src', 'index.ts');
+    this.entry = code === 'dist' ? join(workspace, 'dist', 'index.js') : join(workspace, 'src', 'index.ts');
   }
 
   url(): string | undefined {
@@ -395,7 +403,8 @@ export class NodeComponent extends SpawnedComponent {
     // Chosen once: a restarted replica must come back on the port the
     // gateways (or nginx) were configured with.
     this.port ||= await freePort();
-    await this.spawn(process.execPath, [...this.nodeArgs, '--import', 'tsx', join(REPO_ROOT, this.entry)], this.envFor(this.port));
+    const loader = this.code === 'source' ? SOURCE_NODE_ARGS : [];
+    await this.spawn(process.execPath, [...this.nodeArgs, ...loader, join(REPO_ROOT, this.entry)], this.envFor(this.port));
   }
 
   protected ready(): Promise<WaitOutcome> {

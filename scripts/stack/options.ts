@@ -75,6 +75,18 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = Object.freeze({
 /** The Node services of the stack. */
 export type NodeKind = 'service' | 'worker' | 'gateway';
 
+/**
+ * Which code the Node services run:
+ * - `'dist'`: the compiled JavaScript, `node <workspace>/dist/index.js`, as
+ *   production runs it (built first when missing or older than the sources);
+ * - `'source'`: the TypeScript sources, `node --conditions=development
+ *   --import tsx <workspace>/src/index.ts`, no build needed.
+ */
+export type NodeCode = 'dist' | 'source';
+
+/** The values of {@link NodeCode}, for validation. */
+export const NODE_CODES: readonly NodeCode[] = Object.freeze(['dist', 'source']);
+
 /** Options of {@link startStack}; everything is optional. */
 export interface StartStackOptions {
   /** Data, logs and state (stack.json, jwt-secret). Default `<repo>/.data`. Created if missing. */
@@ -97,6 +109,12 @@ export interface StartStackOptions {
   readonly envFor?: Readonly<Partial<Record<NodeKind, Readonly<Record<string, string>>>>>;
   /** Extra Node.js flags per kind of Node service, before the entry point (the benchmark's `--profile` passes `--cpu-prof`). */
   readonly nodeArgs?: Readonly<Partial<Record<NodeKind, readonly string[]>>>;
+  /**
+   * Which code the Node services run (default `'dist'`: what ships, so
+   * `npm start` and the benchmark run it; tests that must not depend on a
+   * build pass `'source'`). See {@link NodeCode}.
+   */
+  readonly code?: NodeCode;
   /** Copy every component's log lines to stdout with a `name |` prefix (default false). */
   readonly echo?: boolean;
   /** Progress and failure messages of the stack itself (default: stderr). */
@@ -136,6 +154,7 @@ export interface ResolvedStackOptions {
   readonly healthTimeoutMs: number;
   /** false: restarts are off. */
   readonly restart: RestartPolicy | false;
+  readonly code: NodeCode;
 }
 
 const MAX_INSTANCES = 32;
@@ -144,6 +163,11 @@ function count(name: string, value: number | undefined, def: number, min: number
   const n = value ?? def;
   if (!Number.isInteger(n) || n < min || n > MAX_INSTANCES) throw new Error(`${name} must be an integer in ${min}..${MAX_INSTANCES}, got ${n}`);
   return n;
+}
+
+function nodeCode(name: string, value: string): NodeCode {
+  if (!(NODE_CODES as readonly string[]).includes(value)) throw new Error(`${name} must be ${NODE_CODES.join(' or ')}, got "${value}"`);
+  return value as NodeCode;
 }
 
 function port(name: string, value: number): number {
@@ -174,6 +198,7 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
     echo: opts.echo ?? false,
     healthTimeoutMs: opts.healthTimeoutMs ?? 60_000,
     restart: opts.restart === false ? false : resolveRestartPolicy(opts.restart ?? {}),
+    code: nodeCode('code', opts.code ?? 'dist'),
   });
   assertDistinctPorts(resolved);
   return resolved;
@@ -338,6 +363,9 @@ api-gateway instances and nginx on this machine; Ctrl-C or \`npm stop\` stops th
   --postgres-port P       Postgres port                     (env POSTGRES_PORT, default 5442)
   --data-dir DIR          data, logs and state              (env STACK_DATA_DIR, default .data)
   --log-level L           LOG_LEVEL of the services         (env LOG_LEVEL, default info)
+  --code dist|source      what the Node services run        (env STACK_CODE, default dist): dist = the
+                          compiled JavaScript (built first when older than the sources), source = the
+                          TypeScript through tsx
   --no-restart            only report a component that dies (env STACK_RESTART=off); by default it is
                           restarted after 0.5 s, 1 s, 2 s… up to 5 s, and left down after 5 restarts in 60 s
   --quiet                 logs to .data/logs/*.log only, not to the terminal
@@ -367,6 +395,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       'postgres-port': { type: 'string' },
       'data-dir': { type: 'string' },
       'log-level': { type: 'string' },
+      code: { type: 'string' },
       'no-restart': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -392,6 +421,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   if (logLevel !== undefined && !['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new Error(`--log-level / LOG_LEVEL must be debug, info, warn, error or silent, got "${logLevel}"`);
   }
+  const code = pick('code', 'STACK_CODE');
   const restartOff = (values['no-restart'] as boolean) || switchOff('STACK_RESTART', env.STACK_RESTART);
   const stack: StartStackOptions = {
     ...defined('replicas', int('--replicas / REPLICAS', pick('replicas', 'REPLICAS'))),
@@ -400,6 +430,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     ports,
     ...(dataDir && { dataDir: isAbsolute(dataDir) ? dataDir : resolve(dataDir) }),
     ...(logLevel && { logLevel: logLevel as LogLevel }),
+    ...(code && { code: nodeCode('--code / STACK_CODE', code) }),
     ...(env.JWT_SECRET?.trim() && { jwtSecret: env.JWT_SECRET.trim() }),
     echo: !values.quiet,
     strict: false,

@@ -9,14 +9,17 @@
  *
  * `npm start` (scripts/start.ts) runs it in the foreground; end-to-end tests
  * and the benchmark call {@link startStack} with a temporary data directory
- * and `ports: 'ephemeral'`.
+ * and `ports: 'ephemeral'`. `npm start` and the benchmark run the compiled
+ * services (what ships); the end-to-end tests run the sources
+ * (`code: 'source'`), except test/build.e2e.test.ts.
  */
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_TOPOLOGY, type Topology } from '@lb/common';
-import { ensureBinaries, ensureDatabase, migrateTopology, redactUrl } from '@lb/common/infra';
+import { DEFAULT_TOPOLOGY, ensureDatabase, migrateTopology, redactUrl, type Topology } from '@lb/common';
+import { ensureBinaries } from '@lb/devtools/infra';
+import { ensureBuilt } from './build.js';
 import { describeExit, type ExitInfo } from './children.js';
 import {
   NginxComponent,
@@ -48,7 +51,7 @@ import { assertNotRunning, removeStackFile, resolveJwtSecret, writeStackFile } f
 
 export type { ComponentInfo, ComponentKind, ComponentStatus } from './components.js';
 export type { ExitInfo } from './children.js';
-export type { RestartPolicy, StackPorts, StartStackOptions } from './options.js';
+export type { NodeCode, RestartPolicy, StackPorts, StartStackOptions } from './options.js';
 export { DEFAULT_RESTART_POLICY, DEFAULT_STACK_PORTS, EPHEMERAL_PORTS } from './options.js';
 
 /** A running stack. */
@@ -101,6 +104,9 @@ interface PendingRestart {
  * reported through `log` and the rest keeps running. Redis, Postgres and
  * migration failures always reject.
  *
+ * With `code: 'dist'` (the default) it first builds the services when their
+ * dist/ is missing or older than the sources (scripts/build.mjs --if-stale).
+ *
  * Refuses to start when `<dataDir>/stack.json` names a stack that still runs.
  */
 export async function startStack(options: StartStackOptions = {}): Promise<Stack> {
@@ -108,6 +114,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   const log = options.log ?? ((line: string) => void process.stderr.write(line + '\n'));
   for (const d of ['logs', 'redis', 'nginx']) mkdirSync(join(o.dataDir, d), { recursive: true });
   assertNotRunning(o.dataDir);
+  if (o.code === 'dist') await ensureBuilt(log);
   // Fail with the apt-get command rather than a spawn ENOENT halfway through.
   const bins = await ensureBinaries(['redis-server', 'postgres', 'initdb', 'nginx'], { install: false });
   await assertPortsFree(o);
@@ -171,7 +178,7 @@ class StackRunner {
       this.services.push(
         new NodeComponent(serviceName(i), 'service', base(o.ports.serviceBase, i), (port) =>
           this.nodeEnv('service', { PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: serviceName(i) }),
-        this.ctx, options.nodeArgs?.service),
+        this.ctx, o.code, options.nodeArgs?.service),
       );
     }
     const assignment = workerShardAssignment(o.workers, shardIds);
@@ -180,7 +187,7 @@ class StackRunner {
       this.workers.push(
         new NodeComponent(workerName(i), 'worker', base(o.ports.workerHealthBase, i), (port) =>
           this.nodeEnv('worker', { WORKER_SHARDS: shards, HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1', INSTANCE_ID: workerName(i) }),
-        this.ctx, options.nodeArgs?.worker),
+        this.ctx, o.code, options.nodeArgs?.worker),
       );
     }
     for (let i = 0; i < o.gateways; i++) {
@@ -193,7 +200,7 @@ class StackRunner {
             // Replicas that never got a port (entry point missing) are left out.
             LEADERBOARD_SERVICE_URLS: this.services.flatMap((s) => s.url() ?? []).join(','),
           }),
-        this.ctx, options.nodeArgs?.gateway),
+        this.ctx, o.code, options.nodeArgs?.gateway),
       );
     }
     this.nginx = new NginxComponent(
@@ -409,7 +416,7 @@ class StackRunner {
     }
   }
 
-  /** Redis and Postgres come from @lb/common/infra, which says whether they run but not when they exit: poll. */
+  /** Redis and Postgres come from @lb/devtools/infra, which says whether they run but not when they exit: poll. */
   private watchInfra(): void {
     for (const c of [...this.redis, this.postgres]) {
       if (c.deliberate || this.stopping) continue;

@@ -11,7 +11,7 @@
  */
 import 'dotenv/config';
 import { relative } from 'node:path';
-import { killTrackedChildrenSync } from '@lb/common/infra';
+import { killTrackedChildrenSync } from '@lb/devtools/infra';
 import { killAllSync } from './children.js';
 import { echoLine, paint } from './logs.js';
 import { parseCli, resolveStackOptions, USAGE } from './options.js';

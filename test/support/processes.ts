@@ -4,7 +4,8 @@
  * exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { findRepoRoot } from '@lb/common/testing';
+import { SOURCE_NODE_ARGS } from '@lb/devtools/infra';
+import { findRepoRoot } from '@lb/devtools/testing';
 
 export interface Child {
   proc: ChildProcess;
@@ -26,7 +27,7 @@ process.on('exit', () => {
 /** Starts `<workspace>/src/index.ts` of a service with the given environment. */
 export function spawnNode(entry: string, env: Record<string, string>): Child {
   const root = findRepoRoot();
-  const proc = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...SOURCE_NODE_ARGS, entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let out = '';
   const listeners = new Set<() => void>();

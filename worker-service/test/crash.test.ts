@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { ScoreEvent, ShardDef } from '@lb/common';
-import { getInfra, type Infra } from '@lb/common/testing';
+import { SOURCE_NODE_ARGS } from '@lb/devtools/infra';
+import { getInfra, type Infra } from '@lb/devtools/testing';
 import { idle, ShardDb, ShardQueue, uniquePrefix, waitFor } from './support/worker.js';
 import { rng } from '../../test/support/reference-board.js';
 
@@ -45,7 +46,7 @@ describe('worker-service crash and restart (child processes)', function () {
   });
 
   function spawnWorker(name: string): Child {
-    const proc = spawn(process.execPath, ['--import', 'tsx', join(infra.repoRoot, 'worker-service/src/index.ts')], {
+    const proc = spawn(process.execPath, [...SOURCE_NODE_ARGS, join(infra.repoRoot, 'worker-service/src/index.ts')], {
       cwd: infra.repoRoot,
       env: infra.env({
         KEY_PREFIX: keyPrefix,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createLogger, type ScoreEvent, type ShardDef } from '@lb/common';
-import { getInfra, uniqueId } from '@lb/common/testing';
+import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { PgPools } from '@lb/common';
 import { ScoreRepository, InvalidBatchError } from '../src/db/index.js';
 import { persistBatch } from '../src/batcher.js';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createLogger, jobIdOf, SCORE_JOB, scoreJob, shardKeys, type ScoreEvent, type ShardDef, type Topology } from '@lb/common';
-import { getInfra, uniqueId } from '@lb/common/testing';
+import { getInfra, uniqueId } from '@lb/devtools/testing';
 import type { WorkerConfig } from '../src/config.js';
 import { startHealthServer } from '../src/health.js';
 import { startWorkerService, type ServiceOptions, type WorkerService } from '../src/service.js';

@@ -6,7 +6,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '@lb/common';
-import { uniqueId } from '@lb/common/testing';
+import { uniqueId } from '@lb/devtools/testing';
 import { buildServer } from '../../../leaderboard-service/src/app.js';
 import type { ServiceConfig } from '../../../leaderboard-service/src/config.js';
 import { createDeps } from '../../../leaderboard-service/src/deps.js';

@@ -5,7 +5,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { getInfra, uniqueId } from '@lb/common/testing';
+import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { createLogger, type Topology } from '@lb/common';
 import { buildServer } from '../../src/app.js';
 import { loadConfig, type ServiceConfig } from '../../src/config.js';

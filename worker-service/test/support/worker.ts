@@ -18,7 +18,7 @@ import {
   type ShardDef,
   type Topology,
 } from '@lb/common';
-import { getInfra, uniqueId } from '@lb/common/testing';
+import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { loadConfig, type WorkerConfig } from '../../src/config.js';
 
 /** A KEY_PREFIX of its own (KEY_PREFIX allows 16 characters `[a-z][a-z0-9_-]`). */

@@ -11,12 +11,11 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { migrateTopology, validateTopology, type Topology } from '@lb/common';
 import { ensureBinaries } from '../infra/binaries.js';
 import { addEmergencyCleanup, killChildrenOnSignals } from '../infra/child.js';
-import { migrateTopology } from '../infra/migrate.js';
 import { startPostgres, type PostgresProcess } from '../infra/postgres.js';
 import { startRedis, type RedisProcess } from '../infra/redis-server.js';
-import { validateTopology, type Topology } from '../topology.js';
 
 /** Shard ids of the test topology, in the order of {@link Infra.redis}. */
 export const TEST_SHARD_IDS = ['na', 'eu', 'asia'] as const;

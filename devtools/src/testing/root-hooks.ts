@@ -1,5 +1,5 @@
 /**
- * Mocha root hook plugin, loaded via `require` in `.mocharc.json` (mocha
+ * Mocha root hook plugin, loaded via `require` in `.mocharc.cjs` (mocha
  * imports it as ESM through tsx and picks up the `mochaHooks` export).
  * Infrastructure starts lazily in the tests that call `getInfra()`, so runs
  * that never need it pay nothing; this only guarantees the teardown.

@@ -13,6 +13,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, realpathSync,
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ensureDatabase } from '@lb/common';
 import pg from 'pg';
 import { ensureBinaries } from './binaries.js';
 import {
@@ -284,48 +285,5 @@ async function queryOnce(url: string, sql: string): Promise<string | undefined> 
     return row ? String(Object.values(row)[0]) : undefined;
   } finally {
     await client.end().catch(() => undefined);
-  }
-}
-
-/**
- * Creates the database named in `pgUrl` if it does not exist, connecting to
- * the `postgres` maintenance database of the same server (same credentials).
- * CREATE DATABASE has no IF NOT EXISTS, so we check pg_database first and
- * tolerate losing a race to a concurrent creator (42P04, or 23505 when both
- * reach the catalog insert).
- */
-export async function ensureDatabase(pgUrl: string): Promise<void> {
-  const target = new URL(pgUrl);
-  const db = decodeURIComponent(target.pathname.replace(/^\//, ''));
-  if (!db) throw new Error(`ensureDatabase: ${redactUrl(pgUrl)} names no database`);
-  const admin = new URL(pgUrl);
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 10_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
-    if (exists.rowCount) return;
-    try {
-      await client.query(`CREATE DATABASE ${client.escapeIdentifier(db)}`);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== '42P04' && code !== '23505') throw e;
-    }
-  } catch (e) {
-    throw new Error(`ensureDatabase ${redactUrl(pgUrl)}: ${(e as Error).message}`, { cause: e });
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** A Postgres URL with any password replaced by `***`, for logs and errors. */
-export function redactUrl(pgUrl: string): string {
-  try {
-    const u = new URL(pgUrl);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
   }
 }

@@ -6,12 +6,15 @@
  * anywhere (the file stem is the recorded version). Files must not contain
  * their own BEGIN/COMMIT, and statements that cannot run inside a transaction
  * block (e.g. CREATE INDEX CONCURRENTLY) are not supported.
+ *
+ * Production code: docker-compose's one-shot `migrate` service runs it
+ * (migrate-cli.ts, compiled), as do `npm run migrate`, `npm start` and the
+ * test harness.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import type { Topology } from '../topology.js';
-import { redactUrl } from './postgres.js';
+import type { Topology } from './topology.js';
 
 /** `001_create_scores.sql` → number 1, version `001_create_scores`. */
 const MIGRATION_FILE = /^(\d+)_([A-Za-z0-9_.-]+)\.sql$/;
@@ -151,4 +154,47 @@ export async function migrateTopology(topology: Topology, sqlDir: string): Promi
     results.push({ postgres, shardIds, applied: await applyMigrations(postgres, sqlDir) });
   }
   return results;
+}
+
+/**
+ * Creates the database named in `pgUrl` if it does not exist, connecting to
+ * the `postgres` maintenance database of the same server (same credentials).
+ * CREATE DATABASE has no IF NOT EXISTS, so we check pg_database first and
+ * tolerate losing a race to a concurrent creator (42P04, or 23505 when both
+ * reach the catalog insert).
+ */
+export async function ensureDatabase(pgUrl: string): Promise<void> {
+  const target = new URL(pgUrl);
+  const db = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!db) throw new Error(`ensureDatabase: ${redactUrl(pgUrl)} names no database`);
+  const admin = new URL(pgUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 10_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
+    if (exists.rowCount) return;
+    try {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(db)}`);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== '42P04' && code !== '23505') throw e;
+    }
+  } catch (e) {
+    throw new Error(`ensureDatabase ${redactUrl(pgUrl)}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A Postgres URL with any password replaced by `***`, for logs and errors. */
+export function redactUrl(pgUrl: string): string {
+  try {
+    const u = new URL(pgUrl);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
 }

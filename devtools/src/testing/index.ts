@@ -1,0 +1,6 @@
+/**
+ * Test helpers. Import from `@lb/devtools/testing`; the mocha root hooks live in
+ * `root-hooks.ts` and are loaded through `.mocharc.cjs`, not from here.
+ */
+export { findRepoRoot, getInfra, stopInfra, TEST_SHARD_IDS, uniqueId } from './harness.js';
+export type { Infra } from './harness.js';
