@@ -39,10 +39,10 @@ describe('api-gateway config and request helpers', () => {
   });
 
   it('when a path is public API, then it is proxied, and anything else is not', () => {
-    for (const p of ['/auth/login', '/auth/register', '/score', '/score/add', '/score/rank/u1', '/top', '/rank/u1', '/around/u1', '/history/u1']) {
+    for (const p of ['/auth/login', '/auth/register', '/score', '/score/add', '/score/rank/u1', '/top', '/rank/u1', '/around/u1', '/history/u1', '/boards', '/boards/weekly', '/boards/weekly/top', '/admin/boards', '/admin/boards/x']) {
       expect(isPublicPath(p), p).to.equal(true);
     }
-    for (const p of ['/health', '/', '/auth', '/auth/', '/top/x', '/rank/', '/rank/a/b', '/metrics', '/auth/../health', '/score/./add', '/scores']) {
+    for (const p of ['/health', '/', '/auth', '/auth/', '/top/x', '/rank/', '/rank/a/b', '/metrics', '/auth/../health', '/score/./add', '/scores', '/admin', '/admin/', '/boards/../health', '/boardsx']) {
       expect(isPublicPath(p), p).to.equal(false);
     }
   });

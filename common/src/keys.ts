@@ -27,6 +27,8 @@ export interface ShardKeys {
   readonly rateLimitPrefix: string;
   /** Pub/sub channel: the name of a board whose first entries (or size) a write changed. */
   readonly topChanged: string;
+  /** Prefix of every key of a named board (all its periods) on this shard; `main` keeps the keys above. */
+  boardPrefix(boardId: string): string;
 }
 
 /** Key names of one shard. */
@@ -42,6 +44,7 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     bucket: (kind, id) => `${base}:bucket:${kind}:${id}`,
     rateLimitPrefix: `${base}:rl`,
     topChanged: `${base}:top-changed`,
+    boardPrefix: (boardId) => `${base}:b:${boardId}:`,
   };
 }
 

@@ -11,7 +11,9 @@ import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { hotPath } from './http/hot-path.js';
 import { errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
+import { adminRoutes, requireApiKey } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
+import { boardRoutes } from './routes/boards.js';
 import { healthRoutes } from './routes/health.js';
 import { historyRoutes } from './routes/history.js';
 import { readRoutes } from './routes/reads.js';
@@ -37,6 +39,10 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', jsonBody(bodyLimits(config)));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
+  app.use(boardRoutes({ catalog: deps.catalog, admin: deps.boardAdmin }));
+  // The key is checked before the body is read: an anonymous client cannot make the service buffer anything.
+  app.use('/admin', requireApiKey(deps.apiKeys), jsonBody(bodyLimits(config)));
+  app.use(adminRoutes({ admin: deps.boardAdmin }));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;

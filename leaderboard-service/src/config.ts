@@ -68,6 +68,8 @@ const SPEC = {
   jobAttempts: JOB_ATTEMPTS,
   jobBackoffMs: JOB_BACKOFF_MS,
   topCacheMaxAgeMs: intKey('TOP_CACHE_MAX_AGE_MS', 'Top pages (the first 100 rows of each board) are served from memory, dropped by every write that changes them; this bounds how long a copy is kept at all, ms (0 = no cache).', { default: 1000, min: 0, max: 3_600_000 }),
+  boardRefreshMs: intKey('BOARD_REFRESH_MS', 'How often each replica checks the control plane for changed board definitions, ms (a change made through a replica is seen there at once).', { default: 500, min: 50, max: 60_000 }),
+  apiKeyCacheMs: intKey('API_KEY_CACHE_MS', 'How long a replica trusts an API key it has checked, ms: a revoked key stops working within this time.', { default: 2000, min: 0, max: 600_000 }),
   relayEnvelopeMax: intKey('RELAY_ENVELOPE_MAX', 'Most events the relay puts in one queue job (an envelope) when writes pile up behind an enqueue.', { default: 100, min: 1, max: 1000 }),
   relayLingerMs: intKey('RELAY_LINGER_MS', 'How long an event waits for others to share its queue job, ms (the answer to the client never waits for it); 0 = at once.', { default: 50, min: 0, max: 1000 }),
   outboxSweepIntervalMs: intKey('OUTBOX_SWEEP_INTERVAL_MS', 'How often the outbox sweeper looks for events a crash left behind, ms (0 = off).', { default: 1000, min: 0 }),

@@ -4,6 +4,11 @@
  */
 import { createLogger, PgPools, ShardRouter, type Logger } from '@lb/common';
 import { AccountService } from './accounts/accounts.js';
+import { ApiKeyVerifier } from './admin/api-keys.js';
+import { BoardAdmin } from './boards/admin.js';
+import { BoardCatalog } from './boards/catalog.js';
+import { ApiKeysRepo } from './db/api-keys-repo.js';
+import { BoardsRepo } from './db/boards-repo.js';
 import { HashSlots } from './accounts/hash-slots.js';
 import { LoginGuard } from './accounts/login-guard.js';
 import type { ServiceConfig } from './config.js';
@@ -26,6 +31,9 @@ export interface Deps {
   relays: EventRelays;
   accountsRepo: AccountsRepo;
   history: HistoryRepo;
+  catalog: BoardCatalog;
+  boardAdmin: BoardAdmin;
+  apiKeys: ApiKeyVerifier;
   close(): Promise<void>;
 }
 
@@ -84,9 +92,19 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     memoryCost: config.argon2MemoryKib,
     timeCost: config.argon2TimeCost,
   });
+  // The control plane lives in the first shard's database.
+  const controlShard = router.shards[0]!.id;
+  const boardsRepo = new BoardsRepo(pools, controlShard);
+  const catalog = new BoardCatalog(boardsRepo, config.boardRefreshMs, log);
+  await catalog.start();
+  const boardAdmin = new BoardAdmin(boardsRepo, catalog, stores);
+  const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
   return {
     log,
     router,
+    catalog,
+    boardAdmin,
+    apiKeys,
     stores,
     pools,
     reader,
@@ -96,6 +114,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     accountsRepo,
     history: new HistoryRepo(pools),
     async close() {
+      catalog.stop();
       await relays.close();
       await topCache.close();
       await stores.close();

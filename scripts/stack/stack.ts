@@ -17,7 +17,8 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_TOPOLOGY, ensureDatabase, migrateTopology, redactUrl, type Topology } from '@lb/common';
+import { createLogger, DEFAULT_TOPOLOGY, ensureDatabase, migrateTopology, PgPools, redactUrl, type Topology } from '@lb/common';
+import { ApiKeysRepo } from '../../leaderboard-service/src/db/api-keys-repo.js';
 import { ensureBinaries } from '@lb/devtools/infra';
 import { ensureBuilt } from './build.js';
 import { describeExit, type ExitInfo } from './children.js';
@@ -47,7 +48,7 @@ import {
 } from './options.js';
 import { SQL_DIR } from './paths.js';
 import { processStartTime } from './proc.js';
-import { assertNotRunning, removeStackFile, resolveJwtSecret, writeStackFile } from './state.js';
+import { adminKeyPath, assertNotRunning, ensureAdminKey, removeStackFile, resolveJwtSecret, writeStackFile } from './state.js';
 
 export type { ComponentInfo, ComponentKind, ComponentStatus } from './components.js';
 export type { ExitInfo } from './children.js';
@@ -67,6 +68,8 @@ export interface Stack {
   /** The JWT_SECRET every service was given (sign test tokens with it). */
   readonly jwtSecret: string;
   readonly dataDir: string;
+  /** The file holding the admin API key the stack created on its first start (mode 600). */
+  readonly adminKeyFile: string;
   /** Snapshot of every component, in start order (a new array on each read). */
   readonly components: readonly ComponentInfo[];
   /** Snapshot of one component by name; throws for an unknown name. */
@@ -252,6 +255,8 @@ class StackRunner {
       const what = r.applied.length > 0 ? `applied ${r.applied.join(', ')}` : 'up to date';
       this.log(`migrations ${redactUrl(r.postgres)}: ${what}`);
     }
+    const admin = await ensureAdminKey(this.o.dataDir, () => createAdminKey(this.topology!));
+    if (admin.created) this.log(`admin API key created (send it as X-Api-Key; it is kept only here): ${admin.file}`);
     this.tailInfraLogs();
 
     await this.tier(this.services, false);
@@ -511,6 +516,7 @@ class StackRunner {
       serviceUrls: Object.freeze(this.services.map((s) => s.url()!)),
       topology: this.topology!,
       jwtSecret: this.jwtSecret,
+      adminKeyFile: adminKeyPath(this.o.dataDir),
       dataDir: this.o.dataDir,
       get components() {
         return self.components.map((c) => c.info());
@@ -549,6 +555,16 @@ function seconds(ms: number): string {
 /** `1 restart`, `5 restarts`. */
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** Creates an admin API key in the stack's control plane (its first shard's database). */
+async function createAdminKey(topology: Topology): Promise<string> {
+  const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, applicationName: 'lb-stack' }, createLogger('stack', 'error'));
+  try {
+    return (await new ApiKeysRepo(pools, topology.shards[0]!.id).create('npm start')).key;
+  } finally {
+    await pools.close();
+  }
 }
 
 /** Port of instance `i` for a base port (0 stays 0 = pick a free one). */

@@ -126,3 +126,23 @@ export function resolveJwtSecret(dataDir: string, given: string | undefined): st
   writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
   return secret;
 }
+
+/** Where the stack keeps the admin API key it created on its first start. */
+export const adminKeyPath = (dataDir: string): string => join(dataDir, 'admin-key');
+
+/**
+ * The admin API key of this data directory: created once (by `create`, which
+ * stores only its hash in the control plane) and written to `admin-key`,
+ * readable by its owner only. Returns the file and whether it is new.
+ */
+export async function ensureAdminKey(dataDir: string, create: () => Promise<string>): Promise<{ file: string; created: boolean }> {
+  const file = adminKeyPath(dataDir);
+  try {
+    if (readFileSync(file, 'utf8').trim() !== '') return { file, created: false };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const key = await create();
+  writeFileSync(file, key + '\n', { mode: 0o600 });
+  return { file, created: true };
+}

@@ -93,6 +93,7 @@ say(
         `after ${restart.maxRestarts} restarts within ${restart.windowMs / 1000} s it is left down`
     : 'restarts: off (--no-restart / STACK_RESTART=off): a component that dies is only reported',
 );
+say(`admin:    API key in ${rel(stack.adminKeyFile)} (send it as X-Api-Key); more with \`npm run admin -- key create --name NAME\``);
 say(`status:   \`npm run status${dataDirArg}\``);
 say(`stop:     Ctrl-C here, or \`npm stop${dataDirArg}\` from another terminal`);
 // Child processes keep the event loop alive, but a stack whose every child

@@ -10,8 +10,8 @@ import type { Forwarder } from '../forwarder.js';
 import { stripHopByHopHeaders, setForwardingHeaders, stripIdentityHeaders } from '../http/headers.js';
 import type { ReadLimiter } from '../http/rate-limit.js';
 
-/** Paths of the public API: /auth/*, /score and /score/*, /top, /rank/:id, /around/:id, /history/:id. */
-const PUBLIC_PATH = /^\/(?:auth\/.+|score(?:\/.*)?|top|(?:rank|around|history)\/[^/]+)$/;
+/** Paths of the public API: /auth/*, /score and /score/*, /top, /rank/:id, /around/:id, /history/:id, /boards and /boards/*, /admin/*. */
+const PUBLIC_PATH = /^\/(?:auth\/.+|score(?:\/.*)?|top|(?:rank|around|history)\/[^/]+|boards(?:\/.*)?|admin\/.+)$/;
 /** `.` or `..` segments are never forwarded, whatever the replica would make of them. */
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 

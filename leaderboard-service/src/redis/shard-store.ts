@@ -269,6 +269,21 @@ export class ShardStore {
     return this.conn.call(() => this.conn.client.zCount(this.keys.board(board), '-inf', `(${toStored(score)}`));
   }
 
+  /**
+   * Removes every key of a board on this shard (all its periods), in
+   * batches, without blocking the shard: SCAN and UNLINK.
+   */
+  async purgeBoard(boardId: string): Promise<number> {
+    let removed = 0;
+    let cursor = '0';
+    do {
+      const page = await this.conn.call(() => this.conn.client.scan(cursor, { MATCH: `${this.keys.boardPrefix(boardId)}*`, COUNT: 500 }));
+      cursor = String(page.cursor);
+      if (page.keys.length > 0) removed += await this.conn.call(() => this.conn.client.unlink(page.keys));
+    } while (cursor !== '0');
+    return removed;
+  }
+
   /** Follows this shard's top-changed channel (see subscriber.ts). */
   watchTopChanges(onChange: (board: string) => void, onReset: () => void): TopChangeWatch {
     return watchTopChanges(this.conn, this.keys.topChanged, this.log, onChange, onReset);

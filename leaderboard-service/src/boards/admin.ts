@@ -1,0 +1,61 @@
+/**
+ * Board administration: create, change and delete definitions in the
+ * control plane, then make this replica see the change at once (the others
+ * see it within BOARD_REFRESH_MS). Deleting a board removes its Redis keys
+ * on every shard; its Postgres rows and archives stay, marked deleted.
+ */
+import { AppError } from '@lb/common';
+import type { BoardsRepo } from '../db/boards-repo.js';
+import type { ShardStores } from '../redis/shard-store.js';
+import type { BoardCatalog } from './catalog.js';
+import { MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board } from './definition.js';
+
+export class BoardAdmin {
+  constructor(
+    private readonly repo: BoardsRepo,
+    private readonly catalog: BoardCatalog,
+    private readonly stores: ShardStores,
+  ) {}
+
+  async create(body: Record<string, unknown>): Promise<Board> {
+    const nb = parseNewBoard(body);
+    const created = await this.repo.create(nb);
+    if (!created) {
+      await this.catalog.reload();
+      const old = this.catalog.getAny(nb.id);
+      throw new AppError('board_exists', `board ${nb.id} already exists${old?.deletedAt ? ' (deleted: its id is not reused)' : ''}`, {
+        board: nb.id,
+        ...(old?.deletedAt && { deleted: true }),
+      });
+    }
+    await this.catalog.reload();
+    return created;
+  }
+
+  async update(id: string, body: Record<string, unknown>): Promise<Board> {
+    const current = this.existing(id);
+    const updated = await this.repo.update(parseBoardChanges(current, body));
+    if (!updated) throw notFound(id);
+    await this.catalog.reload();
+    return updated;
+  }
+
+  async delete(id: string): Promise<void> {
+    if (id === MAIN_BOARD) throw new AppError('board_protected', 'the board main cannot be deleted', { board: id });
+    this.existing(id);
+    if (!(await this.repo.markDeleted(id))) throw notFound(id);
+    await this.catalog.reload();
+    await Promise.all(this.stores.all().map((s) => s.purgeBoard(id)));
+  }
+
+  /** A live board, or 404 `board_not_found`. */
+  existing(id: string): Board {
+    const b = this.catalog.get(id);
+    if (!b) throw notFound(id);
+    return b;
+  }
+}
+
+export function notFound(id: string): AppError {
+  return new AppError('board_not_found', `no board ${id}`, { board: id });
+}

@@ -1,0 +1,103 @@
+/**
+ * Every replica's copy of the board definitions. Loaded at start, then the
+ * largest revision is read every BOARD_REFRESH_MS and the copy reloaded when
+ * it moved, so a change made through any replica (or by hand in SQL) is
+ * seen everywhere within that time. The replica that made a change reloads
+ * at once.
+ *
+ * Postgres being down never stops the boards that are known: the copy keeps
+ * serving, and `main` is known even before the first load (the original
+ * endpoints never depend on the control plane).
+ */
+import type { Logger } from '@lb/common';
+import type { BoardsRepo } from '../db/boards-repo.js';
+import { MAIN_BOARD, type Board } from './definition.js';
+import { parseReset } from './periods.js';
+
+/** `main` as migration 003 defines it, until the first load. */
+const MAIN_DEFAULT: Board = {
+  id: MAIN_BOARD,
+  title: 'Main',
+  order: 'desc',
+  operator: 'set',
+  reset: 'none',
+  resetRule: parseReset('none'),
+  tieBreak: 'shared',
+  minScore: 0,
+  maxScore: Number.MAX_SAFE_INTEGER,
+  maxMetadataBytes: 1024,
+  clientWrites: true,
+  allowOperatorOverride: true,
+  webhookUrl: null,
+  keepPeriods: 2,
+  createdAt: new Date(0).toISOString(),
+  updatedAt: new Date(0).toISOString(),
+  deletedAt: null,
+};
+
+export class BoardCatalog {
+  private boards = new Map<string, Board>([[MAIN_BOARD, MAIN_DEFAULT]]);
+  private revision: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+
+  constructor(
+    private readonly repo: BoardsRepo,
+    private readonly refreshMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads the definitions (a failure is logged; polling retries) and starts polling. */
+  async start(): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), this.refreshMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** A live board, or undefined (unknown or deleted). */
+  get(id: string): Board | undefined {
+    const b = this.boards.get(id);
+    return b && b.deletedAt === null ? b : undefined;
+  }
+
+  /** Any board ever created, deleted ones included (their ids stay taken). */
+  getAny(id: string): Board | undefined {
+    return this.boards.get(id);
+  }
+
+  /** The live boards, by id. */
+  live(): Board[] {
+    return [...this.boards.values()].filter((b) => b.deletedAt === null);
+  }
+
+  /** Reloads now (after a change made here), whatever the revision says. */
+  async reload(): Promise<void> {
+    // A poll in flight may have read the revision before the change.
+    await this.inFlight;
+    this.revision = undefined;
+    await this.poll();
+  }
+
+  /** Reloads when the control plane's revision moved (one poll at a time). */
+  private poll(): Promise<void> {
+    this.inFlight ??= this.load().finally(() => (this.inFlight = undefined));
+    return this.inFlight;
+  }
+
+  private async load(): Promise<void> {
+    try {
+      const rev = await this.repo.revision();
+      if (rev === this.revision) return;
+      const all = await this.repo.all();
+      this.boards = new Map(all.map((b) => [b.id, b]));
+      if (!this.boards.has(MAIN_BOARD)) this.boards.set(MAIN_BOARD, MAIN_DEFAULT);
+      this.revision = rev;
+    } catch (e) {
+      this.log.warn('board definitions could not be reloaded; the known ones stay in use', { err: e as Error });
+    }
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Board definitions in the control-plane database (the topology's first
+ * shard). Every query is parameterised; connection failures surface as
+ * StoreUnavailable (PgPools.run).
+ */
+import type { PgPools } from '@lb/common';
+import type { Board, NewBoard, SortOrder, Operator, TieBreak } from '../boards/definition.js';
+import { parseReset } from '../boards/periods.js';
+
+interface Row {
+  id: string;
+  title: string;
+  sort_order: SortOrder;
+  operator: Operator;
+  reset: string;
+  tie_break: TieBreak;
+  min_score: string;
+  max_score: string;
+  max_metadata_bytes: number;
+  client_writes: boolean;
+  allow_operator_override: boolean;
+  webhook_url: string | null;
+  keep_periods: number;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
+const COLUMNS = `id, title, sort_order, operator, reset, tie_break, min_score, max_score, max_metadata_bytes,
+  client_writes, allow_operator_override, webhook_url, keep_periods, created_at, updated_at, deleted_at`;
+
+function toBoard(r: Row): Board {
+  return {
+    id: r.id,
+    title: r.title,
+    order: r.sort_order,
+    operator: r.operator,
+    reset: r.reset,
+    resetRule: parseReset(r.reset),
+    tieBreak: r.tie_break,
+    minScore: Number(r.min_score),
+    maxScore: Number(r.max_score),
+    maxMetadataBytes: r.max_metadata_bytes,
+    clientWrites: r.client_writes,
+    allowOperatorOverride: r.allow_operator_override,
+    webhookUrl: r.webhook_url,
+    keepPeriods: r.keep_periods,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    deletedAt: r.deleted_at ? r.deleted_at.toISOString() : null,
+  };
+}
+
+export class BoardsRepo {
+  /** @param controlShard the shard whose database is the control plane */
+  constructor(
+    private readonly pools: PgPools,
+    private readonly controlShard: string,
+  ) {}
+
+  /** Every board, deleted ones included (their ids stay taken). */
+  async all(): Promise<Board[]> {
+    const r = await this.pools.run(this.controlShard, (p) => p.query<Row>(`SELECT ${COLUMNS} FROM boards ORDER BY id`));
+    return r.rows.map(toBoard);
+  }
+
+  /** The largest revision: it moves whenever any definition changes. */
+  async revision(): Promise<string> {
+    const r = await this.pools.run(this.controlShard, (p) => p.query<{ rev: string }>('SELECT coalesce(max(revision), 0)::text AS rev FROM boards'));
+    return r.rows[0]!.rev;
+  }
+
+  /** Inserts a board; false when the id is taken (by a live or a deleted board). */
+  async create(b: NewBoard): Promise<Board | undefined> {
+    const r = await this.pools.run(this.controlShard, (p) =>
+      p.query<Row>(
+        `INSERT INTO boards (id, title, sort_order, operator, reset, tie_break, min_score, max_score, max_metadata_bytes,
+           client_writes, allow_operator_override, webhook_url, keep_periods)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING ${COLUMNS}`,
+        [b.id, b.title, b.order, b.operator, b.reset, b.tieBreak, b.minScore, b.maxScore, b.maxMetadataBytes, b.clientWrites, b.allowOperatorOverride, b.webhookUrl, b.keepPeriods],
+      ),
+    );
+    return r.rows[0] ? toBoard(r.rows[0]) : undefined;
+  }
+
+  /** Writes the mutable fields of a live board; undefined when there is none. */
+  async update(b: NewBoard): Promise<Board | undefined> {
+    const r = await this.pools.run(this.controlShard, (p) =>
+      p.query<Row>(
+        `UPDATE boards SET title = $2, min_score = $3, max_score = $4, max_metadata_bytes = $5, client_writes = $6,
+           webhook_url = $7, keep_periods = $8, updated_at = now(), revision = nextval('boards_revision_seq')
+         WHERE id = $1 AND deleted_at IS NULL
+         RETURNING ${COLUMNS}`,
+        [b.id, b.title, b.minScore, b.maxScore, b.maxMetadataBytes, b.clientWrites, b.webhookUrl, b.keepPeriods],
+      ),
+    );
+    return r.rows[0] ? toBoard(r.rows[0]) : undefined;
+  }
+
+  /** Marks a live board deleted; false when there was none. */
+  async markDeleted(id: string): Promise<boolean> {
+    const r = await this.pools.run(this.controlShard, (p) =>
+      p.query(`UPDATE boards SET deleted_at = now(), updated_at = now(), revision = nextval('boards_revision_seq') WHERE id = $1 AND deleted_at IS NULL`, [id]),
+    );
+    return r.rowCount === 1;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * /admin: board administration, for holders of an API key (X-Api-Key).
+ * Input checks and mapping only; the rules live in boards/.
+ */
+import { Router, type RequestHandler } from 'express';
+import { validate } from '@lb/common';
+import type { ApiKeyVerifier } from '../admin/api-keys.js';
+import type { BoardAdmin } from '../boards/admin.js';
+import { boardJson } from '../boards/definition.js';
+
+/** Every /admin route needs a valid X-Api-Key; the key's owner is in `res.locals.admin`. */
+export function requireApiKey(keys: ApiKeyVerifier): RequestHandler {
+  return (req, res, next) => {
+    keys.verify(req.headers['x-api-key']).then((who) => {
+      res.locals.admin = who;
+      next();
+    }, next);
+  };
+}
+
+export function adminRoutes(deps: { admin: BoardAdmin }): Router {
+  const r = Router();
+  r.post('/admin/boards', async (req, res) => {
+    const board = await deps.admin.create(validate.bodyObject(req.body));
+    res.status(201).json(boardJson(board));
+  });
+  r.patch('/admin/boards/:id', async (req, res) => {
+    const board = await deps.admin.update(String(req.params.id), validate.bodyObject(req.body));
+    res.json(boardJson(board));
+  });
+  r.delete('/admin/boards/:id', async (req, res) => {
+    await deps.admin.delete(String(req.params.id));
+    res.status(204).end();
+  });
+  return r;
+}

@@ -1,0 +1,34 @@
+/**
+ * GET /boards and /boards/:id: the public definitions, each with its
+ * current period, so that a client can show "resets in 3 h".
+ */
+import { Router } from 'express';
+import type { BoardAdmin } from '../boards/admin.js';
+import type { BoardCatalog } from '../boards/catalog.js';
+import { boardJson, type Board } from '../boards/definition.js';
+import { periodAt } from '../boards/periods.js';
+
+/** A board's public form: the definition and its current period. */
+export function publicBoard(b: Board, now = Date.now()): Record<string, unknown> {
+  const { webhook_url: _hidden, ...definition } = boardJson(b);
+  const p = periodAt(b.resetRule, now);
+  return {
+    ...definition,
+    current_period: {
+      id: p.id,
+      starts_at: p.startsAt === undefined ? null : new Date(p.startsAt).toISOString(),
+      ends_at: p.endsAt === undefined ? null : new Date(p.endsAt).toISOString(),
+    },
+  };
+}
+
+export function boardRoutes(deps: { catalog: BoardCatalog; admin: BoardAdmin }): Router {
+  const r = Router();
+  r.get('/boards', (_req, res) => {
+    res.json({ boards: deps.catalog.live().map((b) => publicBoard(b)) });
+  });
+  r.get('/boards/:id', (req, res) => {
+    res.json(publicBoard(deps.admin.existing(String(req.params.id))));
+  });
+  return r;
+}

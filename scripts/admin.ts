@@ -1,0 +1,11 @@
+/**
+ * `npm run admin -- key create --name NAME | key list | key revoke ID`:
+ * the admin command production runs compiled
+ * (`node leaderboard-service/dist/admin/cli.js`), here from source.
+ */
+import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
+
+process.exitCode = await runAdmin(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`admin: ${(e as Error).message}\n`);
+  return 1;
+});
