@@ -7,6 +7,7 @@ import { ensureDatabase, migrateTopology, signToken, type Topology } from '@lb/c
 import { SOURCE_NODE_ARGS, startPostgres, type PostgresProcess } from '@lb/devtools/infra';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
+import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
 import { eventually, spawnNode, type Child } from './support/processes.js';
 import { rng } from './support/reference-board.js';
@@ -211,6 +212,44 @@ describe('write-behind pipeline', function () {
           const r = await db.query('SELECT count(*)::int AS n, max(score)::int AS top FROM score_events WHERE user_id = $1', [p.user_id]);
           expect(r.rows[0]).to.deep.equal({ n: 5, top: 12 });
         }
+      } finally {
+        await worker.stop();
+        await svc.stop();
+      }
+    });
+  });
+
+  describe('named boards', () => {
+    it('when scores go to a named board, then Postgres holds each entry of the period at its latest version with metadata, and history filters by board', async () => {
+      const topology = await freshDatabases('nb');
+      const svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
+      const worker = await startWorker({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: svc.config.keyPrefix });
+      try {
+        const api = new Client(svc.url);
+        const key = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('pipeline')).key;
+        const board = uniqueId('persist').toLowerCase();
+        expect((await api.request('POST', '/admin/boards', { body: { id: board, operator: 'incr', min_score: -100 }, headers: { 'x-api-key': key } })).status).to.equal(201);
+        const players = await Promise.all(['NA', 'EU', 'GLOBAL'].map(async (region) => {
+          const id = uniqueId(`nb-${region}`);
+          return { id, region, token: await api.register(id, region) };
+        }));
+        for (const [i, p] of players.entries()) {
+          await api.post(`/boards/${board}/scores`, { score: 10 * (i + 1), metadata: { lap: i } }, { token: p.token });
+          await api.post(`/boards/${board}/scores`, { score: -3 - i }, { token: p.token });
+        }
+        await eventually('backlog drained', () => drained(svc), 60_000, 100);
+        for (const [i, p] of players.entries()) {
+          const db = svc.deps.pools.forShard(svc.deps.router.homeShard(p.id, p.region).id);
+          const row = await db.query('SELECT score::int, version::int, metadata, region FROM board_scores WHERE board = $1 AND period = $2 AND user_id = $3', [board, 'all', p.id]);
+          expect(row.rows[0]).to.deep.equal({ score: 10 * (i + 1) - 3 - i, version: 2, metadata: { lap: i }, region: p.region });
+          const h = await api.get(`/history/${p.id}?board=${board}`);
+          expect(h.body.events.map((e: { version: number; op: string; delta: number; period: string }) => [e.version, e.op, e.delta, e.period])).to.deep.equal([[2, 'incr', -3 - i, 'all'], [1, 'incr', 10 * (i + 1), 'all']]);
+          // The main board's history is not mixed with it.
+          expect((await api.get(`/history/${p.id}`)).body.events.map((e: { op: string }) => e.op)).to.deep.equal(['register']);
+        }
+        const page = await api.get(`/history/${players[0]!.id}?board=${board}&limit=1`);
+        const next = await api.get(`/history/${players[0]!.id}?board=${board}&limit=1&before=${page.body.next_before}`);
+        expect(next.body.events.map((e: { version: number }) => e.version)).to.deep.equal([1]);
       } finally {
         await worker.stop();
         await svc.stop();

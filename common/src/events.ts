@@ -8,8 +8,12 @@
  * through {@link checkScoreEvent}'s rules (see queue.ts).
  */
 
-/** Every operation a score write can be, as events name them. */
-export const SCORE_OPS = ['register', 'create', 'update', 'add'] as const;
+/**
+ * Every operation a score write can be, as events name them: the board
+ * `main`'s (register, create, update, add) and named boards' operators
+ * (set, incr, best).
+ */
+export const SCORE_OPS = ['register', 'create', 'update', 'add', 'set', 'incr', 'best'] as const;
 export type ScoreOp = (typeof SCORE_OPS)[number];
 
 export interface ScoreEvent {
@@ -23,12 +27,18 @@ export interface ScoreEvent {
   /** Time of the write, ms since epoch. */
   ts: number;
   request_id: string;
+  /** A named board's events carry it and the period; events without one are the board `main`'s. */
+  board?: string;
+  period?: string;
+  /** The metadata stored with the entry by this write, when it set one. */
+  metadata?: Record<string, unknown>;
 }
 
 /**
- * The id of a player's event of one version: its outbox entry and the id of
- * the queue job that carries it alone, so re-sends are deduplicated.
+ * The id of a player's event of one version (of one board's period, for a
+ * named board): its outbox entry and the id of the queue job that carries
+ * it alone, so re-sends are deduplicated.
  */
-export function eventIdOf(userId: string, version: number): string {
-  return `${userId}#${version}`;
+export function eventIdOf(userId: string, version: number, board?: string, period?: string): string {
+  return board === undefined ? `${userId}#${version}` : `${board}/${period}/${userId}#${version}`;
 }

@@ -29,6 +29,20 @@ export interface ShardKeys {
   readonly topChanged: string;
   /** Prefix of every key of a named board (all its periods) on this shard; `main` keeps the keys above. */
   boardPrefix(boardId: string): string;
+  /** The keys of one period of a named board on this shard (see lua/includes/board.lua). */
+  boardPeriod(boardId: string, period: string): BoardPeriodKeys;
+}
+
+/** One period of a named board on one shard. */
+export interface BoardPeriodKeys {
+  /** Sorted set of a view: GLOBAL (this shard's partition) or a region served here. */
+  view(view: string): string;
+  /** Hash user_id -> version of the entry. */
+  readonly versions: string;
+  /** Hash user_id -> member in the views (earliest-tie boards). */
+  readonly members: string;
+  /** Hash user_id -> metadata JSON. */
+  readonly metadata: string;
 }
 
 /** Key names of one shard. */
@@ -45,6 +59,10 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     rateLimitPrefix: `${base}:rl`,
     topChanged: `${base}:top-changed`,
     boardPrefix: (boardId) => `${base}:b:${boardId}:`,
+    boardPeriod: (boardId, period) => {
+      const p = `${base}:b:${boardId}:${period}`;
+      return { view: (v) => `${p}:z:${v}`, versions: `${p}:v`, members: `${p}:m`, metadata: `${p}:meta` };
+    },
   };
 }
 

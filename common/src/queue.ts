@@ -24,8 +24,8 @@ export function queuePrefix(shardId: string, keyPrefix: string = DEFAULT_KEY_PRE
 }
 
 /** The job id of an event: its event id, one per (player, version), so re-sends are deduplicated. */
-export function jobIdOf(e: Pick<ScoreEvent, 'user_id' | 'version'>): string {
-  return eventIdOf(e.user_id, e.version);
+export function jobIdOf(e: Pick<ScoreEvent, 'user_id' | 'version' | 'board' | 'period'>): string {
+  return eventIdOf(e.user_id, e.version, e.board, e.period);
 }
 
 /**
@@ -114,8 +114,14 @@ export function checkScoreEvent(data: unknown): string | undefined {
   if (!str('region', 32)) return 'region is malformed';
   if (!(SCORE_OPS as readonly string[]).includes(e.op as string)) return 'op is malformed';
   for (const k of ['delta', 'score', 'version', 'ts']) if (!int(k)) return `${k} must be an integer`;
-  if ((e.score as number) < 0) return 'score must be >= 0';
   if ((e.version as number) < 1) return 'version must be >= 1';
   if (typeof e.request_id !== 'string') return 'request_id must be a string';
+  if (e.board !== undefined || e.period !== undefined) {
+    if (typeof e.board !== 'string' || !/^[a-z0-9_-]{1,64}$/.test(e.board)) return 'board is malformed';
+    if (typeof e.period !== 'string' || !/^[0-9A-Za-z:-]{1,32}$/.test(e.period)) return 'period is malformed';
+  } else if ((e.score as number) < 0) {
+    return 'score must be >= 0';
+  }
+  if (e.metadata !== undefined && (e.metadata === null || typeof e.metadata !== 'object' || Array.isArray(e.metadata))) return 'metadata must be an object';
   return undefined;
 }

@@ -12,6 +12,7 @@ import type { Deps } from './deps.js';
 import { hotPath } from './http/hot-path.js';
 import { errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
 import { adminRoutes, requireApiKey } from './routes/admin.js';
+import { boardApiRoutes } from './routes/board-api.js';
 import { authRoutes } from './routes/auth.js';
 import { boardRoutes } from './routes/boards.js';
 import { healthRoutes } from './routes/health.js';
@@ -56,10 +57,12 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     [
       ...readRoutes({ reader: deps.reader, router: deps.router }),
       ...scoreRoutes({ writer: deps.writer, router: deps.router, maxScore: config.maxScore, maxScoreDelta: config.maxScoreDelta }),
+      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo }),
     ],
     {
       instanceId: config.instanceId,
       token: config.token,
+      apiKeys: deps.apiKeys,
       body: bodyLimits(config),
       log: deps.log,
       accessLog: config.accessLog ? morgan(ACCESS_LOG_FORMAT) : undefined,

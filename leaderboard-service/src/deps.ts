@@ -7,6 +7,8 @@ import { AccountService } from './accounts/accounts.js';
 import { ApiKeyVerifier } from './admin/api-keys.js';
 import { BoardAdmin } from './boards/admin.js';
 import { BoardCatalog } from './boards/catalog.js';
+import { BoardWriter } from './boards/scores.js';
+import { BoardViews } from './boards/views.js';
 import { ApiKeysRepo } from './db/api-keys-repo.js';
 import { BoardsRepo } from './db/boards-repo.js';
 import { HashSlots } from './accounts/hash-slots.js';
@@ -33,6 +35,8 @@ export interface Deps {
   history: HistoryRepo;
   catalog: BoardCatalog;
   boardAdmin: BoardAdmin;
+  boardWriter: BoardWriter;
+  boardViews: BoardViews;
   apiKeys: ApiKeyVerifier;
   close(): Promise<void>;
 }
@@ -99,11 +103,25 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   await catalog.start();
   const boardAdmin = new BoardAdmin(boardsRepo, catalog, stores);
   const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
+  const boardWriter = new BoardWriter(
+    { router, stores, relays, log },
+    {
+      idempotencyTtlS: config.idempotencyTtlS,
+      backlogLimit: config.queueRejectLength,
+      buckets: {
+        user: { capacity: config.userRateLimitCount, windowMs: config.userRateLimitWindowMs },
+        region: { capacity: config.regionRateLimitCount, windowMs: config.regionRateLimitWindowMs },
+      },
+    },
+  );
+  const boardViews = new BoardViews(router, stores);
   return {
     log,
     router,
     catalog,
     boardAdmin,
+    boardWriter,
+    boardViews,
     apiKeys,
     stores,
     pools,

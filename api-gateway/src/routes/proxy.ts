@@ -20,9 +20,12 @@ export function isPublicPath(path: string): boolean {
   return PUBLIC_PATH.test(path) && !DOT_SEGMENT.test(path);
 }
 
-/** True for a request the service treats as a score write (any non-read under /score). */
+/** A named board's score submissions: a player's token or a game server's API key. */
+const BOARD_SCORES = /^\/boards\/[^/]+\/scores$/;
+
+/** True for a request the service treats as a score write (any non-read under /score, and board score submissions). */
 export function isScoreWrite(method: string, path: string): boolean {
-  return method !== 'GET' && method !== 'HEAD' && (path === '/score' || path.startsWith('/score/'));
+  return method !== 'GET' && method !== 'HEAD' && (path === '/score' || path.startsWith('/score/') || BOARD_SCORES.test(path));
 }
 
 export interface ProxyRouteDeps {
@@ -60,9 +63,11 @@ async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerRe
   const method = req.method ?? 'GET';
   if (method === 'GET' || method === 'HEAD') {
     await deps.limiter.take(clientIp);
-  } else if (isScoreWrite(method, path)) {
+  } else if (isScoreWrite(method, path) && req.headers['x-api-key'] === undefined) {
     // A bad or missing token is answered here and never reaches a replica;
     // the replica verifies the same token again (it trusts nothing else).
+    // An API key (a game server on a board) is checked by the replica,
+    // which has the control plane.
     verifyBearer(req.headers.authorization, deps.token);
   }
   const body = hasBody(req) ? await readBody(req, deps.body) : undefined;

@@ -11,16 +11,19 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError, readJsonBody, requestIdOf, sendJson, verifyBearer, writeError, type BodyLimits, type Identity, type Logger, type TokenSettings } from '@lb/common';
+import type { AdminIdentity, ApiKeyVerifier } from '../admin/api-keys.js';
 
 /** What a hot handler sees of a request. */
 export interface HotRequest {
   readonly query: URLSearchParams;
-  /** The decoded path parameter (`:userId`), when the route has one. */
-  readonly param: string | undefined;
+  /** The decoded path parameters, by name (`/rank/:userId` → `userId`). */
+  readonly params: Readonly<Record<string, string>>;
   readonly headers: IncomingMessage['headers'];
   readonly requestId: string;
-  /** The verified player (routes with `auth: 'token'` only). */
+  /** The verified player (a Bearer token, on routes that take one). */
   readonly player: Identity | undefined;
+  /** The verified API key's owner (X-Api-Key, on routes with `auth: 'token-or-key'`). */
+  readonly admin: AdminIdentity | undefined;
   /** The parsed JSON body (POST routes; `{}` when there is none). */
   readonly body: unknown;
 }
@@ -36,39 +39,63 @@ export class JsonText {
 export interface Route {
   /** GET routes also answer HEAD (the same headers, no body). */
   readonly method: 'GET' | 'POST';
-  /** An exact path (`/top`) or one with a single trailing parameter (`/rank/:userId`). */
+  /** An exact path (`/top`) or one with parameters (`/boards/:board/rank/:userId`). */
   readonly path: string;
-  /** `token`: a valid Bearer token is required, checked before the body is read. */
-  readonly auth: 'none' | 'token';
+  /**
+   * `token`: a valid Bearer token is required; `token-or-key`: a token, or
+   * a valid X-Api-Key (a game server). Checked before the body is read.
+   */
+  readonly auth: 'none' | 'token' | 'token-or-key';
   readonly handler: HotHandler;
 }
 
 export interface HotPathOptions {
   instanceId: string;
   token: TokenSettings;
+  /** Checks X-Api-Key on `token-or-key` routes. */
+  apiKeys: ApiKeyVerifier;
   body: BodyLimits;
   log: Logger;
   /** morgan (or any connect-style logger) run on every request served here. */
   accessLog?: ((req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void) | undefined;
 }
 
-/** The table compiled for lookups: exact paths and parameter prefixes, per method. */
+/** The table compiled for lookups: exact paths in a map, paths with parameters by their segments. */
 interface Compiled {
   exact: Map<string, Route>;
-  /** By the prefix before the parameter, ending in '/'. */
-  prefixed: Map<string, Route>;
+  patterns: { segments: string[]; route: Route }[];
 }
 
 function compile(routes: readonly Route[]): Record<Route['method'], Compiled> {
-  const out = { GET: { exact: new Map(), prefixed: new Map() }, POST: { exact: new Map(), prefixed: new Map() } } as Record<Route['method'], Compiled>;
+  const out = { GET: { exact: new Map(), patterns: [] }, POST: { exact: new Map(), patterns: [] } } as Record<Route['method'], Compiled>;
   for (const r of routes) {
-    const param = /^(.*\/):[A-Za-z]+$/.exec(r.path);
-    const into = param ? out[r.method].prefixed : out[r.method].exact;
-    const key = param ? param[1]! : r.path;
-    if (into.has(key)) throw new Error(`route ${r.method} ${r.path} is declared twice`);
-    into.set(key, r);
+    const t = out[r.method];
+    if (!r.path.includes(':')) {
+      if (t.exact.has(r.path)) throw new Error(`route ${r.method} ${r.path} is declared twice`);
+      t.exact.set(r.path, r);
+    } else {
+      t.patterns.push({ segments: r.path.split('/'), route: r });
+    }
   }
   return out;
+}
+
+/** The route and raw (still encoded) parameters of a path, if a pattern matches. */
+function matchPattern(patterns: Compiled['patterns'], path: string): { route: Route; raw: Record<string, string> } | undefined {
+  const parts = path.split('/');
+  outer: for (const p of patterns) {
+    if (p.segments.length !== parts.length) continue;
+    const raw: Record<string, string> = {};
+    for (let i = 0; i < parts.length; i++) {
+      const seg = p.segments[i]!;
+      if (seg.startsWith(':')) {
+        if (parts[i] === '') continue outer;
+        raw[seg.slice(1)] = parts[i]!;
+      } else if (seg !== parts[i]) continue outer;
+    }
+    return { route: p.route, raw };
+  }
+  return undefined;
 }
 
 /**
@@ -84,20 +111,15 @@ export function hotPath(routes: readonly Route[], o: HotPathOptions): (req: Inco
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const t = table[method];
-    let route = t.exact.get(path);
-    let param: string | undefined;
-    if (!route) {
-      const slash = path.lastIndexOf('/');
-      route = slash < path.length - 1 ? t.prefixed.get(path.slice(0, slash + 1)) : undefined;
-      if (route) param = path.slice(slash + 1);
-    }
-    if (!route) return false;
-    void serve(req, res, route, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), param, o);
+    const exact = t.exact.get(path);
+    const m = exact ? { route: exact, raw: {} } : matchPattern(t.patterns, path);
+    if (!m) return false;
+    void serve(req, res, m.route, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), m.raw, o);
     return true;
   };
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, route: Route, query: URLSearchParams, rawParam: string | undefined, o: HotPathOptions): Promise<void> {
+async function serve(req: IncomingMessage, res: ServerResponse, route: Route, query: URLSearchParams, raw: Record<string, string>, o: HotPathOptions): Promise<void> {
   const requestId = requestIdOf(req.headers['x-request-id']);
   res.setHeader('X-Request-Id', requestId);
   res.setHeader('X-Served-By', o.instanceId);
@@ -105,17 +127,20 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
   try {
     // The token is checked before the body is read: an anonymous client
     // cannot make the service buffer anything.
-    const player = route.auth === 'token' ? verifyBearer(req.headers.authorization, o.token) : undefined;
+    let player: Identity | undefined;
+    let admin: AdminIdentity | undefined;
+    if (route.auth === 'token-or-key' && req.headers['x-api-key'] !== undefined) admin = await o.apiKeys.verify(req.headers['x-api-key']);
+    else if (route.auth !== 'none') player = verifyBearer(req.headers.authorization, o.token);
     const body = route.method === 'POST' ? await readJsonBody(req, o.body) : {};
-    let param: string | undefined;
-    if (rawParam !== undefined) {
+    const params: Record<string, string> = {};
+    for (const [k, v] of Object.entries(raw)) {
       try {
-        param = decodeURIComponent(rawParam);
+        params[k] = decodeURIComponent(v);
       } catch {
         throw new AppError('invalid_payload', 'malformed URL encoding');
       }
     }
-    const answer = await route.handler({ query, param, headers: req.headers, requestId, player, body });
+    const answer = await route.handler({ query, params, headers: req.headers, requestId, player, admin, body });
     if (!res.headersSent) sendJson(res, 200, answer, answer instanceof JsonText ? answer.text : JSON.stringify(answer));
   } catch (err) {
     writeError(o.log, err, req, res);

@@ -19,7 +19,8 @@ import type { EventRelays } from '../events/relay.js';
 import type { BucketSpec, ShardStores, WriteInput } from '../redis/shard-store.js';
 import type { BoardReader } from './reads.js';
 
-export type WriteOp = ScoreOp;
+/** The main board's operations. */
+export type WriteOp = Extract<ScoreOp, 'register' | 'create' | 'update' | 'add'>;
 
 export interface WriteRequest {
   player: Identity;

@@ -16,6 +16,11 @@ export const STATUS = {
   top: ['ok'],
   locate: ['found', 'not_found'],
   restore: ['restored', 'skipped'],
+  boardWrite: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited'],
+  boardPage: ['ok'],
+  boardBefore: ['ok'],
+  boardFind: ['ok'],
+  boardAround: ['ok'],
 } as const;
 
 export type ScriptName = keyof typeof STATUS;
@@ -79,4 +84,35 @@ export function rows(a: Answer<ScriptName>, name: string): NamedEntry[] {
   const out: NamedEntry[] = [];
   for (let i = 0; i + 2 < v.length; i += 3) out.push({ user_id: String(v[i]), score: fromStored(v[i + 1] as string), name: String(v[i + 2]) });
   return out;
+}
+
+/** A row of a named board as scripts answer it: `{ member, stored, name, metadata, ... }`. */
+export interface BoardRow {
+  user_id: string;
+  /** The member in the views (user_id, or `<µs>|user_id` on earliest-tie boards): with `stored`, the row's place. */
+  member: string;
+  stored: string;
+  name: string;
+  /** Metadata JSON text, or undefined. */
+  metadata: string | undefined;
+}
+
+/** Rows field `{ member, stored, name, metadata, ... }` of a board script. */
+export function boardRows(a: Answer<ScriptName>, name: string): BoardRow[] {
+  const v = a.fields[name];
+  if (!Array.isArray(v)) throw new ContractError(a.script, `field ${name} is not a list of rows`);
+  const out: BoardRow[] = [];
+  for (let i = 0; i + 3 < v.length; i += 4) {
+    const member = String(v[i]);
+    const bar = member.indexOf('|');
+    out.push({ user_id: bar < 0 ? member : member.slice(bar + 1), member, stored: String(v[i + 1]), name: String(v[i + 2]), metadata: v[i + 3] === '' ? undefined : String(v[i + 3]) });
+  }
+  return out;
+}
+
+/** A list field of numbers. */
+export function nums(a: Answer<ScriptName>, name: string): number[] {
+  const v = a.fields[name];
+  if (!Array.isArray(v)) throw new ContractError(a.script, `field ${name} is not a list`);
+  return v.map(Number);
 }

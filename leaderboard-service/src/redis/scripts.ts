@@ -34,4 +34,9 @@ export const SCRIPTS = {
   top: load('top'),
   locate: load('locate'),
   restore: load('restore'),
+  boardWrite: load('board-write'),
+  boardPage: load('board-page'),
+  boardBefore: load('board-before'),
+  boardFind: load('board-find'),
+  boardAround: load('board-around'),
 } as const;

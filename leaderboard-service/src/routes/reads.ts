@@ -15,7 +15,7 @@ export function queryParam(query: URLSearchParams, name: string): string | strin
 
 export function readRoutes(deps: { reader: BoardReader; router: ShardRouter }): Route[] {
   const board = (r: HotRequest) => deps.router.normalizeRegion(queryParam(r.query, 'region'));
-  const player = (r: HotRequest) => validate.userId(r.param, 'userId');
+  const player = (r: HotRequest) => validate.userId(r.params.userId, 'userId');
   // A GLOBAL read with a shard down is 503 unless the client accepts a partial answer.
   const opts = (r: HotRequest) => ({ partial: validate.queryBool(queryParam(r.query, 'partial'), 'partial') });
 

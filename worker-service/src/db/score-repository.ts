@@ -55,6 +55,26 @@ SELECT u.user_id, u.version, u.region, u.op, u.delta, u.score, timestamptz 'epoc
     AS u(user_id, version, region, op, delta, score, ts, request_id)
 ON CONFLICT (user_id, version) DO NOTHING`;
 
+// Named boards' events (they carry `board` and `period`): the same two
+// statements on their own tables, keyed by (board, period, user_id).
+const UPSERT_BOARD_SCORES = `
+INSERT INTO board_scores (board, period, user_id, name, region, score, version, metadata, updated_at)
+SELECT u.board, u.period, u.user_id, u.name, u.region, u.score, u.version, u.metadata::jsonb, timestamptz 'epoch' + u.ts * interval '1 millisecond'
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])
+    AS u(board, period, user_id, name, region, score, version, metadata, ts)
+ON CONFLICT (board, period, user_id) DO UPDATE
+   SET name = EXCLUDED.name, region = EXCLUDED.region, score = EXCLUDED.score, version = EXCLUDED.version,
+       metadata = COALESCE(EXCLUDED.metadata, board_scores.metadata), updated_at = EXCLUDED.updated_at
+ WHERE board_scores.version < EXCLUDED.version`;
+
+const INSERT_BOARD_EVENTS = `
+INSERT INTO board_score_events (board, period, user_id, version, region, op, delta, score, metadata, ts, request_id)
+SELECT u.board, u.period, u.user_id, u.version, u.region, u.op, u.delta, u.score, u.metadata::jsonb,
+       timestamptz 'epoch' + u.ts * interval '1 millisecond', u.request_id
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::text[])
+    AS u(board, period, user_id, version, region, op, delta, score, metadata, ts, request_id)
+ON CONFLICT (board, period, user_id, version) DO NOTHING`;
+
 export class ScoreRepository {
   constructor(private readonly pools: PgPools) {}
 
@@ -69,17 +89,27 @@ export class ScoreRepository {
    * deadlock each other.
    */
   async applyBatch(shardId: string, events: readonly ScoreEvent[]): Promise<ApplyResult> {
-    const unique = dedupe(events);
+    const unique = dedupe(events.filter((e) => e.board === undefined));
     const newest = foldToNewest(unique);
-    if (unique.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
+    const boardUnique = dedupe(events.filter((e) => e.board !== undefined));
+    const boardNewest = foldToNewest(boardUnique);
+    if (unique.length === 0 && boardUnique.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
     const client = await this.pools.forShard(shardId).connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const up = await client.query(UPSERT_LEADERBOARD, leaderboardColumns(newest));
-      const ins = await client.query(INSERT_EVENTS, eventColumns(unique));
+      let upserted = 0;
+      let inserted = 0;
+      if (unique.length > 0) {
+        upserted += (await client.query(UPSERT_LEADERBOARD, leaderboardColumns(newest))).rowCount ?? 0;
+        inserted += (await client.query(INSERT_EVENTS, eventColumns(unique))).rowCount ?? 0;
+      }
+      if (boardUnique.length > 0) {
+        upserted += (await client.query(UPSERT_BOARD_SCORES, boardScoreColumns(boardNewest))).rowCount ?? 0;
+        inserted += (await client.query(INSERT_BOARD_EVENTS, boardEventColumns(boardUnique))).rowCount ?? 0;
+      }
       await client.query('COMMIT');
-      return { events: unique.length, inserted: ins.rowCount ?? 0, players: newest.length, upserted: up.rowCount ?? 0 };
+      return { events: unique.length + boardUnique.length, inserted, players: newest.length + boardNewest.length, upserted };
     } catch (e) {
       // A failed ROLLBACK means the connection is gone: drop it from the pool.
       await client.query('ROLLBACK').catch((re: Error) => {
@@ -97,10 +127,13 @@ export class ScoreRepository {
   }
 }
 
-/** Events sorted by (user_id, version), one per (user_id, version). */
+/** What one row is about: a player, or a player on one period of a named board. */
+const entryOf = (e: ScoreEvent): string => (e.board === undefined ? e.user_id : `${e.board}\u0000${e.period}\u0000${e.user_id}`);
+
+/** Events sorted by (entry, version), one per (entry, version). */
 function dedupe(events: readonly ScoreEvent[]): ScoreEvent[] {
-  const sorted = [...events].sort((a, b) => compareIds(a.user_id, b.user_id) || a.version - b.version);
-  return sorted.filter((e, i) => i === 0 || e.user_id !== sorted[i - 1]!.user_id || e.version !== sorted[i - 1]!.version);
+  const sorted = [...events].sort((a, b) => compareIds(entryOf(a), entryOf(b)) || a.version - b.version);
+  return sorted.filter((e, i) => i === 0 || entryOf(e) !== entryOf(sorted[i - 1]!) || e.version !== sorted[i - 1]!.version);
 }
 
 /**
@@ -111,7 +144,9 @@ function foldToNewest(sortedUnique: readonly ScoreEvent[]): ScoreEvent[] {
   const out: ScoreEvent[] = [];
   for (const e of sortedUnique) {
     const last = out[out.length - 1];
-    if (last && last.user_id === e.user_id) out[out.length - 1] = e; // sorted by version: later wins
+    // Sorted by version: the later wins, keeping the metadata an earlier one set
+    // when it sets none (an entry keeps its metadata until a write replaces it).
+    if (last && entryOf(last) === entryOf(e)) out[out.length - 1] = e.metadata === undefined && last.metadata !== undefined ? { ...e, metadata: last.metadata } : e;
     else out.push(e);
   }
   return out;
@@ -140,6 +175,36 @@ function eventColumns(rows: readonly ScoreEvent[]): unknown[] {
     rows.map((e) => e.op),
     rows.map((e) => e.delta),
     rows.map((e) => e.score),
+    rows.map((e) => e.ts),
+    rows.map((e) => e.request_id),
+  ];
+}
+
+function boardScoreColumns(rows: readonly ScoreEvent[]): unknown[] {
+  return [
+    rows.map((e) => e.board),
+    rows.map((e) => e.period),
+    rows.map((e) => e.user_id),
+    rows.map((e) => e.name),
+    rows.map((e) => e.region),
+    rows.map((e) => e.score),
+    rows.map((e) => e.version),
+    rows.map((e) => (e.metadata === undefined ? null : JSON.stringify(e.metadata))),
+    rows.map((e) => e.ts),
+  ];
+}
+
+function boardEventColumns(rows: readonly ScoreEvent[]): unknown[] {
+  return [
+    rows.map((e) => e.board),
+    rows.map((e) => e.period),
+    rows.map((e) => e.user_id),
+    rows.map((e) => e.version),
+    rows.map((e) => e.region),
+    rows.map((e) => e.op),
+    rows.map((e) => e.delta),
+    rows.map((e) => e.score),
+    rows.map((e) => (e.metadata === undefined ? null : JSON.stringify(e.metadata))),
     rows.map((e) => e.ts),
     rows.map((e) => e.request_id),
   ];

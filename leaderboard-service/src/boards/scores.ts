@@ -1,0 +1,181 @@
+/**
+ * Score submissions to named boards: the board's rules are checked here
+ * (who may write, the operator, metadata), then one atomic script on the
+ * player's home shard applies the operator to the period's views, takes the
+ * tokens and writes the outbox (board-write.lua), exactly like the main
+ * board's writes: same commit point, same follow-ups, same idempotency.
+ *
+ * The period a write lands in is decided by this replica's clock when it
+ * handles the write (one clock per write); see docs/ARCHITECTURE.md.
+ */
+import { createHash } from 'node:crypto';
+import { AppError, GLOBAL, invalidField, type Identity, type Logger, type ShardRouter } from '@lb/common';
+import type { EventRelays } from '../events/relay.js';
+import { BoardStore, type BoardKey } from '../redis/board-store.js';
+import type { BucketSpec, ShardStores } from '../redis/shard-store.js';
+import type { Board, Operator } from './definition.js';
+import { periodAt } from './periods.js';
+
+export interface BoardSubmission {
+  board: Board;
+  player: Identity;
+  /** A player writing with their own token (false: a server with an API key). */
+  byPlayer: boolean;
+  value: number;
+  /** An operator other than the board's, where the board allows it. */
+  op?: Operator | undefined;
+  /** The metadata object as the client sent it (undefined: keep what the entry has). */
+  metadata?: unknown;
+  idempotencyKey?: string | undefined;
+  requestId: string;
+  /** The time the period is chosen by (tests pass their own clock). */
+  nowMs?: number;
+}
+
+export interface BoardWriteAnswer {
+  ok: true;
+  board: string;
+  period: string;
+  user_id: string;
+  region: string;
+  score: number;
+  changed: boolean;
+  version: number;
+  rank: { region: number | null; global: number | null };
+  missing_shards?: string[];
+}
+
+export interface BoardWriterSettings {
+  idempotencyTtlS: number;
+  backlogLimit: number;
+  buckets: { user: BucketSpec; region: BucketSpec };
+}
+
+export class BoardWriter {
+  constructor(
+    private readonly deps: { router: ShardRouter; stores: ShardStores; relays: EventRelays; log: Logger },
+    private readonly settings: BoardWriterSettings,
+  ) {}
+
+  async submit(s: BoardSubmission): Promise<BoardWriteAnswer> {
+    const { board, player } = s;
+    if (s.byPlayer && !board.clientWrites) {
+      throw new AppError('client_writes_disabled', `board ${board.id} takes scores from game servers only`, { board: board.id });
+    }
+    if (s.op !== undefined && s.op !== board.operator && !board.allowOperatorOverride) {
+      throw invalidField('op', `board ${board.id} does not allow another operator than ${board.operator}`);
+    }
+    const operator = s.op ?? board.operator;
+    let metadata: string | undefined;
+    if (s.metadata !== undefined) {
+      if (s.metadata === null || typeof s.metadata !== 'object' || Array.isArray(s.metadata)) throw invalidField('metadata', 'must be a JSON object');
+      metadata = JSON.stringify(s.metadata);
+      const bytes = Buffer.byteLength(metadata);
+      if (bytes > board.maxMetadataBytes) {
+        throw new AppError('metadata_too_large', `metadata is ${bytes} bytes; board ${board.id} takes at most ${board.maxMetadataBytes}`, {
+          max_metadata_bytes: board.maxMetadataBytes,
+        });
+      }
+    }
+    const period = periodAt(board.resetRule, s.nowMs ?? Date.now()).id;
+    const shard = this.deps.router.homeShard(player.userId, player.region);
+    const store = new BoardStore(this.deps.stores.get(shard.id));
+    const fingerprint = s.idempotencyKey === undefined ? undefined : createHash('sha256').update(`${board.id}\u0000${period}\u0000${operator}\u0000${s.value}\u0000${metadata ?? ''}`).digest('base64url').slice(0, 22);
+    const r = await store.write({
+      board,
+      period,
+      operator,
+      value: s.value,
+      userId: player.userId,
+      name: player.name,
+      region: player.region,
+      regionalView: player.region === GLOBAL ? undefined : player.region,
+      metadata,
+      nowMs: Date.now(),
+      ...(s.idempotencyKey !== undefined && fingerprint !== undefined && { idempotency: { key: s.idempotencyKey, fingerprint, ttlS: this.settings.idempotencyTtlS } }),
+      requestId: s.requestId,
+      backlogLimit: this.settings.backlogLimit,
+      buckets: this.settings.buckets,
+    });
+    switch (r.kind) {
+      case 'out_of_range':
+        throw new AppError('score_out_of_range', `score ${r.attempted} is outside [${board.minScore}, ${board.maxScore}] of board ${board.id}`, {
+          score: r.current,
+          min_score: board.minScore,
+          max_score: board.maxScore,
+        });
+      case 'queue_full':
+        throw new AppError('queue_full', `shard ${shard.id} has ${r.backlog} events waiting to be persisted`, { queue_length: r.backlog, retry_after: 1 });
+      case 'rate_limited':
+      case 'region_rate_limited':
+        throw new AppError(r.kind, r.kind === 'rate_limited' ? 'too many writes for this player' : `too many writes in region ${player.region}`, {
+          retry_after: Math.max(1, Math.ceil(r.waitMs / 1000)),
+        });
+      case 'replay':
+        return this.replay(s, period, r.stored, fingerprint!, shard.id);
+      case 'ok':
+        break;
+    }
+    // Commit point: applied. Nothing below may fail the request (see leaderboard/writes.ts).
+    if (r.event) {
+      try {
+        this.deps.relays.get(shard.id).push(r.event.id, r.event.json);
+      } catch (e) {
+        this.deps.log.error('event hand-off failed; the outbox sweeper will send it', { shard: shard.id, event: r.event.id, err: e as Error });
+      }
+    }
+    const [global] = await Promise.all([
+      this.globalRank(board, period, shard.id, r.key, r.ahead),
+      r.topChanged ? store.store.ping().catch(() => undefined) : undefined,
+    ]);
+    const answer: BoardWriteAnswer = {
+      ok: true,
+      board: board.id,
+      period,
+      user_id: player.userId,
+      region: player.region,
+      score: r.score,
+      changed: r.changed,
+      version: r.version,
+      rank: { region: r.regionalRank, global: global.rank },
+      ...(global.missing.length > 0 && { missing_shards: global.missing }),
+    };
+    if (s.idempotencyKey !== undefined) {
+      await store.store
+        .storeIdempotentResponse(player.userId, `${board.id}/${s.idempotencyKey}`, JSON.stringify({ fingerprint, response: answer }))
+        .catch(() => undefined);
+    }
+    return answer;
+  }
+
+  /** 1 + players ahead on every shard's GLOBAL view; null with the missing shards when one cannot be counted. */
+  private async globalRank(board: Board, period: string, homeShard: string, key: BoardKey, aheadHere: number): Promise<{ rank: number | null; missing: string[] }> {
+    const others = this.deps.stores.all().filter((s) => s.shard.id !== homeShard);
+    const counts = await Promise.allSettled(others.map((s) => new BoardStore(s).before(board, period, GLOBAL, [key])));
+    const missing = others.filter((_, i) => counts[i]!.status === 'rejected').map((s) => s.shard.id);
+    if (missing.length > 0) return { rank: null, missing };
+    let ahead = aheadHere;
+    for (const c of counts) ahead += (c as PromiseFulfilledResult<{ ahead: number[] }>).value.ahead[0]!;
+    return { rank: ahead + 1, missing };
+  }
+
+  /** A repeated Idempotency-Key: the first answer, or one rebuilt from the core record. */
+  private async replay(s: BoardSubmission, period: string, stored: string, fingerprint: string, shardId: string): Promise<BoardWriteAnswer> {
+    const rec = JSON.parse(stored) as { fingerprint: string; response?: BoardWriteAnswer; score: number; version: number; regional: number; before: number; member: string; stored: string };
+    if (rec.fingerprint !== fingerprint) throw new AppError('idempotency_key_reuse', 'this Idempotency-Key was used for a different request');
+    if (rec.response) return rec.response;
+    const global = await this.globalRank(s.board, period, shardId, { stored: rec.stored, member: rec.member }, rec.before);
+    return {
+      ok: true,
+      board: s.board.id,
+      period,
+      user_id: s.player.userId,
+      region: s.player.region,
+      score: rec.score,
+      changed: true,
+      version: rec.version,
+      rank: { region: rec.regional < 0 ? null : rec.regional, global: global.rank },
+      ...(global.missing.length > 0 && { missing_shards: global.missing }),
+    };
+  }
+}

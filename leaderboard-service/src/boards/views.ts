@@ -1,0 +1,237 @@
+/**
+ * Reads of named boards: top pages with cursors, a player's rank, around-me
+ * and ranks of a list of players (friends), on a regional view (one shard)
+ * or the exact GLOBAL view gathered from every shard — the same method as
+ * the main board's reads (see leaderboard/reads.ts), generalised to both
+ * orders and both tie policies:
+ *
+ * - board order is ascending (stored score, member) on every shard
+ *   (lua/includes/board.lua), so shards' pages merge by that key;
+ * - `shared` ties: rank = 1 + players with a strictly better score
+ *   (competition ranks 1, 2, 2, 4); `earliest` ties: rank = 1 + players
+ *   before the entry in board order (ordinal ranks 1, 2, 3, 4).
+ */
+import { AppError, percentile, type ShardRouter } from '@lb/common';
+import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
+import type { BoardRow } from '../redis/contract.js';
+import type { ShardStores } from '../redis/shard-store.js';
+import type { Board } from './definition.js';
+
+export interface RankedBoardRow {
+  rank: number;
+  user_id: string;
+  name: string;
+  score: number;
+  metadata: unknown;
+}
+
+/** Most rows `from_rank` may skip: it reads that many rows from every shard. */
+export const MAX_FROM_RANK = 10_000;
+
+/** Negative when `a` comes before `b` in board order. */
+export function compareKeys(a: BoardKey, b: BoardKey): number {
+  const sa = Number(a.stored);
+  const sb = Number(b.stored);
+  if (sa !== sb) return sa - sb;
+  return a.member < b.member ? -1 : a.member > b.member ? 1 : 0;
+}
+
+function merge(lists: readonly BoardRow[][], limit: number): BoardRow[] {
+  const all = lists.flat().sort(compareKeys);
+  return all.slice(0, limit);
+}
+
+/** The score a stored value stands for on a board of this order. */
+export function scoreOf(board: BoardRules, stored: string): number {
+  const n = board.order === 'desc' ? -Number(stored) : Number(stored);
+  return n === 0 ? 0 : n;
+}
+
+/**
+ * Ranks for consecutive rows of a view, given the global position (0-based)
+ * of the first and, for shared ties, how many players have a strictly better
+ * score than the first.
+ */
+export function rankRows(board: BoardRules, rows: readonly BoardRow[], firstPosition: number, aheadOfFirst: number): RankedBoardRow[] {
+  const out: RankedBoardRow[] = [];
+  rows.forEach((r, i) => {
+    let rank: number;
+    if (board.tieBreak === 'earliest') rank = firstPosition + i + 1;
+    else if (i === 0) rank = aheadOfFirst + 1;
+    else if (rows[i - 1]!.stored === r.stored) rank = out[i - 1]!.rank;
+    else rank = firstPosition + i + 1;
+    out.push({ rank, user_id: r.user_id, name: r.name, score: scoreOf(board, r.stored), metadata: r.metadata === undefined ? null : JSON.parse(r.metadata) });
+  });
+  return out;
+}
+
+/** Cursors are the place of the last row returned, opaque to clients. */
+export function encodeCursor(k: BoardKey): string {
+  return Buffer.from(JSON.stringify([k.stored, k.member])).toString('base64url');
+}
+
+export function decodeCursor(text: string): BoardKey {
+  try {
+    const v = JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && /^-?\d{1,16}$/.test(v[0]) && typeof v[1] === 'string' && v[1].length <= 100) {
+      return { stored: v[0], member: v[1] };
+    }
+  } catch {
+    /* below */
+  }
+  throw new AppError('invalid_query', 'cursor: not a cursor this board gave', { field: 'cursor' });
+}
+
+export class BoardViews {
+  constructor(
+    private readonly router: ShardRouter,
+    private readonly stores: ShardStores,
+  ) {}
+
+  private storesFor(view: string): BoardStore[] {
+    return this.router.shardsForBoard(view).map((s) => new BoardStore(this.stores.get(s.id)));
+  }
+
+  /**
+   * A page of a view: from the top, from `fromRank`, or after `cursor`.
+   * `next_cursor` continues after the last row (null at the end).
+   */
+  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }) {
+    const stores = this.storesFor(view);
+    const after = at.cursor;
+    // The rows before a wanted rank come from the top of every shard.
+    const skip = at.fromRank !== undefined && at.fromRank > 1 ? at.fromRank - 1 : 0;
+    const pages = await Promise.all(stores.map((s) => s.page(board, period, view, limit + skip, after)));
+    const merged = merge(
+      pages.map((p) => p.rows),
+      limit + skip,
+    );
+    const rows = merged.slice(skip);
+    const total = pages.reduce((a, p) => a + p.total, 0);
+    const start = pages.reduce((a, p) => a + p.start, 0) + skip;
+    let aheadOfFirst = start;
+    const first = rows[0];
+    if (first && board.tieBreak === 'shared') {
+      if (skip > 0 || (after && first.stored === after.stored)) {
+        // The first row's block of equal scores may begin before the page.
+        const counts = await Promise.all(stores.map((s) => s.before(board, period, view, [first])));
+        aheadOfFirst = counts.reduce((a, c) => a + c.ahead[0]!, 0);
+      }
+    }
+    const last = rows[rows.length - 1];
+    return {
+      board: board.id,
+      period,
+      region: view,
+      total,
+      rows: rankRows(board, rows, start, aheadOfFirst),
+      next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null,
+    };
+  }
+
+  /** Finds players on a view: each found one with its place and the counts of its own shard. */
+  private async find(board: Board, period: string, view: string, userIds: readonly string[]) {
+    const stores = this.storesFor(view);
+    const results = await Promise.all(stores.map((s) => s.find(board, period, view, userIds)));
+    return { stores, results };
+  }
+
+  /** A player's rank, score, percentile and metadata on a view. */
+  async rank(board: Board, period: string, view: string, userId: string) {
+    const { stores, results } = await this.find(board, period, view, [userId]);
+    const home = results.findIndex((r) => r.found.length > 0);
+    if (home < 0) throw notOnBoard(board, period, view, userId);
+    const f = results[home]!.found[0]!;
+    const others = await Promise.all(stores.map((s, i) => (i === home ? undefined : s.before(board, period, view, [f]))));
+    const ahead = f.ahead + others.reduce((a, c) => a + (c?.ahead[0] ?? 0), 0);
+    const worse = f.worse + others.reduce((a, c) => a + (c?.worse[0] ?? 0), 0);
+    const total = results.reduce((a, r) => a + r.total, 0);
+    return {
+      found: true,
+      board: board.id,
+      period,
+      region: view,
+      user_id: userId,
+      name: f.name,
+      score: scoreOf(board, f.stored),
+      rank: ahead + 1,
+      total,
+      percentile: percentile(worse, total),
+      metadata: f.metadata === undefined ? null : JSON.parse(f.metadata),
+    };
+  }
+
+  /** Up to `range` players just above and below a player on a view, in board order. */
+  async around(board: Board, period: string, view: string, userId: string, range: number) {
+    const { stores, results } = await this.find(board, period, view, [userId]);
+    const home = results.findIndex((r) => r.found.length > 0);
+    if (home < 0) throw notOnBoard(board, period, view, userId);
+    const f = results[home]!.found[0]!;
+    const parts = await Promise.all(stores.map((s) => s.around(board, period, view, f, range)));
+    const position = parts.reduce((a, p) => a + p.position, 0);
+    const selfAhead = parts.reduce((a, p) => a + p.ahead, 0);
+    const above = parts
+      .flatMap((p) => p.above)
+      .sort(compareKeys)
+      .slice(-range);
+    const below = merge(
+      parts.map((p) => p.below),
+      range,
+    );
+    let aboveRanked: RankedBoardRow[] = [];
+    if (above.length > 0) {
+      const top = above[0]!;
+      // Players ahead of the window's first row, per shard: a shard whose own
+      // first row above is that row's score (or, for earliest ties, that very
+      // place) counted them itself; any other shard holds all of its players
+      // between its first row and the key in its window, so they can be
+      // counted from its rows (see leaderboard/reads.ts).
+      const aheadOfTop = parts.reduce((a, p) => {
+        if (p.above.length === 0) return a + p.position;
+        if (board.tieBreak === 'earliest') return a + p.position - p.above.filter((r) => compareKeys(r, top) >= 0).length;
+        if (p.above[0]!.stored === top.stored) return a + p.firstAboveAhead;
+        return a + p.position - p.above.filter((r) => Number(r.stored) >= Number(top.stored)).length;
+      }, 0);
+      aboveRanked = rankRows(board, above, position - above.length, aheadOfTop);
+    }
+    const selfRow: BoardRow = { user_id: userId, member: f.member, stored: f.stored, name: f.name, metadata: f.metadata };
+    const selfAndBelow = rankRows(board, [selfRow, ...below], position, selfAhead);
+    return { board: board.id, period, region: view, self: selfAndBelow[0]!, around: [...aboveRanked, ...selfAndBelow.slice(1)] };
+  }
+
+  /**
+   * Ranks of listed players (friends): each with its rank on the whole view
+   * and its `list_rank` among the listed players that are on the board, by
+   * the same tie policy; ids not on the board are `missing`.
+   */
+  async ranks(board: Board, period: string, view: string, userIds: readonly string[]) {
+    const { stores, results } = await this.find(board, period, view, userIds);
+    const found = results.flatMap((r, shard) => r.found.map((f) => ({ shard, f })));
+    const counts = await Promise.all(stores.map((s) => (found.length === 0 ? undefined : s.before(board, period, view, found.map((x) => x.f)))));
+    const rows = found
+      .map(({ shard, f }, i) => {
+        // Its own shard's count came with it; the others counted its key.
+        const ahead = f.ahead + counts.reduce((a, c, j) => a + (j === shard || !c ? 0 : c.ahead[i]!), 0);
+        return { key: f as BoardKey, user_id: f.user_id, name: f.name, score: scoreOf(board, f.stored), rank: ahead + 1, metadata: f.metadata === undefined ? null : JSON.parse(f.metadata) };
+      })
+      .sort((a, b) => compareKeys(a.key, b.key));
+    // Among the listed players, by the same tie policy as the board.
+    const listRanks: number[] = [];
+    rows.forEach((r, i) => {
+      listRanks[i] = board.tieBreak === 'shared' && i > 0 && rows[i - 1]!.score === r.score ? listRanks[i - 1]! : i + 1;
+    });
+    const listed = rows.map((r, i) => ({ user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, list_rank: listRanks[i]!, metadata: r.metadata }));
+    const on = new Set(rows.map((r) => r.user_id));
+    return { board: board.id, period, region: view, rows: listed, missing: userIds.filter((id) => !on.has(id)) };
+  }
+}
+
+function notOnBoard(board: Board, period: string, view: string, userId: string): AppError {
+  return new AppError('user_not_found', `player ${userId} is not on board ${board.id} (${view}, period ${period})`, {
+    found: false,
+    user_id: userId,
+    board: board.id,
+    period,
+    region: view,
+  });
+}

@@ -1,0 +1,215 @@
+/**
+ * The data layer of named boards on one shard: typed methods over the
+ * board-* scripts (see lua/includes/board.lua for the layout), each answer
+ * decoded by name. `main` keeps its own scripts and keys (shard-store.ts).
+ */
+import { decodeAnswer, boardRows, num, nums, str, type BoardRow } from './contract.js';
+import { SCRIPTS } from './scripts.js';
+import type { BucketSpec, ShardStore } from './shard-store.js';
+import { TOP_CACHE_DEPTH } from './shard-store.js';
+
+/** What the scripts need of a board's rules. */
+export interface BoardRules {
+  id: string;
+  order: 'desc' | 'asc';
+  tieBreak: 'shared' | 'earliest';
+  minScore: number;
+  maxScore: number;
+}
+
+/** A place on a view: the stored score and the member. */
+export interface BoardKey {
+  stored: string;
+  member: string;
+}
+
+export interface BoardWriteInput {
+  board: BoardRules;
+  period: string;
+  operator: 'set' | 'incr' | 'best';
+  value: number;
+  userId: string;
+  name: string;
+  /** Home region, or GLOBAL for GLOBAL-only players. */
+  region: string;
+  /** The regional view to update, undefined for GLOBAL-only players. */
+  regionalView: string | undefined;
+  /** Metadata JSON text to store with the entry, or undefined to keep what it has. */
+  metadata: string | undefined;
+  nowMs: number;
+  idempotency?: { key: string; fingerprint: string; ttlS: number };
+  requestId: string;
+  backlogLimit: number;
+  buckets: { user: BucketSpec; region: BucketSpec };
+}
+
+export type BoardWriteResult =
+  | {
+      kind: 'ok';
+      score: number;
+      version: number;
+      changed: boolean;
+      previous: number | null;
+      regionalRank: number | null;
+      /** Players ahead on this shard's GLOBAL view, by the board's ties. */
+      ahead: number;
+      key: BoardKey;
+      event: { id: string; json: string } | undefined;
+      topChanged: boolean;
+    }
+  | { kind: 'replay'; stored: string }
+  | { kind: 'out_of_range'; current: number | null; attempted: number }
+  | { kind: 'queue_full'; backlog: number }
+  | { kind: 'rate_limited'; waitMs: number }
+  | { kind: 'region_rate_limited'; waitMs: number };
+
+export interface FoundEntry extends BoardRow {
+  /** Players ahead on this shard's view, by the board's ties. */
+  ahead: number;
+  /** Players with a strictly worse score on this shard's view. */
+  worse: number;
+}
+
+export class BoardStore {
+  constructor(readonly store: ShardStore) {}
+
+  /** Applies one submission atomically (see board-write.lua); throws StoreUnavailable like ShardStore.write. */
+  async write(w: BoardWriteInput): Promise<BoardWriteResult> {
+    const k = this.store.keys;
+    const p = k.boardPeriod(w.board.id, w.period);
+    const keys = [
+      p.view('GLOBAL'),
+      p.versions,
+      p.members,
+      p.metadata,
+      k.names,
+      k.idempotency(w.userId, `${w.board.id}/${w.idempotency?.key ?? ''}`),
+      k.outbox,
+      k.outboxIndex,
+      k.bucket('user', w.userId),
+      k.bucket('region', w.region),
+    ];
+    if (w.regionalView !== undefined) keys.push(p.view(w.regionalView));
+    const args = [
+      w.operator,
+      String(w.value),
+      w.userId,
+      w.name,
+      w.region,
+      String(w.nowMs),
+      w.board.order,
+      w.board.tieBreak,
+      String(w.board.minScore),
+      String(w.board.maxScore),
+      w.metadata ?? '',
+      w.idempotency?.fingerprint ?? '',
+      String(w.idempotency?.ttlS ?? 0),
+      w.requestId,
+      String(w.backlogLimit),
+      String(Date.now() + Math.floor(this.store.conn.timeoutMs / 2)),
+      String(w.buckets.user.capacity),
+      String(w.buckets.user.windowMs),
+      String(w.buckets.region.capacity),
+      String(w.buckets.region.windowMs),
+      w.board.id,
+      w.period,
+      String(TOP_CACHE_DEPTH),
+      k.topChanged,
+    ];
+    const a = decodeAnswer('boardWrite', await this.store.conn.runScript(SCRIPTS.boardWrite, keys, args, true));
+    switch (a.status) {
+      case 'ok': {
+        const regional = num(a, 'regional');
+        const eventId = str(a, 'event_id');
+        const previous = str(a, 'previous');
+        return {
+          kind: 'ok',
+          score: num(a, 'score'),
+          version: num(a, 'version'),
+          changed: num(a, 'changed') === 1,
+          previous: previous === '' ? null : Number(previous),
+          regionalRank: regional < 0 ? null : regional,
+          ahead: num(a, 'before'),
+          key: { stored: str(a, 'stored'), member: str(a, 'member') },
+          event: eventId === '' ? undefined : { id: eventId, json: str(a, 'event') },
+          topChanged: num(a, 'published') === 1,
+        };
+      }
+      case 'replay':
+        return { kind: 'replay', stored: str(a, 'stored') };
+      case 'out_of_range': {
+        const current = str(a, 'current');
+        return { kind: 'out_of_range', current: current === '' ? null : Number(current), attempted: num(a, 'attempted') };
+      }
+      case 'queue_full':
+        return { kind: 'queue_full', backlog: num(a, 'backlog') };
+      case 'rate_limited':
+        return { kind: 'rate_limited', waitMs: num(a, 'wait_ms') };
+      case 'region_rate_limited':
+        return { kind: 'region_rate_limited', waitMs: num(a, 'wait_ms') };
+      case 'expired':
+        throw this.store.conn.unavailable();
+    }
+  }
+
+  /** Up to `limit` rows of a view in board order, from the start or strictly after `after`. */
+  async page(board: BoardRules, period: string, view: string, limit: number, after: BoardKey | undefined) {
+    const p = this.store.keys.boardPeriod(board.id, period);
+    const a = decodeAnswer(
+      'boardPage',
+      await this.store.conn.runScript(SCRIPTS.boardPage, [p.view(view), this.store.keys.names, p.metadata], [String(limit), after?.stored ?? '', after?.member ?? '']),
+    );
+    return { total: num(a, 'total'), start: num(a, 'start'), beforeCursor: num(a, 'before_cursor'), rows: boardRows(a, 'rows') };
+  }
+
+  /** For each key, players ahead of it (by the ties) and with a strictly worse score on this shard's view. */
+  async before(board: BoardRules, period: string, view: string, keys: readonly BoardKey[]) {
+    const p = this.store.keys.boardPeriod(board.id, period);
+    const a = decodeAnswer(
+      'boardBefore',
+      await this.store.conn.runScript(SCRIPTS.boardBefore, [p.view(view)], [board.tieBreak, ...keys.flatMap((k) => [k.stored, k.member])]),
+    );
+    return { total: num(a, 'total'), ahead: nums(a, 'ahead'), worse: nums(a, 'worse') };
+  }
+
+  /** The listed players that are on this shard's view, with their places. */
+  async find(board: BoardRules, period: string, view: string, userIds: readonly string[]): Promise<{ total: number; found: FoundEntry[] }> {
+    const p = this.store.keys.boardPeriod(board.id, period);
+    const a = decodeAnswer(
+      'boardFind',
+      await this.store.conn.runScript(SCRIPTS.boardFind, [p.view(view), this.store.keys.names, p.metadata, p.members], [board.tieBreak, ...userIds]),
+    );
+    const raw = a.fields.found;
+    const found: FoundEntry[] = [];
+    if (Array.isArray(raw)) {
+      for (let i = 0; i + 6 < raw.length; i += 7) {
+        found.push({
+          user_id: String(raw[i]),
+          member: String(raw[i + 1]),
+          stored: String(raw[i + 2]),
+          name: String(raw[i + 3]),
+          metadata: raw[i + 4] === '' ? undefined : String(raw[i + 4]),
+          ahead: Number(raw[i + 5]),
+          worse: Number(raw[i + 6]),
+        });
+      }
+    }
+    return { total: num(a, 'total'), found };
+  }
+
+  /** The rows just above and below a key on this shard's view (the key's own member left out). */
+  async around(board: BoardRules, period: string, view: string, key: BoardKey, range: number) {
+    const p = this.store.keys.boardPeriod(board.id, period);
+    const a = decodeAnswer(
+      'boardAround',
+      await this.store.conn.runScript(SCRIPTS.boardAround, [p.view(view), this.store.keys.names, p.metadata], [board.tieBreak, key.stored, key.member, String(range)]),
+    );
+    return {
+      position: num(a, 'position'),
+      ahead: num(a, 'before'),
+      above: boardRows(a, 'above'),
+      below: boardRows(a, 'below'),
+      firstAboveAhead: num(a, 'first_above_before'),
+    };
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The named boards' scores and reads, on the hot path (see http/hot-path.ts):
+ * input checks and mapping only; the rules live in boards/.
+ *
+ *   POST /boards/:board/scores           a player's token, or a game server's X-Api-Key
+ *   GET  /boards/:board/top              ?region&limit&period&cursor | from_rank
+ *   GET  /boards/:board/rank/:userId     ?region&period
+ *   GET  /boards/:board/around/:userId   ?region&range&period
+ *   POST /boards/:board/ranks            {user_ids, region?, period?}
+ */
+import { AppError, invalidField, validate, type Identity, type ShardRouter } from '@lb/common';
+import type { AccountsRepo } from '../db/accounts-repo.js';
+import type { BoardCatalog } from '../boards/catalog.js';
+import type { Board, Operator } from '../boards/definition.js';
+import { periodAt, periodById } from '../boards/periods.js';
+import type { BoardWriter } from '../boards/scores.js';
+import { decodeCursor, MAX_FROM_RANK, type BoardViews } from '../boards/views.js';
+import type { HotHandler, HotRequest, Route } from '../http/hot-path.js';
+import { regionField } from './fields.js';
+import { queryParam } from './reads.js';
+
+export interface BoardApiDeps {
+  catalog: BoardCatalog;
+  writer: BoardWriter;
+  views: BoardViews;
+  router: ShardRouter;
+  accounts: AccountsRepo;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
+/** How long a game server's write trusts an account lookup (name and home region), ms. */
+const PLAYER_CACHE_MS = 60_000;
+
+export function boardApiRoutes(deps: BoardApiDeps): Route[] {
+  const players = new Map<string, { identity: Identity; until: number }>();
+
+  const boardOf = (r: HotRequest): Board => {
+    const id = r.params.board ?? '';
+    const b = deps.catalog.get(id);
+    if (!b) throw new AppError('board_not_found', `no board ${id}`, { board: id });
+    return b;
+  };
+  /** The period asked for (`period=`), or the current one. */
+  const periodOf = (r: HotRequest, b: Board, asked?: unknown): string => {
+    const p = asked ?? queryParam(r.query, 'period');
+    if (p === undefined || p === '' || p === null) return periodAt(b.resetRule, Date.now()).id;
+    if (typeof p !== 'string' || !periodById(b.resetRule, p)) {
+      throw new AppError('period_not_found', `board ${b.id} has no period ${String(p)}`, { board: b.id, period: String(p) });
+    }
+    return p;
+  };
+  const viewOf = (r: HotRequest, asked?: unknown): string =>
+    asked === undefined || asked === null ? deps.router.normalizeRegion(queryParam(r.query, 'region')) : regionField(deps.router, asked);
+
+  /** A game server writes for any existing player: their name and home region come from their account. */
+  const playerById = async (userId: string): Promise<Identity> => {
+    const hit = players.get(userId);
+    if (hit && hit.until > Date.now()) return hit.identity;
+    const row = await deps.accounts.findAnywhere(userId);
+    if (!row) throw new AppError('user_not_found', `no player ${userId}`, { user_id: userId });
+    const identity = { userId: row.user_id, name: row.name, region: row.region };
+    if (players.size > 10_000) players.clear();
+    players.set(userId, { identity, until: Date.now() + PLAYER_CACHE_MS });
+    return identity;
+  };
+
+  const submit: HotHandler = async (r) => {
+    const board = boardOf(r);
+    const b = validate.bodyObject(r.body);
+    validate.onlyFields(b, ['user_id', 'score', 'metadata', 'op']);
+    let player: Identity;
+    if (r.admin) {
+      player = await playerById(validate.userId(b.user_id));
+    } else {
+      player = r.player!;
+      // The player is always the token's subject; naming anyone else is refused.
+      if (b.user_id !== undefined && b.user_id !== player.userId) throw new AppError('forbidden', 'a player can only write their own score');
+    }
+    if (b.score === undefined) throw invalidField('score', 'is required');
+    const value = validate.integer(b.score, 'score');
+    let op: Operator | undefined;
+    if (b.op !== undefined) {
+      if (b.op !== 'set' && b.op !== 'incr' && b.op !== 'best') throw invalidField('op', 'must be set, incr or best');
+      op = b.op;
+    }
+    const key = r.headers['idempotency-key'];
+    if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
+      throw new AppError('invalid_payload', 'Idempotency-Key must be 1-128 visible ASCII characters', { field: 'Idempotency-Key' });
+    }
+    return deps.writer.submit({
+      board,
+      player,
+      byPlayer: r.admin === undefined,
+      value,
+      op,
+      metadata: b.metadata,
+      idempotencyKey: key,
+      requestId: r.requestId,
+    });
+  };
+
+  const top: HotHandler = async (r) => {
+    const board = boardOf(r);
+    const view = viewOf(r);
+    const period = periodOf(r, board);
+    const limit = validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000);
+    const cursorText = queryParam(r.query, 'cursor');
+    const fromRankText = queryParam(r.query, 'from_rank');
+    if (cursorText !== undefined && fromRankText !== undefined) throw new AppError('invalid_query', 'give cursor or from_rank, not both', { field: 'cursor' });
+    if (cursorText !== undefined && typeof cursorText !== 'string') throw new AppError('invalid_query', 'cursor: give it once', { field: 'cursor' });
+    const at = {
+      ...(cursorText !== undefined && { cursor: decodeCursor(cursorText as string) }),
+      ...(fromRankText !== undefined && { fromRank: validate.queryInt(fromRankText, 'from_rank', 1, 1, MAX_FROM_RANK) }),
+    };
+    return deps.views.top(board, period, view, limit, at);
+  };
+
+  const rank: HotHandler = async (r) => {
+    const board = boardOf(r);
+    return deps.views.rank(board, periodOf(r, board), viewOf(r), validate.userId(r.params.userId, 'userId'));
+  };
+
+  const around: HotHandler = async (r) => {
+    const board = boardOf(r);
+    const view = viewOf(r);
+    const period = periodOf(r, board);
+    const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
+    return deps.views.around(board, period, view, validate.userId(r.params.userId, 'userId'), range);
+  };
+
+  const ranks: HotHandler = async (r) => {
+    const board = boardOf(r);
+    const b = validate.bodyObject(r.body);
+    validate.onlyFields(b, ['user_ids', 'region', 'period']);
+    if (!Array.isArray(b.user_ids) || b.user_ids.length === 0 || b.user_ids.length > 100) throw invalidField('user_ids', 'must be a list of 1-100 user ids');
+    const ids = [...new Set(b.user_ids.map((id) => validate.userId(id, 'user_ids')))];
+    return deps.views.ranks(board, periodOf(r, board, b.period), viewOf(r, b.region ?? 'GLOBAL'), ids);
+  };
+
+  return [
+    { method: 'POST', path: '/boards/:board/scores', auth: 'token-or-key', handler: submit },
+    { method: 'GET', path: '/boards/:board/top', auth: 'none', handler: top },
+    { method: 'GET', path: '/boards/:board/rank/:userId', auth: 'none', handler: rank },
+    { method: 'GET', path: '/boards/:board/around/:userId', auth: 'none', handler: around },
+    { method: 'POST', path: '/boards/:board/ranks', auth: 'none', handler: ranks },
+  ];
+}
