@@ -30,6 +30,7 @@ export const ERROR_STATUS = {
   board_exists: 409,
   immutable_field: 409,
   board_protected: 409,
+  period_closed: 409,
   payload_too_large: 413,
   metadata_too_large: 413,
   uri_too_long: 414,

@@ -14,3 +14,4 @@ export * from './pg-pools.js';
 export * from './lifecycle.js';
 export * from './http.js';
 export * from './migrate.js';
+export * from './boards/index.js';

@@ -43,6 +43,8 @@ export interface BoardPeriodKeys {
   readonly members: string;
   /** Hash user_id -> metadata JSON. */
   readonly metadata: string;
+  /** Set when the period is closed: its writes are refused from then on. */
+  readonly closed: string;
 }
 
 /** Key names of one shard. */
@@ -61,7 +63,7 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     boardPrefix: (boardId) => `${base}:b:${boardId}:`,
     boardPeriod: (boardId, period) => {
       const p = `${base}:b:${boardId}:${period}`;
-      return { view: (v) => `${p}:z:${v}`, versions: `${p}:v`, members: `${p}:m`, metadata: `${p}:meta` };
+      return { view: (v) => `${p}:z:${v}`, versions: `${p}:v`, members: `${p}:m`, metadata: `${p}:meta`, closed: `${p}:closed` };
     },
   };
 }

@@ -57,7 +57,7 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     [
       ...readRoutes({ reader: deps.reader, router: deps.router }),
       ...scoreRoutes({ writer: deps.writer, router: deps.router, maxScore: config.maxScore, maxScoreDelta: config.maxScoreDelta }),
-      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo }),
+      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock }),
     ],
     {
       instanceId: config.instanceId,

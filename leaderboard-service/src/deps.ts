@@ -2,7 +2,7 @@
  * Wires the service's dependencies from its config. Start-up order is
  * connect Redis, check Postgres; `close` stops them in reverse.
  */
-import { createLogger, PgPools, ShardRouter, type Logger } from '@lb/common';
+import { BoardsRepo, PgPools, ShardRouter, createLogger, type Logger } from '@lb/common';
 import { AccountService } from './accounts/accounts.js';
 import { ApiKeyVerifier } from './admin/api-keys.js';
 import { BoardAdmin } from './boards/admin.js';
@@ -10,7 +10,7 @@ import { BoardCatalog } from './boards/catalog.js';
 import { BoardWriter } from './boards/scores.js';
 import { BoardViews } from './boards/views.js';
 import { ApiKeysRepo } from './db/api-keys-repo.js';
-import { BoardsRepo } from './db/boards-repo.js';
+import { ArchiveRepo } from './db/archive-repo.js';
 import { HashSlots } from './accounts/hash-slots.js';
 import { LoginGuard } from './accounts/login-guard.js';
 import type { ServiceConfig } from './config.js';
@@ -37,6 +37,8 @@ export interface Deps {
   boardAdmin: BoardAdmin;
   boardWriter: BoardWriter;
   boardViews: BoardViews;
+  /** What named boards' current periods are decided by. */
+  clock: () => number;
   apiKeys: ApiKeyVerifier;
   close(): Promise<void>;
 }
@@ -45,6 +47,8 @@ export interface DepsOptions {
   log?: Logger;
   /** Test-only hook run after the Redis write, before the event is queued. */
   afterRedisWrite?: AfterRedisWriteHook;
+  /** The clock named boards' periods are decided by (tests move it across a boundary). */
+  clock?: () => number;
 }
 
 export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}): Promise<Deps> {
@@ -103,8 +107,9 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   await catalog.start();
   const boardAdmin = new BoardAdmin(boardsRepo, catalog, stores);
   const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
+  const clock = opts.clock ?? Date.now;
   const boardWriter = new BoardWriter(
-    { router, stores, relays, log },
+    { router, stores, relays, log, clock },
     {
       idempotencyTtlS: config.idempotencyTtlS,
       backlogLimit: config.queueRejectLength,
@@ -114,7 +119,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
       },
     },
   );
-  const boardViews = new BoardViews(router, stores);
+  const boardViews = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), clock);
   return {
     log,
     router,
@@ -122,6 +127,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     boardAdmin,
     boardWriter,
     boardViews,
+    clock,
     apiKeys,
     stores,
     pools,

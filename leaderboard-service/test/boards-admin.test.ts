@@ -2,10 +2,10 @@
  * Boards as objects of the control plane: periods, admin keys, the admin
  * routes, the public definitions, and every replica seeing a change.
  */
+import { parseReset, periodAt, periodById, previousPeriod } from '@lb/common';
 import { expect } from 'chai';
 import { uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../src/admin/cli.js';
-import { periodAt, periodById, parseReset, previousPeriod } from '../src/boards/periods.js';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import { Client, startService, type TestService } from './support/service.js';
 

@@ -3,6 +3,7 @@
  * environment; any bad value stops start-up with the key's name.
  */
 import {
+  enumKey,
   JOB_ATTEMPTS,
   JOB_BACKOFF_MS,
   PG_POOL_SIZE,
@@ -65,6 +66,12 @@ const SPEC = {
     min: 100,
     max: 600_000,
   }),
+  periodGraceMs: intKey('PERIOD_GRACE_MS', 'How long after a board period ends its close waits for writes in flight, ms (replicas whose clocks lag by more get 409 period_closed).', { default: 5000, min: 0, max: 3_600_000 }),
+  periodSyncMs: intKey('PERIOD_SYNC_MS', 'How often the worker that consumes the first shard brings the period job schedulers in step with the boards, ms.', { default: 5000, min: 100, max: 3_600_000 }),
+  webhookAttempts: intKey('WEBHOOK_ATTEMPTS', 'Attempts of a period.closed webhook delivery before it is kept as failed for replay.', { default: 8, min: 1, max: 100 }),
+  webhookBackoffMs: intKey('WEBHOOK_BACKOFF_MS', 'First retry delay of a webhook delivery, ms; doubles on each attempt.', { default: 1000, min: 10, max: 3_600_000 }),
+  webhookTimeoutMs: intKey('WEBHOOK_TIMEOUT_MS', 'A webhook receiver that has not answered in this time counts as a failed attempt, ms.', { default: 10_000, min: 100, max: 300_000 }),
+  testFault: enumKey('WORKER_TEST_FAULT', 'Tests only: crash-before-close-commit kills the process inside a period close, after its standings are written and before the COMMIT.', ['off', 'crash-before-close-commit'], 'off'),
   healthHost: stringKey('HEALTH_HOST', 'Address of the worker-service /health endpoint.', { default: '127.0.0.1' }),
 } as const;
 

@@ -2,15 +2,19 @@
  * Wires the worker-service from its config: Postgres pools, the repository,
  * one consumer per shard. `close` stops them in reverse order.
  */
-import { createLogger, PgPools, probe, type Logger } from '@lb/common';
+import { BoardsRepo, createLogger, PgPools, probe, type Logger } from '@lb/common';
 import type { WorkerConfig } from './config.js';
 import type { BatchRepository } from './batcher.js';
 import { ScoreRepository } from './db/index.js';
+import { PeriodCloser } from './periods/closer.js';
+import { PeriodJobs } from './periods/jobs.js';
 import { ShardConsumer, type ShardStatus } from './worker.js';
 
 export interface WorkerService {
   readonly log: Logger;
   readonly consumers: readonly ShardConsumer[];
+  /** The period closes and webhooks, run by the worker that consumes the first shard (the control plane's). */
+  readonly periods: PeriodJobs | undefined;
   /** Per-shard state and counters. */
   status(): { ok: boolean; shards: ShardStatus[] };
   /** status() plus a Redis and a Postgres round trip per shard (for GET /health). */
@@ -34,10 +38,46 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
   const repository = opts.decorateRepository ? opts.decorateRepository(base) : base;
   const consumers = shards.map((s) => new ShardConsumer(s, config, { repository, log }));
   for (const c of consumers) c.start();
+  const control = config.topology.shards[0]!;
+  let periods: PeriodJobs | undefined;
+  let closer: PeriodCloser | undefined;
+  if (config.shards.includes(control.id)) {
+    const boards = new BoardsRepo(pools, control.id);
+    closer = new PeriodCloser({
+      topology: config.topology,
+      pools,
+      boards,
+      keyPrefix: config.keyPrefix,
+      log,
+      onDelivery: (id) => periods!.queueDelivery(id),
+      ...(config.testFault === 'crash-before-close-commit' && {
+        beforeCommit: async () => {
+          log.warn('WORKER_TEST_FAULT: dying inside a period close, before its COMMIT');
+          process.kill(process.pid, 'SIGKILL');
+          await new Promise(() => undefined);
+        },
+      }),
+    });
+    periods = new PeriodJobs(
+      { topology: config.topology, pools, boards, closer, log },
+      {
+        keyPrefix: config.keyPrefix,
+        graceMs: config.periodGraceMs,
+        syncMs: config.periodSyncMs,
+        webhookAttempts: config.webhookAttempts,
+        webhookBackoffMs: config.webhookBackoffMs,
+        webhookTimeoutMs: config.webhookTimeoutMs,
+        lockMs: config.lockMs,
+        stalledIntervalMs: config.stalledIntervalMs,
+      },
+    );
+    periods.start();
+  }
   let closing: Promise<void> | undefined;
   return {
     log,
     consumers,
+    periods,
     status() {
       const all = consumers.map((c) => c.status());
       return { ok: all.every((s) => s.state === 'running'), shards: all };
@@ -55,7 +95,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
     },
     close() {
       closing ??= (async () => {
-        const results = await Promise.allSettled(consumers.map((c) => c.close()));
+        const results = await Promise.allSettled([...consumers.map((c) => c.close()), periods?.close(), closer?.shutdown()]);
         await pools.close();
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;

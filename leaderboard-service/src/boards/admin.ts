@@ -4,11 +4,9 @@
  * see it within BOARD_REFRESH_MS). Deleting a board removes its Redis keys
  * on every shard; its Postgres rows and archives stay, marked deleted.
  */
-import { AppError } from '@lb/common';
-import type { BoardsRepo } from '../db/boards-repo.js';
+import { AppError, MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board, type BoardsRepo } from '@lb/common';
 import type { ShardStores } from '../redis/shard-store.js';
 import type { BoardCatalog } from './catalog.js';
-import { MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board } from './definition.js';
 
 export class BoardAdmin {
   constructor(
@@ -17,7 +15,8 @@ export class BoardAdmin {
     private readonly stores: ShardStores,
   ) {}
 
-  async create(body: Record<string, unknown>): Promise<Board> {
+  /** Creates a board; its webhook signing secret is returned only now. */
+  async create(body: Record<string, unknown>): Promise<{ board: Board; webhookSecret: string }> {
     const nb = parseNewBoard(body);
     const created = await this.repo.create(nb);
     if (!created) {
@@ -31,6 +30,7 @@ export class BoardAdmin {
     await this.catalog.reload();
     return created;
   }
+
 
   async update(id: string, body: Record<string, unknown>): Promise<Board> {
     const current = this.existing(id);

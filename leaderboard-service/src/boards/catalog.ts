@@ -9,10 +9,7 @@
  * serving, and `main` is known even before the first load (the original
  * endpoints never depend on the control plane).
  */
-import type { Logger } from '@lb/common';
-import type { BoardsRepo } from '../db/boards-repo.js';
-import { MAIN_BOARD, type Board } from './definition.js';
-import { parseReset } from './periods.js';
+import { MAIN_BOARD, parseReset, type Board, type BoardsRepo, type Logger } from '@lb/common';
 
 /** `main` as migration 003 defines it, until the first load. */
 const MAIN_DEFAULT: Board = {

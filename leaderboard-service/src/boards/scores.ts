@@ -8,13 +8,11 @@
  * The period a write lands in is decided by this replica's clock when it
  * handles the write (one clock per write); see docs/ARCHITECTURE.md.
  */
+import { AppError, GLOBAL, invalidField, periodAt, type Board, type Identity, type Logger, type Operator, type ShardRouter } from '@lb/common';
 import { createHash } from 'node:crypto';
-import { AppError, GLOBAL, invalidField, type Identity, type Logger, type ShardRouter } from '@lb/common';
 import type { EventRelays } from '../events/relay.js';
 import { BoardStore, type BoardKey } from '../redis/board-store.js';
 import type { BucketSpec, ShardStores } from '../redis/shard-store.js';
-import type { Board, Operator } from './definition.js';
-import { periodAt } from './periods.js';
 
 export interface BoardSubmission {
   board: Board;
@@ -28,7 +26,7 @@ export interface BoardSubmission {
   metadata?: unknown;
   idempotencyKey?: string | undefined;
   requestId: string;
-  /** The time the period is chosen by (tests pass their own clock). */
+  /** The time the period is chosen by (default: the writer's clock). */
   nowMs?: number;
 }
 
@@ -53,7 +51,7 @@ export interface BoardWriterSettings {
 
 export class BoardWriter {
   constructor(
-    private readonly deps: { router: ShardRouter; stores: ShardStores; relays: EventRelays; log: Logger },
+    private readonly deps: { router: ShardRouter; stores: ShardStores; relays: EventRelays; log: Logger; clock: () => number },
     private readonly settings: BoardWriterSettings,
   ) {}
 
@@ -77,7 +75,7 @@ export class BoardWriter {
         });
       }
     }
-    const period = periodAt(board.resetRule, s.nowMs ?? Date.now()).id;
+    const period = periodAt(board.resetRule, s.nowMs ?? this.deps.clock()).id;
     const shard = this.deps.router.homeShard(player.userId, player.region);
     const store = new BoardStore(this.deps.stores.get(shard.id));
     const fingerprint = s.idempotencyKey === undefined ? undefined : createHash('sha256').update(`${board.id}\u0000${period}\u0000${operator}\u0000${s.value}\u0000${metadata ?? ''}`).digest('base64url').slice(0, 22);
@@ -111,6 +109,9 @@ export class BoardWriter {
         throw new AppError(r.kind, r.kind === 'rate_limited' ? 'too many writes for this player' : `too many writes in region ${player.region}`, {
           retry_after: Math.max(1, Math.ceil(r.waitMs / 1000)),
         });
+      case 'period_closed':
+        // This replica's clock is behind the closer's (or the grace): the write would land in a closed period.
+        throw new AppError('period_closed', `period ${period} of board ${board.id} is closed; the next one has started`, { board: board.id, period, retry_after: 1 });
       case 'replay':
         return this.replay(s, period, r.stored, fingerprint!, shard.id);
       case 'ok':

@@ -11,11 +11,11 @@
  *   (competition ranks 1, 2, 2, 4); `earliest` ties: rank = 1 + players
  *   before the entry in board order (ordinal ranks 1, 2, 3, 4).
  */
-import { AppError, percentile, type ShardRouter } from '@lb/common';
+import { AppError, percentile, periodAt, previousPeriod, type Board, type ShardRouter } from '@lb/common';
+import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
 import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
 import type { BoardRow } from '../redis/contract.js';
 import type { ShardStores } from '../redis/shard-store.js';
-import type { Board } from './definition.js';
 
 export interface RankedBoardRow {
   rank: number;
@@ -83,10 +83,52 @@ export function decodeCursor(text: string): BoardKey {
 }
 
 export class BoardViews {
+  /**
+   * @param archive closed periods (read instead of Redis once a period is archived)
+   * @param clock what "the current period" is decided by
+   */
   constructor(
     private readonly router: ShardRouter,
     private readonly stores: ShardStores,
+    private readonly archive: ArchiveRepo,
+    private readonly clock: () => number = Date.now,
   ) {}
+
+  /** Players on a period of a board, live (every shard's GLOBAL view). */
+  private async livePlayers(board: Board, period: string): Promise<number> {
+    const totals = await Promise.all(this.storesFor('GLOBAL').map((s) => s.before(board, period, 'GLOBAL', [])));
+    return totals.reduce((a, t) => a + t.total, 0);
+  }
+
+  /**
+   * The board's periods, newest first: the current one (open), the one
+   * before it while it has players and is not archived yet (closing), then
+   * the archived ones; `before` (a period id) pages on.
+   */
+  async periods(board: Board, limit: number, before: string | undefined) {
+    const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
+    const current = periodAt(board.resetRule, this.clock());
+    const out: { id: string; starts_at: string | null; ends_at: string | null; status: 'open' | 'closing' | 'archived'; players: number }[] = [];
+    if (before === undefined || current.id < before) {
+      out.push({ id: current.id, starts_at: iso(current.startsAt), ends_at: iso(current.endsAt), status: 'open', players: await this.livePlayers(board, current.id) });
+    }
+    const prev = previousPeriod(board.resetRule, current);
+    if (prev && out.length < limit && (before === undefined || prev.id < before) && !(await this.archive.isClosed(board.id, prev.id))) {
+      const players = await this.livePlayers(board, prev.id);
+      if (players > 0) out.push({ id: prev.id, starts_at: iso(prev.startsAt), ends_at: iso(prev.endsAt), status: 'closing', players });
+    }
+    if (out.length < limit) {
+      for (const c of await this.archive.periods(board.id, limit - out.length, before)) out.push({ id: c.period, starts_at: c.starts_at, ends_at: c.ends_at, status: 'archived', players: c.players });
+    }
+    const last = out[out.length - 1];
+    return { board: board.id, periods: out, next_before: out.length === limit && last ? last.id : null };
+  }
+
+  /** A period other than the current one that the close has archived: read from Postgres. */
+  private async archived(board: Board, period: string): Promise<boolean> {
+    if (period === periodAt(board.resetRule, this.clock()).id) return false;
+    return this.archive.isClosed(board.id, period);
+  }
 
   private storesFor(view: string): BoardStore[] {
     return this.router.shardsForBoard(view).map((s) => new BoardStore(this.stores.get(s.id)));
@@ -97,6 +139,15 @@ export class BoardViews {
    * `next_cursor` continues after the last row (null at the end).
    */
   async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }) {
+    if (await this.archived(board, period)) {
+      const [total, rows] = await Promise.all([
+        this.archive.total(board.id, period, view),
+        this.archive.page(board.id, period, view, limit, at.cursor ? { after: at.cursor } : { offset: (at.fromRank ?? 1) - 1 }),
+      ]);
+      const last = rows[rows.length - 1];
+      const start = rows[0]?.position ?? total;
+      return { board: board.id, period, region: view, total, rows: rows.map(archivedRow), next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null };
+    }
     const stores = this.storesFor(view);
     const after = at.cursor;
     // The rows before a wanted rank come from the top of every shard.
@@ -138,6 +189,12 @@ export class BoardViews {
 
   /** A player's rank, score, percentile and metadata on a view. */
   async rank(board: Board, period: string, view: string, userId: string) {
+    if (await this.archived(board, period)) {
+      const [row] = await this.archive.find(board.id, period, view, [userId]);
+      if (!row) throw notOnBoard(board, period, view, userId);
+      const [total, worse] = await Promise.all([this.archive.total(board.id, period, view), this.archive.worse(board.id, period, view, row.score, board.order)]);
+      return { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
+    }
     const { stores, results } = await this.find(board, period, view, [userId]);
     const home = results.findIndex((r) => r.found.length > 0);
     if (home < 0) throw notOnBoard(board, period, view, userId);
@@ -163,6 +220,12 @@ export class BoardViews {
 
   /** Up to `range` players just above and below a player on a view, in board order. */
   async around(board: Board, period: string, view: string, userId: string, range: number) {
+    if (await this.archived(board, period)) {
+      const [row] = await this.archive.find(board.id, period, view, [userId]);
+      if (!row) throw notOnBoard(board, period, view, userId);
+      const near = await this.archive.range(board.id, period, view, row.position - range, row.position + range);
+      return { board: board.id, period, region: view, self: archivedRow(row), around: near.filter((r) => r.position !== row.position).map(archivedRow) };
+    }
     const { stores, results } = await this.find(board, period, view, [userId]);
     const home = results.findIndex((r) => r.found.length > 0);
     if (home < 0) throw notOnBoard(board, period, view, userId);
@@ -205,16 +268,21 @@ export class BoardViews {
    * the same tie policy; ids not on the board are `missing`.
    */
   async ranks(board: Board, period: string, view: string, userIds: readonly string[]) {
-    const { stores, results } = await this.find(board, period, view, userIds);
-    const found = results.flatMap((r, shard) => r.found.map((f) => ({ shard, f })));
-    const counts = await Promise.all(stores.map((s) => (found.length === 0 ? undefined : s.before(board, period, view, found.map((x) => x.f)))));
-    const rows = found
-      .map(({ shard, f }, i) => {
-        // Its own shard's count came with it; the others counted its key.
-        const ahead = f.ahead + counts.reduce((a, c, j) => a + (j === shard || !c ? 0 : c.ahead[i]!), 0);
-        return { key: f as BoardKey, user_id: f.user_id, name: f.name, score: scoreOf(board, f.stored), rank: ahead + 1, metadata: f.metadata === undefined ? null : JSON.parse(f.metadata) };
-      })
-      .sort((a, b) => compareKeys(a.key, b.key));
+    let rows: { key: BoardKey; user_id: string; name: string; score: number; rank: number; metadata: unknown }[];
+    if (await this.archived(board, period)) {
+      rows = (await this.archive.find(board.id, period, view, userIds)).map((r) => ({ key: r, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, metadata: r.metadata }));
+    } else {
+      const { stores, results } = await this.find(board, period, view, userIds);
+      const found = results.flatMap((r, shard) => r.found.map((f) => ({ shard, f })));
+      const counts = await Promise.all(stores.map((s) => (found.length === 0 ? undefined : s.before(board, period, view, found.map((x) => x.f)))));
+      rows = found
+        .map(({ shard, f }, i) => {
+          // Its own shard's count came with it; the others counted its key.
+          const ahead = f.ahead + counts.reduce((a, c, j) => a + (j === shard || !c ? 0 : c.ahead[i]!), 0);
+          return { key: f as BoardKey, user_id: f.user_id, name: f.name, score: scoreOf(board, f.stored), rank: ahead + 1, metadata: f.metadata === undefined ? null : JSON.parse(f.metadata) };
+        })
+        .sort((a, b) => compareKeys(a.key, b.key));
+    }
     // Among the listed players, by the same tie policy as the board.
     const listRanks: number[] = [];
     rows.forEach((r, i) => {
@@ -224,6 +292,10 @@ export class BoardViews {
     const on = new Set(rows.map((r) => r.user_id));
     return { board: board.id, period, region: view, rows: listed, missing: userIds.filter((id) => !on.has(id)) };
   }
+}
+
+function archivedRow(r: ArchivedRow): RankedBoardRow {
+  return { rank: r.rank, user_id: r.user_id, name: r.name, score: r.score, metadata: r.metadata };
 }
 
 function notOnBoard(board: Board, period: string, view: string, userId: string): AppError {

@@ -61,7 +61,8 @@ export type BoardWriteResult =
   | { kind: 'out_of_range'; current: number | null; attempted: number }
   | { kind: 'queue_full'; backlog: number }
   | { kind: 'rate_limited'; waitMs: number }
-  | { kind: 'region_rate_limited'; waitMs: number };
+  | { kind: 'region_rate_limited'; waitMs: number }
+  | { kind: 'period_closed' };
 
 export interface FoundEntry extends BoardRow {
   /** Players ahead on this shard's view, by the board's ties. */
@@ -88,6 +89,7 @@ export class BoardStore {
       k.outboxIndex,
       k.bucket('user', w.userId),
       k.bucket('region', w.region),
+      p.closed,
     ];
     if (w.regionalView !== undefined) keys.push(p.view(w.regionalView));
     const args = [
@@ -147,6 +149,8 @@ export class BoardStore {
         return { kind: 'rate_limited', waitMs: num(a, 'wait_ms') };
       case 'region_rate_limited':
         return { kind: 'region_rate_limited', waitMs: num(a, 'wait_ms') };
+      case 'period_closed':
+        return { kind: 'period_closed' };
       case 'expired':
         throw this.store.conn.unavailable();
     }

@@ -16,7 +16,7 @@ export const STATUS = {
   top: ['ok'],
   locate: ['found', 'not_found'],
   restore: ['restored', 'skipped'],
-  boardWrite: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited'],
+  boardWrite: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited', 'period_closed'],
   boardPage: ['ok'],
   boardBefore: ['ok'],
   boardFind: ['ok'],

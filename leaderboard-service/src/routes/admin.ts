@@ -2,11 +2,10 @@
  * /admin: board administration, for holders of an API key (X-Api-Key).
  * Input checks and mapping only; the rules live in boards/.
  */
+import { boardJson, validate } from '@lb/common';
 import { Router, type RequestHandler } from 'express';
-import { validate } from '@lb/common';
 import type { ApiKeyVerifier } from '../admin/api-keys.js';
 import type { BoardAdmin } from '../boards/admin.js';
-import { boardJson } from '../boards/definition.js';
 
 /** Every /admin route needs a valid X-Api-Key; the key's owner is in `res.locals.admin`. */
 export function requireApiKey(keys: ApiKeyVerifier): RequestHandler {
@@ -21,8 +20,9 @@ export function requireApiKey(keys: ApiKeyVerifier): RequestHandler {
 export function adminRoutes(deps: { admin: BoardAdmin }): Router {
   const r = Router();
   r.post('/admin/boards', async (req, res) => {
-    const board = await deps.admin.create(validate.bodyObject(req.body));
-    res.status(201).json(boardJson(board));
+    const { board, webhookSecret } = await deps.admin.create(validate.bodyObject(req.body));
+    // The signing secret of the board's webhooks is shown this once.
+    res.status(201).json({ ...boardJson(board), webhook_secret: webhookSecret });
   });
   r.patch('/admin/boards/:id', async (req, res) => {
     const board = await deps.admin.update(String(req.params.id), validate.bodyObject(req.body));

@@ -7,12 +7,11 @@
  *   GET  /boards/:board/rank/:userId     ?region&period
  *   GET  /boards/:board/around/:userId   ?region&range&period
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
+ *   GET  /boards/:board/periods          ?limit&before
  */
-import { AppError, invalidField, validate, type Identity, type ShardRouter } from '@lb/common';
+import { AppError, invalidField, periodAt, periodById, validate, type Board, type Identity, type Operator, type ShardRouter } from '@lb/common';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardCatalog } from '../boards/catalog.js';
-import type { Board, Operator } from '../boards/definition.js';
-import { periodAt, periodById } from '../boards/periods.js';
 import type { BoardWriter } from '../boards/scores.js';
 import { decodeCursor, MAX_FROM_RANK, type BoardViews } from '../boards/views.js';
 import type { HotHandler, HotRequest, Route } from '../http/hot-path.js';
@@ -25,6 +24,8 @@ export interface BoardApiDeps {
   views: BoardViews;
   router: ShardRouter;
   accounts: AccountsRepo;
+  /** What the current period is decided by. */
+  clock: () => number;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
@@ -43,7 +44,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   /** The period asked for (`period=`), or the current one. */
   const periodOf = (r: HotRequest, b: Board, asked?: unknown): string => {
     const p = asked ?? queryParam(r.query, 'period');
-    if (p === undefined || p === '' || p === null) return periodAt(b.resetRule, Date.now()).id;
+    if (p === undefined || p === '' || p === null) return periodAt(b.resetRule, deps.clock()).id;
     if (typeof p !== 'string' || !periodById(b.resetRule, p)) {
       throw new AppError('period_not_found', `board ${b.id} has no period ${String(p)}`, { board: b.id, period: String(p) });
     }
@@ -128,6 +129,16 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     return deps.views.around(board, period, view, validate.userId(r.params.userId, 'userId'), range);
   };
 
+  const periods: HotHandler = async (r) => {
+    const board = boardOf(r);
+    const limit = validate.queryInt(queryParam(r.query, 'limit'), 'limit', 20, 1, 200);
+    const before = queryParam(r.query, 'before');
+    if (before !== undefined && (typeof before !== 'string' || !periodById(board.resetRule, before))) {
+      throw new AppError('invalid_query', 'before: not a period of this board', { field: 'before' });
+    }
+    return deps.views.periods(board, limit, before as string | undefined);
+  };
+
   const ranks: HotHandler = async (r) => {
     const board = boardOf(r);
     const b = validate.bodyObject(r.body);
@@ -143,5 +154,6 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     { method: 'GET', path: '/boards/:board/rank/:userId', auth: 'none', handler: rank },
     { method: 'GET', path: '/boards/:board/around/:userId', auth: 'none', handler: around },
     { method: 'POST', path: '/boards/:board/ranks', auth: 'none', handler: ranks },
+    { method: 'GET', path: '/boards/:board/periods', auth: 'none', handler: periods },
   ];
 }

@@ -2,11 +2,10 @@
  * GET /boards and /boards/:id: the public definitions, each with its
  * current period, so that a client can show "resets in 3 h".
  */
+import { type Board, boardJson, periodAt } from '@lb/common';
 import { Router } from 'express';
 import type { BoardAdmin } from '../boards/admin.js';
 import type { BoardCatalog } from '../boards/catalog.js';
-import { boardJson, type Board } from '../boards/definition.js';
-import { periodAt } from '../boards/periods.js';
 
 /** A board's public form: the definition and its current period. */
 export function publicBoard(b: Board, now = Date.now()): Record<string, unknown> {

@@ -17,7 +17,8 @@
     KEYS[8]  outbox index zset
     KEYS[9]  the player's token bucket
     KEYS[10] the region's token bucket
-    KEYS[11] regional view        (absent for GLOBAL-only players)
+    KEYS[11] the period's closed flag (set by the close: from then on the period takes no write)
+    KEYS[12] regional view        (absent for GLOBAL-only players)
 
     ARGV[1]  operator: 'set' | 'incr' | 'best'
     ARGV[2]  value: the score (set, best) or the delta (incr)
@@ -46,6 +47,7 @@
     queue_full           backlog
     rate_limited         wait_ms
     region_rate_limited  wait_ms
+    period_closed        (the period was closed: its standings are archived)
 ]]
 --- @include "includes/contract"
 --- @include "includes/token-bucket"
@@ -57,8 +59,8 @@ local minScore, maxScore = tonumber(ARGV[9]), tonumber(ARGV[10])
 local metadata, fingerprint = ARGV[11], ARGV[12]
 local board, period = ARGV[21], ARGV[22]
 local global = KEYS[1]
-local hasRegion = #KEYS >= 11
-local regional = KEYS[11]
+local hasRegion = #KEYS >= 12
+local regional = KEYS[12]
 
 local clock = nowMs()
 local late = clock - tonumber(ARGV[16])
@@ -68,6 +70,7 @@ if fingerprint ~= '' then
   local record = redis.call('GET', KEYS[6])
   if record then return { 'replay', 'stored', record } end
 end
+if redis.call('EXISTS', KEYS[11]) == 1 then return { 'period_closed' } end
 
 local member = uid
 if tie == 'earliest' then member = redis.call('HGET', KEYS[3], uid) or false end

@@ -3,9 +3,10 @@
  * shard). Every query is parameterised; connection failures surface as
  * StoreUnavailable (PgPools.run).
  */
-import type { PgPools } from '@lb/common';
-import type { Board, NewBoard, SortOrder, Operator, TieBreak } from '../boards/definition.js';
-import { parseReset } from '../boards/periods.js';
+import { randomBytes } from 'node:crypto';
+import type { PgPools } from '../pg-pools.js';
+import type { Board, NewBoard, SortOrder, Operator, TieBreak } from './definition.js';
+import { parseReset } from './periods.js';
 
 interface Row {
   id: string;
@@ -70,19 +71,30 @@ export class BoardsRepo {
     return r.rows[0]!.rev;
   }
 
-  /** Inserts a board; false when the id is taken (by a live or a deleted board). */
-  async create(b: NewBoard): Promise<Board | undefined> {
+  /**
+   * Inserts a board with a new webhook signing secret; undefined when the
+   * id is taken (by a live or a deleted board). The secret is returned only
+   * here (the admin who creates the board is shown it once).
+   */
+  async create(b: NewBoard): Promise<{ board: Board; webhookSecret: string } | undefined> {
+    const secret = randomBytes(24).toString('base64url');
     const r = await this.pools.run(this.controlShard, (p) =>
       p.query<Row>(
         `INSERT INTO boards (id, title, sort_order, operator, reset, tie_break, min_score, max_score, max_metadata_bytes,
-           client_writes, allow_operator_override, webhook_url, keep_periods)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           client_writes, allow_operator_override, webhook_url, keep_periods, webhook_secret)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (id) DO NOTHING
          RETURNING ${COLUMNS}`,
-        [b.id, b.title, b.order, b.operator, b.reset, b.tieBreak, b.minScore, b.maxScore, b.maxMetadataBytes, b.clientWrites, b.allowOperatorOverride, b.webhookUrl, b.keepPeriods],
+        [b.id, b.title, b.order, b.operator, b.reset, b.tieBreak, b.minScore, b.maxScore, b.maxMetadataBytes, b.clientWrites, b.allowOperatorOverride, b.webhookUrl, b.keepPeriods, secret],
       ),
     );
-    return r.rows[0] ? toBoard(r.rows[0]) : undefined;
+    return r.rows[0] ? { board: toBoard(r.rows[0]), webhookSecret: secret } : undefined;
+  }
+
+  /** The key a board's webhooks are signed with (null for boards made before it existed). */
+  async webhookSecret(id: string): Promise<string | null> {
+    const r = await this.pools.run(this.controlShard, (p) => p.query<{ webhook_secret: string | null }>('SELECT webhook_secret FROM boards WHERE id = $1', [id]));
+    return r.rows[0]?.webhook_secret ?? null;
   }
 
   /** Writes the mutable fields of a live board; undefined when there is none. */

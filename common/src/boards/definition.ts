@@ -2,7 +2,7 @@
  * A board's definition: its rules, as the control plane stores them, and
  * the checks of an admin's create and change requests.
  */
-import { AppError, invalidField } from '@lb/common';
+import { AppError, invalidField } from '../errors.js';
 import { parseReset, type ResetRule } from './periods.js';
 
 export type SortOrder = 'desc' | 'asc';

@@ -1,0 +1,237 @@
+/**
+ * The timing of period closes and their webhooks, on BullMQ queues of the
+ * control shard's Redis:
+ *
+ * - `periods`: one job scheduler per board with a reset (BullMQ's
+ *   upsertJobScheduler, the board's boundaries as a cron pattern in UTC)
+ *   fires a `boundary` job at each boundary; it queues a `close` job for the
+ *   period that just ended, delayed by the grace for in-flight writes, with
+ *   one job id per (board, period) so that every trigger of one close
+ *   is one job. A sync every PERIOD_SYNC_MS keeps the schedulers in step with
+ *   the board definitions and queues the close of any ended period a
+ *   missed boundary left open.
+ * - `webhooks`: one job per delivery (`period.closed`), retried with
+ *   exponential backoff; a delivery that spends its attempts stays in
+ *   webhook_deliveries as `failed` for replay.
+ *
+ * Closes themselves are exactly once whatever happens to the jobs
+ * (closer.ts); jobs only decide when they are attempted.
+ */
+import { createHmac } from 'node:crypto';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
+import {
+  connectionFor,
+  periodAt,
+  previousPeriod,
+  queuePrefix,
+  type Board,
+  type BoardsRepo,
+  type Logger,
+  type PgPools,
+  type ResetRule,
+  type Topology,
+} from '@lb/common';
+import type { PeriodCloser } from './closer.js';
+
+export const PERIODS_QUEUE = 'periods';
+export const WEBHOOKS_QUEUE = 'webhooks';
+
+export interface PeriodJobSettings {
+  keyPrefix: string;
+  /** PERIOD_GRACE_MS: how long after a period's end its close waits for writes in flight. */
+  graceMs: number;
+  /** PERIOD_SYNC_MS: how often schedulers and open deliveries are brought in step. */
+  syncMs: number;
+  /** WEBHOOK_ATTEMPTS and WEBHOOK_BACKOFF_MS of a delivery. */
+  webhookAttempts: number;
+  webhookBackoffMs: number;
+  webhookTimeoutMs: number;
+  /** BullMQ lock and stalled-check of the period workers (a dead closer's job is retried after about this long). */
+  lockMs: number;
+  stalledIntervalMs: number;
+}
+
+/** The cron pattern (UTC) of a reset's boundaries. */
+export function boundaryPattern(rule: ResetRule): string | undefined {
+  if (rule === 'none') return undefined;
+  if (rule === 'daily') return '0 0 * * *';
+  if (rule === 'weekly') return '0 0 * * 1';
+  if (rule === 'monthly') return '0 0 1 * *';
+  return rule.cron;
+}
+
+// BullMQ job ids cannot contain ':' (cron period ids do: 2026-12-01T18:00Z).
+const safeId = (s: string): string => s.replace(/[:/]/g, '_');
+
+/** The id of a board's job scheduler. */
+export const schedulerIdOf = (board: string): string => `boundary_${board}`;
+
+/** The id of the close job of a period: one job however many triggers. */
+export const closeJobIdOf = (board: string, period: string): string => `close_${board}_${safeId(period)}`;
+
+/** The signature header value of a webhook body: `sha256=<hex HMAC-SHA256 of the raw body>`. */
+export function signWebhook(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+export class PeriodJobs {
+  readonly queue: Queue;
+  readonly webhooks: Queue;
+  private worker: Worker | undefined;
+  private hookWorker: Worker | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private syncing: Promise<void> | undefined;
+  private readonly control: string;
+
+  constructor(
+    private readonly deps: { topology: Topology; pools: PgPools; boards: BoardsRepo; closer: PeriodCloser; log: Logger },
+    private readonly s: PeriodJobSettings,
+  ) {
+    const shard = deps.topology.shards[0]!;
+    this.control = shard.id;
+    const prefix = queuePrefix(shard.id, s.keyPrefix);
+    this.queue = new Queue(PERIODS_QUEUE, { connection: connectionFor(shard.redis, false), prefix });
+    this.webhooks = new Queue(WEBHOOKS_QUEUE, { connection: connectionFor(shard.redis, false), prefix });
+    for (const q of [this.queue, this.webhooks]) q.on('error', (err) => deps.log.debug('period queue error', { err: err.message }));
+  }
+
+  /** Starts the workers of both queues and the periodic sync. */
+  start(): void {
+    const shard = this.deps.topology.shards[0]!;
+    const prefix = queuePrefix(shard.id, this.s.keyPrefix);
+    this.worker = new Worker(PERIODS_QUEUE, (job, token) => this.process(job, token), {
+      connection: connectionFor(shard.redis, true),
+      prefix,
+      concurrency: 2,
+      lockDuration: this.s.lockMs,
+      stalledInterval: this.s.stalledIntervalMs,
+    });
+    this.hookWorker = new Worker(WEBHOOKS_QUEUE, (job) => this.deliver(String(job.data.id)), { connection: connectionFor(shard.redis, true), prefix, concurrency: 4 });
+    this.hookWorker.on('failed', (job, err) => {
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.markFailed(String(job.data.id), err.message);
+    });
+    for (const w of [this.worker, this.hookWorker]) w.on('error', (err) => this.deps.log.debug('period worker error', { err: err.message }));
+    void this.sync();
+    this.timer = setInterval(() => void this.sync(), this.s.syncMs);
+    this.timer.unref();
+  }
+
+  /** Brings the job schedulers in step with the boards, and queues what a missed boundary or delivery left. */
+  sync(now = Date.now()): Promise<void> {
+    this.syncing ??= this.doSync(now)
+      .catch((e: unknown) => this.deps.log.warn('period sync failed; next time', { err: e as Error }))
+      .finally(() => (this.syncing = undefined));
+    return this.syncing;
+  }
+
+  private async doSync(now: number): Promise<void> {
+    const boards = (await this.deps.boards.all()).filter((b) => b.deletedAt === null);
+    const wanted = new Map<string, Board>();
+    for (const b of boards) if (boundaryPattern(b.resetRule)) wanted.set(schedulerIdOf(b.id), b);
+    for (const [id, b] of wanted) {
+      await this.queue.upsertJobScheduler(id, { pattern: boundaryPattern(b.resetRule)!, tz: 'UTC' }, { name: 'boundary', data: { board: b.id } });
+      await this.queueEndedPeriod(b, now);
+    }
+    for (const s of await this.queue.getJobSchedulers()) if (!wanted.has(s.key)) await this.queue.removeJobScheduler(s.key);
+    const pending = await this.deps.pools
+      .forShard(this.control)
+      .query<{ id: string; round: number }>(`SELECT id, attempts AS round FROM webhook_deliveries WHERE status = 'pending' AND created_at < now() - interval '10 seconds'`);
+    for (const d of pending.rows) await this.queueDelivery(d.id);
+  }
+
+  /** Queues the close of the period before the current one, unless it is archived already. */
+  async queueEndedPeriod(board: Board, now: number): Promise<void> {
+    const ended = previousPeriod(board.resetRule, periodAt(board.resetRule, now));
+    if (!ended || ended.endsAt === undefined) return;
+    const done = await this.deps.pools.forShard(this.control).query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board.id, ended.id]);
+    if (done.rowCount === 1) return;
+    await this.queue.add(
+      'close',
+      { board: board.id, period: ended.id },
+      {
+        jobId: closeJobIdOf(board.id, ended.id),
+        delay: Math.max(0, ended.endsAt + this.s.graceMs - now),
+        attempts: 20,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: true,
+        removeOnFail: false,
+      },
+    );
+  }
+
+  /** Queues a webhook delivery (the job id makes a repeat harmless). */
+  async queueDelivery(id: string): Promise<void> {
+    await this.webhooks.add('deliver', { id }, {
+      jobId: `hook_${safeId(id)}`,
+      attempts: this.s.webhookAttempts,
+      backoff: { type: 'exponential', delay: this.s.webhookBackoffMs },
+      removeOnComplete: true,
+      removeOnFail: true,
+    });
+  }
+
+  private async process(job: Job, token: string | undefined): Promise<unknown> {
+    if (job.name === 'boundary') {
+      const board = (await this.deps.boards.all()).find((b) => b.id === job.data.board && b.deletedAt === null);
+      if (board) await this.queueEndedPeriod(board, Date.now());
+      return undefined;
+    }
+    const outcome = await this.deps.closer.close(String(job.data.board), String(job.data.period), Date.now(), this.s.graceMs);
+    if (outcome === 'not_ended') {
+      // Early (a clock behind, or a job moved forward): try again after the grace.
+      await job.moveToDelayed(Date.now() + this.s.graceMs, token);
+      throw new DelayedError();
+    }
+    return outcome;
+  }
+
+  /** POSTs one delivery, signed with the board's secret; throws (to be retried) unless the receiver answers 2xx. */
+  async deliver(id: string): Promise<void> {
+    const pool = this.deps.pools.forShard(this.control);
+    const r = await pool.query<{ board: string; url: string; payload: unknown; status: string }>('SELECT board, url, payload, status FROM webhook_deliveries WHERE id = $1', [id]);
+    const d = r.rows[0];
+    if (!d || d.status === 'delivered') return;
+    const body = JSON.stringify(d.payload);
+    const secret = (await this.deps.boards.webhookSecret(d.board)) ?? '';
+    let error: string | undefined;
+    try {
+      const res = await fetch(d.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-leaderboard-event': 'period.closed',
+          'x-leaderboard-delivery': id,
+          'x-leaderboard-signature': signWebhook(secret, body),
+        },
+        body,
+        signal: AbortSignal.timeout(this.s.webhookTimeoutMs),
+        redirect: 'manual',
+      });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status < 200 || res.status >= 300) error = `receiver answered ${res.status}`;
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    if (error === undefined) {
+      await pool.query(`UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = NULL WHERE id = $1`, [id]);
+      return;
+    }
+    await pool.query('UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [id, error]);
+    throw new Error(error);
+  }
+
+  private async markFailed(id: string, err: string): Promise<void> {
+    await this.deps.pools
+      .forShard(this.control)
+      .query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err])
+      .catch(() => undefined);
+    this.deps.log.warn('webhook delivery failed for good; kept for replay', { delivery: id, err });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.syncing;
+    await Promise.all([this.worker?.close(), this.hookWorker?.close()]);
+    await Promise.all([this.queue.close(), this.webhooks.close()]);
+  }
+}
