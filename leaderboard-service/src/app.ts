@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import express, { type Express } from 'express';
-import { createHttpServer } from '@lb/common';
+import { createHttpServer, MAIN_BOARD } from '@lb/common';
 import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
@@ -13,6 +13,7 @@ import { hotPath } from './http/hot-path.js';
 import { errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
 import { adminRoutes, requireApiKey } from './routes/admin.js';
 import { boardApiRoutes } from './routes/board-api.js';
+import { MainBoard } from './boards/main-board.js';
 import { authRoutes } from './routes/auth.js';
 import { boardRoutes } from './routes/boards.js';
 import { healthRoutes } from './routes/health.js';
@@ -56,8 +57,14 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
   const hot = hotPath(
     [
       ...readRoutes({ reader: deps.reader, router: deps.router }),
-      ...scoreRoutes({ writer: deps.writer, router: deps.router, maxScore: config.maxScore, maxScoreDelta: config.maxScoreDelta }),
-      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock }),
+      ...scoreRoutes({
+        writer: deps.writer,
+        router: deps.router,
+        maxScore: config.maxScore,
+        maxScoreDelta: config.maxScoreDelta,
+        clientWrites: () => deps.catalog.get(MAIN_BOARD)?.clientWrites !== false,
+      }),
+      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock, main: new MainBoard(deps.reader, deps.writer, config.maxScoreDelta) }),
     ],
     {
       instanceId: config.instanceId,

@@ -59,7 +59,8 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   await stores.connect(log);
   const topCache =
     config.topCacheMaxAgeMs > 0
-      ? new TopCache(stores.all(), config.topCacheMaxAgeMs, (board) => router.shardsForBoard(board).map((s) => s.id))
+      ? // A named board's pages are `<board>/<period>/<view>`: the view says which shards it spans.
+        new TopCache(stores.all(), config.topCacheMaxAgeMs, (key) => router.shardsForBoard(key.slice(key.lastIndexOf('/') + 1)).map((s) => s.id))
       : new NoTopCache();
   const reader = new BoardReader(router, stores, topCache);
   const relays = new EventRelays(
@@ -119,7 +120,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
       },
     },
   );
-  const boardViews = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), clock);
+  const boardViews = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), topCache, clock);
   return {
     log,
     router,

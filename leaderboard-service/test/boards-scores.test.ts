@@ -274,6 +274,37 @@ describe('named boards: the rules a board enforces on writes', function () {
     expect((await api.get(`/boards/${id}/rank/${alice.id}`)).body.score).to.equal(4);
   });
 
+  it('when the board main is used through the board endpoints, then it answers from the main board, in the boards\' shapes', async () => {
+    const carol = uniqueId('carol');
+    const token = await api.register(carol, 'ASIA', { initialScore: 40 });
+    const set = await api.post('/boards/main/scores', { score: 45 }, { token });
+    expect(set.body).to.deep.include({ ok: true, board: 'main', period: 'all', user_id: carol, score: 45, changed: true, version: 2 });
+    const inc = await api.post('/boards/main/scores', { score: 5, op: 'incr' }, { token });
+    expect(inc.body.score).to.equal(50);
+    const legacy = await api.get(`/rank/${carol}?region=ASIA`);
+    const viaBoard = await api.get(`/boards/main/rank/${carol}?region=ASIA`);
+    expect(viaBoard.body).to.deep.include({ board: 'main', period: 'all', region: 'ASIA', score: 50, rank: legacy.body.rank, total: legacy.body.total, metadata: null });
+    const top = await api.get('/boards/main/top?region=ASIA&limit=5');
+    expect(top.body.rows.map((r: { user_id: string; rank: number; score: number }) => [r.user_id, r.rank, r.score])).to.deep.equal(
+      (await api.get('/top?region=ASIA&limit=5')).body.rows.map((r: { user_id: string; rank: number; score: number }) => [r.user_id, r.rank, r.score]),
+    );
+    expect((await api.post('/boards/main/ranks', { user_ids: [carol, 'nobody-x'] })).body).to.deep.include({ missing: ['nobody-x'] });
+    expect((await api.get('/boards/main/periods')).body.periods[0]).to.deep.include({ id: 'all', status: 'open' });
+    for (const [body, field] of [[{ score: 1, op: 'best' }, 'op'], [{ score: 1, metadata: { a: 1 } }, 'metadata']] as const) {
+      expect((await api.post('/boards/main/scores', body, { token })).body.field).to.equal(field);
+    }
+    expect((await api.get('/boards/main/top?from_rank=2')).body.error).to.equal('invalid_query');
+    // An admin can make main server-only: the original endpoints refuse players too.
+    expect((await api.request('PATCH', '/admin/boards/main', { body: { client_writes: false }, headers: { 'x-api-key': key } })).status).to.equal(200);
+    try {
+      expect((await api.post('/score/add', { delta: 1 }, { token })).body.error).to.equal('client_writes_disabled');
+      const server = await api.request('POST', '/boards/main/scores', { body: { user_id: carol, score: 60 }, headers: { 'x-api-key': key } });
+      expect(server.body.score).to.equal(60);
+    } finally {
+      await api.request('PATCH', '/admin/boards/main', { body: { client_writes: true }, headers: { 'x-api-key': key } });
+    }
+  });
+
   it('when the board, period, cursor, region or body is wrong, then a 4xx with a clear code, never a 5xx', async () => {
     const id = await board({ operator: 'set', reset: 'daily' });
     await api.post(`/boards/${id}/scores`, { score: 1 }, { token: alice.token });

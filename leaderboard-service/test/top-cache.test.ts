@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { uniqueId } from '@lb/devtools/testing';
+import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import { Client, startService, type TestService } from './support/service.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,6 +68,28 @@ describe('top-page cache', function () {
       } finally {
         await removeGhost(b, 'eu', 'EU', ghost);
       }
+    });
+
+    it('when a named board\'s first page is cached on one replica, then writes through the other replica show on it at once, and a planted change does not', async () => {
+      const key = (await new ApiKeysRepo(a.deps.pools, a.deps.router.shards[0]!.id).create('cache')).key;
+      const board = uniqueId('cached').toLowerCase();
+      expect((await new Client(a.url).request('POST', '/admin/boards', { body: { id: board, operator: 'set' }, headers: { 'x-api-key': key } })).status).to.equal(201);
+      await until('board seen by B', async () => (await new Client(b.url).get(`/boards/${board}`)).status === 200);
+      const writers = await Promise.all(Array.from({ length: 6 }, async (_, i) => ({ id: uniqueId(`nb${i}`), token: await new Client(a.url).register(uniqueId(`nbr${i}`), ['NA', 'EU', 'ASIA'][i % 3]!) })));
+      const readB = new Client(b.url);
+      for (const [i, w] of writers.entries()) {
+        await new Client(a.url).post(`/boards/${board}/scores`, { score: 10 * (i + 1) }, { token: w.token });
+        const viaB = await readB.get(`/boards/${board}/top?region=GLOBAL&limit=10`);
+        const uncached = await readB.get(`/boards/${board}/top?region=GLOBAL&limit=101`);
+        expect(viaB.body.rows, `after write ${i}`).to.deep.equal(uncached.body.rows);
+        expect(viaB.body.total).to.equal(i + 1);
+      }
+      // A change no write announced is not seen by the cached page: it was served from memory.
+      const store = b.deps.stores.get('eu');
+      const ghost = uniqueId('ghost');
+      await store.client.zAdd(store.keys.boardPeriod(board, 'all').view('GLOBAL'), { score: -999_999, value: ghost });
+      expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=10`)).body.rows[0].user_id).not.to.equal(ghost);
+      expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=101`)).body.rows[0].user_id).to.equal(ghost);
     });
 
     it('when a write on one replica changes a board\'s first rows or its size, then the other replica\'s next page has it', async () => {

@@ -33,7 +33,7 @@ export class BoardAdmin {
 
 
   async update(id: string, body: Record<string, unknown>): Promise<Board> {
-    const current = this.existing(id);
+    const current = await this.live(id);
     const updated = await this.repo.update(parseBoardChanges(current, body));
     if (!updated) throw notFound(id);
     await this.catalog.reload();
@@ -42,15 +42,15 @@ export class BoardAdmin {
 
   async delete(id: string): Promise<void> {
     if (id === MAIN_BOARD) throw new AppError('board_protected', 'the board main cannot be deleted', { board: id });
-    this.existing(id);
+    await this.live(id);
     if (!(await this.repo.markDeleted(id))) throw notFound(id);
     await this.catalog.reload();
     await Promise.all(this.stores.all().map((s) => s.purgeBoard(id)));
   }
 
-  /** A live board, or 404 `board_not_found`. */
-  existing(id: string): Board {
-    const b = this.catalog.get(id);
+  /** A live board (looked up again on a miss: it may be new), or 404 `board_not_found`. */
+  async live(id: string): Promise<Board> {
+    const b = await this.catalog.lookup(id);
     if (!b) throw notFound(id);
     return b;
   }

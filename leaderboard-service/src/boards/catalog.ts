@@ -61,6 +61,26 @@ export class BoardCatalog {
     return b && b.deletedAt === null ? b : undefined;
   }
 
+  private lastMissReload = 0;
+
+  /**
+   * A live board; on a miss, the copy is reloaded first (at most every
+   * 100 ms), so a board created through another replica is found at once
+   * rather than after the next poll.
+   */
+  async lookup(id: string): Promise<Board | undefined> {
+    const known = this.get(id);
+    if (known || this.boards.has(id)) return known;
+    const now = Date.now();
+    if (now - this.lastMissReload >= 100) {
+      this.lastMissReload = now;
+      await this.reload();
+    } else {
+      await this.inFlight;
+    }
+    return this.get(id);
+  }
+
   /** Any board ever created, deleted ones included (their ids stay taken). */
   getAny(id: string): Board | undefined {
     return this.boards.get(id);

@@ -13,6 +13,8 @@
  */
 import { AppError, percentile, periodAt, previousPeriod, type Board, type ShardRouter } from '@lb/common';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
+import type { TopPages } from '../leaderboard/top-cache.js';
+import { TOP_CACHE_DEPTH } from '../redis/shard-store.js';
 import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
 import type { BoardRow } from '../redis/contract.js';
 import type { ShardStores } from '../redis/shard-store.js';
@@ -91,8 +93,24 @@ export class BoardViews {
     private readonly router: ShardRouter,
     private readonly stores: ShardStores,
     private readonly archive: ArchiveRepo,
+    private readonly topCache: TopPages,
     private readonly clock: () => number = Date.now,
   ) {}
+
+  /**
+   * The first TOP_CACHE_DEPTH rows of a view, from the top-page cache (the
+   * write script publishes `<board>/<period>/<view>` when it changes them).
+   */
+  private firstRows(board: Board, period: string, view: string) {
+    return this.topCache.get(`${board.id}/${period}/${view}`, async () => {
+      const pages = await Promise.all(this.storesFor(view).map((s) => s.page(board, period, view, TOP_CACHE_DEPTH, undefined)));
+      const rows = merge(
+        pages.map((p) => p.rows),
+        TOP_CACHE_DEPTH,
+      );
+      return { total: pages.reduce((a, p) => a + p.total, 0), rows: rankRows(board, rows, 0, 0), keys: rows.map((r): BoardKey => ({ stored: r.stored, member: r.member })) };
+    });
+  }
 
   /** Players on a period of a board, live (every shard's GLOBAL view). */
   private async livePlayers(board: Board, period: string): Promise<number> {
@@ -147,6 +165,14 @@ export class BoardViews {
       const last = rows[rows.length - 1];
       const start = rows[0]?.position ?? total;
       return { board: board.id, period, region: view, total, rows: rows.map(archivedRow), next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null };
+    }
+    if (!at.cursor && at.fromRank === undefined && limit <= TOP_CACHE_DEPTH) {
+      const page = await this.firstRows(board, period, view);
+      if (page) {
+        const rows = page.rows.slice(0, limit);
+        const next = rows.length === limit && limit < page.total ? encodeCursor(page.keys[limit - 1]!) : null;
+        return { board: board.id, period, region: view, total: page.total, rows, next_cursor: next };
+      }
     }
     const stores = this.storesFor(view);
     const after = at.cursor;

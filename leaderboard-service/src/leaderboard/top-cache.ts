@@ -40,9 +40,10 @@ export interface TopPage {
 interface BoardState {
   /** Bumped by every change of the board (and every reset). */
   gen: number;
-  page: TopPage | undefined;
+  /** The cached page: a TopPage, or a named board's page (the caller's type). */
+  page: unknown;
   loadedAt: number;
-  loading: { gen: number; promise: Promise<TopPage> } | undefined;
+  loading: { gen: number; promise: Promise<unknown> } | undefined;
 }
 
 /**
@@ -50,8 +51,12 @@ interface BoardState {
  * {@link NoTopCache} when TOP_CACHE_MAX_AGE_MS is 0.
  */
 export interface TopPages {
-  /** The board's first rows, loaded with `load` on a miss; undefined when the cache cannot be used now. */
-  get(board: string, load: () => Promise<TopPage>): Promise<TopPage | undefined>;
+  /**
+   * The first rows of a board (the main board's name, or `<board>/<period>/<view>`
+   * for a named board's), loaded with `load` on a miss; undefined when the
+   * cache cannot be used now.
+   */
+  get<P>(board: string, load: () => Promise<P>): Promise<P | undefined>;
   /** In use for every board (on, and subscribed to every shard). */
   live(): boolean;
   /** For /health: off, live, or unsubscribed (a shard's boards are read from it until its subscription is back). */
@@ -61,7 +66,7 @@ export interface TopPages {
 
 /** No cache: every top page is read from the shards. */
 export class NoTopCache implements TopPages {
-  async get(): Promise<undefined> {
+  async get<P>(): Promise<P | undefined> {
     return undefined;
   }
   live(): boolean {
@@ -123,14 +128,14 @@ export class TopCache implements TopPages {
   }
 
   /** The board's cached first rows, loading them with `load` on a miss; undefined when the cache cannot be used. */
-  async get(board: string, load: () => Promise<TopPage>): Promise<TopPage | undefined> {
+  async get<P>(board: string, load: () => Promise<P>): Promise<P | undefined> {
     if (!this.liveFor(board)) return undefined;
     let st = this.boards.get(board);
     if (st === undefined) {
       st = { gen: 0, page: undefined, loadedAt: 0, loading: undefined };
       this.boards.set(board, st);
     }
-    if (st.page !== undefined && performance.now() - st.loadedAt < this.maxAgeMs) return st.page;
+    if (st.page !== undefined && performance.now() - st.loadedAt < this.maxAgeMs) return st.page as P;
     if (st.loading === undefined || st.loading.gen !== st.gen) {
       const gen = st.gen;
       const startedAt = performance.now();
@@ -150,7 +155,7 @@ export class TopCache implements TopPages {
         () => state.loading === loading && (state.loading = undefined),
       );
     }
-    return st.loading.promise;
+    return st.loading.promise as Promise<P>;
   }
 
   /** A write changed the board's first entries: forget them. */

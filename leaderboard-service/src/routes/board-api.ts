@@ -9,9 +9,10 @@
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
  *   GET  /boards/:board/periods          ?limit&before
  */
-import { AppError, invalidField, periodAt, periodById, validate, type Board, type Identity, type Operator, type ShardRouter } from '@lb/common';
+import { AppError, invalidField, MAIN_BOARD, periodAt, periodById, validate, type Board, type Identity, type Operator, type ShardRouter } from '@lb/common';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardCatalog } from '../boards/catalog.js';
+import type { MainBoard } from '../boards/main-board.js';
 import type { BoardWriter } from '../boards/scores.js';
 import { decodeCursor, MAX_FROM_RANK, type BoardViews } from '../boards/views.js';
 import type { HotHandler, HotRequest, Route } from '../http/hot-path.js';
@@ -26,6 +27,8 @@ export interface BoardApiDeps {
   accounts: AccountsRepo;
   /** What the current period is decided by. */
   clock: () => number;
+  /** The board `main`, served by its own reader and writer. */
+  main: MainBoard;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
@@ -35,9 +38,9 @@ const PLAYER_CACHE_MS = 60_000;
 export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   const players = new Map<string, { identity: Identity; until: number }>();
 
-  const boardOf = (r: HotRequest): Board => {
+  const boardOf = async (r: HotRequest): Promise<Board> => {
     const id = r.params.board ?? '';
-    const b = deps.catalog.get(id);
+    const b = deps.catalog.get(id) ?? (await deps.catalog.lookup(id));
     if (!b) throw new AppError('board_not_found', `no board ${id}`, { board: id });
     return b;
   };
@@ -66,7 +69,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   };
 
   const submit: HotHandler = async (r) => {
-    const board = boardOf(r);
+    const board = await boardOf(r);
     const b = validate.bodyObject(r.body);
     validate.onlyFields(b, ['user_id', 'score', 'metadata', 'op']);
     let player: Identity;
@@ -88,6 +91,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
       throw new AppError('invalid_payload', 'Idempotency-Key must be 1-128 visible ASCII characters', { field: 'Idempotency-Key' });
     }
+    if (board.id === MAIN_BOARD) return deps.main.submit(board, { player, byPlayer: r.admin === undefined, value, op, metadata: b.metadata, idempotencyKey: key, requestId: r.requestId });
     return deps.writer.submit({
       board,
       player,
@@ -101,7 +105,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   };
 
   const top: HotHandler = async (r) => {
-    const board = boardOf(r);
+    const board = await boardOf(r);
     const view = viewOf(r);
     const period = periodOf(r, board);
     const limit = validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000);
@@ -109,6 +113,10 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const fromRankText = queryParam(r.query, 'from_rank');
     if (cursorText !== undefined && fromRankText !== undefined) throw new AppError('invalid_query', 'give cursor or from_rank, not both', { field: 'cursor' });
     if (cursorText !== undefined && typeof cursorText !== 'string') throw new AppError('invalid_query', 'cursor: give it once', { field: 'cursor' });
+    if (board.id === MAIN_BOARD) {
+      if (cursorText !== undefined || fromRankText !== undefined) throw new AppError('invalid_query', 'the board main pages by limit only (cursor and from_rank are for named boards)', { field: 'cursor' });
+      return deps.main.top(view, limit);
+    }
     const at = {
       ...(cursorText !== undefined && { cursor: decodeCursor(cursorText as string) }),
       ...(fromRankText !== undefined && { fromRank: validate.queryInt(fromRankText, 'from_rank', 1, 1, MAX_FROM_RANK) }),
@@ -117,35 +125,44 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   };
 
   const rank: HotHandler = async (r) => {
-    const board = boardOf(r);
-    return deps.views.rank(board, periodOf(r, board), viewOf(r), validate.userId(r.params.userId, 'userId'));
+    const board = await boardOf(r);
+    const period = periodOf(r, board);
+    const userId = validate.userId(r.params.userId, 'userId');
+    if (board.id === MAIN_BOARD) return deps.main.rank(viewOf(r), userId);
+    return deps.views.rank(board, period, viewOf(r), userId);
   };
 
   const around: HotHandler = async (r) => {
-    const board = boardOf(r);
+    const board = await boardOf(r);
     const view = viewOf(r);
     const period = periodOf(r, board);
     const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
-    return deps.views.around(board, period, view, validate.userId(r.params.userId, 'userId'), range);
+    const userId = validate.userId(r.params.userId, 'userId');
+    if (board.id === MAIN_BOARD) return deps.main.around(view, userId, range);
+    return deps.views.around(board, period, view, userId, range);
   };
 
   const periods: HotHandler = async (r) => {
-    const board = boardOf(r);
+    const board = await boardOf(r);
     const limit = validate.queryInt(queryParam(r.query, 'limit'), 'limit', 20, 1, 200);
     const before = queryParam(r.query, 'before');
     if (before !== undefined && (typeof before !== 'string' || !periodById(board.resetRule, before))) {
       throw new AppError('invalid_query', 'before: not a period of this board', { field: 'before' });
     }
+    if (board.id === MAIN_BOARD) return deps.main.periods();
     return deps.views.periods(board, limit, before as string | undefined);
   };
 
   const ranks: HotHandler = async (r) => {
-    const board = boardOf(r);
+    const board = await boardOf(r);
     const b = validate.bodyObject(r.body);
     validate.onlyFields(b, ['user_ids', 'region', 'period']);
     if (!Array.isArray(b.user_ids) || b.user_ids.length === 0 || b.user_ids.length > 100) throw invalidField('user_ids', 'must be a list of 1-100 user ids');
     const ids = [...new Set(b.user_ids.map((id) => validate.userId(id, 'user_ids')))];
-    return deps.views.ranks(board, periodOf(r, board, b.period), viewOf(r, b.region ?? 'GLOBAL'), ids);
+    const period = periodOf(r, board, b.period);
+    const view = viewOf(r, b.region ?? 'GLOBAL');
+    if (board.id === MAIN_BOARD) return deps.main.ranks(view, ids);
+    return deps.views.ranks(board, period, view, ids);
   };
 
   return [

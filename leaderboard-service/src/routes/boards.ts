@@ -26,8 +26,8 @@ export function boardRoutes(deps: { catalog: BoardCatalog; admin: BoardAdmin }):
   r.get('/boards', (_req, res) => {
     res.json({ boards: deps.catalog.live().map((b) => publicBoard(b)) });
   });
-  r.get('/boards/:id', (req, res) => {
-    res.json(publicBoard(deps.admin.existing(String(req.params.id))));
+  r.get('/boards/:id', async (req, res) => {
+    res.json(publicBoard(await deps.admin.live(String(req.params.id))));
   });
   return r;
 }

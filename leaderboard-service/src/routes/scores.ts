@@ -13,6 +13,8 @@ export interface ScoreRouteDeps {
   router: ShardRouter;
   maxScore: number;
   maxScoreDelta: number;
+  /** The board main's client_writes (an admin may make it server-only). */
+  clientWrites: () => boolean;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
@@ -22,6 +24,7 @@ export function scoreRoutes(deps: ScoreRouteDeps): Route[] {
     (op: WriteOp, readValue: (b: Record<string, unknown>, player: Identity) => number): HotHandler =>
     (r: HotRequest) => {
       const player = r.player!;
+      if (!deps.clientWrites()) throw new AppError('client_writes_disabled', 'board main takes scores from game servers only', { board: 'main' });
       const b = validate.bodyObject(r.body);
       // The player is always the token's subject; naming anyone else is refused.
       if (b.user_id !== undefined && b.user_id !== player.userId) {
