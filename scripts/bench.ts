@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix,login]
+ * npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
  *   [--gateways N] [--replicas N] [--connections N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
@@ -14,7 +14,7 @@ import { fmt, machineLine } from './bench/machine.js';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix,login] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N]\n');
   process.exit(0);
 }
 const root = findRepoRoot();

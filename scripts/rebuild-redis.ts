@@ -2,14 +2,16 @@
  * npm run rebuild-redis -- --shard ID | --all [--json]
  *
  * Restores a shard's Redis sorted sets and user hashes from its Postgres
- * after Redis data loss. Players Redis already holds at the same or a newer
- * version are left alone, so it is safe to run beside live traffic.
+ * after Redis data loss: the main board, then the open periods of every
+ * named board. Entries Redis already holds at the same or a newer version
+ * are left alone, so it is safe to run beside live traffic.
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { ConfigError, createLogger, KEY_PREFIX, loadTopology, ShardRouter } from '@lb/common';
+import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools, ShardRouter } from '@lb/common';
+import { ArchiveRepo } from '../leaderboard-service/src/db/archive-repo.js';
 import { ShardStores } from '../leaderboard-service/src/redis/shard-store.js';
-import { rebuildShard, type RebuildResult } from '../leaderboard-service/src/recovery/rebuild.js';
+import { rebuildBoards, rebuildShard, type RebuildResult } from '../leaderboard-service/src/recovery/rebuild.js';
 
 const HELP = `Usage: npm run rebuild-redis -- (--shard ID | --all) [--json]
 
@@ -51,16 +53,25 @@ async function main(): Promise<number> {
   const stores = new ShardStores(router.shards.filter((s) => ids.includes(s.id)), KEY_PREFIX.read(process.env), 10_000, log);
   await stores.connect(log);
   const results: RebuildResult[] = [];
+  // The named boards' definitions and closed periods, from the control plane (the first shard's database).
+  const control = router.shards[0]!.id;
+  const pools = new PgPools(router.shards.slice(0, 1), { size: 2, applicationName: 'rebuild-redis' }, log);
   try {
+    const boards = await new BoardsRepo(pools, control).all();
+    const archive = new ArchiveRepo(pools, control);
     for (const id of ids) {
-      const r = await rebuildShard(router, stores.get(id), (p) => {
-        if (!args.json) process.stderr.write(`\r${id}: scanned ${p.scanned}, restored ${p.restored}, skipped ${p.skipped}`);
-      });
+      const progress = (what: string) => (p: RebuildResult) => {
+        if (!args.json) process.stderr.write(`\r${id} ${what}: scanned ${p.scanned}, restored ${p.restored}, skipped ${p.skipped}`);
+      };
+      const r = await rebuildShard(router, stores.get(id), progress('main'));
       if (!args.json) process.stderr.write('\n');
-      results.push(r);
+      const b = await rebuildBoards(router, stores.get(id), boards, (board, period) => archive.isClosed(board, period), progress('named boards'));
+      if (!args.json) process.stderr.write('\n');
+      results.push({ shard: id, scanned: r.scanned + b.scanned, restored: r.restored + b.restored, skipped: r.skipped + b.skipped });
     }
   } finally {
     await stores.close();
+    await pools.close();
   }
   if (args.json) process.stdout.write(`${JSON.stringify({ shards: results })}\n`);
   else for (const r of results) process.stdout.write(`shard ${r.shard}: restored ${r.restored} players (${r.skipped} already current, ${r.scanned} rows read)\n`);

@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
-import { ensureDatabase, migrateTopology, signToken, type Topology } from '@lb/common';
+import { BoardsRepo, ensureDatabase, migrateTopology, signToken, type Topology } from '@lb/common';
 import { SOURCE_NODE_ARGS, startPostgres, type PostgresProcess } from '@lb/devtools/infra';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
+import { rebuildBoards } from '../leaderboard-service/src/recovery/rebuild.js';
 import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
 import { eventually, spawnNode, type Child } from './support/processes.js';
 import { rng } from './support/reference-board.js';
@@ -250,6 +251,30 @@ describe('write-behind pipeline', function () {
         const page = await api.get(`/history/${players[0]!.id}?board=${board}&limit=1`);
         const next = await api.get(`/history/${players[0]!.id}?board=${board}&limit=1&before=${page.body.next_before}`);
         expect(next.body.events.map((e: { version: number }) => e.version)).to.deep.equal([1]);
+
+        // Redis lost, rebuilt from Postgres: the same answers, equal scores still in the order they were reached.
+        const tied = uniqueId('tied').toLowerCase();
+        expect((await api.request('POST', '/admin/boards', { body: { id: tied, operator: 'set', tie_break: 'earliest' }, headers: { 'x-api-key': key } })).status).to.equal(201);
+        for (const p of [...players].reverse()) await api.post(`/boards/${tied}/scores`, { score: 5, metadata: { p: p.id } }, { token: p.token });
+        await eventually('backlog drained', () => drained(svc), 60_000, 100);
+        const views = async () => {
+          const out = [];
+          for (const b of [board, tied]) for (const v of ['GLOBAL', 'NA', 'EU']) out.push((await api.get(`/boards/${b}/top?region=${v}&limit=101`)).body);
+          return out;
+        };
+        const before = await views();
+        for (const s of svc.deps.stores.all()) {
+          await s.purgeBoard(board);
+          await s.purgeBoard(tied);
+        }
+        expect((await api.get(`/boards/${tied}/top?region=GLOBAL&limit=101`)).body.total).to.equal(0);
+        const boards = await new BoardsRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).all();
+        for (const s of svc.deps.stores.all()) {
+          const r = await rebuildBoards(svc.deps.router, s, boards, async () => false);
+          expect(r.skipped).to.equal(0);
+        }
+        expect(await views()).to.deep.equal(before);
+        expect(before[3].rows.map((r: { user_id: string }) => r.user_id)).to.deep.equal([...players].reverse().map((p) => p.id));
       } finally {
         await worker.stop();
         await svc.stop();

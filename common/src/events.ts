@@ -32,6 +32,8 @@ export interface ScoreEvent {
   period?: string;
   /** The metadata stored with the entry by this write, when it set one. */
   metadata?: Record<string, unknown>;
+  /** A named board's entry's place among equal scores (see lua/includes/board.lua). */
+  member?: string;
 }
 
 /**

@@ -123,5 +123,6 @@ export function checkScoreEvent(data: unknown): string | undefined {
     return 'score must be >= 0';
   }
   if (e.metadata !== undefined && (e.metadata === null || typeof e.metadata !== 'object' || Array.isArray(e.metadata))) return 'metadata must be an object';
+  if (e.member !== undefined && (typeof e.member !== 'string' || e.member.length > 100)) return 'member is malformed';
   return undefined;
 }

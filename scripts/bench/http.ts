@@ -22,6 +22,7 @@ import { nginxArgs, renderNginxConf } from '../stack/nginx.js';
 import { startStack, type Stack } from '../stack/stack.js';
 import { childrenCpuSeconds, loadTool, runLoad, type MixEntry } from './load.js';
 import { benchLoginFlood, loginFloodMarkdown, type LoginFloodResult } from './login-flood.js';
+import { setupBoards, type BoardsSetup } from './boards.js';
 import { fmt, machineLine, pct } from './machine.js';
 
 const CLK_TCK = 100;
@@ -215,7 +216,7 @@ const REGIONS = ['NA', 'EU', 'ASIA', GLOBAL];
 
 export interface HttpBenchOptions {
   quick: boolean;
-  /** Runs to do (default all): baseline, top, reads, writes, mix, login. */
+  /** Runs to do (default all): baseline, top, reads, writes, mix, login, boards. */
   runs?: readonly string[];
   /** Write CPU profiles of the Node services here. */
   profileDir?: string;
@@ -238,6 +239,7 @@ interface Section {
   lag: { p50: number; max: number };
   drainS: number;
   loginFlood: LoginFloodResult | undefined;
+  boards: BoardsSetup | undefined;
 }
 
 /**
@@ -343,6 +345,13 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
     }
     if (wanted('mix')) results.push(await runOn('mix (80% reads, 20% writes)', [...reads.map((e) => ({ ...e, weight: (e.weight * 80) / 100 })), write]));
     await waitDrained(deps, 300_000);
+    let boards: BoardsSetup | undefined;
+    if (wanted('boards')) {
+      boards = await setupBoards({ url: stack.url, adminKeyFile: stack.adminKeyFile, deps, players, tokens, boards: opts.quick ? 100 : 1000, perBoard: opts.quick ? 200 : 1000, log });
+      await waitDrained(deps, 600_000);
+      for (const r of boards.runs) results.push(await runOn(r.name, r.mix));
+      await waitDrained(deps, 300_000);
+    }
     let loginFlood: LoginFloodResult | undefined;
     if (wanted('login')) {
       const known = `flooded-${Date.now().toString(36)}`;
@@ -355,7 +364,7 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
       loginFlood = await benchLoginFlood(stack.url, known, log);
     }
     await deps.close();
-    return { topo, results, bytesPerPlayer, lag: lagStats, drainS, loginFlood };
+    return { topo, results, bytesPerPlayer, lag: lagStats, drainS, loginFlood, boards };
   } finally {
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -454,7 +463,8 @@ ${sec.results.map(row).join('\n')}
 |---|---|---|
 ${targets.map(([what, rs, show, ok]) => `| ${what} | ${show(rs)} | ${mark(ok(rs))} |`).join('\n')}
 
-- Redis memory per player: ${fmt(sec.bytesPerPlayer)} bytes (used_memory delta over all shards after seeding and draining: user hash, two board entries, name).
+- Redis memory per player: ${fmt(sec.bytesPerPlayer)} bytes (used_memory delta over all shards after seeding and draining: user hash, two board entries, name).${sec.boards ? `
+- Named boards: ${fmt(sec.boards.boards)} boards × ${fmt(sec.boards.perBoard)} players seeded through the service's board writer; Redis memory per board entry ${fmt(sec.boards.bytesPerEntry)} bytes without metadata (two views for regional players, version), ${fmt(sec.boards.bytesPerEntryWithMetadata)} bytes with 200 bytes of metadata.` : ''}
 - Queue lag during the write run: oldest waiting event p50 ${fmt(sec.lag.p50)} ms, max ${fmt(sec.lag.max)} ms; the backlog was empty ${fmt(sec.drainS, 1)} s after the run.
 ${redisRows ? `
 Redis commands per write (all shards, \`INFO commandstats\` before and after the write run; scripts count once as EVALSHA plus each command they run):

@@ -20,6 +20,8 @@ export interface MixEntry {
   readonly paths: readonly string[];
   /** JSON body (POST). */
   readonly body?: string;
+  /** JSON bodies, one picked at random per request (instead of `body`). */
+  readonly bodies?: readonly string[];
   /** Bearer tokens, picked at random per request. */
   readonly tokens?: readonly string[];
 }
@@ -84,13 +86,19 @@ function wrkScript(mix: readonly MixEntry[], dir: string): string {
   const entries = mix.map((e, i) => {
     const paths = join(dir, `paths-${i}.txt`);
     writeFileSync(paths, `${e.paths.join('\n')}\n`);
+    let bodies = 'nil';
+    if (e.bodies) {
+      const file = join(dir, `bodies-${i}.txt`);
+      writeFileSync(file, `${e.bodies.join('\n')}\n`);
+      bodies = `lines(${luaString(file)})`;
+    }
     let tokens = 'nil';
     if (e.tokens) {
       const file = join(dir, `tokens-${i}.txt`);
       writeFileSync(file, `${e.tokens.join('\n')}\n`);
       tokens = `lines(${luaString(file)})`;
     }
-    return `{ w = ${e.weight / total}, method = ${luaString(e.method)}, paths = lines(${luaString(paths)}), tokens = ${tokens}, body = ${e.body === undefined ? 'nil' : luaString(e.body)} }`;
+    return `{ w = ${e.weight / total}, method = ${luaString(e.method)}, paths = lines(${luaString(paths)}), tokens = ${tokens}, bodies = ${bodies}, body = ${e.body === undefined ? 'nil' : luaString(e.body)} }`;
   });
   return `
 local function lines(f)
@@ -108,10 +116,13 @@ request = function()
     r = r - c.w
   end
   local path = e.paths[math.random(#e.paths)]
+  local body = e.body
+  if e.bodies then body = e.bodies[math.random(#e.bodies)] end
   if e.tokens then
-    return wrk.format(e.method, path, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. e.tokens[math.random(#e.tokens)] }, e.body)
+    return wrk.format(e.method, path, { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. e.tokens[math.random(#e.tokens)] }, body)
   end
-  return wrk.format(e.method, path, nil, e.body)
+  if body then return wrk.format(e.method, path, { ["Content-Type"] = "application/json" }, body) end
+  return wrk.format(e.method, path, nil, body)
 end
 done = function(summary, latency, requests)
   local s = summary.errors
@@ -170,9 +181,10 @@ async function runAutocannon(opts: LoadOptions): Promise<LoadResult> {
             setupRequest: (req: any) => {
               const e = choose();
               const headers: Record<string, string> = {};
-              if (e.body !== undefined) headers['content-type'] = 'application/json';
+              const body = e.bodies ? pick(e.bodies) : e.body;
+              if (body !== undefined) headers['content-type'] = 'application/json';
               if (e.tokens) headers.authorization = `Bearer ${pick(e.tokens)}`;
-              return { ...req, method: e.method, path: pick(e.paths), headers, body: e.body };
+              return { ...req, method: e.method, path: pick(e.paths), headers, body };
             },
           },
         ],

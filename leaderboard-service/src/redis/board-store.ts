@@ -156,6 +156,19 @@ export class BoardStore {
     }
   }
 
+  /** Restores one entry from Postgres unless Redis has the same or a newer version (see board-restore.lua). */
+  async restore(board: BoardRules, period: string, e: { userId: string; name: string; region: string; score: number; version: number; member: string | null; metadata: string | undefined }): Promise<boolean> {
+    const k = this.store.keys;
+    const p = k.boardPeriod(board.id, period);
+    const keys = [p.view('GLOBAL'), p.versions, p.members, p.metadata, k.names];
+    if (e.region !== 'GLOBAL') keys.push(p.view(e.region));
+    const stored = board.order === 'desc' ? (e.score === 0 ? '0' : String(-e.score)) : String(e.score);
+    // An entry persisted before members were (or a shared-tie board's) orders by user id.
+    const member = board.tieBreak === 'earliest' ? (e.member ?? `0000000000000000|${e.userId}`) : e.userId;
+    const args = [e.userId, e.name, stored, member, String(e.version), e.metadata ?? '', k.topChanged, `${board.id}/${period}/`, e.region];
+    return decodeAnswer('boardRestore', await this.store.conn.runScript(SCRIPTS.boardRestore, keys, args)).status === 'restored';
+  }
+
   /** Up to `limit` rows of a view in board order, from the start or strictly after `after`. */
   async page(board: BoardRules, period: string, view: string, limit: number, after: BoardKey | undefined) {
     const p = this.store.keys.boardPeriod(board.id, period);

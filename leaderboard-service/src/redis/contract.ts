@@ -21,6 +21,7 @@ export const STATUS = {
   boardBefore: ['ok'],
   boardFind: ['ok'],
   boardAround: ['ok'],
+  boardRestore: ['restored', 'skipped'],
 } as const;
 
 export type ScriptName = keyof typeof STATUS;

@@ -39,4 +39,5 @@ export const SCRIPTS = {
   boardBefore: load('board-before'),
   boardFind: load('board-find'),
   boardAround: load('board-around'),
+  boardRestore: load('board-restore'),
 } as const;

@@ -58,13 +58,13 @@ ON CONFLICT (user_id, version) DO NOTHING`;
 // Named boards' events (they carry `board` and `period`): the same two
 // statements on their own tables, keyed by (board, period, user_id).
 const UPSERT_BOARD_SCORES = `
-INSERT INTO board_scores (board, period, user_id, name, region, score, version, metadata, updated_at)
-SELECT u.board, u.period, u.user_id, u.name, u.region, u.score, u.version, u.metadata::jsonb, timestamptz 'epoch' + u.ts * interval '1 millisecond'
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])
-    AS u(board, period, user_id, name, region, score, version, metadata, ts)
+INSERT INTO board_scores (board, period, user_id, name, region, score, version, metadata, updated_at, member)
+SELECT u.board, u.period, u.user_id, u.name, u.region, u.score, u.version, u.metadata::jsonb, timestamptz 'epoch' + u.ts * interval '1 millisecond', u.member
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[])
+    AS u(board, period, user_id, name, region, score, version, metadata, ts, member)
 ON CONFLICT (board, period, user_id) DO UPDATE
    SET name = EXCLUDED.name, region = EXCLUDED.region, score = EXCLUDED.score, version = EXCLUDED.version,
-       metadata = COALESCE(EXCLUDED.metadata, board_scores.metadata), updated_at = EXCLUDED.updated_at
+       metadata = COALESCE(EXCLUDED.metadata, board_scores.metadata), updated_at = EXCLUDED.updated_at, member = EXCLUDED.member
  WHERE board_scores.version < EXCLUDED.version`;
 
 const INSERT_BOARD_EVENTS = `
@@ -191,6 +191,7 @@ function boardScoreColumns(rows: readonly ScoreEvent[]): unknown[] {
     rows.map((e) => e.version),
     rows.map((e) => (e.metadata === undefined ? null : JSON.stringify(e.metadata))),
     rows.map((e) => e.ts),
+    rows.map((e) => e.member ?? null),
   ];
 }
 

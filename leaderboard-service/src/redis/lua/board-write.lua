@@ -176,7 +176,7 @@ if metadata ~= '' then redis.call('HSET', KEYS[4], uid, metadata) end
 local eventId = board .. '/' .. period .. '/' .. outboxId(uid, version)
 local delta = newScore - (score or 0)
 local event = string.sub(eventJson(uid, name, region, op, delta, newScore, version, ARGV[6], ARGV[14]), 1, -2) ..
-  ',"board":' .. cjson.encode(board) .. ',"period":' .. cjson.encode(period) ..
+  ',"board":' .. cjson.encode(board) .. ',"period":' .. cjson.encode(period) .. ',"member":' .. cjson.encode(newMember) ..
   (metadata ~= '' and (',"metadata":' .. metadata) or '') .. '}'
 redis.call('HSET', KEYS[7], eventId, event)
 redis.call('ZADD', KEYS[8], ARGV[6], eventId)
