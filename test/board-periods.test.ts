@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { BoardsRepo, createLogger, periodAt, type Topology } from '@lb/common';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
+import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
 import { PeriodCloser } from '../worker-service/src/periods/closer.js';
@@ -205,6 +206,65 @@ describe('named board periods', function () {
     } finally {
       await jobs?.close();
       await c.shutdown();
+      await new Promise((r) => receiver.close(r));
+    }
+  });
+
+  it('when a delivery spends its attempts, then it stays failed, `admin webhook list` shows it, and `admin webhook replay` sends it once more', async () => {
+    now = T('2026-12-05T12:00:00Z');
+    let healthy = false;
+    const received: string[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        if (!healthy) return void res.writeHead(503).end();
+        received.push(body);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const { id } = await makeBoard({ operator: 'best', reset: 'daily', webhook_url: url });
+    await api.post(`/boards/${id}/scores`, { score: 3 }, { token: players[0]!.token });
+    const control = svc.deps.pools.forShard(svc.topology.shards[0]!.id);
+    const delivery = `${id}/2026-12-05`;
+    const status = async () => (await control.query('SELECT status FROM webhook_deliveries WHERE id = $1', [delivery])).rows[0]?.status as string | undefined;
+    let jobs: PeriodJobs | undefined;
+    const prior = process.env.TOPOLOGY;
+    process.env.TOPOLOGY = JSON.stringify(svc.topology);
+    try {
+      jobs = new PeriodJobs(
+        { topology: svc.topology, pools: svc.deps.pools, boards: new BoardsRepo(svc.deps.pools, svc.topology.shards[0]!.id), closer: closer(), log },
+        { keyPrefix: svc.config.keyPrefix, graceMs: 0, syncMs: 3_600_000, webhookAttempts: 2, webhookBackoffMs: 50, webhookTimeoutMs: 1000, lockMs: 5000, stalledIntervalMs: 5000 },
+      );
+      const sched = jobs;
+      const c = closer({ onDelivery: (d) => sched.queueDelivery(d) });
+      jobs.start();
+      expect(await c.close(id, '2026-12-05', T('2026-12-06T00:00:01Z'), 0)).to.equal('closed');
+      await c.shutdown();
+      await eventually('the delivery failed for good', async () => (await status()) === 'failed', 30_000, 100);
+      const out: string[] = [];
+      expect(await runAdmin(['webhook', 'list', '--json'], (s) => out.push(s), () => undefined)).to.equal(0);
+      expect((JSON.parse(out.pop()!) as { id: string }[]).find((d) => d.id === delivery)).to.deep.include({ status: 'failed', attempts: 2, last_error: 'receiver answered 503', url });
+      expect(await runAdmin(['webhook', 'replay', 'no-such/delivery'], () => undefined, () => undefined)).to.equal(1);
+      expect(await runAdmin(['webhook', 'replay'], () => undefined, () => undefined)).to.equal(2);
+
+      healthy = true;
+      expect(await runAdmin(['webhook', 'replay', delivery], (s) => out.push(s), () => undefined)).to.equal(0);
+      expect(await status()).to.equal('pending');
+      // The periodic sync picks up pending deliveries older than 10 s (younger ones are the closer's own).
+      await control.query(`UPDATE webhook_deliveries SET created_at = now() - interval '1 minute' WHERE id = $1`, [delivery]);
+      await jobs.sync(Date.now());
+      await eventually('the replay delivered', async () => (await status()) === 'delivered', 30_000, 100);
+      expect(received).to.have.length(1);
+      expect(JSON.parse(received[0]!)).to.deep.include({ board: id, period: '2026-12-05', players: 1 });
+      // Only failed deliveries are replayed: a delivered one is not sent twice.
+      expect(await runAdmin(['webhook', 'replay', delivery], () => undefined, () => undefined)).to.equal(1);
+    } finally {
+      if (prior === undefined) delete process.env.TOPOLOGY;
+      else process.env.TOPOLOGY = prior;
+      await jobs?.close();
       await new Promise((r) => receiver.close(r));
     }
   });

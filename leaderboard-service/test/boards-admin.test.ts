@@ -181,19 +181,19 @@ describe('boards: control plane and admin routes', function () {
     process.env.TOPOLOGY = JSON.stringify(a.topology);
     try {
       const out: string[] = [];
-      expect(await runAdmin(['key', 'create', '--name', 'ci robot'], (s) => out.push(s))).to.equal(0);
+      expect(await runAdmin(['key', 'create', '--name', 'ci robot'], (s) => out.push(s), () => undefined)).to.equal(0);
       const created = out.pop()!;
       expect(created).to.match(/^lbk_[a-z0-9]{8}_/);
       expect((await admin(a, 'POST', '/admin/boards', { id: boardId('cli') }, created)).status).to.equal(201);
-      expect(await runAdmin(['key', 'list', '--json'], (s) => out.push(s))).to.equal(0);
+      expect(await runAdmin(['key', 'list', '--json'], (s) => out.push(s), () => undefined)).to.equal(0);
       const listed = (JSON.parse(out.pop()!) as { id: string; name: string; revoked_at: string | null }[]).find((k) => created.startsWith(`lbk_${k.id}_`));
       expect(listed).to.deep.include({ name: 'ci robot', revoked_at: null });
       expect(JSON.stringify(await new ApiKeysRepo(a.deps.pools, a.deps.router.shards[0]!.id).list())).not.to.include(created);
-      expect(await runAdmin(['key', 'revoke', listed!.id], (s) => out.push(s))).to.equal(0);
-      expect(await runAdmin(['key', 'revoke', listed!.id], () => undefined)).to.equal(1);
+      expect(await runAdmin(['key', 'revoke', listed!.id], (s) => out.push(s), () => undefined)).to.equal(0);
+      expect(await runAdmin(['key', 'revoke', listed!.id], () => undefined, () => undefined)).to.equal(1);
       // Replicas trust a checked key for API_KEY_CACHE_MS (2 s): the revocation holds after that.
       expect(await until(async () => (await admin(b, 'POST', '/admin/boards', { id: boardId('late') }, created)).status === 401, 4000)).to.equal(true);
-      expect(await runAdmin(['key', 'make'], () => undefined)).to.equal(2);
+      expect(await runAdmin(['key', 'make'], () => undefined, () => undefined)).to.equal(2);
       expect(keyId).to.match(/^[a-z0-9]{8}$/);
     } finally {
       if (prior === undefined) delete process.env.TOPOLOGY;

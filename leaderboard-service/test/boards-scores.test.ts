@@ -65,15 +65,16 @@ class Model {
   }
 }
 
-describe('named boards: every rule combination against a reference model', function () {
+describe('named boards: every rule combination against a reference model, across a period boundary', function () {
   this.timeout(180_000);
   let svc: TestService;
   let api: Client;
   let key: string;
+  let now = Date.parse('2026-12-01T12:00:00Z');
   const players: { id: string; region: string; token: string }[] = [];
 
   before(async () => {
-    svc = await startService();
+    svc = await startService({}, { clock: () => now });
     api = new Client(svc.url);
     key = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('model')).key;
     for (const region of ['NA', 'EU', 'ASIA', 'GLOBAL']) {
@@ -87,69 +88,87 @@ describe('named boards: every rule combination against a reference model', funct
 
   const strip = (r: { rank: number; user_id: string; score: number; metadata: unknown }) => ({ rank: r.rank, user_id: r.user_id, score: r.score, metadata: r.metadata });
 
+  /** Every read of one period of a board, on every view, against the model. */
+  async function verify(board: string, period: string, model: Model, order: Order, tie: Tie) {
+    const q = `&period=${period}`;
+    for (const view of ['GLOBAL', 'NA', 'EU', 'ASIA']) {
+      const want = model.ranked(view);
+      // Every page by cursor.
+      const got: unknown[] = [];
+      let cursor: string | null = null;
+      let total = 0;
+      for (let pages = 0; pages < 20; pages++) {
+        const page: { body: { rows: unknown[]; next_cursor: string | null; total: number } } = await api.get(`/boards/${board}/top?region=${view}&limit=3${q}${cursor ? `&cursor=${cursor}` : ''}`);
+        got.push(...(page.body.rows as Parameters<typeof strip>[0][]).map(strip));
+        total = page.body.total;
+        cursor = page.body.next_cursor;
+        if (!cursor) break;
+      }
+      expect(got, `${period} ${view}: all pages`).to.deep.equal(want.map(strip));
+      expect(total).to.equal(want.length);
+      const first = await api.get(`/boards/${board}/top?region=${view}&limit=10${q}`);
+      expect(first.body.rows.map(strip), `${period} ${view}: first page`).to.deep.equal(want.slice(0, 10).map(strip));
+      for (const from of [1, 2, 4, 7]) {
+        const page = await api.get(`/boards/${board}/top?region=${view}&limit=4&from_rank=${from}${q}`);
+        expect(page.body.rows.map(strip), `${period} ${view}: from_rank ${from}`).to.deep.equal(want.slice(from - 1, from + 3).map(strip));
+      }
+      for (const [i, e] of want.entries()) {
+        const rank = await api.get(`/boards/${board}/rank/${e.user_id}?region=${view}${q}`);
+        expect(rank.body, `${period} ${view}: rank of ${e.user_id}`).to.deep.include({ rank: e.rank, score: e.score, total: want.length, board, period });
+        if (i % 3 === 0) {
+          const around = await api.get(`/boards/${board}/around/${e.user_id}?region=${view}&range=2${q}`);
+          const idx = want.findIndex((x) => x.user_id === e.user_id);
+          expect(around.body.self ? strip(around.body.self) : around.body, `${period} ${view}: around self`).to.deep.equal(strip(e));
+          expect(around.body.around.map(strip), `${period} ${view}: around ${e.user_id}`).to.deep.equal([...want.slice(Math.max(0, idx - 2), idx), ...want.slice(idx + 1, idx + 3)].map(strip));
+        }
+      }
+      const listed = [...players.slice(0, 6).map((p) => p.id), 'nobody-here'];
+      const ranks = await api.post(`/boards/${board}/ranks`, { user_ids: listed, region: view, period });
+      expect(ranks.status, JSON.stringify(ranks.body)).to.equal(200);
+      const inList = want.filter((w) => listed.includes(w.user_id));
+      expect(ranks.body.rows.map((r: { user_id: string; rank: number; score: number }) => [r.user_id, r.rank, r.score]), `${period} ${view}: ranks`).to.deep.equal(inList.map((w) => [w.user_id, w.rank, w.score]));
+      const listRanks = inList.map((w, i) => (tie === 'shared' ? 1 + inList.filter((o) => (order === 'desc' ? o.score > w.score : o.score < w.score)).length : i + 1));
+      expect(ranks.body.rows.map((r: { list_rank: number }) => r.list_rank)).to.deep.equal(listRanks);
+      expect(ranks.body.missing).to.include('nobody-here');
+    }
+  }
+
   let seed = 7;
+  let day = 0;
   for (const order of ['desc', 'asc'] as const) {
     for (const op of ['set', 'incr', 'best'] as const) {
       for (const tie of ['shared', 'earliest'] as const) {
         const comboSeed = seed++;
-        it(`when random submissions hit a ${order}/${op}/${tie} board, then top (every page), from_rank, rank, around and ranks equal the model on every view`, async () => {
+        it(`when random submissions hit a daily ${order}/${op}/${tie} board across a reset, then top (every page), from_rank, rank, around and ranks equal the model on every view of both periods`, async () => {
+          // Each combination gets two days of its own.
+          const dayStart = Date.parse('2026-12-01T00:00:00Z') + 2 * day++ * 86_400_000;
+          now = dayStart + 12 * 3_600_000;
           const board = uniqueId(`${order}-${op}-${tie}`).toLowerCase();
-          const made = await api.request('POST', '/admin/boards', { body: { id: board, order, operator: op, tie_break: tie, min_score: -1000 }, headers: { 'x-api-key': key } });
+          const made = await api.request('POST', '/admin/boards', { body: { id: board, order, operator: op, tie_break: tie, min_score: -1000, reset: 'daily' }, headers: { 'x-api-key': key } });
           expect(made.status, JSON.stringify(made.body)).to.equal(201);
-          const model = new Model(order, op, tie);
+          const models = [new Model(order, op, tie), new Model(order, op, tie)];
+          const periods: string[] = [];
           const rand = rng(comboSeed);
-          for (let i = 0; i < 70; i++) {
+          for (let i = 0; i < 80; i++) {
+            // The clock crosses midnight halfway: the second day starts empty.
+            if (i === 40) now = dayStart + 86_400_000 + 60_000;
+            const model = models[i < 40 ? 0 : 1]!;
             const p = players[Math.floor(rand() * players.length)]!;
             // Few distinct values, so that ties are common.
             const value = op === 'incr' ? Math.floor(rand() * 5) - 1 : Math.floor(rand() * 6) * 10;
             const metadata = rand() < 0.3 ? { run: i } : undefined;
             const r = await api.post(`/boards/${board}/scores`, { score: value, ...(metadata && { metadata }) }, { token: p.token });
             expect(r.status, JSON.stringify(r.body)).to.equal(200);
+            periods[i < 40 ? 0 : 1] = r.body.period;
             const changed = model.submit(p.id, p.region, value, metadata);
             expect(r.body.changed, `submission ${i}`).to.equal(op === 'best' ? changed : true);
             expect(r.body.score).to.equal(model.entries.get(p.id)!.score);
-            const expectedGlobal = model.ranked('GLOBAL').find((x) => x.user_id === p.id)!.rank;
-            expect(r.body.rank.global, `global rank after submission ${i}`).to.equal(expectedGlobal);
+            expect(r.body.rank.global, `global rank after submission ${i}`).to.equal(model.ranked('GLOBAL').find((x) => x.user_id === p.id)!.rank);
             if (p.region !== 'GLOBAL') expect(r.body.rank.region).to.equal(model.ranked(p.region).find((x) => x.user_id === p.id)!.rank);
           }
-          for (const view of ['GLOBAL', 'NA', 'EU', 'ASIA']) {
-            const want = model.ranked(view);
-            // Every page by cursor.
-            const got: unknown[] = [];
-            let cursor: string | null = null;
-            let total = 0;
-            for (let pages = 0; pages < 20; pages++) {
-              const page: { body: { rows: unknown[]; next_cursor: string | null; total: number } } = await api.get(`/boards/${board}/top?region=${view}&limit=3${cursor ? `&cursor=${cursor}` : ''}`);
-              got.push(...(page.body.rows as Parameters<typeof strip>[0][]).map(strip));
-              total = page.body.total;
-              cursor = page.body.next_cursor;
-              if (!cursor) break;
-            }
-            expect(got, `${view}: all pages`).to.deep.equal(want.map(strip));
-            expect(total).to.equal(want.length);
-            for (const from of [1, 2, 4, 7]) {
-              const page = await api.get(`/boards/${board}/top?region=${view}&limit=4&from_rank=${from}`);
-              expect(page.body.rows.map(strip), `${view}: from_rank ${from}`).to.deep.equal(want.slice(from - 1, from + 3).map(strip));
-            }
-            for (const [i, e] of want.entries()) {
-              const rank = await api.get(`/boards/${board}/rank/${e.user_id}?region=${view}`);
-              expect(rank.body, `${view}: rank of ${e.user_id}`).to.deep.include({ rank: e.rank, score: e.score, total: want.length, board, period: 'all' });
-              if (i % 3 === 0) {
-                const around = await api.get(`/boards/${board}/around/${e.user_id}?region=${view}&range=2`);
-                const idx = want.findIndex((x) => x.user_id === e.user_id);
-                expect(around.body.self ? strip(around.body.self) : around.body, `${view}: around self`).to.deep.equal(strip(e));
-                expect(around.body.around.map(strip), `${view}: around ${e.user_id}`).to.deep.equal([...want.slice(Math.max(0, idx - 2), idx), ...want.slice(idx + 1, idx + 3)].map(strip));
-              }
-            }
-            const listed = [...players.slice(0, 6).map((p) => p.id), 'nobody-here'];
-            const ranks = await api.post(`/boards/${board}/ranks`, { user_ids: listed, region: view });
-            expect(ranks.status, JSON.stringify(ranks.body)).to.equal(200);
-            const inList = want.filter((w) => listed.includes(w.user_id));
-            expect(ranks.body.rows.map((r: { user_id: string; rank: number; score: number }) => [r.user_id, r.rank, r.score]), `${view}: ranks`).to.deep.equal(inList.map((w) => [w.user_id, w.rank, w.score]));
-            const listRanks = inList.map((w, i) => (tie === 'shared' ? 1 + inList.filter((o) => (order === 'desc' ? o.score > w.score : o.score < w.score)).length : i + 1));
-            expect(ranks.body.rows.map((r: { list_rank: number }) => r.list_rank)).to.deep.equal(listRanks);
-            expect(ranks.body.missing).to.include('nobody-here');
-          }
+          expect(periods).to.deep.equal([new Date(dayStart).toISOString().slice(0, 10), new Date(dayStart + 86_400_000).toISOString().slice(0, 10)]);
+          await verify(board, periods[0]!, models[0]!, order, tie);
+          await verify(board, periods[1]!, models[1]!, order, tie);
         });
       }
     }

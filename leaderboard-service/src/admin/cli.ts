@@ -7,21 +7,27 @@
  *   key create --name NAME   prints the new key once; only its hash is kept
  *   key list [--json]        id, name, created, revoked
  *   key revoke ID
+ *   webhook list [--json]    period.closed deliveries: id, status, attempts, last error
+ *   webhook replay ID        a failed delivery goes out again (the worker picks it up)
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
 import { createLogger, loadTopology, PgPools } from '@lb/common';
 import { ApiKeysRepo } from '../db/api-keys-repo.js';
 
-export const USAGE = `usage: admin key create --name NAME | key list [--json] | key revoke ID`;
+export const USAGE = `usage: admin key create --name NAME | key list [--json] | key revoke ID | webhook list [--json] | webhook replay ID`;
 
 /** Runs the command; returns the exit code (2: bad usage). */
-export async function runAdmin(argv: string[], out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+export async function runAdmin(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: { name: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    err(`${(e as Error).message}\n${USAGE}\n`);
     return 2;
   }
   const [what, verb, arg] = parsed.positionals;
@@ -29,23 +35,25 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
     out(USAGE);
     return 0;
   }
-  if (what !== 'key' || !['create', 'list', 'revoke'].includes(verb ?? '')) {
-    process.stderr.write(`${USAGE}\n`);
+  const known = (what === 'key' && ['create', 'list', 'revoke'].includes(verb ?? '')) || (what === 'webhook' && ['list', 'replay'].includes(verb ?? ''));
+  if (!known) {
+    err(`${USAGE}\n`);
     return 2;
   }
   const topology = loadTopology();
   const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, applicationName: 'lb-admin' }, createLogger('admin', 'error'));
   const repo = new ApiKeysRepo(pools, topology.shards[0]!.id);
   try {
+    if (what === 'webhook') return await webhooks(pools, topology.shards[0]!.id, verb!, arg, Boolean(parsed.values.json), out, err);
     if (verb === 'create') {
       const name = parsed.values.name?.trim();
       if (!name || name.length > 100) {
-        process.stderr.write(`key create needs --name (1-100 characters)\n${USAGE}\n`);
+        err(`key create needs --name (1-100 characters)\n${USAGE}\n`);
         return 2;
       }
       const k = await repo.create(name);
       out(k.key);
-      process.stderr.write(`created key ${k.id} (${k.name}); it is shown only now, keep it safe\n`);
+      err(`created key ${k.id} (${k.name}); it is shown only now, keep it safe\n`);
       return 0;
     }
     if (verb === 'list') {
@@ -55,11 +63,11 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
       return 0;
     }
     if (!arg) {
-      process.stderr.write(`key revoke needs the key id\n${USAGE}\n`);
+      err(`key revoke needs the key id\n${USAGE}\n`);
       return 2;
     }
     if (!(await repo.revoke(arg))) {
-      process.stderr.write(`no live key ${arg}\n`);
+      err(`no live key ${arg}\n`);
       return 1;
     }
     out(`revoked ${arg}`);
@@ -67,6 +75,30 @@ export async function runAdmin(argv: string[], out: (s: string) => void = (s) =>
   } finally {
     await pools.close();
   }
+}
+
+/** The webhook deliveries of closed periods (in the control plane). */
+async function webhooks(pools: PgPools, control: string, verb: string, id: string | undefined, json: boolean, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const db = pools.forShard(control);
+  if (verb === 'list') {
+    const r = await db.query<{ id: string; status: string; attempts: number; last_error: string | null; url: string }>(
+      'SELECT id, status, attempts, last_error, url FROM webhook_deliveries ORDER BY created_at DESC LIMIT 200',
+    );
+    if (json) out(JSON.stringify(r.rows));
+    else for (const d of r.rows) out(`${d.id}  ${d.status}  ${d.attempts} attempts  ${d.url}${d.last_error ? `  (${d.last_error})` : ''}`);
+    return 0;
+  }
+  if (!id) {
+    err(`webhook replay needs the delivery id\n${USAGE}\n`);
+    return 2;
+  }
+  const r = await db.query(`UPDATE webhook_deliveries SET status = 'pending', attempts = 0, last_error = NULL WHERE id = $1 AND status = 'failed'`, [id]);
+  if (r.rowCount !== 1) {
+    err(`no failed delivery ${id}\n`);
+    return 1;
+  }
+  out(`delivery ${id} will be sent again (within PERIOD_SYNC_MS)`);
+  return 0;
 }
 
 // Run as a program (not when imported by tests or scripts/admin.ts's caller).
