@@ -20,6 +20,7 @@ import { createDeps } from '../../leaderboard-service/src/deps.js';
 import { loadConfig } from '../../leaderboard-service/src/config.js';
 import { nginxArgs, renderNginxConf } from '../stack/nginx.js';
 import { startStack, type Stack } from '../stack/stack.js';
+import { onInterrupt } from './interrupt.js';
 import { childrenCpuSeconds, loadTool, runLoad, type MixEntry } from './load.js';
 import { benchLoginFlood, loginFloodMarkdown, type LoginFloodResult } from './login-flood.js';
 import { setupBoards, type BoardsSetup } from './boards.js';
@@ -171,6 +172,8 @@ async function startMinimal(args: string[]): Promise<ChildProcess> {
 async function baseline(duration: number, connections: number, body: string, log: (s: string) => void, name = 'baseline: nginx → Node hop → Node server'): Promise<RunResult> {
   const dir = await mkdtemp(join(tmpdir(), 'lb-bench-nginx-'));
   const children: ChildProcess[] = [];
+  const stopAll = () => Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(undefined) : (c.once('exit', resolve), c.kill('SIGTERM'))))));
+  const forget = onInterrupt(stopAll);
   try {
     const backendPort = await freePort();
     const server = await startMinimal(['server', String(backendPort), body]);
@@ -207,7 +210,8 @@ async function baseline(duration: number, connections: number, body: string, log
     );
   } finally {
     // Reaped before the next run, so their CPU time is not counted as the next run's load generator's.
-    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(undefined) : (c.once('exit', resolve), c.kill('SIGTERM'))))));
+    forget();
+    await stopAll();
     await rm(dir, { recursive: true, force: true });
   }
 }
@@ -278,6 +282,7 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
   log(`starting the stack (data in ${dataDir})`);
   const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : [];
   const stack = await startStack({ dataDir, ports: 'ephemeral', gateways: topo.gateways, replicas: topo.replicas, env: bigLimits, nginxAccessLog: false, log: () => {}, nodeArgs: { service: prof, gateway: prof, worker: prof } });
+  const forget = onInterrupt(() => stack.stop().then(() => rm(dataDir, { recursive: true, force: true })));
   try {
     // Seed the boards through the service's own write path (limits, script, outbox, relay), in-process.
     const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...bigLimits, PORT: '0' });
@@ -372,6 +377,7 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
     await deps.close();
     return { topo, results, bytesPerPlayer, lag: lagStats, drainS, loginFlood, boards };
   } finally {
+    forget();
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
   }

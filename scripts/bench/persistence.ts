@@ -29,6 +29,7 @@ import {
   type Topology,
 } from '@lb/common';
 import { freePort, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/devtools/infra';
+import { onInterrupt } from './interrupt.js';
 import { findRepoRoot } from '@lb/devtools/testing';
 import { ScoreRepository } from '../../worker-service/src/db/index.js';
 import { EventRelays } from '../../leaderboard-service/src/events/relay.js';
@@ -52,24 +53,29 @@ interface Env {
   redis: RedisProcess[];
   postgres: PostgresProcess;
   topology: Topology;
+  /** Unregisters the interruption cleanup. */
+  forget: () => void;
 }
 
 export async function up(): Promise<Env> {
   const dir = await mkdtemp(join(tmpdir(), 'lb-bench-'));
   const redis: RedisProcess[] = [];
+  let postgres: PostgresProcess | undefined;
+  const forget = onInterrupt(() => down({ dir, redis, postgres }));
   for (const id of ['na', 'eu', 'asia']) redis.push(await startRedis({ dir: join(dir, `redis-${id}`), appendOnly: true, name: id }));
-  const postgres = await startPostgres({ dataDir: join(dir, 'pg') });
+  postgres = await startPostgres({ dataDir: join(dir, 'pg') });
   const topology: Topology = {
     shards: ['na', 'eu', 'asia'].map((id, i) => ({ id, redis: redis[i]!.url, postgres: postgres.urlFor(`bench_${id}`) })),
     regions: { NA: 'na', EU: 'eu', ASIA: 'asia' },
   };
   for (const s of topology.shards) await ensureDatabase(s.postgres);
   await migrateTopology(topology, join(root, 'sql'));
-  return { dir, redis, postgres, topology };
+  return { dir, redis, postgres, topology, forget };
 }
 
-export async function down(e: Env): Promise<void> {
-  await e.postgres.stop().catch(() => undefined);
+export async function down(e: Pick<Env, 'dir' | 'redis'> & { postgres: PostgresProcess | undefined; forget?: () => void }): Promise<void> {
+  e.forget?.();
+  await e.postgres?.stop().catch(() => undefined);
   for (const r of e.redis) await r.stop().catch(() => undefined);
   await rm(e.dir, { recursive: true, force: true });
 }
@@ -103,6 +109,8 @@ async function rawBaseline(e: Env, log: (s: string) => void): Promise<number> {
 function spawnService(entry: string, env: Record<string, string>): ChildProcess {
   // The compiled services, as they ship (bootstrap builds before `bench`).
   const child = spawn(process.execPath, [entry], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const forget = onInterrupt(() => stopChild(child));
+  child.once('exit', forget);
   return child;
 }
 
