@@ -17,7 +17,7 @@ import type { ServiceConfig } from './config.js';
 import { AccountsRepo } from './db/accounts-repo.js';
 import { HistoryRepo } from './db/history-repo.js';
 import { BoardReader } from './leaderboard/reads.js';
-import { NoTopCache, TopCache } from './leaderboard/top-cache.js';
+import { NoTopCache, TopCache, type TopPages } from './leaderboard/top-cache.js';
 import { EventRelays } from './events/relay.js';
 import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
 import { ShardStores } from './redis/shard-store.js';
@@ -28,6 +28,8 @@ export interface Deps {
   stores: ShardStores;
   pools: PgPools;
   reader: BoardReader;
+  /** The top-page cache the readers share (NoTopCache when off). */
+  topCache: TopPages;
   writer: ScoreWriter;
   accounts: AccountService;
   relays: EventRelays;
@@ -133,6 +135,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     stores,
     pools,
     reader,
+    topCache,
     writer,
     accounts,
     relays,

@@ -79,16 +79,20 @@ describe('top-page cache', function () {
       const readB = new Client(b.url);
       for (const [i, w] of writers.entries()) {
         await new Client(a.url).post(`/boards/${board}/scores`, { score: 10 * (i + 1) }, { token: w.token });
+        // Two cached depths (a top 10 loads 10 rows per shard, a top 50 loads 100): a write drops both.
         const viaB = await readB.get(`/boards/${board}/top?region=GLOBAL&limit=10`);
+        const deepViaB = await readB.get(`/boards/${board}/top?region=GLOBAL&limit=50`);
         const uncached = await readB.get(`/boards/${board}/top?region=GLOBAL&limit=101`);
         expect(viaB.body.rows, `after write ${i}`).to.deep.equal(uncached.body.rows);
+        expect(deepViaB.body.rows, `after write ${i}`).to.deep.equal(uncached.body.rows);
         expect(viaB.body.total).to.equal(i + 1);
       }
-      // A change no write announced is not seen by the cached page: it was served from memory.
+      // A change no write announced is not seen by the cached pages: they were served from memory.
       const store = b.deps.stores.get('eu');
       const ghost = uniqueId('ghost');
       await store.client.zAdd(store.keys.boardPeriod(board, 'all').view('GLOBAL'), { score: -999_999, value: ghost });
       expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=10`)).body.rows[0].user_id).not.to.equal(ghost);
+      expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=50`)).body.rows[0].user_id).not.to.equal(ghost);
       expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=101`)).body.rows[0].user_id).to.equal(ghost);
     });
 
@@ -148,6 +152,25 @@ describe('top-page cache', function () {
         expect(firstIds((await api.get('/top?region=NA&limit=10')).body)).to.deep.equal(firstIds(warm.body));
         await sleep(400);
         expect(firstIds((await api.get('/top?region=NA&limit=10')).body)[0]).to.equal(ghost);
+      } finally {
+        await svc.stop();
+      }
+    });
+
+    it('when many boards and periods are read once, then their pages are swept away after TOP_CACHE_MAX_AGE_MS (the cache does not grow with every period)', async () => {
+      const svc = await startService({ TOP_CACHE_MAX_AGE_MS: '2000' });
+      try {
+        await until('subscriptions', () => svc.deps.reader.topCacheLive());
+        const api = new Client(svc.url);
+        const key = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('sweep')).key;
+        const board = uniqueId('swept').toLowerCase();
+        expect((await api.request('POST', '/admin/boards', { body: { id: board, reset: 'daily' }, headers: { 'x-api-key': key } })).status).to.equal(201);
+        const pages = await Promise.all(Array.from({ length: 20 }, (_, d) => api.get(`/boards/${board}/top?region=GLOBAL&limit=10&period=2026-01-${String(d + 1).padStart(2, '0')}`)));
+        expect(pages.map((r) => r.status)).to.deep.equal(pages.map(() => 200));
+        expect(svc.deps.topCache.size()).to.be.at.least(20);
+        await sleep(2500);
+        await api.get(`/boards/${board}/top?region=GLOBAL&limit=10`);
+        expect(svc.deps.topCache.size()).to.be.at.most(2);
       } finally {
         await svc.stop();
       }

@@ -15,6 +15,9 @@ import { AppError, percentile, periodAt, previousPeriod, type Board, type ShardR
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
 import type { TopPages } from '../leaderboard/top-cache.js';
 import { TOP_CACHE_DEPTH } from '../redis/shard-store.js';
+
+/** The shallow cached page of a named board (top pages of up to this many rows). */
+const SHALLOW_DEPTH = 10;
 import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
 import type { BoardRow } from '../redis/contract.js';
 import type { ShardStores } from '../redis/shard-store.js';
@@ -98,18 +101,23 @@ export class BoardViews {
   ) {}
 
   /**
-   * The first TOP_CACHE_DEPTH rows of a view, from the top-page cache (the
-   * write script publishes `<board>/<period>/<view>` when it changes them).
+   * The first `depth` rows of a view, from the top-page cache (the write
+   * script publishes `<board>/<period>/<view>` when it changes any of the
+   * first TOP_CACHE_DEPTH).
    */
-  private firstRows(board: Board, period: string, view: string) {
-    return this.topCache.get(`${board.id}/${period}/${view}`, async () => {
-      const pages = await Promise.all(this.storesFor(view).map((s) => s.page(board, period, view, TOP_CACHE_DEPTH, undefined)));
-      const rows = merge(
-        pages.map((p) => p.rows),
-        TOP_CACHE_DEPTH,
-      );
-      return { total: pages.reduce((a, p) => a + p.total, 0), rows: rankRows(board, rows, 0, 0), keys: rows.map((r): BoardKey => ({ stored: r.stored, member: r.member })) };
-    });
+  private firstRows(board: Board, period: string, view: string, depth: number) {
+    return this.topCache.get(
+      `${board.id}/${period}/${view}`,
+      async () => {
+        const pages = await Promise.all(this.storesFor(view).map((s) => s.page(board, period, view, depth, undefined)));
+        const rows = merge(
+          pages.map((p) => p.rows),
+          depth,
+        );
+        return { total: pages.reduce((a, p) => a + p.total, 0), rows: rankRows(board, rows, 0, 0), keys: rows.map((r): BoardKey => ({ stored: r.stored, member: r.member })) };
+      },
+      depth,
+    );
   }
 
   /** Players on a period of a board, live (every shard's GLOBAL view). */
@@ -167,7 +175,8 @@ export class BoardViews {
       return { board: board.id, period, region: view, total, rows: rows.map(archivedRow), next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null };
     }
     if (!at.cursor && at.fromRank === undefined && limit <= TOP_CACHE_DEPTH) {
-      const page = await this.firstRows(board, period, view);
+      // Most clients ask for a top 10: a board read only that way costs 10 rows per shard, not 100.
+      const page = await this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH);
       if (page) {
         const rows = page.rows.slice(0, limit);
         const next = rows.length === limit && limit < page.total ? encodeCursor(page.keys[limit - 1]!) : null;

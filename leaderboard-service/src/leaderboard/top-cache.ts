@@ -22,6 +22,10 @@
  * - Concurrent misses share one load (no stampede after a change).
  * - Entries older than TOP_CACHE_MAX_AGE_MS are reloaded: a bound on what a
  *   change made outside the service (an operator editing Redis) can leave.
+ *   Entries nobody asked for within that age are swept away (named boards
+ *   have a key per period and view, so the keys keep coming).
+ * - A board may keep pages of several depths (`variant`): a cold board's
+ *   top 10 need not load 100 rows from every shard. A change drops them all.
  */
 import type { RankedRow } from '@lb/common';
 import { TOP_CACHE_DEPTH, type ShardStore, type TopChangeWatch } from '../redis/shard-store.js';
@@ -37,13 +41,20 @@ export interface TopPage {
   texts?: Map<number, string>;
 }
 
-interface BoardState {
-  /** Bumped by every change of the board (and every reset). */
-  gen: number;
+interface Slot {
   /** The cached page: a TopPage, or a named board's page (the caller's type). */
   page: unknown;
   loadedAt: number;
   loading: { gen: number; promise: Promise<unknown> } | undefined;
+}
+
+interface BoardState {
+  /** Bumped by every change of the board (and every reset). */
+  gen: number;
+  /** The board's pages, by variant (a depth, or '' for the only one). */
+  slots: Map<string | number, Slot>;
+  /** Last time a request asked for the board (for the sweep). */
+  usedAt: number;
 }
 
 /**
@@ -54,13 +65,15 @@ export interface TopPages {
   /**
    * The first rows of a board (the main board's name, or `<board>/<period>/<view>`
    * for a named board's), loaded with `load` on a miss; undefined when the
-   * cache cannot be used now.
+   * cache cannot be used now. `variant` keeps pages of different depths apart.
    */
-  get<P>(board: string, load: () => Promise<P>): Promise<P | undefined>;
+  get<P>(board: string, load: () => Promise<P>, variant?: string | number): Promise<P | undefined>;
   /** In use for every board (on, and subscribed to every shard). */
   live(): boolean;
   /** For /health: off, live, or unsubscribed (a shard's boards are read from it until its subscription is back). */
   state(): 'off' | 'live' | 'unsubscribed';
+  /** Boards (keys) the cache holds state for. */
+  size(): number;
   close(): Promise<void>;
 }
 
@@ -74,6 +87,9 @@ export class NoTopCache implements TopPages {
   }
   state(): 'off' {
     return 'off';
+  }
+  size(): number {
+    return 0;
   }
   async close(): Promise<void> {}
 }
@@ -127,35 +143,60 @@ export class TopCache implements TopPages {
     return ids;
   }
 
+  private sweptAt = performance.now();
+
   /** The board's cached first rows, loading them with `load` on a miss; undefined when the cache cannot be used. */
-  async get<P>(board: string, load: () => Promise<P>): Promise<P | undefined> {
+  async get<P>(board: string, load: () => Promise<P>, variant: string | number = ''): Promise<P | undefined> {
     if (!this.liveFor(board)) return undefined;
+    const now = performance.now();
+    if (now - this.sweptAt > Math.max(this.maxAgeMs, 1000)) this.sweep(now);
     let st = this.boards.get(board);
     if (st === undefined) {
-      st = { gen: 0, page: undefined, loadedAt: 0, loading: undefined };
+      st = { gen: 0, slots: new Map(), usedAt: now };
       this.boards.set(board, st);
     }
-    if (st.page !== undefined && performance.now() - st.loadedAt < this.maxAgeMs) return st.page as P;
-    if (st.loading === undefined || st.loading.gen !== st.gen) {
+    st.usedAt = now;
+    let slot = st.slots.get(variant);
+    if (slot === undefined) {
+      slot = { page: undefined, loadedAt: 0, loading: undefined };
+      st.slots.set(variant, slot);
+    }
+    if (slot.page !== undefined && now - slot.loadedAt < this.maxAgeMs) return slot.page as P;
+    if (slot.loading === undefined || slot.loading.gen !== st.gen) {
       const gen = st.gen;
-      const startedAt = performance.now();
       const state = st;
+      const into = slot;
       const promise = load().then((page) => {
         if (state.gen === gen && this.liveFor(board)) {
-          state.page = page;
-          state.loadedAt = startedAt;
+          into.page = page;
+          into.loadedAt = now;
         }
         return page;
       });
       const loading = { gen, promise };
-      st.loading = loading;
+      into.loading = loading;
       // Cleared when settled, unless a newer load replaced it meanwhile.
       promise.then(
-        () => state.loading === loading && (state.loading = undefined),
-        () => state.loading === loading && (state.loading = undefined),
+        () => into.loading === loading && (into.loading = undefined),
+        () => into.loading === loading && (into.loading = undefined),
       );
     }
-    return st.loading.promise as Promise<P>;
+    return slot.loading!.promise as Promise<P>;
+  }
+
+  /** Forgets the boards nobody asked for within the max age (their pages would be reloaded anyway). */
+  private sweep(now: number): void {
+    this.sweptAt = now;
+    for (const [board, st] of this.boards) {
+      if (now - st.usedAt < this.maxAgeMs) continue;
+      if ([...st.slots.values()].some((s) => s.loading !== undefined)) continue;
+      this.boards.delete(board);
+      this.spans.delete(board);
+    }
+  }
+
+  size(): number {
+    return this.boards.size;
   }
 
   /** A write changed the board's first entries: forget them. */
@@ -163,7 +204,7 @@ export class TopCache implements TopPages {
     const st = this.boards.get(board);
     if (st === undefined) return;
     st.gen++;
-    st.page = undefined;
+    for (const slot of st.slots.values()) slot.page = undefined;
   }
 
   /** Messages from a shard may have been missed: forget the boards it is part of. */
