@@ -116,3 +116,20 @@ function isoWeekStart(year: number, week: number): number {
   const jan4Day = (new Date(jan4).getUTCDay() + 6) % 7; // Monday = 0
   return jan4 - jan4Day * DAY_MS + (week - 1) * 7 * DAY_MS;
 }
+
+/**
+ * One player's place on one view of a closed period, as the close writes it
+ * to `period_archive` (worker-service) and archived reads return it
+ * (leaderboard-service): the stored score, member and position make the
+ * archived answers equal to the live ones.
+ */
+export interface ArchivedRow {
+  position: number;
+  rank: number;
+  user_id: string;
+  name: string;
+  score: number;
+  stored: string;
+  member: string;
+  metadata: unknown;
+}

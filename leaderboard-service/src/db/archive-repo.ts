@@ -6,18 +6,9 @@
  * archived period answers what the live board answered before the close.
  */
 import type { BoardKey } from '../redis/board-store.js';
-import type { PgPools } from '@lb/common';
+import type { ArchivedRow, PgPools } from '@lb/common';
 
-export interface ArchivedRow {
-  position: number;
-  rank: number;
-  user_id: string;
-  name: string;
-  score: number;
-  stored: string;
-  member: string;
-  metadata: unknown;
-}
+export type { ArchivedRow };
 
 export interface ClosedPeriod {
   period: string;

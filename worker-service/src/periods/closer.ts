@@ -21,6 +21,7 @@ import {
   periodById,
   shardKeys,
   ShardRouter,
+  type ArchivedRow,
   type Board,
   type BoardsRepo,
   type Logger,
@@ -29,16 +30,8 @@ import {
 } from '@lb/common';
 
 /** One player's place on one view at the close. */
-export interface StandingRow {
+export interface StandingRow extends ArchivedRow {
   view: string;
-  position: number;
-  rank: number;
-  user_id: string;
-  name: string;
-  score: number;
-  stored: string;
-  member: string;
-  metadata: unknown;
 }
 
 export type CloseOutcome = 'closed' | 'already_closed' | 'not_ended' | 'unknown_board';
