@@ -35,11 +35,15 @@ const SOURCE_NODE_ARGS = ['--conditions=development', '--import', 'tsx'];
 const [command, ...args] = process.argv.slice(2);
 
 const SERVERS = ['redis-server', 'postgres', 'initdb'];
+/** Prometheus (with promtool) and the exporters: METRICS_BINARIES in devtools/src/infra/binaries.ts. */
+const METRICS = ['prometheus', 'promtool', 'prometheus-redis-exporter', 'prometheus-postgres-exporter', 'prometheus-nginx-exporter'];
+/** `npm start -- --no-metrics` (or STACK_METRICS=off) starts no Prometheus and no exporters. */
+const metricsOff = args.includes('--no-metrics') || ['off', 'false', 'no', '0'].includes((process.env.STACK_METRICS ?? '').trim().toLowerCase());
 /** System binaries each command needs; commands not listed need none. */
 const BINARIES = {
-  test: [...SERVERS, 'nginx'],
-  start: [...SERVERS, 'nginx'],
-  bench: [...SERVERS, 'nginx'],
+  test: [...SERVERS, 'nginx', ...METRICS],
+  start: [...SERVERS, 'nginx', ...(metricsOff ? [] : METRICS)],
+  bench: [...SERVERS, 'nginx', ...METRICS],
 };
 /** Commands that run the compiled services, so need a fresh build. */
 const NEEDS_BUILD = new Set(['start', 'bench']);

@@ -31,6 +31,8 @@ interface ComponentStatusRow {
   readonly name: string;
   readonly kind: string;
   readonly port: number | null;
+  /** A Node service's `GET /metrics` port; null with metrics off and for the others. */
+  readonly metricsPort: number | null;
   readonly pid: number | null;
   /** The recorded PID is running now (same start time: not a recycled PID). */
   readonly alive: boolean;
@@ -48,6 +50,8 @@ interface StatusReport {
   readonly running: boolean;
   readonly supervisor: { readonly pid: number; readonly alive: boolean } | null;
   readonly url: string | null;
+  /** Prometheus's UI and API; null when the stack runs without metrics. */
+  readonly prometheusUrl: string | null;
   readonly startedAt: string | null;
   readonly components: readonly ComponentStatusRow[];
   /** Names of the components that are not up. */
@@ -65,6 +69,7 @@ function row(c: ComponentRecord): ComponentStatusRow {
     name: c.name,
     kind: c.kind,
     port: c.port ?? null,
+    metricsPort: c.metricsPort ?? null,
     pid: c.pid ?? null,
     alive,
     status: c.status ?? null,
@@ -74,7 +79,7 @@ function row(c: ComponentRecord): ComponentStatusRow {
 }
 
 function report(dataDir: string, state: StackFile | undefined): StatusReport {
-  if (!state) return { dataDir, running: false, supervisor: null, url: null, startedAt: null, components: [], down: [] };
+  if (!state) return { dataDir, running: false, supervisor: null, url: null, prometheusUrl: null, startedAt: null, components: [], down: [] };
   const supervisorAlive = pidAlive(state.supervisorPid, state.supervisorStartTime);
   const components = state.components.map(row);
   return {
@@ -82,6 +87,7 @@ function report(dataDir: string, state: StackFile | undefined): StatusReport {
     running: supervisorAlive,
     supervisor: { pid: state.supervisorPid, alive: supervisorAlive },
     url: state.url ?? null,
+    prometheusUrl: state.prometheusUrl ?? null,
     startedAt: state.startedAt,
     components,
     down: components.filter((c) => !c.up).map((c) => c.name),
@@ -113,6 +119,7 @@ function printText(r: StatusReport): void {
     return;
   }
   say(`stack up since ${r.startedAt}${r.url ? `, ${r.url}` : ''} (supervisor pid ${r.supervisor.pid})`);
+  if (r.prometheusUrl) say(`Prometheus: ${r.prometheusUrl}`);
   say(r.down.length === 0 ? paint('green', 'every component is healthy') : paint('red', `not healthy: ${r.down.join(', ')}`));
 }
 

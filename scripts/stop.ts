@@ -27,6 +27,8 @@ const GRACEFUL: Readonly<Record<ComponentKind, NodeJS.Signals>> = {
   worker: 'SIGTERM',
   postgres: 'SIGINT',
   redis: 'SIGTERM',
+  exporter: 'SIGTERM',
+  prometheus: 'SIGTERM',
 };
 const GRACE_MS: Readonly<Record<ComponentKind, number>> = {
   nginx: 10_000,
@@ -35,6 +37,8 @@ const GRACE_MS: Readonly<Record<ComponentKind, number>> = {
   worker: 35_000,
   postgres: 30_000,
   redis: 10_000,
+  exporter: 10_000,
+  prometheus: 30_000,
 };
 
 const { values } = parseArgs({ options: { 'data-dir': { type: 'string' } }, strict: true });

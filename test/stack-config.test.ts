@@ -13,6 +13,9 @@ import { expect } from 'chai';
 import { parse } from 'yaml';
 import { DEFAULT_TOPOLOGY, validateTopology } from '@lb/common';
 import { findBinary } from '@lb/devtools/infra';
+import { CONFIG_KEYS as GATEWAY_KEYS } from '../api-gateway/src/config.js';
+import { CONFIG_KEYS as SERVICE_KEYS } from '../leaderboard-service/src/config.js';
+import { CONFIG_KEYS as WORKER_KEYS } from '../worker-service/src/config.js';
 import { COMMITTED_NGINX_CONFS, nginxArgs, renderNginxConf } from '../scripts/stack/nginx.js';
 import { REPO_ROOT } from '../scripts/stack/paths.js';
 
@@ -105,6 +108,24 @@ describe('stack configuration', () => {
       }
     });
 
+    it('when rendered, then /metrics on the public listener is a JSON 404 and stub_status listens on 127.0.0.1 only, on its own server', () => {
+      for (const { options } of COMMITTED_NGINX_CONFS) {
+        const conf = renderNginxConf(options);
+        expect(conf).to.include(`location ~ ^/metrics(/|$) {`);
+        expect(conf).to.match(/return 404 '\{"error":"not_found","message":"[^"]+"\}'/);
+        const servers = conf.split(/^    server \{$/m).slice(1);
+        expect(servers).to.have.length(2);
+        expect(servers[0]).not.to.include('stub_status');
+        expect(servers[1]).to.include(`listen 127.0.0.1:${options.statusPort};`);
+        expect(servers[1]).to.match(/location = \/stub_status \{\s+stub_status;/);
+        expect(servers[1]!.match(/^\s*listen /gm)).to.have.length(1);
+      }
+      const without = renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, statusPort: undefined });
+      expect(without).not.to.include('stub_status');
+      expect(without).not.to.include('STATUS');
+      expect(() => renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, statusPort: 8080 })).to.throw(/statusPort/);
+    });
+
     it('when rendered for docker, then it listens on every interface and leaves "daemon off" to the image', () => {
       const conf = readFileSync(COMMITTED_NGINX_CONFS[1]!.file, 'utf8');
       expect(conf).to.include('listen 8080;');
@@ -162,6 +183,7 @@ describe('stack configuration', () => {
       environment?: Record<string, string>;
       volumes?: string[];
       networks?: string[];
+      network_mode?: string;
       depends_on?: Record<string, { condition: string }>;
     }
     const compose = parse(read('docker-compose.yml'), { merge: true }) as {
@@ -172,22 +194,93 @@ describe('stack configuration', () => {
     const replicas = ['leaderboard-service-1', 'leaderboard-service-2', 'leaderboard-service-3'];
     const gateways = ['api-gateway-1', 'api-gateway-2', 'api-gateway-3'];
     const redis = DEFAULT_TOPOLOGY.shards.map((s) => `redis-${s.id}`);
+    const redisExporters = DEFAULT_TOPOLOGY.shards.map((s) => `redis-exporter-${s.id}`);
+    const observability = [...redisExporters, 'postgres-exporter', 'nginx-exporter', 'prometheus', 'grafana', 'jaeger'];
+    /** Published on the host's loopback only: the UIs of the observability stack. */
+    const uis: Record<string, string> = {
+      prometheus: '127.0.0.1:${PROMETHEUS_PORT:-9090}:9090',
+      grafana: '127.0.0.1:${GRAFANA_PORT:-3000}:3000',
+      jaeger: '127.0.0.1:${JAEGER_UI_PORT:-16686}:16686',
+    };
     const nodeServices = Object.entries(services).filter(([, s]) => s.command?.[0] === 'node');
     const topologyFile = read('docker/topology.compose.json');
 
     it('when parsed, then it has exactly the services of the local topology', () => {
       expect(Object.keys(services).sort()).to.deep.equal(
-        [...redis, 'postgres', 'migrate', ...replicas, 'worker-service', ...gateways, 'nginx'].sort(),
+        [...redis, 'postgres', 'migrate', ...replicas, 'worker-service', ...gateways, 'nginx', ...observability].sort(),
       );
     });
 
-    it('when parsed, then only nginx publishes a port, and everything else is on the internal network', () => {
+    it('when parsed, then only nginx publishes a port to the world, the observability UIs to the host\'s loopback, and everything else is on the internal network', () => {
       const publishing = Object.entries(services).filter(([, s]) => s.ports !== undefined).map(([name]) => name);
-      expect(publishing).to.deep.equal(['nginx']);
+      expect(publishing.sort()).to.deep.equal(['nginx', ...Object.keys(uis)].sort());
       expect(services.nginx!.ports).to.deep.equal(['${NGINX_PORT:-8080}:8080']);
+      for (const [name, port] of Object.entries(uis)) expect(services[name]!.ports, name).to.deep.equal([port]);
       expect(compose.networks.backend?.internal).to.equal(true);
       for (const [name, s] of Object.entries(services)) {
-        expect(s.networks, name).to.deep.equal(name === 'nginx' ? ['edge', 'backend'] : ['backend']);
+        if (name === 'nginx-exporter') {
+          // In nginx's network namespace, to read its 127.0.0.1-only stub_status.
+          expect(s.network_mode).to.equal('service:nginx');
+          expect(s.networks).to.equal(undefined);
+          continue;
+        }
+        expect(s.networks, name).to.deep.equal(name === 'nginx' || name in uis ? ['edge', 'backend'] : ['backend']);
+      }
+    });
+
+    it('when parsed, then the Node services serve /metrics on the private network and export traces to jaeger', () => {
+      for (const [name, s] of nodeServices) {
+        expect(s.environment?.METRICS_HOST, name).to.equal('0.0.0.0');
+        expect(s.environment?.OTEL_EXPORTER_OTLP_ENDPOINT, name).to.equal('http://jaeger:4318');
+        expect(s.environment, name).not.to.have.property('METRICS_PORT'); // each service's own default
+      }
+      expect(services.jaeger!.environment?.COLLECTOR_OTLP_ENABLED).to.equal('true');
+    });
+
+    it('when parsed, then every exporter watches its own store, and Prometheus and Grafana mount the committed files', () => {
+      DEFAULT_TOPOLOGY.shards.forEach((_shard, i) => {
+        expect(services[redisExporters[i]!]!.environment?.REDIS_ADDR).to.equal(`redis://${redis[i]}:6379`);
+      });
+      expect(services['postgres-exporter']!.environment?.DATA_SOURCE_NAME).to.match(/^postgresql:\/\/leaderboard:\$\{POSTGRES_PASSWORD:\?[^}]*\}@postgres:5432\//);
+      expect(services['nginx-exporter']!.command).to.include('-nginx.scrape-uri=http://127.0.0.1:8081/stub_status');
+      expect(read('nginx/nginx.docker.conf')).to.include('listen 127.0.0.1:8081;');
+      expect(services.prometheus!.volumes).to.include.members([
+        './docker/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro',
+        './prometheus/rules/recording.yml:/etc/prometheus/rules/recording.yml:ro',
+        './docker/prometheus/alerts.yml:/etc/prometheus/rules/alerts.yml:ro',
+      ]);
+      expect(services.grafana!.volumes).to.include.members([
+        './docker/grafana/provisioning:/etc/grafana/provisioning:ro',
+        './docs/grafana:/var/lib/grafana/dashboards:ro',
+      ]);
+      for (const v of [...services.prometheus!.volumes!, ...services.grafana!.volumes!]) {
+        const host = v.split(':')[0]!;
+        if (host.startsWith('./')) expect(existsSync(join(REPO_ROOT, host)), host).to.equal(true);
+      }
+      const datasource = parse(read('docker/grafana/provisioning/datasources/prometheus.yml')) as { datasources: Array<{ uid: string; url: string }> };
+      expect(datasource.datasources).to.deep.equal([{ ...datasource.datasources[0], uid: 'prometheus', url: 'http://prometheus:9090' }]);
+    });
+
+    it('when docker/prometheus/prometheus.yml is read, then it scrapes every Node service on its METRICS_PORT and every exporter', () => {
+      const conf = parse(read('docker/prometheus/prometheus.yml')) as {
+        scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[]; labels: Record<string, string> }> }>;
+      };
+      const targets = conf.scrape_configs.flatMap((j) => j.static_configs.flatMap((c) => c.targets.map((t) => ({ job: j.job_name, address: t, labels: c.labels }))));
+      const defaultPort = (keys: readonly { env: string; defaultText: string | undefined }[]): string => keys.find((k) => k.env === 'METRICS_PORT')!.defaultText!;
+      const expected = [
+        ...gateways.map((g) => ({ job: 'api-gateway', address: `${g}:${defaultPort(GATEWAY_KEYS)}`, labels: { instance: g } })),
+        ...replicas.map((r) => ({ job: 'leaderboard-service', address: `${r}:${defaultPort(SERVICE_KEYS)}`, labels: { instance: r } })),
+        { job: 'worker-service', address: `worker-service:${defaultPort(WORKER_KEYS)}`, labels: { instance: 'worker-service' } },
+        ...DEFAULT_TOPOLOGY.shards.map((s) => ({ job: 'redis', address: `redis-exporter-${s.id}:9121`, labels: { instance: `redis-${s.id}`, shard: s.id } })),
+        { job: 'postgres', address: 'postgres-exporter:9187', labels: { instance: 'postgres' } },
+        { job: 'nginx', address: 'nginx:9113', labels: { instance: 'nginx' } },
+        { job: 'prometheus', address: 'localhost:9090', labels: { instance: 'prometheus' } },
+      ];
+      expect(targets).to.deep.equal(expected);
+      // Every scraped host is a compose service (the nginx exporter answers as nginx).
+      for (const t of targets) {
+        const host = t.address.split(':')[0]!;
+        if (host !== 'localhost') expect(services, t.address).to.have.property(host);
       }
     });
 

@@ -20,7 +20,7 @@ import { assertNotRunning, liveProcesses, readStackFile, resolveJwtSecret, write
 describe('stack options', () => {
   it('when nothing is given, then the default topology and ports are used', () => {
     const o = resolveStackOptions({});
-    expect(o).to.include({ replicas: 3, gateways: 3, workers: 1, strict: true, echo: false, code: 'dist' });
+    expect(o).to.include({ replicas: 3, gateways: 3, workers: 1, strict: true, echo: false, code: 'dist', metrics: true, scrapeIntervalSeconds: 5 });
     expect(o.restart).to.deep.equal({ maxRestarts: 5, windowMs: 60_000, backoffMs: 500, maxBackoffMs: 5_000 });
     expect(o.ports).to.deep.equal(DEFAULT_STACK_PORTS);
     expect(localTopology(o.ports.redis, o.ports.postgres)).to.deep.equal(DEFAULT_TOPOLOGY);
@@ -30,11 +30,43 @@ describe('stack options', () => {
       'worker-service-1:5101',
       'api-gateway-1:4000', 'api-gateway-2:4001', 'api-gateway-3:4002',
       'nginx:8080',
+      // Metrics: each Node service's /metrics, then nginx's stub_status, the exporters and Prometheus.
+      'leaderboard-service-1 metrics:9101', 'leaderboard-service-2 metrics:9102', 'leaderboard-service-3 metrics:9103',
+      'worker-service-1 metrics:9104',
+      'api-gateway-1 metrics:9105', 'api-gateway-2 metrics:9106', 'api-gateway-3 metrics:9107',
+      'nginx stub_status:8090',
+      'redis-exporter-na:9121', 'redis-exporter-eu:9122', 'redis-exporter-asia:9123',
+      'postgres-exporter:9187', 'nginx-exporter:9113', 'prometheus:9090',
     ]);
   });
 
+  it('when npm start gets --no-metrics or STACK_METRICS=off, then no metrics port is used; otherwise the metrics flags set them', () => {
+    for (const [argv, env] of [[['--no-metrics'], {}], [[], { STACK_METRICS: 'off' }]] as const) {
+      const cli = parseCli([...argv], { ...env });
+      expect(cli.stack.metrics).to.equal(false);
+      const o = resolveStackOptions(cli.stack);
+      expect(o.metrics).to.equal(false);
+      expect(fixedPorts(o).map((p) => p.name)).to.deep.equal(fixedPorts(resolveStackOptions({ metrics: false })).map((p) => p.name));
+      expect(fixedPorts(o).filter((p) => / metrics$|exporter|prometheus|stub_status/.test(p.name))).to.deep.equal([]);
+    }
+    expect(parseCli([], {}).stack.metrics).to.equal(undefined); // startStack's default: on
+    // Without metrics, Prometheus's port is free for something else.
+    expect(() => parseCli(['--no-metrics', '--nginx-port', '9090'], {})).not.to.throw();
+    const cli = parseCli(['--metrics-base-port', '19101', '--scrape-interval', '1'], { PROMETHEUS_PORT: '19090', METRICS_BASE_PORT: '1' });
+    expect(cli.stack).to.include({ scrapeIntervalSeconds: 1 });
+    expect(cli.stack.ports).to.deep.include({ metricsBase: 19101, prometheus: 19090 });
+    const ports = new Map(fixedPorts(resolveStackOptions(cli.stack)).map((p) => [p.name, p.port]));
+    expect(ports.get('leaderboard-service-1 metrics')).to.equal(19101);
+    expect(ports.get('api-gateway-3 metrics')).to.equal(19107);
+    expect(ports.get('prometheus')).to.equal(19090);
+    expect(() => parseCli(['--scrape-interval', '0'], {})).to.throw(/scrapeIntervalSeconds must be an integer in 1\.\.300/);
+    expect(() => parseCli(['--nginx-port', '9090'], {})).to.throw(/nginx and prometheus would both listen on port 9090/);
+    expect(() => parseCli(['--replicas', '12'], {})).to.throw(/nginx-exporter would both listen on port 9113/);
+    expect(() => parseCli([], { STACK_METRICS: 'maybe' })).to.throw(/STACK_METRICS must be on or off/);
+  });
+
   it('when flags and environment both set a value, then the flag wins', () => {
-    const cli = parseCli(['--replicas', '2', '--nginx-port=9090', '--quiet'], {
+    const cli = parseCli(['--replicas', '2', '--nginx-port=9080', '--quiet'], {
       REPLICAS: '5',
       GATEWAYS: '4',
       WORKERS: '2',
@@ -45,7 +77,7 @@ describe('stack options', () => {
     });
     expect(cli.quiet).to.equal(true);
     expect(cli.stack).to.include({ replicas: 2, gateways: 4, workers: 2, echo: false, strict: false, jwtSecret: 'x'.repeat(40) });
-    expect(cli.stack.ports).to.deep.include({ nginx: 9090, serviceBase: 7001, gatewayBase: 7101 });
+    expect(cli.stack.ports).to.deep.include({ nginx: 9080, serviceBase: 7001, gatewayBase: 7101 });
   });
 
   it('when a value is malformed or ports collide, then parsing fails naming it', () => {

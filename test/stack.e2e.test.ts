@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import pg from 'pg';
-import { findBinary } from '@lb/devtools/infra';
+import { findBinary, METRICS_BINARIES } from '@lb/devtools/infra';
 import { pidAlive } from '../scripts/stack/proc.js';
 import { startStack, type Stack } from '../scripts/stack/stack.js';
 import { readStackFile } from '../scripts/stack/state.js';
 
-const missing = (['redis-server', 'postgres', 'initdb', 'nginx'] as const).filter((b) => !findBinary(b));
+const missing = (['redis-server', 'postgres', 'initdb', 'nginx', ...METRICS_BINARIES] as const).filter((b) => !findBinary(b));
 
 async function json(url: string, init?: RequestInit): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(url, init);
@@ -73,6 +73,10 @@ describe('startStack (end to end)', function () {
       'worker-service-1:healthy',
       'api-gateway-1:healthy', 'api-gateway-2:healthy',
       'nginx:healthy',
+      // Metrics are on by default: the exporters after what they watch, Prometheus last.
+      'redis-exporter-na:healthy', 'redis-exporter-eu:healthy', 'redis-exporter-asia:healthy',
+      'postgres-exporter:healthy', 'nginx-exporter:healthy',
+      'prometheus:healthy',
     ]);
     const recorded = readStackFile(dataDir)!;
     expect(recorded.supervisorPid).to.equal(process.pid);

@@ -10,7 +10,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
 import morgan from 'morgan';
-import { createHttpServer, requestIdOf, writeError } from '@lb/common';
+import { createHttpServer, requestIdOf, traceIdOf, traceRequest, writeError } from '@lb/common';
 import type { GatewayConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { errorHandler, notFound } from './http/errors.js';
@@ -18,7 +18,10 @@ import { healthRoute } from './routes/health.js';
 import { proxyRoute } from './routes/proxy.js';
 
 export const ACCESS_LOG_FORMAT =
-  ':date[iso] :remote-addr ":method :url" :status :res[content-length] :response-time ms upstream=:res[x-upstream] rid=:res[x-request-id]';
+  ':date[iso] :remote-addr ":method :url" :status :res[content-length] :response-time ms upstream=:res[x-upstream] rid=:res[x-request-id] trace=:trace';
+
+/** The request's trace id in access lines (`-` while tracing is off). */
+morgan.token('trace', (req) => traceIdOf(req));
 
 /** X-Upstream of answers the gateway gives itself (health, 401, 429, 502...). */
 export const LOCAL_UPSTREAM = 'gateway';
@@ -59,12 +62,17 @@ export function buildServer(config: GatewayConfig, deps: Deps): Gateway {
   });
   const accessLog = config.accessLog ? morgan(ACCESS_LOG_FORMAT, { stream: deps.accessLogStream }) : undefined;
   let draining = false;
+  const http = deps.metrics.enabled ? deps.metrics.http : undefined;
   const server = createHttpServer(
     (req, res) => {
-      accessLog?.(req, res, () => {});
-      stamp(req, res);
-      if (draining) closeAfterResponse(req, res);
-      if (!proxy(req, res, (err) => writeError(deps.log, err, req, res))) app(req, res);
+      http?.track(req, res);
+      // A SERVER span per request when tracing is on (the forwarder adds one CLIENT span per attempt).
+      traceRequest(req, res, () => {
+        accessLog?.(req, res, () => {});
+        stamp(req, res);
+        if (draining) closeAfterResponse(req, res);
+        if (!proxy(req, res, (err) => writeError(deps.log, err, req, res))) app(req, res);
+      });
     },
     { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs },
   );

@@ -21,9 +21,15 @@ import {
   type Env,
   type TokenSettings,
   type ConfigKey,
+  metricsPortKey,
+  METRICS_HOST,
+  tracingKeys,
 } from '@lb/common';
 
 const SPEC = {
+  metricsPort: metricsPortKey(9102),
+  metricsHost: METRICS_HOST,
+  ...tracingKeys('api-gateway'),
   port: intKey('PORT', 'HTTP port of the api-gateway (0 = any free port).', { default: 4000, min: 0, max: 65535 }),
   host: stringKey('HOST', 'Address to listen on; nginx in front of it is the public side.', { default: '127.0.0.1' }),
   gatewayId: stringKey('GATEWAY_ID', 'Name of this gateway in logs and GET /health.', {

@@ -7,11 +7,14 @@ import { createLogger, type Logger } from '@lb/common';
 import type { GatewayConfig } from './config.js';
 import { Forwarder } from './forwarder.js';
 import { ReadLimiter } from './http/rate-limit.js';
+import { GatewayMetrics } from './metrics.js';
 import { HealthProber } from './prober.js';
 import { UpstreamPool } from './upstreams.js';
 
 export interface Deps {
   log: Logger;
+  /** Prometheus metrics (recorders off when METRICS_PORT=0). */
+  metrics: GatewayMetrics;
   pool: UpstreamPool;
   forwarder: Forwarder;
   prober: HealthProber;
@@ -30,7 +33,9 @@ export interface DepsOptions {
 export function createDeps(config: GatewayConfig, opts: DepsOptions = {}): Deps {
   const log = opts.log ?? createLogger(config.gatewayId, config.logLevel);
   const pool = new UpstreamPool(config.upstreamUrls, config.upstreamCooloffMs);
+  const metrics = new GatewayMetrics(config.metricsPort > 0, pool);
   const forwarder = new Forwarder({
+    metrics: metrics.enabled ? metrics : undefined,
     pool,
     timeoutMs: config.upstreamTimeoutMs,
     maxSockets: config.upstreamMaxSockets,
@@ -44,6 +49,7 @@ export function createDeps(config: GatewayConfig, opts: DepsOptions = {}): Deps 
   prober.start();
   return {
     log,
+    metrics,
     pool,
     forwarder,
     prober,

@@ -36,7 +36,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createProxyMiddleware, type Plugin, type RequestHandler } from 'http-proxy-middleware';
-import { AppError, type Logger } from '@lb/common';
+import { activeContext, AppError, endSpan, injectHeaders, routeTemplate, SpanKind, startSpan, tracingOn, type Logger, type TraceContext, type TraceSpan } from '@lb/common';
+import type { ForwarderMetrics } from './metrics.js';
 import type { Upstream, UpstreamPool } from './upstreams.js';
 
 /** Errors meaning the connection was never established, so the request was never sent. */
@@ -60,6 +61,10 @@ interface ForwardState {
   /** Response headers arrived or a final answer was chosen: later events are stale. */
   settled: boolean;
   lastFailure: 'timeout' | 'error' | undefined;
+  /** Tracing on: the request's SERVER span context, parent of one CLIENT span per attempt. */
+  readonly trace: TraceContext | undefined;
+  /** The current attempt's CLIENT span (tracing on). */
+  span: TraceSpan | undefined;
 }
 
 type ForwardedRequest = http.IncomingMessage & { [STATE]?: ForwardState };
@@ -73,6 +78,8 @@ export interface ForwarderOptions {
   /** Most keep-alive sockets to one replica. */
   maxSockets: number;
   log: Logger;
+  /** Attempts, retries and failovers (undefined: metrics off). */
+  metrics?: ForwarderMetrics | undefined;
 }
 
 export class Forwarder {
@@ -82,10 +89,12 @@ export class Forwarder {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private readonly proxy: RequestHandler;
+  private readonly metrics: ForwarderMetrics | undefined;
   private draining = false;
 
   constructor(opts: ForwarderOptions) {
     this.pool = opts.pool;
+    this.metrics = opts.metrics;
     this.timeoutMs = opts.timeoutMs;
     this.log = opts.log;
     const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, scheduling: 'lifo' } as const;
@@ -128,6 +137,9 @@ export class Forwarder {
       retried: false,
       settled: false,
       lastFailure: undefined,
+      // Held here: upstream socket events may run in another request's context (kept-alive sockets).
+      trace: tracingOn ? activeContext() : undefined,
+      span: undefined,
     };
     (req as ForwardedRequest)[STATE] = s;
     this.attempt(req, res, s);
@@ -155,7 +167,9 @@ export class Forwarder {
       return;
     }
     s.upstream = u;
+    if (s.tried.length > 0) this.metrics?.retry();
     s.tried.push(u);
+    if (s.trace !== undefined) startAttemptSpan(req, s, u);
     s.proxyReq = undefined;
     s.timedOut = false;
     s.timer = setTimeout(onAttemptTimeout, this.timeoutMs, s);
@@ -194,6 +208,8 @@ export class Forwarder {
       // socket; the upstream socket is kept alive. Overwritten rather than
       // removed: removing it also stops Node from writing its own.
       if (req.headers.connection !== undefined) proxyReq.setHeader('connection', 'keep-alive');
+      // The replica's SERVER span is the child of this attempt's span.
+      if (s.span !== undefined) injectHeaders(s.trace!, s.span, proxyReq);
       if (s.body !== undefined) proxyReq.write(s.body);
     });
 
@@ -202,7 +218,15 @@ export class Forwarder {
       if (!s) return;
       s.settled = true;
       clearTimeout(s.timer);
+      if (s.span !== undefined) {
+        s.span.setAttribute('http.response.status_code', proxyRes.statusCode ?? 0);
+        endAttemptSpan(s);
+      }
       res.setHeader('X-Upstream', s.upstream!.url);
+      if (this.metrics) {
+        this.metrics.attempt(s.upstream!.url, 'answered');
+        if (s.tried.length > 1) this.metrics.failover();
+      }
       // The replica's connection headers describe the gateway's socket to it,
       // not the client's: httpxy then answers with the client's own choice.
       delete proxyRes.headers.connection;
@@ -216,12 +240,14 @@ export class Forwarder {
       if (!s) return;
       s.settled = true;
       clearTimeout(s.timer);
+      endAttemptSpan(s, new Error('the client closed the connection'));
     });
 
     proxyServer.on('error', (err: NodeJS.ErrnoException, req, res) => {
       const s = stateOf(req);
       if (!s || s.settled || !req || !(res instanceof http.ServerResponse)) return;
       clearTimeout(s.timer);
+      endAttemptSpan(s, s.timedOut ? timeoutError(this.timeoutMs) : err);
       if (res.destroyed || res.headersSent) {
         s.settled = true;
         if (!res.destroyed) res.destroy();
@@ -234,6 +260,7 @@ export class Forwarder {
         if (this.pool.markDown(u, reason)) this.log.warn('upstream out of rotation', { upstream: u.url, reason });
       }
       s.lastFailure = s.timedOut ? 'timeout' : 'error';
+      this.metrics?.attempt(u.url, s.timedOut ? 'timeout' : connectFailed ? 'connect_failed' : 'error');
       if (connectFailed || (s.idempotent && !s.retried)) {
         if (!connectFailed) s.retried = true;
         this.log.debug('retrying on the next replica', { method: req.method, url: req.url, failed: u.url, error: err.code ?? err.message });
@@ -243,6 +270,28 @@ export class Forwarder {
       }
     });
   };
+}
+
+/**
+ * A CLIENT span for an attempt: retries and failovers show as sibling
+ * attempts under the request's SERVER span, named like it (route template).
+ */
+function startAttemptSpan(req: http.IncomingMessage, s: ForwardState, u: Upstream): void {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const method = req.method ?? 'GET';
+  s.span = startSpan(
+    `${method} ${routeTemplate(q < 0 ? url : url.slice(0, q))}`,
+    SpanKind.CLIENT,
+    { 'http.request.method': method, 'server.address': u.url, 'http.request.resend_count': s.tried.length - 1 },
+    s.trace,
+  );
+}
+
+function endAttemptSpan(s: ForwardState, err?: unknown): void {
+  if (s.span === undefined) return;
+  endSpan(s.span, err);
+  s.span = undefined;
 }
 
 function onAttemptTimeout(s: ForwardState): void {

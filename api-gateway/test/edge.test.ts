@@ -150,7 +150,7 @@ describe('api-gateway edge behaviour (stand-in upstreams)', () => {
       await api.get('/top?limit=3', { headers: { 'x-request-id': 'log-line-1' } });
       await eventually(() => gw.accessLog.length > before);
       const line = gw.accessLog.find((l) => l.includes('rid=log-line-1'))!;
-      expect(line).to.match(/"GET \/top\?limit=3" 200 \d+ [\d.]+ ms upstream=http:\/\/127\.0\.0\.1:\d+ rid=log-line-1$/);
+      expect(line).to.match(/"GET \/top\?limit=3" 200 \d+ [\d.]+ ms upstream=http:\/\/127\.0\.0\.1:\d+ rid=log-line-1 trace=-$/);
     });
   });
 

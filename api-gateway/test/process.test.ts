@@ -15,7 +15,7 @@ function startProcess(env: Record<string, string>): { child: ChildProcess; stder
   const root = findRepoRoot();
   const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, join(root, 'api-gateway/src/index.ts')], {
     cwd: join(root, 'api-gateway'),
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

@@ -90,6 +90,23 @@ export function stringKey(env: string, doc: string, opts: StringOptions = {}): C
   });
 }
 
+export interface NumberOptions {
+  default: number;
+  min?: number;
+  max?: number;
+}
+
+/** A decimal number key (a ratio, a factor), range checked. */
+export function numberKey(env: string, doc: string, opts: NumberOptions): ConfigKey<number> {
+  return declare(env, doc, String(opts.default), (raw) => {
+    const n = /^-?(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(raw) ? Number(raw) : NaN;
+    if (!Number.isFinite(n)) throw new ConfigError(env, `must be a number, got "${raw}"`);
+    if (opts.min !== undefined && n < opts.min) throw new ConfigError(env, `must be >= ${opts.min}, got ${n}`);
+    if (opts.max !== undefined && n > opts.max) throw new ConfigError(env, `must be <= ${opts.max}, got ${n}`);
+    return n;
+  });
+}
+
 /** A boolean key: true/false/1/0/yes/no/on/off. */
 export function boolKey(env: string, doc: string, def: boolean): ConfigKey<boolean> {
   return declare(env, doc, String(def), (raw) => {
@@ -115,30 +132,35 @@ export function urlListKey(env: string, doc: string, def?: string): ConfigKey<st
   return declare(env, doc, def, (raw) => {
     const urls = raw.split(',').map((s) => s.trim()).filter(Boolean);
     if (urls.length === 0) throw new ConfigError(env, 'must list at least one URL');
-    for (const u of urls) {
-      let parsed: URL;
-      try {
-        parsed = new URL(u);
-      } catch {
-        throw new ConfigError(env, `"${u}" is not a URL`);
-      }
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-        throw new ConfigError(env, `"${u}" must be http or https`);
-      }
-    }
+    for (const u of urls) checkHttpUrl(env, u);
     return urls.map((u) => u.replace(/\/+$/, ''));
   });
 }
 
-/** An optional raw string (undefined when unset). */
-export function optionalKey(env: string, doc: string): ConfigKey<string | undefined> {
+/** Throws a ConfigError naming `env` unless `u` is an http(s) URL. */
+export function checkHttpUrl(env: string, u: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(u);
+  } catch {
+    throw new ConfigError(env, `"${u}" is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(env, `"${u}" must be http or https`);
+  }
+}
+
+/** An optional raw string (undefined when unset); `check` throws a ConfigError for a malformed value. */
+export function optionalKey(env: string, doc: string, check?: (raw: string) => void): ConfigKey<string | undefined> {
   const key: ConfigKey<string | undefined> = {
     env,
     doc,
     defaultText: '',
     read(e: Env) {
       const raw = e[env];
-      return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+      if (raw === undefined || raw.trim() === '') return undefined;
+      check?.(raw.trim());
+      return raw.trim();
     },
   };
   declaredKeys.set(env, key as ConfigKey<unknown>);

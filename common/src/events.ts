@@ -34,6 +34,12 @@ export interface ScoreEvent {
   metadata?: Record<string, unknown>;
   /** A named board's entry's place among equal scores (see lua/includes/board.lua). */
   member?: string;
+  /**
+   * The W3C `traceparent` of the request that made the write, when tracing
+   * is on and that request was sampled (see tracing.ts): the relay and the
+   * worker attach their spans for this event to it.
+   */
+  traceparent?: string;
 }
 
 /**

@@ -15,3 +15,5 @@ export * from './lifecycle.js';
 export * from './http.js';
 export * from './migrate.js';
 export * from './boards/index.js';
+export * from './metrics.js';
+export * from './tracing.js';

@@ -6,6 +6,7 @@
 import pg from 'pg';
 import { StoreUnavailable } from './errors.js';
 import type { Logger } from './logger.js';
+import { secondsSince, type CallMetrics } from './metrics.js';
 import type { ShardDef } from './topology.js';
 
 export interface PoolOptions {
@@ -21,13 +22,17 @@ export interface PoolOptions {
   readonly queryTimeoutMs?: number;
   /** Shown in pg_stat_activity. */
   readonly applicationName: string;
+  /** Latency and errors of every {@link PgPools.run}, by shard and operation. */
+  readonly metrics?: CallMetrics | undefined;
 }
 
 export class PgPools {
   private readonly byUrl = new Map<string, pg.Pool>();
   private readonly byShard = new Map<string, pg.Pool>();
+  private readonly metrics: CallMetrics | undefined;
 
   constructor(shards: readonly ShardDef[], opts: PoolOptions, log: Logger) {
+    this.metrics = opts.metrics;
     for (const s of shards) {
       let pool = this.byUrl.get(s.postgres);
       if (!pool) {
@@ -57,14 +62,21 @@ export class PgPools {
   /**
    * Runs `fn` on a shard's pool; a Postgres that cannot be reached (refused,
    * reset, shutting down, timed out) becomes StoreUnavailable naming the
-   * shard. Other errors (constraint violations...) pass through.
+   * shard. Other errors (constraint violations...) pass through. `op`
+   * names the call in `lb_pg_query_duration_seconds`.
    */
-  async run<T>(shardId: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  async run<T>(shardId: string, fn: (pool: pg.Pool) => Promise<T>, op = 'query'): Promise<T> {
+    const start = this.metrics && process.hrtime.bigint();
+    let failed = true;
     try {
-      return await fn(this.forShard(shardId));
+      const r = await fn(this.forShard(shardId));
+      failed = false;
+      return r;
     } catch (e) {
       if (isConnectionFailure(e)) throw new StoreUnavailable('postgres', shardId, false, { cause: e });
       throw e;
+    } finally {
+      if (start !== undefined) this.metrics!.observe(shardId, op, secondsSince(start), failed);
     }
   }
 

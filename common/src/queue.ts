@@ -102,6 +102,9 @@ export function scoreJobOptions(p: JobPolicy): DefaultJobOptions {
   };
 }
 
+/** A W3C trace context header, version 00: `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`. */
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 /** Checks a job payload; returns an error message for a malformed one. */
 export function checkScoreEvent(data: unknown): string | undefined {
   if (!data || typeof data !== 'object') return 'event must be an object';
@@ -124,5 +127,6 @@ export function checkScoreEvent(data: unknown): string | undefined {
   }
   if (e.metadata !== undefined && (e.metadata === null || typeof e.metadata !== 'object' || Array.isArray(e.metadata))) return 'metadata must be an object';
   if (e.member !== undefined && (typeof e.member !== 'string' || e.member.length > 100)) return 'member is malformed';
+  if (e.traceparent !== undefined && (typeof e.traceparent !== 'string' || !TRACEPARENT.test(e.traceparent))) return 'traceparent is malformed';
   return undefined;
 }

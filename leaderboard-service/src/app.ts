@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import express, { type Express } from 'express';
-import { createHttpServer, MAIN_BOARD } from '@lb/common';
+import { createHttpServer, MAIN_BOARD, traceIdOf, traceRequest } from '@lb/common';
 import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
@@ -22,7 +22,10 @@ import { readRoutes } from './routes/reads.js';
 import { scoreRoutes } from './routes/scores.js';
 
 export const ACCESS_LOG_FORMAT =
-  ':date[iso] :remote-addr ":method :url" :status :res[content-length] :response-time ms rid=:res[x-request-id]';
+  ':date[iso] :remote-addr ":method :url" :status :res[content-length] :response-time ms rid=:res[x-request-id] trace=:trace';
+
+/** The request's trace id in access lines (`-` while tracing is off). */
+morgan.token('trace', (req) => traceIdOf(req));
 
 /** The express app: accounts, history, health, and the 404 and error answers. */
 export function buildApp(config: ServiceConfig, deps: Deps): Express {
@@ -63,6 +66,7 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
         maxScore: config.maxScore,
         maxScoreDelta: config.maxScoreDelta,
         clientWrites: () => deps.catalog.get(MAIN_BOARD)?.clientWrites !== false,
+        metrics: deps.metrics,
       }),
       ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock, main: new MainBoard(deps.reader, deps.writer, config.maxScoreDelta) }),
     ],
@@ -75,9 +79,14 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
       accessLog: config.accessLog ? morgan(ACCESS_LOG_FORMAT) : undefined,
     },
   );
+  const http = deps.metrics.enabled ? deps.metrics.http : undefined;
   return createHttpServer(
     (req, res) => {
-      if (!hot(req, res)) app(req, res);
+      http?.track(req, res);
+      // A SERVER span per request when tracing is on, child of the gateway's attempt (traceparent).
+      traceRequest(req, res, () => {
+        if (!hot(req, res)) app(req, res);
+      });
     },
     { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs },
   );

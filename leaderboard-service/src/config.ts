@@ -30,9 +30,15 @@ import {
   TOPOLOGY_KEY,
   TRUSTED_PROXIES,
   type ConfigKey,
+  metricsPortKey,
+  METRICS_HOST,
+  tracingKeys,
 } from '@lb/common';
 
 const SPEC = {
+  metricsPort: metricsPortKey(9101),
+  metricsHost: METRICS_HOST,
+  ...tracingKeys('leaderboard-service'),
   port: intKey('PORT', 'HTTP port of the leaderboard-service (0 = any free port).', { default: 5001, min: 0, max: 65535 }),
   host: stringKey('HOST', 'Address to listen on; keep it on loopback or a private network.', { default: '127.0.0.1' }),
   instanceId: stringKey('INSTANCE_ID', 'Name of this replica in logs and the X-Served-By header.', { default: 'leaderboard-1' }),

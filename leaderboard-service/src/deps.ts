@@ -21,9 +21,12 @@ import { NoTopCache, TopCache, type TopPages } from './leaderboard/top-cache.js'
 import { EventRelays } from './events/relay.js';
 import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
 import { ShardStores } from './redis/shard-store.js';
+import { ServiceMetrics } from './metrics.js';
 
 export interface Deps {
   log: Logger;
+  /** Prometheus metrics (recorders off when METRICS_PORT=0). */
+  metrics: ServiceMetrics;
   router: ShardRouter;
   stores: ShardStores;
   pools: PgPools;
@@ -56,13 +59,19 @@ export interface DepsOptions {
 export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}): Promise<Deps> {
   const log = opts.log ?? createLogger(config.instanceId, config.logLevel);
   const router = new ShardRouter(config.topology);
-  const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log);
-  const pools = new PgPools(router.shards, { size: config.pgPoolSize, queryTimeoutMs: config.pgQueryTimeoutMs, applicationName: config.instanceId }, log);
+  const metrics = new ServiceMetrics(config.metricsPort > 0, Object.keys(config.topology.regions));
+  const on = metrics.enabled;
+  const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log, on ? metrics.redis : undefined);
+  const pools = new PgPools(
+    router.shards,
+    { size: config.pgPoolSize, queryTimeoutMs: config.pgQueryTimeoutMs, applicationName: config.instanceId, metrics: on ? metrics.pg : undefined },
+    log,
+  );
   await stores.connect(log);
   const topCache =
     config.topCacheMaxAgeMs > 0
       ? // A named board's pages are `<board>/<period>/<view>`: the view says which shards it spans.
-        new TopCache(stores.all(), config.topCacheMaxAgeMs, (key) => router.shardsForBoard(key.slice(key.lastIndexOf('/') + 1)).map((s) => s.id))
+        new TopCache(stores.all(), config.topCacheMaxAgeMs, (key) => router.shardsForBoard(key.slice(key.lastIndexOf('/') + 1)).map((s) => s.id), on ? metrics.topCache : undefined)
       : new NoTopCache();
   const reader = new BoardReader(router, stores, topCache);
   const relays = new EventRelays(
@@ -74,6 +83,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
       sweepAfterMs: config.outboxSweepAfterMs,
       batchMax: config.relayEnvelopeMax,
       lingerMs: config.relayLingerMs,
+      metrics: metrics.relay(),
     },
     log,
   );
@@ -81,7 +91,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   relays.start();
   const afterRedisWrite = opts.afterRedisWrite ?? faultHook(config.testFault, log);
   const writer = new ScoreWriter(
-    { router, stores, reader, relays, log, afterRedisWrite },
+    { router, stores, reader, relays, log, afterRedisWrite, metrics },
     {
       maxScore: config.maxScore,
       idempotencyTtlS: config.idempotencyTtlS,
@@ -112,7 +122,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
   const clock = opts.clock ?? Date.now;
   const boardWriter = new BoardWriter(
-    { router, stores, relays, log, clock },
+    { router, stores, relays, log, clock, metrics },
     {
       idempotencyTtlS: config.idempotencyTtlS,
       backlogLimit: config.queueRejectLength,
@@ -125,6 +135,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const boardViews = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), topCache, clock);
   return {
     log,
+    metrics,
     router,
     catalog,
     boardAdmin,

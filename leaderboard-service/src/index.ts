@@ -4,13 +4,15 @@
  */
 import 'dotenv/config';
 import type { AddressInfo } from 'node:net';
-import { closeServer, onShutdown, runService } from '@lb/common';
+import { closeServer, initTracing, onShutdown, runService, startMetricsServer } from '@lb/common';
 import { buildServer } from './app.js';
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';
 
 runService('leaderboard-service', async () => {
   const config = loadConfig();
+  // First: the relays' queues are built with BullMQ telemetry when tracing is on.
+  const stopTracing = initTracing(config);
   const deps = await createDeps(config);
   const server = buildServer(config, deps);
   server.listen(config.port, config.host);
@@ -20,6 +22,8 @@ runService('leaderboard-service', async () => {
   });
   const { port } = server.address() as AddressInfo;
   deps.log.info('listening', { host: config.host, port, shards: config.topology.shards.map((s) => s.id) });
+  const metricsServer = config.metricsPort > 0 ? await startMetricsServer(deps.metrics.registry, config.metricsHost, config.metricsPort, deps.log) : undefined;
+  if (metricsServer) deps.log.info('metrics listening', { host: config.metricsHost, port: config.metricsPort });
 
   onShutdown(deps.log, async () => {
     await closeServer(server, () =>
@@ -28,5 +32,8 @@ runService('leaderboard-service', async () => {
       }),
     );
     await deps.close();
+    metricsServer?.close();
+    // Flushes the spans not yet exported.
+    await stopTracing();
   });
 });

@@ -39,7 +39,24 @@ describe('the write script and its contract', function () {
         expect(readScoreJob({ events: [event] }).problems).to.deep.equal([]);
         expect(event).to.deep.include({ user_id: userId, name: c.name, region: c.region, op: c.op, score: r.score, version: 1, delta: r.score, request_id: 'req-1' });
         expect(event.ts).to.be.within(Date.now() - 60_000, Date.now());
+        expect(event, 'tracing is off: no trace context').not.to.have.property('traceparent');
       }
+    });
+
+    it('when a write is given a traceparent, then its event carries it and passes the check; a malformed one would not', async () => {
+      const userId = uniqueId('ev-trace');
+      const store = svc.deps.stores.get(svc.deps.router.homeShard(userId, 'EU').id);
+      const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const noBucket = { capacity: 0, windowMs: 1 };
+      const write = { op: 'register', value: 1, userId, name: 'Tracy', region: 'EU', regionalBoard: 'EU', nowMs: Date.now(), maxScore: 100, requestId: 'req-t', backlogLimit: 0, buckets: { user: noBucket, region: noBucket } } as const;
+      const traced = await store.write({ ...write, traceparent });
+      expect(traced.kind).to.equal('ok');
+      const event = JSON.parse(traced.kind === 'ok' ? traced.event!.json : '{}') as ScoreEvent;
+      expect(event).to.deep.include({ user_id: userId, request_id: 'req-t', traceparent });
+      expect(checkScoreEvent(event)).to.equal(undefined);
+      expect(checkScoreEvent({ ...event, traceparent: '00-xyz-01' })).to.equal('traceparent is malformed');
+      const untraced = await store.write({ ...write, op: 'update', value: 2, traceparent: '' });
+      expect(JSON.parse(untraced.kind === 'ok' ? untraced.event!.json : '{}')).not.to.have.property('traceparent');
     });
   });
 

@@ -24,7 +24,7 @@ import type { NodeCode } from './options.js';
 import { REPO_ROOT } from './paths.js';
 import { childPids, pidAlive, processStartTime, signal, waitGone } from './proc.js';
 
-export type ComponentKind = 'redis' | 'postgres' | 'service' | 'worker' | 'gateway' | 'nginx';
+export type ComponentKind = 'redis' | 'postgres' | 'service' | 'worker' | 'gateway' | 'nginx' | 'exporter' | 'prometheus';
 
 /**
  * - `pending`: not started yet; `starting`: launched, not yet healthy
@@ -49,11 +49,21 @@ export type ComponentStatus =
 
 /** A snapshot of one component, as the stack reports it. */
 export interface ComponentInfo {
-  /** `redis-na`, `postgres`, `leaderboard-service-1`, `worker-service-1`, `api-gateway-1`, `nginx`. */
+  /**
+   * `redis-na`, `postgres`, `leaderboard-service-1`, `worker-service-1`,
+   * `api-gateway-1`, `nginx`, `redis-exporter-na`, `postgres-exporter`,
+   * `nginx-exporter`, `prometheus`.
+   */
   readonly name: string;
   readonly kind: ComponentKind;
   /** Listening port (the worker's is its /health port); undefined before the first start. */
   readonly port: number | undefined;
+  /**
+   * Node services: the port of their `GET /metrics` (METRICS_PORT, on
+   * 127.0.0.1); undefined with metrics off or before the first start.
+   * Exporters and Prometheus serve /metrics on {@link port}.
+   */
+  readonly metricsPort: number | undefined;
   /** Current process id; undefined when not running. */
   readonly pid: number | undefined;
   /** `redis://…`, `postgres://…` (server, no database), or `http://127.0.0.1:<port>`. */
@@ -70,12 +80,13 @@ export interface ComponentInfo {
 }
 
 /**
- * The stack starts redis, postgres, services, workers, gateways, nginx, and
- * stops in this order: nginx and the gateways first (no new traffic), then
- * the services (no new events), then the worker (it drains what the services
- * queued), then the stores.
+ * The stack starts redis, postgres, services, workers, gateways, nginx, the
+ * exporters, then Prometheus, and stops in this order: Prometheus and the
+ * exporters first (they only watch), nginx and the gateways (no new
+ * traffic), then the services (no new events), then the worker (it drains
+ * what the services queued), then the stores.
  */
-export const STOP_ORDER: readonly ComponentKind[] = ['nginx', 'gateway', 'service', 'worker', 'postgres', 'redis'];
+export const STOP_ORDER: readonly ComponentKind[] = ['prometheus', 'exporter', 'nginx', 'gateway', 'service', 'worker', 'postgres', 'redis'];
 
 export const KIND_COLORS: Readonly<Record<ComponentKind, Color>> = {
   redis: 'cyan',
@@ -84,6 +95,8 @@ export const KIND_COLORS: Readonly<Record<ComponentKind, Color>> = {
   worker: 'yellow',
   gateway: 'magenta',
   nginx: 'bold',
+  exporter: 'gray',
+  prometheus: 'red',
 };
 
 /** What every component needs from the stack. */
@@ -103,6 +116,7 @@ export abstract class Component {
   exit: ExitInfo | undefined;
   detail: string | undefined;
   port: number | undefined;
+  metricsPort: number | undefined;
   /** Set while we stop or kill it on purpose, so its exit is not reported as a crash. */
   deliberate = false;
   /** Automatic restarts so far; kept by the stack's supervisor. */
@@ -173,6 +187,7 @@ export abstract class Component {
       name: this.name,
       kind: this.kind,
       port: this.port,
+      metricsPort: this.metricsPort,
       pid: this.running() ? this.pid() : undefined,
       url: this.url(),
       logFile: this.logFile,
@@ -367,21 +382,26 @@ abstract class SpawnedComponent extends Component {
 export class NodeComponent extends SpawnedComponent {
   /** Repository-relative entry point. */
   readonly entry: string;
+  private readonly metricsOn: boolean;
 
   constructor(
     name: string,
     kind: 'service' | 'worker' | 'gateway',
     port: number,
-    /** The environment for a given port (the port is only known at launch). */
-    private readonly envFor: (port: number) => NodeJS.ProcessEnv,
+    /** The environment for a given port and metrics port (both only known at launch; metrics port 0 = off). */
+    private readonly envFor: (port: number, metricsPort: number) => NodeJS.ProcessEnv,
     ctx: ComponentContext,
     /** Which code it runs. */
     private readonly code: NodeCode,
     /** Node.js flags before the entry point. */
     private readonly nodeArgs: readonly string[] = [],
+    /** Port of its /metrics: > 0 fixed, 0 a free one, undefined = metrics off. */
+    metricsPort: number | undefined = undefined,
   ) {
     super(name, kind, join(ctx.logsDir, `${name}.log`), ctx);
     this.port = port;
+    this.metricsPort = metricsPort;
+    this.metricsOn = metricsPort !== undefined;
     const workspace = { service: 'leaderboard-service', worker: 'worker-service', gateway: 'api-gateway' }[kind];
     this.entry = code === 'dist' ? join(workspace, 'dist', 'index.js') : join(workspace, 'src', 'index.ts');
   }
@@ -403,8 +423,9 @@ export class NodeComponent extends SpawnedComponent {
     // Chosen once: a restarted replica must come back on the port the
     // gateways (or nginx) were configured with.
     this.port ||= await freePort();
+    if (this.metricsOn) this.metricsPort ||= await freePort();
     const loader = this.code === 'source' ? SOURCE_NODE_ARGS : [];
-    await this.spawn(process.execPath, [...this.nodeArgs, ...loader, join(REPO_ROOT, this.entry)], this.envFor(this.port));
+    await this.spawn(process.execPath, [...this.nodeArgs, ...loader, join(REPO_ROOT, this.entry)], this.envFor(this.port, this.metricsPort ?? 0));
   }
 
   protected ready(): Promise<WaitOutcome> {
@@ -424,6 +445,8 @@ export interface NginxSettings {
   readonly accessLog: string | 'off';
   /** `127.0.0.1:<port>` of every gateway, read at launch (their ports may be ephemeral). */
   readonly gateways: () => string[];
+  /** Port of the 127.0.0.1-only `stub_status` server: > 0 fixed, 0 a free one, undefined = none (metrics off). */
+  readonly statusPort: number | undefined;
 }
 
 export class NginxComponent extends SpawnedComponent {
@@ -435,6 +458,8 @@ export class NginxComponent extends SpawnedComponent {
   private workers: Array<{ pid: number; startTime?: number }> = [];
   /** Settles once the workers of the last master to exit are gone. */
   private reaping: Promise<void> = Promise.resolve();
+  /** Port of its `stub_status` server (chosen at the first launch when ephemeral). */
+  statusPort: number | undefined;
 
   constructor(
     port: number,
@@ -443,6 +468,12 @@ export class NginxComponent extends SpawnedComponent {
   ) {
     super('nginx', 'nginx', join(ctx.logsDir, 'nginx.log'), ctx);
     this.port = port;
+    this.statusPort = settings.statusPort;
+  }
+
+  /** `http://127.0.0.1:<port>/stub_status` (what the nginx exporter reads), once its port is known. */
+  statusUrl(): string | undefined {
+    return this.statusPort ? `http://127.0.0.1:${this.statusPort}/stub_status` : undefined;
   }
 
   url(): string | undefined {
@@ -457,6 +488,7 @@ export class NginxComponent extends SpawnedComponent {
   protected async launch(): Promise<void> {
     await this.reaping;
     this.port ||= await freePort();
+    if (this.statusPort === 0) this.statusPort = await freePort();
     const { dir } = this.settings;
     // nginx creates the *_temp subdirectories but not their parent.
     mkdirSync(join(dir, 'temp'), { recursive: true });
@@ -471,6 +503,7 @@ export class NginxComponent extends SpawnedComponent {
       errorLog: 'stderr',
       accessLog: this.settings.accessLog,
       tempDir: join(dir, 'temp'),
+      ...(this.statusPort !== undefined && { statusPort: this.statusPort }),
     });
     writeFileSync(this.confFile(), conf);
     await this.spawn(this.settings.binary, nginxArgs(this.settings.binary, this.confFile(), dir, 'stderr'), process.env);
@@ -511,6 +544,57 @@ export class NginxComponent extends SpawnedComponent {
   /** GET `path` through nginx (to a gateway), for the end-to-end check. */
   probeThrough(path: string): ReturnType<typeof probe> {
     return probe(`${this.url()}${path}`, 3000);
+  }
+}
+
+/** How to run one of the monitoring programs (an exporter, Prometheus). */
+export interface BinarySpec {
+  readonly binary: string;
+  /** Its command line for a port (known at launch: it may be ephemeral). */
+  readonly args: (port: number) => string[];
+  /** Extra environment (secrets such as a DSN go here, not on the command line). */
+  readonly env?: () => NodeJS.ProcessEnv;
+  /** Runs before each launch: writes configuration files. */
+  readonly prepare?: (port: number) => void;
+  /** Answers 200 once it is ready. */
+  readonly healthPath: string;
+  /** Grace period of SIGTERM before SIGKILL. */
+  readonly stopTimeoutMs: number;
+}
+
+/**
+ * A program with an HTTP port of its own that the stack spawns, watches and
+ * restarts like the rest: the Redis, Postgres and nginx exporters, Prometheus.
+ */
+export class BinaryComponent extends SpawnedComponent {
+  constructor(
+    name: string,
+    kind: 'exporter' | 'prometheus',
+    port: number,
+    private readonly spec: BinarySpec,
+    ctx: ComponentContext,
+  ) {
+    super(name, kind, join(ctx.logsDir, `${name}.log`), ctx);
+    this.port = port;
+  }
+
+  url(): string | undefined {
+    return this.port ? `http://127.0.0.1:${this.port}` : undefined;
+  }
+
+  protected async launch(): Promise<void> {
+    // Chosen once, like every port: Prometheus's targets must stay valid.
+    this.port ||= await freePort();
+    this.spec.prepare?.(this.port);
+    await this.spawn(this.spec.binary, this.spec.args(this.port), { ...process.env, ...this.spec.env?.() });
+  }
+
+  protected ready(): Promise<WaitOutcome> {
+    return this.waitReady(this.spec.healthPath);
+  }
+
+  protected async halt(): Promise<ExitInfo | undefined> {
+    return this.proc?.stop('SIGTERM', this.spec.stopTimeoutMs);
   }
 }
 

@@ -33,6 +33,12 @@ export interface NginxConfOptions {
   readonly tempDir: string;
   /** Concurrent requests one client address may have in flight (429 above); default {@link DEFAULT_CONN_PER_IP}. */
   readonly connPerIp?: number;
+  /**
+   * Port of the `stub_status` server (on 127.0.0.1 only, in both modes: in
+   * docker the exporter shares nginx's network namespace). Undefined: no
+   * such server (a stack without metrics).
+   */
+  readonly statusPort?: number;
 }
 
 /** Requests one client address may have in flight at nginx: well above a load test's 32 connections. */
@@ -58,6 +64,9 @@ export function renderNginxConf(opts: NginxConfOptions): string {
   if (!Number.isInteger(opts.listenPort) || opts.listenPort < 1 || opts.listenPort > 65535) {
     throw new Error(`nginx listenPort must be 1..65535, got ${opts.listenPort}`);
   }
+  if (opts.statusPort !== undefined && (!Number.isInteger(opts.statusPort) || opts.statusPort < 1 || opts.statusPort > 65535 || opts.statusPort === opts.listenPort)) {
+    throw new Error(`nginx statusPort must be 1..65535 and not the listen port, got ${opts.statusPort}`);
+  }
   if (opts.gateways.length === 0) throw new Error('nginx needs at least one gateway');
   const connPerIp = opts.connPerIp ?? DEFAULT_CONN_PER_IP;
   if (!Number.isInteger(connPerIp) || connPerIp < 1) throw new Error(`nginx connPerIp must be a positive integer, got ${connPerIp}`);
@@ -81,10 +90,15 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     TEMP_DIR: opts.tempDir.replace(/\/+$/, ''),
     CONN_PER_IP: String(connPerIp),
     LISTEN: opts.mode === 'local' ? `127.0.0.1:${opts.listenPort}` : String(opts.listenPort),
+    STATUS_LISTEN: `127.0.0.1:${opts.statusPort}`,
     // max_fails/fail_timeout: a gateway that failed is skipped for 5 s, then tried again.
     UPSTREAM_SERVERS: opts.gateways.map((g) => `        server ${g} max_fails=1 fail_timeout=5s;`).join('\n'),
   };
-  const template = readFileSync(NGINX_TEMPLATE, 'utf8');
+  // The stub_status server is kept (without its markers) or dropped whole.
+  const template = readFileSync(NGINX_TEMPLATE, 'utf8').replace(
+    /^[ \t]*\{\{STATUS_BEGIN\}\}\n([\s\S]*?)^[ \t]*\{\{STATUS_END\}\}\n/m,
+    (_m, block: string) => (opts.statusPort === undefined ? '' : block),
+  );
   const out = template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {
     const v = values[name];
     if (v === undefined) throw new Error(`nginx template: unknown placeholder {{${name}}}`);
@@ -106,6 +120,7 @@ export const COMMITTED_NGINX_CONFS: ReadonlyArray<{ readonly file: string; reado
       errorLog: 'stderr',
       accessLog: 'access.log',
       tempDir: 'temp',
+      statusPort: 8090,
     },
   },
   {
@@ -119,6 +134,8 @@ export const COMMITTED_NGINX_CONFS: ReadonlyArray<{ readonly file: string; reado
       errorLog: '/var/log/nginx/error.log',
       accessLog: '/var/log/nginx/access.log',
       tempDir: '/var/cache/nginx',
+      // On the container's loopback: the nginx exporter runs in nginx's network namespace.
+      statusPort: 8081,
     },
   },
 ];

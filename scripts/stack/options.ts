@@ -27,6 +27,22 @@ export interface StackPorts {
   readonly workerHealthBase?: number;
   /** Default 8080. */
   readonly nginx?: number;
+  /**
+   * `GET /metrics` of the Node services (METRICS_PORT), one port each in
+   * start order: replicas, then workers, then gateways (9101-9103, 9104,
+   * 9105-9107 by default). Unused with `metrics: false`, like the ports below.
+   */
+  readonly metricsBase?: number;
+  /** Prometheus (UI and API). Default 9090. */
+  readonly prometheus?: number;
+  /** One prometheus-redis-exporter per shard, in shard order. Default 9121. */
+  readonly redisExporterBase?: number;
+  /** prometheus-postgres-exporter. Default 9187. */
+  readonly postgresExporter?: number;
+  /** prometheus-nginx-exporter. Default 9113. */
+  readonly nginxExporter?: number;
+  /** nginx's `stub_status`, on a server of its own on 127.0.0.1 (what the nginx exporter reads). Default 8090. */
+  readonly nginxStatus?: number;
 }
 
 /** Ports of `npm start`. */
@@ -37,6 +53,12 @@ export const DEFAULT_STACK_PORTS: Required<StackPorts> = Object.freeze({
   gatewayBase: 4000,
   workerHealthBase: 5101,
   nginx: 8080,
+  metricsBase: 9101,
+  prometheus: 9090,
+  redisExporterBase: 9121,
+  postgresExporter: 9187,
+  nginxExporter: 9113,
+  nginxStatus: 8090,
 });
 
 /** Every port picked from the free ones: for tests and benchmarks next to a running `npm start`. */
@@ -47,6 +69,12 @@ export const EPHEMERAL_PORTS: Required<StackPorts> = Object.freeze({
   gatewayBase: 0,
   workerHealthBase: 0,
   nginx: 0,
+  metricsBase: 0,
+  prometheus: 0,
+  redisExporterBase: 0,
+  postgresExporter: 0,
+  nginxExporter: 0,
+  nginxStatus: 0,
 });
 
 /**
@@ -140,7 +168,20 @@ export interface StartStackOptions {
   readonly restart?: Partial<RestartPolicy> | false;
   /** Aborting stops a start in progress (what was started is stopped, the promise rejects). */
   readonly signal?: AbortSignal;
+  /**
+   * Metrics (default true): every Node service serves `GET /metrics` on its
+   * own port (METRICS_PORT, see {@link StackPorts.metricsBase}), and the stack
+   * runs the Redis, Postgres and nginx exporters and a Prometheus that scrapes
+   * them all. false (`npm start -- --no-metrics`): METRICS_PORT=0 everywhere,
+   * no exporters, no Prometheus.
+   */
+  readonly metrics?: boolean;
+  /** Prometheus's scrape and rule evaluation interval, seconds (default {@link DEFAULT_SCRAPE_INTERVAL_S}). */
+  readonly scrapeIntervalSeconds?: number;
 }
+
+/** Prometheus scrapes every 5 s unless told otherwise. */
+export const DEFAULT_SCRAPE_INTERVAL_S = 5;
 
 /** {@link StartStackOptions} with every default applied. */
 export interface ResolvedStackOptions {
@@ -155,6 +196,8 @@ export interface ResolvedStackOptions {
   /** false: restarts are off. */
   readonly restart: RestartPolicy | false;
   readonly code: NodeCode;
+  readonly metrics: boolean;
+  readonly scrapeIntervalSeconds: number;
 }
 
 const MAX_INSTANCES = 32;
@@ -187,7 +230,17 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
     gatewayBase: port('ports.gatewayBase', given.gatewayBase),
     workerHealthBase: port('ports.workerHealthBase', given.workerHealthBase),
     nginx: port('ports.nginx', given.nginx),
+    metricsBase: port('ports.metricsBase', given.metricsBase),
+    prometheus: port('ports.prometheus', given.prometheus),
+    redisExporterBase: port('ports.redisExporterBase', given.redisExporterBase),
+    postgresExporter: port('ports.postgresExporter', given.postgresExporter),
+    nginxExporter: port('ports.nginxExporter', given.nginxExporter),
+    nginxStatus: port('ports.nginxStatus', given.nginxStatus),
   });
+  const scrapeIntervalSeconds = opts.scrapeIntervalSeconds ?? DEFAULT_SCRAPE_INTERVAL_S;
+  if (!Number.isInteger(scrapeIntervalSeconds) || scrapeIntervalSeconds < 1 || scrapeIntervalSeconds > 300) {
+    throw new Error(`scrapeIntervalSeconds must be an integer in 1..300, got ${scrapeIntervalSeconds}`);
+  }
   const resolved: ResolvedStackOptions = Object.freeze({
     dataDir: resolve(opts.dataDir ?? DEFAULT_DATA_DIR),
     replicas: count('replicas', opts.replicas, 3, 1),
@@ -199,6 +252,8 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
     healthTimeoutMs: opts.healthTimeoutMs ?? 60_000,
     restart: opts.restart === false ? false : resolveRestartPolicy(opts.restart ?? {}),
     code: nodeCode('code', opts.code ?? 'dist'),
+    metrics: opts.metrics ?? true,
+    scrapeIntervalSeconds,
   });
   assertDistinctPorts(resolved);
   return resolved;
@@ -286,7 +341,23 @@ export function fixedPorts(o: ResolvedStackOptions): Array<{ name: string; port:
   for (let i = 0; i < o.workers; i++) add(workerName(i), o.ports.workerHealthBase && o.ports.workerHealthBase + i);
   for (let i = 0; i < o.gateways; i++) add(gatewayName(i), o.ports.gatewayBase && o.ports.gatewayBase + i);
   add('nginx', o.ports.nginx);
+  if (!o.metrics) return out;
+  metricsPortOrder(o).forEach((name, i) => add(`${name} metrics`, o.ports.metricsBase && o.ports.metricsBase + i));
+  add('nginx stub_status', o.ports.nginxStatus);
+  DEFAULT_TOPOLOGY.shards.forEach((s, i) => add(redisExporterName(s.id), o.ports.redisExporterBase && o.ports.redisExporterBase + i));
+  add(POSTGRES_EXPORTER, o.ports.postgresExporter);
+  add(NGINX_EXPORTER, o.ports.nginxExporter);
+  add(PROMETHEUS, o.ports.prometheus);
   return out;
+}
+
+/** The Node services in the order they take metrics ports from {@link StackPorts.metricsBase}. */
+export function metricsPortOrder(o: Pick<ResolvedStackOptions, 'replicas' | 'workers' | 'gateways'>): string[] {
+  return [
+    ...Array.from({ length: o.replicas }, (_, i) => serviceName(i)),
+    ...Array.from({ length: o.workers }, (_, i) => workerName(i)),
+    ...Array.from({ length: o.gateways }, (_, i) => gatewayName(i)),
+  ];
 }
 
 function assertDistinctPorts(o: ResolvedStackOptions): void {
@@ -302,6 +373,10 @@ function assertDistinctPorts(o: ResolvedStackOptions): void {
 export const serviceName = (i: number): string => `leaderboard-service-${i + 1}`;
 export const workerName = (i: number): string => `worker-service-${i + 1}`;
 export const gatewayName = (i: number): string => `api-gateway-${i + 1}`;
+export const redisExporterName = (shardId: string): string => `redis-exporter-${shardId}`;
+export const POSTGRES_EXPORTER = 'postgres-exporter';
+export const NGINX_EXPORTER = 'nginx-exporter';
+export const PROMETHEUS = 'prometheus';
 
 /**
  * Which shards each worker consumes: shards dealt out round-robin, so every
@@ -350,7 +425,8 @@ export interface CliOptions {
 export const USAGE = `usage: npm start -- [options]
 
 Starts Redis x3, Postgres, leaderboard-service replicas, worker-service,
-api-gateway instances and nginx on this machine; Ctrl-C or \`npm stop\` stops them.
+api-gateway instances, nginx, the Redis/Postgres/nginx exporters and
+Prometheus on this machine; Ctrl-C or \`npm stop\` stops them.
 
   --replicas N            leaderboard-service replicas      (env REPLICAS, default 3)
   --gateways N            api-gateway instances             (env GATEWAYS, default 3)
@@ -366,6 +442,12 @@ api-gateway instances and nginx on this machine; Ctrl-C or \`npm stop\` stops th
   --code dist|source      what the Node services run        (env STACK_CODE, default dist): dist = the
                           compiled JavaScript (built first when older than the sources), source = the
                           TypeScript through tsx
+  --no-metrics            no /metrics listeners (METRICS_PORT=0), no exporters, no Prometheus
+                          (env STACK_METRICS=off); by default Prometheus runs on --prometheus-port
+  --metrics-base-port P   first /metrics port of the Node services (env METRICS_BASE_PORT, default 9101):
+                          replicas, then workers, then gateways
+  --prometheus-port P     Prometheus UI and API                (env PROMETHEUS_PORT, default 9090)
+  --scrape-interval S     Prometheus scrape interval, seconds  (env SCRAPE_INTERVAL, default 5)
   --no-restart            only report a component that dies (env STACK_RESTART=off); by default it is
                           restarted after 0.5 s, 1 s, 2 s… up to 5 s, and left down after 5 restarts in 60 s
   --quiet                 logs to .data/logs/*.log only, not to the terminal
@@ -397,6 +479,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       'log-level': { type: 'string' },
       code: { type: 'string' },
       'no-restart': { type: 'boolean', default: false },
+      'no-metrics': { type: 'boolean', default: false },
+      'metrics-base-port': { type: 'string' },
+      'prometheus-port': { type: 'string' },
+      'scrape-interval': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -415,6 +501,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       int('--worker-health-base-port / WORKER_HEALTH_BASE_PORT', pick('worker-health-base-port', 'WORKER_HEALTH_BASE_PORT')),
     ),
     ...defined('nginx', int('--nginx-port / NGINX_PORT', pick('nginx-port', 'NGINX_PORT'))),
+    ...defined('metricsBase', int('--metrics-base-port / METRICS_BASE_PORT', pick('metrics-base-port', 'METRICS_BASE_PORT'))),
+    ...defined('prometheus', int('--prometheus-port / PROMETHEUS_PORT', pick('prometheus-port', 'PROMETHEUS_PORT'))),
   };
   const dataDir = pick('data-dir', 'STACK_DATA_DIR');
   const logLevel = pick('log-level', 'LOG_LEVEL');
@@ -423,6 +511,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   }
   const code = pick('code', 'STACK_CODE');
   const restartOff = (values['no-restart'] as boolean) || switchOff('STACK_RESTART', env.STACK_RESTART);
+  const metricsOff = (values['no-metrics'] as boolean) || switchOff('STACK_METRICS', env.STACK_METRICS);
   const stack: StartStackOptions = {
     ...defined('replicas', int('--replicas / REPLICAS', pick('replicas', 'REPLICAS'))),
     ...defined('gateways', int('--gateways / GATEWAYS', pick('gateways', 'GATEWAYS'))),
@@ -435,6 +524,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     echo: !values.quiet,
     strict: false,
     ...(restartOff && { restart: false as const }),
+    ...(metricsOff && { metrics: false }),
+    ...defined('scrapeIntervalSeconds', int('--scrape-interval / SCRAPE_INTERVAL', pick('scrape-interval', 'SCRAPE_INTERVAL'))),
   };
   // Validate now, so a typo fails before anything starts.
   resolveStackOptions(stack);

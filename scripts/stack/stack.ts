@@ -1,7 +1,9 @@
 /**
  * The whole load-balanced topology on one machine, without Docker:
  * Redis x3 (AOF on), Postgres (databases + migrations), leaderboard-service
- * replicas, worker-service, api-gateway instances and nginx.
+ * replicas, worker-service, api-gateway instances and nginx; unless
+ * `metrics: false`, also the Redis, Postgres and nginx exporters and a
+ * Prometheus scraping everything (scripts/stack/prometheus.ts).
  *
  * It also supervises them: a component that dies on its own is restarted on
  * the same port with the same data, with a growing delay, until it has died
@@ -13,16 +15,17 @@
  * services (what ships); the end-to-end tests run the sources
  * (`code: 'source'`), except test/build.e2e.test.ts.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, DEFAULT_TOPOLOGY, ensureDatabase, migrateTopology, PgPools, redactUrl, type Topology } from '@lb/common';
 import { ApiKeysRepo } from '../../leaderboard-service/src/db/api-keys-repo.js';
-import { ensureBinaries } from '@lb/devtools/infra';
+import { ensureBinaries, METRICS_BINARIES, type BinaryName } from '@lb/devtools/infra';
 import { ensureBuilt } from './build.js';
 import { describeExit, type ExitInfo } from './children.js';
 import {
+  BinaryComponent,
   NginxComponent,
   NodeComponent,
   PostgresComponent,
@@ -38,6 +41,11 @@ import {
   fixedPorts,
   gatewayName,
   localTopology,
+  metricsPortOrder,
+  NGINX_EXPORTER,
+  POSTGRES_EXPORTER,
+  PROMETHEUS,
+  redisExporterName,
   resolveStackOptions,
   RestartBudget,
   serviceName,
@@ -47,6 +55,7 @@ import {
   type StartStackOptions,
 } from './options.js';
 import { SQL_DIR } from './paths.js';
+import { JOBS, queueRejectLength, RECORDING_RULES, renderAlertRules, renderPrometheusConfig, type ScrapeTarget } from './prometheus.js';
 import { processStartTime } from './proc.js';
 import { adminKeyPath, assertNotRunning, ensureAdminKey, removeStackFile, resolveJwtSecret, writeStackFile } from './state.js';
 
@@ -70,6 +79,8 @@ export interface Stack {
   readonly dataDir: string;
   /** The file holding the admin API key the stack created on its first start (mode 600). */
   readonly adminKeyFile: string;
+  /** Prometheus (UI and HTTP API): `http://127.0.0.1:<port>`; undefined with `metrics: false`. */
+  readonly prometheusUrl: string | undefined;
   /** Snapshot of every component, in start order (a new array on each read). */
   readonly components: readonly ComponentInfo[];
   /** Snapshot of one component by name; throws for an unknown name. */
@@ -119,10 +130,11 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   assertNotRunning(o.dataDir);
   if (o.code === 'dist') await ensureBuilt(log);
   // Fail with the apt-get command rather than a spawn ENOENT halfway through.
-  const bins = await ensureBinaries(['redis-server', 'postgres', 'initdb', 'nginx'], { install: false });
+  const servers: BinaryName[] = ['redis-server', 'postgres', 'initdb', 'nginx'];
+  const bins = await ensureBinaries([...servers, ...(o.metrics ? METRICS_BINARIES : [])], { install: false });
   await assertPortsFree(o);
   const jwtSecret = resolveJwtSecret(o.dataDir, options.jwtSecret);
-  const runner = new StackRunner(o, options, log, jwtSecret, bins.nginx);
+  const runner = new StackRunner(o, options, log, jwtSecret, bins);
   runner.record();
   try {
     await runner.boot();
@@ -141,6 +153,9 @@ class StackRunner {
   private readonly workers: NodeComponent[] = [];
   private readonly gateways: NodeComponent[] = [];
   private readonly nginx: NginxComponent;
+  /** Redis exporters (one per shard), the Postgres and the nginx exporter; none without metrics. */
+  private readonly exporters: BinaryComponent[] = [];
+  private readonly prometheus: BinaryComponent | undefined;
   private readonly ctx: ComponentContext;
   private readonly stopTails: Array<() => void> = [];
   private topology: Topology | undefined;
@@ -157,15 +172,14 @@ class StackRunner {
     private readonly options: StartStackOptions,
     private readonly log: (line: string) => void,
     private readonly jwtSecret: string,
-    nginxBinary: string,
+    bins: Readonly<Record<string, string>>,
   ) {
-    const names = [
-      'postgres',
-      'nginx',
-      ...Array.from({ length: o.replicas }, (_, i) => serviceName(i)),
-      ...Array.from({ length: o.workers }, (_, i) => workerName(i)),
-      ...Array.from({ length: o.gateways }, (_, i) => gatewayName(i)),
-    ];
+    const shardIds = DEFAULT_TOPOLOGY.shards.map((s) => s.id);
+    const nodeNames = metricsPortOrder(o);
+    const names = ['postgres', 'nginx', ...nodeNames, ...shardIds.map(redisExporterName), POSTGRES_EXPORTER, NGINX_EXPORTER, PROMETHEUS];
+    // Each Node service's /metrics port (undefined = metrics off: METRICS_PORT=0).
+    const metricsPort = (name: string): number | undefined => (o.metrics ? base(o.ports.metricsBase, nodeNames.indexOf(name)) : undefined);
+    const metricsEnv = (port: number): Record<string, string> => ({ METRICS_PORT: String(port), METRICS_HOST: '127.0.0.1' });
     this.ctx = {
       logsDir: join(o.dataDir, 'logs'),
       logTarget: { echo: o.echo, prefixWidth: Math.max(...names.map((n) => n.length)) },
@@ -174,50 +188,136 @@ class StackRunner {
     };
     if (options.signal?.aborted) this.lifetime.abort();
     options.signal?.addEventListener('abort', () => this.lifetime.abort(), { once: true });
-    const shardIds = DEFAULT_TOPOLOGY.shards.map((s) => s.id);
     this.redis = shardIds.map((id, i) => new RedisComponent(id, join(o.dataDir, 'redis', id), o.ports.redis[i]!, this.ctx));
     this.postgres = new PostgresComponent(join(o.dataDir, 'postgres'), o.ports.postgres, options.postgresFast ?? false, this.ctx);
     for (let i = 0; i < o.replicas; i++) {
       this.services.push(
-        new NodeComponent(serviceName(i), 'service', base(o.ports.serviceBase, i), (port) =>
-          this.nodeEnv('service', { PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: serviceName(i) }),
-        this.ctx, o.code, options.nodeArgs?.service),
+        new NodeComponent(serviceName(i), 'service', base(o.ports.serviceBase, i), (port, mport) =>
+          this.nodeEnv('service', { PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: serviceName(i), ...metricsEnv(mport) }),
+        this.ctx, o.code, options.nodeArgs?.service, metricsPort(serviceName(i))),
       );
     }
     const assignment = workerShardAssignment(o.workers, shardIds);
     for (let i = 0; i < o.workers; i++) {
       const shards = assignment[i]!.length === shardIds.length ? 'all' : assignment[i]!.join(',');
       this.workers.push(
-        new NodeComponent(workerName(i), 'worker', base(o.ports.workerHealthBase, i), (port) =>
-          this.nodeEnv('worker', { WORKER_SHARDS: shards, HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1', INSTANCE_ID: workerName(i) }),
-        this.ctx, o.code, options.nodeArgs?.worker),
+        new NodeComponent(workerName(i), 'worker', base(o.ports.workerHealthBase, i), (port, mport) =>
+          this.nodeEnv('worker', { WORKER_SHARDS: shards, HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1', INSTANCE_ID: workerName(i), ...metricsEnv(mport) }),
+        this.ctx, o.code, options.nodeArgs?.worker, metricsPort(workerName(i))),
       );
     }
     for (let i = 0; i < o.gateways; i++) {
       this.gateways.push(
-        new NodeComponent(gatewayName(i), 'gateway', base(o.ports.gatewayBase, i), (port) =>
+        new NodeComponent(gatewayName(i), 'gateway', base(o.ports.gatewayBase, i), (port, mport) =>
           this.nodeEnv('gateway', {
             PORT: String(port),
             HOST: '127.0.0.1',
             GATEWAY_ID: gatewayName(i),
             // Replicas that never got a port (entry point missing) are left out.
             LEADERBOARD_SERVICE_URLS: this.services.flatMap((s) => s.url() ?? []).join(','),
+            ...metricsEnv(mport),
           }),
-        this.ctx, o.code, options.nodeArgs?.gateway),
+        this.ctx, o.code, options.nodeArgs?.gateway, metricsPort(gatewayName(i))),
       );
     }
     this.nginx = new NginxComponent(
       o.ports.nginx,
       {
-        binary: nginxBinary,
+        binary: bins.nginx!,
         dir: join(o.dataDir, 'nginx'),
         accessLog: options.nginxAccessLog === false ? 'off' : join(this.ctx.logsDir, 'nginx-access.log'),
         gateways: () => this.gateways.flatMap((g) => (g.port ? [`127.0.0.1:${g.port}`] : [])),
+        statusPort: o.metrics ? o.ports.nginxStatus : undefined,
       },
       this.ctx,
     );
-    this.components.push(...this.redis, this.postgres, ...this.services, ...this.workers, ...this.gateways, this.nginx);
-    for (const c of [...this.services, ...this.workers, ...this.gateways, this.nginx]) c.onCrash = (comp, exit) => this.crashed(comp, exit);
+    if (o.metrics) {
+      this.exporters.push(...this.createExporters(bins));
+      this.prometheus = this.createPrometheus(bins.prometheus!);
+    }
+    const monitoring = [...this.exporters, ...(this.prometheus ? [this.prometheus] : [])];
+    this.components.push(...this.redis, this.postgres, ...this.services, ...this.workers, ...this.gateways, this.nginx, ...monitoring);
+    for (const c of [...this.services, ...this.workers, ...this.gateways, this.nginx, ...monitoring]) c.onCrash = (comp, exit) => this.crashed(comp, exit);
+  }
+
+  /**
+   * One prometheus-redis-exporter per shard, prometheus-postgres-exporter
+   * and prometheus-nginx-exporter, each on 127.0.0.1. Flags as the Debian
+   * packages (bookworm: redis 1.45, postgres 0.11, nginx 0.11) spell them.
+   */
+  private createExporters(bins: Readonly<Record<string, string>>): BinaryComponent[] {
+    const listen = (port: number): string => `127.0.0.1:${port}`;
+    const spec = { healthPath: '/metrics', stopTimeoutMs: 10_000 } as const;
+    const redis = this.redis.map(
+      (r, i) =>
+        new BinaryComponent(redisExporterName(r.shardId), 'exporter', base(this.o.ports.redisExporterBase, i), {
+          ...spec,
+          binary: bins['prometheus-redis-exporter']!,
+          args: (port) => ['-redis.addr', r.url()!, '-web.listen-address', listen(port)],
+        }, this.ctx),
+    );
+    const postgres = new BinaryComponent(POSTGRES_EXPORTER, 'exporter', this.o.ports.postgresExporter, {
+      ...spec,
+      binary: bins['prometheus-postgres-exporter']!,
+      args: (port) => [`--web.listen-address=${listen(port)}`, '--log.level=warn'],
+      // Trust authentication on 127.0.0.1 (devtools' Postgres): no password in the URL.
+      env: () => ({ DATA_SOURCE_NAME: `postgresql://leaderboard@127.0.0.1:${this.postgres.port}/postgres?sslmode=disable` }),
+    }, this.ctx);
+    const nginx = new BinaryComponent(NGINX_EXPORTER, 'exporter', this.o.ports.nginxExporter, {
+      ...spec,
+      binary: bins['prometheus-nginx-exporter']!,
+      args: (port) => ['-nginx.scrape-uri', this.nginx.statusUrl()!, '-web.listen-address', listen(port)],
+    }, this.ctx);
+    return [...redis, postgres, nginx];
+  }
+
+  /** Prometheus, data in `<dataDir>/prometheus/tsdb`; its configuration is generated at each launch from the ports in use. */
+  private createPrometheus(binary: string): BinaryComponent {
+    const dir = join(this.o.dataDir, 'prometheus');
+    const config = join(dir, 'prometheus.yml');
+    const alerts = join(dir, 'alerts.yml');
+    return new BinaryComponent(PROMETHEUS, 'prometheus', this.o.ports.prometheus, {
+      binary,
+      healthPath: '/-/ready',
+      // It writes its head block out on SIGTERM.
+      stopTimeoutMs: 30_000,
+      prepare: (port) => {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(alerts, renderAlertRules(queueRejectLength(this.nodeEnv('service', {}))));
+        writeFileSync(
+          config,
+          renderPrometheusConfig({
+            targets: this.scrapeTargets(port),
+            scrapeIntervalSeconds: this.o.scrapeIntervalSeconds,
+            ruleFiles: [RECORDING_RULES, alerts],
+            note: `For the stack in ${this.o.dataDir}: rewritten at each start of Prometheus.`,
+          }),
+        );
+      },
+      args: (port) => [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--storage.tsdb.retention.time=15d',
+        '--log.level=warn',
+      ],
+    }, this.ctx);
+  }
+
+  /** What Prometheus scrapes: every Node service's metrics port, every exporter, itself. */
+  private scrapeTargets(prometheusPort: number): ScrapeTarget[] {
+    const node = (list: readonly NodeComponent[], job: ScrapeTarget['job']): ScrapeTarget[] =>
+      list.flatMap((c) => (c.metricsPort ? [{ job, address: `127.0.0.1:${c.metricsPort}`, instance: c.name }] : []));
+    const exporter = (name: string): string => `127.0.0.1:${this.exporters.find((e) => e.name === name)!.port}`;
+    return [
+      ...node(this.gateways, JOBS.gateway),
+      ...node(this.services, JOBS.service),
+      ...node(this.workers, JOBS.worker),
+      ...this.redis.map((r) => ({ job: JOBS.redis, address: exporter(redisExporterName(r.shardId)), instance: r.name, labels: { shard: r.shardId } })),
+      { job: JOBS.postgres, address: exporter(POSTGRES_EXPORTER), instance: this.postgres.name },
+      { job: JOBS.nginx, address: exporter(NGINX_EXPORTER), instance: this.nginx.name },
+      { job: JOBS.prometheus, address: `127.0.0.1:${prometheusPort}`, instance: PROMETHEUS },
+    ];
   }
 
   /** Environment of a Node service: ours, minus a TOPOLOGY_FILE that would compete, plus the stack's settings. */
@@ -271,6 +371,13 @@ class StackRunner {
     if (ok) this.log(paint('green', msg));
     else if (this.o.strict) throw new Error(msg);
     else this.log(paint('red', `✖ ${msg}`));
+
+    // Last: the exporters once what they watch runs, Prometheus once every target has its port.
+    await this.tier(this.exporters, false);
+    if (this.prometheus) {
+      await this.tier([this.prometheus], false);
+      this.log(`Prometheus: ${this.prometheus.url()}`);
+    }
 
     this.log(`stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${this.nginx.url()}`);
   }
@@ -458,6 +565,7 @@ class StackRunner {
       ...(supervisorStartTime !== undefined && { supervisorStartTime }),
       startedAt: this.startedAt,
       ...(this.nginx.url() && { url: this.nginx.url()! }),
+      ...(this.prometheus?.url() && { prometheusUrl: this.prometheus.url()! }),
       components: this.components.map((c) => {
         const pid = c.running() ? c.pid() : undefined;
         const startTime = pid === undefined ? undefined : c.startTime();
@@ -467,6 +575,7 @@ class StackRunner {
           ...(pid !== undefined && { pid }),
           ...(startTime !== undefined && { startTime }),
           ...(c.port ? { port: c.port } : {}),
+          ...(c.metricsPort ? { metricsPort: c.metricsPort } : {}),
           status: c.status,
           restarts: c.restarts,
         };
@@ -517,6 +626,7 @@ class StackRunner {
       topology: this.topology!,
       jwtSecret: this.jwtSecret,
       adminKeyFile: adminKeyPath(this.o.dataDir),
+      prometheusUrl: this.prometheus?.url(),
       dataDir: this.o.dataDir,
       get components() {
         return self.components.map((c) => c.info());
@@ -600,9 +710,10 @@ function portFree(port: number): Promise<boolean> {
 
 /** A fixed-width table of the components for the terminal. */
 export function formatComponentTable(components: readonly ComponentInfo[]): string {
+  const cell = (n: number | undefined): string => (n === undefined ? '-' : String(n));
   return formatTable(
-    ['COMPONENT', 'KIND', 'PORT', 'PID', 'STATUS'],
-    components.map((c) => [c.name, c.kind, c.port === undefined ? '-' : String(c.port), c.pid === undefined ? '-' : String(c.pid), c.status]),
+    ['COMPONENT', 'KIND', 'PORT', 'METRICS', 'PID', 'STATUS'],
+    components.map((c) => [c.name, c.kind, cell(c.port), cell(c.metricsPort), cell(c.pid), c.status]),
     (_row, i) => components[i]!.status === 'healthy',
   );
 }

@@ -17,6 +17,8 @@ export interface ComponentRecord {
   /** From /proc, to recognise a recycled PID; absent where /proc is missing. */
   readonly startTime?: number;
   readonly port?: number;
+  /** A Node service's `GET /metrics` port (METRICS_PORT); absent with metrics off. */
+  readonly metricsPort?: number;
   /**
    * Its ComponentStatus when the supervisor last wrote the file (`healthy`,
    * `restarting`, `failed`…). Absent in files written before the stack
@@ -39,6 +41,8 @@ export interface StackFile {
   readonly supervisorStartTime?: number;
   readonly startedAt: string;
   readonly url?: string;
+  /** Prometheus's UI and API, when the stack runs it. */
+  readonly prometheusUrl?: string;
   /** Every component, in start order; stop in reverse. */
   readonly components: readonly ComponentRecord[];
 }

@@ -21,9 +21,15 @@ import {
   TOPOLOGY_FILE_KEY,
   TOPOLOGY_KEY,
   type ConfigKey,
+  metricsPortKey,
+  METRICS_HOST,
+  tracingKeys,
 } from '@lb/common';
 
 const SPEC = {
+  metricsPort: metricsPortKey(9103),
+  metricsHost: METRICS_HOST,
+  ...tracingKeys('worker-service'),
   instanceId: stringKey('INSTANCE_ID', 'Name of this process in logs and /health.', { default: 'worker-1' }),
   shards: stringKey('WORKER_SHARDS', 'Shards whose score queue this process consumes: comma-separated shard ids, or "all".', {
     default: 'all',

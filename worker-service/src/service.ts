@@ -8,10 +8,13 @@ import type { BatchRepository } from './batcher.js';
 import { ScoreRepository } from './db/index.js';
 import { PeriodCloser } from './periods/closer.js';
 import { PeriodJobs } from './periods/jobs.js';
+import { WorkerMetrics } from './metrics.js';
 import { ShardConsumer, type ShardStatus } from './worker.js';
 
 export interface WorkerService {
   readonly log: Logger;
+  /** Prometheus metrics (recorders off when METRICS_PORT=0). */
+  readonly metrics: WorkerMetrics;
   readonly consumers: readonly ShardConsumer[];
   /** The period closes and webhooks, run by the worker that consumes the first shard (the control plane's). */
   readonly periods: PeriodJobs | undefined;
@@ -33,10 +36,15 @@ export interface ServiceOptions {
 export async function startWorkerService(config: WorkerConfig, opts: ServiceOptions = {}): Promise<WorkerService> {
   const log = opts.log ?? createLogger(config.instanceId, config.logLevel);
   const shards = config.topology.shards.filter((s) => config.shards.includes(s.id));
-  const pools = new PgPools(shards, { size: config.pgPoolSize, statementTimeoutMs: config.pgStatementTimeoutMs, applicationName: config.instanceId }, log);
+  const metrics = new WorkerMetrics(config.metricsPort > 0);
+  const pools = new PgPools(
+    shards,
+    { size: config.pgPoolSize, statementTimeoutMs: config.pgStatementTimeoutMs, applicationName: config.instanceId, metrics: metrics.enabled ? metrics.pg : undefined },
+    log,
+  );
   const base = new ScoreRepository(pools);
   const repository = opts.decorateRepository ? opts.decorateRepository(base) : base;
-  const consumers = shards.map((s) => new ShardConsumer(s, config, { repository, log }));
+  const consumers = shards.map((s) => new ShardConsumer(s, config, { repository, log, metrics: metrics.enabled ? metrics : undefined }));
   for (const c of consumers) c.start();
   const control = config.topology.shards[0]!;
   let periods: PeriodJobs | undefined;
@@ -76,6 +84,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
   let closing: Promise<void> | undefined;
   return {
     log,
+    metrics,
     consumers,
     periods,
     status() {

@@ -16,18 +16,25 @@
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import {
   connectionFor,
+  endEventSpans,
+  eventContexts,
+  inEventsSpan,
   jobIdOf,
   queuePrefix,
+  queueTelemetry,
   readScoreJob,
   SCORE_QUEUE,
   shardKeys,
+  SpanKind,
+  tracingOn,
   type Logger,
   type ScoreEvent,
   type ScoreJobData,
   type ShardDef,
 } from '@lb/common';
-import { Batcher, persistBatch, RefusedItemError, type BatcherStats, type BatchRepository } from './batcher.js';
+import { Batcher, persistBatch, RefusedItemError, type BatcherStats, type BatchRepository, type FlushFn } from './batcher.js';
 import type { WorkerConfig } from './config.js';
+import type { WorkerMetrics } from './metrics.js';
 
 /** The slice of the configuration a shard consumer needs. */
 export type ConsumerConfig = Pick<
@@ -38,6 +45,8 @@ export type ConsumerConfig = Pick<
 export interface ConsumerDeps {
   readonly repository: BatchRepository;
   readonly log: Logger;
+  /** Batch sizes, lag, jobs, backlog and dead letters (undefined: metrics off). */
+  readonly metrics?: WorkerMetrics | undefined;
 }
 
 export type ConsumerState = 'running' | 'closing' | 'closed';
@@ -77,6 +86,28 @@ function throttled(log: Logger, everyMs: number) {
   };
 }
 
+/**
+ * The batch write, traced when tracing is on: `pg.batch` (the transaction,
+ * and the outbox clean-up after it) is a root span linked to each sampled
+ * event it holds, and each of them also gets a `persist` span, child of its
+ * write's context, from the batch's start to its COMMIT: one write stays
+ * one trace. Events without a sampled traceparent cost nothing here.
+ */
+function tracedFlush(shardId: string, flush: FlushFn<ScoreEvent>): FlushFn<ScoreEvent> {
+  if (!tracingOn) return flush;
+  return async (events) => {
+    const { contexts, any } = eventContexts(events);
+    if (!any) return flush(events);
+    const started = Date.now();
+    const attributes = { 'lb.shard': shardId, 'db.system.name': 'postgresql', 'messaging.batch.message_count': events.length };
+    return inEventsSpan('pg.batch', SpanKind.CLIENT, attributes, contexts, 'link', async (batch) => {
+      const refused = await flush(events);
+      endEventSpans('persist', contexts, started, { 'lb.shard': shardId }, batch, (i) => refused[i]);
+      return refused;
+    });
+  };
+}
+
 /** Consumes one shard's score queue. */
 export class ShardConsumer {
   readonly shard: ShardDef;
@@ -96,8 +127,12 @@ export class ShardConsumer {
     this.keyPrefix = config.keyPrefix;
     this.outboxKey = shardKeys(shard.id, config.keyPrefix).outbox;
     const warn = throttled(log, 5000);
-    this.batcher = new Batcher<ScoreEvent>({ maxSize: config.batchSize, maxWaitMs: config.batchMaxWaitMs, capacity: config.concurrency }, async (events) => {
-      const outcome = await persistBatch(shard.id, events, deps.repository);
+    const metrics = deps.metrics;
+    this.batcher = new Batcher<ScoreEvent>({ maxSize: config.batchSize, maxWaitMs: config.batchMaxWaitMs, capacity: config.concurrency }, tracedFlush(shard.id, async (events) => {
+      const outcome = metrics
+        ? await metrics.pg.time(shard.id, 'batch', () => persistBatch(shard.id, events, deps.repository))
+        : await persistBatch(shard.id, events, deps.repository);
+      if (metrics) metrics.committed(shard.id, outcome.refused.some((r) => r !== undefined) ? events.filter((_, i) => outcome.refused[i] === undefined) : events);
       // Persisted, or refused by Postgres for good: no longer backlog. If this
       // fails the batch is retried (re-applying it is harmless).
       await this.settleOutbox(events);
@@ -109,7 +144,7 @@ export class ShardConsumer {
         });
       }
       return outcome.refused;
-    });
+    }));
     this.worker = new Worker<ScoreJobData>(SCORE_QUEUE, (job) => this.process(job), {
       connection: connectionFor(shard.redis, true),
       prefix: queuePrefix(shard.id, config.keyPrefix),
@@ -123,7 +158,19 @@ export class ShardConsumer {
       drainDelay: 5,
       // Job options decide (removeOnComplete: true); these only cover jobs added without them.
       removeOnComplete: { count: 0 },
+      // Tracing on: each job is processed in a child of its relay.enqueue span.
+      ...(tracingOn && { telemetry: queueTelemetry() }),
     });
+    if (metrics) {
+      this.worker.on('completed', () => metrics.job(shard.id, 'completed'));
+      this.worker.on('failed', () => metrics.job(shard.id, 'failed'));
+      metrics.addShard({
+        shardId: shard.id,
+        // BullMQ's client interface has no HLEN; its backend here is ioredis, which does.
+        backlog: async () => ((await this.worker.getBackend().client) as unknown as { hlen(key: string): Promise<number> }).hlen(this.outboxKey),
+        deadLetters: async () => (await this.worker.getBackend().client).zcard(`${queuePrefix(shard.id, this.keyPrefix)}:${SCORE_QUEUE}:failed`),
+      });
+    }
     this.worker.on('failed', (job, err) => {
       const final = !job || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
       if (final) {

@@ -9,7 +9,20 @@ import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** The system executables this project knows how to find and install. */
-export type BinaryName = 'redis-server' | 'postgres' | 'initdb' | 'pg_ctl' | 'psql' | 'nginx' | 'wrk';
+export type BinaryName =
+  | 'redis-server'
+  | 'postgres'
+  | 'initdb'
+  | 'pg_ctl'
+  | 'psql'
+  | 'nginx'
+  | 'wrk'
+  | 'prometheus'
+  | 'promtool'
+  | 'prometheus-redis-exporter'
+  | 'prometheus-postgres-exporter'
+  | 'prometheus-nginx-exporter'
+  | 'chromium';
 
 /** Debian package that provides each binary. */
 export const DEBIAN_PACKAGES: Readonly<Record<BinaryName, string>> = Object.freeze({
@@ -20,7 +33,25 @@ export const DEBIAN_PACKAGES: Readonly<Record<BinaryName, string>> = Object.free
   psql: 'postgresql',
   nginx: 'nginx',
   wrk: 'wrk',
+  // promtool ships in the prometheus package.
+  prometheus: 'prometheus',
+  promtool: 'prometheus',
+  'prometheus-redis-exporter': 'prometheus-redis-exporter',
+  'prometheus-postgres-exporter': 'prometheus-postgres-exporter',
+  'prometheus-nginx-exporter': 'prometheus-nginx-exporter',
+  // The headless browser of the page's end-to-end test (test/web.e2e.test.ts,
+  // driven by playwright-core, which then downloads no browser of its own).
+  chromium: 'chromium',
 });
+
+/** What the stack's metrics need (`npm start` without `--no-metrics`): Prometheus and the exporters. */
+export const METRICS_BINARIES: readonly BinaryName[] = Object.freeze([
+  'prometheus',
+  'promtool',
+  'prometheus-redis-exporter',
+  'prometheus-postgres-exporter',
+  'prometheus-nginx-exporter',
+] as const);
 
 const PG_TOOLS: ReadonlySet<BinaryName> = new Set<BinaryName>(['postgres', 'initdb', 'pg_ctl', 'psql']);
 const PG_LIB_DIR = '/usr/lib/postgresql';

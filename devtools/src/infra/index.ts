@@ -4,7 +4,7 @@
  * Development only: scripts and tests import it, production code never does
  * (the SQL migrator, which production runs, is in @lb/common).
  */
-export { DEBIAN_PACKAGES, ensureBinaries, findBinary, isBinaryName } from './binaries.js';
+export { DEBIAN_PACKAGES, ensureBinaries, findBinary, isBinaryName, METRICS_BINARIES } from './binaries.js';
 export type { BinaryName, EnsureBinariesOptions } from './binaries.js';
 export { killChildrenOnSignals, killTrackedChildrenSync } from './child.js';
 export { SOURCE_NODE_ARGS } from './node-args.js';

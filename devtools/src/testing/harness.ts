@@ -130,7 +130,8 @@ async function start(): Promise<Infra> {
         const env: Record<string, string> = {};
         for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
         delete env.TOPOLOGY_FILE;
-        return { ...env, TOPOLOGY: topologyJson, ...extra };
+        // Processes a test spawns would all claim their service's default metrics port: off unless asked for.
+        return { ...env, TOPOLOGY: topologyJson, METRICS_PORT: '0', ...extra };
       },
     });
   } catch (e) {

@@ -4,3 +4,5 @@
  */
 export { findRepoRoot, getInfra, stopInfra, TEST_SHARD_IDS, uniqueId } from './harness.js';
 export type { Infra } from './harness.js';
+export { labelValues, parseMetrics, scrape, valueOf } from './metrics.js';
+export type { Sample } from './metrics.js';

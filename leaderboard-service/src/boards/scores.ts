@@ -8,11 +8,12 @@
  * The period a write lands in is decided by this replica's clock when it
  * handles the write (one clock per write); see docs/ARCHITECTURE.md.
  */
-import { AppError, GLOBAL, invalidField, periodAt, type Board, type Identity, type Logger, type Operator, type ShardRouter } from '@lb/common';
+import { AppError, currentTraceparent, GLOBAL, invalidField, periodAt, type Board, type Identity, type Logger, type Operator, type ShardRouter } from '@lb/common';
 import { createHash } from 'node:crypto';
 import type { EventRelays } from '../events/relay.js';
 import { BoardStore, type BoardKey } from '../redis/board-store.js';
 import type { BucketSpec, ShardStores } from '../redis/shard-store.js';
+import type { ServiceMetrics } from '../metrics.js';
 
 export interface BoardSubmission {
   board: Board;
@@ -51,11 +52,17 @@ export interface BoardWriterSettings {
 
 export class BoardWriter {
   constructor(
-    private readonly deps: { router: ShardRouter; stores: ShardStores; relays: EventRelays; log: Logger; clock: () => number },
+    private readonly deps: { router: ShardRouter; stores: ShardStores; relays: EventRelays; log: Logger; clock: () => number; metrics?: ServiceMetrics },
     private readonly settings: BoardWriterSettings,
   ) {}
 
-  async submit(s: BoardSubmission): Promise<BoardWriteAnswer> {
+  /** Applies one submission; counted by region and outcome in `lb_writes_total`. */
+  submit(s: BoardSubmission): Promise<BoardWriteAnswer> {
+    const m = this.deps.metrics;
+    return m?.enabled ? m.write(s.player.region, this.apply(s)) : this.apply(s);
+  }
+
+  private async apply(s: BoardSubmission): Promise<BoardWriteAnswer> {
     const { board, player } = s;
     if (s.byPlayer && !board.clientWrites) {
       throw new AppError('client_writes_disabled', `board ${board.id} takes scores from game servers only`, { board: board.id });
@@ -94,6 +101,7 @@ export class BoardWriter {
       requestId: s.requestId,
       backlogLimit: this.settings.backlogLimit,
       buckets: this.settings.buckets,
+      traceparent: currentTraceparent(),
     });
     switch (r.kind) {
       case 'out_of_range':

@@ -24,9 +24,16 @@ import {
   SCORE_QUEUE,
   scoreJob,
   scoreJobOptions,
+  type CallMetrics,
+  eventContexts,
+  inEventsSpan,
+  queueTelemetry,
+  SpanKind,
+  tracingOn,
   type JobPolicy,
   type Logger,
   type ScoreEvent,
+  type ScoreJobData,
 } from '@lb/common';
 import type { ShardStore } from '../redis/shard-store.js';
 
@@ -45,6 +52,8 @@ export interface RelaySettings {
    * largest). 0 = enqueue at once.
    */
   lingerMs: number;
+  /** Envelope sizes and the enqueue's latency (undefined: metrics off). */
+  metrics?: { envelope(shard: string, events: number): void; calls: CallMetrics } | undefined;
 }
 
 interface Pending {
@@ -69,6 +78,8 @@ export class ShardRelay {
       prefix: queuePrefix(store.shard.id, settings.keyPrefix),
       defaultJobOptions: scoreJobOptions(settings.jobs),
       skipWaitingForReady: true,
+      // Tracing on: each job carries its relay.enqueue span's context to the worker.
+      ...(tracingOn && { telemetry: queueTelemetry() }),
     });
     this.queue.on('error', (err) => log.debug('queue connection error', { shard: store.shard.id, err: err.message }));
   }
@@ -119,7 +130,12 @@ export class ShardRelay {
     try {
       if (events.length > 0) {
         const { data, jobId } = scoreJob(events);
-        await this.queue.add(SCORE_JOB, data, { jobId });
+        const m = this.settings.metrics;
+        if (m === undefined) await this.add(events, data, jobId);
+        else {
+          await m.calls.time(this.store.shard.id, 'enqueue', () => this.add(events, data, jobId));
+          m.envelope(this.store.shard.id, events.length);
+        }
       }
       await this.store.markQueued(queued);
       await this.store.dropOutbox(unreadable);
@@ -128,6 +144,18 @@ export class ShardRelay {
       this.log.warn('relay failed; the sweeper will retry', { shard: this.store.shard.id, events: batch.length, err: err as Error });
       return 0;
     }
+  }
+
+  /**
+   * Adds one job. Traced (when on) as `relay.enqueue`: the child of its
+   * event's write when it carries one, else a root linked to each sampled
+   * event (see tracing.ts); BullMQ's own `add` span and the job's context
+   * hang off it.
+   */
+  private add(events: readonly ScoreEvent[], data: ScoreJobData, jobId: string): Promise<unknown> {
+    if (!tracingOn) return this.queue.add(SCORE_JOB, data, { jobId });
+    const attributes = { 'lb.shard': this.store.shard.id, 'messaging.batch.message_count': events.length, 'messaging.message.id': jobId };
+    return inEventsSpan('relay.enqueue', SpanKind.PRODUCER, attributes, eventContexts(events).contexts, 'child', () => this.queue.add(SCORE_JOB, data, { jobId }));
   }
 
   /** Re-enqueues outbox entries older than `sweepAfterMs`. Returns how many were sent. */

@@ -94,6 +94,13 @@ export class NoTopCache implements TopPages {
   async close(): Promise<void> {}
 }
 
+/** The cache's counters: reads served from memory, reads that loaded (or waited for a load), pages dropped by a change. */
+export interface TopCacheCounters {
+  readonly hits: { inc(): void };
+  readonly misses: { inc(): void };
+  readonly invalidations: { inc(): void };
+}
+
 export class TopCache implements TopPages {
   private readonly boards = new Map<string, BoardState>();
   /** Each shard's subscription, by shard id. */
@@ -107,6 +114,8 @@ export class TopCache implements TopPages {
     stores: readonly ShardStore[],
     private readonly maxAgeMs: number,
     private readonly shardsOf: (board: string) => readonly string[],
+    /** `lb_top_cache_{hits,misses,invalidations}_total` (undefined: metrics off). */
+    private readonly counters?: TopCacheCounters,
   ) {
     if (maxAgeMs <= 0) throw new Error('TopCache needs a positive max age; use NoTopCache to turn it off');
     for (const s of stores) {
@@ -161,7 +170,11 @@ export class TopCache implements TopPages {
       slot = { page: undefined, loadedAt: 0, loading: undefined };
       st.slots.set(variant, slot);
     }
-    if (slot.page !== undefined && now - slot.loadedAt < this.maxAgeMs) return slot.page as P;
+    if (slot.page !== undefined && now - slot.loadedAt < this.maxAgeMs) {
+      this.counters?.hits.inc();
+      return slot.page as P;
+    }
+    this.counters?.misses.inc();
     if (slot.loading === undefined || slot.loading.gen !== st.gen) {
       const gen = st.gen;
       const state = st;
@@ -203,6 +216,7 @@ export class TopCache implements TopPages {
   invalidate(board: string): void {
     const st = this.boards.get(board);
     if (st === undefined) return;
+    this.counters?.invalidations.inc();
     st.gen++;
     for (const slot of st.slots.values()) slot.page = undefined;
   }

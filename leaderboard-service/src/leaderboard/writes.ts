@@ -14,10 +14,11 @@
  * fallback that keeps the write's guarantees.
  */
 import { createHash } from 'node:crypto';
-import { AppError, GLOBAL, type Identity, type Logger, type ScoreOp, type ShardRouter } from '@lb/common';
+import { AppError, currentTraceparent, GLOBAL, type Identity, type Logger, type ScoreOp, type ShardRouter } from '@lb/common';
 import type { EventRelays } from '../events/relay.js';
 import type { BucketSpec, ShardStores, WriteInput } from '../redis/shard-store.js';
 import type { BoardReader } from './reads.js';
+import type { ServiceMetrics } from '../metrics.js';
 
 /** The main board's operations. */
 export type WriteOp = Extract<ScoreOp, 'register' | 'create' | 'update' | 'add'>;
@@ -68,6 +69,8 @@ export interface WriterDeps {
   relays: EventRelays;
   log: Logger;
   afterRedisWrite?: AfterRedisWriteHook | undefined;
+  /** Counts outcomes by region (`lb_writes_total`). */
+  metrics?: ServiceMetrics | undefined;
 }
 
 export class ScoreWriter {
@@ -91,7 +94,12 @@ export class ScoreWriter {
    * new player on the board once and takes no token (it is bounded by
    * password hashing, HASH_CONCURRENCY); backpressure applies to it too.
    */
-  async write(req: WriteRequest): Promise<WriteAnswer> {
+  write(req: WriteRequest): Promise<WriteAnswer> {
+    const m = this.deps.metrics;
+    return m?.enabled ? m.write(req.player.region, this.apply(req)) : this.apply(req);
+  }
+
+  private async apply(req: WriteRequest): Promise<WriteAnswer> {
     const { player } = req;
     const shard = this.router.homeShard(player.userId, player.region);
     const store = this.stores.get(shard.id);
@@ -108,6 +116,8 @@ export class ScoreWriter {
       requestId: req.requestId,
       backlogLimit: this.settings.backlogLimit,
       buckets: req.op === 'register' ? NO_BUCKETS : this.settings.buckets,
+      // The event carries the request's trace context (sampled requests only) to the relay and the worker.
+      traceparent: currentTraceparent(),
     };
     if (req.idempotencyKey !== undefined && fingerprint !== undefined) {
       input.idempotency = { key: req.idempotencyKey, fingerprint, ttlS: this.settings.idempotencyTtlS };

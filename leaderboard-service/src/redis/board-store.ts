@@ -41,6 +41,8 @@ export interface BoardWriteInput {
   requestId: string;
   backlogLimit: number;
   buckets: { user: BucketSpec; region: BucketSpec };
+  /** The request's W3C traceparent for the event ('' or absent = not traced). */
+  traceparent?: string;
 }
 
 export type BoardWriteResult =
@@ -117,6 +119,7 @@ export class BoardStore {
       w.period,
       String(TOP_CACHE_DEPTH),
       k.topChanged,
+      w.traceparent ?? '',
     ];
     const a = decodeAnswer('boardWrite', await this.store.conn.runScript(SCRIPTS.boardWrite, keys, args, true));
     switch (a.status) {

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ClientClosedError, ClientOfflineError, createClient, ErrorReply } from 'redis';
-import { StoreUnavailable, type Logger, type ShardDef } from '@lb/common';
+import { inSpan, secondsSince, SpanKind, StoreUnavailable, tracingOn, type CallMetrics, type Logger, type ShardDef } from '@lb/common';
 import type { Script } from './scripts.js';
 
 /**
@@ -49,6 +49,8 @@ export class ShardConnection {
     readonly shard: ShardDef,
     private readonly log: Logger,
     readonly timeoutMs: number,
+    /** `lb_redis_command_duration_seconds` / `lb_redis_errors_total` (undefined: metrics off). */
+    private readonly metrics?: CallMetrics,
   ) {
     this.client = makeClient(shard.redis, timeoutMs);
     this.client.on('error', (err: Error) => log.debug('redis client error', { shard: shard.id, err: err.message }));
@@ -63,9 +65,10 @@ export class ShardConnection {
     await this.call(() => this.client.ping());
   }
 
-  /** Runs a script (see {@link call} for `writes`). */
+  /** Runs a script (see {@link call} for `writes`); traced as a CLIENT span `redis.<script>` when tracing is on. */
   runScript(script: Script, keys: readonly string[], args: readonly string[], writes = false): Promise<unknown> {
-    return this.call(() => this.evalSha(script.sha, script.source, keys, args), writes);
+    const run = () => this.call(() => this.evalSha(script.sha, script.source, keys, args), writes, script.name);
+    return tracingOn ? inSpan(`redis.${script.name}`, SpanKind.CLIENT, { 'db.system.name': 'redis', 'lb.shard': this.shard.id }, run) : run();
   }
 
   /**
@@ -81,22 +84,28 @@ export class ShardConnection {
    *   client is offline), an error reply and a timeout (the write script
    *   refuses to run after its deadline) are certain not to have applied
    *   anything.
+   * @param op the call's name in the Redis metrics (a script's name, or `command`).
    */
-  async call<T>(fn: () => Promise<T>, writes = false): Promise<T> {
+  async call<T>(fn: () => Promise<T>, writes = false, op = 'command'): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    const start = this.metrics && process.hrtime.bigint();
+    let failed = true;
     try {
-      return await Promise.race([
+      const r = await Promise.race([
         fn(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => setImmediate(() => reject(new CallTimeout(`no answer within ${this.timeoutMs} ms`))), this.timeoutMs);
         }),
       ]);
+      failed = false;
+      return r;
     } catch (e) {
       const certain = e instanceof CallTimeout || e instanceof ClientOfflineError || e instanceof ClientClosedError || e instanceof ErrorReply;
       this.warnFailure(e as Error);
       throw new StoreUnavailable('redis', this.shard.id, writes && !certain, { cause: e });
     } finally {
       clearTimeout(timer);
+      if (start !== undefined) this.metrics!.observe(this.shard.id, op, secondsSince(start), failed);
     }
   }
 

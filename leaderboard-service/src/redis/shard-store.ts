@@ -3,7 +3,7 @@
  * (connection.ts) and its scripts (scripts.ts), each answer decoded by name
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
-import { shardKeys, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
+import { shardKeys, type CallMetrics, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
 import { ShardConnection, type LimiterClient } from './connection.js';
 import { decodeAnswer, fromStored, num, rows, str, toStored, type FieldValue } from './contract.js';
 import { SCRIPTS } from './scripts.js';
@@ -42,6 +42,8 @@ export interface WriteInput {
   backlogLimit: number;
   /** The player's and the region's buckets, checked and taken from inside the script. */
   buckets: { user: BucketSpec; region: BucketSpec };
+  /** The request's W3C traceparent for the event (`currentTraceparent()`; '' or absent = not traced). */
+  traceparent?: string;
 }
 
 export type WriteResult =
@@ -97,9 +99,10 @@ export class ShardStore {
     keyPrefix: string,
     private readonly log: Logger,
     timeoutMs: number,
+    metrics?: CallMetrics,
   ) {
     this.keys = shardKeys(shard.id, keyPrefix);
-    this.conn = new ShardConnection(shard, log, timeoutMs);
+    this.conn = new ShardConnection(shard, log, timeoutMs, metrics);
   }
 
   /** The node-redis client (tests and scripts read Redis through it). */
@@ -148,6 +151,7 @@ export class ShardStore {
       String(w.buckets.user.windowMs),
       String(w.buckets.region.capacity),
       String(w.buckets.region.windowMs),
+      w.traceparent ?? '',
     ];
     const a = decodeAnswer('write', await this.conn.runScript(SCRIPTS.write, keys, args, true));
     switch (a.status) {
@@ -308,8 +312,8 @@ export class ShardStore {
 export class ShardStores {
   private readonly byId = new Map<string, ShardStore>();
 
-  constructor(shards: readonly ShardDef[], keyPrefix: string, commandTimeoutMs: number, log: Logger) {
-    for (const shard of shards) this.byId.set(shard.id, new ShardStore(shard, keyPrefix, log, commandTimeoutMs));
+  constructor(shards: readonly ShardDef[], keyPrefix: string, commandTimeoutMs: number, log: Logger, metrics?: CallMetrics) {
+    for (const shard of shards) this.byId.set(shard.id, new ShardStore(shard, keyPrefix, log, commandTimeoutMs, metrics));
   }
 
   get(id: string): ShardStore {

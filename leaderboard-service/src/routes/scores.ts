@@ -7,6 +7,7 @@ import { AppError, invalidField, validate, type Identity, type ShardRouter } fro
 import type { HotHandler, HotRequest, Route } from '../http/hot-path.js';
 import { initialScoreField, regionField } from './fields.js';
 import type { ScoreWriter, WriteOp } from '../leaderboard/writes.js';
+import type { ServiceMetrics } from '../metrics.js';
 
 export interface ScoreRouteDeps {
   writer: ScoreWriter;
@@ -15,6 +16,8 @@ export interface ScoreRouteDeps {
   maxScoreDelta: number;
   /** The board main's client_writes (an admin may make it server-only). */
   clientWrites: () => boolean;
+  /** Refusals by these checks are writes refused too (`lb_writes_total`); the writer counts the rest. */
+  metrics?: ServiceMetrics | undefined;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
@@ -24,14 +27,22 @@ export function scoreRoutes(deps: ScoreRouteDeps): Route[] {
     (op: WriteOp, readValue: (b: Record<string, unknown>, player: Identity) => number): HotHandler =>
     (r: HotRequest) => {
       const player = r.player!;
-      if (!deps.clientWrites()) throw new AppError('client_writes_disabled', 'board main takes scores from game servers only', { board: 'main' });
-      const b = validate.bodyObject(r.body);
-      // The player is always the token's subject; naming anyone else is refused.
-      if (b.user_id !== undefined && b.user_id !== player.userId) {
-        throw new AppError('forbidden', 'a player can only write their own score');
+      let value: number;
+      let key: string | undefined;
+      try {
+        if (!deps.clientWrites()) throw new AppError('client_writes_disabled', 'board main takes scores from game servers only', { board: 'main' });
+        const b = validate.bodyObject(r.body);
+        // The player is always the token's subject; naming anyone else is refused.
+        if (b.user_id !== undefined && b.user_id !== player.userId) {
+          throw new AppError('forbidden', 'a player can only write their own score');
+        }
+        value = readValue(b, player);
+        key = idempotencyKey(r);
+      } catch (e) {
+        deps.metrics?.refused(player.region, e);
+        throw e;
       }
-      const value = readValue(b, player);
-      return deps.writer.write({ player, op, value, idempotencyKey: idempotencyKey(r), requestId: r.requestId });
+      return deps.writer.write({ player, op, value, idempotencyKey: key, requestId: r.requestId });
     };
 
   const create = handle('create', (b, player) => {

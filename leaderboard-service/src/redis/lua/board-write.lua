@@ -35,6 +35,7 @@
     ARGV[19] region bucket capacity (0 = none)            ARGV[20] its window, ms
     ARGV[21] board id             ARGV[22] period id
     ARGV[23] top-cache depth (0 = publish nothing)        ARGV[24] channel for top changes
+    ARGV[25] the request's W3C traceparent, put in the event ('' = not traced; may be absent)
 
   Answers (see includes/contract):
     ok                   score, version, changed (0|1), previous ('' when new), regional (-1: none;
@@ -175,7 +176,7 @@ if metadata ~= '' then redis.call('HSET', KEYS[4], uid, metadata) end
 
 local eventId = board .. '/' .. period .. '/' .. outboxId(uid, version)
 local delta = newScore - (score or 0)
-local event = string.sub(eventJson(uid, name, region, op, delta, newScore, version, ARGV[6], ARGV[14]), 1, -2) ..
+local event = string.sub(eventJson(uid, name, region, op, delta, newScore, version, ARGV[6], ARGV[14], ARGV[25] or ''), 1, -2) ..
   ',"board":' .. cjson.encode(board) .. ',"period":' .. cjson.encode(period) .. ',"member":' .. cjson.encode(newMember) ..
   (metadata ~= '' and (',"metadata":' .. metadata) or '') .. '}'
 redis.call('HSET', KEYS[7], eventId, event)

@@ -42,6 +42,7 @@
              nothing was applied
     ARGV[15] player bucket capacity (0 = no bucket)    ARGV[16] its refill window, ms
     ARGV[17] region bucket capacity (0 = no bucket)    ARGV[18] its refill window, ms
+    ARGV[19] the request's W3C traceparent, put in the event ('' = not traced; may be absent)
 
   Answers (see includes/contract; statuses are named in redis/contract.ts):
     ok                   score, version, regional (-1: none), higher (players above
@@ -158,7 +159,7 @@ if hasRegion then redis.call('ZADD', regionalBoard, stored(newScore), uid) end
 -- from the index, the sweeper re-enqueues whatever a crash left in the index,
 -- and the worker deletes it from the outbox once it is in Postgres.
 local eventId = outboxId(uid, version)
-local event = eventJson(uid, name, region, op, newScore - score, newScore, version, now, ARGV[10])
+local event = eventJson(uid, name, region, op, newScore - score, newScore, version, now, ARGV[10], ARGV[19] or '')
 redis.call('HSET', KEYS[5], eventId, event)
 redis.call('ZADD', KEYS[6], now, eventId)
 

@@ -8,7 +8,7 @@
     then user_id ascending" (Redis orders equal scores by member bytes).
   - An outbox entry (and its first queue job) is named `user_id#version`.
   - An event carries user_id, name, region, op, delta, score, version, ts,
-    request_id.
+    request_id, and traceparent when the write was traced (sampled).
   - A script answers { status, name1, value1, name2, value2, ... }: a status
     word, then named fields, which the caller decodes by name.
 ]]
@@ -25,11 +25,13 @@ end
 local function outboxId(uid, version) return uid .. '#' .. version end
 
 -- The event of one applied write, as JSON (fields in a fixed order).
-local function eventJson(uid, name, region, op, delta, score, version, ts, requestId)
+-- `traceparent` is the writing request's W3C trace context ('' = not traced: no field).
+local function eventJson(uid, name, region, op, delta, score, version, ts, requestId, traceparent)
   return '{"user_id":' .. cjson.encode(uid) .. ',"name":' .. cjson.encode(name) ..
     ',"region":' .. cjson.encode(region) .. ',"op":' .. cjson.encode(op) ..
     ',"delta":' .. int(delta) .. ',"score":' .. int(score) ..
-    ',"version":' .. version .. ',"ts":' .. ts .. ',"request_id":' .. cjson.encode(requestId) .. '}'
+    ',"version":' .. version .. ',"ts":' .. ts .. ',"request_id":' .. cjson.encode(requestId) ..
+    (traceparent ~= '' and (',"traceparent":' .. cjson.encode(traceparent)) or '') .. '}'
 end
 
 -- The shard's clock, ms since epoch.
