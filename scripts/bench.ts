@@ -1,6 +1,7 @@
 /**
- * npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
+ * npm run bench [-- --only persistence|http|observability] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
  *   [--gateways N] [--replicas N] [--connections N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
+ *   [--rounds N]  (observability: rounds of metrics off / metrics on / metrics + tracing, default 3)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
  * here, never in tests.
@@ -12,9 +13,9 @@ import { findRepoRoot } from '@lb/devtools/testing';
 import { benchPersistence, type PersistenceResult } from './bench/persistence.js';
 import { fmt, machineLine } from './bench/machine.js';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, help: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http|observability] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N]\n');
   process.exit(0);
 }
 const root = findRepoRoot();
@@ -64,6 +65,19 @@ async function main(): Promise<void> {
       log('== http through nginx ==');
       section('http', await http.benchHttp(log, { quick, runs: args.runs?.split(','), profileDir: args.profile, durationS: args.duration ? Number(args.duration) : undefined, gateways: args.gateways ? Number(args.gateways) : undefined, replicas: args.replicas ? Number(args.replicas) : undefined, connections: args.connections ? Number(args.connections) : undefined }));
     } else log('http bench not available');
+  }
+  if (!args.only || args.only === 'observability') {
+    log('== observability overhead ==');
+    const { benchObservability } = await import('./bench/observability.js');
+    section(
+      'observability',
+      await benchObservability(log, {
+        quick,
+        rounds: args.rounds ? Number(args.rounds) : undefined,
+        durationS: args.duration ? Number(args.duration) : undefined,
+        connections: args.connections ? Number(args.connections) : undefined,
+      }),
+    );
   }
   log(`figures written to docs/BENCHMARKS.md`);
 }

@@ -28,7 +28,7 @@ import { fmt, machineLine, pct } from './machine.js';
 
 const CLK_TCK = 100;
 
-interface RunResult {
+export interface RunResult {
   name: string;
   requests: number;
   rps: number;
@@ -83,7 +83,7 @@ function procTable(): Map<number, { ppid: number; cpu: number }> {
 }
 
 /** CPU seconds of each group: its pids and all their descendants. */
-function cpuByGroup(groups: Record<string, number[]>): Record<string, number> {
+export function cpuByGroup(groups: Record<string, number[]>): Record<string, number> {
   const t = procTable();
   const children = new Map<number, number[]>();
   for (const [pid, p] of t) (children.get(p.ppid) ?? children.set(p.ppid, []).get(p.ppid)!).push(pid);
@@ -104,7 +104,7 @@ function cpuByGroup(groups: Record<string, number[]>): Record<string, number> {
   return out;
 }
 
-function groupsOf(stack: Stack): Record<string, number[]> {
+export function groupsOf(stack: Stack): Record<string, number[]> {
   const g: Record<string, number[]> = {};
   for (const c of stack.components) {
     if (!c.pid) continue;
@@ -114,7 +114,7 @@ function groupsOf(stack: Stack): Record<string, number[]> {
   return g;
 }
 
-const WARM_UP_S = 5;
+export const WARM_UP_S = 5;
 
 /** CPU seconds of the load generator so far: wrk is our child, autocannon runs in this process. */
 function loadGeneratorCpu(): number {
@@ -123,11 +123,17 @@ function loadGeneratorCpu(): number {
   return (u.user + u.system) / 1e6;
 }
 
-async function run(
+/** Hooks called right around the measured load (after the warm-up): what a caller samples over exactly that window. */
+export interface MeasuredWindow {
+  start(): Promise<void> | void;
+  end(): Promise<void> | void;
+}
+
+export async function run(
   name: string,
   url: string,
   groups: Record<string, number[]>,
-  opts: { duration: number; connections: number; mix: MixEntry[]; redis?: () => Promise<CommandStats> },
+  opts: { duration: number; connections: number; mix: MixEntry[]; redis?: () => Promise<CommandStats>; window?: MeasuredWindow },
   log: (s: string) => void,
 ): Promise<RunResult> {
   // Unrecorded warm-up with the same mix: V8 keeps compiling (on threads
@@ -135,11 +141,13 @@ async function run(
   // request shape, and the first seconds of every run paid for it.
   await runLoad({ url, mix: opts.mix, connections: opts.connections, durationS: WARM_UP_S });
   const redisBefore = await opts.redis?.();
+  await opts.window?.start();
   const before = cpuByGroup(groups);
   const loadBefore = loadGeneratorCpu();
   const res = await runLoad({ url, mix: opts.mix, connections: opts.connections, durationS: opts.duration });
   const loadCpu = loadGeneratorCpu() - loadBefore;
   const after = cpuByGroup(groups);
+  await opts.window?.end();
   const redisAfter = await opts.redis?.();
   const cpuMsPerReq: Record<string, number> = {};
   // Clamped at 0: a process that exits during the run (a Postgres backend) takes its CPU time with it.
@@ -216,7 +224,38 @@ async function baseline(duration: number, connections: number, body: string, log
   }
 }
 
-const REGIONS = ['NA', 'EU', 'ASIA', GLOBAL];
+export const REGIONS = ['NA', 'EU', 'ASIA', GLOBAL];
+
+/** Limits of the benchmark's stacks: high enough that no request is refused, no access log (every run measures the same thing). */
+export const BENCH_LIMITS: Readonly<Record<string, string>> = Object.freeze({
+  ACCESS_LOG: 'false',
+  LOG_LEVEL: 'warn',
+  USER_RATE_LIMIT_COUNT: '100000',
+  REGION_RATE_LIMIT_COUNT: '10000000',
+  READ_RATE_LIMIT_COUNT: '100000000',
+  QUEUE_REJECT_LENGTH: '1000000',
+});
+
+/** The player p<i>: region by i (¼ each NA, EU, ASIA, GLOBAL-only). */
+const player = (i: number) => ({ userId: `p${i}`, name: `Player ${i}`, region: REGIONS[i % 4]! });
+
+/** Puts players p0…p<n-1> on the boards through the service's own write path (limits, script, outbox, relay), in-process, 64 at a time. */
+export async function seedPlayers(deps: Deps, players: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < players) {
+        const i = next++;
+        await deps.writer.write({ player: player(i), op: 'update', value: Math.floor(Math.random() * 1_000_000), requestId: 'seed' });
+      }
+    }),
+  );
+}
+
+/** A bearer token for each of the players p0…p<n-1>. */
+export function playerTokens(players: number, secret: string, issuer: string): string[] {
+  return Array.from({ length: players }, (_, i) => signToken(player(i), { secret, issuer, ttlSeconds: 3600 }));
+}
 const MAIN_WRITES_AGAIN = 'main-board writes again, before the board runs';
 
 export interface HttpBenchOptions {
@@ -271,14 +310,7 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
   const duration = durationFor(opts);
   const connections = opts.connections ?? 32;
   const dataDir = await mkdtemp(join(tmpdir(), 'lb-bench-stack-'));
-  const bigLimits = {
-    ACCESS_LOG: 'false',
-    LOG_LEVEL: 'warn',
-    USER_RATE_LIMIT_COUNT: '100000',
-    REGION_RATE_LIMIT_COUNT: '10000000',
-    READ_RATE_LIMIT_COUNT: '100000000',
-    QUEUE_REJECT_LENGTH: '1000000',
-  };
+  const bigLimits = BENCH_LIMITS;
   log(`starting the stack (data in ${dataDir})`);
   const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : [];
   const stack = await startStack({ dataDir, ports: 'ephemeral', gateways: topo.gateways, replicas: topo.replicas, env: bigLimits, nginxAccessLog: false, log: () => {}, nodeArgs: { service: prof, gateway: prof, worker: prof } });
@@ -289,21 +321,7 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
     const deps = await createDeps(config, { log: createLogger('bench-seed', 'error') });
     const memBefore = await Promise.all(deps.stores.all().map(async (s) => usedMemory(await s.client.info('memory'))));
     const t0 = performance.now();
-    const ids = Array.from({ length: players }, (_, i) => i);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 64 }, async () => {
-        while (next < ids.length) {
-          const i = next++;
-          await deps.writer.write({
-            player: { userId: `p${i}`, name: `Player ${i}`, region: REGIONS[i % 4]! },
-            op: 'update',
-            value: Math.floor(Math.random() * 1_000_000),
-            requestId: 'seed',
-          });
-        }
-      }),
-    );
+    await seedPlayers(deps, players);
     log(`seeded ${fmt(players)} players in ${fmt((performance.now() - t0) / 1000, 1)} s`);
     await waitDrained(deps, 300_000);
     const memAfter = await Promise.all(deps.stores.all().map(async (s) => usedMemory(await s.client.info('memory'))));
@@ -323,9 +341,7 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
       { weight: 30, method: 'GET', paths: Array.from({ length: 20_000 }, () => `/rank/${randomId()}?region=GLOBAL`) },
       { weight: 30, method: 'GET', paths: Array.from({ length: 20_000 }, () => `/around/${randomId()}?region=GLOBAL&range=5`) },
     ];
-    const tokens = Array.from({ length: players }, (_, i) =>
-      signToken({ userId: `p${i}`, name: `Player ${i}`, region: REGIONS[i % 4]! }, { secret: stack.jwtSecret, issuer: config.jwtIssuer, ttlSeconds: 3600 }),
-    );
+    const tokens = playerTokens(players, stack.jwtSecret, config.jwtIssuer);
     const write: MixEntry = { weight: 20, method: 'POST', paths: ['/score/add'], body: '{"delta":1}', tokens };
     // Warm-up, not recorded: the services have not served a request yet (JIT, connection pools).
     await runLoad({ url: stack.url, mix: [...reads, write], connections, durationS: Math.min(5, duration) });
@@ -388,7 +404,7 @@ function usedMemory(info: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-type Deps = Awaited<ReturnType<typeof createDeps>>;
+export type Deps = Awaited<ReturnType<typeof createDeps>>;
 
 async function backlog(deps: Deps): Promise<number> {
   let n = 0;
@@ -400,7 +416,7 @@ async function backlog(deps: Deps): Promise<number> {
   return n;
 }
 
-async function waitDrained(deps: Deps, timeoutMs: number): Promise<void> {
+export async function waitDrained(deps: Deps, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while ((await backlog(deps)) > 0) {
     if (Date.now() > deadline) throw new Error('queues did not drain');

@@ -1,0 +1,462 @@
+/**
+ * The cost of observability (issue 11): the same load through nginx on the
+ * same stack three ways, alternated in one sitting —
+ *   (a) `metrics: false` and no OTEL env: the baseline;
+ *   (b) metrics on (the default: every Node service serves /metrics, the
+ *       exporters and Prometheus run and scrape, as in `npm start`);
+ *   (c) (b) plus tracing at 10% sampling, exported over OTLP/HTTP to a sink
+ *       this process runs (it answers 200 and counts, so export costs are real).
+ * Metrics and tracing are chosen at start-up, so the stack is restarted for
+ * each configuration, on one data directory seeded once (Redis AOF and
+ * Postgres keep the players). In (b) and (c) the persistence lag and the
+ * backlog are read from the metrics themselves: the lag histogram of the
+ * worker's /metrics before and after the run, the backlog gauge from the
+ * stack's Prometheus.
+ */
+import { statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { createLogger, METRIC } from '@lb/common';
+import { scrape, type Sample } from '@lb/devtools/testing';
+import { createDeps } from '../../leaderboard-service/src/deps.js';
+import { loadConfig } from '../../leaderboard-service/src/config.js';
+import { DEFAULT_SCRAPE_INTERVAL_S } from '../stack/options.js';
+import { REPO_ROOT } from '../stack/paths.js';
+import { startStack, type Stack } from '../stack/stack.js';
+import { BENCH_LIMITS, groupsOf, playerTokens, REGIONS, run, seedPlayers, waitDrained, WARM_UP_S, type Deps, type RunResult } from './http.js';
+import { onInterrupt } from './interrupt.js';
+import { loadTool, type MixEntry } from './load.js';
+import { fmt, machineLine } from './machine.js';
+
+export interface ObservabilityBenchOptions {
+  quick: boolean;
+  /** Rounds of (a, b, c); default 3. */
+  rounds?: number;
+  /** Seconds per measured run (default 10, --quick 5). */
+  durationS?: number;
+  connections?: number;
+}
+
+/** The sampling ratio of configuration (c). */
+const SAMPLING = 0.1;
+/** Target: each of metrics and tracing costs less than this share of the baseline's throughput. */
+const MAX_OVERHEAD = 0.05;
+const PLAYERS = 20_000;
+
+interface Config {
+  readonly key: 'off' | 'metrics' | 'tracing';
+  readonly label: string;
+  readonly metrics: boolean;
+  readonly tracing: boolean;
+}
+const CONFIGS: readonly Config[] = [
+  { key: 'off', label: '(a) off', metrics: false, tracing: false },
+  { key: 'metrics', label: '(b) metrics', metrics: true, tracing: false },
+  { key: 'tracing', label: `(c) metrics + tracing ${SAMPLING * 100}%`, metrics: true, tracing: true },
+];
+
+interface Load {
+  readonly key: 'writes' | 'mix';
+  readonly label: string;
+}
+const LOADS: readonly Load[] = [
+  { key: 'writes', label: 'writes (100% POST /score/add)' },
+  { key: 'mix', label: 'mix (70% reads: /top, /rank/:id; 30% writes)' },
+];
+
+/** One measured run: a configuration, a load, a round. */
+interface Sampled {
+  readonly config: Config['key'];
+  readonly load: Load['key'];
+  readonly round: number;
+  readonly run: RunResult;
+  /** CPU of processes outside the stack and this bench during the run, in cores (other users of the machine). */
+  readonly otherCores: number;
+  /** From the worker's lag histogram over the run, ms (metrics on only). */
+  readonly lag?: { p50: number; p99: number; events: number };
+  /** Peak of Prometheus's `lb_backlog_events` samples during the run, by shard (metrics on only). */
+  readonly backlogPeak?: Record<string, number>;
+  /** What the services exported during the run (tracing only). */
+  readonly otlp?: OtlpCounts;
+}
+
+interface OtlpCounts {
+  requests: number;
+  bytes: number;
+  spans: number;
+}
+
+// ------------------------------------------------------------ OTLP sink ----
+
+/** An OTLP/HTTP receiver that accepts `POST /v1/traces`, answers 200 and counts requests, bytes and spans. */
+class OtlpSink {
+  private readonly server: Server;
+  private readonly pending: { body: Buffer; gzip: boolean }[] = [];
+  private readonly counts: OtlpCounts = { requests: 0, bytes: 0, spans: 0 };
+  /** Bodies that were not OTLP JSON (the spans they held are not counted). */
+  unparsed = 0;
+  url = '';
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      if (req.method !== 'POST' || req.url !== '/v1/traces') {
+        res.writeHead(404).end();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        this.counts.requests++;
+        this.counts.bytes += body.length;
+        // Parsed later, outside the measured window (see counted()).
+        this.pending.push({ body, gzip: req.headers['content-encoding'] === 'gzip' });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    const addr = this.server.address();
+    if (addr === null || typeof addr === 'string') throw new Error('OTLP sink: no port');
+    this.url = `http://127.0.0.1:${addr.port}`;
+  }
+
+  /** The totals so far (parses the bodies received since the last call). */
+  counted(): OtlpCounts {
+    for (const p of this.pending.splice(0)) {
+      try {
+        const doc = JSON.parse((p.gzip ? gunzipSync(p.body) : p.body).toString('utf8')) as { resourceSpans?: { scopeSpans?: { spans?: unknown[] }[] }[] };
+        for (const r of doc.resourceSpans ?? []) for (const s of r.scopeSpans ?? []) this.counts.spans += s.spans?.length ?? 0;
+      } catch {
+        this.unparsed++;
+      }
+    }
+    return { ...this.counts };
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+// -------------------------------------------------------- from metrics ----
+
+/** Busy CPU seconds of the whole machine (all cores) so far, from /proc/stat. */
+async function machineBusySeconds(): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const f = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: everything but idle and iowait (steal is a neighbour's use).
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0)) / 100;
+}
+
+/** Cumulative counts of a histogram by upper bound, summed over its other labels, as `sum by (le)` does. */
+function buckets(samples: readonly Sample[], name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket`) continue;
+    const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
+    out.set(le, (out.get(le) ?? 0) + s.value);
+  }
+  return out;
+}
+
+/**
+ * The q-quantile of the observations between two scrapes of a histogram,
+ * interpolated within its bucket as PromQL's histogram_quantile does
+ * (the top finite bound when it falls in +Inf).
+ */
+export function quantileBetween(before: readonly Sample[], after: readonly Sample[], name: string, q: number): { value: number; count: number } {
+  const b = buckets(before, name);
+  const rows = [...buckets(after, name)].map(([le, n]) => [le, n - (b.get(le) ?? 0)] as const).sort((x, y) => x[0] - y[0]);
+  const count = rows.at(-1)?.[1] ?? 0;
+  if (count <= 0) return { value: NaN, count: 0 };
+  const rank = q * count;
+  let lower = 0;
+  let below = 0;
+  for (const [le, n] of rows) {
+    if (n >= rank) {
+      if (le === Infinity) return { value: lower, count };
+      return { value: lower + ((le - lower) * (rank - below)) / Math.max(n - below, Number.MIN_VALUE), count };
+    }
+    lower = le;
+    below = n;
+  }
+  return { value: lower, count };
+}
+
+/** Peak of each shard's backlog gauge over the `seconds` before `at` (ms), from Prometheus. */
+async function backlogPeak(prometheusUrl: string, at: number, seconds: number): Promise<Record<string, number>> {
+  const query = `max by (shard) (max_over_time(${METRIC.backlog}[${seconds}s]))`;
+  const res = await fetch(`${prometheusUrl}/api/v1/query?${new URLSearchParams({ query, time: String(at / 1000) })}`);
+  const body = (await res.json()) as { status: string; data?: { result: { metric: { shard?: string }; value: [number, string] }[] } };
+  if (body.status !== 'success') throw new Error(`Prometheus answered ${res.status} to ${query}`);
+  return Object.fromEntries(body.data!.result.map((r) => [r.metric.shard ?? '?', Number(r.value[1])]));
+}
+
+// ------------------------------------------------------------ the runs ----
+
+/** When each workspace's build last succeeded: a change between stack starts means the rounds did not all run the same code. */
+function buildStamp(): string {
+  return ['common', 'leaderboard-service', 'worker-service', 'api-gateway']
+    .map((w) => {
+      try {
+        return statSync(join(REPO_ROOT, w, 'dist', '.built')).mtimeMs;
+      } catch {
+        return 0;
+      }
+    })
+    .join(',');
+}
+
+/** Starts the stack on `dataDir` in configuration `cfg`, runs `fn` with it and an in-process view of its stores, stops it. */
+async function withStack<T>(dataDir: string, cfg: Config, sink: OtlpSink, fn: (stack: Stack, deps: Deps, jwtIssuer: string) => Promise<T>): Promise<T> {
+  const env = { ...BENCH_LIMITS, ...(cfg.tracing && { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER_ARG: String(SAMPLING) }) };
+  const stack = await startStack({ dataDir, ports: 'ephemeral', metrics: cfg.metrics, env, nginxAccessLog: false, log: () => {} });
+  const forget = onInterrupt(() => stack.stop());
+  try {
+    const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...BENCH_LIMITS, PORT: '0', METRICS_PORT: '0' });
+    const deps = await createDeps(config, { log: createLogger('bench-observability', 'error') });
+    try {
+      return await fn(stack, deps, config.jwtIssuer);
+    } finally {
+      await deps.close();
+    }
+  } finally {
+    forget();
+    await stack.stop();
+  }
+}
+
+export async function benchObservability(log: (s: string) => void, opts: ObservabilityBenchOptions): Promise<string> {
+  const rounds = opts.rounds ?? 3;
+  const duration = opts.durationS ?? (opts.quick ? 5 : 10);
+  const connections = opts.connections ?? 32;
+  // (a) and (b) must not trace because of the environment this bench was started in.
+  for (const k of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_TRACES_SAMPLER_ARG']) {
+    if (process.env[k] !== undefined) log(`ignoring ${k} of this environment`);
+    delete process.env[k];
+  }
+  const dataDir = await mkdtemp(join(tmpdir(), 'lb-bench-obs-'));
+  const sink = new OtlpSink();
+  await sink.start();
+  const forget = onInterrupt(() => sink.close().then(() => rm(dataDir, { recursive: true, force: true })));
+  const samples: Sampled[] = [];
+  const stamps = new Set<string>();
+  try {
+    log(`seeding ${fmt(PLAYERS)} players (data in ${dataDir})`);
+    await withStack(dataDir, CONFIGS[0]!, sink, async (_stack, deps) => {
+      await seedPlayers(deps, PLAYERS);
+      await waitDrained(deps, 300_000);
+    });
+    for (let round = 1; round <= rounds; round++) {
+      for (const cfg of CONFIGS) {
+        log(`-- round ${round}/${rounds}: ${cfg.label} --`);
+        stamps.add(buildStamp());
+        await withStack(dataDir, cfg, sink, async (stack, deps, issuer) => {
+          const tokens = playerTokens(PLAYERS, stack.jwtSecret, issuer);
+          const mixes = loadMixes(tokens);
+          const groups = groupsOf(stack);
+          const worker = stack.components.find((c) => c.kind === 'worker');
+          const workerMetrics = worker?.metricsPort ? `http://127.0.0.1:${worker.metricsPort}/metrics` : undefined;
+          for (const load of LOADS) {
+            let before: Sample[] = [];
+            let t0 = 0;
+            let busy0 = 0;
+            let wall = NaN;
+            let busy = NaN;
+            let otlp0: OtlpCounts | undefined;
+            let lag: Sampled['lag'];
+            let backlog: Sampled['backlogPeak'];
+            let otlp: OtlpCounts | undefined;
+            const window = {
+              async start() {
+                if (workerMetrics) before = await scrape(workerMetrics);
+                if (cfg.tracing) otlp0 = sink.counted();
+                busy0 = await machineBusySeconds();
+                t0 = performance.now();
+              },
+              async end() {
+                wall = (performance.now() - t0) / 1000;
+                busy = (await machineBusySeconds()) - busy0;
+                const at = Date.now();
+                if (workerMetrics) {
+                  const after = await scrape(workerMetrics);
+                  const p50 = quantileBetween(before, after, METRIC.persistLag, 0.5);
+                  const p99 = quantileBetween(before, after, METRIC.persistLag, 0.99);
+                  lag = { p50: p50.value * 1000, p99: p99.value * 1000, events: p50.count };
+                }
+                if (stack.prometheusUrl) backlog = await backlogPeak(stack.prometheusUrl, at, Math.ceil(wall) + 1);
+                if (otlp0) {
+                  const now = sink.counted();
+                  otlp = { requests: now.requests - otlp0.requests, bytes: now.bytes - otlp0.bytes, spans: now.spans - otlp0.spans };
+                }
+              },
+            };
+            const r = await run(`${cfg.label}, ${load.key}`, stack.url, groups, { duration, connections, mix: mixes[load.key], window }, log);
+            // Other load: the machine's busy time minus what the stack and the load generator (this process) used.
+            const ours = (cpuTotal(r) * r.requests) / 1000;
+            const s: Sampled = {
+              config: cfg.key,
+              load: load.key,
+              round,
+              run: r,
+              otherCores: Math.max(0, (busy - ours) / wall),
+              ...(lag && { lag }),
+              ...(backlog && { backlogPeak: backlog }),
+              ...(otlp && { otlp }),
+            };
+            samples.push(s);
+            log(summary(s));
+            await waitDrained(deps, 300_000);
+          }
+        });
+      }
+    }
+  } finally {
+    forget();
+    await sink.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  if (sink.unparsed > 0) log(`OTLP sink: ${sink.unparsed} bodies were not OTLP JSON (their spans are not counted)`);
+  return markdown(samples, { quick: opts.quick, rounds, duration, connections, rebuilt: stamps.size > 1, scrapeS: DEFAULT_SCRAPE_INTERVAL_S });
+}
+
+function loadMixes(tokens: readonly string[]): Record<Load['key'], MixEntry[]> {
+  const write: MixEntry = { weight: 30, method: 'POST', paths: ['/score/add'], body: '{"delta":1}', tokens };
+  const randomId = () => `p${Math.floor(Math.random() * PLAYERS)}`;
+  return {
+    writes: [{ ...write, weight: 1 }],
+    mix: [
+      { weight: 35, method: 'GET', paths: REGIONS.map((r) => `/top?region=${r}&limit=10`) },
+      { weight: 35, method: 'GET', paths: Array.from({ length: 20_000 }, () => `/rank/${randomId()}?region=GLOBAL`) },
+      write,
+    ],
+  };
+}
+
+function summary(s: Sampled): string {
+  const parts = [`other load ${fmt(s.otherCores, 2)} cores`];
+  if (s.lag) parts.push(`lag p50 ${fmt(s.lag.p50)} ms p99 ${fmt(s.lag.p99)} ms over ${fmt(s.lag.events)} events`);
+  if (s.backlogPeak) parts.push(`backlog peak ${Object.entries(s.backlogPeak).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') || 'n/a'}`);
+  if (s.otlp) parts.push(`OTLP ${s.otlp.requests} posts, ${fmt(s.otlp.bytes / 1024)} KiB, ${fmt(s.otlp.spans)} spans`);
+  return `   ${parts.join('; ')}`;
+}
+
+// ------------------------------------------------------------ markdown ----
+
+const median = (xs: readonly number[]): number => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+/** `median (min–max)`. */
+const spread = (xs: readonly number[], digits = 0, unit = ''): string => {
+  const f = xs.filter(Number.isFinite);
+  if (f.length === 0) return 'n/a';
+  return `${fmt(median(f), digits)}${unit} (${fmt(Math.min(...f), digits)}–${fmt(Math.max(...f), digits)})`;
+};
+const cpuTotal = (r: RunResult) => Object.values(r.cpuMsPerReq).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+
+function markdown(samples: readonly Sampled[], m: { quick: boolean; rounds: number; duration: number; connections: number; rebuilt: boolean; scrapeS: number }): string {
+  const of = (config: Config['key'], load: Load['key']) => samples.filter((s) => s.config === config && s.load === load).sort((a, b) => a.round - b.round);
+  /** Each round's run against the same round's baseline: f(x, a). */
+  const paired = (config: Config['key'], load: Load['key'], f: (x: RunResult, a: RunResult) => number) =>
+    of(config, load).flatMap((s) => {
+      const base = of('off', load).find((b) => b.round === s.round);
+      return base ? [f(s.run, base.run)] : [];
+    });
+  /** Throughput lost against the same round's baseline (1 − x/a). */
+  const overheads = (config: Config['key'], load: Load['key']) => paired(config, load, (x, a) => 1 - x.rps / a.rps);
+  const rows = LOADS.flatMap((load) =>
+    CONFIGS.map((cfg) => {
+      const xs = of(cfg.key, load.key);
+      const oh = cfg.key === 'off' ? '—' : spread(overheads(cfg.key, load.key).map((x) => 100 * x), 1, '%');
+      const cpu = cfg.key === 'off' ? '—' : spread(paired(cfg.key, load.key, (x, a) => 100 * (cpuTotal(x) / cpuTotal(a) - 1)), 1, '%');
+      return `| ${load.label} | ${cfg.label} | ${spread(xs.map((s) => s.run.rps))} | ${oh} | ${spread(xs.map((s) => s.run.p50), 1)} | ${spread(xs.map((s) => s.run.p99), 1)} | ${xs.reduce((a, s) => a + s.run.errors + s.run.non2xx, 0)} | ${spread(xs.map((s) => cpuTotal(s.run)), 2)} | ${cpu} | ${spread(xs.map((s) => s.otherCores), 2)} |`;
+    }),
+  );
+  const targets = (['metrics', 'tracing'] as const).flatMap((cfg) =>
+    LOADS.map((load) => {
+      const oh = median(overheads(cfg, load.key));
+      const what = cfg === 'metrics' ? 'metrics (b vs a)' : `tracing at ${SAMPLING * 100}% on top of metrics (c vs a)`;
+      return `| ${what}, ${load.key}: throughput overhead < ${MAX_OVERHEAD * 100}% | ${fmt(100 * oh, 1)}% | ${Number.isFinite(oh) ? (oh < MAX_OVERHEAD ? '✅' : '❌') : '(not run)'} |`;
+    }),
+  );
+  // Where the CPU goes: per component, median over the rounds.
+  const groups = [...new Set(samples.flatMap((s) => Object.keys(s.run.cpuMsPerReq)))];
+  const cpuRows = LOADS.flatMap((load) =>
+    CONFIGS.map((cfg) => {
+      const xs = of(cfg.key, load.key);
+      return `| ${load.key} | ${cfg.label} | ${groups.map((g) => (xs.some((s) => s.run.cpuMsPerReq[g] !== undefined) ? median(xs.map((s) => s.run.cpuMsPerReq[g] ?? NaN)).toFixed(3) : '—')).join(' | ')} | ${median(xs.map((s) => cpuTotal(s.run))).toFixed(3)} |`;
+    }),
+  );
+  const lagRows = LOADS.flatMap((load) =>
+    CONFIGS.filter((c) => c.metrics).map((cfg) => {
+      const xs = of(cfg.key, load.key);
+      const shards = [...new Set(xs.flatMap((s) => Object.keys(s.backlogPeak ?? {})))].sort();
+      const peaks = shards.map((sh) => `${sh} ${spread(xs.map((s) => s.backlogPeak?.[sh] ?? NaN))}`).join(', ') || 'n/a';
+      return `| ${load.key} | ${cfg.label} | ${spread(xs.map((s) => s.lag?.p50 ?? NaN))} | ${spread(xs.map((s) => s.lag?.p99 ?? NaN))} | ${spread(xs.map((s) => s.lag?.events ?? NaN))} | ${peaks} |`;
+    }),
+  );
+  const otlpLines = LOADS.map((load) => {
+    const xs = of('tracing', load.key).filter((s) => s.otlp);
+    if (xs.length === 0) return `- ${load.key}: not run`;
+    const perReq = xs.map((s) => s.otlp!.spans / s.run.requests);
+    return `- ${load.key}: ${spread(xs.map((s) => s.otlp!.requests / m.duration), 1)} OTLP posts/s, ${spread(xs.map((s) => s.otlp!.bytes / 1024 / m.duration))} KiB/s, ${spread(perReq, 2)} spans exported per request`;
+  });
+  // The extra CPU per request of (b) over (a) and of (c) over (b), by component (medians).
+  const delta = (x: Config['key'], y: Config['key'], load: Load['key']) =>
+    groups
+      .map((g) => [g, median(of(x, load).map((s) => s.run.cpuMsPerReq[g] ?? 0)) - median(of(y, load).map((s) => s.run.cpuMsPerReq[g] ?? 0))] as const)
+      .filter(([, d]) => Math.abs(d) >= 0.005)
+      .sort((a, b) => b[1] - a[1])
+      .map(([g, d]) => `${g} ${d >= 0 ? '+' : ''}${d.toFixed(3)}`)
+      .join(', ') || 'none above 0.005 ms';
+  const deltaLines = LOADS.flatMap((load) => [
+    `- ${load.key}, (b) − (a): ${delta('metrics', 'off', load.key)} ms per request`,
+    `- ${load.key}, (c) − (b): ${delta('tracing', 'metrics', load.key)} ms per request`,
+  ]);
+  return `## Observability overhead
+
+Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : ''}. ${m.rounds} rounds of (a), (b), (c) in this order, one sitting; each configuration is a fresh start of the whole stack (3 api-gateways × 3 replicas, worker, 3 Redis, Postgres with fsync on, nginx; Prometheus and the 5 exporters in (b) and (c)) on one data directory seeded once with ${fmt(PLAYERS)} players. Load: ${loadTool()}, ${m.connections} connections, ${m.duration} s per run after an unrecorded ${WARM_UP_S} s warm-up with the same mix; the queues are drained between runs.${m.rebuilt ? '\n\n⚠ The services were rebuilt during this sitting (their sources changed): not every round ran the same code.' : ''}
+
+- (a) off: \`metrics: false\` (METRICS_PORT=0 everywhere, no exporters, no Prometheus) and no OTEL_EXPORTER_OTLP_ENDPOINT: the baseline.
+- (b) metrics: the default of \`npm start\`: every Node service serves /metrics, Prometheus scrapes every target every ${m.scrapeS} s and evaluates the recording and alerting rules.
+- (c) metrics + tracing: (b) with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP sink run by the bench (answers 200 to every POST /v1/traces, counts requests, bytes and spans) and OTEL_TRACES_SAMPLER_ARG=${SAMPLING}.
+
+Figures are median (min–max) over the rounds. "vs (a)" is the throughput lost against the baseline run of the same round (1 − x/a), the only comparison that holds on this VM, whose speed drifts by up to 50% within an hour. CPU ms/req is the user + system time of every stack process and of the load generator (from /proc) per request, and "CPU per request vs (a)" its change against the same round's baseline; "other load" is the rest of the machine's busy time during the run (other users of this VM), in cores.
+
+| load | configuration | req/s | throughput lost vs (a) | p50 ms | p99 ms | errors + non-2xx | CPU ms/req | CPU per request vs (a) | other load, cores |
+|---|---|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+| target | measured (median) | |
+|---|---|---|
+${targets.join('\n')}
+
+Persistence lag and backlog, read from the metrics: the lag is the quantile of the worker's \`${METRIC.persistLag}\` histogram between two scrapes of its /metrics right before and right after the run (buckets summed over shards, interpolated as \`histogram_quantile\` does); the backlog is \`max by (shard) (max_over_time(${METRIC.backlog}[<run>s]))\` from the stack's Prometheus at the end of the run (so the peak of its samples, one every ${m.scrapeS} s).
+
+| load | configuration | lag p50 ms | lag p99 ms | events persisted | peak backlog by shard, events |
+|---|---|---|---|---|---|
+${lagRows.join('\n')}
+
+OTLP export in (c), during the measured runs:
+${otlpLines.join('\n')}
+
+CPU milliseconds per request by component (median over the rounds; exporter and prometheus exist in (b) and (c) only):
+
+| load | configuration | ${groups.join(' | ')} | total |
+|---|---|${groups.map(() => '---').join('|')}|---|
+${cpuRows.join('\n')}
+
+Where the extra CPU goes (difference of the medians above, ms per request):
+${deltaLines.join('\n')}
+
+Levers, when a target is missed: see "Observability: analysis" below this section (written by hand; the figures above are rewritten by every run).`;
+}
