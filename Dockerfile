@@ -7,6 +7,8 @@
 #   node worker-service/dist/index.js
 #   node api-gateway/dist/index.js
 #   node common/dist/migrate-cli.js          (one-shot migrations)
+# and, as the target `nginx`, the official nginx image with the live page
+# (web/dist, built by Vite in the build stage) that docker-compose runs.
 #
 # No TypeScript, tsx or test tooling at run time: the build stage compiles
 # with the full lockfile, the runtime stage installs `--omit=dev` and takes
@@ -24,6 +26,7 @@ COPY leaderboard-service/package.json leaderboard-service/
 COPY worker-service/package.json worker-service/
 COPY api-gateway/package.json api-gateway/
 COPY devtools/package.json devtools/
+COPY web/package.json web/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.build.json ./
 COPY scripts/build.mjs scripts/build.mjs
@@ -35,9 +38,16 @@ COPY worker-service/tsconfig.build.json worker-service/
 COPY worker-service/src worker-service/src
 COPY api-gateway/tsconfig.build.json api-gateway/
 COPY api-gateway/src api-gateway/src
+COPY web/index.html web/vite.config.ts web/tsconfig.json web/
+COPY web/src web/src
 # tsc --build into each workspace's dist/, plus the Lua scripts next to the
-# module that reads them (leaderboard-service/dist/redis/lua).
+# module that reads them (leaderboard-service/dist/redis/lua); Vite bundles
+# the page into web/dist.
 RUN npm run build
+
+# ---- nginx: the official image plus the live page (nginx.docker.conf's web root) ----
+FROM nginx:1.27 AS nginx
+COPY --from=build /app/web/dist /usr/share/leaderboard/web
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime
@@ -55,6 +65,7 @@ COPY leaderboard-service/package.json leaderboard-service/
 COPY worker-service/package.json worker-service/
 COPY api-gateway/package.json api-gateway/
 COPY devtools/package.json devtools/
+COPY web/package.json web/
 # @node-rs/argon2 and msgpackr ship prebuilt binaries for linux-x64/arm64 glibc,
 # which node:20-slim is, so no compiler toolchain is needed.
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

@@ -41,7 +41,8 @@ const METRICS = ['prometheus', 'promtool', 'prometheus-redis-exporter', 'prometh
 const metricsOff = args.includes('--no-metrics') || ['off', 'false', 'no', '0'].includes((process.env.STACK_METRICS ?? '').trim().toLowerCase());
 /** System binaries each command needs; commands not listed need none. */
 const BINARIES = {
-  test: [...SERVERS, 'nginx', ...METRICS],
+  // chromium: the live page's browser test (test/web.e2e.test.ts).
+  test: [...SERVERS, 'nginx', ...METRICS, 'chromium'],
   start: [...SERVERS, 'nginx', ...(metricsOff ? [] : METRICS)],
   bench: [...SERVERS, 'nginx', ...METRICS],
 };

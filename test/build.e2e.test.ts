@@ -53,6 +53,13 @@ describe('the production build, end to end', function () {
     expect(lua).to.include(join('includes', 'contract.lua'));
     expect(luaFiles(dist)).to.deep.equal(lua);
     for (const f of lua) expect(readFileSync(join(dist, f), 'utf8'), f).to.equal(readFileSync(join(src, f), 'utf8'));
+    // The live page: Vite's bundle, whose index.html loads hashed files that exist.
+    const page = readFileSync(join(REPO_ROOT, 'web/dist/index.html'), 'utf8');
+    const assets = [...page.matchAll(/(?:src|href)="\/(assets\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(assets.some((a) => a.endsWith('.js'))).to.equal(true);
+    expect(assets.some((a) => a.endsWith('.css'))).to.equal(true);
+    for (const a of assets) expect(existsSync(join(REPO_ROOT, 'web/dist', a)), a).to.equal(true);
+    expect(existsSync(join(REPO_ROOT, 'web/dist/.built'))).to.equal(true);
   });
 
   it('when a build is older than its sources, then build --if-stale rebuilds it; when it is fresh, then it does nothing', async () => {
@@ -64,6 +71,13 @@ describe('the production build, end to end', function () {
     const rebuilt = await ifStale();
     expect(rebuilt.stderr).to.match(/build: worker-service not built or older than the sources/);
     expect(statSync(stamp).mtimeMs).to.be.greaterThan(Date.now() - 60_000);
+    expect((await ifStale()).stderr).to.equal('');
+    // The page alone (what a stack of the sources builds): only web/dist is rebuilt.
+    const webStamp = join(REPO_ROOT, 'web/dist/.built');
+    utimesSync(webStamp, new Date(0), new Date(0));
+    const web = await run(process.execPath, ['scripts/build.mjs', '--if-stale', '--web'], { cwd: REPO_ROOT });
+    expect(web.stderr).to.match(/build: web \(the live page\) not built or older than its sources/);
+    expect(statSync(webStamp).mtimeMs).to.be.greaterThan(Date.now() - 60_000);
     expect((await ifStale()).stderr).to.equal('');
   });
 

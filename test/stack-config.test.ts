@@ -108,6 +108,17 @@ describe('stack configuration', () => {
       }
     });
 
+    it('when rendered, then live streams (SSE) have a location of their own: unbuffered, HTTP/1.1, long reads', () => {
+      for (const { options } of COMMITTED_NGINX_CONFS) {
+        const conf = renderNginxConf(options);
+        const m = /location ~ \(\^\/live\$\|\^\/boards\/\[\^\/\]\+\/live\$\|\^\/me\/live\$\) \{([^}]*)\}/.exec(conf);
+        expect(m, 'the live location').to.not.equal(null);
+        for (const directive of ['proxy_pass http://api_gateways;', 'proxy_buffering off;', 'proxy_http_version 1.1;', 'proxy_read_timeout 1h;', 'proxy_set_header X-Forwarded-For $remote_addr;', 'proxy_set_header Connection "";']) {
+          expect(m![1]).to.include(directive);
+        }
+      }
+    });
+
     it('when rendered, then /metrics on the public listener is a JSON 404 and stub_status listens on 127.0.0.1 only, on its own server', () => {
       for (const { options } of COMMITTED_NGINX_CONFS) {
         const conf = renderNginxConf(options);
@@ -124,6 +135,23 @@ describe('stack configuration', () => {
       expect(without).not.to.include('stub_status');
       expect(without).not.to.include('STATUS');
       expect(() => renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, statusPort: 8080 })).to.throw(/statusPort/);
+    });
+
+    it('when rendered with a web root, then / and /assets/ are served from it (typed, CSP on the page) and everything else still goes to the gateways', () => {
+      for (const { options } of COMMITTED_NGINX_CONFS) {
+        const conf = renderNginxConf(options);
+        expect(conf).to.include(`location = / {\n            root ${options.webRoot};\n            try_files /index.html =404;`);
+        expect(conf).to.include(`location /assets/ {\n            root ${options.webRoot};`);
+        expect(conf).to.match(/types \{ application\/javascript js; text\/css css;/);
+        expect(conf).to.include('Content-Security-Policy "default-src \'self\';');
+        expect(conf).to.include('location / {\n            proxy_pass http://api_gateways;');
+        expect(conf).not.to.include('WEB_');
+      }
+      const without = renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, webRoot: undefined });
+      expect(without).not.to.include('location = / {');
+      expect(without).not.to.include('/assets/');
+      expect(without).not.to.include('WEB_');
+      expect(() => renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, webRoot: '/srv/web; evil' })).to.throw(/plain path/);
     });
 
     it('when rendered for docker, then it listens on every interface and leaves "daemon off" to the image', () => {
@@ -160,6 +188,7 @@ describe('stack configuration', () => {
             errorLog: 'stderr',
             accessLog: join(dir, 'access.log'),
             tempDir: join(dir, 'temp'),
+            webRoot: join(dir, 'web'),
           }),
         );
         try {
@@ -363,7 +392,10 @@ describe('stack configuration', () => {
       const dockerfile = read('Dockerfile');
       expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:20-slim$/m);
       const stages = dockerStages(dockerfile);
-      expect([...stages.keys()]).to.deep.equal(['build', 'runtime']);
+      // The runtime stage last: it is the default target, the image of the Node services.
+      expect([...stages.keys()]).to.deep.equal(['build', 'nginx', 'runtime']);
+      // nginx: the official image plus the page the build stage bundled, where nginx.docker.conf serves it from.
+      expect(stages.get('nginx')).to.deep.equal(['FROM nginx:1.27 AS nginx', `COPY --from=build /app/web/dist ${COMMITTED_NGINX_CONFS[1]!.options.webRoot}`]);
       const build = stages.get('build')!;
       const runtime = stages.get('runtime')!;
       expect(build[0]).to.equal('FROM ${NODE_IMAGE} AS build');

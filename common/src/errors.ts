@@ -40,6 +40,7 @@ export const ERROR_STATUS = {
   region_rate_limited: 429,
   queue_full: 429,
   too_many_connections: 429,
+  too_many_streams: 429,
   headers_too_large: 431,
   internal: 500,
   bad_gateway: 502,

@@ -87,12 +87,50 @@ export function verifyToken(token: string, s: TokenSettings): Identity {
   if (typeof claims !== 'object' || claims.exp === undefined) {
     throw new AppError('invalid_token', 'token must carry exp');
   }
+  // Tokens for one purpose only (a live ticket) carry an audience: never an access token.
+  if (claims.aud !== undefined) throw new AppError('invalid_token', 'token is not an access token');
   if (typeof claims.iat !== 'number' || claims.iat > Date.now() / 1000 + skew) {
     throw new AppError('invalid_token', typeof claims.iat !== 'number' ? 'token must carry iat' : 'token is issued in the future');
   }
   const { sub, name, region } = claims as Record<string, unknown>;
   if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string') {
     throw new AppError('invalid_token', 'token claims are malformed');
+  }
+  return { userId: sub, name, region };
+}
+
+/** The audience of live tickets: a ticket opens `GET /me/live` and nothing else. */
+export const LIVE_TICKET_AUDIENCE = 'lb:live';
+/** How long a live ticket is valid, seconds. */
+export const LIVE_TICKET_TTL_S = 30;
+
+/**
+ * A short-lived ticket for `GET /me/live?ticket=` (EventSource cannot send
+ * an Authorization header): a JWT with the same secret and pinned algorithm
+ * as access tokens, its own audience, valid {@link LIVE_TICKET_TTL_S}. An
+ * access token is never accepted as a ticket, nor a ticket as a token.
+ */
+export function signLiveTicket(identity: Identity, s: TokenSettings): string {
+  return jwt.sign({ name: identity.name, region: identity.region }, keyOf(s.secret), {
+    algorithm: ALGORITHM,
+    subject: identity.userId,
+    issuer: s.issuer,
+    audience: LIVE_TICKET_AUDIENCE,
+    expiresIn: LIVE_TICKET_TTL_S,
+  });
+}
+
+/** Verifies a live ticket; anything wrong with it (audience included) is 401 `invalid_token`. */
+export function verifyLiveTicket(ticket: string, s: TokenSettings): Identity {
+  let claims: jwt.JwtPayload | string;
+  try {
+    claims = jwt.verify(ticket, keyOf(s.secret), { algorithms: [ALGORITHM], issuer: s.issuer, audience: LIVE_TICKET_AUDIENCE });
+  } catch (e) {
+    throw new AppError('invalid_token', (e as Error).name === 'TokenExpiredError' ? 'ticket expired' : 'ticket is invalid');
+  }
+  const { sub, name, region, exp } = (typeof claims === 'object' ? claims : {}) as Record<string, unknown>;
+  if (typeof exp !== 'number' || typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string') {
+    throw new AppError('invalid_token', 'ticket claims are malformed');
   }
   return { userId: sub, name, region };
 }

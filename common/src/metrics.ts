@@ -36,6 +36,9 @@ export const METRIC = {
   topCacheHits: 'lb_top_cache_hits_total',
   topCacheMisses: 'lb_top_cache_misses_total',
   topCacheInvalidations: 'lb_top_cache_invalidations_total',
+  // Live pushes (SSE), per replica; kind = top | me
+  liveStreams: 'lb_live_streams',
+  liveEvents: 'lb_live_events_total',
   redisDuration: 'lb_redis_command_duration_seconds',
   redisErrors: 'lb_redis_errors_total',
   pgDuration: 'lb_pg_query_duration_seconds',
@@ -159,15 +162,20 @@ export class HttpMetrics {
     this.children.get(route, method, String(status)).observe(seconds);
   }
 
-  /** Observes the request once its answer has been sent (its route template from the path it arrived with). */
+  /**
+   * Observes the request once its answer has been sent (its route template
+   * from the path it arrived with). Event streams (`/live`, `/boards/:board/live`,
+   * `/me/live`) are left out: their "latency" is their lifetime, and
+   * `lb_live_streams` / `lb_live_events_total` describe them.
+   */
   track(req: IncomingMessage, res: ServerResponse): void {
     const start = process.hrtime.bigint();
     const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const route = routeTemplate(q < 0 ? url : url.slice(0, q));
+    if (STREAM_ROUTES.has(route)) return;
     const method = req.method === 'GET' || req.method === 'POST' || req.method === 'HEAD' ? req.method : 'other';
-    res.once('finish', () => {
-      const q = url.indexOf('?');
-      this.observe(routeTemplate(q < 0 ? url : url.slice(0, q)), method, res.statusCode, secondsSince(start));
-    });
+    res.once('finish', () => this.observe(route, method, res.statusCode, secondsSince(start)));
   }
 }
 
@@ -220,11 +228,16 @@ const TEMPLATES: readonly [RegExp, string][] = [
   [/^\/auth\/(register|login)$/, '/auth/$1'],
   [/^\/boards$/, '/boards'],
   [/^\/boards\/[^/]+$/, '/boards/:id'],
-  [/^\/boards\/[^/]+\/(top|scores|periods|ranks)$/, '/boards/:board/$1'],
+  [/^\/boards\/[^/]+\/(top|scores|periods|ranks|live)$/, '/boards/:board/$1'],
+  [/^\/live$/, '/live'],
+  [/^\/me\/(live|live-ticket)$/, '/me/$1'],
   [/^\/boards\/[^/]+\/(rank|around)\/[^/]+$/, '/boards/:board/$1/:userId'],
   [/^\/admin\/boards(\/[^/]+)?$/, '/admin/boards'],
   [/^\/health(\/live)?$/, '/health'],
 ];
+
+/** The route templates of Server-Sent Event streams. */
+export const STREAM_ROUTES: ReadonlySet<string> = new Set(['/live', '/boards/:board/live', '/me/live']);
 
 export function routeTemplate(path: string): string {
   for (const [re, t] of TEMPLATES) {

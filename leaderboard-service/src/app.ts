@@ -20,6 +20,7 @@ import { healthRoutes } from './routes/health.js';
 import { historyRoutes } from './routes/history.js';
 import { readRoutes } from './routes/reads.js';
 import { scoreRoutes } from './routes/scores.js';
+import { liveRoutes } from './routes/live.js';
 
 export const ACCESS_LOG_FORMAT =
   ':date[iso] :remote-addr ":method :url" :status :res[content-length] :response-time ms rid=:res[x-request-id] trace=:trace';
@@ -40,14 +41,14 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
     res.setHeader('X-Served-By', config.instanceId);
     next();
   });
-  app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, reader: deps.reader, instanceId: config.instanceId }));
+  app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, reader: deps.reader, live: deps.live, instanceId: config.instanceId }));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', jsonBody(bodyLimits(config)));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
   app.use(boardRoutes({ catalog: deps.catalog, admin: deps.boardAdmin }));
   // The key is checked before the body is read: an anonymous client cannot make the service buffer anything.
   app.use('/admin', requireApiKey(deps.apiKeys), jsonBody(bodyLimits(config)));
-  app.use(adminRoutes({ admin: deps.boardAdmin }));
+  app.use(adminRoutes({ admin: deps.boardAdmin, stores: deps.stores, instanceId: config.instanceId }));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
@@ -57,6 +58,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
 export function buildServer(config: ServiceConfig, deps: Deps): Server {
   const app = buildApp(config, deps);
   // The route table of the hot path: every read and score write, and whether it needs a token.
+  const main = new MainBoard(deps.reader, deps.writer, config.maxScoreDelta);
   const hot = hotPath(
     [
       ...readRoutes({ reader: deps.reader, router: deps.router }),
@@ -68,7 +70,8 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
         clientWrites: () => deps.catalog.get(MAIN_BOARD)?.clientWrites !== false,
         metrics: deps.metrics,
       }),
-      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock, main: new MainBoard(deps.reader, deps.writer, config.maxScoreDelta) }),
+      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock, main }),
+      ...liveRoutes({ hub: deps.live, catalog: deps.catalog, reader: deps.reader, views: deps.boardViews, main, router: deps.router, token: config.token, clock: deps.clock }),
     ],
     {
       instanceId: config.instanceId,

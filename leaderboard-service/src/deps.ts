@@ -22,6 +22,7 @@ import { EventRelays } from './events/relay.js';
 import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
 import { ShardStores } from './redis/shard-store.js';
 import { ServiceMetrics } from './metrics.js';
+import { LiveHub } from './live/hub.js';
 
 export interface Deps {
   log: Logger;
@@ -45,6 +46,8 @@ export interface Deps {
   /** What named boards' current periods are decided by. */
   clock: () => number;
   apiKeys: ApiKeyVerifier;
+  /** Live streams (SSE), fed by the top-page cache's change subscriptions. */
+  live: LiveHub;
   close(): Promise<void>;
 }
 
@@ -133,6 +136,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     },
   );
   const boardViews = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), topCache, clock);
+  const live = new LiveHub(topCache, { heartbeatMs: config.liveHeartbeatMs, retryMs: config.liveRetryMs, refreshMs: config.liveRefreshMs, clock, log, counters: on ? metrics.live : undefined });
   return {
     log,
     metrics,
@@ -143,6 +147,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     boardViews,
     clock,
     apiKeys,
+    live,
     stores,
     pools,
     reader,
@@ -153,6 +158,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     accountsRepo,
     history: new HistoryRepo(pools),
     async close() {
+      live.close();
       catalog.stop();
       await relays.close();
       await topCache.close();

@@ -26,11 +26,13 @@ runService('leaderboard-service', async () => {
   if (metricsServer) deps.log.info('metrics listening', { host: config.metricsHost, port: config.metricsPort });
 
   onShutdown(deps.log, async () => {
-    await closeServer(server, () =>
+    await closeServer(server, () => {
       server.on('request', (_req, res: import('node:http').ServerResponse) => {
         if (!res.headersSent) res.setHeader('Connection', 'close');
-      }),
-    );
+      });
+      // Live streams would hold the server open: they end, and their clients reconnect to another replica.
+      deps.live.close();
+    });
     await deps.close();
     metricsServer?.close();
     // Flushes the spans not yet exported.

@@ -11,15 +11,17 @@ import { REPO_ROOT } from './paths.js';
 const run = promisify(execFile);
 
 /**
- * Runs `node scripts/build.mjs --if-stale` (tsc --build and the assets, only
+ * Runs `node scripts/build.mjs --if-stale` (with `webOnly`: `--web`, the live
+ * page alone) (tsc --build and the assets, only
  * when a workspace's dist/ is missing or older than its sources) and passes
  * what it printed to `log`, line by line. Rejects with tsc's diagnostics when
  * the build fails.
  */
-export async function ensureBuilt(log: (line: string) => void): Promise<void> {
+export async function ensureBuilt(log: (line: string) => void, opts: { webOnly?: boolean } = {}): Promise<void> {
   let output: string;
   try {
-    const { stdout, stderr } = await run(process.execPath, [join(REPO_ROOT, 'scripts', 'build.mjs'), '--if-stale'], {
+    const args = [join(REPO_ROOT, 'scripts', 'build.mjs'), '--if-stale', ...(opts.webOnly ? ['--web'] : [])];
+    const { stdout, stderr } = await run(process.execPath, args, {
       cwd: REPO_ROOT,
       maxBuffer: 16 * 1024 * 1024,
     });

@@ -447,6 +447,8 @@ export interface NginxSettings {
   readonly gateways: () => string[];
   /** Port of the 127.0.0.1-only `stub_status` server: > 0 fixed, 0 a free one, undefined = none (metrics off). */
   readonly statusPort: number | undefined;
+  /** The live page's bundle (web/dist), served at / and /assets/; undefined: no page. */
+  readonly webRoot?: string;
 }
 
 export class NginxComponent extends SpawnedComponent {
@@ -504,6 +506,7 @@ export class NginxComponent extends SpawnedComponent {
       accessLog: this.settings.accessLog,
       tempDir: join(dir, 'temp'),
       ...(this.statusPort !== undefined && { statusPort: this.statusPort }),
+      ...(this.settings.webRoot !== undefined && { webRoot: this.settings.webRoot }),
     });
     writeFileSync(this.confFile(), conf);
     await this.spawn(this.settings.binary, nginxArgs(this.settings.binary, this.confFile(), dir, 'stderr'), process.env);

@@ -39,6 +39,12 @@ export interface NginxConfOptions {
    * such server (a stack without metrics).
    */
   readonly statusPort?: number;
+  /**
+   * Directory of the live page's bundle (web/dist: index.html and assets/),
+   * served at `/` and `/assets/`. Undefined: no page, every path goes to
+   * the gateways.
+   */
+  readonly webRoot?: string;
 }
 
 /** Requests one client address may have in flight at nginx: well above a load test's 32 connections. */
@@ -78,6 +84,7 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     errorLog: opts.errorLog,
     accessLog: opts.accessLog,
     tempDir: opts.tempDir,
+    ...(opts.webRoot !== undefined && { webRoot: opts.webRoot }),
   })) {
     if (!SAFE_PATH.test(value)) throw new Error(`nginx ${key} "${value}" must be a plain path`);
   }
@@ -91,14 +98,14 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     CONN_PER_IP: String(connPerIp),
     LISTEN: opts.mode === 'local' ? `127.0.0.1:${opts.listenPort}` : String(opts.listenPort),
     STATUS_LISTEN: `127.0.0.1:${opts.statusPort}`,
+    WEB_ROOT: (opts.webRoot ?? '').replace(/(.)\/+$/, '$1'),
     // max_fails/fail_timeout: a gateway that failed is skipped for 5 s, then tried again.
     UPSTREAM_SERVERS: opts.gateways.map((g) => `        server ${g} max_fails=1 fail_timeout=5s;`).join('\n'),
   };
-  // The stub_status server is kept (without its markers) or dropped whole.
-  const template = readFileSync(NGINX_TEMPLATE, 'utf8').replace(
-    /^[ \t]*\{\{STATUS_BEGIN\}\}\n([\s\S]*?)^[ \t]*\{\{STATUS_END\}\}\n/m,
-    (_m, block: string) => (opts.statusPort === undefined ? '' : block),
-  );
+  // The stub_status server and the page's locations are kept (without their markers) or dropped whole.
+  const template = readFileSync(NGINX_TEMPLATE, 'utf8')
+    .replace(/^[ \t]*\{\{STATUS_BEGIN\}\}\n([\s\S]*?)^[ \t]*\{\{STATUS_END\}\}\n/m, (_m, block: string) => (opts.statusPort === undefined ? '' : block))
+    .replace(/^[ \t]*\{\{WEB_BEGIN\}\}\n([\s\S]*?)^[ \t]*\{\{WEB_END\}\}\n\n?/m, (_m, block: string) => (opts.webRoot === undefined ? '' : `${block}\n`));
   const out = template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {
     const v = values[name];
     if (v === undefined) throw new Error(`nginx template: unknown placeholder {{${name}}}`);
@@ -121,6 +128,8 @@ export const COMMITTED_NGINX_CONFS: ReadonlyArray<{ readonly file: string; reado
       accessLog: 'access.log',
       tempDir: 'temp',
       statusPort: 8090,
+      // web/dist of this checkout, relative to the prefix .data/nginx/ (npm start renders the absolute path).
+      webRoot: '../../web/dist',
     },
   },
   {
@@ -136,6 +145,8 @@ export const COMMITTED_NGINX_CONFS: ReadonlyArray<{ readonly file: string; reado
       tempDir: '/var/cache/nginx',
       // On the container's loopback: the nginx exporter runs in nginx's network namespace.
       statusPort: 8081,
+      // Copied into the nginx image by the Dockerfile's `nginx` stage.
+      webRoot: '/usr/share/leaderboard/web',
     },
   },
 ];

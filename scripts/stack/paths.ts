@@ -11,5 +11,8 @@ export const DEFAULT_DATA_DIR = join(REPO_ROOT, '.data');
 /** SQL migrations applied to every shard database. */
 export const SQL_DIR = join(REPO_ROOT, 'sql');
 
+/** The live page's bundle (web/, built by Vite), which nginx serves at `/`. */
+export const WEB_DIST = join(REPO_ROOT, 'web', 'dist');
+
 /** The nginx template rendered by {@link renderNginxConf}. */
 export const NGINX_TEMPLATE = join(REPO_ROOT, 'nginx', 'nginx.conf.template');

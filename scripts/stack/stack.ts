@@ -54,7 +54,7 @@ import {
   type ResolvedStackOptions,
   type StartStackOptions,
 } from './options.js';
-import { SQL_DIR } from './paths.js';
+import { SQL_DIR, WEB_DIST } from './paths.js';
 import { JOBS, queueRejectLength, RECORDING_RULES, renderAlertRules, renderPrometheusConfig, type ScrapeTarget } from './prometheus.js';
 import { processStartTime } from './proc.js';
 import { adminKeyPath, assertNotRunning, ensureAdminKey, removeStackFile, resolveJwtSecret, writeStackFile } from './state.js';
@@ -129,6 +129,9 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   for (const d of ['logs', 'redis', 'nginx']) mkdirSync(join(o.dataDir, d), { recursive: true });
   assertNotRunning(o.dataDir);
   if (o.code === 'dist') await ensureBuilt(log);
+  // The sources need no build, but nginx serves the live page from web/dist either way. A page
+  // that does not build stops nothing else: nginx then answers / with a JSON 404 saying so.
+  else await ensureBuilt(log, { webOnly: true }).catch((e: unknown) => log(`the live page (web/) could not be built; / answers 404: ${(e as Error).message}`));
   // Fail with the apt-get command rather than a spawn ENOENT halfway through.
   const servers: BinaryName[] = ['redis-server', 'postgres', 'initdb', 'nginx'];
   const bins = await ensureBinaries([...servers, ...(o.metrics ? METRICS_BINARIES : [])], { install: false });
@@ -228,6 +231,7 @@ class StackRunner {
         accessLog: options.nginxAccessLog === false ? 'off' : join(this.ctx.logsDir, 'nginx-access.log'),
         gateways: () => this.gateways.flatMap((g) => (g.port ? [`127.0.0.1:${g.port}`] : [])),
         statusPort: o.metrics ? o.ports.nginxStatus : undefined,
+        webRoot: WEB_DIST,
       },
       this.ctx,
     );

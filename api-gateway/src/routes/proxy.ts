@@ -9,9 +9,17 @@ import { hasBody, readBody, verifyBearer, type BodyLimits, type TokenSettings } 
 import type { Forwarder } from '../forwarder.js';
 import { stripHopByHopHeaders, setForwardingHeaders, stripIdentityHeaders } from '../http/headers.js';
 import type { ReadLimiter } from '../http/rate-limit.js';
+import type { StreamLimiter } from '../http/stream-limit.js';
 
-/** Paths of the public API: /auth/*, /score and /score/*, /top, /rank/:id, /around/:id, /history/:id, /boards and /boards/*, /admin/*. */
-const PUBLIC_PATH = /^\/(?:auth\/.+|score(?:\/.*)?|top|(?:rank|around|history)\/[^/]+|boards(?:\/.*)?|admin\/.+)$/;
+/** Paths of the public API: /auth/*, /score and /score/*, /top, /live, /me/live*, /rank/:id, /around/:id, /history/:id, /boards and /boards/*, /admin/*. */
+const PUBLIC_PATH = /^\/(?:auth\/.+|score(?:\/.*)?|top|live|me\/live(?:-ticket)?|(?:rank|around|history)\/[^/]+|boards(?:\/.*)?|admin\/.+)$/;
+/** Live streams (Server-Sent Events): long-lived answers, counted per client IP. */
+const LIVE_PATH = /^\/(?:live|boards\/[^/]+\/live|me\/live)$/;
+
+/** True for a GET of a live stream. */
+export function isLiveStream(method: string, path: string): boolean {
+  return method === 'GET' && LIVE_PATH.test(path);
+}
 /** `.` or `..` segments are never forwarded, whatever the replica would make of them. */
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 
@@ -31,6 +39,8 @@ export function isScoreWrite(method: string, path: string): boolean {
 export interface ProxyRouteDeps {
   forwarder: Forwarder;
   limiter: ReadLimiter;
+  /** Open live streams per client IP (LIVE_MAX_STREAMS_PER_IP). */
+  streams: StreamLimiter;
   token: TokenSettings;
   /** Bodies are buffered (so a write can be replayed on another replica) within these limits. */
   body: BodyLimits;
@@ -61,8 +71,10 @@ async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerRe
   const xff = req.headers['x-forwarded-for'];
   const clientIp = xff === undefined || !trusted ? peer : clientOf(peer, xff, deps.trustProxy);
   const method = req.method ?? 'GET';
+  const stream = isLiveStream(method, path);
   if (method === 'GET' || method === 'HEAD') {
     await deps.limiter.take(clientIp);
+    if (stream) deps.streams.take(clientIp, res);
   } else if (isScoreWrite(method, path) && req.headers['x-api-key'] === undefined) {
     // A bad or missing token is answered here and never reaches a replica;
     // the replica verifies the same token again (it trusts nothing else).
@@ -82,7 +94,7 @@ async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerRe
     h['content-length'] = String(body.length);
     delete h['transfer-encoding'];
   }
-  deps.forwarder.forward(req, res, fail, body);
+  deps.forwarder.forward(req, res, fail, body, stream);
 }
 
 /**

@@ -35,6 +35,14 @@ export class JsonText {
   constructor(readonly text: string) {}
 }
 
+/**
+ * An answer that takes the response over (an event stream): the handler's
+ * checks have passed, `start` writes the headers and whatever follows.
+ */
+export class Takeover {
+  constructor(readonly start: (req: IncomingMessage, res: ServerResponse) => void) {}
+}
+
 /** One route of the table. */
 export interface Route {
   /** GET routes also answer HEAD (the same headers, no body). */
@@ -141,7 +149,8 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
       }
     }
     const answer = await route.handler({ query, params, headers: req.headers, requestId, player, admin, body });
-    if (!res.headersSent) sendJson(res, 200, answer, answer instanceof JsonText ? answer.text : JSON.stringify(answer));
+    if (answer instanceof Takeover) answer.start(req, res);
+    else if (!res.headersSent) sendJson(res, 200, answer, answer instanceof JsonText ? answer.text : JSON.stringify(answer));
   } catch (err) {
     writeError(o.log, err, req, res);
   }

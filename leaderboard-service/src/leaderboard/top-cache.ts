@@ -74,7 +74,25 @@ export interface TopPages {
   state(): 'off' | 'live' | 'unsubscribed';
   /** Boards (keys) the cache holds state for. */
   size(): number;
+  /**
+   * Follows the changes the cache learns of, on the cache's own
+   * subscriptions (live pushes use it: no second subscription). Returns the
+   * function that stops it.
+   */
+  watch(listener: TopChangeListener): () => void;
+  /** Changes of `board` arrive (its shards' subscriptions are live); when false, a watcher must poll. */
+  liveFor(board: string): boolean;
   close(): Promise<void>;
+}
+
+/**
+ * A watcher of board changes ({@link TopPages.watch}). `change` runs after
+ * the cache dropped its copy of the board, so a read made from it loads the
+ * new rows; `reset` when a shard's messages may have been missed.
+ */
+export interface TopChangeListener {
+  change(board: string): void;
+  reset(shardId: string): void;
 }
 
 /** No cache: every top page is read from the shards. */
@@ -91,6 +109,12 @@ export class NoTopCache implements TopPages {
   size(): number {
     return 0;
   }
+  watch(): () => void {
+    return () => {};
+  }
+  liveFor(): boolean {
+    return false;
+  }
   async close(): Promise<void> {}
 }
 
@@ -105,6 +129,8 @@ export class TopCache implements TopPages {
   private readonly boards = new Map<string, BoardState>();
   /** Each shard's subscription, by shard id. */
   private readonly watches = new Map<string, TopChangeWatch>();
+  /** Watchers of changes ({@link watch}), told after the cache dropped the board. */
+  private readonly listeners = new Set<TopChangeListener>();
 
   /**
    * @param maxAgeMs TOP_CACHE_MAX_AGE_MS (> 0): the longest a copy is used at all
@@ -120,7 +146,19 @@ export class TopCache implements TopPages {
     if (maxAgeMs <= 0) throw new Error('TopCache needs a positive max age; use NoTopCache to turn it off');
     for (const s of stores) {
       const id = s.shard.id;
-      this.watches.set(id, s.watchTopChanges((board) => this.invalidate(board), () => this.resetShard(id)));
+      this.watches.set(
+        id,
+        s.watchTopChanges(
+          (board) => {
+            this.invalidate(board);
+            for (const l of this.listeners) l.change(board);
+          },
+          () => {
+            this.resetShard(id);
+            for (const l of this.listeners) l.reset(id);
+          },
+        ),
+      );
     }
   }
 
@@ -132,6 +170,11 @@ export class TopCache implements TopPages {
   /** In use for every board: on, and every shard's subscription live. */
   live(): boolean {
     return this.watches.size > 0 && [...this.watches.values()].every((w) => w.live());
+  }
+
+  watch(listener: TopChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** In use for `board`: on, and the subscription of every shard it spans live. */

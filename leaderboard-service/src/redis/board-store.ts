@@ -124,6 +124,7 @@ export class BoardStore {
     const a = decodeAnswer('boardWrite', await this.store.conn.runScript(SCRIPTS.boardWrite, keys, args, true));
     switch (a.status) {
       case 'ok': {
+        this.store.writeRate.add();
         const regional = num(a, 'regional');
         const eventId = str(a, 'event_id');
         const previous = str(a, 'previous');

@@ -4,6 +4,7 @@
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
 import { shardKeys, type CallMetrics, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
+import { RecentRate } from '../admin/stats.js';
 import { ShardConnection, type LimiterClient } from './connection.js';
 import { decodeAnswer, fromStored, num, rows, str, toStored, type FieldValue } from './contract.js';
 import { SCRIPTS } from './scripts.js';
@@ -92,6 +93,8 @@ export interface LocateResult {
 
 export class ShardStore {
   readonly keys: ShardKeys;
+  /** Writes this replica applied here (main board and named boards), for GET /admin/stats. */
+  readonly writeRate = new RecentRate();
   readonly conn: ShardConnection;
 
   constructor(
@@ -156,6 +159,7 @@ export class ShardStore {
     const a = decodeAnswer('write', await this.conn.runScript(SCRIPTS.write, keys, args, true));
     switch (a.status) {
       case 'ok': {
+        this.writeRate.add();
         const regional = num(a, 'regional');
         const eventId = str(a, 'event_id');
         return {
@@ -250,6 +254,18 @@ export class ShardStore {
   async dropOutbox(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.conn.call(() => this.conn.client.multi().hDel(this.keys.outbox, ids).zRem(this.keys.outboxIndex, ids).exec());
+  }
+
+  /**
+   * The shard's backlog: outbox entries (written, not yet persisted; what
+   * `queue_full` is checked against) and when the oldest entry not yet
+   * relayed to the queue was written (ms epoch; null when there is none).
+   */
+  async backlog(): Promise<{ backlog: number; oldestUnrelayedMs: number | null }> {
+    const [len, oldest] = await this.conn.call(() =>
+      Promise.all([this.conn.client.hLen(this.keys.outbox), this.conn.client.zRangeWithScores(this.keys.outboxIndex, 0, 0)]),
+    );
+    return { backlog: Number(len), oldestUnrelayedMs: oldest[0] ? Number(oldest[0].score) : null };
   }
 
   /** Outbox entries written before `olderThanMs` (ms epoch): events a relay may have missed. */

@@ -6,6 +6,8 @@ import { boardJson, validate } from '@lb/common';
 import { Router, type RequestHandler } from 'express';
 import type { ApiKeyVerifier } from '../admin/api-keys.js';
 import type { BoardAdmin } from '../boards/admin.js';
+import { adminStats } from '../admin/stats.js';
+import type { ShardStores } from '../redis/shard-store.js';
 
 /** Every /admin route needs a valid X-Api-Key; the key's owner is in `res.locals.admin`. */
 export function requireApiKey(keys: ApiKeyVerifier): RequestHandler {
@@ -17,8 +19,12 @@ export function requireApiKey(keys: ApiKeyVerifier): RequestHandler {
   };
 }
 
-export function adminRoutes(deps: { admin: BoardAdmin }): Router {
+export function adminRoutes(deps: { admin: BoardAdmin; stores: ShardStores; instanceId: string }): Router {
   const r = Router();
+  // Per-shard backlog, relay lag and this replica's write rate (the live page's operator panel).
+  r.get('/admin/stats', async (_req, res) => {
+    res.json(await adminStats(deps.stores, deps.instanceId));
+  });
   r.post('/admin/boards', async (req, res) => {
     const { board, webhookSecret } = await deps.admin.create(validate.bodyObject(req.body));
     // The signing secret of the board's webhooks is shown this once.

@@ -35,15 +35,17 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 /** How long a game server's write trusts an account lookup (name and home region), ms. */
 const PLAYER_CACHE_MS = 60_000;
 
+/** A live board by id; 404 `board_not_found` otherwise. */
+export async function findBoard(catalog: BoardCatalog, id: string): Promise<Board> {
+  const b = catalog.get(id) ?? (await catalog.lookup(id));
+  if (!b) throw new AppError('board_not_found', `no board ${id}`, { board: id });
+  return b;
+}
+
 export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   const players = new Map<string, { identity: Identity; until: number }>();
 
-  const boardOf = async (r: HotRequest): Promise<Board> => {
-    const id = r.params.board ?? '';
-    const b = deps.catalog.get(id) ?? (await deps.catalog.lookup(id));
-    if (!b) throw new AppError('board_not_found', `no board ${id}`, { board: id });
-    return b;
-  };
+  const boardOf = (r: HotRequest): Promise<Board> => findBoard(deps.catalog, r.params.board ?? '');
   /** The period asked for (`period=`), or the current one. */
   const periodOf = (r: HotRequest, b: Board, asked?: unknown): string => {
     const p = asked ?? queryParam(r.query, 'period');

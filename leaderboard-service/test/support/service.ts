@@ -48,8 +48,10 @@ export async function startService(env: Record<string, string> = {}, opts: DepsO
     deps,
     topology: infra.topology,
     async stop() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Open live streams would keep close() waiting: their connections are cut.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await closed;
       await deps.close();
     },
   };
