@@ -1,7 +1,8 @@
 /**
- * npm run bench [-- --only persistence|http|observability] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
+ * npm run bench [-- --only persistence|http|observability|live] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
  *   [--gateways N] [--replicas N] [--connections N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
- *   [--rounds N]  (observability: rounds of metrics off / metrics on / metrics + tracing, default 3)
+ *   [--rounds N]  (observability: rounds of metrics off / metrics on / metrics + tracing, default 3; live: rounds of 0 / N watchers, default 3)
+ *   [--watchers N]  (live: SSE watchers, default 2,000, --quick 500)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
  * here, never in tests.
@@ -13,9 +14,9 @@ import { findRepoRoot } from '@lb/devtools/testing';
 import { benchPersistence, type PersistenceResult } from './bench/persistence.js';
 import { fmt, machineLine } from './bench/machine.js';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, help: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, watchers: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http|observability] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http|observability|live] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N] [--watchers N]\n');
   process.exit(0);
 }
 const root = findRepoRoot();
@@ -76,6 +77,21 @@ async function main(): Promise<void> {
         rounds: args.rounds ? Number(args.rounds) : undefined,
         durationS: args.duration ? Number(args.duration) : undefined,
         connections: args.connections ? Number(args.connections) : undefined,
+      }),
+    );
+  }
+  if (!args.only || args.only === 'live') {
+    log('== live push (SSE fan-out) ==');
+    const { benchLive } = await import('./bench/live.js');
+    section(
+      'live',
+      await benchLive(log, {
+        quick,
+        rounds: args.rounds ? Number(args.rounds) : undefined,
+        durationS: args.duration ? Number(args.duration) : undefined,
+        connections: args.connections ? Number(args.connections) : undefined,
+        watchers: args.watchers ? Number(args.watchers) : undefined,
+        profileDir: args.profile,
       }),
     );
   }

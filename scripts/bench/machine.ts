@@ -14,3 +14,17 @@ export function pct(sorted: readonly number[], p: number): number {
 }
 
 export const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+
+/** Median of the finite values (NaN when none). */
+export const median = (xs: readonly number[]): number => {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+/** `median (min–max)`. */
+export const spread = (xs: readonly number[], digits = 0, unit = ''): string => {
+  const f = xs.filter(Number.isFinite);
+  if (f.length === 0) return 'n/a';
+  return `${fmt(median(f), digits)}${unit} (${fmt(Math.min(...f), digits)}–${fmt(Math.max(...f), digits)})`;
+};

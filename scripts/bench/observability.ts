@@ -29,7 +29,7 @@ import { startStack, type Stack } from '../stack/stack.js';
 import { BENCH_LIMITS, groupsOf, playerTokens, REGIONS, run, seedPlayers, waitDrained, WARM_UP_S, type Deps, type RunResult } from './http.js';
 import { onInterrupt } from './interrupt.js';
 import { loadTool, type MixEntry } from './load.js';
-import { fmt, machineLine } from './machine.js';
+import { fmt, machineLine, median, spread } from './machine.js';
 
 export interface ObservabilityBenchOptions {
   quick: boolean;
@@ -349,18 +349,6 @@ function summary(s: Sampled): string {
 
 // ------------------------------------------------------------ markdown ----
 
-const median = (xs: readonly number[]): number => {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-/** `median (min–max)`. */
-const spread = (xs: readonly number[], digits = 0, unit = ''): string => {
-  const f = xs.filter(Number.isFinite);
-  if (f.length === 0) return 'n/a';
-  return `${fmt(median(f), digits)}${unit} (${fmt(Math.min(...f), digits)}–${fmt(Math.max(...f), digits)})`;
-};
 const cpuTotal = (r: RunResult) => Object.values(r.cpuMsPerReq).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 
 function markdown(samples: readonly Sampled[], m: { quick: boolean; rounds: number; duration: number; connections: number; rebuilt: boolean; scrapeS: number }): string {
