@@ -47,15 +47,18 @@ const MAX_OVERHEAD = 0.05;
 const PLAYERS = 20_000;
 
 interface Config {
-  readonly key: 'off' | 'metrics' | 'tracing';
+  readonly key: 'off' | 'recording' | 'metrics' | 'tracing';
   readonly label: string;
   readonly metrics: boolean;
   readonly tracing: boolean;
+  /** Prometheus and the exporters run (false: stopped once the stack is up, so only the Node processes' own recording differs from (a)). */
+  readonly scraped: boolean;
 }
 const CONFIGS: readonly Config[] = [
-  { key: 'off', label: '(a) off', metrics: false, tracing: false },
-  { key: 'metrics', label: '(b) metrics', metrics: true, tracing: false },
-  { key: 'tracing', label: `(c) metrics + tracing ${SAMPLING * 100}%`, metrics: true, tracing: true },
+  { key: 'off', label: '(a) off', metrics: false, tracing: false, scraped: false },
+  { key: 'recording', label: '(b0) metrics recorded, not scraped', metrics: true, tracing: false, scraped: false },
+  { key: 'metrics', label: '(b) metrics', metrics: true, tracing: false, scraped: true },
+  { key: 'tracing', label: `(c) metrics + tracing ${SAMPLING * 100}%`, metrics: true, tracing: true, scraped: true },
 ];
 
 interface Load {
@@ -218,6 +221,9 @@ async function withStack<T>(dataDir: string, cfg: Config, sink: OtlpSink, fn: (s
   const env = { ...BENCH_LIMITS, ...(cfg.tracing && { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER_ARG: String(SAMPLING) }) };
   const stack = await startStack({ dataDir, ports: 'ephemeral', metrics: cfg.metrics, env, nginxAccessLog: false, log: () => {} });
   const forget = onInterrupt(() => stack.stop());
+  if (cfg.metrics && !cfg.scraped) {
+    for (const c of stack.components) if (c.kind === 'prometheus' || c.kind === 'exporter') await stack.kill(c.name, 'SIGTERM');
+  }
   try {
     const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...BENCH_LIMITS, PORT: '0', METRICS_PORT: '0' });
     const deps = await createDeps(config, { log: createLogger('bench-observability', 'error') });
@@ -254,7 +260,8 @@ export async function benchObservability(log: (s: string) => void, opts: Observa
       await waitDrained(deps, 300_000);
     });
     for (let round = 1; round <= rounds; round++) {
-      for (const cfg of CONFIGS) {
+      // a b c, then c b a, ...: a drift of the machine within a round does not always penalise the same configuration.
+      for (const cfg of round % 2 === 1 ? CONFIGS : [...CONFIGS].reverse()) {
         log(`-- round ${round}/${rounds}: ${cfg.label} --`);
         stamps.add(buildStamp());
         await withStack(dataDir, cfg, sink, async (stack, deps, issuer) => {
@@ -290,7 +297,7 @@ export async function benchObservability(log: (s: string) => void, opts: Observa
                   const p99 = quantileBetween(before, after, METRIC.persistLag, 0.99);
                   lag = { p50: p50.value * 1000, p99: p99.value * 1000, events: p50.count };
                 }
-                if (stack.prometheusUrl) backlog = await backlogPeak(stack.prometheusUrl, at, Math.ceil(wall) + 1);
+                if (stack.prometheusUrl && cfg.scraped) backlog = await backlogPeak(stack.prometheusUrl, at, Math.ceil(wall) + 1);
                 if (otlp0) {
                   const now = sink.counted();
                   otlp = { requests: now.requests - otlp0.requests, bytes: now.bytes - otlp0.bytes, spans: now.spans - otlp0.spans };
@@ -412,7 +419,7 @@ function markdown(samples: readonly Sampled[], m: { quick: boolean; rounds: numb
   ]);
   return `## Observability overhead
 
-Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : ''}. ${m.rounds} rounds of (a), (b), (c) in this order, one sitting; each configuration is a fresh start of the whole stack (3 api-gateways × 3 replicas, worker, 3 Redis, Postgres with fsync on, nginx; Prometheus and the 5 exporters in (b) and (c)) on one data directory seeded once with ${fmt(PLAYERS)} players. Load: ${loadTool()}, ${m.connections} connections, ${m.duration} s per run after an unrecorded ${WARM_UP_S} s warm-up with the same mix; the queues are drained between runs.${m.rebuilt ? '\n\n⚠ The services were rebuilt during this sitting (their sources changed): not every round ran the same code.' : ''}
+Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : ''}. ${m.rounds} rounds of (a), (b), (c), in this order in odd rounds and reversed in even ones (so a drift within a round does not always favour the same configuration), one sitting; each configuration is a fresh start of the whole stack (3 api-gateways × 3 replicas, worker, 3 Redis, Postgres with fsync on, nginx; Prometheus and the 5 exporters in (b) and (c)) on one data directory seeded once with ${fmt(PLAYERS)} players. Load: ${loadTool()}, ${m.connections} connections, ${m.duration} s per run after an unrecorded ${WARM_UP_S} s warm-up with the same mix; the queues are drained between runs.${m.rebuilt ? '\n\n⚠ The services were rebuilt during this sitting (their sources changed): not every round ran the same code.' : ''}
 
 - (a) off: \`metrics: false\` (METRICS_PORT=0 everywhere, no exporters, no Prometheus) and no OTEL_EXPORTER_OTLP_ENDPOINT: the baseline.
 - (b) metrics: the default of \`npm start\`: every Node service serves /metrics, Prometheus scrapes every target every ${m.scrapeS} s and evaluates the recording and alerting rules.
