@@ -36,7 +36,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createProxyMiddleware, type Plugin, type RequestHandler } from 'http-proxy-middleware';
-import { activeContext, AppError, endSpan, injectHeaders, routeTemplate, SpanKind, startSpan, tracingOn, type Logger, type TraceContext, type TraceSpan } from '@lb/common';
+import { activeContext, AppError, endSpan, injectHeaders, requestRoute, SpanKind, startSpan, tracingOn, type Logger, type TraceContext, type TraceSpan } from '@lb/common';
 import type { ForwarderMetrics } from './metrics.js';
 import type { Upstream, UpstreamPool } from './upstreams.js';
 
@@ -324,11 +324,9 @@ export class Forwarder {
  * attempts under the request's SERVER span, named like it (route template).
  */
 function startAttemptSpan(req: http.IncomingMessage, s: ForwardState, u: Upstream): void {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
   const method = req.method ?? 'GET';
   s.span = startSpan(
-    `${method} ${routeTemplate(q < 0 ? url : url.slice(0, q))}`,
+    `${method} ${requestRoute(req)}`,
     SpanKind.CLIENT,
     { 'http.request.method': method, 'server.address': u.url, 'http.request.resend_count': s.tried.length - 1 },
     s.trace,

@@ -8,7 +8,8 @@
  * Prometheus itself documents for Node, it exposes the text format
  * directly (no exporter pipeline in between), its default collectors give
  * process CPU, memory, GC and event-loop lag, and its per-call cost is a
- * map lookup (children are cached below, so a hot path never hashes labels).
+ * label check and a map lookup (about 1.7% of a replica's CPU under load,
+ * with our recording code, in a profile: docs/BENCHMARKS.md).
  *
  * `METRICS_PORT=0` turns metrics off in that process: no listener, and the
  * recorders are no-ops, so "off" costs nothing (the bench measures both).
@@ -130,7 +131,9 @@ export class Metrics {
 
 /**
  * A label-set cache over a counter or histogram: `get('GET', '/top', '200')`
- * returns the child without prom-client hashing an object on each call.
+ * returns the child built once for those values, so a call does not build
+ * and check a label object first (prom-client still validates and hashes
+ * the child's labels on each observation).
  */
 export class Children<T extends { labels(...values: string[]): unknown }> {
   private readonly map = new Map<string, ReturnType<T['labels']>>();
@@ -170,9 +173,7 @@ export class HttpMetrics {
    */
   track(req: IncomingMessage, res: ServerResponse): void {
     const start = process.hrtime.bigint();
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const route = routeTemplate(q < 0 ? url : url.slice(0, q));
+    const route = requestRoute(req);
     if (STREAM_ROUTES.has(route)) return;
     const method = req.method === 'GET' || req.method === 'POST' || req.method === 'HEAD' ? req.method : 'other';
     res.once('finish', () => this.observe(route, method, res.statusCode, secondsSince(start)));
@@ -235,6 +236,24 @@ const TEMPLATES: readonly [RegExp, string][] = [
   [/^\/admin\/boards(\/[^/]+)?$/, '/admin/boards'],
   [/^\/health(\/live)?$/, '/health'],
 ];
+
+const ROUTE = Symbol('lb.route');
+
+/**
+ * The route template of a request's path as it arrived, computed once per
+ * request (metrics, the SERVER span and the gateway's attempt spans all
+ * name the request by it).
+ */
+export function requestRoute(req: IncomingMessage & { [ROUTE]?: string }): string {
+  let route = req[ROUTE];
+  if (route === undefined) {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    route = routeTemplate(q < 0 ? url : url.slice(0, q));
+    req[ROUTE] = route;
+  }
+  return route;
+}
 
 /** The route templates of Server-Sent Event streams. */
 export const STREAM_ROUTES: ReadonlySet<string> = new Set(['/live', '/boards/:board/live', '/me/live']);

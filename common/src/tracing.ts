@@ -68,7 +68,7 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Telemetry } from 'bullmq';
 import { BullMQOtel, BullMQOTelSpan } from 'bullmq-otel';
 import { checkHttpUrl, numberKey, optionalKey, stringKey, type ConfigKey } from './config.js';
-import { routeTemplate } from './metrics.js';
+import { requestRoute } from './metrics.js';
 
 // ------------------------------------------------------------ config ----
 
@@ -217,9 +217,7 @@ export function traceRequest(req: IncomingMessage, res: ServerResponse, handle: 
     handle();
     return;
   }
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const route = routeTemplate(q < 0 ? url : url.slice(0, q));
+  const route = requestRoute(req);
   // Health probes (the supervisor's, the gateways') would be a trace each, every second.
   if (route === '/health') {
     handle();

@@ -3,7 +3,7 @@
  * route template, writes by region and outcome, the top-page cache, Redis
  * and Postgres calls per shard, relay envelope sizes, and the process
  * defaults. With METRICS_PORT=0 `enabled` is false and the recorders are
- * left out of the hot path altogether (see {@link ServiceMetrics.tracker}).
+ * left out of the hot path altogether (callers test {@link ServiceMetrics.enabled}).
  */
 import {
   Children,
