@@ -6,19 +6,18 @@
  * not served through nginx, every metrics listener is bound to 127.0.0.1
  * only, and `metrics: false` leaves all of it out.
  */
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { findBinary, METRICS_BINARIES } from '@lb/devtools/infra';
+import { METRICS_BINARIES } from '@lb/devtools/infra';
 import { RECORDING_RULES } from '../scripts/stack/prometheus.js';
-import { startStack, type Stack, type StartStackOptions } from '../scripts/stack/stack.js';
+import type { Stack, StartStackOptions } from '../scripts/stack/stack.js';
 import { readStackFile } from '../scripts/stack/state.js';
 import { call, eventually, isErrorShape, post } from './support/e2e.js';
+import { skipUnlessInstalled, STACK_BINARIES, startTestStack, type TestStack } from './support/test-stack.js';
 import { dashboardExpressions, DASHBOARD_FILE, substituteVariables, type Dashboard } from './support/grafana.js';
 
-const missing = (['redis-server', 'postgres', 'initdb', 'nginx', ...METRICS_BINARIES] as const).filter((b) => !findBinary(b));
 const PASSWORD = 'a long enough password';
 /** How long the scrapes after the traffic may take to show everything (the scrape interval is 1 s). */
 const SCRAPE_WAIT_MS = 60_000;
@@ -89,15 +88,11 @@ function processEnv(pid: number): Record<string, string> | undefined {
 
 describe('metrics and Prometheus (end to end)', function () {
   this.timeout(300_000);
-  let dataDir: string | undefined;
-  let stack: Stack | undefined;
+  let running: TestStack | undefined;
   const lines: string[] = [];
 
   before(function () {
-    if (missing.length > 0) {
-      console.log(`      (skipped: ${missing.join(', ')} not installed; npm test installs them via scripts/bootstrap.mjs)`);
-      this.skip();
-    }
+    skipUnlessInstalled(this, [...STACK_BINARIES, ...METRICS_BINARIES]);
   });
   afterEach(function () {
     // What the stack said: the first thing to read when a test fails.
@@ -106,23 +101,12 @@ describe('metrics and Prometheus (end to end)', function () {
   });
   /** A stack running the sources, on free ports, in a fresh data directory. */
   async function start(opts: StartStackOptions): Promise<Stack> {
-    dataDir = mkdtempSync(join(tmpdir(), 'lb-prom-'));
-    stack = await startStack({
-      dataDir,
-      code: 'source',
-      ports: 'ephemeral',
-      postgresFast: true,
-      log: (l) => lines.push(l),
-      ...opts,
-      env: { ACCESS_LOG: 'false', LOG_LEVEL: 'warn', ...opts.env },
-    });
-    return stack;
+    running = await startTestStack('lb-prom-', { log: (l) => lines.push(l), ...opts, env: { ACCESS_LOG: 'false', LOG_LEVEL: 'warn', ...opts.env } });
+    return running.stack;
   }
   async function stopStack(): Promise<void> {
-    await stack?.stop();
-    stack = undefined;
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-    dataDir = undefined;
+    await running?.stop();
+    running = undefined;
   }
 
   describe('with metrics on', () => {
@@ -139,10 +123,10 @@ describe('metrics and Prometheus (end to end)', function () {
         // The alert rules must follow the services' configuration: half of 3000.
         envFor: { service: { QUEUE_REJECT_LENGTH: '3000' } },
       });
-      prometheus = stack!.prometheusUrl!;
+      prometheus = running!.stack.prometheusUrl!;
 
       // Traffic through nginx: registrations and writes in every region, a refused write, reads (twice: cache hits).
-      const url = (path: string): string => `${stack!.url}${path}`;
+      const url = (path: string): string => `${running!.stack.url}${path}`;
       for (const region of ['NA', 'EU', 'ASIA']) {
         const user = `prom_${region.toLowerCase()}_${process.pid}`;
         const reg = await post(url('/auth/register'), { user_id: user, name: `P ${region}`, region, password: PASSWORD, initialScore: 10 });
@@ -165,7 +149,7 @@ describe('metrics and Prometheus (end to end)', function () {
     after(stopStack);
 
     it('when Prometheus runs, then it scrapes every Node service, exporter and itself, up, with job and instance labels', async () => {
-      const s = stack!;
+      const s = running!.stack;
       expect(s.components.map((c) => `${c.name}:${c.kind}:${c.status}`).slice(-6)).to.deep.equal([
         'redis-exporter-na:exporter:healthy', 'redis-exporter-eu:exporter:healthy', 'redis-exporter-asia:exporter:healthy',
         'postgres-exporter:exporter:healthy', 'nginx-exporter:exporter:healthy', 'prometheus:prometheus:healthy',
@@ -199,7 +183,7 @@ describe('metrics and Prometheus (end to end)', function () {
     });
 
     it('when /metrics is asked of nginx, then it is a JSON 404, and every metrics listener is bound to 127.0.0.1 only', async () => {
-      const s = stack!;
+      const s = running!.stack;
       for (const path of ['/metrics', '/metrics/', '/metrics?x=1']) {
         const r = await call(`${s.url}${path}`);
         expect(r.status, path).to.equal(404);
@@ -275,7 +259,7 @@ describe('metrics and Prometheus (end to end)', function () {
     });
 
     it('when Prometheus and an exporter are killed by PID, then the stack restarts each on its port, and the data survives', async () => {
-      const s = stack!;
+      const s = running!.stack;
       const before = (await query(prometheus, 'count(up)'))[0]!.value[1];
       const killed = ['prometheus', 'nginx-exporter'].map((name) => {
         const c = s.component(name);

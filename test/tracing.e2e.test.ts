@@ -7,17 +7,14 @@
  * id must be in every access line of the request.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expect } from 'chai';
-import { findBinary } from '@lb/devtools/infra';
-import { startStack, type Stack } from '../scripts/stack/stack.js';
+import type { Stack } from '../scripts/stack/stack.js';
 import { call, eventually, linesWith, post } from './support/e2e.js';
+import { skipUnlessInstalled, startTestStack, type TestStack } from './support/test-stack.js';
 
-const missing = (['redis-server', 'postgres', 'initdb', 'nginx'] as const).filter((b) => !findBinary(b));
 
 /** A span as the OTLP/HTTP JSON encoding carries it (ids in hex), with its resource's service.name. */
 interface ReceivedSpan {
@@ -101,37 +98,29 @@ class OtlpReceiver {
 describe('traces (end to end, OTLP/HTTP)', function () {
   this.timeout(120_000);
   const receiver = new OtlpReceiver();
-  let dataDir: string | undefined;
+  let running: TestStack | undefined;
   let stack: Stack;
 
   before(async function () {
-    if (missing.length > 0) {
-      console.log(`      (skipped: ${missing.join(', ')} not installed; npm test installs them via scripts/bootstrap.mjs)`);
-      this.skip();
-    }
+    skipUnlessInstalled(this);
     this.timeout(180_000);
     const endpoint = await receiver.start();
-    dataDir = mkdtempSync(join(tmpdir(), 'lb-traces-'));
-    stack = await startStack({
-      dataDir,
-      code: 'source',
-      ports: 'ephemeral',
+    running = await startTestStack('lb-traces-', {
       replicas: 2,
       gateways: 2,
       workers: 1,
-      postgresFast: true,
       nginxAccessLog: true,
       metrics: false,
       env: { LOG_LEVEL: 'warn', ACCESS_LOG: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER_ARG: '1' },
       log: () => undefined,
     });
+    stack = running.stack;
   });
 
   after(async function () {
     this.timeout(90_000);
-    await stack?.stop();
+    await running?.stop();
     await receiver.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   /** Waits until the trace holds spans matching every predicate, then returns all its spans. */
@@ -154,8 +143,13 @@ describe('traces (end to end, OTLP/HTTP)', function () {
 
   it('when a score write goes through nginx, then the gateway, the replica and the worker record one trace with the right parents and the batch links to it', async () => {
     const userId = `trace-${randomUUID().slice(0, 8)}`;
+    const enqueues = () => receiver.spans.filter((s) => s.service === 'leaderboard-service' && s.name === 'relay.enqueue').length;
+    const before = enqueues();
     const reg = await post(`${stack.url}/auth/register`, { user_id: userId, name: 'Tracy', region: 'EU', password: 'correct horse battery' });
     expect(reg.status, JSON.stringify(reg.body)).to.equal(201);
+    // The registration's event is enqueued first: otherwise the relay may put both events in one
+    // envelope, whose enqueue span is a root linked to each write rather than the write's child.
+    await eventually(async () => enqueues() > before || undefined, 15_000, "the registration's enqueue span");
     const rid = `trace-write-${randomUUID()}`;
     const write = await post(`${stack.url}/score/update`, { score: 4242 }, { token: reg.body.token, headers: { 'x-request-id': rid } });
     expect(write.status, JSON.stringify(write.body)).to.equal(200);

@@ -10,17 +10,16 @@
  * Screenshots go to .data/test-output/web/ (ignored by git), or
  * $TEST_OUTPUT_DIR/web when set.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { chromium, type Browser } from 'playwright-core';
-import { ensureBinaries, findBinary } from '@lb/devtools/infra';
+import { ensureBinaries } from '@lb/devtools/infra';
 import { REPO_ROOT } from '../scripts/stack/paths.js';
-import { startStack, type Stack } from '../scripts/stack/stack.js';
+import type { Stack } from '../scripts/stack/stack.js';
 import { post } from './support/e2e.js';
+import { skipUnlessInstalled, startTestStack, type TestStack } from './support/test-stack.js';
 
-const STACK_BINARIES = ['redis-server', 'postgres', 'initdb', 'nginx'] as const;
 const OUT_DIR = join(process.env.TEST_OUTPUT_DIR ?? join(REPO_ROOT, '.data', 'test-output'), 'web');
 /** The issue asks for updates within 1 s; asserted with room for a loaded 2-core machine, the measured delays are printed. */
 const UPDATE_BOUND_MS = 3000;
@@ -30,17 +29,13 @@ const RECOVERY_BOUND_MS = 10_000;
 describe('the live page (Chromium through nginx, end to end)', function () {
   this.timeout(300_000);
   let chromiumPath: string;
-  let dataDir: string | undefined;
+  let running: TestStack | undefined;
   let stack: Stack | undefined;
   let browser: Browser | undefined;
   const stackLog: string[] = [];
 
   before(async function () {
-    const missing = STACK_BINARIES.filter((b) => !findBinary(b));
-    if (missing.length > 0) {
-      console.log(`      (skipped: ${missing.join(', ')} not installed; npm test installs them via scripts/bootstrap.mjs)`);
-      this.skip();
-    }
+    skipUnlessInstalled(this);
     try {
       // Installed like the servers: apt-get install -y chromium when root on Debian, else the command is printed.
       chromiumPath = (await ensureBinaries(['chromium'], { install: true })).chromium;
@@ -48,27 +43,22 @@ describe('the live page (Chromium through nginx, end to end)', function () {
       console.log(`      (skipped: ${(e as Error).message})`);
       this.skip();
     }
-    dataDir = mkdtempSync(join(tmpdir(), 'lb-web-'));
-    stack = await startStack({
-      dataDir,
-      code: 'source',
-      ports: 'ephemeral',
+    running = await startTestStack('lb-web-', {
       replicas: 2,
       gateways: 1,
       workers: 1,
       metrics: false,
-      postgresFast: true,
       env: { ACCESS_LOG: 'false', LOG_LEVEL: 'warn', ARGON2_MEMORY_KIB: '256', ARGON2_TIME_COST: '1' },
       restart: false,
       log: (l) => stackLog.push(l),
     });
+    stack = running.stack;
     browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
   });
 
   after(async () => {
     await browser?.close();
-    await stack?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await running?.stop();
   });
 
   it('when a player registers on the page and scores are written, then the top 10 and their card follow live, survive the loss of the replica serving them, and the page has no console errors at 390 and 1280 px', async () => {
