@@ -48,7 +48,7 @@ export class ServiceMetrics {
     const liveEvents = m.counter(METRIC.liveEvents, 'Events written to live streams, by kind (one per stream).', ['kind']);
     this.live = {
       streams: (kind, delta) => liveStreams.inc({ kind }, delta),
-      event: (kind) => liveEvents.inc({ kind }),
+      events: (kind, n) => liveEvents.inc({ kind }, n),
     };
     if (enabled) for (const kind of ['top', 'me']) liveStreams.set({ kind }, 0), liveEvents.inc({ kind }, 0);
     this.writes = new Children(m.counter(METRIC.writes, 'Score writes by the player\'s region and outcome: accepted, or the error code they were refused with.', ['region', 'outcome']));

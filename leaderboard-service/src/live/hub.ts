@@ -64,7 +64,8 @@ export interface TopicSpec {
 /** Per-replica counts for Prometheus (`lb_live_streams{kind}`, `lb_live_events_total{kind}`). */
 export interface LiveCounters {
   streams(kind: StreamKind, delta: number): void;
-  event(kind: StreamKind): void;
+  /** `n` events written (one per stream). */
+  events(kind: StreamKind, n: number): void;
 }
 
 export interface LiveHubOptions {
@@ -130,7 +131,7 @@ class Topic {
 
   add(s: Stream): void {
     this.streams.add(s);
-    if (this.current) this.deliver(s, this.current);
+    if (this.current) this.hub.counted(this.spec.kind, this.deliver(s, this.current) ? 1 : 0);
     else this.changed();
   }
 
@@ -155,7 +156,10 @@ class Topic {
         const data = JSON.stringify({ ...p.body, at: Date.now() });
         this.current = { id, bytes: Buffer.from(`id: ${id}\nevent: ${this.spec.event}\ndata: ${data}\n\n`) };
         this.lastSent = performance.now();
-        for (const s of this.streams) this.deliver(s, this.current);
+        let written = 0;
+        for (const s of this.streams) if (this.deliver(s, this.current)) written++;
+        // Counted once per change, not once per stream: fan-out is the hot path here.
+        this.hub.counted(this.spec.kind, written);
       }
     } catch (e) {
       // A shard down: the streams keep what they have; try again later.
@@ -168,14 +172,15 @@ class Topic {
     }
   }
 
-  private deliver(s: Stream, cur: { id: string; bytes: Buffer }): void {
+  /** Writes the event to one stream; false when it is skipped (the client's Last-Event-ID). */
+  private deliver(s: Stream, cur: { id: string; bytes: Buffer }): boolean {
     if (s.skipId !== undefined) {
       const skip = s.skipId === cur.id;
       s.skipId = undefined;
-      if (skip) return;
+      if (skip) return false;
     }
     s.write(cur.bytes);
-    this.hub.counted(this.spec.kind);
+    return true;
   }
 
   /** The watched period is over: end every stream (the clients reconnect to the current one). */
@@ -235,9 +240,9 @@ export class LiveHub {
     return { ...this.counts };
   }
 
-  /** Called by topics for each event written to a stream. */
-  counted(kind: StreamKind): void {
-    this.o.counters?.event(kind);
+  /** Called by topics with the number of events they wrote to streams. */
+  counted(kind: StreamKind, n: number): void {
+    if (n > 0) this.o.counters?.events(kind, n);
   }
 
   /**
