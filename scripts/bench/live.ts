@@ -73,7 +73,6 @@ const VIEWS: readonly { view: string; share: number }[] = [
  * first run with 4,096 opened 1,919 of 2,000 and the writes then failed by
  * the thousand; the template now has 8,192).
  */
-let NGINX_CONNS_SHIPPED = 0;
 function nginxConnections(stack: Stack): number {
   const conf = readFileSync(join(stack.dataDir, 'nginx', 'nginx.conf'), 'utf8');
   const m = /worker_connections (\d+);/.exec(conf);
@@ -509,13 +508,12 @@ export async function benchLive(log: (s: string) => void, opts: LiveBenchOptions
   const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${resolve(opts.profileDir)}`] : [];
   const stack = await startStack({ dataDir, ports: 'ephemeral', gateways: 3, replicas: 3, env: BENCH_LIMITS, nginxAccessLog: false, log: () => {}, nodeArgs: { service: prof, gateway: prof } });
   const nginxConns = nginxConnections(stack);
-  NGINX_CONNS_SHIPPED = nginxConns;
-  if (nginxConns < 2 * n + 1000) throw new Error(`nginx worker_connections ${nginxConns} cannot hold ${n} streams beside the writes`);
   let watchers: Watchers | undefined;
   const forget = onInterrupt(() => (watchers?.close() ?? Promise.resolve()).then(() => stack.stop()).then(() => rm(dataDir, { recursive: true, force: true })));
   const results: Round[] = [];
   let nginxWarnings = '';
   try {
+    if (nginxConns < 2 * n + 1000) throw new Error(`nginx worker_connections ${nginxConns} cannot hold ${n} streams beside the writes`);
     const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...BENCH_LIMITS, PORT: '0', METRICS_PORT: '0' });
     const deps: Deps = await createDeps(config, { log: createLogger('bench-live', 'error') });
     try {
@@ -583,7 +581,7 @@ export async function benchLive(log: (s: string) => void, opts: LiveBenchOptions
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
-  return markdown(results, { quick: opts.quick, n, duration, connections, pacedS, players, nginxWarnings });
+  return markdown(results, { quick: opts.quick, n, duration, connections, pacedS, players, nginxWarnings, nginxConns });
 }
 
 // ------------------------------------------------------------ markdown ----
@@ -619,7 +617,7 @@ function pacedRows(rs: readonly Round[], key: 'full' | 'carried', label: string)
 const ok = (good: boolean) => (good ? '✅' : '❌');
 const cpuTotal = (r: RunResult) => Object.values(r.cpuMsPerReq).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 
-function markdown(rs: readonly Round[], m: { quick: boolean; n: number; duration: number; connections: number; pacedS: number; players: number; nginxWarnings: string }): string {
+function markdown(rs: readonly Round[], m: { quick: boolean; n: number; duration: number; connections: number; pacedS: number; players: number; nginxWarnings: string; nginxConns: number }): string {
   const lost = rs.map((r) => 1 - r.watched.rps / r.idle.rps);
   // Round 1 opens the streams into fresh processes; later rounds reuse the memory earlier streams freed (RSS does not shrink), so they read low.
   const kib = (f: (r: Round) => number) => `${fmt(f(rs[0]!), 1)} KiB (later rounds: ${rs.slice(1).map((r) => fmt(f(r), 1)).join(', ') || '—'})`;
@@ -632,7 +630,7 @@ function markdown(rs: readonly Round[], m: { quick: boolean; n: number; duration
 Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : ''}; 1-minute load average at the start of each round: ${rs.map((r) => fmt(r.load1, 2)).join(', ')} (this VM is shared). One stack as \`npm start\` runs it — 3 api-gateways × 3 replicas, worker, 3 Redis, Postgres (fsync on), nginx, and metrics on (the default: every service serves /metrics, Prometheus and the exporters run and scrape) — seeded with ${fmt(m.players)} players; the hot players p0…p${HOT - 1} (¼ each NA, EU, ASIA, GLOBAL-only) start at ${fmt(HOT_BASE)}–${fmt(HOT_BASE + 500)}, above every other score, so each watched top 10 is made of them. ${rs.length} rounds; figures are median (min–max) over the rounds.
 
 - Watchers: ${fmt(m.n)} SSE streams through nginx (\`GET /live?region=…&limit=${LIMIT}\`: ${VIEWS.map((v) => `${fmt(v.share * 100)}% ${v.view}`).join(', ')}), opened in ${WATCHER_PROCESSES} child processes of the bench (node:http, a socket each, a streaming parser that keeps each event's arrival time and id), ${PER_ADDRESS} per source address from 127.0.0.2 on: nginx's in-flight limit per address and the gateways' LIVE_MAX_STREAMS_PER_IP stay as configured.
-- nginx: worker_connections as shipped (${fmt(NGINX_CONNS_SHIPPED)}): a proxied stream holds two connections, so the 4,096 of the first runs filled at about 2,000 streams (1,919 of 2,000 opened, 81 reset, and the closed-loop writes then failed by the thousand); the template now has 8,192.
+- nginx: worker_connections as shipped (${fmt(m.nginxConns)}): a proxied stream holds two connections, so the 4,096 of the first runs filled at about 2,000 streams (1,919 of 2,000 opened, 81 reset, and the closed-loop writes then failed by the thousand); the template now has 8,192.
 - Delivery delay: writes paced open-loop for ${m.pacedS} s, at ${fmt(PACED_RATE)}/s (the issue's figure) and again at half the closed-loop rate measured with the watchers in that round (a rate the stack carries) (\`POST /score/add\`, a random hot player, +1…20) with the watchers open. A write changed a watched top when, replaying the answers' scores in answer order, its player is in that view's top ${LIMIT} right after it. Its delay on a watcher = arrival of the first event on that watcher showing that state or a later one (the player's row with that score or more, or the player pushed out of a full top whose rows all score more) − the moment the write's answer arrived; an event that arrived before the answer counts 0. "Coalesced": the exact (player, score) never reached that watcher in an event (a later event carried it along, ≤ 5 events/s per stream).
 - Memory per stream: VmRSS (/proc/<pid>/status, each process with its children) of the replicas, the gateways and nginx 1 s before and 2 s after opening the watchers, divided by the watchers opened.
 - Throughput lost to fan-out: closed-loop writes (${loadTool()}, ${m.connections} connections, \`POST /score/add\` +1 by the hot players, so every write moves the tops) for ${m.duration} s after an unrecorded ${WARM_UP_S} s warm-up, with no watcher and with the watchers open, in alternating order from round to round; lost = 1 − with/without within a round.
