@@ -137,6 +137,13 @@ describe('stack configuration', () => {
       expect(() => renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, statusPort: 8080 })).to.throw(/statusPort/);
     });
 
+    it('when rendered with a worker user, then the workers run as that user (the stack passes root when it runs as root); without one nginx keeps its default', () => {
+      const local = COMMITTED_NGINX_CONFS[0]!.options;
+      expect(renderNginxConf({ ...local, user: 'root' })).to.match(/^user root;$/m);
+      expect(renderNginxConf(local)).not.to.match(/^user /m);
+      expect(() => renderNginxConf({ ...local, user: 'root; worker_processes 8' })).to.throw(/plain path/);
+    });
+
     it('when rendered with a web root, then / and /assets/ are served from it (typed, CSP on the page) and everything else still goes to the gateways', () => {
       for (const { options } of COMMITTED_NGINX_CONFS) {
         const conf = renderNginxConf(options);

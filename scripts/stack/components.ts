@@ -505,6 +505,11 @@ export class NginxComponent extends SpawnedComponent {
       errorLog: 'stderr',
       accessLog: this.settings.accessLog,
       tempDir: join(dir, 'temp'),
+      // Started as root, nginx would run its workers as `nobody`, who cannot read
+      // web/dist (nor write the temp paths) in a checkout or data directory only
+      // its owner may enter, such as one under `mktemp -d` (0700). The stack's
+      // other processes all run as the invoking user; so do nginx's workers.
+      ...(process.getuid?.() === 0 && { user: 'root' }),
       ...(this.statusPort !== undefined && { statusPort: this.statusPort }),
       ...(this.settings.webRoot !== undefined && { webRoot: this.settings.webRoot }),
     });

@@ -34,6 +34,11 @@ export interface NginxConfOptions {
   /** Concurrent requests one client address may have in flight (429 above); default {@link DEFAULT_CONN_PER_IP}. */
   readonly connPerIp?: number;
   /**
+   * `user` of the worker processes (only meaningful when nginx is started as
+   * root; undefined: nginx's default, `nobody`).
+   */
+  readonly user?: string;
+  /**
    * Port of the `stub_status` server (on 127.0.0.1 only, in both modes: in
    * docker the exporter shares nginx's network namespace). Undefined: no
    * such server (a stack without metrics).
@@ -84,6 +89,7 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     errorLog: opts.errorLog,
     accessLog: opts.accessLog,
     tempDir: opts.tempDir,
+    ...(opts.user !== undefined && { user: opts.user }),
     ...(opts.webRoot !== undefined && { webRoot: opts.webRoot }),
   })) {
     if (!SAFE_PATH.test(value)) throw new Error(`nginx ${key} "${value}" must be a plain path`);
@@ -91,6 +97,7 @@ export function renderNginxConf(opts: NginxConfOptions): string {
   const values: Record<string, string> = {
     MODE_NOTE: MODE_NOTES[opts.mode],
     DAEMON: opts.mode === 'local' ? 'daemon off;\n' : '',
+    USER: opts.user === undefined ? '' : `user ${opts.user};\n`,
     PID_FILE: opts.pidFile,
     ERROR_LOG: opts.errorLog,
     ACCESS_LOG: opts.accessLog === 'off' ? 'off' : `${opts.accessLog} upstream buffer=32k flush=1s`,
