@@ -105,7 +105,18 @@ describe('the live page (Chromium through nginx, end to end)', function () {
     // In-page conditions: functions run in the page (strings would be eval'd, which the page's CSP forbids);
     // `any` because this file is type-checked without the DOM library.
     type Cond = [(arg: any) => boolean, unknown];
-    const nthTop = (n: number, id: string): Cond => [(a: any) => (globalThis as any).document.querySelectorAll('#top > li')[a.n]?.dataset.user === a.id, { n, id }];
+    /**
+     * Row n of the top 10 is this player with this score. Both are checked: a
+     * row's identity alone can hold before the change (equal scores rank in
+     * user_id order, so the first bot leads the board of zeros already).
+     */
+    const nthTop = (n: number, id: string, score: number): Cond => [
+      (a: any) => {
+        const li = (globalThis as any).document.querySelectorAll('#top > li')[a.n];
+        return li?.dataset.user === a.id && li.querySelector('.score')?.textContent === a.score;
+      },
+      { n, id, score: score.toLocaleString('en-US') },
+    ];
     const cardText = (field: string, text: string): Cond => [(a: any) => (globalThis as any).document.getElementById(a.id)?.textContent === a.text, { id: `card-${field}`, text }];
     /** ms from `since` until `cond` holds on the page (polled in the page on every animation frame). */
     const delayUntil = async (since: number, [fn, arg]: Cond, bound = UPDATE_BOUND_MS): Promise<number> => {
@@ -147,7 +158,7 @@ describe('the live page (Chromium through nginx, end to end)', function () {
 
     // A bot takes the lead: the top 10 shows it first.
     let t = await setScore(botTokens.get(bots[0]!)!, 500);
-    delays['top: new leader'] = await delayUntil(t, nthTop(0, bots[0]!));
+    delays['top: new leader'] = await delayUntil(t, nthTop(0, bots[0]!, 500));
     expect(await page.textContent('#top > li:first-child .score')).to.equal('500');
 
     // The player's own score: the card and the top 10 change.
@@ -157,12 +168,12 @@ describe('the live page (Chromium through nginx, end to end)', function () {
     delays['card: own score'] = await delayUntil(t, cardText('score', '300'));
     expect(await page.textContent('#card-rank-global')).to.equal('#2');
     expect(await page.textContent('#card-rank-region')).to.equal('#1');
-    await delayUntil(t, nthTop(1, me));
+    await delayUntil(t, nthTop(1, me, 300));
     expect(await page.getAttribute(`#top > li[data-user="${me}"]`, 'class')).to.include('me');
 
     // Overtaken: a bot passes the player; the rows reorder and the card's rank drops.
     t = await setScore(botTokens.get(bots[1]!)!, 400);
-    delays['top: overtaken'] = await delayUntil(t, nthTop(1, bots[1]!));
+    delays['top: overtaken'] = await delayUntil(t, nthTop(1, bots[1]!, 400));
     delays['card: overtaken'] = await delayUntil(t, cardText('rank-global', '#3'));
     expect((await topIds()).slice(0, 3)).to.deep.equal([bots[0], bots[1], me]);
     // The around window lists the neighbours, the player marked.
@@ -184,14 +195,14 @@ describe('the live page (Chromium through nginx, end to end)', function () {
     const killedAt = Date.now();
     await s.kill(victim!);
     t = await setScore(botTokens.get(bots[2]!)!, 900);
-    delays['after kill: top updates'] = await delayUntil(killedAt, nthTop(0, bots[2]!), RECOVERY_BOUND_MS);
+    delays['after kill: top updates'] = await delayUntil(killedAt, nthTop(0, bots[2]!, 900), RECOVERY_BOUND_MS);
     t = await setScore(login.body.token, 1000);
     delays['after kill: card updates'] = await delayUntil(t, cardText('score', '1,000'), RECOVERY_BOUND_MS);
     expect(servedBy.get('/live')).to.not.equal(victim);
     await page.waitForSelector('#stream-status[data-state="live"]', { timeout: 5000 });
     // One more write once reconnected: within the normal bound again.
     t = await setScore(botTokens.get(bots[0]!)!, 1500);
-    delays['after recovery: top updates'] = await delayUntil(t, nthTop(0, bots[0]!));
+    delays['after recovery: top updates'] = await delayUntil(t, nthTop(0, bots[0]!, 1500));
 
     // Screenshots at desktop and phone width.
     mkdirSync(OUT_DIR, { recursive: true });
@@ -216,7 +227,7 @@ describe('the live page (Chromium through nginx, end to end)', function () {
     await page.waitForFunction(() => (globalThis as any).document.querySelectorAll('#top > li').length === 0, undefined, { timeout: 5000 });
     const b = await post(`${s.url}/boards/${weekly}/scores`, { score: 42 }, { token: botTokens.get(bots[1]!)! });
     expect(b.status, JSON.stringify(b.body)).to.equal(200);
-    delays['named board: top updates'] = await delayUntil(Date.now(), nthTop(0, bots[1]!));
+    delays['named board: top updates'] = await delayUntil(Date.now(), nthTop(0, bots[1]!, 42));
     expect(page.url()).to.include(`board=${weekly}`);
 
     console.log(`      update delays (write acknowledged → on the page), ms: ${JSON.stringify(delays)}`);
