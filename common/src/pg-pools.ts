@@ -60,9 +60,11 @@ export class PgPools {
   }
 
   /**
-   * Runs `fn` on a shard's pool; a Postgres that cannot be reached (refused,
-   * reset, shutting down, timed out) becomes StoreUnavailable naming the
-   * shard. Other errors (constraint violations...) pass through. `op`
+   * Runs `fn` on a shard's pool (a query, or a transaction on a client of
+   * it); a failure {@link isStoreUnavailable} classifies as the database
+   * being unavailable becomes StoreUnavailable naming the shard (503
+   * `unavailable` with Retry-After; the worker retries later). Other errors
+   * (constraint violations, bugs...) pass through as real faults. `op`
    * names the call in `lb_pg_query_duration_seconds`.
    */
   async run<T>(shardId: string, fn: (pool: pg.Pool) => Promise<T>, op = 'query'): Promise<T> {
@@ -73,8 +75,7 @@ export class PgPools {
       failed = false;
       return r;
     } catch (e) {
-      if (isConnectionFailure(e)) throw new StoreUnavailable('postgres', shardId, false, { cause: e });
-      throw e;
+      throw pgFailure(shardId, e);
     } finally {
       if (start !== undefined) this.metrics!.observe(shardId, op, secondsSince(start), failed);
     }
@@ -102,22 +103,81 @@ export class PgPools {
   }
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-/** SQLSTATEs of a server that is going away or cannot take the call (beside class 08, connection exceptions). */
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
+/** Socket-level failures of the connection to the server (Node's error codes). */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /**
- * True when a pg error means the database could not be reached or let the
- * call time out, rather than that the query itself was refused.
+ * SQLSTATE classes whose every code means "not now" rather than "not this":
+ * - 08 connection exception: the connection could not be made or was lost.
+ * - 53 insufficient resources: 53300 too_many_connections (max_connections
+ *   or a role's / database's CONNECTION LIMIT reached), 53100 disk_full,
+ *   53200 out_of_memory, 53400 configuration_limit_exceeded. The server is
+ *   up but cannot take the call; it can later.
  */
-export function isConnectionFailure(e: unknown): boolean {
+const UNAVAILABLE_CLASSES = new Set(['08', '53']);
+
+/**
+ * Single SQLSTATEs outside those classes that mean the same:
+ * - 57P01 admin_shutdown (fast shutdown, pg_terminate_backend), 57P02
+ *   crash_shutdown (another backend crashed), 57P03 cannot_connect_now
+ *   (starting up, in recovery, shutting down), 57P05 idle_session_timeout:
+ *   the session was ended by the server, not refused for what it asked.
+ * - 57014 query_canceled: statement_timeout or a cancel (an overloaded or
+ *   locked database); the same call may succeed later.
+ * - 55000 object_not_in_prerequisite_state: what a database with
+ *   ALLOW_CONNECTIONS false answers a new session ("database ... is not
+ *   currently accepting connections": maintenance, failover, restore). It is
+ *   a generic code, but none of our statements can raise it otherwise
+ *   (no currval, no replication or sequence-state calls).
+ * - 55P03 lock_not_available: lock_timeout while maintenance holds a lock.
+ * - 40001 serialization_failure, 40P01 deadlock_detected: the transaction
+ *   was rolled back and the answer is to run it again.
+ *
+ * Left out on purpose, so that they stay loud 500s and dead letters: 57P04
+ * database_dropped, 3D000 invalid_catalog_name (no such database), 28xxx
+ * authentication failures, 42xxx syntax / undefined objects (a missing
+ * migration), 22xxx / 23xxx data the server refuses, 58xxx / XX000 system
+ * and internal errors. Each needs an operator, not a retry.
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '57P05', '57014', '55000', '55P03', '40001', '40P01']);
+
+/**
+ * node-postgres' own failures, which carry no code: the socket closed
+ * ("Connection terminated unexpectedly", "... due to connection timeout"),
+ * the pool's connectionTimeoutMillis, query_timeout, a client left broken by
+ * an earlier error, and Node's connect error text (AggregateError of several
+ * addresses has no code of its own).
+ */
+const DRIVER_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|connect ECONNREFUSED/i;
+
+/**
+ * THE classification of Postgres failures, shared by every service: true
+ * when `e` means the database is unavailable for now (down, refusing or
+ * dropping sessions, out of connections, shutting down or starting up, a
+ * timeout, a transaction to be retried), false for a real fault of the call
+ * (to be answered 500 and logged, or dead-lettered). HTTP layers see it as
+ * StoreUnavailable via {@link PgPools.run} / {@link pgFailure}; the worker
+ * retries such batches without spending the job's attempts.
+ */
+export function isStoreUnavailable(e: unknown): boolean {
+  if (e instanceof StoreUnavailable) return e.store === 'postgres';
   if (!(e instanceof Error)) return false;
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string') {
-    if (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
+    if (NETWORK_CODES.has(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code)) return UNAVAILABLE_CLASSES.has(code.slice(0, 2)) || UNAVAILABLE_SQLSTATES.has(code);
   }
-  // node-postgres' own connection errors carry no code.
-  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|connect ECONNREFUSED/i.test(e.message);
+  return DRIVER_MESSAGES.test(e.message);
+}
+
+/**
+ * What a failed Postgres call of `shardId` is to be thrown as: StoreUnavailable
+ * (with the pg error as its cause) when {@link isStoreUnavailable}, else the
+ * error itself. For code that cannot go through {@link PgPools.run}.
+ */
+export function pgFailure(shardId: string, e: unknown): unknown {
+  if (e instanceof StoreUnavailable || !isStoreUnavailable(e)) return e;
+  return new StoreUnavailable('postgres', shardId, false, { cause: e });
 }
 
 /** Runs a health probe with a deadline: 'ok', or 'error: <why>'. */
