@@ -6,3 +6,5 @@ export { findRepoRoot, getInfra, stopInfra, TEST_SHARD_IDS, uniqueId } from './h
 export type { Infra } from './harness.js';
 export { labelValues, parseMetrics, scrape, valueOf } from './metrics.js';
 export type { Sample } from './metrics.js';
+export { OUTAGES, startOutagePostgres } from './postgres-outage.js';
+export type { Outage, OutagePostgres } from './postgres-outage.js';
