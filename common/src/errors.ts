@@ -11,6 +11,7 @@ export const ERROR_STATUS = {
   invalid_json: 400,
   invalid_payload: 400,
   invalid_query: 400,
+  invalid_path: 400,
   unknown_region: 400,
   region_mismatch: 400,
   score_out_of_range: 400,

@@ -11,8 +11,28 @@ import { stripHopByHopHeaders, setForwardingHeaders, stripIdentityHeaders } from
 import type { ReadLimiter } from '../http/rate-limit.js';
 import type { StreamLimiter } from '../http/stream-limit.js';
 
+/**
+ * The public API by first path segment: what may follow `/<prefix>` (a
+ * regexp source). A new prefix goes here; nginx proxies every path it does
+ * not serve itself, and test/paths.e2e.test.ts asks each of
+ * {@link API_PREFIXES} the path-traversal encodings.
+ */
+const PUBLIC_ROUTES = {
+  auth: '/.+',
+  score: '(?:/.*)?',
+  top: '',
+  live: '',
+  me: '/live(?:-ticket)?',
+  rank: '/[^/]+',
+  around: '/[^/]+',
+  history: '/[^/]+',
+  boards: '(?:/.*)?',
+  admin: '/.+',
+} as const;
 /** Paths of the public API: /auth/*, /score and /score/*, /top, /live, /me/live*, /rank/:id, /around/:id, /history/:id, /boards and /boards/*, /admin/*. */
-const PUBLIC_PATH = /^\/(?:auth\/.+|score(?:\/.*)?|top|live|me\/live(?:-ticket)?|(?:rank|around|history)\/[^/]+|boards(?:\/.*)?|admin\/.+)$/;
+const PUBLIC_PATH = new RegExp(`^/(?:${Object.entries(PUBLIC_ROUTES).map(([prefix, rest]) => `${prefix}${rest}`).join('|')})$`);
+/** Every first path segment the API answers, as `/<prefix>`: the proxied ones and the gateway's own /health. */
+export const API_PREFIXES: readonly string[] = [...Object.keys(PUBLIC_ROUTES), 'health'].map((p) => `/${p}`);
 /** Live streams (Server-Sent Events): long-lived answers, counted per client IP. */
 const LIVE_PATH = /^\/(?:live|boards\/[^/]+\/live|me\/live)$/;
 
