@@ -15,7 +15,8 @@ export interface ShardGauges {
   deadLetters(): Promise<number>;
 }
 
-export type JobOutcome = 'completed' | 'failed';
+/** completed; failed (an attempt spent); deferred (Postgres unavailable: back to waiting, no attempt spent). */
+export type JobOutcome = 'completed' | 'failed' | 'deferred';
 
 export class WorkerMetrics {
   readonly registry: Metrics;
@@ -30,7 +31,7 @@ export class WorkerMetrics {
     this.pg = pgCallMetrics(m);
     this.batches = new Children(m.histogram(METRIC.batchEvents, 'Events per Postgres batch transaction, by shard.', ['shard'], SIZE_BUCKETS));
     this.lags = new Children(m.histogram(METRIC.persistLag, 'Persistence lag: from the write\'s acknowledgement (the event\'s ts) to the commit of its row, seconds, by shard.', ['shard'], LAG_BUCKETS));
-    this.jobs = new Children(m.counter(METRIC.jobs, 'Queue jobs by shard and outcome: completed, or failed (an attempt failed; retried, or dead-lettered when its attempts are spent).', ['shard', 'outcome']));
+    this.jobs = new Children(m.counter(METRIC.jobs, 'Queue jobs by shard and outcome: completed; failed (an attempt failed; retried, or dead-lettered when its attempts are spent); deferred (Postgres unavailable: back to waiting, no attempt spent).', ['shard', 'outcome']));
     const each = (read: (s: ShardGauges) => Promise<number>) => async (g: { set(labels: { shard: string }, v: number): void }) => {
       await Promise.all(
         this.shards.map(async (s) => {

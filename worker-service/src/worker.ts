@@ -6,8 +6,14 @@
  * `UnrecoverableError`, failed at once), hands it to the batcher and resolves
  * only after the batch's COMMIT and the removal of its events from the
  * shard's outbox (where the backlog is counted). A failed transaction rejects every job of the
- * batch, and BullMQ retries each with exponential backoff until its attempts
- * are spent; then it stays in the failed set (the dead-letter queue).
+ * batch. When Postgres is unavailable (StoreUnavailable: the one
+ * classification of @lb/common's pg-pools — down, refusing sessions, out of
+ * connections, shutting down, a timeout or a transaction to re-run) the jobs
+ * go back to waiting WITHOUT spending an attempt and the consumer pauses
+ * (see {@link ShardConsumer.deferForOutage}): an outage of any length loses
+ * nothing and dead-letters nothing. Any other failure is a fault: BullMQ
+ * retries the job with exponential backoff until its attempts are spent,
+ * then it stays in the failed set (the dead-letter queue).
  *
  * Several processes may consume the same queues: BullMQ gives each job to one
  * worker at a time, and a job delivered twice (after a crash or a lost lock)
@@ -26,6 +32,7 @@ import {
   SCORE_QUEUE,
   shardKeys,
   SpanKind,
+  StoreUnavailable,
   tracingOn,
   type Logger,
   type ScoreEvent,
@@ -39,8 +46,11 @@ import type { WorkerMetrics } from './metrics.js';
 /** The slice of the configuration a shard consumer needs. */
 export type ConsumerConfig = Pick<
   WorkerConfig,
-  'keyPrefix' | 'batchSize' | 'batchMaxWaitMs' | 'concurrency' | 'lockMs' | 'stalledIntervalMs' | 'maxStalledCount'
+  'keyPrefix' | 'batchSize' | 'batchMaxWaitMs' | 'concurrency' | 'lockMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'jobBackoffMs'
 >;
+
+/** Longest pause of a shard consumer while its Postgres is unavailable, ms (the first is JOB_BACKOFF_MS, doubling). */
+export const OUTAGE_PAUSE_MAX_MS = 10_000;
 
 export interface ConsumerDeps {
   readonly repository: BatchRepository;
@@ -61,8 +71,10 @@ export interface ShardStatus {
   jobs: {
     /** Persisted (COMMIT done, job completed). */
     persisted: number;
-    /** Failed an attempt that BullMQ retries later (e.g. Postgres down). */
+    /** Failed an attempt that BullMQ retries later (a fault that may pass: attempts are spent). */
     retried: number;
+    /** Put back to waiting because Postgres was unavailable (no attempt spent). */
+    deferred: number;
     /** Moved to the failed set for good: malformed, refused by Postgres, or attempts spent. */
     deadLettered: number;
     /** Recovered from a crashed or stuck worker and moved back to waiting. */
@@ -112,11 +124,16 @@ function tracedFlush(shardId: string, flush: FlushFn<ScoreEvent>): FlushFn<Score
 export class ShardConsumer {
   readonly shard: ShardDef;
   private readonly log: Logger;
+  private readonly warn: ReturnType<typeof throttled>;
+  private readonly metrics: WorkerMetrics | undefined;
   private readonly keyPrefix: string;
   private readonly outboxKey: string;
   private readonly worker: Worker<ScoreJobData>;
   private readonly batcher: Batcher<ScoreEvent>;
-  private readonly counters = { persisted: 0, retried: 0, deadLettered: 0, stalled: 0 };
+  private readonly counters = { persisted: 0, retried: 0, deferred: 0, deadLettered: 0, stalled: 0 };
+  /** Batches in a row that found Postgres unavailable (0 after a COMMIT): the pause doubles with it. */
+  private outageStreak = 0;
+  private readonly backoffMs: number;
   private state: ConsumerState = 'running';
   private closing: Promise<void> | undefined;
 
@@ -125,13 +142,23 @@ export class ShardConsumer {
     const log = deps.log.child(shard.id);
     this.log = log;
     this.keyPrefix = config.keyPrefix;
+    this.backoffMs = config.jobBackoffMs;
     this.outboxKey = shardKeys(shard.id, config.keyPrefix).outbox;
     const warn = throttled(log, 5000);
+    this.warn = warn;
     const metrics = deps.metrics;
+    this.metrics = metrics;
     this.batcher = new Batcher<ScoreEvent>({ maxSize: config.batchSize, maxWaitMs: config.batchMaxWaitMs, capacity: config.concurrency }, tracedFlush(shard.id, async (events) => {
-      const outcome = metrics
-        ? await metrics.pg.time(shard.id, 'batch', () => persistBatch(shard.id, events, deps.repository))
-        : await persistBatch(shard.id, events, deps.repository);
+      let outcome;
+      try {
+        outcome = metrics
+          ? await metrics.pg.time(shard.id, 'batch', () => persistBatch(shard.id, events, deps.repository))
+          : await persistBatch(shard.id, events, deps.repository);
+      } catch (e) {
+        if (e instanceof StoreUnavailable) this.outageStreak++;
+        throw e;
+      }
+      this.outageStreak = 0;
       if (metrics) metrics.committed(shard.id, outcome.refused.some((r) => r !== undefined) ? events.filter((_, i) => outcome.refused[i] === undefined) : events);
       // Persisted, or refused by Postgres for good: no longer backlog. If this
       // fails the batch is retried (re-applying it is harmless).
@@ -254,13 +281,51 @@ export class ShardConsumer {
     const { events, problems } = readScoreJob(job.data);
     const results = await Promise.allSettled(events.map((e) => this.batcher.add(e)));
     const refused: string[] = [];
+    let fault: unknown;
+    let outage: StoreUnavailable | undefined;
     for (const r of results) {
       if (r.status === 'fulfilled') continue;
       if (r.reason instanceof RefusedItemError) refused.push(r.reason.message);
-      else throw r.reason;
+      else if (r.reason instanceof StoreUnavailable) outage = r.reason;
+      else fault ??= r.reason;
     }
+    // An outage wins over a fault: the whole job is tried again later anyway.
+    if (outage) throw await this.deferForOutage(job, outage);
+    if (fault !== undefined) throw fault;
     this.counters.persisted += events.length - refused.length;
     if (problems.length > 0) throw new UnrecoverableError(`malformed score event: ${problems.join('; ')}`);
     if (refused.length > 0) throw new UnrecoverableError(`refused by postgres: ${refused.join('; ')}`);
+  }
+
+  /**
+   * The job's events found Postgres unavailable: the job goes back to
+   * waiting with its attempts untouched, and this consumer fetches nothing
+   * for a pause (JOB_BACKOFF_MS, doubling with each batch in a row that
+   * found Postgres unavailable, at most {@link OUTAGE_PAUSE_MAX_MS}); the
+   * next batch after it is the probe. Re-applying events is harmless (the
+   * writes are idempotent and order-proof), so the job's other events,
+   * committed already in another batch, may be written again.
+   *
+   * Why BullMQ's manual rate limit (BullMQ 6.7: `worker.rateLimit(ms)` then
+   * throwing `Worker.RateLimitError()`): the worker's failure handling moves
+   * the job from active back to wait (moveJobFromActiveToWait) without
+   * touching attemptsMade and without a 'failed' event, and sets the worker's
+   * limitUntil from the limiter key's TTL, so the consumer stops fetching
+   * instead of spinning through the backlog against a database that is not
+   * there. Retrying with the job's attempts (the old behaviour) dead-lettered
+   * every event of an outage longer than the backoff sum; `moveToDelayed` +
+   * DelayedError would keep the attempts too, but would keep fetching and
+   * failing the whole backlog once per pause.
+   */
+  private async deferForOutage(job: Job<ScoreJobData>, outage: StoreUnavailable): Promise<Error> {
+    this.counters.deferred++;
+    this.metrics?.job(this.shard.id, 'deferred');
+    const pauseMs = Math.min(this.backoffMs * 2 ** Math.max(0, Math.min(this.outageStreak - 1, 20)), OUTAGE_PAUSE_MAX_MS);
+    this.warn('outage', 'postgres unavailable; jobs put back to wait, attempts kept', { job: job.id, pause_ms: pauseMs, err: (outage.cause as Error | undefined)?.message ?? outage.message });
+    // deprecated in favour of Queue.rateLimit, which sets the same key; the
+    // consumer holds no Queue. If Redis fails here the job still goes back
+    // to wait (no pause), which is what matters.
+    await this.worker.rateLimit(pauseMs).catch(() => undefined);
+    return Worker.RateLimitError();
   }
 }

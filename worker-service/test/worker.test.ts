@@ -153,7 +153,7 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     expect((await db.leaderboard(shard, [mixed[0]!.user_id, mixed[2]!.user_id])).size).to.equal(2);
   });
 
-  it('when the shard\'s Postgres is unreachable, then jobs are retried with backoff and end in the failed set after their attempts', async () => {
+  it('when the shard\'s database does not exist (a fault, not an outage: 3D000), then jobs are retried with backoff and end in the failed set after their attempts', async () => {
     const broken: Topology = {
       ...topology,
       shards: topology.shards.map((s) => (s.id === 'asia' ? { ...s, postgres: s.postgres.replace(/\/[^/]+$/, '/lb_does_not_exist') } : s)),
@@ -176,7 +176,7 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     expect(failed.map((j) => j.attemptsMade)).to.deep.equal([3, 3, 3, 3, 3]);
     expect(failed[0]!.failedReason).to.match(/lb_does_not_exist/);
     const status = service!.status().shards[0]!;
-    expect(status.jobs).to.include({ persisted: 0, retried: 10, deadLettered: 5 });
+    expect(status.jobs).to.include({ persisted: 0, retried: 10, deferred: 0, deadLettered: 5 });
     expect(status.batches.failedBatches).to.be.at.least(3);
     const realShard = topology.shards.find((s) => s.id === 'asia')!;
     expect((await db.leaderboard(realShard, events.map((e) => e.user_id))).size).to.equal(0);
@@ -200,7 +200,7 @@ describe('worker-service consuming the shard queues (in-process)', function () {
         ['na', 'running', 'ok', 'ok'],
         ['eu', 'running', 'ok', 'error'],
       ]);
-      expect(body.shards[0]!.jobs).to.deep.equal({ persisted: 0, retried: 0, deadLettered: 0, stalled: 0 });
+      expect(body.shards[0]!.jobs).to.deep.equal({ persisted: 0, retried: 0, deferred: 0, deadLettered: 0, stalled: 0 });
       expect((await fetch(`http://127.0.0.1:${health.port}/nope`)).status).to.equal(404);
     } finally {
       await health.close();

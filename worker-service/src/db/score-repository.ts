@@ -1,12 +1,14 @@
 /**
  * Writes batches of score events to a shard's Postgres. The only module that
- * builds SQL for the worker; callers get plain counts and two error kinds:
+ * builds SQL for the worker; callers get plain counts and three error kinds:
  * {@link InvalidBatchError} (the database refuses the data: some event in the
- * batch is poison) and anything else (transient: retry later).
+ * batch is poison), StoreUnavailable (the database is unavailable, by the
+ * one classification of @lb/common's pg-pools: retry later, however long it
+ * takes) and anything else (a fault: retried with the job's attempts).
  */
 import type pg from 'pg';
 import type { ScoreEvent } from '@lb/common';
-import type { PgPools } from '@lb/common';
+import { pgFailure, type PgPools } from '@lb/common';
 
 /** Plain counts of one applied batch. */
 export interface ApplyResult {
@@ -94,7 +96,12 @@ export class ScoreRepository {
     const boardUnique = dedupe(events.filter((e) => e.board !== undefined));
     const boardNewest = foldToNewest(boardUnique);
     if (unique.length === 0 && boardUnique.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
-    const client = await this.pools.forShard(shardId).connect();
+    const client = await this.pools
+      .forShard(shardId)
+      .connect()
+      .catch((e: unknown) => {
+        throw pgFailure(shardId, e);
+      });
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -115,7 +122,7 @@ export class ScoreRepository {
       await client.query('ROLLBACK').catch((re: Error) => {
         broken = re;
       });
-      throw classify(e);
+      throw classify(shardId, e);
     } finally {
       client.release(broken);
     }
@@ -211,11 +218,11 @@ function boardEventColumns(rows: readonly ScoreEvent[]): unknown[] {
   ];
 }
 
-/** Data the server refuses becomes InvalidBatchError; everything else stays as is (transient). */
-function classify(e: unknown): unknown {
+/** Data the server refuses becomes InvalidBatchError; an unavailable database StoreUnavailable; anything else stays as is. */
+function classify(shardId: string, e: unknown): unknown {
   const state = (e as pg.DatabaseError | undefined)?.code;
   if (typeof state === 'string' && (state.startsWith('22') || state.startsWith('23'))) {
     return new InvalidBatchError(`postgres refused the batch: ${(e as Error).message}`, state, e);
   }
-  return e;
+  return pgFailure(shardId, e);
 }

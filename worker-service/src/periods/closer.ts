@@ -16,6 +16,7 @@
  *    keep_periods periods, and the webhook delivery is queued.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import type pg from 'pg';
 import {
   connectionFor,
   periodById,
@@ -77,8 +78,8 @@ export class PeriodCloser {
     const p = periodById(board.resetRule, period);
     if (!p || p.endsAt === undefined) return 'unknown_board';
     if (now < p.endsAt + graceMs) return 'not_ended';
-    const pool = this.deps.pools.forShard(this.controlShard);
-    const done = await pool.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [boardId, period]);
+    const control = this.controlShard;
+    const done = await this.deps.pools.run(control, (pool) => pool.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [boardId, period]), 'close');
     if (done.rowCount === 1) return 'already_closed';
 
     // 1. No write lands in the period from here on.
@@ -86,14 +87,40 @@ export class PeriodCloser {
     // 2. The final standings of every view.
     const rows = await this.standings(board, period);
     const global = rows.filter((r) => r.view === 'GLOBAL');
-    // 3. Exactly once.
+    // 3. Exactly once. Through PgPools.run: an unavailable database is
+    // StoreUnavailable, which the close job retries later (jobs.ts).
+    const span = { startsAt: p.startsAt, endsAt: p.endsAt };
+    const archived = await this.deps.pools.run(control, (pool) => this.archive(pool, board, span, period, rows, global.length), 'close');
+    if (archived === 'already_closed') return 'already_closed';
+    const deliveryId = archived.deliveryId;
+    this.deps.log.info('period closed', { board: boardId, period, players: global.length });
+    // 4. Keys live on for keep_periods periods; the webhook goes out.
+    const ttlMs = Math.max(60_000, board.keepPeriods * (p.endsAt - (p.startsAt ?? p.endsAt)));
+    await Promise.all(this.deps.topology.shards.map((s) => this.expire(s.id, boardId, period, ttlMs))).catch((e: unknown) =>
+      this.deps.log.warn('could not set the closed period\u2019s keys to expire', { board: boardId, period, err: e as Error }),
+    );
+    if (deliveryId) await this.deps.onDelivery?.(deliveryId);
+    return 'closed';
+  }
+
+  /** Step 3: the close record, the standings and the webhook delivery in one transaction. */
+  private async archive(
+    pool: pg.Pool,
+    board: Board,
+    p: { startsAt?: number | undefined; endsAt: number },
+    period: string,
+    rows: StandingRow[],
+    players: number,
+  ): Promise<'already_closed' | { deliveryId: string | undefined }> {
+    const boardId = board.id;
+    const global = rows.filter((r) => r.view === 'GLOBAL');
     const client = await pool.connect();
     let deliveryId: string | undefined;
     try {
       await client.query('BEGIN');
       const claimed = await client.query(
         `INSERT INTO period_closes (board, period, starts_at, ends_at, players) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (board, period) DO NOTHING`,
-        [boardId, period, p.startsAt === undefined ? null : new Date(p.startsAt), new Date(p.endsAt), global.length],
+        [boardId, period, p.startsAt === undefined ? null : new Date(p.startsAt), new Date(p.endsAt), players],
       );
       if (claimed.rowCount !== 1) {
         await client.query('ROLLBACK');
@@ -108,7 +135,7 @@ export class PeriodCloser {
           period,
           starts_at: p.startsAt === undefined ? null : new Date(p.startsAt).toISOString(),
           ends_at: new Date(p.endsAt).toISOString(),
-          players: global.length,
+          players,
           top: global.slice(0, 100).map((r) => ({ rank: r.rank, user_id: r.user_id, name: r.name, score: r.score, metadata: r.metadata })),
         };
         await client.query(`INSERT INTO webhook_deliveries (id, board, period, url, payload) VALUES ($1, $2, $3, $4, $5)`, [deliveryId, boardId, period, board.webhookUrl, JSON.stringify(payload)]);
@@ -121,14 +148,7 @@ export class PeriodCloser {
     } finally {
       client.release();
     }
-    this.deps.log.info('period closed', { board: boardId, period, players: global.length });
-    // 4. Keys live on for keep_periods periods; the webhook goes out.
-    const ttlMs = Math.max(60_000, board.keepPeriods * (p.endsAt - (p.startsAt ?? p.endsAt)));
-    await Promise.all(this.deps.topology.shards.map((s) => this.expire(s.id, boardId, period, ttlMs))).catch((e: unknown) =>
-      this.deps.log.warn('could not set the closed period\u2019s keys to expire', { board: boardId, period, err: e as Error }),
-    );
-    if (deliveryId) await this.deps.onDelivery?.(deliveryId);
-    return 'closed';
+    return { deliveryId };
   }
 
   /** Every view's rows, merged over the shards in board order and ranked. */

@@ -15,7 +15,11 @@
  *   webhook_deliveries as `failed` for replay.
  *
  * Closes themselves are exactly once whatever happens to the jobs
- * (closer.ts); jobs only decide when they are attempted.
+ * (closer.ts); jobs only decide when they are attempted. A job that finds
+ * the control-plane Postgres unavailable (StoreUnavailable, see
+ * {@link postponeOutage}) is tried again after PERIOD_SYNC_MS without
+ * spending an attempt, however long the outage lasts: a close is never
+ * dropped, and a webhook's attempts are kept for its receiver's failures.
  */
 import { createHmac } from 'node:crypto';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
@@ -29,6 +33,7 @@ import {
   type Logger,
   type PgPools,
   type ResetRule,
+  StoreUnavailable,
   type Topology,
 } from '@lb/common';
 import type { PeriodCloser } from './closer.js';
@@ -99,14 +104,18 @@ export class PeriodJobs {
   start(): void {
     const shard = this.deps.topology.shards[0]!;
     const prefix = queuePrefix(shard.id, this.s.keyPrefix);
-    this.worker = new Worker(PERIODS_QUEUE, (job, token) => this.process(job, token), {
+    this.worker = new Worker(PERIODS_QUEUE, (job, token) => this.postponeOutage(job, token, () => this.process(job, token)), {
       connection: connectionFor(shard.redis, true),
       prefix,
       concurrency: 2,
       lockDuration: this.s.lockMs,
       stalledInterval: this.s.stalledIntervalMs,
     });
-    this.hookWorker = new Worker(WEBHOOKS_QUEUE, (job) => this.deliver(String(job.data.id)), { connection: connectionFor(shard.redis, true), prefix, concurrency: 4 });
+    this.hookWorker = new Worker(WEBHOOKS_QUEUE, (job, token) => this.postponeOutage(job, token, () => this.deliver(String(job.data.id))), {
+      connection: connectionFor(shard.redis, true),
+      prefix,
+      concurrency: 4,
+    });
     this.hookWorker.on('failed', (job, err) => {
       if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.markFailed(String(job.data.id), err.message);
     });
@@ -133,9 +142,9 @@ export class PeriodJobs {
       await this.queueEndedPeriod(b, now);
     }
     for (const s of await this.queue.getJobSchedulers()) if (!wanted.has(s.key)) await this.queue.removeJobScheduler(s.key);
-    const pending = await this.deps.pools
-      .forShard(this.control)
-      .query<{ id: string; round: number }>(`SELECT id, attempts AS round FROM webhook_deliveries WHERE status = 'pending' AND created_at < now() - interval '10 seconds'`);
+    const pending = await this.deps.pools.run(this.control, (pool) =>
+      pool.query<{ id: string; round: number }>(`SELECT id, attempts AS round FROM webhook_deliveries WHERE status = 'pending' AND created_at < now() - interval '10 seconds'`),
+    'period');
     for (const d of pending.rows) await this.queueDelivery(d.id);
   }
 
@@ -143,7 +152,7 @@ export class PeriodJobs {
   async queueEndedPeriod(board: Board, now: number): Promise<void> {
     const ended = previousPeriod(board.resetRule, periodAt(board.resetRule, now));
     if (!ended || ended.endsAt === undefined) return;
-    const done = await this.deps.pools.forShard(this.control).query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board.id, ended.id]);
+    const done = await this.deps.pools.run(this.control, (pool) => pool.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board.id, ended.id]), 'period');
     if (done.rowCount === 1) return;
     await this.queue.add(
       'close',
@@ -170,6 +179,25 @@ export class PeriodJobs {
     });
   }
 
+  /**
+   * Runs a job's work; when it finds the control-plane Postgres unavailable
+   * (StoreUnavailable from PgPools.run: the one classification), the job is
+   * moved to delayed for PERIOD_SYNC_MS and DelayedError thrown: BullMQ
+   * 6.7's Job.moveToDelayed skips the attempt (skipAttempt), so an outage of
+   * any length neither fails a close nor uses up a webhook's attempts.
+   * Other errors (Redis, a receiver answering 500) spend attempts as before.
+   */
+  private async postponeOutage<T>(job: Job, token: string | undefined, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (e) {
+      if (!(e instanceof StoreUnavailable && e.store === 'postgres')) throw e;
+      this.deps.log.warn('postgres unavailable; period job postponed, attempts kept', { job: job.id, retry_ms: this.s.syncMs, err: (e.cause as Error | undefined)?.message ?? e.message });
+      await job.moveToDelayed(Date.now() + this.s.syncMs, token);
+      throw new DelayedError();
+    }
+  }
+
   private async process(job: Job, token: string | undefined): Promise<unknown> {
     if (job.name === 'boundary') {
       const board = (await this.deps.boards.all()).find((b) => b.id === job.data.board && b.deletedAt === null);
@@ -187,8 +215,10 @@ export class PeriodJobs {
 
   /** POSTs one delivery, signed with the board's secret; throws (to be retried) unless the receiver answers 2xx. */
   async deliver(id: string): Promise<void> {
-    const pool = this.deps.pools.forShard(this.control);
-    const r = await pool.query<{ board: string; url: string; payload: unknown; status: string }>('SELECT board, url, payload, status FROM webhook_deliveries WHERE id = $1', [id]);
+    const q = (text: string, values: unknown[]) => this.deps.pools.run(this.control, (pool) => pool.query(text, values), 'webhook');
+    const r = await this.deps.pools.run(this.control, (pool) =>
+      pool.query<{ board: string; url: string; payload: unknown; status: string }>('SELECT board, url, payload, status FROM webhook_deliveries WHERE id = $1', [id]),
+    'webhook');
     const d = r.rows[0];
     if (!d || d.status === 'delivered') return;
     const body = JSON.stringify(d.payload);
@@ -213,17 +243,16 @@ export class PeriodJobs {
       error = (e as Error).message;
     }
     if (error === undefined) {
-      await pool.query(`UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = NULL WHERE id = $1`, [id]);
+      await q(`UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = NULL WHERE id = $1`, [id]);
       return;
     }
-    await pool.query('UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [id, error]);
+    await q('UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [id, error]);
     throw new Error(error);
   }
 
   private async markFailed(id: string, err: string): Promise<void> {
     await this.deps.pools
-      .forShard(this.control)
-      .query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err])
+      .run(this.control, (pool) => pool.query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err]), 'webhook')
       .catch(() => undefined);
     this.deps.log.warn('webhook delivery failed for good; kept for replay', { delivery: id, err });
   }
