@@ -34,6 +34,19 @@ import {
   METRICS_HOST,
   tracingKeys,
 } from '@lb/common';
+import type { LoginLimits } from './accounts/login-guard.js';
+
+/** Login throttling (accounts/login-guard.ts); the admin command's `login` subcommands read them too. */
+export const LOGIN_KEYS = {
+  loginUserMaxFails: intKey('LOGIN_USER_MAX_FAILS', 'Consecutive failed logins of one user id within LOGIN_FAIL_WINDOW_S before further attempts get 429 rate_limited (a success resets it; `npm run admin -- login unlock --user ID` lifts it).', { default: 5, min: 1, max: 1000 }),
+  loginIpMaxFails: intKey('LOGIN_IP_MAX_FAILS', 'Failed logins from one client IP within LOGIN_FAIL_WINDOW_S before every login from it, correct passwords of any player included, gets 429 rate_limited; players behind one NAT share it (docs/OPERATIONS.md). `npm run admin -- login unlock --ip ADDR` lifts it.', { default: 100, min: 1, max: 1_000_000 }),
+  loginFailWindowS: intKey('LOGIN_FAIL_WINDOW_S', 'Window of the login failure counters, seconds, from the first failure.', { default: 900, min: 1, max: 7 * 24 * 3600 }),
+} as const;
+
+/** The LoginGuard limits of a configuration that has {@link LOGIN_KEYS}. */
+export function loginLimitsOf(c: { loginUserMaxFails: number; loginIpMaxFails: number; loginFailWindowS: number }): LoginLimits {
+  return { userMaxFails: c.loginUserMaxFails, ipMaxFails: c.loginIpMaxFails, windowS: c.loginFailWindowS };
+}
 
 const SPEC = {
   metricsPort: metricsPortKey(9101),
@@ -58,9 +71,7 @@ const SPEC = {
   argon2MemoryKib: intKey('ARGON2_MEMORY_KIB', 'argon2id memory cost in KiB for password hashes.', { default: 19456, min: 64, max: 1 << 21 }),
   hashConcurrency: intKey('HASH_CONCURRENCY', 'Password hashes (login, registration) computed at once per replica; more wait. Each is ~13 ms of one core (argon2id defaults).', { default: 1, min: 1, max: 64 }),
   hashQueueMax: intKey('HASH_QUEUE_MAX', 'Password checks that may wait for a hashing slot per replica; beyond this they get 503 unavailable at once.', { default: 64, min: 0, max: 100_000 }),
-  loginUserMaxFails: intKey('LOGIN_USER_MAX_FAILS', 'Consecutive failed logins of one user id within LOGIN_FAIL_WINDOW_S before further attempts get 429 rate_limited (a success resets it).', { default: 5, min: 1, max: 1000 }),
-  loginIpMaxFails: intKey('LOGIN_IP_MAX_FAILS', 'Failed logins from one client IP within LOGIN_FAIL_WINDOW_S before further attempts get 429 rate_limited.', { default: 100, min: 1, max: 1_000_000 }),
-  loginFailWindowS: intKey('LOGIN_FAIL_WINDOW_S', 'Window of the login failure counters, seconds, from the first failure.', { default: 900, min: 1, max: 7 * 24 * 3600 }),
+  ...LOGIN_KEYS,
   trustedProxies: TRUSTED_PROXIES,
   argon2TimeCost: intKey('ARGON2_TIME_COST', 'argon2id iterations for password hashes.', { default: 2, min: 1, max: 20 }),
   redisCommandTimeoutMs: intKey('REDIS_COMMAND_TIMEOUT_MS', 'A Redis command not answered in this time fails with 503.', { default: 2000, min: 50 }),

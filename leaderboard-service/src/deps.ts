@@ -13,7 +13,7 @@ import { ApiKeysRepo } from './db/api-keys-repo.js';
 import { ArchiveRepo } from './db/archive-repo.js';
 import { HashSlots } from './accounts/hash-slots.js';
 import { LoginGuard } from './accounts/login-guard.js';
-import type { ServiceConfig } from './config.js';
+import { loginLimitsOf, type ServiceConfig } from './config.js';
 import { AccountsRepo } from './db/accounts-repo.js';
 import { HistoryRepo } from './db/history-repo.js';
 import { BoardReader } from './leaderboard/reads.js';
@@ -106,11 +106,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     },
   );
   const accountsRepo = new AccountsRepo(pools);
-  const guard = new LoginGuard(router, stores, {
-    userMaxFails: config.loginUserMaxFails,
-    ipMaxFails: config.loginIpMaxFails,
-    windowS: config.loginFailWindowS,
-  });
+  const guard = new LoginGuard(router, stores, loginLimitsOf(config));
   const slots = new HashSlots(config.hashConcurrency, config.hashQueueMax);
   const accounts = new AccountService({ router, repo: accountsRepo, writer, slots, guard, log }, config.token, {
     memoryCost: config.argon2MemoryKib,

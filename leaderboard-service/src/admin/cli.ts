@@ -9,23 +9,39 @@
  *   key revoke ID
  *   webhook list [--json]    period.closed deliveries: id, status, attempts, last error
  *   webhook replay ID        a failed delivery goes out again (the worker picks it up)
+ *   login status (--ip ADDR | --user ID)... [--json]
+ *                            a login failure counter: failures, limit, locked, time left
+ *   login unlock (--ip ADDR | --user ID)...
+ *                            lifts a login lockout (deletes the counter on its Redis shard)
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { createLogger, loadTopology, PgPools } from '@lb/common';
+import { createLogger, loadTopology, PgPools, type Env } from '@lb/common';
 import { ApiKeysRepo } from '../db/api-keys-repo.js';
+import { loginCommand } from './login-admin.js';
 
-export const USAGE = `usage: admin key create --name NAME | key list [--json] | key revoke ID | webhook list [--json] | webhook replay ID`;
+export const USAGE = `usage: admin key create --name NAME | key list [--json] | key revoke ID | webhook list [--json] | webhook replay ID | login status (--ip ADDR | --user ID)... [--json] | login unlock (--ip ADDR | --user ID)...`;
 
-/** Runs the command; returns the exit code (2: bad usage). */
+/** Runs the command; returns the exit code (2: bad usage). Settings (topology, key prefix...) come from `env`. */
 export async function runAdmin(
   argv: string[],
   out: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
   err: (s: string) => void = (s) => process.stderr.write(s),
+  env: Env = process.env,
 ): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { name: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        name: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean' },
+        ip: { type: 'string', multiple: true },
+        user: { type: 'string', multiple: true },
+      },
+    });
   } catch (e) {
     err(`${(e as Error).message}\n${USAGE}\n`);
     return 2;
@@ -35,12 +51,16 @@ export async function runAdmin(
     out(USAGE);
     return 0;
   }
-  const known = (what === 'key' && ['create', 'list', 'revoke'].includes(verb ?? '')) || (what === 'webhook' && ['list', 'replay'].includes(verb ?? ''));
+  const known =
+    (what === 'key' && ['create', 'list', 'revoke'].includes(verb ?? '')) ||
+    (what === 'webhook' && ['list', 'replay'].includes(verb ?? '')) ||
+    (what === 'login' && ['status', 'unlock'].includes(verb ?? ''));
   if (!known) {
     err(`${USAGE}\n`);
     return 2;
   }
-  const topology = loadTopology();
+  if (what === 'login') return loginCommand(verb!, parsed.values, Boolean(parsed.values.json), env, out, err);
+  const topology = loadTopology(env);
   const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, applicationName: 'lb-admin' }, createLogger('admin', 'error'));
   const repo = new ApiKeysRepo(pools, topology.shards[0]!.id);
   try {

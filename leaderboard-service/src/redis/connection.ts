@@ -37,7 +37,15 @@ class CallTimeout extends Error {}
 export interface LimiterClient {
   eval(script: string, o: { keys: string[]; arguments: string[] }): Promise<unknown>;
   del(key: string): Promise<number>;
+  /** The transaction the library's `get` sends: GET and PTTL of a counter. */
+  multi(): LimiterMulti;
   readonly isReady: boolean;
+}
+
+export interface LimiterMulti {
+  get(key: string): LimiterMulti;
+  pTTL(key: string): LimiterMulti;
+  exec(typed?: boolean): Promise<unknown[]>;
 }
 
 export class ShardConnection {
@@ -127,6 +135,20 @@ export class ShardConnection {
         return conn.call(() => conn.evalSha(sha!, script, o.keys, o.arguments));
       },
       del: (key) => conn.call(() => conn.client.del(key)),
+      multi: () => {
+        const queued: ((t: ReturnType<RedisClient['multi']>) => void)[] = [];
+        const m: LimiterMulti = {
+          get: (key) => (queued.push((t) => t.get(key)), m),
+          pTTL: (key) => (queued.push((t) => t.pTTL(key)), m),
+          exec: () =>
+            conn.call(async () => {
+              const t = conn.client.multi();
+              for (const add of queued) add(t);
+              return (await t.exec()) as unknown[];
+            }),
+        };
+        return m;
+      },
       get isReady() {
         return conn.client.isReady;
       },
