@@ -7,8 +7,9 @@
  * testing/postgres-outage.ts) so the outages do not touch the shared server.
  */
 import { expect } from 'chai';
-import { createLogger } from '@lb/common';
-import { OUTAGES, startOutagePostgres, type OutagePostgres } from '@lb/devtools/testing';
+import { createLogger, periodAt, previousPeriod } from '@lb/common';
+import { OUTAGES, startOutagePostgres, uniqueId, type OutagePostgres } from '@lb/devtools/testing';
+import { closeJobIdOf } from '../src/periods/jobs.js';
 import { startWorkerService, type WorkerService } from '../src/service.js';
 import { idle, scoreEvent, ShardDb, ShardQueue, testConfig, waitFor } from './support/worker.js';
 
@@ -66,4 +67,33 @@ describe('worker-service when Postgres is unavailable (private server)', functio
       expect(service.status().shards[0]!.jobs).to.include({ persisted: events.length, retried: 0, deadLettered: 0 });
     });
   }
+
+  it('when a period close job finds the control database refusing sessions, then it is postponed without spending its one attempt and closes the period after the outage', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'na', PERIOD_SYNC_MS: '200', PERIOD_GRACE_MS: '0' }, pgx.topology);
+    const board = uniqueId('pgclose').toLowerCase();
+    await pgx.query(
+      'lb_na',
+      `INSERT INTO boards (id, title, sort_order, operator, reset, tie_break, min_score, max_score, max_metadata_bytes, client_writes, allow_operator_override)
+       VALUES ($1, 'close test', 'desc', 'best', 'daily', 'shared', 0, 1000000, 0, true, true)`,
+      [board],
+    );
+    const period = previousPeriod('daily', previousPeriod('daily', periodAt('daily', Date.now()))!)!.id;
+    service = await startWorkerService(config, { log: createLogger('test', 'silent') });
+    const queue = service.periods!.queue;
+    const jobId = closeJobIdOf(board, period);
+
+    await pgx.start('refuse-connections');
+    try {
+      // One attempt: the old behaviour failed the close at once.
+      await queue.add('close', { board, period }, { jobId, attempts: 1, removeOnComplete: true, removeOnFail: false });
+      await waitFor('the close to be postponed (or failed)', async () => ['delayed', 'failed'].includes(await queue.getJobState(jobId)), 20_000);
+      expect(await queue.getJobState(jobId)).to.equal('delayed');
+      expect((await queue.getJob(jobId))!.attemptsMade).to.equal(0);
+    } finally {
+      await pgx.restore();
+    }
+    const closed = async () => (await pgx.query('lb_na', 'SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board, period])).rowCount === 1;
+    await waitFor('the period to be closed after the outage', closed, 20_000);
+    expect(await queue.getFailedCount()).to.equal(0);
+  });
 });
