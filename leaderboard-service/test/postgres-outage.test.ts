@@ -58,6 +58,8 @@ describe('leaderboard-service when Postgres is unavailable (private server)', fu
       periods: await api.get(`/boards/${board}/periods`),
       adminCreate: await api.request('POST', '/admin/boards', { body: { id: uniqueId('pgb').toLowerCase() }, headers: { 'x-api-key': cachedKey } }),
       apiKeyAuth: await api.get('/admin/stats', { headers: { 'x-api-key': keyNotYetSeen } }),
+      // A board this replica does not know may exist (made through another replica): 503, not 404, while Postgres cannot say.
+      unknownBoard: await api.get(`/boards/${uniqueId('pgnone').toLowerCase()}/top`),
     };
   }
 
@@ -84,7 +86,7 @@ describe('leaderboard-service when Postgres is unavailable (private server)', fu
       await newKey();
       const okBefore = statuses(await postgresRoutes());
       expect(okBefore, 'before the outage').to.deep.equal({
-        login: 200, register: 201, history: 200, boardHistory: 200, archivedTop: 200, archivedRank: 200, periods: 200, adminCreate: 201, apiKeyAuth: 200,
+        login: 200, register: 201, history: 200, boardHistory: 200, archivedTop: 200, archivedRank: 200, periods: 200, adminCreate: 201, apiKeyAuth: 200, unknownBoard: 404,
       });
       await newKey();
       await pgx.start(outage);

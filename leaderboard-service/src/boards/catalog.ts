@@ -7,9 +7,11 @@
  *
  * Postgres being down never stops the boards that are known: the copy keeps
  * serving, and `main` is known even before the first load (the original
- * endpoints never depend on the control plane).
+ * endpoints never depend on the control plane). A board the copy does not
+ * know while Postgres is unavailable is StoreUnavailable (503), not a 404:
+ * it may have been created through another replica.
  */
-import { MAIN_BOARD, parseReset, type Board, type BoardsRepo, type Logger } from '@lb/common';
+import { MAIN_BOARD, parseReset, StoreUnavailable, type Board, type BoardsRepo, type Logger } from '@lb/common';
 
 /** `main` as migration 003 defines it, until the first load. */
 const MAIN_DEFAULT: Board = {
@@ -37,6 +39,8 @@ export class BoardCatalog {
   private revision: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
+  /** Why the last load failed (undefined after a load that worked). */
+  private loadError: unknown;
 
   constructor(
     private readonly repo: BoardsRepo,
@@ -65,19 +69,22 @@ export class BoardCatalog {
 
   /**
    * A live board; on a miss, the copy is reloaded first (at most every
-   * 100 ms), so a board created through another replica is found at once
-   * rather than after the next poll.
+   * 100 ms while loads work), so a board created through another replica is
+   * found at once rather than after the next poll. A miss that cannot be
+   * checked because Postgres is unavailable throws StoreUnavailable.
    */
   async lookup(id: string): Promise<Board | undefined> {
     const known = this.get(id);
     if (known || this.boards.has(id)) return known;
     const now = Date.now();
-    if (now - this.lastMissReload >= 100) {
+    // After a failed load, every miss tries again: its answer (503 or 404) must not come from an outage that is over.
+    if (now - this.lastMissReload >= 100 || this.loadError !== undefined) {
       this.lastMissReload = now;
       await this.reload();
     } else {
       await this.inFlight;
     }
+    if (!this.boards.has(id) && this.loadError instanceof StoreUnavailable) throw this.loadError;
     return this.get(id);
   }
 
@@ -108,12 +115,14 @@ export class BoardCatalog {
   private async load(): Promise<void> {
     try {
       const rev = await this.repo.revision();
+      this.loadError = undefined;
       if (rev === this.revision) return;
       const all = await this.repo.all();
       this.boards = new Map(all.map((b) => [b.id, b]));
       if (!this.boards.has(MAIN_BOARD)) this.boards.set(MAIN_BOARD, MAIN_DEFAULT);
       this.revision = rev;
     } catch (e) {
+      this.loadError = e;
       this.log.warn('board definitions could not be reloaded; the known ones stay in use', { err: e as Error });
     }
   }
