@@ -14,7 +14,7 @@
 # with the full lockfile, the runtime stage installs `--omit=dev` and takes
 # only each workspace's dist/ from it (plus sql/ and the manifests).
 
-ARG NODE_IMAGE=node:20-slim
+ARG NODE_IMAGE=node:26-slim
 
 # ---- build: npm ci (TypeScript and types included), then npm run build ----
 FROM ${NODE_IMAGE} AS build
@@ -67,7 +67,7 @@ COPY api-gateway/package.json api-gateway/
 COPY devtools/package.json devtools/
 COPY web/package.json web/
 # @node-rs/argon2 and msgpackr ship prebuilt binaries for linux-x64/arm64 glibc,
-# which node:20-slim is, so no compiler toolchain is needed.
+# which node:26-slim is, so no compiler toolchain is needed.
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 # Owned by root and only readable by the node user: the services never
 # write under /app.

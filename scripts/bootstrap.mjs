@@ -4,6 +4,12 @@
  *
  *   node scripts/bootstrap.mjs <test|start|migrate|stop|bench|...> [args...]
  *
+ * 0. runs on the Node of `.node-version` (26 LTS): when the Node that
+ *    started it is another one (a Debian machine's system Node 20, say), it
+ *    installs that exact version once from the npm registry (the package
+ *    `node-<platform>-<arch>`, the official binary repackaged, no install
+ *    scripts) into .runtime/, and runs itself again on it, with its bin/
+ *    first on PATH; everything below, `npm ci` included, then runs on it;
  * 1. installs npm dependencies (`npm ci`) when node_modules is missing or
  *    older than package-lock.json;
  * 2. makes sure the system servers the command needs exist (installing them
@@ -19,7 +25,7 @@
  * because it runs before node_modules exists.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +115,33 @@ function ensureDependencies() {
   else runOrExit('npm', npmArgs, `npm ${npmArgs[0]}`);
 }
 
+/**
+ * Makes sure this process runs on the Node of `.node-version`; if it does
+ * not, brings that version into .runtime/ (once) and re-runs this command on
+ * it, never returning. PATH gets its bin/ first, so `npm` and anything that
+ * spawns `node` by name run on it too.
+ */
+function ensureRuntime() {
+  const want = readFileSync(join(root, '.node-version'), 'utf8').trim();
+  if (process.versions.node === want) return;
+  if (process.env.LB_BOOTSTRAP_NODE) fail(`re-ran on ${process.env.LB_BOOTSTRAP_NODE} but it is Node ${process.versions.node}, not ${want}`, 1);
+  const pkg = `node-${process.platform}-${process.arch}`;
+  const dir = join(root, '.runtime', `node-${want}`);
+  const bin = join(dir, 'node_modules', pkg, 'bin', 'node');
+  if (!existsSync(bin)) {
+    console.error(`bootstrap: Node ${process.versions.node} is not the project's ${want}: installing ${pkg}@${want} from the npm registry into .runtime/`);
+    const npmCli = process.env.npm_execpath;
+    const npm = npmCli && /npm-cli\.[cm]?js$/.test(npmCli) ? [process.execPath, npmCli] : ['npm'];
+    runOrExit(npm[0], [...npm.slice(1), 'install', '--prefix', dir, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `${pkg}@${want}`], `npm install ${pkg}@${want}`);
+    if (!existsSync(bin)) fail(`${pkg}@${want} installed no ${bin}`, 1);
+  }
+  console.error(`bootstrap: running on Node ${want} (.runtime/, from ${pkg}); the Node that started this is ${process.version}`);
+  process.env.PATH = `${dirname(bin)}:${process.env.PATH ?? ''}`;
+  process.env.LB_BOOTSTRAP_NODE = bin;
+  runForwarding(bin, [fileURLToPath(import.meta.url), ...process.argv.slice(2)]);
+  return 'replaced';
+}
+
 function ensureSystemBinaries(names, optional) {
   // The logic lives in devtools/src/infra/binaries.ts; tsx exists by now.
   const ensure = [process.execPath, ...SOURCE_NODE_ARGS, join(root, 'scripts', 'ensure-binaries.ts')];
@@ -162,24 +195,29 @@ if (!/^[a-z0-9][a-z0-9-]*$/.test(command) || command === 'ensure-binaries') fail
 const script = join(root, 'scripts', `${command}.ts`);
 if (command !== 'test' && !existsSync(script)) fail(`scripts/${command}.ts does not exist (yet)\n${usage()}`);
 
-ensureDependencies();
-ensureSystemBinaries(BINARIES[command], OPTIONAL_BINARIES[command]);
-if (NEEDS_BUILD.has(command)) {
-  try {
-    await ensureBuild({ root, log: (line) => console.error(`bootstrap: ${line}`) });
-  } catch (e) {
-    fail(e.message, 1);
+/** Steps 1-4, on the project's Node. */
+async function run() {
+  ensureDependencies();
+  ensureSystemBinaries(BINARIES[command], OPTIONAL_BINARIES[command]);
+  if (NEEDS_BUILD.has(command)) {
+    try {
+      await ensureBuild({ root, log: (line) => console.error(`bootstrap: ${line}`) });
+    } catch (e) {
+      fail(e.message, 1);
+    }
+  }
+  if (command === 'test') {
+    // mocha's own launcher (it re-execs Node with the flags of .mocharc's node-option)
+    // forwards SIGINT to its worker but dies on SIGTERM without forwarding it,
+    // which would orphan the test servers, so every stop request becomes SIGINT.
+    runForwarding(process.execPath, [join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'), ...args], {
+      SIGTERM: 'SIGINT',
+      SIGHUP: 'SIGINT',
+    });
+  } else {
+    runForwarding(process.execPath, [...SOURCE_NODE_ARGS, script, ...args]);
   }
 }
 
-if (command === 'test') {
-  // mocha's own launcher (it re-execs Node with the flags of .mocharc's node-option)
-  // forwards SIGINT to its worker but dies on SIGTERM without forwarding it,
-  // which would orphan the test servers, so every stop request becomes SIGINT.
-  runForwarding(process.execPath, [join(root, 'node_modules', 'mocha', 'bin', 'mocha.js'), ...args], {
-    SIGTERM: 'SIGINT',
-    SIGHUP: 'SIGINT',
-  });
-} else {
-  runForwarding(process.execPath, [...SOURCE_NODE_ARGS, script, ...args]);
-}
+// Otherwise the command goes on in a child on the project's Node, and runForwarding exits with it.
+if (ensureRuntime() !== 'replaced') await run();

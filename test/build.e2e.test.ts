@@ -119,8 +119,9 @@ describe('the production build, end to end', function () {
       for (const [name, entry] of Object.entries(expected)) {
         const args = cmdline(stack!.component(name).pid!);
         expect(args.at(-1), name).to.equal(join(REPO_ROOT, entry));
-        // Node 20 cannot load a .ts file by itself: serving proves every module it loaded is compiled.
+        // No tsx, and Node's own type stripping off: serving proves every module it loaded is compiled.
         expect(args.join(' '), name).not.to.match(/tsx|--conditions|--import/);
+        expect(args, name).to.include('--no-strip-types');
       }
     });
 

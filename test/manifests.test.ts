@@ -208,4 +208,15 @@ describe('package manifests', () => {
       expect(locked!.devDependencies ?? {}, `${dir || 'root'} devDependencies`).to.deep.equal(m.devDependencies ?? {});
     }
   });
+
+  it('when the runtime is read, then .node-version, engines, @types/node, the Dockerfile image and the running Node are one major (26, the Active LTS line)', () => {
+    const pinned = readFileSync(join(REPO_ROOT, '.node-version'), 'utf8').trim();
+    expect(pinned).to.match(/^26\.\d+\.\d+$/);
+    const major = pinned.split('.')[0]!;
+    expect((ROOT as Manifest & { engines?: { node?: string } }).engines?.node).to.equal(`>=${major}`);
+    expect(ROOT.devDependencies?.['@types/node']).to.match(new RegExp(`^\\^${major}\\.`));
+    expect(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8')).to.match(new RegExp(`^ARG NODE_IMAGE=node:${major}-slim$`, 'm'));
+    // npm test runs on it: scripts/bootstrap.mjs brings the pinned version when the system Node is another.
+    expect(process.versions.node).to.equal(pinned);
+  });
 });

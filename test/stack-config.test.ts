@@ -395,9 +395,9 @@ describe('stack configuration', () => {
       expect(upstreamServers(read('nginx/nginx.conf'))).to.deep.equal(['127.0.0.1:4000', '127.0.0.1:4001', '127.0.0.1:4002']);
     });
 
-    it('when the Dockerfile is read, then a build stage compiles and the node:20-slim runtime stage has only dist/, sql/ and production dependencies', () => {
+    it('when the Dockerfile is read, then a build stage compiles and the node:26-slim runtime stage has only dist/, sql/ and production dependencies', () => {
       const dockerfile = read('Dockerfile');
-      expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:20-slim$/m);
+      expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:26-slim$/m);
       const stages = dockerStages(dockerfile);
       // The runtime stage last: it is the default target, the image of the Node services.
       expect([...stages.keys()]).to.deep.equal(['build', 'nginx', 'runtime']);

@@ -151,7 +151,7 @@ function main(): void {
     } else if (m.type === 'close') {
       for (const w of watchers) w.destroy();
       send({ type: 'closed' });
-      process.disconnect();
+      process.disconnect?.();
     }
   });
 }

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  DIST_NODE_ARGS,
   freePort,
   pingRedis,
   SOURCE_NODE_ARGS,
@@ -424,7 +425,7 @@ export class NodeComponent extends SpawnedComponent {
     // gateways (or nginx) were configured with.
     this.port ||= await freePort();
     if (this.metricsOn) this.metricsPort ||= await freePort();
-    const loader = this.code === 'source' ? SOURCE_NODE_ARGS : [];
+    const loader = this.code === 'source' ? SOURCE_NODE_ARGS : DIST_NODE_ARGS;
     await this.spawn(process.execPath, [...this.nodeArgs, ...loader, join(REPO_ROOT, this.entry)], this.envFor(this.port, this.metricsPort ?? 0));
   }
 

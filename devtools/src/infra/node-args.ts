@@ -13,3 +13,11 @@
  * (plain JavaScript, they cannot import this).
  */
 export const SOURCE_NODE_ARGS: readonly string[] = Object.freeze(['--conditions=development', '--import', 'tsx']);
+
+/**
+ * Node.js flags of a compiled service: Node 26 would run a `.ts` file by
+ * stripping its types, so a compiled service that still reached a source
+ * file would work by accident (and differently from the image, which has no
+ * sources). Without type stripping such an import fails at once.
+ */
+export const DIST_NODE_ARGS: readonly string[] = Object.freeze(['--no-strip-types']);
