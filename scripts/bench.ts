@@ -1,7 +1,7 @@
 /**
- * npm run bench [-- --only persistence|http|observability|live] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
+ * npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
  *   [--gateways N] [--replicas N] [--connections N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
- *   [--rounds N]  (observability: rounds of metrics off / metrics on / metrics + tracing, default 3; live: rounds of 0 / N watchers, default 3)
+ *   [--rounds N]  (observability: rounds of metrics off / metrics on / metrics + tracing, default 3; runtime: rounds of Node 20 / 26, each with and without tracing, default 3; live: rounds of 0 / N watchers, default 3)
  *   [--watchers N]  (live: SSE watchers, default 2,000, --quick 500)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
@@ -16,7 +16,7 @@ import { fmt, machineLine } from './bench/machine.js';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, watchers: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http|observability|live] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N] [--watchers N]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N] [--watchers N]\n');
   process.exit(0);
 }
 const root = findRepoRoot();
@@ -74,6 +74,21 @@ async function main(): Promise<void> {
       'observability',
       await benchObservability(log, {
         quick,
+        rounds: args.rounds ? Number(args.rounds) : undefined,
+        durationS: args.duration ? Number(args.duration) : undefined,
+        connections: args.connections ? Number(args.connections) : undefined,
+      }),
+    );
+  }
+  // Not part of a full run: it is asked for when the runtime changes.
+  if (args.only === 'runtime') {
+    log(`== runtime: Node 20 against Node ${process.versions.node} ==`);
+    const { benchObservability } = await import('./bench/observability.js');
+    section(
+      'runtime',
+      await benchObservability(log, {
+        quick,
+        preset: 'runtime',
         rounds: args.rounds ? Number(args.rounds) : undefined,
         durationS: args.duration ? Number(args.duration) : undefined,
         connections: args.connections ? Number(args.connections) : undefined,

@@ -25,11 +25,12 @@
  * because it runs before node_modules exists.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuild } from './build.mjs';
+import { ensureNodeBinary, nodeBinaryPath, projectNodeVersion } from './runtime.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 /**
@@ -122,20 +123,16 @@ function ensureDependencies() {
  * spawns `node` by name run on it too.
  */
 function ensureRuntime() {
-  const want = readFileSync(join(root, '.node-version'), 'utf8').trim();
+  const want = projectNodeVersion(root);
   if (process.versions.node === want) return;
   if (process.env.LB_BOOTSTRAP_NODE) fail(`re-ran on ${process.env.LB_BOOTSTRAP_NODE} but it is Node ${process.versions.node}, not ${want}`, 1);
-  const pkg = `node-${process.platform}-${process.arch}`;
-  const dir = join(root, '.runtime', `node-${want}`);
-  const bin = join(dir, 'node_modules', pkg, 'bin', 'node');
-  if (!existsSync(bin)) {
-    console.error(`bootstrap: Node ${process.versions.node} is not the project's ${want}: installing ${pkg}@${want} from the npm registry into .runtime/`);
-    const npmCli = process.env.npm_execpath;
-    const npm = npmCli && /npm-cli\.[cm]?js$/.test(npmCli) ? [process.execPath, npmCli] : ['npm'];
-    runOrExit(npm[0], [...npm.slice(1), 'install', '--prefix', dir, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `${pkg}@${want}`], `npm install ${pkg}@${want}`);
-    if (!existsSync(bin)) fail(`${pkg}@${want} installed no ${bin}`, 1);
+  let bin;
+  try {
+    bin = ensureNodeBinary(root, want, (line) => console.error(`bootstrap: Node ${process.versions.node} is not the project's ${want}: ${line}`));
+  } catch (e) {
+    fail(e.message, 1);
   }
-  console.error(`bootstrap: running on Node ${want} (.runtime/, from ${pkg}); the Node that started this is ${process.version}`);
+  console.error(`bootstrap: running on Node ${want} (.runtime/, from ${nodeBinaryPath(root, want).pkg}); the Node that started this is ${process.version}`);
   process.env.PATH = `${dirname(bin)}:${process.env.PATH ?? ''}`;
   process.env.LB_BOOTSTRAP_NODE = bin;
   runForwarding(bin, [fileURLToPath(import.meta.url), ...process.argv.slice(2)]);

@@ -12,6 +12,11 @@
  * backlog are read from the metrics themselves: the lag histogram of the
  * worker's /metrics before and after the run, the backlog gauge from the
  * stack's Prometheus.
+ *
+ * `--only runtime` runs the same machinery on another set of configurations:
+ * the stack on Node 20 and on the project's Node 26 (everything else equal,
+ * metrics off), each also with tracing at 10% — the runtime A/B of issue 19
+ * and the tracing cost on each runtime, in one sitting.
  */
 import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +29,7 @@ import { scrape, type Sample } from '@lb/devtools/testing';
 import { createDeps } from '../../leaderboard-service/src/deps.js';
 import { loadConfig } from '../../leaderboard-service/src/config.js';
 import { DEFAULT_SCRAPE_INTERVAL_S } from '../stack/options.js';
+import { ensureNodeBinary } from '../runtime.mjs';
 import { REPO_ROOT } from '../stack/paths.js';
 import { startStack, type Stack } from '../stack/stack.js';
 import { BENCH_LIMITS, groupsOf, playerTokens, REGIONS, run, seedPlayers, waitDrained, WARM_UP_S, type Deps, type RunResult } from './http.js';
@@ -33,6 +39,8 @@ import { fmt, machineLine, median, spread } from './machine.js';
 
 export interface ObservabilityBenchOptions {
   quick: boolean;
+  /** `runtime`: Node 20 against Node 26 instead of metrics and tracing (see the module comment). */
+  preset?: 'observability' | 'runtime';
   /** Rounds of (a, b, c); default 3. */
   rounds?: number;
   /** Seconds per measured run (default 10, --quick 5). */
@@ -47,8 +55,12 @@ const MAX_OVERHEAD = 0.05;
 const PLAYERS = 20_000;
 
 interface Config {
-  readonly key: 'off' | 'recording' | 'metrics' | 'tracing';
+  readonly key: string;
   readonly label: string;
+  /** The configuration of the same round it is compared with (default: the first). */
+  readonly base?: string;
+  /** The Node.js binary of the stack's Node services (default: this process's). */
+  readonly node?: string;
   readonly metrics: boolean;
   readonly tracing: boolean;
   /** Prometheus and the exporters run (false: stopped once the stack is up, so only the Node processes' own recording differs from (a)). */
@@ -60,6 +72,21 @@ const CONFIGS: readonly Config[] = [
   { key: 'metrics', label: '(b) metrics', metrics: true, tracing: false, scraped: true },
   { key: 'tracing', label: `(c) metrics + tracing ${SAMPLING * 100}%`, metrics: true, tracing: true, scraped: true },
 ];
+
+/** The Node the runtime A/B compares the project's Node with: the last release of the line this project ran on before. */
+const OLD_NODE = '20.20.2';
+
+/** The runtime A/B: (a) Node 20, (b) Node 26, then each with tracing at 10% (metrics off throughout). */
+function runtimeConfigs(log: (s: string) => void): Config[] {
+  const old = ensureNodeBinary(REPO_ROOT, OLD_NODE, log);
+  const now = `Node ${process.versions.node}`;
+  return [
+    { key: 'old', label: `(a) Node ${OLD_NODE}`, metrics: false, tracing: false, scraped: false, node: old },
+    { key: 'new', label: `(b) ${now}`, base: 'old', metrics: false, tracing: false, scraped: false },
+    { key: 'old-tracing', label: `(c) Node ${OLD_NODE} + tracing ${SAMPLING * 100}%`, base: 'old', metrics: false, tracing: true, scraped: false, node: old },
+    { key: 'new-tracing', label: `(d) ${now} + tracing ${SAMPLING * 100}%`, base: 'new', metrics: false, tracing: true, scraped: false },
+  ];
+}
 
 interface Load {
   readonly key: 'writes' | 'mix';
@@ -219,7 +246,7 @@ function buildStamp(): string {
 /** Starts the stack on `dataDir` in configuration `cfg`, runs `fn` with it and an in-process view of its stores, stops it. */
 async function withStack<T>(dataDir: string, cfg: Config, sink: OtlpSink, fn: (stack: Stack, deps: Deps, jwtIssuer: string) => Promise<T>): Promise<T> {
   const env = { ...BENCH_LIMITS, ...(cfg.tracing && { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER_ARG: String(SAMPLING) }) };
-  const stack = await startStack({ dataDir, ports: 'ephemeral', metrics: cfg.metrics, env, nginxAccessLog: false, log: () => {} });
+  const stack = await startStack({ dataDir, ports: 'ephemeral', metrics: cfg.metrics, env, nginxAccessLog: false, log: () => {}, ...(cfg.node && { node: cfg.node }) });
   const forget = onInterrupt(() => stack.stop());
   if (cfg.metrics && !cfg.scraped) {
     for (const c of stack.components) if (c.kind === 'prometheus' || c.kind === 'exporter') await stack.kill(c.name, 'SIGTERM');
@@ -253,15 +280,16 @@ export async function benchObservability(log: (s: string) => void, opts: Observa
   const forget = onInterrupt(() => sink.close().then(() => rm(dataDir, { recursive: true, force: true })));
   const samples: Sampled[] = [];
   const stamps = new Set<string>();
+  const configs = opts.preset === 'runtime' ? runtimeConfigs(log) : CONFIGS;
   try {
     log(`seeding ${fmt(PLAYERS)} players (data in ${dataDir})`);
-    await withStack(dataDir, CONFIGS[0]!, sink, async (_stack, deps) => {
+    await withStack(dataDir, { ...configs[0]!, node: undefined }, sink, async (_stack, deps) => {
       await seedPlayers(deps, PLAYERS);
       await waitDrained(deps, 300_000);
     });
     for (let round = 1; round <= rounds; round++) {
       // a b c, then c b a, ...: a drift of the machine within a round does not always penalise the same configuration.
-      for (const cfg of round % 2 === 1 ? CONFIGS : [...CONFIGS].reverse()) {
+      for (const cfg of round % 2 === 1 ? configs : [...configs].reverse()) {
         log(`-- round ${round}/${rounds}: ${cfg.label} --`);
         stamps.add(buildStamp());
         await withStack(dataDir, cfg, sink, async (stack, deps, issuer) => {
@@ -330,7 +358,8 @@ export async function benchObservability(log: (s: string) => void, opts: Observa
     await rm(dataDir, { recursive: true, force: true });
   }
   if (sink.unparsed > 0) log(`OTLP sink: ${sink.unparsed} bodies were not OTLP JSON (their spans are not counted)`);
-  return markdown(samples, { quick: opts.quick, rounds, duration, connections, rebuilt: stamps.size > 1, scrapeS: DEFAULT_SCRAPE_INTERVAL_S });
+  const m = { quick: opts.quick, rounds, duration, connections, rebuilt: stamps.size > 1, scrapeS: DEFAULT_SCRAPE_INTERVAL_S };
+  return opts.preset === 'runtime' ? runtimeMarkdown(samples, configs, m) : markdown(samples, m);
 }
 
 function loadMixes(tokens: readonly string[]): Record<Load['key'], MixEntry[]> {
@@ -358,37 +387,112 @@ function summary(s: Sampled): string {
 
 const cpuTotal = (r: RunResult) => Object.values(r.cpuMsPerReq).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
 
-function markdown(samples: readonly Sampled[], m: { quick: boolean; rounds: number; duration: number; connections: number; rebuilt: boolean; scrapeS: number }): string {
-  const of = (config: Config['key'], load: Load['key']) => samples.filter((s) => s.config === config && s.load === load).sort((a, b) => a.round - b.round);
-  /** Each round's run against the same round's baseline: f(x, a). */
-  const paired = (config: Config['key'], load: Load['key'], f: (x: RunResult, a: RunResult) => number) =>
+interface MarkdownMeta {
+  quick: boolean;
+  rounds: number;
+  duration: number;
+  connections: number;
+  rebuilt: boolean;
+  scrapeS: number;
+}
+
+/** The pieces both write-ups use: samples by configuration and load, each round against its base. */
+function tables(samples: readonly Sampled[], configs: readonly Config[]) {
+  const first = configs[0]!.key;
+  const baseOf = (key: string) => configs.find((c) => c.key === key)?.base ?? first;
+  const of = (config: string, load: Load['key']) => samples.filter((s) => s.config === config && s.load === load).sort((a, b) => a.round - b.round);
+  /** Each round's run against the same round's run of its base: f(x, base). */
+  const paired = (config: string, load: Load['key'], f: (x: RunResult, a: RunResult) => number) =>
     of(config, load).flatMap((s) => {
-      const base = of('off', load).find((b) => b.round === s.round);
+      const base = of(baseOf(config), load).find((b) => b.round === s.round);
       return base ? [f(s.run, base.run)] : [];
     });
-  /** Throughput lost against the same round's baseline (1 − x/a). */
-  const overheads = (config: Config['key'], load: Load['key']) => paired(config, load, (x, a) => 1 - x.rps / a.rps);
+  /** Throughput lost against the same round's base (1 − x/a). */
+  const overheads = (config: string, load: Load['key']) => paired(config, load, (x, a) => 1 - x.rps / a.rps);
   const rows = LOADS.flatMap((load) =>
-    CONFIGS.map((cfg) => {
+    configs.map((cfg) => {
       const xs = of(cfg.key, load.key);
-      const oh = cfg.key === 'off' ? '—' : spread(overheads(cfg.key, load.key).map((x) => 100 * x), 1, '%');
-      const cpu = cfg.key === 'off' ? '—' : spread(paired(cfg.key, load.key, (x, a) => 100 * (cpuTotal(x) / cpuTotal(a) - 1)), 1, '%');
+      const oh = cfg.key === first ? '—' : spread(overheads(cfg.key, load.key).map((x) => 100 * x), 1, '%');
+      const cpu = cfg.key === first ? '—' : spread(paired(cfg.key, load.key, (x, a) => 100 * (cpuTotal(x) / cpuTotal(a) - 1)), 1, '%');
       return `| ${load.label} | ${cfg.label} | ${spread(xs.map((s) => s.run.rps))} | ${oh} | ${spread(xs.map((s) => s.run.p50), 1)} | ${spread(xs.map((s) => s.run.p99), 1)} | ${xs.reduce((a, s) => a + s.run.errors + s.run.non2xx, 0)} | ${spread(xs.map((s) => cpuTotal(s.run)), 2)} | ${cpu} | ${spread(xs.map((s) => s.otherCores), 2)} |`;
-    }),
-  );
-  const targets = (['metrics', 'tracing'] as const).flatMap((cfg) =>
-    LOADS.map((load) => {
-      const oh = median(overheads(cfg, load.key));
-      const what = cfg === 'metrics' ? 'metrics (b vs a)' : `tracing at ${SAMPLING * 100}% on top of metrics (c vs a)`;
-      return `| ${what}, ${load.key}: throughput overhead < ${MAX_OVERHEAD * 100}% | ${fmt(100 * oh, 1)}% | ${Number.isFinite(oh) ? (oh < MAX_OVERHEAD ? '✅' : '❌') : '(not run)'} |`;
     }),
   );
   // Where the CPU goes: per component, median over the rounds.
   const groups = [...new Set(samples.flatMap((s) => Object.keys(s.run.cpuMsPerReq)))];
   const cpuRows = LOADS.flatMap((load) =>
-    CONFIGS.map((cfg) => {
+    configs.map((cfg) => {
       const xs = of(cfg.key, load.key);
       return `| ${load.key} | ${cfg.label} | ${groups.map((g) => (xs.some((s) => s.run.cpuMsPerReq[g] !== undefined) ? median(xs.map((s) => s.run.cpuMsPerReq[g] ?? NaN)).toFixed(3) : '—')).join(' | ')} | ${median(xs.map((s) => cpuTotal(s.run))).toFixed(3)} |`;
+    }),
+  );
+  const cpuTable = `| load | configuration | ${groups.join(' | ')} | total |
+|---|---|${groups.map(() => '---').join('|')}|---|
+${cpuRows.join('\n')}`;
+  /** The extra CPU per request of x over y, by component (difference of the medians). */
+  const delta = (x: string, y: string, load: Load['key']) =>
+    groups
+      .map((g) => [g, median(of(x, load).map((s) => s.run.cpuMsPerReq[g] ?? 0)) - median(of(y, load).map((s) => s.run.cpuMsPerReq[g] ?? 0))] as const)
+      .filter(([, d]) => Math.abs(d) >= 0.005)
+      .sort((a, b) => b[1] - a[1])
+      .map(([g, d]) => `${g} ${d >= 0 ? '+' : ''}${d.toFixed(3)}`)
+      .join(', ') || 'none above 0.005 ms';
+  const resultTable = `| load | configuration | req/s | throughput lost vs its base | p50 ms | p99 ms | errors + non-2xx | CPU ms/req | CPU per request vs its base | other load, cores |
+|---|---|---|---|---|---|---|---|---|---|
+${rows.join('\n')}`;
+  return { of, paired, overheads, resultTable, cpuTable, delta };
+}
+
+const runHeader = (m: MarkdownMeta, what: string) =>
+  `Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : ''}. ${m.rounds} rounds of ${what}, in this order in odd rounds and reversed in even ones (so a drift within a round does not always favour the same configuration), one sitting; each configuration is a fresh start of the whole stack (3 api-gateways × 3 replicas, worker, 3 Redis, Postgres with fsync on, nginx) on one data directory seeded once with ${fmt(PLAYERS)} players. Load: ${loadTool()}, ${m.connections} connections, ${m.duration} s per run after an unrecorded ${WARM_UP_S} s warm-up with the same mix; the queues are drained between runs.${m.rebuilt ? '\n\n⚠ The services were rebuilt during this sitting (their sources changed): not every round ran the same code.' : ''}`;
+
+const HOW_TO_READ = `Figures are median (min–max) over the rounds. "vs its base" compares a run with the run of its base configuration in the same round (throughput lost: 1 − x/base), the only comparison that holds on this VM, whose speed drifts by up to 50% within an hour. CPU ms/req is the user + system time of every stack process and of the load generator (from /proc) per request; "other load" is the rest of the machine's busy time during the run (other users of this VM), in cores.`;
+
+/** The runtime A/B's write-up: Node 20 against Node 26, and tracing at 10% on each. */
+function runtimeMarkdown(samples: readonly Sampled[], configs: readonly Config[], m: MarkdownMeta): string {
+  const t = tables(samples, configs);
+  const [a, b, c, d] = configs;
+  const change = (x: string, load: Load['key']) => spread(t.paired(x, load, (r, base) => 100 * (r.rps / base.rps - 1)), 1, '%');
+  const targets = LOADS.map((load) => {
+    const oh = median(t.overheads(d!.key, load.key));
+    return `| tracing at ${SAMPLING * 100}% on ${b!.label.slice(4)} (d vs b), ${load.key}: throughput lost < 10% | ${fmt(100 * oh, 1)}% | ${Number.isFinite(oh) ? (oh < 0.1 ? '✅' : '❌') : '(not run)'} |`;
+  });
+  return `## Runtime: Node ${OLD_NODE} against Node ${process.versions.node}
+
+${runHeader(m, '(a), (b), (c), (d)')} Metrics are off in every configuration (METRICS_PORT=0, no exporters, no Prometheus); only the Node.js binary of the Node services (gateways, replicas, worker) and the tracing environment differ. Written by \`npm run bench -- --only runtime\`; Node ${OLD_NODE} comes from the npm registry into .runtime/ like the project's own.
+
+- ${a!.label}: the stack on the runtime this project ran on until issue 19 (end of life 2026-04-30).
+- ${b!.label}: the same stack on the project's Node (\`.node-version\`).
+- ${c!.label} and ${d!.label}: each with OTEL_EXPORTER_OTLP_ENDPOINT pointing at the bench's OTLP/HTTP sink and OTEL_TRACES_SAMPLER_ARG=${SAMPLING}; (c) is compared with (a), (d) with (b).
+
+${HOW_TO_READ}
+
+${t.resultTable}
+
+Throughput of ${b!.label.slice(4)} as a change against ${a!.label.slice(4)} in the same round (b/a − 1; positive = faster): writes ${change(b!.key, 'writes')}, mix ${change(b!.key, 'mix')}. CPU per request of (b) against (a): writes ${spread(t.paired(b!.key, 'writes', (r, base) => 100 * (cpuTotal(r) / cpuTotal(base) - 1)), 1, '%')}, mix ${spread(t.paired(b!.key, 'mix', (r, base) => 100 * (cpuTotal(r) / cpuTotal(base) - 1)), 1, '%')}.
+
+| target | measured (median) | |
+|---|---|---|
+${targets.join('\n')}
+
+CPU milliseconds per request by component (median over the rounds):
+
+${t.cpuTable}
+
+Where the CPU moves (difference of the medians above, ms per request):
+${LOADS.flatMap((load) => [
+  `- ${load.key}, (b) − (a): ${t.delta(b!.key, a!.key, load.key)}`,
+  `- ${load.key}, (c) − (a): ${t.delta(c!.key, a!.key, load.key)}`,
+  `- ${load.key}, (d) − (b): ${t.delta(d!.key, b!.key, load.key)}`,
+]).join('\n')}`;
+}
+
+function markdown(samples: readonly Sampled[], m: MarkdownMeta): string {
+  const { of, overheads, resultTable, cpuTable, delta } = tables(samples, CONFIGS);
+  const targets = (['metrics', 'tracing'] as const).flatMap((cfg) =>
+    LOADS.map((load) => {
+      const oh = median(overheads(cfg, load.key));
+      const what = cfg === 'metrics' ? 'metrics (b vs a)' : `tracing at ${SAMPLING * 100}% on top of metrics (c vs a)`;
+      return `| ${what}, ${load.key}: throughput overhead < ${MAX_OVERHEAD * 100}% | ${fmt(100 * oh, 1)}% | ${Number.isFinite(oh) ? (oh < MAX_OVERHEAD ? '✅' : '❌') : '(not run)'} |`;
     }),
   );
   const lagRows = LOADS.flatMap((load) =>
@@ -405,31 +509,21 @@ function markdown(samples: readonly Sampled[], m: { quick: boolean; rounds: numb
     const perReq = xs.map((s) => s.otlp!.spans / s.run.requests);
     return `- ${load.key}: ${spread(xs.map((s) => s.otlp!.requests / m.duration), 1)} OTLP posts/s, ${spread(xs.map((s) => s.otlp!.bytes / 1024 / m.duration))} KiB/s, ${spread(perReq, 2)} spans exported per request`;
   });
-  // The extra CPU per request of (b) over (a) and of (c) over (b), by component (medians).
-  const delta = (x: Config['key'], y: Config['key'], load: Load['key']) =>
-    groups
-      .map((g) => [g, median(of(x, load).map((s) => s.run.cpuMsPerReq[g] ?? 0)) - median(of(y, load).map((s) => s.run.cpuMsPerReq[g] ?? 0))] as const)
-      .filter(([, d]) => Math.abs(d) >= 0.005)
-      .sort((a, b) => b[1] - a[1])
-      .map(([g, d]) => `${g} ${d >= 0 ? '+' : ''}${d.toFixed(3)}`)
-      .join(', ') || 'none above 0.005 ms';
   const deltaLines = LOADS.flatMap((load) => [
     `- ${load.key}, (b) − (a): ${delta('metrics', 'off', load.key)} ms per request`,
     `- ${load.key}, (c) − (b): ${delta('tracing', 'metrics', load.key)} ms per request`,
   ]);
   return `## Observability overhead
 
-Run: ${new Date().toISOString()} on ${machineLine()}${m.quick ? ' (--quick)' : ''}. ${m.rounds} rounds of (a), (b), (c), in this order in odd rounds and reversed in even ones (so a drift within a round does not always favour the same configuration), one sitting; each configuration is a fresh start of the whole stack (3 api-gateways × 3 replicas, worker, 3 Redis, Postgres with fsync on, nginx; Prometheus and the 5 exporters in (b) and (c)) on one data directory seeded once with ${fmt(PLAYERS)} players. Load: ${loadTool()}, ${m.connections} connections, ${m.duration} s per run after an unrecorded ${WARM_UP_S} s warm-up with the same mix; the queues are drained between runs.${m.rebuilt ? '\n\n⚠ The services were rebuilt during this sitting (their sources changed): not every round ran the same code.' : ''}
+${runHeader(m, '(a), (b), (c)')} Prometheus and the 5 exporters run in (b) and (c).
 
 - (a) off: \`metrics: false\` (METRICS_PORT=0 everywhere, no exporters, no Prometheus) and no OTEL_EXPORTER_OTLP_ENDPOINT: the baseline.
 - (b) metrics: the default of \`npm start\`: every Node service serves /metrics, Prometheus scrapes every target every ${m.scrapeS} s and evaluates the recording and alerting rules.
 - (c) metrics + tracing: (b) with OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP sink run by the bench (answers 200 to every POST /v1/traces, counts requests, bytes and spans) and OTEL_TRACES_SAMPLER_ARG=${SAMPLING}.
 
-Figures are median (min–max) over the rounds. "vs (a)" is the throughput lost against the baseline run of the same round (1 − x/a), the only comparison that holds on this VM, whose speed drifts by up to 50% within an hour. CPU ms/req is the user + system time of every stack process and of the load generator (from /proc) per request, and "CPU per request vs (a)" its change against the same round's baseline; "other load" is the rest of the machine's busy time during the run (other users of this VM), in cores.
+${HOW_TO_READ}
 
-| load | configuration | req/s | throughput lost vs (a) | p50 ms | p99 ms | errors + non-2xx | CPU ms/req | CPU per request vs (a) | other load, cores |
-|---|---|---|---|---|---|---|---|---|---|
-${rows.join('\n')}
+${resultTable}
 
 | target | measured (median) | |
 |---|---|---|
@@ -446,9 +540,7 @@ ${otlpLines.join('\n')}
 
 CPU milliseconds per request by component (median over the rounds; exporter and prometheus exist in (b) and (c) only):
 
-| load | configuration | ${groups.join(' | ')} | total |
-|---|---|${groups.map(() => '---').join('|')}|---|
-${cpuRows.join('\n')}
+${cpuTable}
 
 Where the extra CPU goes (difference of the medians above, ms per request):
 ${deltaLines.join('\n')}

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  DIST_NODE_ARGS,
+  distNodeArgs,
   freePort,
   pingRedis,
   SOURCE_NODE_ARGS,
@@ -106,6 +106,8 @@ export interface ComponentContext {
   readonly logTarget: LogTarget;
   readonly healthTimeoutMs: number;
   readonly signal: AbortSignal | undefined;
+  /** The Node.js binary of the Node services. */
+  readonly node: string;
 }
 
 /** Graceful stop timeouts before SIGKILL. */
@@ -425,8 +427,8 @@ export class NodeComponent extends SpawnedComponent {
     // gateways (or nginx) were configured with.
     this.port ||= await freePort();
     if (this.metricsOn) this.metricsPort ||= await freePort();
-    const loader = this.code === 'source' ? SOURCE_NODE_ARGS : DIST_NODE_ARGS;
-    await this.spawn(process.execPath, [...this.nodeArgs, ...loader, join(REPO_ROOT, this.entry)], this.envFor(this.port, this.metricsPort ?? 0));
+    const loader = this.code === 'source' ? SOURCE_NODE_ARGS : distNodeArgs(this.ctx.node);
+    await this.spawn(this.ctx.node, [...this.nodeArgs, ...loader, join(REPO_ROOT, this.entry)], this.envFor(this.port, this.metricsPort ?? 0));
   }
 
   protected ready(): Promise<WaitOutcome> {

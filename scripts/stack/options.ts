@@ -143,6 +143,12 @@ export interface StartStackOptions {
    * build pass `'source'`). See {@link NodeCode}.
    */
   readonly code?: NodeCode;
+  /**
+   * The Node.js binary of the Node services (default: the one running the
+   * stack, the project's Node 26). The benchmark's runtime A/B starts the
+   * same stack on another.
+   */
+  readonly node?: string;
   /** Copy every component's log lines to stdout with a `name |` prefix (default false). */
   readonly echo?: boolean;
   /** Progress and failure messages of the stack itself (default: stderr). */
@@ -196,6 +202,7 @@ export interface ResolvedStackOptions {
   /** false: restarts are off. */
   readonly restart: RestartPolicy | false;
   readonly code: NodeCode;
+  readonly node: string;
   readonly metrics: boolean;
   readonly scrapeIntervalSeconds: number;
 }
@@ -252,6 +259,7 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
     healthTimeoutMs: opts.healthTimeoutMs ?? 60_000,
     restart: opts.restart === false ? false : resolveRestartPolicy(opts.restart ?? {}),
     code: nodeCode('code', opts.code ?? 'dist'),
+    node: opts.node ?? process.execPath,
     metrics: opts.metrics ?? true,
     scrapeIntervalSeconds,
   });

@@ -188,6 +188,7 @@ class StackRunner {
       logTarget: { echo: o.echo, prefixWidth: Math.max(...names.map((n) => n.length)) },
       healthTimeoutMs: o.healthTimeoutMs,
       signal: this.lifetime.signal,
+      node: o.node,
     };
     if (options.signal?.aborted) this.lifetime.abort();
     options.signal?.addEventListener('abort', () => this.lifetime.abort(), { once: true });

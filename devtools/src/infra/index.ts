@@ -7,7 +7,7 @@
 export { DEBIAN_PACKAGES, ensureBinaries, findBinary, isBinaryName, METRICS_BINARIES } from './binaries.js';
 export type { BinaryName, EnsureBinariesOptions } from './binaries.js';
 export { killChildrenOnSignals, killTrackedChildrenSync } from './child.js';
-export { DIST_NODE_ARGS, SOURCE_NODE_ARGS } from './node-args.js';
+export { DIST_NODE_ARGS, distNodeArgs, SOURCE_NODE_ARGS } from './node-args.js';
 export { freePort } from './ports.js';
 export { PG_SUPERUSER, startPostgres } from './postgres.js';
 export type { PostgresProcess, StartPostgresOptions } from './postgres.js';

@@ -1,6 +1,7 @@
 /**
  * How development runs this repository's TypeScript without building it.
  */
+import { execFileSync } from 'node:child_process';
 
 /**
  * Node.js flags that run a TypeScript entry point from source: tsx compiles
@@ -21,3 +22,19 @@ export const SOURCE_NODE_ARGS: readonly string[] = Object.freeze(['--conditions=
  * sources). Without type stripping such an import fails at once.
  */
 export const DIST_NODE_ARGS: readonly string[] = Object.freeze(['--no-strip-types']);
+
+const majors = new Map<string, number>();
+
+/**
+ * {@link DIST_NODE_ARGS} for a Node.js binary: none for a Node older than
+ * 23, which strips no types and would refuse the flag (the benchmark's
+ * runtime A/B starts the services on Node 20 too).
+ */
+export function distNodeArgs(node: string): readonly string[] {
+  let major = majors.get(node);
+  if (major === undefined) {
+    major = node === process.execPath ? Number(process.versions.node.split('.')[0]) : Number(/^v(\d+)/.exec(execFileSync(node, ['--version'], { encoding: 'utf8' }))?.[1]);
+    majors.set(node, major);
+  }
+  return major >= 23 ? DIST_NODE_ARGS : [];
+}
