@@ -6,7 +6,7 @@
  * metadata and no cursors; its operator is `set`, and `incr` by override
  * (`best` is not one of its operations).
  */
-import { AppError, invalidField, type Board, type Identity, type RankedRow } from '@lb/common';
+import { AppError, compareBoard, invalidField, rankList, storedOf, type Board, type Identity, type RankedRow } from '@lb/common';
 import type { BoardReader } from '../leaderboard/reads.js';
 import type { ScoreWriter } from '../leaderboard/writes.js';
 import type { BoardWriteAnswer } from './scores.js';
@@ -66,15 +66,14 @@ export class MainBoard {
         }),
       ),
     );
-    const rows = found.filter((r) => r !== undefined).sort((a, b) => b!.score - a!.score || (a!.user_id < b!.user_id ? -1 : 1));
-    const listRanks: number[] = [];
-    rows.forEach((r, i) => (listRanks[i] = i > 0 && rows[i - 1]!.score === r!.score ? listRanks[i - 1]! : i + 1));
-    const on = new Set(rows.map((r) => r!.user_id));
+    const rows = found.filter((r) => r !== undefined).sort(compareBoard);
+    const listRanks = rankList('shared', rows.map((r) => ({ stored: storedOf('desc', r.score) })));
+    const on = new Set(rows.map((r) => r.user_id));
     return {
       board: 'main',
       period: 'all',
       region: view,
-      rows: rows.map((r, i) => ({ user_id: r!.user_id, name: r!.name, score: r!.score, rank: r!.rank, list_rank: listRanks[i]!, metadata: null })),
+      rows: rows.map((r, i) => ({ user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, list_rank: listRanks[i]!, metadata: null })),
       missing: userIds.filter((id) => !on.has(id)),
     };
   }

@@ -6,21 +6,21 @@
  * orders and both tie policies:
  *
  * - board order is ascending (stored score, member) on every shard
- *   (lua/includes/board.lua), so shards' pages merge by that key;
+ *   (@lb/common ranking.ts, lua/includes/order.lua), so shards' pages merge
+ *   by that key;
  * - `shared` ties: rank = 1 + players with a strictly better score
  *   (competition ranks 1, 2, 2, 4); `earliest` ties: rank = 1 + players
  *   before the entry in board order (ordinal ranks 1, 2, 3, 4).
  */
-import { AppError, percentile, periodAt, previousPeriod, type Board, type ShardRouter } from '@lb/common';
+import { AppError, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
 import type { TopPages } from '../leaderboard/top-cache.js';
-import { TOP_CACHE_DEPTH } from '../redis/shard-store.js';
+import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
+import type { BoardRow } from '../redis/contract.js';
+import { TOP_CACHE_DEPTH, type ShardStores } from '../redis/shard-store.js';
 
 /** The shallow cached page of a named board (top pages of up to this many rows). */
 const SHALLOW_DEPTH = 10;
-import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
-import type { BoardRow } from '../redis/contract.js';
-import type { ShardStores } from '../redis/shard-store.js';
 
 export interface RankedBoardRow {
   rank: number;
@@ -33,41 +33,10 @@ export interface RankedBoardRow {
 /** Most rows `from_rank` may skip: it reads that many rows from every shard. */
 export const MAX_FROM_RANK = 10_000;
 
-/** Negative when `a` comes before `b` in board order. */
-export function compareKeys(a: BoardKey, b: BoardKey): number {
-  const sa = Number(a.stored);
-  const sb = Number(b.stored);
-  if (sa !== sb) return sa - sb;
-  return a.member < b.member ? -1 : a.member > b.member ? 1 : 0;
-}
-
-function merge(lists: readonly BoardRow[][], limit: number): BoardRow[] {
-  const all = lists.flat().sort(compareKeys);
-  return all.slice(0, limit);
-}
-
-/** The score a stored value stands for on a board of this order. */
-export function scoreOf(board: BoardRules, stored: string): number {
-  const n = board.order === 'desc' ? -Number(stored) : Number(stored);
-  return n === 0 ? 0 : n;
-}
-
-/**
- * Ranks for consecutive rows of a view, given the global position (0-based)
- * of the first and, for shared ties, how many players have a strictly better
- * score than the first.
- */
-export function rankRows(board: BoardRules, rows: readonly BoardRow[], firstPosition: number, aheadOfFirst: number): RankedBoardRow[] {
-  const out: RankedBoardRow[] = [];
-  rows.forEach((r, i) => {
-    let rank: number;
-    if (board.tieBreak === 'earliest') rank = firstPosition + i + 1;
-    else if (i === 0) rank = aheadOfFirst + 1;
-    else if (rows[i - 1]!.stored === r.stored) rank = out[i - 1]!.rank;
-    else rank = firstPosition + i + 1;
-    out.push({ rank, user_id: r.user_id, name: r.name, score: scoreOf(board, r.stored), metadata: r.metadata === undefined ? null : JSON.parse(r.metadata) });
-  });
-  return out;
+/** Rows of a view ranked by the board's ties (see @lb/common ranking.ts for the maths). */
+function rankRows(board: BoardRules, rows: readonly BoardRow[], firstPosition: number, aheadOfFirst: number): RankedBoardRow[] {
+  const ranks = rankPlaces(board.tieBreak, rows, firstPosition, aheadOfFirst);
+  return rows.map((r, i) => ({ rank: ranks[i]!, user_id: r.user_id, name: r.name, score: scoreOf(board.order, r.stored), metadata: r.metadata === undefined ? null : JSON.parse(r.metadata) }));
 }
 
 /** Cursors are the place of the last row returned, opaque to clients. */
@@ -110,7 +79,7 @@ export class BoardViews {
       `${board.id}/${period}/${view}`,
       async () => {
         const pages = await Promise.all(this.storesFor(view).map((s) => s.page(board, period, view, depth, undefined)));
-        const rows = merge(
+        const rows = mergePlaces(
           pages.map((p) => p.rows),
           depth,
         );
@@ -188,7 +157,7 @@ export class BoardViews {
     // The rows before a wanted rank come from the top of every shard.
     const skip = at.fromRank !== undefined && at.fromRank > 1 ? at.fromRank - 1 : 0;
     const pages = await Promise.all(stores.map((s) => s.page(board, period, view, limit + skip, after)));
-    const merged = merge(
+    const merged = mergePlaces(
       pages.map((p) => p.rows),
       limit + skip,
     );
@@ -245,7 +214,7 @@ export class BoardViews {
       region: view,
       user_id: userId,
       name: f.name,
-      score: scoreOf(board, f.stored),
+      score: scoreOf(board.order, f.stored),
       rank: ahead + 1,
       total,
       percentile: percentile(worse, total),
@@ -270,9 +239,9 @@ export class BoardViews {
     const selfAhead = parts.reduce((a, p) => a + p.ahead, 0);
     const above = parts
       .flatMap((p) => p.above)
-      .sort(compareKeys)
+      .sort(comparePlaces)
       .slice(-range);
-    const below = merge(
+    const below = mergePlaces(
       parts.map((p) => p.below),
       range,
     );
@@ -286,7 +255,7 @@ export class BoardViews {
       // counted from its rows (see leaderboard/reads.ts).
       const aheadOfTop = parts.reduce((a, p) => {
         if (p.above.length === 0) return a + p.position;
-        if (board.tieBreak === 'earliest') return a + p.position - p.above.filter((r) => compareKeys(r, top) >= 0).length;
+        if (board.tieBreak === 'earliest') return a + p.position - p.above.filter((r) => comparePlaces(r, top) >= 0).length;
         if (p.above[0]!.stored === top.stored) return a + p.firstAboveAhead;
         return a + p.position - p.above.filter((r) => Number(r.stored) >= Number(top.stored)).length;
       }, 0);
@@ -314,15 +283,12 @@ export class BoardViews {
         .map(({ shard, f }, i) => {
           // Its own shard's count came with it; the others counted its key.
           const ahead = f.ahead + counts.reduce((a, c, j) => a + (j === shard || !c ? 0 : c.ahead[i]!), 0);
-          return { key: f as BoardKey, user_id: f.user_id, name: f.name, score: scoreOf(board, f.stored), rank: ahead + 1, metadata: f.metadata === undefined ? null : JSON.parse(f.metadata) };
+          return { key: f as BoardKey, user_id: f.user_id, name: f.name, score: scoreOf(board.order, f.stored), rank: ahead + 1, metadata: f.metadata === undefined ? null : JSON.parse(f.metadata) };
         })
-        .sort((a, b) => compareKeys(a.key, b.key));
+        .sort((a, b) => comparePlaces(a.key, b.key));
     }
     // Among the listed players, by the same tie policy as the board.
-    const listRanks: number[] = [];
-    rows.forEach((r, i) => {
-      listRanks[i] = board.tieBreak === 'shared' && i > 0 && rows[i - 1]!.score === r.score ? listRanks[i - 1]! : i + 1;
-    });
+    const listRanks = rankList(board.tieBreak, rows.map((r) => r.key));
     const listed = rows.map((r, i) => ({ user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, list_rank: listRanks[i]!, metadata: r.metadata }));
     const on = new Set(rows.map((r) => r.user_id));
     return { board: board.id, period, region: view, rows: listed, missing: userIds.filter((id) => !on.has(id)) };

@@ -3,6 +3,7 @@
  * board-* scripts (see lua/includes/board.lua for the layout), each answer
  * decoded by name. `main` keeps its own scripts and keys (shard-store.ts).
  */
+import { storedOf } from '@lb/common';
 import { decodeAnswer, boardRows, num, nums, str, type BoardRow } from './contract.js';
 import { SCRIPTS } from './scripts.js';
 import type { BucketSpec, ShardStore } from './shard-store.js';
@@ -166,7 +167,7 @@ export class BoardStore {
     const p = k.boardPeriod(board.id, period);
     const keys = [p.view('GLOBAL'), p.versions, p.members, p.metadata, k.names];
     if (e.region !== 'GLOBAL') keys.push(p.view(e.region));
-    const stored = board.order === 'desc' ? (e.score === 0 ? '0' : String(-e.score)) : String(e.score);
+    const stored = storedOf(board.order, e.score);
     // An entry persisted before members were (or a shared-tie board's) orders by user id.
     const member = board.tieBreak === 'earliest' ? (e.member ?? `0000000000000000|${e.userId}`) : e.userId;
     const args = [e.userId, e.name, stored, member, String(e.version), e.metadata ?? '', k.topChanged, `${board.id}/${period}/`, e.region];

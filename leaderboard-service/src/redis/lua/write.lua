@@ -57,6 +57,7 @@
     region_rate_limited  wait_ms (the region's bucket is empty)
 ]]
 --- @include "includes/contract"
+--- @include "includes/order"
 --- @include "includes/token-bucket"
 
 local op = ARGV[1]
