@@ -7,11 +7,13 @@
  * (`best` is not one of its operations).
  */
 import { AppError, compareBoard, invalidField, rankList, storedOf, type Board, type Identity, type RankedRow } from '@lb/common';
+import type { PartialFields, ReadOptions } from '../leaderboard/gather.js';
 import type { BoardReader } from '../leaderboard/reads.js';
 import type { ScoreWriter } from '../leaderboard/writes.js';
 import type { BoardWriteAnswer } from './scores.js';
 
 const withMeta = (r: RankedRow) => ({ ...r, metadata: null });
+const partialOf = (a: PartialFields): PartialFields => (a.partial ? { partial: a.partial, missing_shards: a.missing_shards! } : {});
 
 export class MainBoard {
   constructor(
@@ -41,19 +43,19 @@ export class MainBoard {
     };
   }
 
-  async top(view: string, limit: number) {
-    const t = await this.reader.top(view, limit);
-    return { board: 'main', period: 'all', region: view, total: t.total, rows: t.rows.map(withMeta), next_cursor: null };
+  async top(view: string, limit: number, opts: ReadOptions = {}) {
+    const t = await this.reader.top(view, limit, opts);
+    return { board: 'main', period: 'all', region: view, total: t.total, rows: t.rows.map(withMeta), next_cursor: null, ...partialOf(t) };
   }
 
-  async rank(view: string, userId: string) {
-    const r = await this.reader.rank(view, userId);
-    return { found: true, board: 'main', period: 'all', region: view, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, total: r.total, percentile: r.percentile, metadata: null };
+  async rank(view: string, userId: string, opts: ReadOptions = {}) {
+    const r = await this.reader.rank(view, userId, opts);
+    return { found: true, board: 'main', period: 'all', region: view, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, total: r.total, percentile: r.percentile, metadata: null, ...partialOf(r) };
   }
 
-  async around(view: string, userId: string, range: number) {
-    const a = await this.reader.around(view, userId, range);
-    return { board: 'main', period: 'all', region: view, self: withMeta(a.self), around: a.around.map(withMeta) };
+  async around(view: string, userId: string, range: number, opts: ReadOptions = {}) {
+    const a = await this.reader.around(view, userId, range, opts);
+    return { board: 'main', period: 'all', region: view, self: withMeta(a.self), around: a.around.map(withMeta), ...partialOf(a) };
   }
 
   /** Ranks of listed players: one rank read each (the main board has no list read of its own). */

@@ -12,8 +12,9 @@
  *   (competition ranks 1, 2, 2, 4); `earliest` ties: rank = 1 + players
  *   before the entry in board order (ordinal ranks 1, 2, 3, 4).
  */
-import { AppError, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common';
+import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
+import { gather, withMissing, type ReadOptions } from '../leaderboard/gather.js';
 import type { TopPages } from '../leaderboard/top-cache.js';
 import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
 import type { BoardRow } from '../redis/contract.js';
@@ -29,6 +30,8 @@ export interface RankedBoardRow {
   score: number;
   metadata: unknown;
 }
+
+const shardOf = (s: BoardStore): string => s.store.shard.id;
 
 /** Most rows `from_rank` may skip: it reads that many rows from every shard. */
 export const MAX_FROM_RANK = 10_000;
@@ -131,9 +134,12 @@ export class BoardViews {
 
   /**
    * A page of a view: from the top, from `fromRank`, or after `cursor`.
-   * `next_cursor` continues after the last row (null at the end).
+   * `next_cursor` continues after the last row (null at the end). With
+   * `partial`, a GLOBAL view is read over the shards that answer (see
+   * leaderboard/gather.ts).
    */
-  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }) {
+  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}) {
+    const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [total, rows] = await Promise.all([
         this.archive.total(board.id, period, view),
@@ -145,7 +151,11 @@ export class BoardViews {
     }
     if (!at.cursor && at.fromRank === undefined && limit <= TOP_CACHE_DEPTH) {
       // Most clients ask for a top 10: a board read only that way costs 10 rows per shard, not 100.
-      const page = await this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH);
+      // Only whole pages are cached: a partial read goes on without the cache when a shard fails.
+      const page = await this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH).catch((e: unknown) => {
+        if (partial && e instanceof StoreUnavailable) return undefined;
+        throw e;
+      });
       if (page) {
         const rows = page.rows.slice(0, limit);
         const next = rows.length === limit && limit < page.total ? encodeCursor(page.keys[limit - 1]!) : null;
@@ -156,7 +166,9 @@ export class BoardViews {
     const after = at.cursor;
     // The rows before a wanted rank come from the top of every shard.
     const skip = at.fromRank !== undefined && at.fromRank > 1 ? at.fromRank - 1 : 0;
-    const pages = await Promise.all(stores.map((s) => s.page(board, period, view, limit + skip, after)));
+    const gathered = await gather(stores, shardOf, (s) => s.page(board, period, view, limit + skip, after), partial);
+    const pages = gathered.results;
+    const missing = [...gathered.missing];
     const merged = mergePlaces(
       pages.map((p) => p.rows),
       limit + skip,
@@ -169,45 +181,64 @@ export class BoardViews {
     if (first && board.tieBreak === 'shared') {
       if (skip > 0 || (after && first.stored === after.stored)) {
         // The first row's block of equal scores may begin before the page.
-        const counts = await Promise.all(stores.map((s) => s.before(board, period, view, [first])));
-        aheadOfFirst = counts.reduce((a, c) => a + c.ahead[0]!, 0);
+        const counts = await gather(gathered.stores, shardOf, (s) => s.before(board, period, view, [first]), partial);
+        missing.push(...counts.missing);
+        aheadOfFirst = counts.results.reduce((a, c) => a + c.ahead[0]!, 0);
       }
     }
     const last = rows[rows.length - 1];
-    return {
-      board: board.id,
-      period,
-      region: view,
-      total,
-      rows: rankRows(board, rows, start, aheadOfFirst),
-      next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null,
-    };
+    return withMissing(
+      {
+        board: board.id,
+        period,
+        region: view,
+        total,
+        rows: rankRows(board, rows, start, aheadOfFirst),
+        next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null,
+      },
+      missing,
+    );
   }
 
-  /** Finds players on a view: each found one with its place and the counts of its own shard. */
-  private async find(board: Board, period: string, view: string, userIds: readonly string[]) {
-    const stores = this.storesFor(view);
-    const results = await Promise.all(stores.map((s) => s.find(board, period, view, userIds)));
-    return { stores, results };
+  /**
+   * Finds players on a view: each found one with its place and the counts
+   * of its own shard (over the shards that answer, when `partial`).
+   */
+  private async find(board: Board, period: string, view: string, userIds: readonly string[], partial = false) {
+    const g = await gather(this.storesFor(view), shardOf, (s) => s.find(board, period, view, userIds), partial);
+    return { stores: g.stores, results: g.results, missing: g.missing };
+  }
+
+  /** The shard of the player found by {@link find}; a player found nowhere may live on a shard that did not answer (503, not 404). */
+  private homeOf(board: Board, period: string, view: string, userId: string, found: { results: { found: unknown[] }[]; missing: string[] }): number {
+    const home = found.results.findIndex((r) => r.found.length > 0);
+    if (home >= 0) return home;
+    if (found.missing.length > 0) throw new StoreUnavailable('redis', found.missing[0]!);
+    throw notOnBoard(board, period, view, userId);
   }
 
   /** A player's rank, score, percentile and metadata on a view. */
-  async rank(board: Board, period: string, view: string, userId: string) {
+  async rank(board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
+    const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [row] = await this.archive.find(board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
       const [total, worse] = await Promise.all([this.archive.total(board.id, period, view), this.archive.worse(board.id, period, view, row.score, board.order)]);
       return { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
     }
-    const { stores, results } = await this.find(board, period, view, [userId]);
-    const home = results.findIndex((r) => r.found.length > 0);
-    if (home < 0) throw notOnBoard(board, period, view, userId);
-    const f = results[home]!.found[0]!;
-    const others = await Promise.all(stores.map((s, i) => (i === home ? undefined : s.before(board, period, view, [f]))));
-    const ahead = f.ahead + others.reduce((a, c) => a + (c?.ahead[0] ?? 0), 0);
-    const worse = f.worse + others.reduce((a, c) => a + (c?.worse[0] ?? 0), 0);
-    const total = results.reduce((a, r) => a + r.total, 0);
-    return {
+    const found = await this.find(board, period, view, [userId], partial);
+    const home = this.homeOf(board, period, view, userId, found);
+    const f = found.results[home]!.found[0]!;
+    const others = await gather(
+      found.stores.filter((_, i) => i !== home),
+      shardOf,
+      (s) => s.before(board, period, view, [f]),
+      partial,
+    );
+    const ahead = f.ahead + others.results.reduce((a, c) => a + c.ahead[0]!, 0);
+    const worse = f.worse + others.results.reduce((a, c) => a + c.worse[0]!, 0);
+    const total = found.results.reduce((a, r) => a + r.total, 0);
+    return withMissing({
       found: true,
       board: board.id,
       period,
@@ -219,22 +250,22 @@ export class BoardViews {
       total,
       percentile: percentile(worse, total),
       metadata: f.metadata === undefined ? null : JSON.parse(f.metadata),
-    };
+    }, [...found.missing, ...others.missing]);
   }
 
   /** Up to `range` players just above and below a player on a view, in board order. */
-  async around(board: Board, period: string, view: string, userId: string, range: number) {
+  async around(board: Board, period: string, view: string, userId: string, range: number, opts: ReadOptions = {}) {
+    const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [row] = await this.archive.find(board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
       const near = await this.archive.range(board.id, period, view, row.position - range, row.position + range);
       return { board: board.id, period, region: view, self: archivedRow(row), around: near.filter((r) => r.position !== row.position).map(archivedRow) };
     }
-    const { stores, results } = await this.find(board, period, view, [userId]);
-    const home = results.findIndex((r) => r.found.length > 0);
-    if (home < 0) throw notOnBoard(board, period, view, userId);
-    const f = results[home]!.found[0]!;
-    const parts = await Promise.all(stores.map((s) => s.around(board, period, view, f, range)));
+    const found = await this.find(board, period, view, [userId], partial);
+    const f = found.results[this.homeOf(board, period, view, userId, found)]!.found[0]!;
+    const gathered = await gather(found.stores, shardOf, (s) => s.around(board, period, view, f, range), partial);
+    const parts = gathered.results;
     const position = parts.reduce((a, p) => a + p.position, 0);
     const selfAhead = parts.reduce((a, p) => a + p.ahead, 0);
     const above = parts
@@ -263,7 +294,7 @@ export class BoardViews {
     }
     const selfRow: BoardRow = { user_id: userId, member: f.member, stored: f.stored, name: f.name, metadata: f.metadata };
     const selfAndBelow = rankRows(board, [selfRow, ...below], position, selfAhead);
-    return { board: board.id, period, region: view, self: selfAndBelow[0]!, around: [...aboveRanked, ...selfAndBelow.slice(1)] };
+    return withMissing({ board: board.id, period, region: view, self: selfAndBelow[0]!, around: [...aboveRanked, ...selfAndBelow.slice(1)] }, [...found.missing, ...gathered.missing]);
   }
 
   /**
