@@ -4,8 +4,8 @@
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
 import { shardKeys, type CallMetrics, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
-import { RecentRate } from '../admin/stats.js';
 import { ShardConnection, type LimiterClient } from './connection.js';
+import { RecentRate } from './recent-rate.js';
 import { decodeAnswer, fromStored, num, rows, str, toStored, type FieldValue } from './contract.js';
 import { SCRIPTS } from './scripts.js';
 import { watchTopChanges, type TopChangeWatch } from './subscriber.js';

@@ -15,6 +15,11 @@
  *    COMMIT leaves nothing, and the close job is retried.
  * 4. After the COMMIT the period's Redis keys get a time to live of
  *    keep_periods periods, and the webhook delivery is queued.
+ *
+ * Boards are read through @lb/common's key builder (`shardKeys`) and ranked
+ * by its order maths, as the service reads them. The worker has one Redis
+ * client library, ioredis: BullMQ requires it, so the closer uses it too
+ * rather than adding node-redis beside it.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import {
