@@ -71,6 +71,15 @@ export function str(a: Answer<ScriptName>, name: string): string {
   return String(v);
 }
 
+/**
+ * A write script's arguments, by name: one JSON object in ARGV[1], decoded
+ * by the script (lua/includes/admission.lua `packedArgs`), as BullMQ packs
+ * its scripts' arguments. Keys stay in KEYS, so a script stays on one slot.
+ */
+export function packArgs(args: Readonly<Record<string, string | number | Readonly<Record<string, unknown>>>>): string[] {
+  return [JSON.stringify(args)];
+}
+
 /** The board `main` is `desc`: it stores the negated score (see @lb/common ranking.ts). */
 export const toStored = (score: number): string => storedOf('desc', score);
 export const fromStored = (stored: string | number): number => scoreOf('desc', stored);
