@@ -3,7 +3,7 @@
  * the admin command production runs compiled
  * (`node leaderboard-service/dist/admin/cli.js`), here from source.
  */
-import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
+import { runAdmin } from '@lb/leaderboard-service/admin-cli';
 
 process.exitCode = await runAdmin(process.argv.slice(2)).catch((e: unknown) => {
   process.stderr.write(`admin: ${(e as Error).message}\n`);

@@ -9,9 +9,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigKey } from '@lb/common';
 import { findRepoRoot } from '@lb/devtools/testing';
-import { CONFIG_KEYS as GATEWAY } from '../api-gateway/src/config.js';
-import { CONFIG_KEYS as SERVICE } from '../leaderboard-service/src/config.js';
-import { CONFIG_KEYS as WORKER } from '../worker-service/src/config.js';
+import { CONFIG_KEYS as GATEWAY } from '@lb/api-gateway/config';
+import { CONFIG_KEYS as SERVICE } from '@lb/leaderboard-service/config';
+import { CONFIG_KEYS as WORKER } from '@lb/worker-service/config';
 
 /** Renders .env.example: keys read by several services first, then each service's own. */
 export function renderEnvExample(): string {

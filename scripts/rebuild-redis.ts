@@ -9,9 +9,8 @@
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
 import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools, ShardRouter } from '@lb/common';
-import { ArchiveRepo } from '../leaderboard-service/src/db/archive-repo.js';
-import { ShardStores } from '../leaderboard-service/src/redis/shard-store.js';
-import { rebuildBoards, rebuildShard, type RebuildResult } from '../leaderboard-service/src/recovery/rebuild.js';
+import { ArchiveRepo } from '@lb/leaderboard-service/db';
+import { rebuildBoards, rebuildShard, ShardStores, type RebuildResult } from '@lb/leaderboard-service/ops';
 
 const HELP = `Usage: npm run rebuild-redis -- (--shard ID | --all) [--json]
 

@@ -121,7 +121,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
   const clock = opts.clock ?? Date.now;
   const boardWriter = new BoardWriter(
-    { router, stores, relays, log, clock, metrics },
+    { router, stores, relays, log, clock, metrics, afterRedisWrite },
     {
       idempotencyTtlS: config.idempotencyTtlS,
       backlogLimit: config.queueRejectLength,
@@ -166,8 +166,8 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
 
 /**
  * TEST_FAULT=crash-after-redis-write kills the process right after a write
- * reached Redis and before its event reached the queue: the outbox test uses
- * it to prove such a write still gets persisted.
+ * (to any board) reached Redis and before its event reached the queue: the
+ * outbox tests use it to prove such a write still gets persisted.
  */
 function faultHook(fault: string, log: Logger): AfterRedisWriteHook | undefined {
   if (fault !== 'crash-after-redis-write') return undefined;

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import type { createDeps } from '../../leaderboard-service/src/deps.js';
+import type { createDeps } from '@lb/leaderboard-service/deps';
 import { fmt } from './machine.js';
 import type { MixEntry } from './load.js';
 

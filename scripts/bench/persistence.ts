@@ -31,9 +31,8 @@ import {
 import { freePort, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/devtools/infra';
 import { onInterrupt } from './interrupt.js';
 import { findRepoRoot } from '@lb/devtools/testing';
-import { ScoreRepository } from '../../worker-service/src/db/index.js';
-import { EventRelays } from '../../leaderboard-service/src/events/relay.js';
-import { ShardStores } from '../../leaderboard-service/src/redis/shard-store.js';
+import { ScoreRepository } from '@lb/worker-service/db';
+import { EventRelays, ShardStores } from '@lb/leaderboard-service/ops';
 import { fmt, pct } from './machine.js';
 
 const root = findRepoRoot();

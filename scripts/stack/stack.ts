@@ -20,7 +20,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, DEFAULT_TOPOLOGY, ensureDatabase, migrateTopology, PgPools, redactUrl, type Topology } from '@lb/common';
-import { ApiKeysRepo } from '../../leaderboard-service/src/db/api-keys-repo.js';
+import { ApiKeysRepo } from '@lb/leaderboard-service/db';
 import { ensureBinaries, METRICS_BINARIES, type BinaryName } from '@lb/devtools/infra';
 import { ensureBuilt } from './build.js';
 import { describeExit, type ExitInfo } from './children.js';

@@ -1,7 +1,11 @@
 /**
  * A deliberately simple model of the boards, for checking the real service:
- * every answer is computed by sorting all players, with no cleverness.
+ * every answer is computed by sorting all players, with no cleverness. The
+ * order is the platform's one definition of it (@lb/common ranking.ts);
+ * ranks, windows and percentiles are counted here by brute force.
  */
+import { compareBoard } from '@lb/common';
+
 export interface RefPlayer {
   user_id: string;
   name: string;
@@ -25,7 +29,7 @@ export class ReferenceBoards {
 
   private board(board: string): RefPlayer[] {
     const all = [...this.players.values()].filter((p) => board === 'GLOBAL' || p.region === board);
-    return all.sort((a, b) => b.score - a.score || (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0));
+    return all.sort(compareBoard);
   }
 
   private rankOf(list: RefPlayer[], score: number): number {

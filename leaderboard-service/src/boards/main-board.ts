@@ -6,12 +6,14 @@
  * metadata and no cursors; its operator is `set`, and `incr` by override
  * (`best` is not one of its operations).
  */
-import { AppError, invalidField, type Board, type Identity, type RankedRow } from '@lb/common';
+import { AppError, compareBoard, invalidField, rankList, storedOf, type Board, type Identity, type RankedRow } from '@lb/common';
+import type { PartialFields, ReadOptions } from '../leaderboard/gather.js';
 import type { BoardReader } from '../leaderboard/reads.js';
 import type { ScoreWriter } from '../leaderboard/writes.js';
 import type { BoardWriteAnswer } from './scores.js';
 
 const withMeta = (r: RankedRow) => ({ ...r, metadata: null });
+const partialOf = (a: PartialFields): PartialFields => (a.partial ? { partial: a.partial, missing_shards: a.missing_shards! } : {});
 
 export class MainBoard {
   constructor(
@@ -41,19 +43,19 @@ export class MainBoard {
     };
   }
 
-  async top(view: string, limit: number) {
-    const t = await this.reader.top(view, limit);
-    return { board: 'main', period: 'all', region: view, total: t.total, rows: t.rows.map(withMeta), next_cursor: null };
+  async top(view: string, limit: number, opts: ReadOptions = {}) {
+    const t = await this.reader.top(view, limit, opts);
+    return { board: 'main', period: 'all', region: view, total: t.total, rows: t.rows.map(withMeta), next_cursor: null, ...partialOf(t) };
   }
 
-  async rank(view: string, userId: string) {
-    const r = await this.reader.rank(view, userId);
-    return { found: true, board: 'main', period: 'all', region: view, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, total: r.total, percentile: r.percentile, metadata: null };
+  async rank(view: string, userId: string, opts: ReadOptions = {}) {
+    const r = await this.reader.rank(view, userId, opts);
+    return { found: true, board: 'main', period: 'all', region: view, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, total: r.total, percentile: r.percentile, metadata: null, ...partialOf(r) };
   }
 
-  async around(view: string, userId: string, range: number) {
-    const a = await this.reader.around(view, userId, range);
-    return { board: 'main', period: 'all', region: view, self: withMeta(a.self), around: a.around.map(withMeta) };
+  async around(view: string, userId: string, range: number, opts: ReadOptions = {}) {
+    const a = await this.reader.around(view, userId, range, opts);
+    return { board: 'main', period: 'all', region: view, self: withMeta(a.self), around: a.around.map(withMeta), ...partialOf(a) };
   }
 
   /** Ranks of listed players: one rank read each (the main board has no list read of its own). */
@@ -66,15 +68,14 @@ export class MainBoard {
         }),
       ),
     );
-    const rows = found.filter((r) => r !== undefined).sort((a, b) => b!.score - a!.score || (a!.user_id < b!.user_id ? -1 : 1));
-    const listRanks: number[] = [];
-    rows.forEach((r, i) => (listRanks[i] = i > 0 && rows[i - 1]!.score === r!.score ? listRanks[i - 1]! : i + 1));
-    const on = new Set(rows.map((r) => r!.user_id));
+    const rows = found.filter((r) => r !== undefined).sort(compareBoard);
+    const listRanks = rankList('shared', rows.map((r) => ({ stored: storedOf('desc', r.score) })));
+    const on = new Set(rows.map((r) => r.user_id));
     return {
       board: 'main',
       period: 'all',
       region: view,
-      rows: rows.map((r, i) => ({ user_id: r!.user_id, name: r!.name, score: r!.score, rank: r!.rank, list_rank: listRanks[i]!, metadata: null })),
+      rows: rows.map((r, i) => ({ user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, list_rank: listRanks[i]!, metadata: null })),
       missing: userIds.filter((id) => !on.has(id)),
     };
   }

@@ -44,6 +44,13 @@ export interface BoardWriteAnswer {
   missing_shards?: string[];
 }
 
+/**
+ * Test-only fault hook of every board's writer, run after a write's script
+ * committed and before its event is handed to the queue (a crash here is
+ * what the outbox sweeper is for).
+ */
+export type AfterRedisWriteHook = (write: { board: string; userId: string }) => void;
+
 export interface BoardWriterSettings {
   idempotencyTtlS: number;
   backlogLimit: number;
@@ -52,7 +59,15 @@ export interface BoardWriterSettings {
 
 export class BoardWriter {
   constructor(
-    private readonly deps: { router: ShardRouter; stores: ShardStores; relays: EventRelays; log: Logger; clock: () => number; metrics?: ServiceMetrics },
+    private readonly deps: {
+      router: ShardRouter;
+      stores: ShardStores;
+      relays: EventRelays;
+      log: Logger;
+      clock: () => number;
+      metrics?: ServiceMetrics;
+      afterRedisWrite?: AfterRedisWriteHook | undefined;
+    },
     private readonly settings: BoardWriterSettings,
   ) {}
 
@@ -127,6 +142,7 @@ export class BoardWriter {
     }
     // Commit point: applied. Nothing below may fail the request (see leaderboard/writes.ts).
     if (r.event) {
+      this.deps.afterRedisWrite?.({ board: board.id, userId: player.userId });
       try {
         this.deps.relays.get(shard.id).push(r.event.id, r.event.json);
       } catch (e) {

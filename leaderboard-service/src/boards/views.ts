@@ -6,21 +6,22 @@
  * orders and both tie policies:
  *
  * - board order is ascending (stored score, member) on every shard
- *   (lua/includes/board.lua), so shards' pages merge by that key;
+ *   (@lb/common ranking.ts, lua/includes/order.lua), so shards' pages merge
+ *   by that key;
  * - `shared` ties: rank = 1 + players with a strictly better score
  *   (competition ranks 1, 2, 2, 4); `earliest` ties: rank = 1 + players
  *   before the entry in board order (ordinal ranks 1, 2, 3, 4).
  */
-import { AppError, percentile, periodAt, previousPeriod, type Board, type ShardRouter } from '@lb/common';
+import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
+import { gather, withMissing, type ReadOptions } from '../leaderboard/gather.js';
 import type { TopPages } from '../leaderboard/top-cache.js';
-import { TOP_CACHE_DEPTH } from '../redis/shard-store.js';
+import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
+import type { BoardRow } from '../redis/contract.js';
+import { TOP_CACHE_DEPTH, type ShardStores } from '../redis/shard-store.js';
 
 /** The shallow cached page of a named board (top pages of up to this many rows). */
 const SHALLOW_DEPTH = 10;
-import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
-import type { BoardRow } from '../redis/contract.js';
-import type { ShardStores } from '../redis/shard-store.js';
 
 export interface RankedBoardRow {
   rank: number;
@@ -30,44 +31,15 @@ export interface RankedBoardRow {
   metadata: unknown;
 }
 
+const shardOf = (s: BoardStore): string => s.store.shard.id;
+
 /** Most rows `from_rank` may skip: it reads that many rows from every shard. */
 export const MAX_FROM_RANK = 10_000;
 
-/** Negative when `a` comes before `b` in board order. */
-export function compareKeys(a: BoardKey, b: BoardKey): number {
-  const sa = Number(a.stored);
-  const sb = Number(b.stored);
-  if (sa !== sb) return sa - sb;
-  return a.member < b.member ? -1 : a.member > b.member ? 1 : 0;
-}
-
-function merge(lists: readonly BoardRow[][], limit: number): BoardRow[] {
-  const all = lists.flat().sort(compareKeys);
-  return all.slice(0, limit);
-}
-
-/** The score a stored value stands for on a board of this order. */
-export function scoreOf(board: BoardRules, stored: string): number {
-  const n = board.order === 'desc' ? -Number(stored) : Number(stored);
-  return n === 0 ? 0 : n;
-}
-
-/**
- * Ranks for consecutive rows of a view, given the global position (0-based)
- * of the first and, for shared ties, how many players have a strictly better
- * score than the first.
- */
-export function rankRows(board: BoardRules, rows: readonly BoardRow[], firstPosition: number, aheadOfFirst: number): RankedBoardRow[] {
-  const out: RankedBoardRow[] = [];
-  rows.forEach((r, i) => {
-    let rank: number;
-    if (board.tieBreak === 'earliest') rank = firstPosition + i + 1;
-    else if (i === 0) rank = aheadOfFirst + 1;
-    else if (rows[i - 1]!.stored === r.stored) rank = out[i - 1]!.rank;
-    else rank = firstPosition + i + 1;
-    out.push({ rank, user_id: r.user_id, name: r.name, score: scoreOf(board, r.stored), metadata: r.metadata === undefined ? null : JSON.parse(r.metadata) });
-  });
-  return out;
+/** Rows of a view ranked by the board's ties (see @lb/common ranking.ts for the maths). */
+function rankRows(board: BoardRules, rows: readonly BoardRow[], firstPosition: number, aheadOfFirst: number): RankedBoardRow[] {
+  const ranks = rankPlaces(board.tieBreak, rows, firstPosition, aheadOfFirst);
+  return rows.map((r, i) => ({ rank: ranks[i]!, user_id: r.user_id, name: r.name, score: scoreOf(board.order, r.stored), metadata: r.metadata === undefined ? null : JSON.parse(r.metadata) }));
 }
 
 /** Cursors are the place of the last row returned, opaque to clients. */
@@ -110,7 +82,7 @@ export class BoardViews {
       `${board.id}/${period}/${view}`,
       async () => {
         const pages = await Promise.all(this.storesFor(view).map((s) => s.page(board, period, view, depth, undefined)));
-        const rows = merge(
+        const rows = mergePlaces(
           pages.map((p) => p.rows),
           depth,
         );
@@ -162,9 +134,12 @@ export class BoardViews {
 
   /**
    * A page of a view: from the top, from `fromRank`, or after `cursor`.
-   * `next_cursor` continues after the last row (null at the end).
+   * `next_cursor` continues after the last row (null at the end). With
+   * `partial`, a GLOBAL view is read over the shards that answer (see
+   * leaderboard/gather.ts).
    */
-  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }) {
+  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}) {
+    const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [total, rows] = await Promise.all([
         this.archive.total(board.id, period, view),
@@ -176,7 +151,11 @@ export class BoardViews {
     }
     if (!at.cursor && at.fromRank === undefined && limit <= TOP_CACHE_DEPTH) {
       // Most clients ask for a top 10: a board read only that way costs 10 rows per shard, not 100.
-      const page = await this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH);
+      // Only whole pages are cached: a partial read goes on without the cache when a shard fails.
+      const page = await this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH).catch((e: unknown) => {
+        if (partial && e instanceof StoreUnavailable) return undefined;
+        throw e;
+      });
       if (page) {
         const rows = page.rows.slice(0, limit);
         const next = rows.length === limit && limit < page.total ? encodeCursor(page.keys[limit - 1]!) : null;
@@ -187,8 +166,10 @@ export class BoardViews {
     const after = at.cursor;
     // The rows before a wanted rank come from the top of every shard.
     const skip = at.fromRank !== undefined && at.fromRank > 1 ? at.fromRank - 1 : 0;
-    const pages = await Promise.all(stores.map((s) => s.page(board, period, view, limit + skip, after)));
-    const merged = merge(
+    const gathered = await gather(stores, shardOf, (s) => s.page(board, period, view, limit + skip, after), partial);
+    const pages = gathered.results;
+    const missing = [...gathered.missing];
+    const merged = mergePlaces(
       pages.map((p) => p.rows),
       limit + skip,
     );
@@ -200,79 +181,98 @@ export class BoardViews {
     if (first && board.tieBreak === 'shared') {
       if (skip > 0 || (after && first.stored === after.stored)) {
         // The first row's block of equal scores may begin before the page.
-        const counts = await Promise.all(stores.map((s) => s.before(board, period, view, [first])));
-        aheadOfFirst = counts.reduce((a, c) => a + c.ahead[0]!, 0);
+        const counts = await gather(gathered.stores, shardOf, (s) => s.before(board, period, view, [first]), partial);
+        missing.push(...counts.missing);
+        aheadOfFirst = counts.results.reduce((a, c) => a + c.ahead[0]!, 0);
       }
     }
     const last = rows[rows.length - 1];
-    return {
-      board: board.id,
-      period,
-      region: view,
-      total,
-      rows: rankRows(board, rows, start, aheadOfFirst),
-      next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null,
-    };
+    return withMissing(
+      {
+        board: board.id,
+        period,
+        region: view,
+        total,
+        rows: rankRows(board, rows, start, aheadOfFirst),
+        next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null,
+      },
+      missing,
+    );
   }
 
-  /** Finds players on a view: each found one with its place and the counts of its own shard. */
-  private async find(board: Board, period: string, view: string, userIds: readonly string[]) {
-    const stores = this.storesFor(view);
-    const results = await Promise.all(stores.map((s) => s.find(board, period, view, userIds)));
-    return { stores, results };
+  /**
+   * Finds players on a view: each found one with its place and the counts
+   * of its own shard (over the shards that answer, when `partial`).
+   */
+  private async find(board: Board, period: string, view: string, userIds: readonly string[], partial = false) {
+    const g = await gather(this.storesFor(view), shardOf, (s) => s.find(board, period, view, userIds), partial);
+    return { stores: g.stores, results: g.results, missing: g.missing };
+  }
+
+  /** The shard of the player found by {@link find}; a player found nowhere may live on a shard that did not answer (503, not 404). */
+  private homeOf(board: Board, period: string, view: string, userId: string, found: { results: { found: unknown[] }[]; missing: string[] }): number {
+    const home = found.results.findIndex((r) => r.found.length > 0);
+    if (home >= 0) return home;
+    if (found.missing.length > 0) throw new StoreUnavailable('redis', found.missing[0]!);
+    throw notOnBoard(board, period, view, userId);
   }
 
   /** A player's rank, score, percentile and metadata on a view. */
-  async rank(board: Board, period: string, view: string, userId: string) {
+  async rank(board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
+    const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [row] = await this.archive.find(board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
       const [total, worse] = await Promise.all([this.archive.total(board.id, period, view), this.archive.worse(board.id, period, view, row.score, board.order)]);
       return { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
     }
-    const { stores, results } = await this.find(board, period, view, [userId]);
-    const home = results.findIndex((r) => r.found.length > 0);
-    if (home < 0) throw notOnBoard(board, period, view, userId);
-    const f = results[home]!.found[0]!;
-    const others = await Promise.all(stores.map((s, i) => (i === home ? undefined : s.before(board, period, view, [f]))));
-    const ahead = f.ahead + others.reduce((a, c) => a + (c?.ahead[0] ?? 0), 0);
-    const worse = f.worse + others.reduce((a, c) => a + (c?.worse[0] ?? 0), 0);
-    const total = results.reduce((a, r) => a + r.total, 0);
-    return {
+    const found = await this.find(board, period, view, [userId], partial);
+    const home = this.homeOf(board, period, view, userId, found);
+    const f = found.results[home]!.found[0]!;
+    const others = await gather(
+      found.stores.filter((_, i) => i !== home),
+      shardOf,
+      (s) => s.before(board, period, view, [f]),
+      partial,
+    );
+    const ahead = f.ahead + others.results.reduce((a, c) => a + c.ahead[0]!, 0);
+    const worse = f.worse + others.results.reduce((a, c) => a + c.worse[0]!, 0);
+    const total = found.results.reduce((a, r) => a + r.total, 0);
+    return withMissing({
       found: true,
       board: board.id,
       period,
       region: view,
       user_id: userId,
       name: f.name,
-      score: scoreOf(board, f.stored),
+      score: scoreOf(board.order, f.stored),
       rank: ahead + 1,
       total,
       percentile: percentile(worse, total),
       metadata: f.metadata === undefined ? null : JSON.parse(f.metadata),
-    };
+    }, [...found.missing, ...others.missing]);
   }
 
   /** Up to `range` players just above and below a player on a view, in board order. */
-  async around(board: Board, period: string, view: string, userId: string, range: number) {
+  async around(board: Board, period: string, view: string, userId: string, range: number, opts: ReadOptions = {}) {
+    const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [row] = await this.archive.find(board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
       const near = await this.archive.range(board.id, period, view, row.position - range, row.position + range);
       return { board: board.id, period, region: view, self: archivedRow(row), around: near.filter((r) => r.position !== row.position).map(archivedRow) };
     }
-    const { stores, results } = await this.find(board, period, view, [userId]);
-    const home = results.findIndex((r) => r.found.length > 0);
-    if (home < 0) throw notOnBoard(board, period, view, userId);
-    const f = results[home]!.found[0]!;
-    const parts = await Promise.all(stores.map((s) => s.around(board, period, view, f, range)));
+    const found = await this.find(board, period, view, [userId], partial);
+    const f = found.results[this.homeOf(board, period, view, userId, found)]!.found[0]!;
+    const gathered = await gather(found.stores, shardOf, (s) => s.around(board, period, view, f, range), partial);
+    const parts = gathered.results;
     const position = parts.reduce((a, p) => a + p.position, 0);
     const selfAhead = parts.reduce((a, p) => a + p.ahead, 0);
     const above = parts
       .flatMap((p) => p.above)
-      .sort(compareKeys)
+      .sort(comparePlaces)
       .slice(-range);
-    const below = merge(
+    const below = mergePlaces(
       parts.map((p) => p.below),
       range,
     );
@@ -286,7 +286,7 @@ export class BoardViews {
       // counted from its rows (see leaderboard/reads.ts).
       const aheadOfTop = parts.reduce((a, p) => {
         if (p.above.length === 0) return a + p.position;
-        if (board.tieBreak === 'earliest') return a + p.position - p.above.filter((r) => compareKeys(r, top) >= 0).length;
+        if (board.tieBreak === 'earliest') return a + p.position - p.above.filter((r) => comparePlaces(r, top) >= 0).length;
         if (p.above[0]!.stored === top.stored) return a + p.firstAboveAhead;
         return a + p.position - p.above.filter((r) => Number(r.stored) >= Number(top.stored)).length;
       }, 0);
@@ -294,7 +294,7 @@ export class BoardViews {
     }
     const selfRow: BoardRow = { user_id: userId, member: f.member, stored: f.stored, name: f.name, metadata: f.metadata };
     const selfAndBelow = rankRows(board, [selfRow, ...below], position, selfAhead);
-    return { board: board.id, period, region: view, self: selfAndBelow[0]!, around: [...aboveRanked, ...selfAndBelow.slice(1)] };
+    return withMissing({ board: board.id, period, region: view, self: selfAndBelow[0]!, around: [...aboveRanked, ...selfAndBelow.slice(1)] }, [...found.missing, ...gathered.missing]);
   }
 
   /**
@@ -314,15 +314,12 @@ export class BoardViews {
         .map(({ shard, f }, i) => {
           // Its own shard's count came with it; the others counted its key.
           const ahead = f.ahead + counts.reduce((a, c, j) => a + (j === shard || !c ? 0 : c.ahead[i]!), 0);
-          return { key: f as BoardKey, user_id: f.user_id, name: f.name, score: scoreOf(board, f.stored), rank: ahead + 1, metadata: f.metadata === undefined ? null : JSON.parse(f.metadata) };
+          return { key: f as BoardKey, user_id: f.user_id, name: f.name, score: scoreOf(board.order, f.stored), rank: ahead + 1, metadata: f.metadata === undefined ? null : JSON.parse(f.metadata) };
         })
-        .sort((a, b) => compareKeys(a.key, b.key));
+        .sort((a, b) => comparePlaces(a.key, b.key));
     }
     // Among the listed players, by the same tie policy as the board.
-    const listRanks: number[] = [];
-    rows.forEach((r, i) => {
-      listRanks[i] = board.tieBreak === 'shared' && i > 0 && rows[i - 1]!.score === r.score ? listRanks[i - 1]! : i + 1;
-    });
+    const listRanks = rankList(board.tieBreak, rows.map((r) => r.key));
     const listed = rows.map((r, i) => ({ user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, list_rank: listRanks[i]!, metadata: r.metadata }));
     const on = new Set(rows.map((r) => r.user_id));
     return { board: board.id, period, region: view, rows: listed, missing: userIds.filter((id) => !on.has(id)) };

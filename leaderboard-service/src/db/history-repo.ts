@@ -2,7 +2,7 @@
  * A player's score events from Postgres (the durable copy the workers
  * write). This is the dashboard path: it never reads Redis.
  */
-import type { PgPools } from '@lb/common';
+import { ALL_TIME, MAIN_BOARD, type PgPools } from '@lb/common';
 
 export interface HistoryEvent {
   version: number;
@@ -42,7 +42,8 @@ export class HistoryRepo {
   constructor(private readonly pools: PgPools) {}
 
   /**
-   * Events newest first, `limit` of them, with versions below `before` when
+   * The board `main`'s events (period `all`; sql/007 moved them into the
+   * board tables), newest first, `limit` of them, with versions below `before` when
    * given. A player's events live on one shard, which is not known from the
    * id alone: one indexed lookup per database, in parallel.
    */
@@ -50,10 +51,10 @@ export class HistoryRepo {
     const results = await Promise.all(
       this.pools.distinct().map(({ shardId }) =>
         this.pools.run(shardId, (pool) => pool.query<Row>(
-          `SELECT version, op, delta, score, region, ts, request_id FROM score_events
-           WHERE user_id = $1 AND ($2::bigint IS NULL OR version < $2::bigint)
-           ORDER BY version DESC LIMIT $3`,
-          [userId, before ?? null, limit],
+          `SELECT version, op, delta, score, region, ts, request_id FROM board_score_events
+           WHERE board = $1 AND period = $2 AND user_id = $3 AND ($4::bigint IS NULL OR version < $4::bigint)
+           ORDER BY version DESC LIMIT $5`,
+          [MAIN_BOARD, ALL_TIME, userId, before ?? null, limit],
         )),
       ),
     );

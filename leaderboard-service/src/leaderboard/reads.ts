@@ -30,14 +30,12 @@ import {
   type ShardRouter,
 } from '@lb/common';
 import type { LocateResult, ShardStore, ShardStores } from '../redis/shard-store.js';
+import { gather as gatherFrom, withMissing, type PartialFields, type ReadOptions } from './gather.js';
 import { TOP_CACHE_DEPTH, type TopPage, type TopPages } from './top-cache.js';
 
-/** Fields a partial answer (some shards missing) carries beside its own. */
-export interface PartialFields {
-  partial?: true;
-  /** Shards whose players are not in the answer. */
-  missing_shards?: string[];
-}
+export type { PartialFields, ReadOptions } from './gather.js';
+
+const gather = <T>(stores: ShardStore[], call: (s: ShardStore) => Promise<T>, partial: boolean) => gatherFrom(stores, (s) => s.shard.id, call, partial);
 
 export interface TopAnswer extends PartialFields {
   region: string;
@@ -72,28 +70,10 @@ interface Placed {
   missing: string[];
 }
 
-/** What the shards of a read answered: `results[i]` came from `stores[i]`; `missing` did not answer (partial reads only). */
-interface Gathered<T> {
-  results: T[];
-  stores: ShardStore[];
-  missing: string[];
-}
-
 /** The global rank a write answers with: null when a shard could not be counted. */
 export interface GlobalRank {
   rank: number | null;
   missing: string[];
-}
-
-/** Read options. */
-export interface ReadOptions {
-  /** Accept an answer without the shards that do not answer (GLOBAL only). */
-  partial?: boolean;
-}
-
-/** Marks an answer as partial when shards are missing. */
-function withMissing<T extends object>(answer: T, missing: readonly string[]): T & PartialFields {
-  return missing.length === 0 ? answer : { ...answer, partial: true, missing_shards: [...missing] };
 }
 
 export class BoardReader {
@@ -259,30 +239,6 @@ export class BoardReader {
     if (missing.length > 0) return { rank: null, missing };
     return { rank: 1 + higherOnHome + sum(counts.map((c) => (c as PromiseFulfilledResult<number>).value)), missing };
   }
-}
-
-/**
- * Runs one call per shard in parallel. Without `partial`, any failure fails
- * the whole read (as Promise.all). With it, shards that are unavailable are
- * left out and named, unless none answered; other errors still fail.
- */
-async function gather<T>(stores: ShardStore[], call: (s: ShardStore) => Promise<T>, partial: boolean): Promise<Gathered<T>> {
-  if (!partial) return { results: await Promise.all(stores.map(call)), stores, missing: [] };
-  const settled = await Promise.allSettled(stores.map(call));
-  const out: Gathered<T> = { results: [], stores: [], missing: [] };
-  let firstError: unknown;
-  settled.forEach((r, i) => {
-    if (r.status === 'fulfilled') {
-      out.results.push(r.value);
-      out.stores.push(stores[i]!);
-    } else {
-      firstError ??= r.reason;
-      if (r.reason instanceof StoreUnavailable) out.missing.push(stores[i]!.shard.id);
-      else throw r.reason;
-    }
-  });
-  if (out.results.length === 0 && firstError !== undefined) throw firstError;
-  return out;
 }
 
 function sum(xs: readonly number[]): number {

@@ -14,9 +14,10 @@
  * fallback that keeps the write's guarantees.
  */
 import { createHash } from 'node:crypto';
-import { AppError, currentTraceparent, GLOBAL, type Identity, type Logger, type ScoreOp, type ShardRouter } from '@lb/common';
+import { AppError, currentTraceparent, GLOBAL, MAIN_BOARD, type Identity, type Logger, type ScoreOp, type ShardRouter } from '@lb/common';
 import type { EventRelays } from '../events/relay.js';
 import type { BucketSpec, ShardStores, WriteInput } from '../redis/shard-store.js';
+import type { AfterRedisWriteHook } from '../boards/scores.js';
 import type { BoardReader } from './reads.js';
 import type { ServiceMetrics } from '../metrics.js';
 
@@ -56,11 +57,7 @@ export interface WriterSettings {
 /** Registration takes no token (see {@link ScoreWriter.write}). */
 const NO_BUCKETS = { user: { capacity: 0, windowMs: 1 }, region: { capacity: 0, windowMs: 1 } } as const;
 
-/**
- * Test-only fault hook, run after the Redis write committed and before its
- * event is handed to the queue (a crash here is what the outbox sweeper is for).
- */
-export type AfterRedisWriteHook = (req: WriteRequest) => void;
+export type { AfterRedisWriteHook } from '../boards/scores.js';
 
 export interface WriterDeps {
   router: ShardRouter;
@@ -144,7 +141,7 @@ export class ScoreWriter {
     }
     // Commit point: the write is applied. Nothing below may fail the request.
     if (r.event) {
-      this.deps.afterRedisWrite?.(req);
+      this.deps.afterRedisWrite?.({ board: MAIN_BOARD, userId: player.userId });
       // In memory; should it ever throw, the event waits in the outbox for the sweeper.
       try {
         this.deps.relays.get(shard.id).push(r.event.id, r.event.json);

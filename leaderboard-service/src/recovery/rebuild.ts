@@ -4,7 +4,7 @@
  * events of later writes still apply in order downstream.
  */
 import pg from 'pg';
-import { GLOBAL, type Board, type ShardRouter } from '@lb/common';
+import { ALL_TIME, GLOBAL, MAIN_BOARD, type Board, type ShardRouter } from '@lb/common';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStore } from '../redis/shard-store.js';
 
@@ -27,7 +27,8 @@ export interface RebuildResult {
 const PAGE = 5000;
 
 /**
- * Streams the `leaderboard` table of the shard's database in user-id order
+ * Streams the board `main`'s rows of the shard's database (`board_scores`,
+ * period `all`, see sql/007) in user-id order
  * (keyset pagination), keeps the players homed on this shard (a database may
  * serve several shards), and restores each one atomically.
  */
@@ -40,9 +41,9 @@ export async function rebuildShard(router: ShardRouter, store: ShardStore, onPro
     let after = '';
     for (;;) {
       const { rows } = await client.query<Row>(
-        `SELECT user_id, name, region, score, version, updated_at FROM leaderboard
-         WHERE user_id > $1 ORDER BY user_id LIMIT $2`,
-        [after, PAGE],
+        `SELECT user_id, name, region, score, version, updated_at FROM board_scores
+         WHERE board = $1 AND period = $2 AND user_id > $3 ORDER BY user_id LIMIT $4`,
+        [MAIN_BOARD, ALL_TIME, after, PAGE],
       );
       if (rows.length === 0) break;
       after = rows[rows.length - 1]!.user_id;
@@ -86,7 +87,8 @@ interface BoardRow {
 }
 
 /**
- * Restores the named boards' open periods on a shard from `board_scores`:
+ * Restores the named boards' open periods on a shard from `board_scores`
+ * (the board `main`'s rows there are {@link rebuildShard}'s):
  * every entry of a live board whose period is not closed (a closed period
  * is read from its archive), homed on this shard, at its latest version,
  * with its metadata and its place among equal scores.
@@ -99,7 +101,7 @@ export async function rebuildBoards(
   onProgress?: (r: RebuildResult) => void,
 ): Promise<RebuildResult> {
   const shard = store.shard;
-  const live = new Map(boards.filter((b) => b.deletedAt === null).map((b) => [b.id, b]));
+  const live = new Map(boards.filter((b) => b.deletedAt === null && b.id !== MAIN_BOARD).map((b) => [b.id, b]));
   const target = new BoardStore(store);
   const closed = new Map<string, boolean>();
   const client = new pg.Client({ connectionString: shard.postgres });

@@ -3,10 +3,11 @@
  * board-* scripts (see lua/includes/board.lua for the layout), each answer
  * decoded by name. `main` keeps its own scripts and keys (shard-store.ts).
  */
-import { decodeAnswer, boardRows, num, nums, str, type BoardRow } from './contract.js';
+import { storedOf } from '@lb/common';
+import { decodeAnswer, boardRows, num, nums, packArgs, str, type BoardRow } from './contract.js';
 import { SCRIPTS } from './scripts.js';
 import type { BucketSpec, ShardStore } from './shard-store.js';
-import { TOP_CACHE_DEPTH } from './shard-store.js';
+import { packBuckets, TOP_CACHE_DEPTH } from './shard-store.js';
 
 /** What the scripts need of a board's rules. */
 export interface BoardRules {
@@ -94,33 +95,30 @@ export class BoardStore {
       p.closed,
     ];
     if (w.regionalView !== undefined) keys.push(p.view(w.regionalView));
-    const args = [
-      w.operator,
-      String(w.value),
-      w.userId,
-      w.name,
-      w.region,
-      String(w.nowMs),
-      w.board.order,
-      w.board.tieBreak,
-      String(w.board.minScore),
-      String(w.board.maxScore),
-      w.metadata ?? '',
-      w.idempotency?.fingerprint ?? '',
-      String(w.idempotency?.ttlS ?? 0),
-      w.requestId,
-      String(w.backlogLimit),
-      String(Date.now() + Math.floor(this.store.conn.timeoutMs / 2)),
-      String(w.buckets.user.capacity),
-      String(w.buckets.user.windowMs),
-      String(w.buckets.region.capacity),
-      String(w.buckets.region.windowMs),
-      w.board.id,
-      w.period,
-      String(TOP_CACHE_DEPTH),
-      k.topChanged,
-      w.traceparent ?? '',
-    ];
+    const args = packArgs({
+      operator: w.operator,
+      value: w.value,
+      user_id: w.userId,
+      name: w.name,
+      region: w.region,
+      now: String(w.nowMs),
+      order: w.board.order,
+      tie_break: w.board.tieBreak,
+      min_score: w.board.minScore,
+      max_score: w.board.maxScore,
+      metadata: w.metadata ?? '',
+      fingerprint: w.idempotency?.fingerprint ?? '',
+      idempotency_ttl_s: w.idempotency?.ttlS ?? 0,
+      request_id: w.requestId,
+      backlog_limit: w.backlogLimit,
+      deadline_ms: Date.now() + Math.floor(this.store.conn.timeoutMs / 2),
+      buckets: packBuckets(w.buckets),
+      board: w.board.id,
+      period: w.period,
+      top_depth: TOP_CACHE_DEPTH,
+      top_channel: k.topChanged,
+      traceparent: w.traceparent ?? '',
+    });
     const a = decodeAnswer('boardWrite', await this.store.conn.runScript(SCRIPTS.boardWrite, keys, args, true));
     switch (a.status) {
       case 'ok': {
@@ -166,7 +164,7 @@ export class BoardStore {
     const p = k.boardPeriod(board.id, period);
     const keys = [p.view('GLOBAL'), p.versions, p.members, p.metadata, k.names];
     if (e.region !== 'GLOBAL') keys.push(p.view(e.region));
-    const stored = board.order === 'desc' ? (e.score === 0 ? '0' : String(-e.score)) : String(e.score);
+    const stored = storedOf(board.order, e.score);
     // An entry persisted before members were (or a shared-tie board's) orders by user id.
     const member = board.tieBreak === 'earliest' ? (e.member ?? `0000000000000000|${e.userId}`) : e.userId;
     const args = [e.userId, e.name, stored, member, String(e.version), e.metadata ?? '', k.topChanged, `${board.id}/${period}/`, e.region];

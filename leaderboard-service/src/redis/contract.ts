@@ -1,14 +1,14 @@
 /**
  * The TypeScript side of the scripts' contract; the Lua side is
- * `lua/includes/contract.lua`. Score encoding and the answer shape are named
- * here once; event fields and ids live in @lb/common's events.ts, shared
+ * `lua/includes/contract.lua`. The answer shape is named here once (score
+ * encoding is @lb/common ranking.ts); event fields and ids live in @lb/common's events.ts, shared
  * with the worker that consumes them.
  *
  * Every script answers `{ status, name1, value1, name2, value2, ... }`.
  * {@link decodeAnswer} turns that into `{ status, fields }`, so callers read
  * fields by name, never by position.
  */
-import type { NamedEntry } from '@lb/common';
+import { scoreOf, storedOf, userOfMember, type NamedEntry } from '@lb/common';
 
 /** The status words scripts answer with, by script. */
 export const STATUS = {
@@ -71,12 +71,18 @@ export function str(a: Answer<ScriptName>, name: string): string {
   return String(v);
 }
 
-/** Boards store the negated score, so that ascending order is board order. */
-export const toStored = (score: number): string => (score === 0 ? '0' : String(-score));
-export const fromStored = (stored: string | number): number => {
-  const n = -Number(stored);
-  return n === 0 ? 0 : n;
-};
+/**
+ * A write script's arguments, by name: one JSON object in ARGV[1], decoded
+ * by the script (lua/includes/admission.lua `packedArgs`), as BullMQ packs
+ * its scripts' arguments. Keys stay in KEYS, so a script stays on one slot.
+ */
+export function packArgs(args: Readonly<Record<string, string | number | Readonly<Record<string, unknown>>>>): string[] {
+  return [JSON.stringify(args)];
+}
+
+/** The board `main` is `desc`: it stores the negated score (see @lb/common ranking.ts). */
+export const toStored = (score: number): string => storedOf('desc', score);
+export const fromStored = (stored: string | number): number => scoreOf('desc', stored);
 
 /** Rows field `{ uid, storedScore, name, ... }` as entries. */
 export function rows(a: Answer<ScriptName>, name: string): NamedEntry[] {
@@ -105,8 +111,7 @@ export function boardRows(a: Answer<ScriptName>, name: string): BoardRow[] {
   const out: BoardRow[] = [];
   for (let i = 0; i + 3 < v.length; i += 4) {
     const member = String(v[i]);
-    const bar = member.indexOf('|');
-    out.push({ user_id: bar < 0 ? member : member.slice(bar + 1), member, stored: String(v[i + 1]), name: String(v[i + 2]), metadata: v[i + 3] === '' ? undefined : String(v[i + 3]) });
+    out.push({ user_id: userOfMember(member), member, stored: String(v[i + 1]), name: String(v[i + 2]), metadata: v[i + 3] === '' ? undefined : String(v[i + 3]) });
   }
   return out;
 }

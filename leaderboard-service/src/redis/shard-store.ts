@@ -4,9 +4,9 @@
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
 import { shardKeys, type CallMetrics, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
-import { RecentRate } from '../admin/stats.js';
 import { ShardConnection, type LimiterClient } from './connection.js';
-import { decodeAnswer, fromStored, num, rows, str, toStored, type FieldValue } from './contract.js';
+import { RecentRate } from './recent-rate.js';
+import { decodeAnswer, fromStored, num, packArgs, rows, str, toStored, type FieldValue } from './contract.js';
 import { SCRIPTS } from './scripts.js';
 import { watchTopChanges, type TopChangeWatch } from './subscriber.js';
 
@@ -24,6 +24,11 @@ export const TOP_CACHE_DEPTH = 100;
 export interface BucketSpec {
   capacity: number;
   windowMs: number;
+}
+
+/** Both buckets as the write scripts take them (lua/includes/admission.lua). */
+export function packBuckets(b: { user: BucketSpec; region: BucketSpec }) {
+  return { user: { capacity: b.user.capacity, window_ms: b.user.windowMs }, region: { capacity: b.region.capacity, window_ms: b.region.windowMs } };
 }
 
 export interface WriteInput {
@@ -135,27 +140,24 @@ export class ShardStore {
       k.bucket('region', w.region),
     ];
     if (w.regionalBoard !== undefined) keys.push(k.board(w.regionalBoard));
-    const args = [
-      w.op,
-      String(w.value),
-      w.userId,
-      w.name,
-      w.region,
-      String(w.nowMs),
-      String(w.maxScore),
-      w.idempotency?.fingerprint ?? '',
-      String(w.idempotency?.ttlS ?? 0),
-      w.requestId,
-      String(w.backlogLimit),
-      String(TOP_CACHE_DEPTH),
-      k.topChanged,
-      String(Date.now() + Math.floor(this.conn.timeoutMs / 2)),
-      String(w.buckets.user.capacity),
-      String(w.buckets.user.windowMs),
-      String(w.buckets.region.capacity),
-      String(w.buckets.region.windowMs),
-      w.traceparent ?? '',
-    ];
+    const args = packArgs({
+      op: w.op,
+      value: w.value,
+      user_id: w.userId,
+      name: w.name,
+      region: w.region,
+      now: String(w.nowMs),
+      max_score: w.maxScore,
+      fingerprint: w.idempotency?.fingerprint ?? '',
+      idempotency_ttl_s: w.idempotency?.ttlS ?? 0,
+      request_id: w.requestId,
+      backlog_limit: w.backlogLimit,
+      top_depth: TOP_CACHE_DEPTH,
+      top_channel: k.topChanged,
+      deadline_ms: Date.now() + Math.floor(this.conn.timeoutMs / 2),
+      buckets: packBuckets(w.buckets),
+      traceparent: w.traceparent ?? '',
+    });
     const a = decodeAnswer('write', await this.conn.runScript(SCRIPTS.write, keys, args, true));
     switch (a.status) {
       case 'ok': {

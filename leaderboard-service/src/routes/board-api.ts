@@ -3,9 +3,9 @@
  * input checks and mapping only; the rules live in boards/.
  *
  *   POST /boards/:board/scores           a player's token, or a game server's X-Api-Key
- *   GET  /boards/:board/top              ?region&limit&period&cursor | from_rank
- *   GET  /boards/:board/rank/:userId     ?region&period
- *   GET  /boards/:board/around/:userId   ?region&range&period
+ *   GET  /boards/:board/top              ?region&limit&period&cursor | from_rank&partial
+ *   GET  /boards/:board/rank/:userId     ?region&period&partial
+ *   GET  /boards/:board/around/:userId   ?region&range&period&partial
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
  *   GET  /boards/:board/periods          ?limit&before
  */
@@ -55,6 +55,8 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     }
     return p;
   };
+  // A GLOBAL read with a shard down is 503 unless the client accepts a partial answer (every board alike).
+  const readOpts = (r: HotRequest) => ({ partial: validate.queryBool(queryParam(r.query, 'partial'), 'partial') });
   const viewOf = (r: HotRequest, asked?: unknown): string =>
     asked === undefined || asked === null ? deps.router.normalizeRegion(queryParam(r.query, 'region')) : regionField(deps.router, asked);
 
@@ -117,21 +119,21 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     if (cursorText !== undefined && typeof cursorText !== 'string') throw new AppError('invalid_query', 'cursor: give it once', { field: 'cursor' });
     if (board.id === MAIN_BOARD) {
       if (cursorText !== undefined || fromRankText !== undefined) throw new AppError('invalid_query', 'the board main pages by limit only (cursor and from_rank are for named boards)', { field: 'cursor' });
-      return deps.main.top(view, limit);
+      return deps.main.top(view, limit, readOpts(r));
     }
     const at = {
       ...(cursorText !== undefined && { cursor: decodeCursor(cursorText as string) }),
       ...(fromRankText !== undefined && { fromRank: validate.queryInt(fromRankText, 'from_rank', 1, 1, MAX_FROM_RANK) }),
     };
-    return deps.views.top(board, period, view, limit, at);
+    return deps.views.top(board, period, view, limit, at, readOpts(r));
   };
 
   const rank: HotHandler = async (r) => {
     const board = await boardOf(r);
     const period = periodOf(r, board);
     const userId = validate.userId(r.params.userId, 'userId');
-    if (board.id === MAIN_BOARD) return deps.main.rank(viewOf(r), userId);
-    return deps.views.rank(board, period, viewOf(r), userId);
+    if (board.id === MAIN_BOARD) return deps.main.rank(viewOf(r), userId, readOpts(r));
+    return deps.views.rank(board, period, viewOf(r), userId, readOpts(r));
   };
 
   const around: HotHandler = async (r) => {
@@ -140,8 +142,8 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const period = periodOf(r, board);
     const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
     const userId = validate.userId(r.params.userId, 'userId');
-    if (board.id === MAIN_BOARD) return deps.main.around(view, userId, range);
-    return deps.views.around(board, period, view, userId, range);
+    if (board.id === MAIN_BOARD) return deps.main.around(view, userId, range, readOpts(r));
+    return deps.views.around(board, period, view, userId, range, readOpts(r));
   };
 
   const periods: HotHandler = async (r) => {

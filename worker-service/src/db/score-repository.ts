@@ -7,18 +7,17 @@
  * takes) and anything else (a fault: retried with the job's attempts).
  */
 import type pg from 'pg';
-import type { ScoreEvent } from '@lb/common';
-import { pgFailure, type PgPools } from '@lb/common';
+import { ALL_TIME, MAIN_BOARD, pgFailure, type PgPools, type ScoreEvent } from '@lb/common';
 
 /** Plain counts of one applied batch. */
 export interface ApplyResult {
   /** Distinct (user_id, version) events in the batch. */
   readonly events: number;
-  /** Of those, rows new to `score_events` (the rest had been written before). */
+  /** Of those, rows new to `board_score_events` (the rest had been written before). */
   readonly inserted: number;
   /** Distinct players in the batch. */
   readonly players: number;
-  /** `leaderboard` rows inserted or moved to a newer version. */
+  /** `board_scores` rows inserted or moved to a newer version. */
   readonly upserted: number;
 }
 
@@ -39,26 +38,10 @@ export class InvalidBatchError extends Error {
 // Both statements take one array per column (unnest), so a batch of any size
 // is one statement each, and the plans stay cached by the server.
 // Events are applied in any order and any number of times: a row only moves
-// forward in version, and an event is recorded once per (user_id, version).
-const UPSERT_LEADERBOARD = `
-INSERT INTO leaderboard (user_id, name, region, score, version, updated_at)
-SELECT u.user_id, u.name, u.region, u.score, u.version, timestamptz 'epoch' + u.ts * interval '1 millisecond'
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[])
-    AS u(user_id, name, region, score, version, ts)
-ON CONFLICT (user_id) DO UPDATE
-   SET name = EXCLUDED.name, region = EXCLUDED.region, score = EXCLUDED.score,
-       version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
- WHERE leaderboard.version < EXCLUDED.version`;
-
-const INSERT_EVENTS = `
-INSERT INTO score_events (user_id, version, region, op, delta, score, ts, request_id)
-SELECT u.user_id, u.version, u.region, u.op, u.delta, u.score, timestamptz 'epoch' + u.ts * interval '1 millisecond', u.request_id
-  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])
-    AS u(user_id, version, region, op, delta, score, ts, request_id)
-ON CONFLICT (user_id, version) DO NOTHING`;
-
-// Named boards' events (they carry `board` and `period`): the same two
-// statements on their own tables, keyed by (board, period, user_id).
+// forward in version, and an event is recorded once per (board, period,
+// user_id, version). Every board's events go to these two tables; the board
+// `main`'s events carry no board (their wire shape predates named boards)
+// and are its period `all` (sql/007).
 const UPSERT_BOARD_SCORES = `
 INSERT INTO board_scores (board, period, user_id, name, region, score, version, metadata, updated_at, member)
 SELECT u.board, u.period, u.user_id, u.name, u.region, u.score, u.version, u.metadata::jsonb, timestamptz 'epoch' + u.ts * interval '1 millisecond', u.member
@@ -82,20 +65,18 @@ export class ScoreRepository {
 
   /**
    * Applies a batch of one shard's events in ONE transaction: the newest
-   * event of each player upserts `leaderboard` (only if newer than the row),
-   * and every event is appended to `score_events` (once per version).
-   * All or nothing.
+   * event of each entry (a player on a board's period) upserts
+   * `board_scores` (only if newer than the row), and every event is
+   * appended to `board_score_events` (once per version). All or nothing.
    *
-   * Rows are written in user_id order, so concurrent batches (several worker
+   * Rows are written in entry order, so concurrent batches (several worker
    * processes on one queue) take row locks in the same order and cannot
    * deadlock each other.
    */
   async applyBatch(shardId: string, events: readonly ScoreEvent[]): Promise<ApplyResult> {
-    const unique = dedupe(events.filter((e) => e.board === undefined));
+    const unique = dedupe(events.map(onBoard));
     const newest = foldToNewest(unique);
-    const boardUnique = dedupe(events.filter((e) => e.board !== undefined));
-    const boardNewest = foldToNewest(boardUnique);
-    if (unique.length === 0 && boardUnique.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
+    if (unique.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
     const client = await this.pools
       .forShard(shardId)
       .connect()
@@ -105,18 +86,10 @@ export class ScoreRepository {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      let upserted = 0;
-      let inserted = 0;
-      if (unique.length > 0) {
-        upserted += (await client.query(UPSERT_LEADERBOARD, leaderboardColumns(newest))).rowCount ?? 0;
-        inserted += (await client.query(INSERT_EVENTS, eventColumns(unique))).rowCount ?? 0;
-      }
-      if (boardUnique.length > 0) {
-        upserted += (await client.query(UPSERT_BOARD_SCORES, boardScoreColumns(boardNewest))).rowCount ?? 0;
-        inserted += (await client.query(INSERT_BOARD_EVENTS, boardEventColumns(boardUnique))).rowCount ?? 0;
-      }
+      const upserted = (await client.query(UPSERT_BOARD_SCORES, boardScoreColumns(newest))).rowCount ?? 0;
+      const inserted = (await client.query(INSERT_BOARD_EVENTS, boardEventColumns(unique))).rowCount ?? 0;
       await client.query('COMMIT');
-      return { events: unique.length + boardUnique.length, inserted, players: newest.length + boardNewest.length, upserted };
+      return { events: unique.length, inserted, players: newest.length, upserted };
     } catch (e) {
       // A failed ROLLBACK means the connection is gone: drop it from the pool.
       await client.query('ROLLBACK').catch((re: Error) => {
@@ -134,11 +107,15 @@ export class ScoreRepository {
   }
 }
 
-/** What one row is about: a player, or a player on one period of a named board. */
-const entryOf = (e: ScoreEvent): string => (e.board === undefined ? e.user_id : `${e.board}\u0000${e.period}\u0000${e.user_id}`);
+/** An event placed on its board and period: the board `main`'s events carry neither. */
+type BoardEvent = ScoreEvent & { board: string; period: string };
+const onBoard = (e: ScoreEvent): BoardEvent => (e.board === undefined ? { ...e, board: MAIN_BOARD, period: ALL_TIME } : (e as BoardEvent));
+
+/** What one row is about: a player on one period of a board. */
+const entryOf = (e: BoardEvent): string => `${e.board}\u0000${e.period}\u0000${e.user_id}`;
 
 /** Events sorted by (entry, version), one per (entry, version). */
-function dedupe(events: readonly ScoreEvent[]): ScoreEvent[] {
+function dedupe(events: readonly BoardEvent[]): BoardEvent[] {
   const sorted = [...events].sort((a, b) => compareIds(entryOf(a), entryOf(b)) || a.version - b.version);
   return sorted.filter((e, i) => i === 0 || entryOf(e) !== entryOf(sorted[i - 1]!) || e.version !== sorted[i - 1]!.version);
 }
@@ -147,8 +124,8 @@ function dedupe(events: readonly ScoreEvent[]): ScoreEvent[] {
  * The newest event of each player, in user_id order. One row per player is
  * required anyway: ON CONFLICT DO UPDATE cannot touch a row twice in one statement.
  */
-function foldToNewest(sortedUnique: readonly ScoreEvent[]): ScoreEvent[] {
-  const out: ScoreEvent[] = [];
+function foldToNewest(sortedUnique: readonly BoardEvent[]): BoardEvent[] {
+  const out: BoardEvent[] = [];
   for (const e of sortedUnique) {
     const last = out[out.length - 1];
     // Sorted by version: the later wins, keeping the metadata an earlier one set
@@ -161,30 +138,6 @@ function foldToNewest(sortedUnique: readonly ScoreEvent[]): ScoreEvent[] {
 
 function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function leaderboardColumns(rows: readonly ScoreEvent[]): unknown[] {
-  return [
-    rows.map((e) => e.user_id),
-    rows.map((e) => e.name),
-    rows.map((e) => e.region),
-    rows.map((e) => e.score),
-    rows.map((e) => e.version),
-    rows.map((e) => e.ts),
-  ];
-}
-
-function eventColumns(rows: readonly ScoreEvent[]): unknown[] {
-  return [
-    rows.map((e) => e.user_id),
-    rows.map((e) => e.version),
-    rows.map((e) => e.region),
-    rows.map((e) => e.op),
-    rows.map((e) => e.delta),
-    rows.map((e) => e.score),
-    rows.map((e) => e.ts),
-    rows.map((e) => e.request_id),
-  ];
 }
 
 function boardScoreColumns(rows: readonly ScoreEvent[]): unknown[] {

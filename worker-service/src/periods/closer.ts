@@ -6,7 +6,8 @@
  *    any write to the period from then on (the flag and the writes are
  *    atomic with each other), so the standings read next are final.
  * 2. Every view of the period (GLOBAL and each region) is read from every
- *    shard, merged in board order and ranked by the board's tie policy.
+ *    shard, merged in board order and ranked by the board's tie policy
+ *    (@lb/common ranking.ts, the maths the service's reads use).
  * 3. One transaction on the control-plane database inserts the period's
  *    row in period_closes (the unique key: a second closer waits on it,
  *    then finds the period closed and rolls back), its standings in
@@ -14,14 +15,23 @@
  *    COMMIT leaves nothing, and the close job is retried.
  * 4. After the COMMIT the period's Redis keys get a time to live of
  *    keep_periods periods, and the webhook delivery is queued.
+ *
+ * Boards are read through @lb/common's key builder (`shardKeys`) and ranked
+ * by its order maths, as the service reads them. The worker has one Redis
+ * client library, ioredis: BullMQ requires it, so the closer uses it too
+ * rather than adding node-redis beside it.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type pg from 'pg';
 import {
+  comparePlaces,
   connectionFor,
   periodById,
+  rankList,
+  scoreOf,
   shardKeys,
   ShardRouter,
+  userOfMember,
   type ArchivedRow,
   type Board,
   type BoardsRepo,
@@ -157,15 +167,10 @@ export class PeriodCloser {
     const out: StandingRow[] = [];
     for (const view of views) {
       const parts = await Promise.all(this.router.shardsForBoard(view).map((s) => this.readView(s.id, board.id, period, view)));
-      const merged = parts.flat().sort((a, b) => {
-        const d = Number(a.stored) - Number(b.stored);
-        return d !== 0 ? d : a.member < b.member ? -1 : a.member > b.member ? 1 : 0;
-      });
+      const merged = parts.flat().sort(comparePlaces);
+      const ranks = rankList(board.tieBreak, merged);
       merged.forEach((r, i) => {
-        const prev = out[out.length - 1];
-        const rank = board.tieBreak === 'earliest' || i === 0 || merged[i - 1]!.stored !== r.stored ? i + 1 : prev!.rank;
-        const n = board.order === 'desc' ? -Number(r.stored) : Number(r.stored);
-        out.push({ view, position: i, rank, user_id: r.user_id, name: r.name, score: n === 0 ? 0 : n, stored: r.stored, member: r.member, metadata: r.metadata });
+        out.push({ view, position: i, rank: ranks[i]!, user_id: r.user_id, name: r.name, score: scoreOf(board.order, r.stored), stored: r.stored, member: r.member, metadata: r.metadata });
       });
     }
     return out;
@@ -181,7 +186,7 @@ export class PeriodCloser {
       const page = await redis.zrange(p.view(view), String(start), String(start + PAGE - 1), 'WITHSCORES');
       if (page.length === 0) break;
       const ids: string[] = [];
-      for (let i = 0; i < page.length; i += 2) ids.push(uidOf(page[i]!));
+      for (let i = 0; i < page.length; i += 2) ids.push(userOfMember(page[i]!));
       const [names, meta] = await Promise.all([redis.hmget(k.names, ...ids), redis.hmget(p.metadata, ...ids)]);
       ids.forEach((id, j) => {
         const m = meta[j];
@@ -207,11 +212,6 @@ export class PeriodCloser {
   async shutdown(): Promise<void> {
     await Promise.all([...this.redis.values()].map((r) => r.quit().catch(() => r.disconnect())));
   }
-}
-
-function uidOf(member: string): string {
-  const bar = member.indexOf('|');
-  return bar < 0 ? member : member.slice(bar + 1);
 }
 
 async function insertStandings(client: { query: (q: string, v: unknown[]) => Promise<unknown> }, board: string, period: string, rows: StandingRow[]): Promise<void> {

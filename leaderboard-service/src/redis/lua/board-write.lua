@@ -12,7 +12,7 @@
     KEYS[3]  members hash         (user_id -> member; earliest boards)
     KEYS[4]  metadata hash        (user_id -> metadata JSON)
     KEYS[5]  names hash           (user_id -> name, shard-wide)
-    KEYS[6]  idempotency key      (only used when ARGV[12] ~= '')
+    KEYS[6]  idempotency key      (only used with a fingerprint)
     KEYS[7]  outbox hash          (shard-wide, see write.lua)
     KEYS[8]  outbox index zset
     KEYS[9]  the player's token bucket
@@ -20,22 +20,22 @@
     KEYS[11] the period's closed flag (set by the close: from then on the period takes no write)
     KEYS[12] regional view        (absent for GLOBAL-only players)
 
-    ARGV[1]  operator: 'set' | 'incr' | 'best'
-    ARGV[2]  value: the score (set, best) or the delta (incr)
-    ARGV[3]  user id              ARGV[4]  name          ARGV[5] home region ('GLOBAL' for GLOBAL-only)
-    ARGV[6]  now, ms since epoch (the event's ts)
-    ARGV[7]  order: 'desc' | 'asc'                        ARGV[8] ties: 'shared' | 'earliest'
-    ARGV[9]  min score            ARGV[10] max score
-    ARGV[11] metadata JSON ('' = none given: the entry keeps what it has)
-    ARGV[12] idempotency fingerprint ('' = none)          ARGV[13] its TTL, seconds
-    ARGV[14] request id
-    ARGV[15] backlog limit in events (0 = none)
-    ARGV[16] deadline, ms since epoch on the shard's clock (see write.lua)
-    ARGV[17] player bucket capacity (0 = none)            ARGV[18] its window, ms
-    ARGV[19] region bucket capacity (0 = none)            ARGV[20] its window, ms
-    ARGV[21] board id             ARGV[22] period id
-    ARGV[23] top-cache depth (0 = publish nothing)        ARGV[24] channel for top changes
-    ARGV[25] the request's W3C traceparent, put in the event ('' = not traced; may be absent)
+    ARGV[1]  the arguments by name, one JSON object (see includes/admission for
+             deadline_ms, fingerprint, backlog_limit and buckets):
+      operator             'set' | 'incr' | 'best'
+      value                the score (set, best) or the delta (incr)
+      user_id, name        the player
+      region               home region ('GLOBAL' for GLOBAL-only)
+      now                  ms since epoch, as text (the event's ts)
+      order, tie_break     'desc' | 'asc', 'shared' | 'earliest'
+      min_score, max_score the board's bounds
+      metadata             metadata JSON text ('' = none given: the entry keeps what it has)
+      idempotency_ttl_s
+      request_id
+      board, period        the board's and the period's ids
+      top_depth            top-cache depth (0 = publish nothing)
+      top_channel          channel for top changes
+      traceparent          the request's W3C traceparent, put in the event ('' = not traced)
 
   Answers (see includes/contract):
     ok                   score, version, changed (0|1), previous ('' when new), regional (-1: none;
@@ -51,26 +51,22 @@
     period_closed        (the period was closed: its standings are archived)
 ]]
 --- @include "includes/contract"
---- @include "includes/token-bucket"
+--- @include "includes/admission"
 --- @include "includes/board"
 
-local op, value, uid, name, region = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
-local order, tie = ARGV[7], ARGV[8]
-local minScore, maxScore = tonumber(ARGV[9]), tonumber(ARGV[10])
-local metadata, fingerprint = ARGV[11], ARGV[12]
-local board, period = ARGV[21], ARGV[22]
+local a = packedArgs()
+local op, value, uid, name, region = a.operator, a.value, a.user_id, a.name, a.region
+local order, tie = a.order, a.tie_break
+local minScore, maxScore = a.min_score, a.max_score
+local metadata, fingerprint = a.metadata, a.fingerprint
+local board, period = a.board, a.period
 local global = KEYS[1]
 local hasRegion = #KEYS >= 12
 local regional = KEYS[12]
 
 local clock = nowMs()
-local late = clock - tonumber(ARGV[16])
-if late > 0 then return { 'expired', 'late_ms', late } end
-
-if fingerprint ~= '' then
-  local record = redis.call('GET', KEYS[6])
-  if record then return { 'replay', 'stored', record } end
-end
+local refused = admitDeadline(a, clock) or admitReplay(a, KEYS[6])
+if refused then return refused end
 if redis.call('EXISTS', KEYS[11]) == 1 then return { 'period_closed' } end
 
 local member = uid
@@ -92,27 +88,12 @@ if newScore < minScore or newScore > maxScore then
   return { 'out_of_range', 'current', score and int(score) or '', 'attempted', int(newScore) }
 end
 
-local limit = tonumber(ARGV[15])
-if limit > 0 then
-  local backlog = redis.call('HLEN', KEYS[7])
-  if backlog >= limit then return { 'queue_full', 'backlog', backlog } end
-end
-
-local userCap, userWindow = tonumber(ARGV[17]), tonumber(ARGV[18])
-local regionCap, regionWindow = tonumber(ARGV[19]), tonumber(ARGV[20])
-local userTokens, regionTokens
-if userCap > 0 then
-  local rate
-  userTokens, rate = bucketTokens(KEYS[9], userCap, userWindow, clock)
-  if userTokens < 1 then return { 'rate_limited', 'wait_ms', bucketWait(userTokens, rate) } end
-end
-if regionCap > 0 then
-  local rate
-  regionTokens, rate = bucketTokens(KEYS[10], regionCap, regionWindow, clock)
-  if regionTokens < 1 then return { 'region_rate_limited', 'wait_ms', bucketWait(regionTokens, rate) } end
-end
-if userTokens then bucketTake(KEYS[9], userTokens, clock, userWindow) end
-if regionTokens then bucketTake(KEYS[10], regionTokens, clock, regionWindow) end
+refused = admitBacklog(a, KEYS[7])
+if refused then return refused end
+local takeTokens
+refused, takeTokens = admitBuckets(a, KEYS[9], KEYS[10], clock)
+if refused then return refused end
+takeTokens()
 
 -- Players ahead of a key on this shard's GLOBAL view, by the board's ties.
 local function before(s, m)
@@ -142,7 +123,7 @@ if not improves then
 end
 
 -- The board's first `depth` entries change if the player was or will be among them.
-local depth = tonumber(ARGV[23])
+local depth = a.top_depth
 local function wasTop(z)
   if depth <= 0 then return false end
   if not exists then return true end
@@ -176,22 +157,22 @@ if metadata ~= '' then redis.call('HSET', KEYS[4], uid, metadata) end
 
 local eventId = board .. '/' .. period .. '/' .. outboxId(uid, version)
 local delta = newScore - (score or 0)
-local event = string.sub(eventJson(uid, name, region, op, delta, newScore, version, ARGV[6], ARGV[14], ARGV[25] or ''), 1, -2) ..
+local event = string.sub(eventJson(uid, name, region, op, delta, newScore, version, a.now, a.request_id, a.traceparent or ''), 1, -2) ..
   ',"board":' .. cjson.encode(board) .. ',"period":' .. cjson.encode(period) .. ',"member":' .. cjson.encode(newMember) ..
   (metadata ~= '' and (',"metadata":' .. metadata) or '') .. '}'
 redis.call('HSET', KEYS[7], eventId, event)
-redis.call('ZADD', KEYS[8], ARGV[6], eventId)
+redis.call('ZADD', KEYS[8], a.now, eventId)
 
 local ahead = before(newStored, newMember)
 local regionalNow = regionalRank(newStored, newMember)
 local published = 0
 if depth > 0 then
   if globalWasTop or ahead < depth then
-    redis.call('PUBLISH', ARGV[24], board .. '/' .. period .. '/GLOBAL')
+    redis.call('PUBLISH', a.top_channel, board .. '/' .. period .. '/GLOBAL')
     published = 1
   end
   if hasRegion and (regionalWasTop or regionalNow - 1 < depth) then
-    redis.call('PUBLISH', ARGV[24], board .. '/' .. period .. '/' .. region)
+    redis.call('PUBLISH', a.top_channel, board .. '/' .. period .. '/' .. region)
     published = 1
   end
 end
@@ -199,7 +180,7 @@ if fingerprint ~= '' then
   local core = '{"fingerprint":' .. cjson.encode(fingerprint) .. ',"score":' .. int(newScore) ..
     ',"version":' .. version .. ',"regional":' .. regionalNow .. ',"before":' .. ahead ..
     ',"member":' .. cjson.encode(newMember) .. ',"stored":' .. cjson.encode(newStored) .. '}'
-  redis.call('SET', KEYS[6], core, 'EX', tonumber(ARGV[13]))
+  redis.call('SET', KEYS[6], core, 'EX', a.idempotency_ttl_s)
 end
 return { 'ok', 'score', int(newScore), 'version', version, 'changed', 1, 'previous', score and int(score) or '',
   'regional', regionalNow, 'before', ahead, 'member', newMember, 'stored', newStored,

@@ -24,6 +24,8 @@
     a strictly higher/lower score here, first_above_higher = players with a
     strictly higher score than the first row above (0 when there is none).
 ]]
+--- @include "includes/order"
+
 local board, uid = KEYS[1], ARGV[1]
 local range = tonumber(ARGV[3])
 local total = redis.call('ZCARD', board)
@@ -42,31 +44,13 @@ end
 local higher = redis.call('ZCOUNT', board, '-inf', '(' .. negScore)
 local lower = redis.call('ZCOUNT', board, '(' .. negScore, '+inf')
 
--- Byte-wise comparison: Lua's '<' on strings follows the C locale collation
--- (strcoll), which need not be the byte order Redis sorts members by.
-local function less(a, b)
-  local la, lb = #a, #b
-  for i = 1, math.min(la, lb) do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return la < lb
-end
-
 -- position: how many members come before the key (negScore, uid).
 local position, present
 if rank then
   position, present = rank, true
 else
-  -- Binary search inside the block of equal scores for the first member >= uid.
-  local lo, hi = higher, total - lower
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    local m = redis.call('ZRANGE', board, mid, mid)[1]
-    if less(m, uid) then lo = mid + 1 else hi = mid end
-  end
-  position = lo
-  present = lo < total - lower and redis.call('ZRANGE', board, lo, lo)[1] == uid
+  position = positionOf(board, negScore, uid)
+  present = position < total - lower and redis.call('ZRANGE', board, position, position)[1] == uid
 end
 
 local above, below = {}, {}

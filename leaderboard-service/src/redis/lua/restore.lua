@@ -21,6 +21,7 @@
     skipped   version (Redis already had this version or a newer one)
 ]]
 --- @include "includes/contract"
+--- @include "includes/order"
 
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if current >= tonumber(ARGV[5]) then return { 'skipped', 'version', current } end

@@ -10,7 +10,7 @@
     KEYS[1]  user hash            (user_id, name, region, score, version, updated_at)
     KEYS[2]  GLOBAL board partition of this shard
     KEYS[3]  names hash           (user_id -> name, for reads)
-    KEYS[4]  idempotency key      (only used when ARGV[8] ~= '')
+    KEYS[4]  idempotency key      (only used with a fingerprint)
     KEYS[5]  outbox hash          (event id -> event JSON) of every event not yet
                                   persisted: the relay leaves entries here, the
                                   worker deletes them after their COMMIT, so its
@@ -21,28 +21,21 @@
     KEYS[8]  the region's token bucket (hash)
     KEYS[9]  regional board       (absent for GLOBAL-only players)
 
-    ARGV[1]  op: 'create' | 'update' | 'add' | 'register'
-    ARGV[2]  value: initial score (create/register), new score (update), delta (add)
-    ARGV[3]  user id
-    ARGV[4]  name
-    ARGV[5]  home region ('GLOBAL' for GLOBAL-only players)
-    ARGV[6]  now, ms since epoch (the event's ts and updated_at)
-    ARGV[7]  max score
-    ARGV[8]  idempotency fingerprint ('' = no idempotency key)
-    ARGV[9]  idempotency TTL, seconds
-    ARGV[10] request id
-    ARGV[11] backlog limit in events (QUEUE_REJECT_LENGTH; 0 = no limit)
-    ARGV[12] top-cache depth: a change within the first this-many entries of a
-             board, or a new entry on it, is published (0 = publish nothing)
-    ARGV[13] channel the changed board's name is published on (the readers'
-             top-page caches, see top-cache.ts)
-    ARGV[14] deadline, ms since epoch on the shard's clock: a script that only
-             runs after it (the shard stalled while the call waited) changes
-             nothing, because the caller has given up on it and answered that
-             nothing was applied
-    ARGV[15] player bucket capacity (0 = no bucket)    ARGV[16] its refill window, ms
-    ARGV[17] region bucket capacity (0 = no bucket)    ARGV[18] its refill window, ms
-    ARGV[19] the request's W3C traceparent, put in the event ('' = not traced; may be absent)
+    ARGV[1]  the arguments by name, one JSON object (see includes/admission for
+             deadline_ms, fingerprint, backlog_limit and buckets):
+      op             'create' | 'update' | 'add' | 'register'
+      value          initial score (create/register), new score (update), delta (add)
+      user_id, name  the player
+      region         home region ('GLOBAL' for GLOBAL-only players)
+      now            ms since epoch, as text (the event's ts and updated_at)
+      max_score
+      idempotency_ttl_s
+      request_id
+      top_depth      a change within the first this-many entries of a board, or
+                     a new entry on it, is published (0 = publish nothing)
+      top_channel    channel the changed board's name is published on (the
+                     readers' top-page caches, see top-cache.ts)
+      traceparent    the request's W3C traceparent, put in the event ('' = not traced)
 
   Answers (see includes/contract; statuses are named in redis/contract.ts):
     ok                   score, version, regional (-1: none), higher (players above
@@ -57,23 +50,20 @@
     region_rate_limited  wait_ms (the region's bucket is empty)
 ]]
 --- @include "includes/contract"
---- @include "includes/token-bucket"
+--- @include "includes/order"
+--- @include "includes/admission"
 
-local op = ARGV[1]
-local value = tonumber(ARGV[2])
-local uid = ARGV[3]
-local now = ARGV[6]
-local maxScore = tonumber(ARGV[7])
-local fingerprint = ARGV[8]
+local a = packedArgs()
+local op = a.op
+local value = a.value
+local uid = a.user_id
+local now = a.now
+local maxScore = a.max_score
+local fingerprint = a.fingerprint
 
 local clock = nowMs()
-local late = clock - tonumber(ARGV[14])
-if late > 0 then return { 'expired', 'late_ms', late } end
-
-if fingerprint ~= '' then
-  local record = redis.call('GET', KEYS[4])
-  if record then return { 'replay', 'stored', record } end
-end
+local refused = admitDeadline(a, clock) or admitReplay(a, KEYS[4])
+if refused then return refused end
 
 local cur = redis.call('HMGET', KEYS[1], 'score', 'version')
 local exists = cur[2] ~= false
@@ -107,32 +97,15 @@ if newScore < 0 or newScore > maxScore then
   return { 'out_of_range', 'current', int(score), 'attempted', int(newScore) }
 end
 
--- Backpressure: events written but not yet persisted (or dead-lettered),
--- wherever they are: outbox, queue, worker.
-local limit = tonumber(ARGV[11])
-if limit > 0 then
-  local backlog = redis.call('HLEN', KEYS[5])
-  if backlog >= limit then return { 'queue_full', 'backlog', backlog } end
-end
-
--- Token buckets: looked at here, taken from only once the write is applied.
-local userCap, userWindow = tonumber(ARGV[15]), tonumber(ARGV[16])
-local regionCap, regionWindow = tonumber(ARGV[17]), tonumber(ARGV[18])
-local userTokens, regionTokens
-if userCap > 0 then
-  local rate
-  userTokens, rate = bucketTokens(KEYS[7], userCap, userWindow, clock)
-  if userTokens < 1 then return { 'rate_limited', 'wait_ms', bucketWait(userTokens, rate) } end
-end
-if regionCap > 0 then
-  local rate
-  regionTokens, rate = bucketTokens(KEYS[8], regionCap, regionWindow, clock)
-  if regionTokens < 1 then return { 'region_rate_limited', 'wait_ms', bucketWait(regionTokens, rate) } end
-end
+refused = admitBacklog(a, KEYS[5])
+if refused then return refused end
+local takeTokens
+refused, takeTokens = admitBuckets(a, KEYS[7], KEYS[8], clock)
+if refused then return refused end
 
 -- Was the player among this shard's first `depth` entries of a board before
 -- the write? A new player changes the board's size, which top pages carry.
-local depth = tonumber(ARGV[12])
+local depth = a.top_depth
 local function wasTop(board)
   if depth <= 0 then return false end
   if not exists then return true end
@@ -142,12 +115,11 @@ end
 local globalWasTop = wasTop(KEYS[2])
 local regionalWasTop = hasRegion and wasTop(regionalBoard)
 
-if userTokens then bucketTake(KEYS[7], userTokens, clock, userWindow) end
-if regionTokens then bucketTake(KEYS[8], regionTokens, clock, regionWindow) end
+takeTokens()
 
 version = version + 1
-local name = ARGV[4]
-local region = ARGV[5]
+local name = a.name
+local region = a.region
 redis.call('HSET', KEYS[1], 'user_id', uid, 'name', name, 'region', region,
   'score', int(newScore), 'version', version, 'updated_at', now)
 redis.call('ZADD', KEYS[2], stored(newScore), uid)
@@ -159,7 +131,7 @@ if hasRegion then redis.call('ZADD', regionalBoard, stored(newScore), uid) end
 -- from the index, the sweeper re-enqueues whatever a crash left in the index,
 -- and the worker deletes it from the outbox once it is in Postgres.
 local eventId = outboxId(uid, version)
-local event = eventJson(uid, name, region, op, newScore - score, newScore, version, now, ARGV[10], ARGV[19] or '')
+local event = eventJson(uid, name, region, op, newScore - score, newScore, version, now, a.request_id, a.traceparent or '')
 redis.call('HSET', KEYS[5], eventId, event)
 redis.call('ZADD', KEYS[6], now, eventId)
 
@@ -170,11 +142,11 @@ local regional, higher = ranks(newScore)
 local published = 0
 if depth > 0 then
   if globalWasTop or higher < depth then
-    redis.call('PUBLISH', ARGV[13], 'GLOBAL')
+    redis.call('PUBLISH', a.top_channel, 'GLOBAL')
     published = 1
   end
   if hasRegion and (regionalWasTop or regional - 1 < depth) then
-    redis.call('PUBLISH', ARGV[13], region)
+    redis.call('PUBLISH', a.top_channel, region)
     published = 1
   end
 end
@@ -182,7 +154,7 @@ if fingerprint ~= '' then
   -- The caller replaces this core record with the full response (SET XX KEEPTTL).
   local core = '{"fingerprint":' .. cjson.encode(fingerprint) .. ',"score":' .. int(newScore) ..
     ',"version":' .. version .. ',"regional":' .. regional .. ',"higher":' .. higher .. '}'
-  redis.call('SET', KEYS[4], core, 'EX', tonumber(ARGV[9]))
+  redis.call('SET', KEYS[4], core, 'EX', a.idempotency_ttl_s)
 end
 return { 'ok', 'score', int(newScore), 'version', version, 'regional', regional, 'higher', higher,
   'changed', 1, 'previous', int(score), 'event_id', eventId, 'event', event, 'published', published }

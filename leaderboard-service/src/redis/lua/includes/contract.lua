@@ -4,8 +4,7 @@
   leaderboard-service/src/redis/contract.ts and @lb/common's events.ts: the
   names here and there must agree (test/redis-contract.test.ts runs them).
 
-  - Boards store the NEGATED score, so ascending order is "score descending,
-    then user_id ascending" (Redis orders equal scores by member bytes).
+  - Board order (stored scores, members, places) is includes/order.
   - An outbox entry (and its first queue job) is named `user_id#version`.
   - An event carries user_id, name, region, op, delta, score, version, ts,
     request_id, and traceparent when the write was traced (sampled).
@@ -15,12 +14,6 @@
 
 -- %.0f prints every integer up to 2^53 exactly (tostring would use %.14g).
 local function int(n) return string.format('%.0f', n) end
-
--- The stored (negated) form of a score.
-local function stored(score)
-  if score == 0 then return '0' end
-  return int(0 - score)
-end
 
 local function outboxId(uid, version) return uid .. '#' .. version end
 

@@ -1,0 +1,5 @@
+/** The service's Postgres repositories that tools outside it may use (`@lb/leaderboard-service/db`). */
+export { AccountsRepo } from './accounts-repo.js';
+export { ApiKeysRepo } from './api-keys-repo.js';
+export { ArchiveRepo } from './archive-repo.js';
+export { HistoryRepo } from './history-repo.js';

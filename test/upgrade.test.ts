@@ -1,0 +1,187 @@
+/**
+ * An upgrade in place from the old layout of the board `main`: databases
+ * migrated up to 006 and filled with rows in the old tables (`leaderboard`,
+ * `score_events`) by this test, then brought to the current schema. Every
+ * score, version, event, timestamp and request id must survive sql/007, the
+ * old table names must still read the same rows, and a stack started on the
+ * upgraded databases (Redis rebuilt from them) must answer /top, /rank,
+ * /around and /history exactly as the old rows say.
+ */
+import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import pg from 'pg';
+import { ensureDatabase, migrateTopology, ShardRouter, type Topology } from '@lb/common';
+import { getInfra, uniqueId } from '@lb/devtools/testing';
+import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
+import { rebuildShard } from '../leaderboard-service/src/recovery/rebuild.js';
+import { ReferenceBoards, rng } from './support/reference-board.js';
+
+interface OldEvent {
+  user_id: string;
+  version: number;
+  region: string;
+  op: string;
+  delta: number;
+  score: number;
+  ts: Date;
+  request_id: string | null;
+  created_at: Date;
+}
+
+interface OldRow {
+  user_id: string;
+  name: string;
+  region: string;
+  score: number;
+  version: number;
+  updated_at: Date;
+}
+
+/** Fresh databases on the harness' Postgres, migrated with the files numbered up to `last` only. */
+async function databasesAt(last: number): Promise<Topology> {
+  const infra = await getInfra();
+  const suffix = uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8);
+  const topology = { ...infra.topology, shards: infra.topology.shards.map((s) => ({ ...s, postgres: infra.postgres.urlFor(`upg_${suffix}_${s.id}`) })) };
+  const dir = await mkdtemp(join(tmpdir(), 'lb-sql-'));
+  try {
+    for (const f of await readdir(join(infra.repoRoot, 'sql'))) {
+      const n = /^(\d+)_/.exec(f);
+      if (n && Number(n[1]) <= last) await copyFile(join(infra.repoRoot, 'sql', f), join(dir, f));
+    }
+    for (const s of topology.shards) await ensureDatabase(s.postgres);
+    await migrateTopology(topology, dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return topology;
+}
+
+async function withDb<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+describe('upgrade in place: the board main from its old tables', function () {
+  this.timeout(180_000);
+  let topology: Topology;
+  let router: ShardRouter;
+  const rows: OldRow[] = [];
+  const events: OldEvent[] = [];
+  const model = new ReferenceBoards();
+
+  before(async () => {
+    topology = await databasesAt(6);
+    router = new ShardRouter(topology);
+    const random = rng(18);
+    const regions = ['NA', 'EU', 'ASIA', 'GLOBAL'];
+    const t0 = Date.UTC(2026, 10, 20, 12, 0, 0);
+    for (let i = 0; i < 80; i++) {
+      const user_id = `old${i}`;
+      const region = regions[i % regions.length]!;
+      const versions = 1 + Math.floor(random() * 4);
+      let score = 0;
+      for (let v = 1; v <= versions; v++) {
+        const op = v === 1 ? 'register' : random() < 0.5 ? 'update' : 'add';
+        const next = op === 'add' ? score + 1 + Math.floor(random() * 5) : Math.floor(random() * 12);
+        const ts = new Date(t0 + i * 1000 + v * 10);
+        events.push({ user_id, version: v, region, op, delta: next - score, score: next, ts, request_id: v === 2 ? null : `req-${i}-${v}`, created_at: new Date(ts.getTime() + 3) });
+        score = next;
+      }
+      const row = { user_id, name: `Old ${i}`, region, score, version: versions, updated_at: new Date(t0 + i * 1000 + versions * 10) };
+      rows.push(row);
+      model.set({ user_id, name: row.name, region, score });
+    }
+    for (const s of topology.shards) {
+      const mine = rows.filter((r) => router.homeShard(r.user_id, r.region).id === s.id);
+      const ids = new Set(mine.map((r) => r.user_id));
+      await withDb(s.postgres, async (c) => {
+        for (const r of mine) {
+          await c.query('INSERT INTO leaderboard (user_id, name, region, score, version, updated_at) VALUES ($1, $2, $3, $4, $5, $6)', [r.user_id, r.name, r.region, r.score, r.version, r.updated_at]);
+          await c.query('INSERT INTO accounts (user_id, name, region, password_hash) VALUES ($1, $2, $3, $4)', [r.user_id, r.name, r.region, 'x']);
+        }
+        for (const e of events.filter((x) => ids.has(x.user_id))) {
+          await c.query('INSERT INTO score_events (user_id, version, region, op, delta, score, ts, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+            e.user_id, e.version, e.region, e.op, e.delta, e.score, e.ts, e.request_id, e.created_at,
+          ]);
+        }
+      });
+    }
+    const infra = await getInfra();
+    await migrateTopology(topology, join(infra.repoRoot, 'sql'));
+  });
+
+  /** Every database's rows of a query, over the shards' distinct databases. */
+  async function everywhere<T>(sql: string): Promise<T[]> {
+    const urls = [...new Set(topology.shards.map((s) => s.postgres))];
+    return (await Promise.all(urls.map((u) => withDb(u, async (c) => (await c.query(sql)).rows as T[])))).flat();
+  }
+
+  const byUser = (a: object, b: object) => {
+    const x = a as { user_id: string; version?: number };
+    const y = b as { user_id: string; version?: number };
+    return x.user_id < y.user_id ? -1 : x.user_id > y.user_id ? 1 : (x.version ?? 0) - (y.version ?? 0);
+  };
+  const num = (r: Record<string, unknown>, ...keys: string[]): object => ({ ...r, ...Object.fromEntries(keys.map((k) => [k, Number(r[k])])) });
+
+  it('when sql/007 has run, then every old row and event is on board main, period all, and the old names still read them', async () => {
+    const scores = await everywhere<Record<string, unknown>>("SELECT user_id, name, region, score, version, updated_at FROM board_scores WHERE board = 'main' AND period = 'all'");
+    expect(scores.map((r) => num(r, 'score', 'version')).sort(byUser)).to.deep.equal([...rows].sort(byUser));
+    const logged = await everywhere<Record<string, unknown>>(
+      "SELECT user_id, version, region, op, delta, score, ts, request_id, created_at FROM board_score_events WHERE board = 'main' AND period = 'all'",
+    );
+    expect(logged.map((r) => num(r, 'version', 'delta', 'score')).sort(byUser)).to.deep.equal([...events].sort(byUser));
+    // Readers written against 002 see the same rows under the old names.
+    const old = await everywhere<Record<string, unknown>>('SELECT user_id, name, region, score, version, updated_at FROM leaderboard');
+    expect(old.map((r) => num(r, 'score', 'version')).sort(byUser)).to.deep.equal([...rows].sort(byUser));
+    const oldEvents = await everywhere<Record<string, unknown>>('SELECT user_id, version, region, op, delta, score, ts, request_id, created_at FROM score_events');
+    expect(oldEvents.length).to.equal(events.length);
+  });
+
+  it('when sql/007 runs again, then it changes nothing', async () => {
+    const infra = await getInfra();
+    const text = await readFile(join(infra.repoRoot, 'sql', '007_main_board_tables.sql'), 'utf8');
+    const count = async () => (await everywhere<{ n: number }>("SELECT count(*)::int AS n FROM board_score_events WHERE board = 'main'")).reduce((a, r) => a + r.n, 0);
+    const before = await count();
+    for (const url of new Set(topology.shards.map((s) => s.postgres))) await withDb(url, (c) => c.query(text));
+    expect(await count()).to.equal(before);
+  });
+
+  describe('a stack started on the upgraded databases', () => {
+    let svc: TestService;
+    let api: Client;
+    before(async () => {
+      svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
+      api = new Client(svc.url);
+      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id));
+    });
+    after(async () => svc?.stop());
+
+    it('when /top, /rank and /around are read, then they answer as the old rows say', async () => {
+      for (const view of ['GLOBAL', 'NA', 'EU', 'ASIA']) expect((await api.get(`/top?region=${view}&limit=1000`)).body).to.deep.equal(model.top(view, 1000));
+      for (const r of rows) {
+        expect((await api.get(`/rank/${r.user_id}`)).body).to.deep.equal(model.rank('GLOBAL', r.user_id));
+        expect((await api.get(`/around/${r.user_id}?range=3`)).body).to.deep.equal(model.around('GLOBAL', r.user_id, 3));
+        if (r.region !== 'GLOBAL') expect((await api.get(`/rank/${r.user_id}?region=${r.region}`)).body).to.deep.equal(model.rank(r.region, r.user_id));
+      }
+    });
+
+    it('when /history is read, then it is the old events, newest first, field for field', async () => {
+      for (const r of rows.slice(0, 20)) {
+        const want = events
+          .filter((e) => e.user_id === r.user_id)
+          .sort((a, b) => b.version - a.version)
+          .map((e) => ({ version: e.version, op: e.op, delta: e.delta, score: e.score, region: e.region, ts: e.ts.toISOString(), request_id: e.request_id }));
+        const got = await api.get(`/history/${r.user_id}?limit=50`);
+        expect(got.status).to.equal(200);
+        expect(got.body).to.deep.equal({ user_id: r.user_id, events: want, next_before: null });
+      }
+    });
+  });
+});
