@@ -1,20 +1,21 @@
 /**
  * npm run rebuild-redis -- --shard ID | --all [--json]
  *
- * Restores a shard's Redis sorted sets and user hashes from its Postgres
- * after Redis data loss: the main board, then the open periods of every
- * named board. Entries Redis already holds at the same or a newer version
- * are left alone, so it is safe to run beside live traffic.
+ * Restores a shard's Redis from its Postgres after Redis data loss: the
+ * open periods of every board (`main` included). A shard still in main's
+ * layout from before the board engine is converted first. Entries Redis
+ * already holds at the same or a newer version are left alone, so it is
+ * safe to run beside live traffic.
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
 import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools, ShardRouter } from '@lb/common';
 import { ArchiveRepo } from '@lb/leaderboard-service/db';
-import { rebuildBoards, rebuildShard, ShardStores, type RebuildResult } from '@lb/leaderboard-service/ops';
+import { rebuildShard, ShardStores, upgradeLayout, type RebuildResult } from '@lb/leaderboard-service/ops';
 
 const HELP = `Usage: npm run rebuild-redis -- (--shard ID | --all) [--json]
 
-Rebuilds the Redis data of a shard (boards, user hashes, names) from the
+Rebuilds the Redis data of a shard (every board's entries, names) from the
 shard's Postgres copy. Configuration comes from the environment (.env):
 TOPOLOGY or TOPOLOGY_FILE, KEY_PREFIX.
 
@@ -52,7 +53,7 @@ async function main(): Promise<number> {
   const stores = new ShardStores(router.shards.filter((s) => ids.includes(s.id)), KEY_PREFIX.read(process.env), 10_000, log);
   await stores.connect(log);
   const results: RebuildResult[] = [];
-  // The named boards' definitions and closed periods, from the control plane (the first shard's database).
+  // The boards' definitions and closed periods, from the control plane (the first shard's database).
   const control = router.shards[0]!.id;
   const pools = new PgPools(router.shards.slice(0, 1), { size: 2, applicationName: 'rebuild-redis' }, log);
   try {
@@ -62,11 +63,11 @@ async function main(): Promise<number> {
       const progress = (what: string) => (p: RebuildResult) => {
         if (!args.json) process.stderr.write(`\r${id} ${what}: scanned ${p.scanned}, restored ${p.restored}, skipped ${p.skipped}`);
       };
-      const r = await rebuildShard(router, stores.get(id), progress('main'));
+      // A shard still in main's layout from before the board engine is converted first (what is left of it).
+      await upgradeLayout(stores.get(id), router.regions);
+      const r = await rebuildShard(router, stores.get(id), boards, (board, period) => archive.isClosed(board, period), progress('boards'));
       if (!args.json) process.stderr.write('\n');
-      const b = await rebuildBoards(router, stores.get(id), boards, (board, period) => archive.isClosed(board, period), progress('named boards'));
-      if (!args.json) process.stderr.write('\n');
-      results.push({ shard: id, scanned: r.scanned + b.scanned, restored: r.restored + b.restored, skipped: r.skipped + b.skipped });
+      results.push(r);
     }
   } finally {
     await stores.close();

@@ -5,14 +5,18 @@
  * score, version, event, timestamp and request id must survive sql/007, the
  * old table names must still read the same rows, and a stack started on the
  * upgraded databases (Redis rebuilt from them) must answer /top, /rank,
- * /around and /history exactly as the old rows say.
+ * /around and /history exactly as the old rows say. And Redis in main's old
+ * layout (`board:<view>` sorted sets, a `user:<id>` hash per player), written
+ * by this test, is converted when the service starts: the same answers,
+ * versions kept, the old keys gone.
  */
 import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
-import { ensureDatabase, migrateTopology, ShardRouter, type Topology } from '@lb/common';
+import { createClient, type RedisClientType } from 'redis';
+import { ensureDatabase, migrateTopology, ShardRouter, signToken, type Topology } from '@lb/common';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
 import { rebuildShard } from '../leaderboard-service/src/recovery/rebuild.js';
@@ -117,6 +121,16 @@ describe('upgrade in place: the board main from its old tables', function () {
     await migrateTopology(topology, join(infra.repoRoot, 'sql'));
   });
 
+  /** /top, /rank and /around of every view answer as the old rows say. */
+  async function expectOldAnswers(api: Client): Promise<void> {
+      for (const view of ['GLOBAL', 'NA', 'EU', 'ASIA']) expect((await api.get(`/top?region=${view}&limit=1000`)).body).to.deep.equal(model.top(view, 1000));
+      for (const r of rows) {
+        expect((await api.get(`/rank/${r.user_id}`)).body).to.deep.equal(model.rank('GLOBAL', r.user_id));
+        expect((await api.get(`/around/${r.user_id}?range=3`)).body).to.deep.equal(model.around('GLOBAL', r.user_id, 3));
+        if (r.region !== 'GLOBAL') expect((await api.get(`/rank/${r.user_id}?region=${r.region}`)).body).to.deep.equal(model.rank(r.region, r.user_id));
+      }
+  }
+
   /** Every database's rows of a query, over the shards' distinct databases. */
   async function everywhere<T>(sql: string): Promise<T[]> {
     const urls = [...new Set(topology.shards.map((s) => s.postgres))];
@@ -159,17 +173,12 @@ describe('upgrade in place: the board main from its old tables', function () {
     before(async () => {
       svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
       api = new Client(svc.url);
-      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id));
+      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.catalog.live(), async () => false);
     });
     after(async () => svc?.stop());
 
     it('when /top, /rank and /around are read, then they answer as the old rows say', async () => {
-      for (const view of ['GLOBAL', 'NA', 'EU', 'ASIA']) expect((await api.get(`/top?region=${view}&limit=1000`)).body).to.deep.equal(model.top(view, 1000));
-      for (const r of rows) {
-        expect((await api.get(`/rank/${r.user_id}`)).body).to.deep.equal(model.rank('GLOBAL', r.user_id));
-        expect((await api.get(`/around/${r.user_id}?range=3`)).body).to.deep.equal(model.around('GLOBAL', r.user_id, 3));
-        if (r.region !== 'GLOBAL') expect((await api.get(`/rank/${r.user_id}?region=${r.region}`)).body).to.deep.equal(model.rank(r.region, r.user_id));
-      }
+      await expectOldAnswers(api);
     });
 
     it('when /history is read, then it is the old events, newest first, field for field', async () => {
@@ -182,6 +191,69 @@ describe('upgrade in place: the board main from its old tables', function () {
         expect(got.status).to.equal(200);
         expect(got.body).to.deep.equal({ user_id: r.user_id, events: want, next_before: null });
       }
+    });
+  });
+
+  describe('a stack started on Redis in the old layout of main', () => {
+    let svc: TestService | undefined;
+    let api: Client;
+    const prefix = `old${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8)}`;
+    /** The old layout, as the service wrote it before main ran on the board engine. */
+    const oldKeys = (shard: string) => ({ view: (v: string) => `${prefix}:{${shard}}:board:${v}`, user: (id: string) => `${prefix}:{${shard}}:user:${id}`, names: `${prefix}:{${shard}}:names` });
+    async function onShards<T>(fn: (c: RedisClientType, shard: string) => Promise<T>): Promise<T[]> {
+      return Promise.all(
+        topology.shards.map(async (s) => {
+          const c: RedisClientType = createClient({ url: s.redis });
+          await c.connect();
+          try {
+            return await fn(c, s.id);
+          } finally {
+            await c.quit();
+          }
+        }),
+      );
+    }
+    before(async () => {
+      await onShards(async (c, shard) => {
+        const k = oldKeys(shard);
+        for (const r of rows.filter((x) => router.homeShard(x.user_id, x.region).id === shard)) {
+          const stored = r.score === 0 ? 0 : -r.score;
+          await c.zAdd(k.view('GLOBAL'), { score: stored, value: r.user_id });
+          if (r.region !== 'GLOBAL') await c.zAdd(k.view(r.region), { score: stored, value: r.user_id });
+          await c.hSet(k.user(r.user_id), { user_id: r.user_id, name: r.name, region: r.region, score: String(r.score), version: String(r.version), updated_at: String(r.updated_at.getTime()) });
+          await c.hSet(k.names, r.user_id, r.name);
+        }
+      });
+      svc = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix });
+      api = new Client(svc.url);
+    });
+    after(async () => svc?.stop());
+
+    it('when /top, /rank and /around are read, then they answer as before the upgrade', async () => {
+      await expectOldAnswers(api);
+    });
+
+    it('when the old keys are looked for, then they are gone, and the next write of a player takes the next version', async () => {
+      const left = await onShards(async (c, shard) => {
+        const k = oldKeys(shard);
+        return [...(await c.keys(k.user('*'))), ...(await c.keys(k.view('*')))];
+      });
+      expect(left.flat()).to.deep.equal([]);
+      const r = rows.find((x) => x.region === 'EU')!;
+      const token = signToken({ userId: r.user_id, name: r.name, region: r.region }, svc!.config.token);
+      const w = await api.post('/score/add', { delta: 1 }, { token });
+      expect(w.body).to.deep.include({ score: r.score + 1, version: r.version + 1 });
+      await api.post('/score/add', { delta: -1 }, { token });
+    });
+
+    it('when the service starts again on the converted shards, then nothing changes', async () => {
+      const before = (await api.get('/top?region=GLOBAL&limit=1000')).body;
+      await svc!.stop();
+      svc = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix });
+      api = new Client(svc.url);
+      expect((await api.get('/top?region=GLOBAL&limit=1000')).body).to.deep.equal(before);
+      const r = rows[0]!;
+      expect((await api.get(`/rank/${r.user_id}`)).body).to.deep.equal(model.rank('GLOBAL', r.user_id));
     });
   });
 });

@@ -9,9 +9,9 @@
  */
 
 /**
- * Every operation a score write can be, as events name them: the board
- * `main`'s (register, create, update, add) and named boards' operators
- * (set, incr, best).
+ * Every operation a score write can be, as events name them: the
+ * original endpoints' writes to `main` (register, create, update, add) and
+ * the board operators (set, incr, best).
  */
 export const SCORE_OPS = ['register', 'create', 'update', 'add', 'set', 'incr', 'best'] as const;
 export type ScoreOp = (typeof SCORE_OPS)[number];
@@ -27,12 +27,12 @@ export interface ScoreEvent {
   /** Time of the write, ms since epoch. */
   ts: number;
   request_id: string;
-  /** A named board's events carry it and the period; events without one are the board `main`'s. */
+  /** Every write's event carries its board and period; events queued before the single board engine have none: they are `main`'s, period `all`. */
   board?: string;
   period?: string;
   /** The metadata stored with the entry by this write, when it set one. */
   metadata?: Record<string, unknown>;
-  /** A named board's entry's place among equal scores (see lua/includes/board.lua). */
+  /** The entry's place among equal scores (see lua/includes/board.lua). */
   member?: string;
   /**
    * The W3C `traceparent` of the request that made the write, when tracing
@@ -43,8 +43,8 @@ export interface ScoreEvent {
 }
 
 /**
- * The id of a player's event of one version (of one board's period, for a
- * named board): its outbox entry and the id of the queue job that carries
+ * The id of a player's event of one version of one board's period (no
+ * board: an event from before the single engine): its outbox entry and the id of the queue job that carries
  * it alone, so re-sends are deduplicated.
  */
 export function eventIdOf(userId: string, version: number, board?: string, period?: string): string {

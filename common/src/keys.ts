@@ -9,14 +9,16 @@
 export const DEFAULT_KEY_PREFIX = 'lb';
 
 export interface ShardKeys {
-  /** Sorted set of a board on this shard (a region it serves, or its GLOBAL partition). */
-  board(board: string): string;
-  /** Hash of a player homed on this shard: name, region, score, version, updated_at. */
-  user(userId: string): string;
   /** Hash user_id -> name of the players homed here, read with board rows. */
   readonly names: string;
-  /** Stored response of an idempotent write, 24 h. */
-  idempotency(userId: string, key: string): string;
+  /** Hash user_id -> home region of the players homed here (the original rank answer's `region`). */
+  readonly regions: string;
+  /**
+   * Stored response of an idempotent write to a board, 24 h. The board
+   * `main`'s records keep the name they had before main ran on the board
+   * engine (no board in it), so a retry across that upgrade finds its record.
+   */
+  idempotency(userId: string, board: string, key: string): string;
   /** Hash of events written to Redis but not yet confirmed on the queue (the outbox). */
   readonly outbox: string;
   /** Sorted set of outbox entries by time written, for the sweeper. */
@@ -27,13 +29,21 @@ export interface ShardKeys {
   readonly rateLimitPrefix: string;
   /** Pub/sub channel: the name of a board whose first entries (or size) a write changed. */
   readonly topChanged: string;
-  /** Prefix of every key of a named board (all its periods) on this shard; `main` keeps the keys above. */
+  /** The layout version of this shard's keys (leaderboard-service recovery/layout.ts). */
+  readonly layout: string;
+  /**
+   * The board `main`'s keys before it ran on the board engine, read only
+   * by the conversion (recovery/layout.ts): a sorted set per view and a
+   * hash per player (name, region, score, version, updated_at).
+   */
+  readonly before: { view(view: string): string; readonly userPattern: string };
+  /** Prefix of every key of a board (all its periods) on this shard. */
   boardPrefix(boardId: string): string;
-  /** The keys of one period of a named board on this shard (see lua/includes/board.lua). */
+  /** The keys of one period of a board on this shard (see lua/includes/board.lua). */
   boardPeriod(boardId: string, period: string): BoardPeriodKeys;
 }
 
-/** One period of a named board on one shard. */
+/** One period of a board on one shard. */
 export interface BoardPeriodKeys {
   /** Sorted set of a view: GLOBAL (this shard's partition) or a region served here. */
   view(view: string): string;
@@ -51,15 +61,16 @@ export interface BoardPeriodKeys {
 export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX): ShardKeys {
   const base = `${prefix}:{${shardId}}`;
   return {
-    board: (board) => `${base}:board:${board}`,
-    user: (userId) => `${base}:user:${userId}`,
     names: `${base}:names`,
-    idempotency: (userId, key) => `${base}:idem:${userId}:${key}`,
+    regions: `${base}:regions`,
+    idempotency: (userId, board, key) => (board === 'main' ? `${base}:idem:${userId}:${key}` : `${base}:idem:${userId}:${board}/${key}`),
     outbox: `${base}:outbox`,
     outboxIndex: `${base}:outbox:index`,
     bucket: (kind, id) => `${base}:bucket:${kind}:${id}`,
     rateLimitPrefix: `${base}:rl`,
     topChanged: `${base}:top-changed`,
+    layout: `${base}:layout`,
+    before: { view: (v) => `${base}:board:${v}`, userPattern: `${base}:user:*` },
     boardPrefix: (boardId) => `${base}:b:${boardId}:`,
     boardPeriod: (boardId, period) => {
       const p = `${base}:b:${boardId}:${period}`;

@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import express, { type Express } from 'express';
-import { createHttpServer, MAIN_BOARD, traceIdOf, traceRequest } from '@lb/common';
+import { createHttpServer, traceIdOf, traceRequest } from '@lb/common';
 import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
@@ -13,14 +13,12 @@ import { hotPath } from './http/hot-path.js';
 import { errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
 import { adminRoutes, requireApiKey } from './routes/admin.js';
 import { boardApiRoutes } from './routes/board-api.js';
-import { MainBoard } from './boards/main-board.js';
 import { authRoutes } from './routes/auth.js';
 import { boardRoutes } from './routes/boards.js';
 import { healthRoutes } from './routes/health.js';
 import { historyRoutes } from './routes/history.js';
-import { readRoutes } from './routes/reads.js';
-import { scoreRoutes } from './routes/scores.js';
 import { liveRoutes } from './routes/live.js';
+import { originalRoutes } from './routes/original.js';
 
 export const ACCESS_LOG_FORMAT =
   ':date[iso] :remote-addr ":method :url" :status :res[content-length] :response-time ms rid=:res[x-request-id] trace=:trace';
@@ -41,7 +39,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
     res.setHeader('X-Served-By', config.instanceId);
     next();
   });
-  app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, reader: deps.reader, live: deps.live, instanceId: config.instanceId }));
+  app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, topCache: deps.topCache, live: deps.live, instanceId: config.instanceId }));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', jsonBody(bodyLimits(config)));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
@@ -58,20 +56,19 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
 export function buildServer(config: ServiceConfig, deps: Deps): Server {
   const app = buildApp(config, deps);
   // The route table of the hot path: every read and score write, and whether it needs a token.
-  const main = new MainBoard(deps.reader, deps.writer, config.maxScoreDelta);
   const hot = hotPath(
     [
-      ...readRoutes({ reader: deps.reader, router: deps.router }),
-      ...scoreRoutes({
+      ...originalRoutes({
+        catalog: deps.catalog,
         writer: deps.writer,
+        views: deps.views,
         router: deps.router,
         maxScore: config.maxScore,
         maxScoreDelta: config.maxScoreDelta,
-        clientWrites: () => deps.catalog.get(MAIN_BOARD)?.clientWrites !== false,
         metrics: deps.metrics,
       }),
-      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.boardWriter, views: deps.boardViews, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock, main }),
-      ...liveRoutes({ hub: deps.live, catalog: deps.catalog, reader: deps.reader, views: deps.boardViews, main, router: deps.router, token: config.token, clock: deps.clock }),
+      ...boardApiRoutes({ catalog: deps.catalog, writer: deps.writer, views: deps.views, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock }),
+      ...liveRoutes({ hub: deps.live, catalog: deps.catalog, views: deps.views, router: deps.router, token: config.token, clock: deps.clock }),
     ],
     {
       instanceId: config.instanceId,

@@ -7,7 +7,7 @@ import { AccountService } from './accounts/accounts.js';
 import { ApiKeyVerifier } from './admin/api-keys.js';
 import { BoardAdmin } from './boards/admin.js';
 import { BoardCatalog } from './boards/catalog.js';
-import { BoardWriter } from './boards/scores.js';
+import { BoardWriter, type AfterRedisWriteHook } from './boards/scores.js';
 import { BoardViews } from './boards/views.js';
 import { ApiKeysRepo } from './db/api-keys-repo.js';
 import { ArchiveRepo } from './db/archive-repo.js';
@@ -16,11 +16,10 @@ import { LoginGuard } from './accounts/login-guard.js';
 import { loginLimitsOf, type ServiceConfig } from './config.js';
 import { AccountsRepo } from './db/accounts-repo.js';
 import { HistoryRepo } from './db/history-repo.js';
-import { BoardReader } from './leaderboard/reads.js';
 import { NoTopCache, TopCache, type TopPages } from './leaderboard/top-cache.js';
 import { EventRelays } from './events/relay.js';
-import { ScoreWriter, type AfterRedisWriteHook } from './leaderboard/writes.js';
 import { ShardStores } from './redis/shard-store.js';
+import { upgradeLayouts } from './recovery/layout.js';
 import { ServiceMetrics } from './metrics.js';
 import { LiveHub } from './live/hub.js';
 
@@ -31,19 +30,19 @@ export interface Deps {
   router: ShardRouter;
   stores: ShardStores;
   pools: PgPools;
-  reader: BoardReader;
-  /** The top-page cache the readers share (NoTopCache when off). */
+  /** The top-page cache the reads share (NoTopCache when off). */
   topCache: TopPages;
-  writer: ScoreWriter;
+  /** Every board's writes (`main` included: the original endpoints and registration). */
+  writer: BoardWriter;
+  /** Every board's reads. */
+  views: BoardViews;
   accounts: AccountService;
   relays: EventRelays;
   accountsRepo: AccountsRepo;
   history: HistoryRepo;
   catalog: BoardCatalog;
   boardAdmin: BoardAdmin;
-  boardWriter: BoardWriter;
-  boardViews: BoardViews;
-  /** What named boards' current periods are decided by. */
+  /** What boards' current periods are decided by. */
   clock: () => number;
   apiKeys: ApiKeyVerifier;
   /** Live streams (SSE), fed by the top-page cache's change subscriptions. */
@@ -55,7 +54,7 @@ export interface DepsOptions {
   log?: Logger;
   /** Test-only hook run after the Redis write, before the event is queued. */
   afterRedisWrite?: AfterRedisWriteHook;
-  /** The clock named boards' periods are decided by (tests move it across a boundary). */
+  /** The clock boards' periods are decided by (tests move it across a boundary). */
   clock?: () => number;
 }
 
@@ -71,12 +70,13 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     log,
   );
   await stores.connect(log);
+  // A shard still in main's layout from before the board engine is converted before anything is served from it.
+  const stopUpgrades = await upgradeLayouts(stores.all(), router.regions, log);
   const topCache =
     config.topCacheMaxAgeMs > 0
-      ? // A named board's pages are `<board>/<period>/<view>`: the view says which shards it spans.
+      ? // A view's pages are `<board>/<period>/<view>`: the view says which shards it spans.
         new TopCache(stores.all(), config.topCacheMaxAgeMs, (key) => router.shardsForBoard(key.slice(key.lastIndexOf('/') + 1)).map((s) => s.id), on ? metrics.topCache : undefined)
       : new NoTopCache();
-  const reader = new BoardReader(router, stores, topCache);
   const relays = new EventRelays(
     stores.all(),
     {
@@ -93,34 +93,18 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   await relays.ready(config.redisCommandTimeoutMs);
   relays.start();
   const afterRedisWrite = opts.afterRedisWrite ?? faultHook(config.testFault, log);
-  const writer = new ScoreWriter(
-    { router, stores, reader, relays, log, afterRedisWrite, metrics },
-    {
-      maxScore: config.maxScore,
-      idempotencyTtlS: config.idempotencyTtlS,
-      backlogLimit: config.queueRejectLength,
-      buckets: {
-        user: { capacity: config.userRateLimitCount, windowMs: config.userRateLimitWindowMs },
-        region: { capacity: config.regionRateLimitCount, windowMs: config.regionRateLimitWindowMs },
-      },
-    },
-  );
   const accountsRepo = new AccountsRepo(pools);
   const guard = new LoginGuard(router, stores, loginLimitsOf(config));
   const slots = new HashSlots(config.hashConcurrency, config.hashQueueMax);
-  const accounts = new AccountService({ router, repo: accountsRepo, writer, slots, guard, log }, config.token, {
-    memoryCost: config.argon2MemoryKib,
-    timeCost: config.argon2TimeCost,
-  });
   // The control plane lives in the first shard's database.
   const controlShard = router.shards[0]!.id;
   const boardsRepo = new BoardsRepo(pools, controlShard);
-  const catalog = new BoardCatalog(boardsRepo, config.boardRefreshMs, log);
+  const catalog = new BoardCatalog(boardsRepo, config.boardRefreshMs, log, config.maxScore);
   await catalog.start();
   const boardAdmin = new BoardAdmin(boardsRepo, catalog, stores);
   const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
   const clock = opts.clock ?? Date.now;
-  const boardWriter = new BoardWriter(
+  const writer = new BoardWriter(
     { router, stores, relays, log, clock, metrics, afterRedisWrite },
     {
       idempotencyTtlS: config.idempotencyTtlS,
@@ -131,7 +115,11 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
       },
     },
   );
-  const boardViews = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), topCache, clock);
+  const views = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), topCache, clock);
+  const accounts = new AccountService({ router, repo: accountsRepo, catalog, writer, views, slots, guard, log }, config.token, {
+    memoryCost: config.argon2MemoryKib,
+    timeCost: config.argon2TimeCost,
+  });
   const live = new LiveHub(topCache, { heartbeatMs: config.liveHeartbeatMs, retryMs: config.liveRetryMs, refreshMs: config.liveRefreshMs, clock, log, counters: on ? metrics.live : undefined });
   return {
     log,
@@ -139,14 +127,12 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     router,
     catalog,
     boardAdmin,
-    boardWriter,
-    boardViews,
+    views,
     clock,
     apiKeys,
     live,
     stores,
     pools,
-    reader,
     topCache,
     writer,
     accounts,
@@ -154,6 +140,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     accountsRepo,
     history: new HistoryRepo(pools),
     async close() {
+      stopUpgrades();
       live.close();
       catalog.stop();
       await relays.close();

@@ -8,4 +8,5 @@
  */
 export { EventRelays } from './events/relay.js';
 export { ShardStores } from './redis/shard-store.js';
-export { rebuildBoards, rebuildShard, type RebuildResult } from './recovery/rebuild.js';
+export { rebuildShard, type RebuildResult } from './recovery/rebuild.js';
+export { upgradeLayout, type UpgradeResult } from './recovery/layout.js';

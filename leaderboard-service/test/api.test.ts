@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { signToken } from '@lb/common';
 import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
+import { mainEntry } from '../../test/support/main-entry.js';
 
 describe('leaderboard-service API', function () {
   let svc: TestService;
@@ -65,7 +66,7 @@ describe('leaderboard-service API', function () {
         expect(around.body.self).to.deep.include({ rank: 2, score: 0 });
         // Registration's event is in the outbox, on its way to Postgres.
         const na0 = fresh.deps.stores.get('na');
-        expect(Number(await na0.client.hExists(na0.keys.outbox, `${players[0]!.user}#1`))).to.equal(1);
+        expect(Number(await na0.client.hExists(na0.keys.outbox, `main/all/${players[0]!.user}#1`))).to.equal(1);
         // /score/create on the existing entry changes nothing.
         const again = await c.post('/score/create', { initialScore: 9 }, { token });
         expect(again.body).to.deep.include({ score: 5, version: 2 });
@@ -133,9 +134,8 @@ describe('leaderboard-service API', function () {
       expect(u.body).to.deep.include({ score: 100, version: 2 });
       const a = await api.post('/score/add', { delta: -30 }, { token });
       expect(a.body).to.deep.include({ score: 70, version: 3 });
-      const hash = await svc.deps.stores.get('eu').client.hGetAll(svc.deps.stores.get('eu').keys.user(user));
-      expect(hash).to.include({ name: `Name ${user}`, region: 'EU', score: '70', version: '3' });
-      expect(Number(hash.updated_at)).to.be.greaterThan(Date.now() - 60_000);
+      const eu = svc.deps.stores.get('eu');
+      expect(await mainEntry(eu.client, eu.keys, user)).to.deep.equal({ name: `Name ${user}`, region: 'EU', score: 70, version: 3 });
     });
 
     it('when a GLOBAL-only player writes, then rank.region is null and the player is on no regional board', async () => {
@@ -170,8 +170,8 @@ describe('leaderboard-service API', function () {
       expect(negSet.body.error).to.equal('score_out_of_range');
       const r = await api.get(`/rank/${user}?region=ASIA`);
       expect(r.body.score).to.equal(3);
-      const v = await svc.deps.stores.get('asia').client.hGet(svc.deps.stores.get('asia').keys.user(user), 'version');
-      expect(v).to.equal('1');
+      const asia = svc.deps.stores.get('asia');
+      expect((await mainEntry(asia.client, asia.keys, user)).version).to.equal(1);
     });
 
     it('when a score reaches MAX_SCORE (2^53-1), then it is stored and read back exactly', async () => {

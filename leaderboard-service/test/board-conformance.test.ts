@@ -13,7 +13,7 @@ import { GLOBAL, parseReset, periodAt, type Board, type Operator, type SortOrder
 import { uniqueId } from '@lb/devtools/testing';
 import { rng } from '../../test/support/reference-board.js';
 import { BoardStore } from '../src/redis/board-store.js';
-import { startService, type TestService } from './support/service.js';
+import { Client, startService, type TestService } from './support/service.js';
 
 interface Rules {
   label: string;
@@ -21,6 +21,8 @@ interface Rules {
   operator: Operator;
   tieBreak: TieBreak;
   reset: string;
+  /** The catalog's board `main` itself (its rules must be the row's; read through the original routes too). */
+  main?: boolean;
   /** Operators a write may name instead of the board's (the board `main` allows all three). */
   overrides: readonly Operator[];
   minScore: number;
@@ -73,6 +75,7 @@ const NO_BUCKETS = { user: { capacity: 0, windowMs: 1 }, region: { capacity: 0, 
 
 const ROWS: Rules[] = [
   { label: "main's rules (desc, shared, no reset, any operator per write, 0 … MAX_SCORE)", order: 'desc', operator: 'set', tieBreak: 'shared', reset: 'none', overrides: ['set', 'incr', 'best'], minScore: 0, maxScore: MAX_SCORE },
+  { label: 'the board main itself, as the catalog defines it', main: true, order: 'desc', operator: 'set', tieBreak: 'shared', reset: 'none', overrides: ['set', 'incr', 'best'], minScore: 0, maxScore: MAX_SCORE },
 ];
 for (const order of ['desc', 'asc'] as const) {
   for (const operator of ['set', 'incr', 'best'] as const) {
@@ -87,8 +90,10 @@ for (const order of ['desc', 'asc'] as const) {
 describe('the board engine against one reference model: order × operator × tie policy × reset, and main\'s rules', function () {
   this.timeout(300_000);
   let svc: TestService;
+  let api: Client;
   before(async () => {
     svc = await startService();
+    api = new Client(svc.url);
   });
   after(async () => svc?.stop());
 
@@ -117,7 +122,10 @@ describe('the board engine against one reference model: order × operator × tie
 
   for (const [n, rules] of ROWS.entries()) {
     it(`when random submissions hit a board of ${rules.label}, then every view's standings, ranks and windows equal the model`, async () => {
-      const board = boardOf(rules);
+      const board = rules.main ? svc.deps.catalog.main() : boardOf(rules);
+      if (rules.main) {
+        expect(board).to.deep.include({ id: 'main', order: rules.order, operator: rules.operator, tieBreak: rules.tieBreak, reset: rules.reset, minScore: rules.minScore, maxScore: rules.maxScore, allowOperatorOverride: true, maxMetadataBytes: 1024 });
+      }
       const random = rng(100 + n);
       const current = periodAt(board.resetRule, Date.now()).id;
       // A board with a reset is written in two periods (the current one and an earlier one), which must not mix.
@@ -139,6 +147,7 @@ describe('the board engine against one reference model: order × operator × tie
           board,
           period,
           operator: op,
+          op,
           value,
           userId: p.id,
           name: `Name ${p.id}`,
@@ -160,17 +169,24 @@ describe('the board engine against one reference model: order × operator × tie
         const model = models.get(period)!;
         for (const view of regions) {
           const want = model.ranked(view);
-          const top = await svc.deps.boardViews.top(board, period, view, 1000, {});
+          const top = await svc.deps.views.top(board, period, view, 1000, {});
           expect(top.total, `${period} ${view} total`).to.equal(want.length);
           expect(
             top.rows.map((r) => ({ rank: r.rank, user_id: r.user_id, score: r.score })),
             `${period} ${view}`,
           ).to.deep.equal(want);
+          if (rules.main) {
+            // The original /top and /boards/main/top answer the same standings.
+            const legacy = await api.get(`/top?region=${view}&limit=1000`);
+            expect(legacy.body).to.deep.equal({ region: view, total: want.length, rows: want.map((w) => ({ ...w, name: `Name ${w.user_id}` })) });
+            const viaBoard = await api.get(`/boards/main/top?region=${view}&limit=1000`);
+            expect(viaBoard.body.rows.map((r: { rank: number; user_id: string; score: number }) => ({ rank: r.rank, user_id: r.user_id, score: r.score }))).to.deep.equal(want);
+          }
           for (const [i, w] of want.entries()) {
-            const rank = await svc.deps.boardViews.rank(board, period, view, w.user_id);
+            const rank = await svc.deps.views.rank(board, period, view, w.user_id);
             expect(rank.rank, `${period} ${view} rank of ${w.user_id}`).to.equal(w.rank);
             if (i % 5 === 0) {
-              const around = await svc.deps.boardViews.around(board, period, view, w.user_id, 2);
+              const around = await svc.deps.views.around(board, period, view, w.user_id, 2);
               const near = [...want.slice(Math.max(0, i - 2), i), ...want.slice(i + 1, i + 3)];
               expect(
                 around.around.map((r) => ({ rank: r.rank, user_id: r.user_id, score: r.score })),

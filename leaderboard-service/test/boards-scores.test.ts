@@ -293,7 +293,7 @@ describe('named boards: the rules a board enforces on writes', function () {
     expect((await api.get(`/boards/${id}/rank/${alice.id}`)).body.score).to.equal(4);
   });
 
-  it('when the board main is used through the board endpoints, then it answers from the main board, in the boards\' shapes', async () => {
+  it('when the board main is used through the board endpoints, then it is a board like any other (every operator, metadata, cursors), in the boards\' shapes', async () => {
     const carol = uniqueId('carol');
     const token = await api.register(carol, 'ASIA', { initialScore: 40 });
     const set = await api.post('/boards/main/scores', { score: 45 }, { token });
@@ -309,10 +309,17 @@ describe('named boards: the rules a board enforces on writes', function () {
     );
     expect((await api.post('/boards/main/ranks', { user_ids: [carol, 'nobody-x'] })).body).to.deep.include({ missing: ['nobody-x'] });
     expect((await api.get('/boards/main/periods')).body.periods[0]).to.deep.include({ id: 'all', status: 'open' });
-    for (const [body, field] of [[{ score: 1, op: 'best' }, 'op'], [{ score: 1, metadata: { a: 1 } }, 'metadata']] as const) {
-      expect((await api.post('/boards/main/scores', body, { token })).body.field).to.equal(field);
-    }
-    expect((await api.get('/boards/main/top?from_rank=2')).body.error).to.equal('invalid_query');
+    // main's definition: any operator per write, metadata up to 1,024 bytes, cursors and from_rank.
+    expect((await api.post('/boards/main/scores', { score: 1, op: 'best' }, { token })).body).to.deep.include({ score: 50, changed: false });
+    expect((await api.post('/boards/main/scores', { score: 51, op: 'best', metadata: { skin: 'gold' } }, { token })).body).to.deep.include({ score: 51, changed: true });
+    expect((await api.get(`/boards/main/rank/${carol}`)).body.metadata).to.deep.equal({ skin: 'gold' });
+    expect((await api.get(`/rank/${carol}`)).body).not.to.have.property('metadata');
+    expect((await api.post('/boards/main/scores', { score: 1, metadata: { big: 'x'.repeat(1100) } }, { token })).body.error).to.equal('metadata_too_large');
+    const page1 = await api.get('/boards/main/top?region=GLOBAL&limit=1');
+    expect(page1.body.next_cursor, JSON.stringify(page1.body)).to.be.a('string');
+    const page2 = await api.get(`/boards/main/top?region=GLOBAL&limit=1&cursor=${page1.body.next_cursor}`);
+    expect(page2.body.rows[0]).to.deep.equal((await api.get('/boards/main/top?region=GLOBAL&from_rank=2&limit=1')).body.rows[0]);
+    await api.post('/boards/main/scores', { score: 50 }, { token });
     // An admin can make main server-only: the original endpoints refuse players too.
     expect((await api.request('PATCH', '/admin/boards/main', { body: { client_writes: false }, headers: { 'x-api-key': key } })).status).to.equal(200);
     try {

@@ -16,6 +16,7 @@ import { freePort, startRedis, type RedisProcess } from '@lb/devtools/infra';
 import { uniqueId } from '@lb/devtools/testing';
 import { HashSlots } from '../src/accounts/hash-slots.js';
 import { Client, startService, TEST_SECRET, type TestService } from './support/service.js';
+import { mainEntry } from '../../test/support/main-entry.js';
 
 const PASSWORD = 'correct horse';
 
@@ -223,7 +224,7 @@ describe('leaderboard-service hardening', function () {
       expect(w.body).to.deep.include({ score: 51, version: 2, missing_shards: ['asia'] });
       expect(w.body.rank).to.deep.equal({ region: 1, global: null });
       const store = svc.deps.stores.get('eu');
-      expect(await store.client.hmGet(store.keys.user(eu), ['score', 'version'])).to.deep.equal(['51', '2']);
+      expect(await mainEntry(store.client, store.keys, eu)).to.deep.include({ score: 51, version: 2 });
     });
   });
 
@@ -273,8 +274,8 @@ describe('leaderboard-service hardening', function () {
       }
       // Both calls were in the shard's socket and ran on resume: past their deadline, they changed nothing.
       await store.ping();
-      expect(await store.client.hmGet(store.keys.user(user), ['score', 'version'])).to.deep.equal(['5', '1']);
-      expect(await store.client.exists(store.keys.user(late))).to.equal(0);
+      expect(await mainEntry(store.client, store.keys, user)).to.deep.include({ score: 5, version: 1 });
+      expect(await mainEntry(store.client, store.keys, late)).to.deep.equal({ score: null, version: null, name: null, region: null });
       expect(await svc.deps.accountsRepo.findAnywhere(late)).to.equal(undefined);
       const again = await api.post('/score/add', { delta: 1 }, { token });
       expect(again.body).to.deep.include({ score: 6, version: 2 });

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { readScoreJob, type ScoreEvent } from '@lb/common';
 import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type Reply, type TestService } from './support/service.js';
+import { mainEntry } from '../../test/support/main-entry.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -23,7 +24,8 @@ async function relayed(svc: TestService, shard: string): Promise<void> {
 
 async function versionOf(svc: TestService, shard: string, user: string): Promise<string | null> {
   const store = svc.deps.stores.get(shard);
-  return (await store.client.hGet(store.keys.user(user), 'version')) ?? null;
+  const v = (await mainEntry(store.client, store.keys, user)).version;
+  return v === null ? null : String(v);
 }
 
 describe('write limits and backpressure', function () {
@@ -148,8 +150,8 @@ describe('write limits and backpressure', function () {
       expect(events[1]).to.deep.include({ op: 'add', delta: 4, score: 7, version: 2 });
       expect(events[1]!.request_id).to.be.a('string');
       // On the queue, off the index; in the outbox until a worker persists it.
-      expect(await store.client.zScore(store.keys.outboxIndex, `${user}#2`)).to.equal(null);
-      expect(await store.client.hExists(store.keys.outbox, `${user}#2`)).to.equal(1);
+      expect(await store.client.zScore(store.keys.outboxIndex, `main/all/${user}#2`)).to.equal(null);
+      expect(await store.client.hExists(store.keys.outbox, `main/all/${user}#2`)).to.equal(1);
     });
   });
 });

@@ -14,14 +14,14 @@ describe('outbox relay', () => {
     const ids = Array.from({ length: 60 }, () => uniqueId('env'));
     await Promise.all(
       ids.map((id) =>
-        svc.deps.writer.write({ player: { userId: id, name: id, region: 'EU' }, op: 'update', value: 5, requestId: 'r' }),
+        svc.deps.writer.submit({ board: svc.deps.catalog.main(), player: { userId: id, name: id, region: 'EU' }, byPlayer: false, op: 'set', value: 5, requestId: 'r' }),
       ),
     );
     const store = svc.deps.stores.get('eu');
     for (let i = 0; i < 100 && (await store.client.zCard(store.keys.outboxIndex)) > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(await store.client.zCard(store.keys.outboxIndex)).to.equal(0);
     // No worker runs here: the outbox still counts every event as backlog.
-    const kept = await store.client.hmGet(store.keys.outbox, ids.map((id) => `${id}#1`));
+    const kept = await store.client.hmGet(store.keys.outbox, ids.map((id) => `main/all/${id}#1`));
     expect(kept.every((v) => typeof v === 'string')).to.equal(true);
     const jobs = await svc.deps.relays.get('eu').queue.getJobs(['wait']);
     const events = jobs.flatMap((j) => readScoreJob(j.data).events).filter((e) => ids.includes(e.user_id));

@@ -21,14 +21,14 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 async function plantGhost(svc: TestService, shard: string, board: string): Promise<string> {
   const store = svc.deps.stores.get(shard);
   const ghost = uniqueId('ghost');
-  await store.client.zAdd(store.keys.board(board), { score: -999_999_999, value: ghost });
+  await store.client.zAdd(store.keys.boardPeriod('main', 'all').view(board), { score: -999_999_999, value: ghost });
   await store.client.hSet(store.keys.names, ghost, 'Ghost');
   return ghost;
 }
 
 async function removeGhost(svc: TestService, shard: string, board: string, ghost: string): Promise<void> {
   const store = svc.deps.stores.get(shard);
-  await store.client.zRem(store.keys.board(board), ghost);
+  await store.client.zRem(store.keys.boardPeriod('main', 'all').view(board), ghost);
   await store.client.hDel(store.keys.names, ghost);
 }
 
@@ -45,7 +45,7 @@ describe('top-page cache', function () {
       // A long max age: only the published changes can refresh B's pages.
       a = await startService({ KEY_PREFIX: prefix, TOP_CACHE_MAX_AGE_MS: '600000' });
       b = await startService({ KEY_PREFIX: prefix, TOP_CACHE_MAX_AGE_MS: '600000' });
-      await until('subscriptions', () => a.deps.reader.topCacheLive() && b.deps.reader.topCacheLive());
+      await until('subscriptions', () => a.deps.topCache.live() && b.deps.topCache.live());
       expect((await new Client(b.url).get('/health')).body.top_cache).to.equal('live');
     });
     after(async () => {
@@ -132,7 +132,7 @@ describe('top-page cache', function () {
         expect(firstIds((await readB.get('/top?region=EU&limit=10')).body)).to.deep.equal(firstIds(warm.body));
         const store = b.deps.stores.get('eu');
         await store.client.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
-        await until('the subscription to come back', () => b.deps.reader.topCacheLive() && a.deps.reader.topCacheLive());
+        await until('the subscription to come back', () => b.deps.topCache.live() && a.deps.topCache.live());
         expect(firstIds((await readB.get('/top?region=EU&limit=10')).body)[0]).to.equal(ghost);
       } finally {
         await removeGhost(b, 'eu', 'EU', ghost);
@@ -144,7 +144,7 @@ describe('top-page cache', function () {
     it('when TOP_CACHE_MAX_AGE_MS passes, then a page is read again even without a published change', async () => {
       const svc = await startService({ TOP_CACHE_MAX_AGE_MS: '300' });
       try {
-        await until('subscriptions', () => svc.deps.reader.topCacheLive());
+        await until('subscriptions', () => svc.deps.topCache.live());
         const api = new Client(svc.url);
         await api.register(uniqueId('age'), 'NA', { initialScore: 5 });
         const warm = await api.get('/top?region=NA&limit=10');
@@ -160,7 +160,7 @@ describe('top-page cache', function () {
     it('when many boards and periods are read once, then their pages are swept away after TOP_CACHE_MAX_AGE_MS (the cache does not grow with every period)', async () => {
       const svc = await startService({ TOP_CACHE_MAX_AGE_MS: '2000' });
       try {
-        await until('subscriptions', () => svc.deps.reader.topCacheLive());
+        await until('subscriptions', () => svc.deps.topCache.live());
         const api = new Client(svc.url);
         const key = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('sweep')).key;
         const board = uniqueId('swept').toLowerCase();
@@ -179,7 +179,7 @@ describe('top-page cache', function () {
     it('when TOP_CACHE_MAX_AGE_MS is 0, then every page is read from the shards', async () => {
       const svc = await startService({ TOP_CACHE_MAX_AGE_MS: '0' });
       try {
-        expect(svc.deps.reader.topCacheLive()).to.equal(false);
+        expect(svc.deps.topCache.live()).to.equal(false);
         expect((await new Client(svc.url).get('/health')).body.top_cache).to.equal('off');
         const api = new Client(svc.url);
         await api.register(uniqueId('off'), 'NA', { initialScore: 5 });

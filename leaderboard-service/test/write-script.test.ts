@@ -7,7 +7,9 @@ import { expect } from 'chai';
 import { checkScoreEvent, eventIdOf, readScoreJob, signToken, type ScoreEvent } from '@lb/common';
 import { uniqueId } from '@lb/devtools/testing';
 import { ContractError, decodeAnswer } from '../src/redis/contract.js';
+import { BoardStore } from '../src/redis/board-store.js';
 import { expandLua } from '../src/redis/scripts.js';
+import { mainEntry } from '../../test/support/main-entry.js';
 import { Client, startService, type TestService } from './support/service.js';
 
 describe('the write script and its contract', function () {
@@ -22,22 +24,24 @@ describe('the write script and its contract', function () {
 
     it("when the script writes an event, then it passes the worker's event check and carries exactly the write", async () => {
       const cases = [
-        { region: 'EU', name: 'Plain', op: 'register' as const, value: 7 },
-        { region: 'NA', name: 'Quote " and \\ backslash', op: 'update' as const, value: 2 ** 53 - 1 },
-        { region: 'ASIA', name: 'Zoé 👨‍👩‍👧 名前', op: 'add' as const, value: 1 },
-        { region: 'GLOBAL', name: '</script>', op: 'create' as const, value: 0 },
+        { region: 'EU', name: 'Plain', op: 'register' as const, operator: 'insert' as const, value: 7 },
+        { region: 'NA', name: 'Quote " and \\ backslash', op: 'update' as const, operator: 'set' as const, value: 2 ** 53 - 1 },
+        { region: 'ASIA', name: 'Zoé 👨‍👩‍👧 名前', op: 'add' as const, operator: 'incr' as const, value: 1 },
+        { region: 'GLOBAL', name: '</script>', op: 'create' as const, operator: 'insert' as const, value: 0 },
+        { region: 'EU', name: 'Board op', op: 'best' as const, operator: 'best' as const, value: 3 },
       ];
       for (const c of cases) {
         const userId = uniqueId('ev');
-        const r = await svc.deps.writer.write({ player: { userId, name: c.name, region: c.region }, op: c.op, value: c.value, requestId: 'req-1' });
+        const legacyOp = c.op === 'best' ? undefined : c.op;
+        const r = await svc.deps.writer.submit({ board: svc.deps.catalog.main(), player: { userId, name: c.name, region: c.region }, byPlayer: false, op: c.operator, legacyOp, value: c.value, requestId: 'req-1' });
         const store = svc.deps.stores.get(svc.deps.router.homeShard(userId, c.region).id);
-        const id = eventIdOf(userId, r.version);
+        const id = eventIdOf(userId, r.version, 'main', 'all');
         const json = await store.client.hGet(store.keys.outbox, id);
         expect(json, `${c.op} outbox entry ${id}`).to.be.a('string');
         const event = JSON.parse(json!) as ScoreEvent;
         expect(checkScoreEvent(event), c.name).to.equal(undefined);
         expect(readScoreJob({ events: [event] }).problems).to.deep.equal([]);
-        expect(event).to.deep.include({ user_id: userId, name: c.name, region: c.region, op: c.op, score: r.score, version: 1, delta: r.score, request_id: 'req-1' });
+        expect(event).to.deep.include({ user_id: userId, name: c.name, region: c.region, op: c.op, score: r.score, version: 1, delta: r.score, request_id: 'req-1', board: 'main', period: 'all' });
         expect(event.ts).to.be.within(Date.now() - 60_000, Date.now());
         expect(event, 'tracing is off: no trace context').not.to.have.property('traceparent');
       }
@@ -45,17 +49,17 @@ describe('the write script and its contract', function () {
 
     it('when a write is given a traceparent, then its event carries it and passes the check; a malformed one would not', async () => {
       const userId = uniqueId('ev-trace');
-      const store = svc.deps.stores.get(svc.deps.router.homeShard(userId, 'EU').id);
+      const store = new BoardStore(svc.deps.stores.get(svc.deps.router.homeShard(userId, 'EU').id));
       const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
       const noBucket = { capacity: 0, windowMs: 1 };
-      const write = { op: 'register', value: 1, userId, name: 'Tracy', region: 'EU', regionalBoard: 'EU', nowMs: Date.now(), maxScore: 100, requestId: 'req-t', backlogLimit: 0, buckets: { user: noBucket, region: noBucket } } as const;
+      const write = { board: svc.deps.catalog.main(), period: 'all', operator: 'insert', op: 'register', value: 1, userId, name: 'Tracy', region: 'EU', regionalView: 'EU', metadata: undefined, nowMs: Date.now(), requestId: 'req-t', backlogLimit: 0, buckets: { user: noBucket, region: noBucket } } as const;
       const traced = await store.write({ ...write, traceparent });
       expect(traced.kind).to.equal('ok');
       const event = JSON.parse(traced.kind === 'ok' ? traced.event!.json : '{}') as ScoreEvent;
       expect(event).to.deep.include({ user_id: userId, request_id: 'req-t', traceparent });
       expect(checkScoreEvent(event)).to.equal(undefined);
       expect(checkScoreEvent({ ...event, traceparent: '00-xyz-01' })).to.equal('traceparent is malformed');
-      const untraced = await store.write({ ...write, op: 'update', value: 2, traceparent: '' });
+      const untraced = await store.write({ ...write, operator: 'set', op: 'update', value: 2, traceparent: '' });
       expect(JSON.parse(untraced.kind === 'ok' ? untraced.event!.json : '{}')).not.to.have.property('traceparent');
     });
   });
@@ -65,8 +69,8 @@ describe('the write script and its contract', function () {
       const a = decodeAnswer('write', ['queue_full', 'backlog', 12]);
       expect(a).to.deep.equal({ script: 'write', status: 'queue_full', fields: { backlog: 12 } });
       expect(() => decodeAnswer('write', ['gone', 'x', 1])).to.throw(ContractError, /unknown status/);
-      expect(() => decodeAnswer('top', [3, 'a'])).to.throw(ContractError);
-      expect(() => decodeAnswer('locate', ['found', 'total'])).to.throw(ContractError);
+      expect(() => decodeAnswer('page', [3, 'a'])).to.throw(ContractError);
+      expect(() => decodeAnswer('find', ['ok', 'total'])).to.throw(ContractError);
     });
 
     it('when scripts include shared pieces, then each piece is written once and expanded in place', () => {
@@ -74,7 +78,7 @@ describe('the write script and its contract', function () {
       expect(write).not.to.match(/^--- @include/m);
       expect(write.match(/local function stored\(/g)).to.have.length(1);
       expect(write).to.include('local function bucketTake(');
-      expect(expandLua('restore').match(/local function stored\(/g)).to.have.length(1);
+      expect(expandLua('find').match(/local function stored\(/g)).to.have.length(1);
     });
   });
 
@@ -102,10 +106,10 @@ describe('the write script and its contract', function () {
       expect(by('score_out_of_range')).to.equal(10);
       expect(by('rate_limited')).to.equal(25);
       for (const r of rs.filter((x) => x.body.error === 'rate_limited')) expect(r.headers.get('retry-after')).to.equal(String(r.body.retry_after));
-      expect(await store.client.hmGet(store.keys.user(user), ['score', 'version'])).to.deep.equal(['5', '6']);
+      expect(await mainEntry(store.client, store.keys, user)).to.deep.include({ score: 5, version: 6 });
       expect((await store.client.hLen(store.keys.outbox)) - outboxBefore).to.equal(5);
-      for (let v = 2; v <= 6; v++) expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, v)))).to.equal(1);
-      expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, 7)))).to.equal(0);
+      for (let v = 2; v <= 6; v++) expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, v, 'main', 'all')))).to.equal(1);
+      expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, 7, 'main', 'all')))).to.equal(0);
     });
 
     it('when players of one region race against its bucket, then exactly the region bucket is accepted across them', async () => {
@@ -118,7 +122,7 @@ describe('the write script and its contract', function () {
       expect(rs.filter((r) => r.body.error === 'region_rate_limited')).to.have.length(12);
       const store = svc.deps.stores.get('asia');
       let applied = 0;
-      for (const p of players) applied += Number(await store.client.hGet(store.keys.user(p.id), 'version')) - 1;
+      for (const p of players) applied += (await mainEntry(store.client, store.keys, p.id)).version! - 1;
       expect(applied).to.equal(8);
       // Another region has its own bucket.
       const eu = signToken({ userId: uniqueId('eu'), name: 'E', region: 'EU' }, svc.config.token);

@@ -59,7 +59,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
   await pool(o.boards * o.perBoard, 64, async (i) => {
     const b = Math.floor(i / o.perBoard);
     const p = i % o.perBoard;
-    await deps.boardWriter.submit({
+    await deps.writer.submit({
       board: deps.catalog.get(`bench-${b}`)!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,
@@ -73,7 +73,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
   const pad = randomBytes(100).toString('hex'); // 200 bytes
   const withMetaBefore = await usedMemory(deps);
   await pool(10_000, 64, async (p) => {
-    await deps.boardWriter.submit({
+    await deps.writer.submit({
       board: deps.catalog.get('bench-best')!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,

@@ -12,6 +12,7 @@ import { Queue } from 'bullmq';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { createClient, type RedisClientType } from 'redis';
+import { mainEntry } from './main-entry.js';
 import {
   connectionFor,
   DEFAULT_KEY_PREFIX,
@@ -259,12 +260,12 @@ export class StackStores {
     return h;
   }
 
-  /** A player's Redis hash on the home shard: score and version (null when absent). */
+  /** A player's entry on the board main on the home shard: score and version (null when absent). */
   async redisUser(userId: string, region: string): Promise<{ score: number | null; version: number | null }> {
     const shard = this.router.homeShard(userId, region);
     const h = this.handles(shard.id);
-    const [score, version] = await h.client.hmGet(h.keys.user(userId), ['score', 'version']);
-    return { score: score == null ? null : Number(score), version: version == null ? null : Number(version) };
+    const e = await mainEntry(h.client, h.keys, userId);
+    return { score: e.score, version: e.version };
   }
 
   /**
@@ -274,7 +275,7 @@ export class StackStores {
    */
   async idempotencyRecord(userId: string, region: string, key: string): Promise<{ version: number } | undefined> {
     const h = this.handles(this.router.homeShard(userId, region).id);
-    const raw = await h.client.get(h.keys.idempotency(userId, key));
+    const raw = await h.client.get(h.keys.idempotency(userId, 'main', key));
     if (raw === null) return undefined;
     const rec = JSON.parse(raw) as { version?: number; response?: { version: number } };
     return { version: rec.response?.version ?? rec.version! };

@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import type { TestService } from '../../leaderboard-service/test/support/service.js';
+import { mainEntry } from './main-entry.js';
 
 /** True when no shard has events left to persist (outbox empty, queue idle). */
 export async function drained(svc: TestService): Promise<boolean> {
@@ -45,8 +46,8 @@ export async function compareRedisWithPostgres(svc: TestService, players: { user
         clients.set(shard.postgres, c);
       }
       const store = svc.deps.stores.get(shard.id);
-      const h = await store.client.hmGet(store.keys.user(p.user_id), ['score', 'version']);
-      const redis = { score: h[0] === null ? null : Number(h[0]), version: h[1] === null ? null : Number(h[1]) };
+      const e = await mainEntry(store.client, store.keys, p.user_id);
+      const redis = { score: e.score, version: e.version };
       const m = await playerMismatch(c, p.user_id, redis);
       if (m) mismatches.push(m);
     }

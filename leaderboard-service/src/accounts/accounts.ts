@@ -5,9 +5,11 @@
  * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { AppError, signToken, StoreUnavailable, type Identity, type Logger, type ShardRouter, type TokenSettings } from '@lb/common';
+import { ALL_TIME, AppError, signToken, StoreUnavailable, type Identity, type Logger, type ShardRouter, type TokenSettings } from '@lb/common';
+import type { BoardCatalog } from '../boards/catalog.js';
+import type { BoardWriter } from '../boards/scores.js';
+import type { BoardViews } from '../boards/views.js';
 import type { AccountsRepo, NewAccount } from '../db/accounts-repo.js';
-import type { ScoreWriter } from '../leaderboard/writes.js';
 import type { HashSlots } from './hash-slots.js';
 import type { LoginGuard } from './login-guard.js';
 
@@ -33,7 +35,9 @@ export interface HashSettings {
 export interface AccountDeps {
   router: ShardRouter;
   repo: AccountsRepo;
-  writer: ScoreWriter;
+  catalog: BoardCatalog;
+  writer: BoardWriter;
+  views: BoardViews;
   slots: HashSlots;
   guard: LoginGuard;
   log: Logger;
@@ -58,8 +62,9 @@ export class AccountService {
   /**
    * Registers a player, all or nothing: the account is committed to the
    * home shard's Postgres, then the player is placed on the board `main`
-   * (the home region's board and GLOBAL) with `initialScore` or 0 by one
-   * write, which also emits the event that persists the entry. If that write
+   * (the home region's view and GLOBAL) with `initialScore` or 0 by one
+   * `insert` (set if absent) of the board engine, which also emits the
+   * event that persists the entry; it takes no token. If that write
    * is refused or the shard does not answer, the account is deleted again
    * and the error is the answer: nothing of the registration remains.
    */
@@ -80,7 +85,16 @@ export class AccountService {
     if (!(await this.deps.repo.create(account))) throw new AppError('user_exists', `user ${r.userId} already exists`);
     let score: number;
     try {
-      const w = await this.deps.writer.write({ player: identity, op: 'register', value: r.initialScore ?? 0, requestId: r.requestId });
+      const w = await this.deps.writer.submit({
+        board: this.deps.catalog.main(),
+        player: identity,
+        byPlayer: false,
+        value: r.initialScore ?? 0,
+        op: 'insert',
+        legacyOp: 'register',
+        noBuckets: true,
+        requestId: r.requestId,
+      });
       score = w.score;
     } catch (e) {
       await this.deps.repo.remove(account).catch((err: unknown) =>
@@ -107,7 +121,7 @@ export class AccountService {
     const identity: Identity = { userId: row.user_id, name: row.name, region: row.region };
     return {
       token: signToken(identity, this.token),
-      user: { user_id: row.user_id, name: row.name, region: row.region, score: await this.deps.writer.currentScore(identity) },
+      user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(this.deps.catalog.main(), ALL_TIME, identity)) ?? 0 },
     };
   }
 }

@@ -13,7 +13,11 @@
  */
 import { MAIN_BOARD, parseReset, StoreUnavailable, type Board, type BoardsRepo, type Logger } from '@lb/common';
 
-/** `main` as migration 003 defines it, until the first load. */
+/**
+ * `main` as migration 003 defines it, until the first load: `desc`, `set`
+ * with any operator per write, no reset, `shared` ties, metadata up to
+ * 1,024 bytes, scores 0 ... MAX_SCORE.
+ */
 const MAIN_DEFAULT: Board = {
   id: MAIN_BOARD,
   title: 'Main',
@@ -35,18 +39,36 @@ const MAIN_DEFAULT: Board = {
 };
 
 export class BoardCatalog {
-  private boards = new Map<string, Board>([[MAIN_BOARD, MAIN_DEFAULT]]);
+  private boards: Map<string, Board>;
   private revision: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
   /** Why the last load failed (undefined after a load that worked). */
   private loadError: unknown;
 
+  /**
+   * @param maxScore MAX_SCORE: the bound of `main`'s scores (its stored
+   *   definition may lower it, not raise it), as the original endpoints
+   *   always had it
+   */
   constructor(
     private readonly repo: BoardsRepo,
     private readonly refreshMs: number,
     private readonly log: Logger,
-  ) {}
+    private readonly maxScore: number = Number.MAX_SAFE_INTEGER,
+  ) {
+    this.boards = new Map([[MAIN_BOARD, this.bounded(MAIN_DEFAULT)]]);
+  }
+
+  /** `main` with MAX_SCORE as its highest score at most. */
+  private bounded(main: Board): Board {
+    return main.maxScore <= this.maxScore ? main : { ...main, maxScore: this.maxScore };
+  }
+
+  /** The board `main` (always known: the original endpoints never depend on the control plane). */
+  main(): Board {
+    return this.boards.get(MAIN_BOARD)!;
+  }
 
   /** Loads the definitions (a failure is logged; polling retries) and starts polling. */
   async start(): Promise<void> {
@@ -118,8 +140,9 @@ export class BoardCatalog {
       this.loadError = undefined;
       if (rev === this.revision) return;
       const all = await this.repo.all();
-      this.boards = new Map(all.map((b) => [b.id, b]));
-      if (!this.boards.has(MAIN_BOARD)) this.boards.set(MAIN_BOARD, MAIN_DEFAULT);
+      const boards = new Map(all.map((b) => [b.id, b]));
+      boards.set(MAIN_BOARD, this.bounded(boards.get(MAIN_BOARD) ?? MAIN_DEFAULT));
+      this.boards = boards;
       this.revision = rev;
     } catch (e) {
       this.loadError = e;

@@ -1,14 +1,24 @@
 /**
- * Score submissions to named boards: the board's rules are checked here
- * (who may write, the operator, metadata), then one atomic script on the
- * player's home shard applies the operator to the period's views, takes the
- * tokens and writes the outbox (board-write.lua), exactly like the main
- * board's writes: same commit point, same follow-ups, same idempotency.
+ * Score submissions to boards, `main` included (the original /score/*
+ * endpoints and registration are submissions to it): the board's rules are
+ * checked here (who may write, the operator, metadata), then one atomic
+ * script on the player's home shard checks the admission, applies the
+ * operator to the period's views, takes the tokens and writes the outbox
+ * (lua/write.lua).
+ *
+ * All or nothing, as the client sees it: every refusal (limits, range,
+ * backlog, a shard that does not answer) happens at or before the script,
+ * which changes nothing when it refuses. Once the script has applied a
+ * write (the commit point) nothing turns it into an error: a global rank
+ * that cannot be counted because another shard is down is answered as
+ * `null` with the shards that are missing, and the other follow-ups (event
+ * hand-off, cache barrier, idempotency record) fail quietly, each with a
+ * fallback that keeps the write's guarantees.
  *
  * The period a write lands in is decided by this replica's clock when it
  * handles the write (one clock per write); see docs/ARCHITECTURE.md.
  */
-import { AppError, currentTraceparent, GLOBAL, invalidField, periodAt, type Board, type Identity, type Logger, type Operator, type ShardRouter } from '@lb/common';
+import { AppError, currentTraceparent, GLOBAL, invalidField, periodAt, storedOf, type Board, type Identity, type Logger, type Operator, type ShardRouter } from '@lb/common';
 import { createHash } from 'node:crypto';
 import type { EventRelays } from '../events/relay.js';
 import { BoardStore, type BoardKey } from '../redis/board-store.js';
@@ -21,8 +31,21 @@ export interface BoardSubmission {
   /** A player writing with their own token (false: a server with an API key). */
   byPlayer: boolean;
   value: number;
-  /** An operator other than the board's, where the board allows it. */
-  op?: Operator | undefined;
+  /**
+   * An operator other than the board's, where the board allows it; or
+   * `insert` (set if absent: registration's entry, the original
+   * /score/create), which any board takes.
+   */
+  op?: Operator | 'insert' | undefined;
+  /**
+   * The original API's name of the write (`create`, `update`, `add`,
+   * `register` on `main`): the event's op, and what an Idempotency-Key's
+   * fingerprint is made of, as before main ran on this engine. Undefined:
+   * the operator.
+   */
+  legacyOp?: 'create' | 'update' | 'add' | 'register' | undefined;
+  /** Takes no token (registration: bounded by password hashing instead). */
+  noBuckets?: boolean | undefined;
   /** The metadata object as the client sent it (undefined: keep what the entry has). */
   metadata?: unknown;
   idempotencyKey?: string | undefined;
@@ -50,6 +73,9 @@ export interface BoardWriteAnswer {
  * what the outbox sweeper is for).
  */
 export type AfterRedisWriteHook = (write: { board: string; userId: string }) => void;
+
+/** Registration takes no token (see {@link BoardSubmission.noBuckets}). */
+const NO_BUCKETS = { user: { capacity: 0, windowMs: 1 }, region: { capacity: 0, windowMs: 1 } } as const;
 
 export interface BoardWriterSettings {
   idempotencyTtlS: number;
@@ -82,7 +108,7 @@ export class BoardWriter {
     if (s.byPlayer && !board.clientWrites) {
       throw new AppError('client_writes_disabled', `board ${board.id} takes scores from game servers only`, { board: board.id });
     }
-    if (s.op !== undefined && s.op !== board.operator && !board.allowOperatorOverride) {
+    if (s.op !== undefined && s.op !== 'insert' && s.op !== board.operator && !board.allowOperatorOverride) {
       throw invalidField('op', `board ${board.id} does not allow another operator than ${board.operator}`);
     }
     const operator = s.op ?? board.operator;
@@ -100,11 +126,12 @@ export class BoardWriter {
     const period = periodAt(board.resetRule, s.nowMs ?? this.deps.clock()).id;
     const shard = this.deps.router.homeShard(player.userId, player.region);
     const store = new BoardStore(this.deps.stores.get(shard.id));
-    const fingerprint = s.idempotencyKey === undefined ? undefined : createHash('sha256').update(`${board.id}\u0000${period}\u0000${operator}\u0000${s.value}\u0000${metadata ?? ''}`).digest('base64url').slice(0, 22);
+    const fingerprint = s.idempotencyKey === undefined ? undefined : fingerprintOf(s, period, operator, metadata);
     const r = await store.write({
       board,
       period,
       operator,
+      op: s.legacyOp ?? operator,
       value: s.value,
       userId: player.userId,
       name: player.name,
@@ -115,7 +142,7 @@ export class BoardWriter {
       ...(s.idempotencyKey !== undefined && fingerprint !== undefined && { idempotency: { key: s.idempotencyKey, fingerprint, ttlS: this.settings.idempotencyTtlS } }),
       requestId: s.requestId,
       backlogLimit: this.settings.backlogLimit,
-      buckets: this.settings.buckets,
+      buckets: s.noBuckets ? NO_BUCKETS : this.settings.buckets,
       traceparent: currentTraceparent(),
     });
     switch (r.kind) {
@@ -167,7 +194,7 @@ export class BoardWriter {
     };
     if (s.idempotencyKey !== undefined) {
       await store.store
-        .storeIdempotentResponse(player.userId, `${board.id}/${s.idempotencyKey}`, JSON.stringify({ fingerprint, response: answer }))
+        .storeIdempotentResponse(player.userId, board.id, s.idempotencyKey, JSON.stringify({ fingerprint, response: answer }))
         .catch(() => undefined);
     }
     return answer;
@@ -184,12 +211,27 @@ export class BoardWriter {
     return { rank: ahead + 1, missing };
   }
 
-  /** A repeated Idempotency-Key: the first answer, or one rebuilt from the core record. */
+  /** The player's home shard is connected (a write would be sent, not refused at once). */
+  homeReady(player: Identity): boolean {
+    return this.deps.stores.get(this.deps.router.homeShard(player.userId, player.region).id).ready();
+  }
+
+  /**
+   * A repeated Idempotency-Key: the first answer, or one rebuilt from the
+   * core record. Records of `main` written before it ran on this engine
+   * (the same key names) have `higher` for `before`, no member or stored
+   * score, and the original answer without board, period or changed.
+   */
   private async replay(s: BoardSubmission, period: string, stored: string, fingerprint: string, shardId: string): Promise<BoardWriteAnswer> {
-    const rec = JSON.parse(stored) as { fingerprint: string; response?: BoardWriteAnswer; score: number; version: number; regional: number; before: number; member: string; stored: string };
+    const rec = JSON.parse(stored) as { fingerprint: string; response?: Partial<BoardWriteAnswer> & Omit<BoardWriteAnswer, 'board' | 'period' | 'changed'>; score: number; version: number; regional: number; before?: number; higher?: number; member?: string; stored?: string };
     if (rec.fingerprint !== fingerprint) throw new AppError('idempotency_key_reuse', 'this Idempotency-Key was used for a different request');
-    if (rec.response) return rec.response;
-    const global = await this.globalRank(s.board, period, shardId, { stored: rec.stored, member: rec.member }, rec.before);
+    if (rec.response) {
+      const r = rec.response;
+      if (r.board !== undefined) return r as BoardWriteAnswer;
+      return { ok: true, board: s.board.id, period, user_id: r.user_id, region: r.region, score: r.score, changed: true, version: r.version, rank: r.rank, ...(r.missing_shards && { missing_shards: r.missing_shards }) };
+    }
+    const key = { stored: rec.stored ?? storedOf(s.board.order, rec.score), member: rec.member ?? s.player.userId };
+    const global = await this.globalRank(s.board, period, shardId, key, rec.before ?? rec.higher ?? 0);
     return {
       ok: true,
       board: s.board.id,
@@ -203,4 +245,14 @@ export class BoardWriter {
       ...(global.missing.length > 0 && { missing_shards: global.missing }),
     };
   }
+}
+
+/**
+ * What makes two requests "the same" for an Idempotency-Key: the original
+ * API's writes by their name and value (as before `main` ran on this
+ * engine), board submissions by board, period, operator, value and metadata.
+ */
+function fingerprintOf(s: BoardSubmission, period: string, operator: string, metadata: string | undefined): string {
+  const text = s.legacyOp !== undefined ? `${s.legacyOp}\u0000${s.value}` : `${s.board.id}\u0000${period}\u0000${operator}\u0000${s.value}\u0000${metadata ?? ''}`;
+  return createHash('sha256').update(text).digest('base64url').slice(0, 22);
 }

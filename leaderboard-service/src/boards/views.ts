@@ -1,8 +1,9 @@
 /**
- * Reads of named boards: top pages with cursors, a player's rank, around-me
- * and ranks of a list of players (friends), on a regional view (one shard)
- * or the exact GLOBAL view gathered from every shard — the same method as
- * the main board's reads (see leaderboard/reads.ts), generalised to both
+ * Reads of boards (`main` included): top pages with cursors, a player's
+ * rank, around-me and ranks of a list of players (friends), on a regional
+ * view (one shard) or the exact GLOBAL view gathered from every shard. Each
+ * shard holds its partition of a view in board order; the partitions are
+ * merged and ranks come from exact counts summed over the shards, for both
  * orders and both tie policies:
  *
  * - board order is ascending (stored score, member) on every shard
@@ -11,6 +12,12 @@
  * - `shared` ties: rank = 1 + players with a strictly better score
  *   (competition ranks 1, 2, 2, 4); `earliest` ties: rank = 1 + players
  *   before the entry in board order (ordinal ranks 1, 2, 3, 4).
+ *
+ * Round trips per shard: top = 1 (none from the top-page cache); rank and
+ * around = 1 on a regional view, 2 on GLOBAL (find the player, then place
+ * the key on the other shards). A GLOBAL read needs every shard: when one
+ * does not answer, the read fails with its StoreUnavailable (503) unless
+ * the caller accepts a partial answer (leaderboard/gather.ts).
  */
 import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
@@ -20,7 +27,7 @@ import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store
 import type { BoardRow } from '../redis/contract.js';
 import { TOP_CACHE_DEPTH, type ShardStores } from '../redis/shard-store.js';
 
-/** The shallow cached page of a named board (top pages of up to this many rows). */
+/** The shallow cached page of a view (top pages of up to this many rows). */
 const SHALLOW_DEPTH = 10;
 
 export interface RankedBoardRow {
@@ -32,6 +39,39 @@ export interface RankedBoardRow {
 }
 
 const shardOf = (s: BoardStore): string => s.store.shard.id;
+
+/** A top page as the board routes answer it. */
+export interface TopAnswer {
+  board: string;
+  period: string;
+  region: string;
+  total: number;
+  rows: RankedBoardRow[];
+  next_cursor: string | null;
+  partial?: true;
+  missing_shards?: string[];
+}
+
+/**
+ * A shape a top page is answered in (the board routes' own, or the
+ * original /top's), with a name: pages served from the top-page cache keep
+ * each shape's JSON text per limit, so the most common read is a lookup.
+ */
+export interface TopForm {
+  readonly id: string;
+  render(a: TopAnswer): unknown;
+}
+
+/** The board routes' shape. */
+export const BOARD_TOP: TopForm = { id: 'board', render: (a) => a };
+
+interface FirstRows {
+  total: number;
+  rows: RankedBoardRow[];
+  keys: BoardKey[];
+  /** Answers already serialized, by form and limit. */
+  texts?: Map<string, string>;
+}
 
 /** Most rows `from_rank` may skip: it reads that many rows from every shard. */
 export const MAX_FROM_RANK = 10_000;
@@ -77,8 +117,8 @@ export class BoardViews {
    * script publishes `<board>/<period>/<view>` when it changes any of the
    * first TOP_CACHE_DEPTH).
    */
-  private firstRows(board: Board, period: string, view: string, depth: number) {
-    return this.topCache.get(
+  private firstRows(board: Board, period: string, view: string, depth: number): Promise<FirstRows | undefined> {
+    return this.topCache.get<FirstRows>(
       `${board.id}/${period}/${view}`,
       async () => {
         const pages = await Promise.all(this.storesFor(view).map((s) => s.page(board, period, view, depth, undefined)));
@@ -138,7 +178,7 @@ export class BoardViews {
    * `partial`, a GLOBAL view is read over the shards that answer (see
    * leaderboard/gather.ts).
    */
-  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}) {
+  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}): Promise<TopAnswer> {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [total, rows] = await Promise.all([
@@ -149,19 +189,52 @@ export class BoardViews {
       const start = rows[0]?.position ?? total;
       return { board: board.id, period, region: view, total, rows: rows.map(archivedRow), next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null };
     }
-    if (!at.cursor && at.fromRank === undefined && limit <= TOP_CACHE_DEPTH) {
-      // Most clients ask for a top 10: a board read only that way costs 10 rows per shard, not 100.
-      // Only whole pages are cached: a partial read goes on without the cache when a shard fails.
-      const page = await this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH).catch((e: unknown) => {
-        if (partial && e instanceof StoreUnavailable) return undefined;
-        throw e;
-      });
+    const page = at.cursor || at.fromRank !== undefined ? undefined : await this.cachedFirst(board, period, view, limit, partial);
+    if (page) return this.fromFirst(board, period, view, limit, page);
+    return this.loadPage(board, period, view, limit, at, partial);
+  }
+
+  /** {@link top} from the top (no cursor) as JSON text in a form; a cached page keeps the text. */
+  async topText(board: Board, period: string, view: string, limit: number, opts: ReadOptions, form: TopForm): Promise<string> {
+    if (!(await this.archived(board, period))) {
+      const page = await this.cachedFirst(board, period, view, limit, opts.partial ?? false);
       if (page) {
-        const rows = page.rows.slice(0, limit);
-        const next = rows.length === limit && limit < page.total ? encodeCursor(page.keys[limit - 1]!) : null;
-        return { board: board.id, period, region: view, total: page.total, rows, next_cursor: next };
+        const texts = (page.texts ??= new Map());
+        const id = `${form.id}/${limit}`;
+        let text = texts.get(id);
+        if (text === undefined) {
+          text = JSON.stringify(form.render(this.fromFirst(board, period, view, limit, page)));
+          texts.set(id, text);
+        }
+        return text;
       }
     }
+    return JSON.stringify(form.render(await this.top(board, period, view, limit, {}, opts)));
+  }
+
+  /**
+   * The cached first rows when they can serve a page of `limit` from the
+   * top. Most clients ask for a top 10: a view read only that way costs 10
+   * rows per shard, not 100. Only whole pages are cached: when a shard
+   * fails while one loads, a partial read goes on without the cache
+   * (undefined), any other read fails.
+   */
+  private async cachedFirst(board: Board, period: string, view: string, limit: number, partial: boolean): Promise<FirstRows | undefined> {
+    if (limit > TOP_CACHE_DEPTH) return undefined;
+    return this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH).catch((e: unknown) => {
+      if (partial && e instanceof StoreUnavailable) return undefined;
+      throw e;
+    });
+  }
+
+  private fromFirst(board: Board, period: string, view: string, limit: number, page: FirstRows): TopAnswer {
+    const rows = page.rows.slice(0, limit);
+    const next = rows.length === limit && limit < page.total ? encodeCursor(page.keys[limit - 1]!) : null;
+    return { board: board.id, period, region: view, total: page.total, rows, next_cursor: next };
+  }
+
+  /** A page read from the shards (those that answer, when `partial`). */
+  private async loadPage(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, partial: boolean): Promise<TopAnswer> {
     const stores = this.storesFor(view);
     const after = at.cursor;
     // The rows before a wanted rank come from the top of every shard.
@@ -219,12 +292,18 @@ export class BoardViews {
 
   /** A player's rank, score, percentile and metadata on a view. */
   async rank(board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
+    return (await this.placed(board, period, view, userId, opts)).answer;
+  }
+
+  /** {@link rank}, with the player's home region ('' when not known: an archived period, an entry kept before regions were). */
+  async placed(board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [row] = await this.archive.find(board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
       const [total, worse] = await Promise.all([this.archive.total(board.id, period, view), this.archive.worse(board.id, period, view, row.score, board.order)]);
-      return { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
+      const answer = { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
+      return { answer, homeRegion: '' };
     }
     const found = await this.find(board, period, view, [userId], partial);
     const home = this.homeOf(board, period, view, userId, found);
@@ -238,7 +317,7 @@ export class BoardViews {
     const ahead = f.ahead + others.results.reduce((a, c) => a + c.ahead[0]!, 0);
     const worse = f.worse + others.results.reduce((a, c) => a + c.worse[0]!, 0);
     const total = found.results.reduce((a, r) => a + r.total, 0);
-    return withMissing({
+    const answer = withMissing({
       found: true,
       board: board.id,
       period,
@@ -251,6 +330,14 @@ export class BoardViews {
       percentile: percentile(worse, total),
       metadata: f.metadata === undefined ? null : JSON.parse(f.metadata),
     }, [...found.missing, ...others.missing]);
+    return { answer, homeRegion: f.region };
+  }
+
+  /** A player's score on a view of their home shard (GLOBAL: every player is on it), or null when not on it. */
+  async scoreOf(board: Board, period: string, player: { userId: string; region: string }): Promise<number | null> {
+    const home = new BoardStore(this.stores.get(this.router.homeShard(player.userId, player.region).id));
+    const [f] = (await home.find(board, period, 'GLOBAL', [player.userId])).found;
+    return f ? scoreOf(board.order, f.stored) : null;
   }
 
   /** Up to `range` players just above and below a player on a view, in board order. */

@@ -3,11 +3,11 @@
  * top page costs no Redis round trip (a GLOBAL one costs one per shard).
  *
  * Exact, not merely short-lived: every write that changes the first entries
- * of a shard's board, or the size of a board, publishes the board's name in
+ * of a shard's board, or the size of a board, publishes the view's name in
  * the same Lua step (write.lua), and every replica drops its copy when the
  * message arrives. Redis may write a command's reply before the pub/sub
  * messages it caused, so the writer answers such a write only after one more
- * round trip to the shard (writes.ts): Redis has then written the message to
+ * round trip to the shard (boards/scores.ts): Redis has then written the message to
  * every subscriber, and a replica reads it before any request that a client
  * sends after seeing the write acknowledged. Such a client gets a top page
  * with that write in it from any replica.
@@ -22,27 +22,17 @@
  * - Concurrent misses share one load (no stampede after a change).
  * - Entries older than TOP_CACHE_MAX_AGE_MS are reloaded: a bound on what a
  *   change made outside the service (an operator editing Redis) can leave.
- *   Entries nobody asked for within that age are swept away (named boards
+ *   Entries nobody asked for within that age are swept away (boards
  *   have a key per period and view, so the keys keep coming).
  * - A board may keep pages of several depths (`variant`): a cold board's
  *   top 10 need not load 100 rows from every shard. A change drops them all.
  */
-import type { RankedRow } from '@lb/common';
 import { TOP_CACHE_DEPTH, type ShardStore, type TopChangeWatch } from '../redis/shard-store.js';
 
 export { TOP_CACHE_DEPTH };
 
-export interface TopPage {
-  /** Players on the board. */
-  total: number;
-  /** The board's first TOP_CACHE_DEPTH rows (fewer on a smaller board), ranked. */
-  rows: RankedRow[];
-  /** Answers already serialized, by limit (filled as they are asked for). */
-  texts?: Map<number, string>;
-}
-
 interface Slot {
-  /** The cached page: a TopPage, or a named board's page (the caller's type). */
+  /** The cached page (the caller's type). */
   page: unknown;
   loadedAt: number;
   loading: { gen: number; promise: Promise<unknown> } | undefined;
@@ -63,8 +53,7 @@ interface BoardState {
  */
 export interface TopPages {
   /**
-   * The first rows of a board (the main board's name, or `<board>/<period>/<view>`
-   * for a named board's), loaded with `load` on a miss; undefined when the
+   * The first rows of a view (`<board>/<period>/<view>`), loaded with `load` on a miss; undefined when the
    * cache cannot be used now. `variant` keeps pages of different depths apart.
    */
   get<P>(board: string, load: () => Promise<P>, variant?: string | number): Promise<P | undefined>;

@@ -1,21 +1,13 @@
 /**
- * Rebuilds a shard's Redis (sorted sets, user hashes, names) from its
- * Postgres copy after Redis data loss. Versions are restored too, so the
- * events of later writes still apply in order downstream.
+ * Rebuilds a shard's Redis (every board's views, versions, members,
+ * metadata, names and home regions) from its Postgres copy after Redis data
+ * loss. Versions are restored too, so the events of later writes still
+ * apply in order downstream.
  */
 import pg from 'pg';
-import { ALL_TIME, GLOBAL, MAIN_BOARD, type Board, type ShardRouter } from '@lb/common';
+import { type Board, type ShardRouter } from '@lb/common';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStore } from '../redis/shard-store.js';
-
-interface Row {
-  user_id: string;
-  name: string;
-  region: string;
-  score: string;
-  version: string;
-  updated_at: Date;
-}
 
 export interface RebuildResult {
   shard: string;
@@ -25,54 +17,6 @@ export interface RebuildResult {
 }
 
 const PAGE = 5000;
-
-/**
- * Streams the board `main`'s rows of the shard's database (`board_scores`,
- * period `all`, see sql/007) in user-id order
- * (keyset pagination), keeps the players homed on this shard (a database may
- * serve several shards), and restores each one atomically.
- */
-export async function rebuildShard(router: ShardRouter, store: ShardStore, onProgress?: (r: RebuildResult) => void): Promise<RebuildResult> {
-  const shard = store.shard;
-  const client = new pg.Client({ connectionString: shard.postgres });
-  await client.connect();
-  const result: RebuildResult = { shard: shard.id, scanned: 0, restored: 0, skipped: 0 };
-  try {
-    let after = '';
-    for (;;) {
-      const { rows } = await client.query<Row>(
-        `SELECT user_id, name, region, score, version, updated_at FROM board_scores
-         WHERE board = $1 AND period = $2 AND user_id > $3 ORDER BY user_id LIMIT $4`,
-        [MAIN_BOARD, ALL_TIME, after, PAGE],
-      );
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]!.user_id;
-      const mine = rows.filter((r) => router.homeShard(r.user_id, r.region).id === shard.id);
-      const applied = await Promise.all(
-        mine.map((r) =>
-          store.restore({
-            userId: r.user_id,
-            name: r.name,
-            region: r.region,
-            regionalBoard: r.region === GLOBAL ? undefined : r.region,
-            score: Number(r.score),
-            version: Number(r.version),
-            updatedAtMs: r.updated_at.getTime(),
-          }),
-        ),
-      );
-      result.scanned += rows.length;
-      for (const a of applied) {
-        if (a) result.restored++;
-        else result.skipped++;
-      }
-      onProgress?.(result);
-    }
-  } finally {
-    await client.end();
-  }
-  return result;
-}
 
 interface BoardRow {
   board: string;
@@ -87,13 +31,14 @@ interface BoardRow {
 }
 
 /**
- * Restores the named boards' open periods on a shard from `board_scores`
- * (the board `main`'s rows there are {@link rebuildShard}'s):
- * every entry of a live board whose period is not closed (a closed period
- * is read from its archive), homed on this shard, at its latest version,
- * with its metadata and its place among equal scores.
+ * Restores the boards' open periods on a shard from `board_scores`
+ * (`main` included, period `all`): every entry of a live board whose
+ * period is not closed (a closed period is read from its archive), homed
+ * on this shard, at its latest version, with its metadata and its place
+ * among equal scores. Streamed in (board, period, user id) order by keyset
+ * pagination; a database may serve several shards.
  */
-export async function rebuildBoards(
+export async function rebuildShard(
   router: ShardRouter,
   store: ShardStore,
   boards: readonly Board[],
@@ -101,7 +46,7 @@ export async function rebuildBoards(
   onProgress?: (r: RebuildResult) => void,
 ): Promise<RebuildResult> {
   const shard = store.shard;
-  const live = new Map(boards.filter((b) => b.deletedAt === null && b.id !== MAIN_BOARD).map((b) => [b.id, b]));
+  const live = new Map(boards.filter((b) => b.deletedAt === null).map((b) => [b.id, b]));
   const target = new BoardStore(store);
   const closed = new Map<string, boolean>();
   const client = new pg.Client({ connectionString: shard.postgres });

@@ -1,7 +1,7 @@
 /**
- * The data layer of named boards on one shard: typed methods over the
- * board-* scripts (see lua/includes/board.lua for the layout), each answer
- * decoded by name. `main` keeps its own scripts and keys (shard-store.ts).
+ * The board engine's data layer on one shard: typed methods over the
+ * engine's scripts (see lua/includes/board.lua for the layout), each answer
+ * decoded by name. Every board (`main` included) is read and written here.
  */
 import { storedOf } from '@lb/common';
 import { decodeAnswer, boardRows, num, nums, packArgs, str, type BoardRow } from './contract.js';
@@ -27,7 +27,10 @@ export interface BoardKey {
 export interface BoardWriteInput {
   board: BoardRules;
   period: string;
-  operator: 'set' | 'incr' | 'best';
+  /** The board's operators, and `insert` (set if absent). */
+  operator: 'set' | 'incr' | 'best' | 'insert';
+  /** The event's op: the operator, or the original API's create | update | add | register on `main`. */
+  op: string;
   value: number;
   userId: string;
   name: string;
@@ -72,12 +75,14 @@ export interface FoundEntry extends BoardRow {
   ahead: number;
   /** Players with a strictly worse score on this shard's view. */
   worse: number;
+  /** The player's home region ('' for an entry restored before regions were kept). */
+  region: string;
 }
 
 export class BoardStore {
   constructor(readonly store: ShardStore) {}
 
-  /** Applies one submission atomically (see board-write.lua); throws StoreUnavailable like ShardStore.write. */
+  /** Applies one submission atomically (see write.lua); throws StoreUnavailable like ShardStore.write. */
   async write(w: BoardWriteInput): Promise<BoardWriteResult> {
     const k = this.store.keys;
     const p = k.boardPeriod(w.board.id, w.period);
@@ -87,16 +92,18 @@ export class BoardStore {
       p.members,
       p.metadata,
       k.names,
-      k.idempotency(w.userId, `${w.board.id}/${w.idempotency?.key ?? ''}`),
+      k.idempotency(w.userId, w.board.id, w.idempotency?.key ?? ''),
       k.outbox,
       k.outboxIndex,
       k.bucket('user', w.userId),
       k.bucket('region', w.region),
       p.closed,
+      k.regions,
     ];
     if (w.regionalView !== undefined) keys.push(p.view(w.regionalView));
     const args = packArgs({
       operator: w.operator,
+      op: w.op,
       value: w.value,
       user_id: w.userId,
       name: w.name,
@@ -119,7 +126,7 @@ export class BoardStore {
       top_channel: k.topChanged,
       traceparent: w.traceparent ?? '',
     });
-    const a = decodeAnswer('boardWrite', await this.store.conn.runScript(SCRIPTS.boardWrite, keys, args, true));
+    const a = decodeAnswer('write', await this.store.conn.runScript(SCRIPTS.write, keys, args, true));
     switch (a.status) {
       case 'ok': {
         this.store.writeRate.add();
@@ -158,25 +165,25 @@ export class BoardStore {
     }
   }
 
-  /** Restores one entry from Postgres unless Redis has the same or a newer version (see board-restore.lua). */
+  /** Restores one entry from Postgres unless Redis has the same or a newer version (see restore.lua). */
   async restore(board: BoardRules, period: string, e: { userId: string; name: string; region: string; score: number; version: number; member: string | null; metadata: string | undefined }): Promise<boolean> {
     const k = this.store.keys;
     const p = k.boardPeriod(board.id, period);
-    const keys = [p.view('GLOBAL'), p.versions, p.members, p.metadata, k.names];
+    const keys = [p.view('GLOBAL'), p.versions, p.members, p.metadata, k.names, k.regions];
     if (e.region !== 'GLOBAL') keys.push(p.view(e.region));
     const stored = storedOf(board.order, e.score);
     // An entry persisted before members were (or a shared-tie board's) orders by user id.
     const member = board.tieBreak === 'earliest' ? (e.member ?? `0000000000000000|${e.userId}`) : e.userId;
     const args = [e.userId, e.name, stored, member, String(e.version), e.metadata ?? '', k.topChanged, `${board.id}/${period}/`, e.region];
-    return decodeAnswer('boardRestore', await this.store.conn.runScript(SCRIPTS.boardRestore, keys, args)).status === 'restored';
+    return decodeAnswer('restore', await this.store.conn.runScript(SCRIPTS.restore, keys, args)).status === 'restored';
   }
 
   /** Up to `limit` rows of a view in board order, from the start or strictly after `after`. */
   async page(board: BoardRules, period: string, view: string, limit: number, after: BoardKey | undefined) {
     const p = this.store.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
-      'boardPage',
-      await this.store.conn.runScript(SCRIPTS.boardPage, [p.view(view), this.store.keys.names, p.metadata], [String(limit), after?.stored ?? '', after?.member ?? '']),
+      'page',
+      await this.store.conn.runScript(SCRIPTS.page, [p.view(view), this.store.keys.names, p.metadata], [String(limit), after?.stored ?? '', after?.member ?? '']),
     );
     return { total: num(a, 'total'), start: num(a, 'start'), beforeCursor: num(a, 'before_cursor'), rows: boardRows(a, 'rows') };
   }
@@ -185,8 +192,8 @@ export class BoardStore {
   async before(board: BoardRules, period: string, view: string, keys: readonly BoardKey[]) {
     const p = this.store.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
-      'boardBefore',
-      await this.store.conn.runScript(SCRIPTS.boardBefore, [p.view(view)], [board.tieBreak, ...keys.flatMap((k) => [k.stored, k.member])]),
+      'before',
+      await this.store.conn.runScript(SCRIPTS.before, [p.view(view)], [board.tieBreak, ...keys.flatMap((k) => [k.stored, k.member])]),
     );
     return { total: num(a, 'total'), ahead: nums(a, 'ahead'), worse: nums(a, 'worse') };
   }
@@ -195,13 +202,13 @@ export class BoardStore {
   async find(board: BoardRules, period: string, view: string, userIds: readonly string[]): Promise<{ total: number; found: FoundEntry[] }> {
     const p = this.store.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
-      'boardFind',
-      await this.store.conn.runScript(SCRIPTS.boardFind, [p.view(view), this.store.keys.names, p.metadata, p.members], [board.tieBreak, ...userIds]),
+      'find',
+      await this.store.conn.runScript(SCRIPTS.find, [p.view(view), this.store.keys.names, p.metadata, p.members, this.store.keys.regions], [board.tieBreak, ...userIds]),
     );
     const raw = a.fields.found;
     const found: FoundEntry[] = [];
     if (Array.isArray(raw)) {
-      for (let i = 0; i + 6 < raw.length; i += 7) {
+      for (let i = 0; i + 7 < raw.length; i += 8) {
         found.push({
           user_id: String(raw[i]),
           member: String(raw[i + 1]),
@@ -210,6 +217,7 @@ export class BoardStore {
           metadata: raw[i + 4] === '' ? undefined : String(raw[i + 4]),
           ahead: Number(raw[i + 5]),
           worse: Number(raw[i + 6]),
+          region: String(raw[i + 7]),
         });
       }
     }
@@ -220,8 +228,8 @@ export class BoardStore {
   async around(board: BoardRules, period: string, view: string, key: BoardKey, range: number) {
     const p = this.store.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
-      'boardAround',
-      await this.store.conn.runScript(SCRIPTS.boardAround, [p.view(view), this.store.keys.names, p.metadata], [board.tieBreak, key.stored, key.member, String(range)]),
+      'around',
+      await this.store.conn.runScript(SCRIPTS.around, [p.view(view), this.store.keys.names, p.metadata], [board.tieBreak, key.stored, key.member, String(range)]),
     );
     return {
       position: num(a, 'position'),

@@ -8,20 +8,17 @@
  * {@link decodeAnswer} turns that into `{ status, fields }`, so callers read
  * fields by name, never by position.
  */
-import { scoreOf, storedOf, userOfMember, type NamedEntry } from '@lb/common';
+import { userOfMember } from '@lb/common';
 
 /** The status words scripts answer with, by script. */
 export const STATUS = {
-  write: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited'],
-  top: ['ok'],
-  locate: ['found', 'not_found'],
+  write: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited', 'period_closed'],
+  page: ['ok'],
+  before: ['ok'],
+  find: ['ok'],
+  around: ['ok'],
   restore: ['restored', 'skipped'],
-  boardWrite: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited', 'period_closed'],
-  boardPage: ['ok'],
-  boardBefore: ['ok'],
-  boardFind: ['ok'],
-  boardAround: ['ok'],
-  boardRestore: ['restored', 'skipped'],
+  upgrade: ['ok'],
 } as const;
 
 export type ScriptName = keyof typeof STATUS;
@@ -80,20 +77,7 @@ export function packArgs(args: Readonly<Record<string, string | number | Readonl
   return [JSON.stringify(args)];
 }
 
-/** The board `main` is `desc`: it stores the negated score (see @lb/common ranking.ts). */
-export const toStored = (score: number): string => storedOf('desc', score);
-export const fromStored = (stored: string | number): number => scoreOf('desc', stored);
-
-/** Rows field `{ uid, storedScore, name, ... }` as entries. */
-export function rows(a: Answer<ScriptName>, name: string): NamedEntry[] {
-  const v = a.fields[name];
-  if (!Array.isArray(v)) throw new ContractError(a.script, `field ${name} is not a list of rows`);
-  const out: NamedEntry[] = [];
-  for (let i = 0; i + 2 < v.length; i += 3) out.push({ user_id: String(v[i]), score: fromStored(v[i + 1] as string), name: String(v[i + 2]) });
-  return out;
-}
-
-/** A row of a named board as scripts answer it: `{ member, stored, name, metadata, ... }`. */
+/** A row of a board as scripts answer it: `{ member, stored, name, metadata, ... }`. */
 export interface BoardRow {
   user_id: string;
   /** The member in the views (user_id, or `<µs>|user_id` on earliest-tie boards): with `stored`, the row's place. */

@@ -31,13 +31,10 @@ function load(name: string): Script {
 
 export const SCRIPTS = {
   write: load('write'),
-  top: load('top'),
-  locate: load('locate'),
+  page: load('page'),
+  before: load('before'),
+  find: load('find'),
+  around: load('around'),
   restore: load('restore'),
-  boardWrite: load('board-write'),
-  boardPage: load('board-page'),
-  boardBefore: load('board-before'),
-  boardFind: load('board-find'),
-  boardAround: load('board-around'),
-  boardRestore: load('board-restore'),
+  upgrade: load('upgrade'),
 } as const;

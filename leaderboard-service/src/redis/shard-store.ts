@@ -3,11 +3,9 @@
  * (connection.ts) and its scripts (scripts.ts), each answer decoded by name
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
-import { shardKeys, type CallMetrics, type Logger, type NamedEntry, type ShardDef, type ShardKeys } from '@lb/common';
+import { shardKeys, type CallMetrics, type Logger, type ShardDef, type ShardKeys } from '@lb/common';
 import { ShardConnection, type LimiterClient } from './connection.js';
 import { RecentRate } from './recent-rate.js';
-import { decodeAnswer, fromStored, num, packArgs, rows, str, toStored, type FieldValue } from './contract.js';
-import { SCRIPTS } from './scripts.js';
 import { watchTopChanges, type TopChangeWatch } from './subscriber.js';
 
 export type { TopChangeWatch } from './subscriber.js';
@@ -31,74 +29,9 @@ export function packBuckets(b: { user: BucketSpec; region: BucketSpec }) {
   return { user: { capacity: b.user.capacity, window_ms: b.user.windowMs }, region: { capacity: b.region.capacity, window_ms: b.region.windowMs } };
 }
 
-export interface WriteInput {
-  op: 'register' | 'create' | 'update' | 'add';
-  value: number;
-  userId: string;
-  name: string;
-  /** Home region, or GLOBAL for GLOBAL-only players. */
-  region: string;
-  /** Regional board to update, undefined for GLOBAL-only players. */
-  regionalBoard: string | undefined;
-  nowMs: number;
-  maxScore: number;
-  idempotency?: { key: string; fingerprint: string; ttlS: number };
-  requestId: string;
-  /** Refuse with queue_full when this many events wait to be persisted (0 = no limit). */
-  backlogLimit: number;
-  /** The player's and the region's buckets, checked and taken from inside the script. */
-  buckets: { user: BucketSpec; region: BucketSpec };
-  /** The request's W3C traceparent for the event (`currentTraceparent()`; '' or absent = not traced). */
-  traceparent?: string;
-}
-
-export type WriteResult =
-  | {
-      kind: 'ok';
-      score: number;
-      version: number;
-      regionalRank: number | null;
-      globalHigherHere: number;
-      changed: boolean;
-      previousScore: number;
-      /** The outbox entry written with the change (undefined when nothing changed). */
-      event: { id: string; json: string } | undefined;
-      /** The write changed the first rows (or the size) of a board and said so on the top-changed channel. */
-      topChanged: boolean;
-    }
-  | { kind: 'replay'; stored: string }
-  | { kind: 'out_of_range'; current: number; attempted: number }
-  | { kind: 'queue_full'; backlog: number }
-  | { kind: 'rate_limited'; waitMs: number }
-  | { kind: 'region_rate_limited'; waitMs: number };
-
-export interface RestoredPlayer {
-  userId: string;
-  name: string;
-  region: string;
-  regionalBoard: string | undefined;
-  score: number;
-  version: number;
-  updatedAtMs: number;
-}
-
-export interface LocateResult {
-  found: boolean;
-  total: number;
-  score: number;
-  name: string;
-  region: string;
-  higher: number;
-  lower: number;
-  position: number;
-  firstAboveHigher: number;
-  above: NamedEntry[];
-  below: NamedEntry[];
-}
-
 export class ShardStore {
   readonly keys: ShardKeys;
-  /** Writes this replica applied here (main board and named boards), for GET /admin/stats. */
+  /** Writes this replica applied here (every board), for GET /admin/stats. */
   readonly writeRate = new RecentRate();
   readonly conn: ShardConnection;
 
@@ -118,128 +51,9 @@ export class ShardStore {
     return this.conn.client;
   }
 
-  /**
-   * Applies one write atomically (see write.lua). Throws StoreUnavailable
-   * when the shard does not answer: `inDoubt` when the call was sent and its
-   * connection dropped before the answer (the write may have been applied);
-   * otherwise nothing was applied. A call not answered in time changes
-   * nothing even if the shard runs it later: the script refuses to run after
-   * a deadline half-way through the timeout (on the shard's clock), and
-   * StoreUnavailable is what such a refusal becomes too.
-   */
-  async write(w: WriteInput): Promise<WriteResult> {
-    const k = this.keys;
-    const keys = [
-      k.user(w.userId),
-      k.board('GLOBAL'),
-      k.names,
-      k.idempotency(w.userId, w.idempotency?.key ?? ''),
-      k.outbox,
-      k.outboxIndex,
-      k.bucket('user', w.userId),
-      k.bucket('region', w.region),
-    ];
-    if (w.regionalBoard !== undefined) keys.push(k.board(w.regionalBoard));
-    const args = packArgs({
-      op: w.op,
-      value: w.value,
-      user_id: w.userId,
-      name: w.name,
-      region: w.region,
-      now: String(w.nowMs),
-      max_score: w.maxScore,
-      fingerprint: w.idempotency?.fingerprint ?? '',
-      idempotency_ttl_s: w.idempotency?.ttlS ?? 0,
-      request_id: w.requestId,
-      backlog_limit: w.backlogLimit,
-      top_depth: TOP_CACHE_DEPTH,
-      top_channel: k.topChanged,
-      deadline_ms: Date.now() + Math.floor(this.conn.timeoutMs / 2),
-      buckets: packBuckets(w.buckets),
-      traceparent: w.traceparent ?? '',
-    });
-    const a = decodeAnswer('write', await this.conn.runScript(SCRIPTS.write, keys, args, true));
-    switch (a.status) {
-      case 'ok': {
-        this.writeRate.add();
-        const regional = num(a, 'regional');
-        const eventId = str(a, 'event_id');
-        return {
-          kind: 'ok',
-          score: num(a, 'score'),
-          version: num(a, 'version'),
-          regionalRank: regional < 0 ? null : regional,
-          globalHigherHere: num(a, 'higher'),
-          changed: num(a, 'changed') === 1,
-          previousScore: num(a, 'previous'),
-          event: eventId === '' ? undefined : { id: eventId, json: str(a, 'event') },
-          topChanged: num(a, 'published') === 1,
-        };
-      }
-      case 'replay':
-        return { kind: 'replay', stored: str(a, 'stored') };
-      case 'out_of_range':
-        return { kind: 'out_of_range', current: num(a, 'current'), attempted: num(a, 'attempted') };
-      case 'queue_full':
-        return { kind: 'queue_full', backlog: num(a, 'backlog') };
-      case 'rate_limited':
-        return { kind: 'rate_limited', waitMs: num(a, 'wait_ms') };
-      case 'region_rate_limited':
-        return { kind: 'region_rate_limited', waitMs: num(a, 'wait_ms') };
-      case 'expired':
-        // Ran after its deadline: the shard was stalled; nothing was applied.
-        throw this.conn.unavailable();
-    }
-  }
-
-  /** Restores one player from Postgres unless Redis has the same or a newer version (see restore.lua). */
-  async restore(p: RestoredPlayer): Promise<boolean> {
-    const keys = [this.keys.user(p.userId), this.keys.board('GLOBAL'), this.keys.names];
-    if (p.regionalBoard !== undefined) keys.push(this.keys.board(p.regionalBoard));
-    const args = [p.userId, p.name, p.region, String(p.score), String(p.version), String(p.updatedAtMs), this.keys.topChanged];
-    return decodeAnswer('restore', await this.conn.runScript(SCRIPTS.restore, keys, args)).status === 'restored';
-  }
-
   /** Replaces an idempotency record with the full response, keeping its TTL. */
-  async storeIdempotentResponse(userId: string, key: string, value: string): Promise<void> {
-    await this.conn.call(() => this.conn.client.set(this.keys.idempotency(userId, key), value, { XX: true, KEEPTTL: true }));
-  }
-
-  /** The first `limit` rows of a board on this shard, with names, and its size. */
-  async top(board: string, limit: number): Promise<{ total: number; rows: NamedEntry[] }> {
-    const a = decodeAnswer('top', await this.conn.runScript(SCRIPTS.top, [this.keys.board(board), this.keys.names], [String(limit)]));
-    return { total: num(a, 'total'), rows: rows(a, 'rows') };
-  }
-
-  /**
-   * Where a player stands on a board of this shard: `score` undefined looks
-   * the player up here; a given score places a player living elsewhere.
-   */
-  async locate(board: string, userId: string, score: number | undefined, range: number): Promise<LocateResult> {
-    const a = decodeAnswer(
-      'locate',
-      await this.conn.runScript(
-        SCRIPTS.locate,
-        [this.keys.board(board), this.keys.names, this.keys.user(userId)],
-        [userId, score === undefined ? '' : toStored(score), String(range)],
-      ),
-    );
-    if (a.status === 'not_found') {
-      return { found: false, total: num(a, 'total'), score: 0, name: '', region: '', higher: 0, lower: 0, position: 0, firstAboveHigher: 0, above: [], below: [] };
-    }
-    return {
-      found: true,
-      score: fromStored(a.fields.score as Exclude<FieldValue, FieldValue[]>),
-      name: str(a, 'name'),
-      region: str(a, 'region'),
-      total: num(a, 'total'),
-      higher: num(a, 'higher'),
-      lower: num(a, 'lower'),
-      position: num(a, 'position'),
-      firstAboveHigher: num(a, 'first_above_higher'),
-      above: rows(a, 'above'),
-      below: rows(a, 'below'),
-    };
+  async storeIdempotentResponse(userId: string, board: string, key: string, value: string): Promise<void> {
+    await this.conn.call(() => this.conn.client.set(this.keys.idempotency(userId, board, key), value, { XX: true, KEEPTTL: true }));
   }
 
   /**
@@ -278,17 +92,6 @@ export class ShardStore {
       const jsons = await this.conn.client.hmGet(this.keys.outbox, ids);
       return ids.map((id, i) => ({ id, json: (jsons[i] as string | null) ?? null }));
     });
-  }
-
-  /** A player's score from the user hash, 0 when there is none. */
-  async currentScore(userId: string): Promise<number> {
-    const v = await this.conn.call(() => this.conn.client.hGet(this.keys.user(userId), 'score'));
-    return v === null || v === undefined ? 0 : Number(v);
-  }
-
-  /** Players on a board of this shard with a strictly higher score. */
-  async countHigher(board: string, score: number): Promise<number> {
-    return this.conn.call(() => this.conn.client.zCount(this.keys.board(board), '-inf', `(${toStored(score)}`));
   }
 
   /**

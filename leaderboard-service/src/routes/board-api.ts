@@ -1,5 +1,5 @@
 /**
- * The named boards' scores and reads, on the hot path (see http/hot-path.ts):
+ * Every board's scores and reads (`main` included), on the hot path (see http/hot-path.ts):
  * input checks and mapping only; the rules live in boards/.
  *
  *   POST /boards/:board/scores           a player's token, or a game server's X-Api-Key
@@ -9,15 +9,13 @@
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
  *   GET  /boards/:board/periods          ?limit&before
  */
-import { AppError, invalidField, MAIN_BOARD, periodAt, periodById, validate, type Board, type Identity, type Operator, type ShardRouter } from '@lb/common';
+import { AppError, invalidField, periodAt, periodById, validate, type Board, type Identity, type Operator, type ShardRouter } from '@lb/common';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardCatalog } from '../boards/catalog.js';
-import type { MainBoard } from '../boards/main-board.js';
 import type { BoardWriter } from '../boards/scores.js';
-import { decodeCursor, MAX_FROM_RANK, type BoardViews } from '../boards/views.js';
-import type { HotHandler, HotRequest, Route } from '../http/hot-path.js';
-import { regionField } from './fields.js';
-import { queryParam } from './reads.js';
+import { BOARD_TOP, decodeCursor, MAX_FROM_RANK, type BoardViews } from '../boards/views.js';
+import { JsonText, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
+import { idempotencyKeyOf, queryParam, regionField } from './fields.js';
 
 export interface BoardApiDeps {
   catalog: BoardCatalog;
@@ -27,11 +25,7 @@ export interface BoardApiDeps {
   accounts: AccountsRepo;
   /** What the current period is decided by. */
   clock: () => number;
-  /** The board `main`, served by its own reader and writer. */
-  main: MainBoard;
 }
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 /** How long a game server's write trusts an account lookup (name and home region), ms. */
 const PLAYER_CACHE_MS = 60_000;
 
@@ -91,11 +85,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
       if (b.op !== 'set' && b.op !== 'incr' && b.op !== 'best') throw invalidField('op', 'must be set, incr or best');
       op = b.op;
     }
-    const key = r.headers['idempotency-key'];
-    if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))) {
-      throw new AppError('invalid_payload', 'Idempotency-Key must be 1-128 visible ASCII characters', { field: 'Idempotency-Key' });
-    }
-    if (board.id === MAIN_BOARD) return deps.main.submit(board, { player, byPlayer: r.admin === undefined, value, op, metadata: b.metadata, idempotencyKey: key, requestId: r.requestId });
+    const key = idempotencyKeyOf(r);
     return deps.writer.submit({
       board,
       player,
@@ -117,10 +107,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const fromRankText = queryParam(r.query, 'from_rank');
     if (cursorText !== undefined && fromRankText !== undefined) throw new AppError('invalid_query', 'give cursor or from_rank, not both', { field: 'cursor' });
     if (cursorText !== undefined && typeof cursorText !== 'string') throw new AppError('invalid_query', 'cursor: give it once', { field: 'cursor' });
-    if (board.id === MAIN_BOARD) {
-      if (cursorText !== undefined || fromRankText !== undefined) throw new AppError('invalid_query', 'the board main pages by limit only (cursor and from_rank are for named boards)', { field: 'cursor' });
-      return deps.main.top(view, limit, readOpts(r));
-    }
+    if (cursorText === undefined && fromRankText === undefined) return new JsonText(await deps.views.topText(board, period, view, limit, readOpts(r), BOARD_TOP));
     const at = {
       ...(cursorText !== undefined && { cursor: decodeCursor(cursorText as string) }),
       ...(fromRankText !== undefined && { fromRank: validate.queryInt(fromRankText, 'from_rank', 1, 1, MAX_FROM_RANK) }),
@@ -132,7 +119,6 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const board = await boardOf(r);
     const period = periodOf(r, board);
     const userId = validate.userId(r.params.userId, 'userId');
-    if (board.id === MAIN_BOARD) return deps.main.rank(viewOf(r), userId, readOpts(r));
     return deps.views.rank(board, period, viewOf(r), userId, readOpts(r));
   };
 
@@ -142,7 +128,6 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const period = periodOf(r, board);
     const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
     const userId = validate.userId(r.params.userId, 'userId');
-    if (board.id === MAIN_BOARD) return deps.main.around(view, userId, range, readOpts(r));
     return deps.views.around(board, period, view, userId, range, readOpts(r));
   };
 
@@ -153,7 +138,6 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     if (before !== undefined && (typeof before !== 'string' || !periodById(board.resetRule, before))) {
       throw new AppError('invalid_query', 'before: not a period of this board', { field: 'before' });
     }
-    if (board.id === MAIN_BOARD) return deps.main.periods();
     return deps.views.periods(board, limit, before as string | undefined);
   };
 
@@ -165,7 +149,6 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const ids = [...new Set(b.user_ids.map((id) => validate.userId(id, 'user_ids')))];
     const period = periodOf(r, board, b.period);
     const view = viewOf(r, b.region ?? 'GLOBAL');
-    if (board.id === MAIN_BOARD) return deps.main.ranks(view, ids);
     return deps.views.ranks(board, period, view, ids);
   };
 

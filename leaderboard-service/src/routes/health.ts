@@ -7,11 +7,11 @@
  */
 import { Router } from 'express';
 import { probe, type PgPools } from '@lb/common';
-import type { BoardReader } from '../leaderboard/reads.js';
+import type { TopPages } from '../leaderboard/top-cache.js';
 import type { LiveHub } from '../live/hub.js';
 import type { ShardStores } from '../redis/shard-store.js';
 
-export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; reader: BoardReader; live: LiveHub; instanceId: string }): Router {
+export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; topCache: TopPages; live: LiveHub; instanceId: string }): Router {
   const r = Router();
   r.get('/health/live', (_req, res) => {
     res.json({ ok: true, instance: deps.instanceId });
@@ -31,7 +31,7 @@ export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; reader
       ...Object.entries(redis).filter(([, v]) => v !== 'ok').map(([k]) => `redis:${k}`),
       ...Object.entries(postgres).filter(([, v]) => v !== 'ok').map(([k]) => `postgres:${k}`),
     ];
-    res.status(down.length === 0 ? 200 : 503).json({ ok: down.length === 0, instance: deps.instanceId, down, redis, postgres, top_cache: deps.reader.topCacheState(), streams: deps.live.streams() });
+    res.status(down.length === 0 ? 200 : 503).json({ ok: down.length === 0, instance: deps.instanceId, down, redis, postgres, top_cache: deps.topCache.state(), streams: deps.live.streams() });
   });
   return r;
 }

@@ -8,9 +8,13 @@
  *   GET  /me/live              ?board&ticket      the player's own card (Bearer or ticket)
  *
  * Rows are built by the code paths of `/top`, `/boards/:id/top` and
- * `/around`, so they have exactly those answers' shapes.
+ * `/around`, so they have exactly those answers' shapes: `/live` and the
+ * card of `main` keep the original shapes (period null, rows without
+ * metadata; see routes/original.ts), every other board's are the board
+ * routes'. `main` is read like any board.
  */
 import {
+  ALL_TIME,
   AppError,
   GLOBAL,
   LIVE_TICKET_TTL_S,
@@ -25,20 +29,17 @@ import {
   type TokenSettings,
 } from '@lb/common';
 import type { BoardCatalog } from '../boards/catalog.js';
-import type { MainBoard } from '../boards/main-board.js';
-import type { BoardViews } from '../boards/views.js';
+import type { BoardViews, RankedBoardRow } from '../boards/views.js';
 import { Takeover, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
-import type { BoardReader } from '../leaderboard/reads.js';
 import type { LiveHub, Payload, TopicSpec } from '../live/hub.js';
 import { findBoard } from './board-api.js';
-import { queryParam } from './reads.js';
+import { queryParam } from './fields.js';
+import { originalRow } from './original.js';
 
 export interface LiveRouteDeps {
   hub: LiveHub;
   catalog: BoardCatalog;
-  reader: BoardReader;
   views: BoardViews;
-  main: MainBoard;
   router: ShardRouter;
   token: TokenSettings;
   /** What the current period is decided by. */
@@ -65,18 +66,19 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
   const viewOf = (r: HotRequest) => deps.router.normalizeRegion(queryParam(r.query, 'region'));
   const limitOf = (r: HotRequest) => validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, MAX_LIVE_LIMIT);
 
-  /** The board main's top N, rows as `/top` gives them. */
+  /** The board main's top N, rows as `/top` gives them (the original shape: period null). */
   const mainTop: HotHandler = async (r) => {
     const view = viewOf(r);
     const limit = limitOf(r);
+    const main = deps.catalog.main();
     return stream({
       key: `top|main|-|${view}|${limit}`,
       kind: 'top',
       event: 'top',
       period: null,
-      channels: [view],
+      channels: [`${MAIN_BOARD}/${ALL_TIME}/${view}`],
       poll: false,
-      compute: async () => topPayload({ board: MAIN_BOARD, period: null, region: view, limit, rows: (await deps.reader.top(view, limit)).rows }),
+      compute: async () => topPayload({ board: MAIN_BOARD, period: null, region: view, limit, rows: (await deps.views.top(main, ALL_TIME, view, limit, {})).rows.map(originalRow) }),
     });
   };
 
@@ -85,17 +87,6 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
     const board = await findBoard(deps.catalog, r.params.board ?? '');
     const view = viewOf(r);
     const limit = limitOf(r);
-    if (board.id === MAIN_BOARD) {
-      return stream({
-        key: `top|main|all|${view}|${limit}`,
-        kind: 'top',
-        event: 'top',
-        period: 'all',
-        channels: [view],
-        poll: false,
-        compute: async () => topPayload({ board: MAIN_BOARD, period: 'all', region: view, limit, rows: (await deps.main.top(view, limit)).rows }),
-      });
-    }
     const period = periodAt(board.resetRule, deps.clock());
     return stream({
       key: `top|${board.id}|${period.id}|${view}|${limit}`,
@@ -104,7 +95,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
       period: period.id,
       channels: [`${board.id}/${period.id}/${view}`],
       poll: false,
-      endsAt: period.endsAt,
+      ...(period.endsAt !== undefined && { endsAt: period.endsAt }),
       compute: async () => topPayload({ board: board.id, period: period.id, region: view, limit, rows: (await deps.views.top(board, period.id, view, limit, {})).rows }),
     });
   };
@@ -119,28 +110,29 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
     const board = await findBoard(deps.catalog, asked);
     const region = player.region;
     const hasRegion = region !== GLOBAL;
-    if (board.id === MAIN_BOARD) {
-      const card = async (): Promise<Payload> => {
-        const [reg, glob, around] = await Promise.all([
-          hasRegion ? unlessNotOnBoard(deps.reader.rank(region, player.userId)) : undefined,
-          unlessNotOnBoard(deps.reader.rank(GLOBAL, player.userId)),
-          unlessNotOnBoard(deps.reader.around(GLOBAL, player.userId, CARD_RANGE)),
-        ]);
-        return cardPayload(MAIN_BOARD, null, player, reg, glob, around?.around ?? []);
-      };
-      return stream({ key: `me|main|${player.userId}`, kind: 'me', event: 'card', period: null, channels: hasRegion ? [GLOBAL, region] : [GLOBAL], poll: true, compute: card });
-    }
     const period = periodAt(board.resetRule, deps.clock());
+    // The card of `main` keeps its original shape: period null, rows as `/around` gives them.
+    const original = board.id === MAIN_BOARD;
+    const row = original ? originalRow : (x: RankedBoardRow) => x;
     const card = async (): Promise<Payload> => {
       const [reg, glob, around] = await Promise.all([
         hasRegion ? unlessNotOnBoard(deps.views.rank(board, period.id, region, player.userId)) : undefined,
         unlessNotOnBoard(deps.views.rank(board, period.id, GLOBAL, player.userId)),
         unlessNotOnBoard(deps.views.around(board, period.id, GLOBAL, player.userId, CARD_RANGE)),
       ]);
-      return cardPayload(board.id, period.id, player, reg, glob, around?.around ?? []);
+      return cardPayload(board.id, original ? null : period.id, player, reg, glob, (around?.around ?? []).map(row));
     };
     const channels = [`${board.id}/${period.id}/${GLOBAL}`, ...(hasRegion ? [`${board.id}/${period.id}/${region}`] : [])];
-    return stream({ key: `me|${board.id}|${period.id}|${player.userId}`, kind: 'me', event: 'card', period: period.id, channels, poll: true, endsAt: period.endsAt, compute: card });
+    return stream({
+      key: `me|${board.id}|${period.id}|${player.userId}`,
+      kind: 'me',
+      event: 'card',
+      period: original ? null : period.id,
+      channels,
+      poll: true,
+      ...(period.endsAt !== undefined && { endsAt: period.endsAt }),
+      compute: card,
+    });
   };
 
   return [

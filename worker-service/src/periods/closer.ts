@@ -2,7 +2,7 @@
  * Closing one period of a named board, exactly once, however many workers
  * try and whichever of them dies halfway:
  *
- * 1. On every shard the period's closed flag is set: board-write.lua refuses
+ * 1. On every shard the period's closed flag is set: write.lua refuses
  *    any write to the period from then on (the flag and the writes are
  *    atomic with each other), so the standings read next are final.
  * 2. Every view of the period (GLOBAL and each region) is read from every

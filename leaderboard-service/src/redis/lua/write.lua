@@ -1,160 +1,199 @@
 --[[
-  Applies one score write of one player, atomically, on the player's home
-  shard: the deadline, the idempotency record, the score range, the backlog
-  and both token buckets are checked first, and a write refused for any of
-  them changes nothing (no token is taken either). An applied write updates
-  the boards, the user hash and the names, takes one token from each bucket,
-  puts its event in the outbox, and publishes a top-page change if any.
+  The one write script of the board engine: applies one score submission
+  to a board's period (`main` included), atomically, on the player's home
+  shard: the deadline, the idempotency record, the board's bounds, the
+  backlog and both token buckets are checked first (a refusal changes
+  nothing and takes no token), then the operator decides the new score. A
+  `best` submission that does not improve changes nothing and emits no
+  event (it still takes a token: it was accepted). `insert` (set if absent:
+  registration's entry, the original /score/create) answers the current
+  entry of a player who has one before any check, changing nothing.
 
   Input:
-    KEYS[1]  user hash            (user_id, name, region, score, version, updated_at)
-    KEYS[2]  GLOBAL board partition of this shard
-    KEYS[3]  names hash           (user_id -> name, for reads)
-    KEYS[4]  idempotency key      (only used with a fingerprint)
-    KEYS[5]  outbox hash          (event id -> event JSON) of every event not yet
-                                  persisted: the relay leaves entries here, the
-                                  worker deletes them after their COMMIT, so its
-                                  size is the shard's backlog, in events
-    KEYS[6]  outbox index zset    (event id scored by time written) of the events
-                                  not yet on the queue, for the relay's sweeper
-    KEYS[7]  the player's token bucket (hash)
-    KEYS[8]  the region's token bucket (hash)
-    KEYS[9]  regional board       (absent for GLOBAL-only players)
+    KEYS[1]  GLOBAL view of the board's period on this shard (zset, see includes/board)
+    KEYS[2]  versions hash        (user_id -> version of the entry)
+    KEYS[3]  members hash         (user_id -> member; earliest boards)
+    KEYS[4]  metadata hash        (user_id -> metadata JSON)
+    KEYS[5]  names hash           (user_id -> name, shard-wide)
+    KEYS[6]  idempotency key      (only used with a fingerprint)
+    KEYS[7]  outbox hash          (shard-wide, see write.lua)
+    KEYS[8]  outbox index zset
+    KEYS[9]  the player's token bucket
+    KEYS[10] the region's token bucket
+    KEYS[11] the period's closed flag (set by the close: from then on the period takes no write)
+    KEYS[12] regions hash         (user_id -> home region, shard-wide)
+    KEYS[13] regional view        (absent for GLOBAL-only players)
 
     ARGV[1]  the arguments by name, one JSON object (see includes/admission for
              deadline_ms, fingerprint, backlog_limit and buckets):
-      op             'create' | 'update' | 'add' | 'register'
-      value          initial score (create/register), new score (update), delta (add)
-      user_id, name  the player
-      region         home region ('GLOBAL' for GLOBAL-only players)
-      now            ms since epoch, as text (the event's ts and updated_at)
-      max_score
+      operator             'set' | 'incr' | 'best' | 'insert'
+      value                the score (set, best, insert) or the delta (incr)
+      op                   the event's op (the operator, or the original API's
+                           create | update | add | register for `main`)
+      user_id, name        the player
+      region               home region ('GLOBAL' for GLOBAL-only)
+      now                  ms since epoch, as text (the event's ts)
+      order, tie_break     'desc' | 'asc', 'shared' | 'earliest'
+      min_score, max_score the board's bounds
+      metadata             metadata JSON text ('' = none given: the entry keeps what it has)
       idempotency_ttl_s
       request_id
-      top_depth      a change within the first this-many entries of a board, or
-                     a new entry on it, is published (0 = publish nothing)
-      top_channel    channel the changed board's name is published on (the
-                     readers' top-page caches, see top-cache.ts)
-      traceparent    the request's W3C traceparent, put in the event ('' = not traced)
+      board, period        the board's and the period's ids
+      top_depth            top-cache depth (0 = publish nothing)
+      top_channel          channel for top changes
+      traceparent          the request's W3C traceparent, put in the event ('' = not traced)
 
-  Answers (see includes/contract; statuses are named in redis/contract.ts):
-    ok                   score, version, regional (-1: none), higher (players above
-                         on this shard's GLOBAL partition), changed (0|1), previous,
-                         event_id, event ('' when nothing changed), published (0|1:
-                         a top change was announced)
-    replay               stored (the idempotency record)
+  Answers (see includes/contract):
+    ok                   score, version, changed (0|1), previous ('' when new), regional (-1: none;
+                         the regional rank), before (players ahead on this shard's GLOBAL view:
+                         strictly better for shared ties, ahead in board order for earliest),
+                         member, stored, event_id, event ('' when nothing changed), published
+    replay               stored
     expired              late_ms
-    out_of_range         current, attempted
+    out_of_range         current ('' when none), attempted
     queue_full           backlog
-    rate_limited         wait_ms (the player's bucket is empty)
-    region_rate_limited  wait_ms (the region's bucket is empty)
+    rate_limited         wait_ms
+    region_rate_limited  wait_ms
+    period_closed        (the period was closed: its standings are archived)
 ]]
 --- @include "includes/contract"
---- @include "includes/order"
 --- @include "includes/admission"
+--- @include "includes/board"
 
 local a = packedArgs()
-local op = a.op
-local value = a.value
-local uid = a.user_id
-local now = a.now
-local maxScore = a.max_score
-local fingerprint = a.fingerprint
+local op, value, uid, name, region = a.operator, a.value, a.user_id, a.name, a.region
+local order, tie = a.order, a.tie_break
+local minScore, maxScore = a.min_score, a.max_score
+local metadata, fingerprint = a.metadata, a.fingerprint
+local board, period = a.board, a.period
+local global = KEYS[1]
+local hasRegion = #KEYS >= 13
+local regional = KEYS[13]
 
 local clock = nowMs()
-local refused = admitDeadline(a, clock) or admitReplay(a, KEYS[4])
+local refused = admitDeadline(a, clock) or admitReplay(a, KEYS[6])
 if refused then return refused end
+if redis.call('EXISTS', KEYS[11]) == 1 then return { 'period_closed' } end
 
-local cur = redis.call('HMGET', KEYS[1], 'score', 'version')
-local exists = cur[2] ~= false
-local score = exists and tonumber(cur[1]) or 0
-local version = exists and tonumber(cur[2]) or 0
-local hasRegion = #KEYS >= 9
-local regionalBoard = KEYS[9]
+local member = uid
+if tie == 'earliest' then member = redis.call('HGET', KEYS[3], uid) or false end
+local current = false
+if member then current = redis.call('ZSCORE', global, member) end
+local exists = current ~= false
+local score = exists and scoreOf(order, current) or nil
 
-local function ranks(s)
-  local regional = -1
-  if hasRegion then regional = redis.call('ZCOUNT', regionalBoard, '-inf', '(' .. stored(s)) + 1 end
-  local higher = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. stored(s))
-  return regional, higher
+-- Players ahead of a key on this shard's GLOBAL view, by the board's ties.
+local function before(s, m)
+  if tie == 'earliest' then return positionOf(global, s, m) end
+  return redis.call('ZCOUNT', global, '-inf', '(' .. s)
+end
+local function regionalRank(s, m)
+  if not hasRegion then return -1 end
+  if tie == 'earliest' then return positionOf(regional, s, m) + 1 end
+  return redis.call('ZCOUNT', regional, '-inf', '(' .. s) + 1
+end
+local function unchanged(version)
+  return { 'ok', 'score', int(score), 'version', version, 'changed', 0, 'previous', int(score),
+    'regional', regionalRank(current, member), 'before', before(current, member), 'member', member, 'stored', current,
+    'event_id', '', 'event', '', 'published', 0 }
+end
+
+if op == 'insert' and exists then
+  -- Set if absent: the entry stays as it is, nothing is checked or taken.
+  return unchanged(tonumber(redis.call('HGET', KEYS[2], uid) or '0'))
 end
 
 local newScore
-if (op == 'create' or op == 'register') and exists then
-  -- Creating an existing entry is a no-op that answers the current card.
-  local regional, higher = ranks(score)
-  return { 'ok', 'score', int(score), 'version', version, 'regional', regional, 'higher', higher,
-    'changed', 0, 'previous', int(score), 'event_id', '', 'event', '', 'published', 0 }
-elseif op == 'create' or op == 'register' or op == 'update' then
+if op == 'set' or op == 'best' or op == 'insert' then
   newScore = value
-elseif op == 'add' then
-  newScore = score + value
+elseif op == 'incr' then
+  newScore = (score or 0) + value
 else
-  return redis.error_reply('ERR unknown op ' .. tostring(op))
+  return redis.error_reply('ERR unknown operator ' .. tostring(op))
+end
+if newScore < minScore or newScore > maxScore then
+  return { 'out_of_range', 'current', score and int(score) or '', 'attempted', int(newScore) }
 end
 
-if newScore < 0 or newScore > maxScore then
-  return { 'out_of_range', 'current', int(score), 'attempted', int(newScore) }
-end
-
-refused = admitBacklog(a, KEYS[5])
+refused = admitBacklog(a, KEYS[7])
 if refused then return refused end
 local takeTokens
-refused, takeTokens = admitBuckets(a, KEYS[7], KEYS[8], clock)
+refused, takeTokens = admitBuckets(a, KEYS[9], KEYS[10], clock)
 if refused then return refused end
-
--- Was the player among this shard's first `depth` entries of a board before
--- the write? A new player changes the board's size, which top pages carry.
-local depth = a.top_depth
-local function wasTop(board)
-  if depth <= 0 then return false end
-  if not exists then return true end
-  local r = redis.call('ZRANK', board, uid)
-  return r == false or r < depth
-end
-local globalWasTop = wasTop(KEYS[2])
-local regionalWasTop = hasRegion and wasTop(regionalBoard)
-
 takeTokens()
 
+local version = tonumber(redis.call('HGET', KEYS[2], uid) or '0')
+local improves = not exists
+if exists then
+  if op == 'best' then
+    if order == 'desc' then improves = newScore > score else improves = newScore < score end
+  else
+    improves = true
+  end
+end
+if not improves then return unchanged(version) end
+
+-- The board's first `depth` entries change if the player was or will be among them.
+local depth = a.top_depth
+local function wasTop(z)
+  if depth <= 0 then return false end
+  if not exists then return true end
+  local r = redis.call('ZRANK', z, member)
+  return r == false or r < depth
+end
+local globalWasTop = wasTop(global)
+local regionalWasTop = hasRegion and wasTop(regional)
+
+local newStored = storedFor(order, newScore)
+local newMember = uid
+if tie == 'earliest' then
+  if exists and newScore == score then
+    newMember = member -- the same score, reached when it first was
+  else
+    local t = redis.call('TIME')
+    newMember = string.format('%010d%06d|', tonumber(t[1]), tonumber(t[2])) .. uid
+  end
+  if exists and newMember ~= member then
+    redis.call('ZREM', global, member)
+    if hasRegion then redis.call('ZREM', regional, member) end
+  end
+  redis.call('HSET', KEYS[3], uid, newMember)
+end
+redis.call('ZADD', global, newStored, newMember)
+if hasRegion then redis.call('ZADD', regional, newStored, newMember) end
 version = version + 1
-local name = a.name
-local region = a.region
-redis.call('HSET', KEYS[1], 'user_id', uid, 'name', name, 'region', region,
-  'score', int(newScore), 'version', version, 'updated_at', now)
-redis.call('ZADD', KEYS[2], stored(newScore), uid)
-redis.call('HSET', KEYS[3], uid, name)
-if hasRegion then redis.call('ZADD', regionalBoard, stored(newScore), uid) end
+redis.call('HSET', KEYS[2], uid, version)
+redis.call('HSET', KEYS[5], uid, name)
+redis.call('HSET', KEYS[12], uid, region)
+if metadata ~= '' then redis.call('HSET', KEYS[4], uid, metadata) end
 
--- The event goes to the outbox in the same atomic step, so an acknowledged
--- write can never lose its event: the relay enqueues it and then drops it
--- from the index, the sweeper re-enqueues whatever a crash left in the index,
--- and the worker deletes it from the outbox once it is in Postgres.
-local eventId = outboxId(uid, version)
-local event = eventJson(uid, name, region, op, newScore - score, newScore, version, now, a.request_id, a.traceparent or '')
-redis.call('HSET', KEYS[5], eventId, event)
-redis.call('ZADD', KEYS[6], now, eventId)
+local eventId = board .. '/' .. period .. '/' .. outboxId(uid, version)
+local delta = newScore - (score or 0)
+local event = string.sub(eventJson(uid, name, region, a.op, delta, newScore, version, a.now, a.request_id, a.traceparent or ''), 1, -2) ..
+  ',"board":' .. cjson.encode(board) .. ',"period":' .. cjson.encode(period) .. ',"member":' .. cjson.encode(newMember) ..
+  (metadata ~= '' and (',"metadata":' .. metadata) or '') .. '}'
+redis.call('HSET', KEYS[7], eventId, event)
+redis.call('ZADD', KEYS[8], a.now, eventId)
 
-local regional, higher = ranks(newScore)
--- The first `depth` entries changed if the player was or now is among them
--- (`higher`, `regional` - 1 are lower bounds of the new position: ties may
--- publish a change that was not one, which only costs a cache refill).
+local ahead = before(newStored, newMember)
+local regionalNow = regionalRank(newStored, newMember)
 local published = 0
 if depth > 0 then
-  if globalWasTop or higher < depth then
-    redis.call('PUBLISH', a.top_channel, 'GLOBAL')
+  if globalWasTop or ahead < depth then
+    redis.call('PUBLISH', a.top_channel, board .. '/' .. period .. '/GLOBAL')
     published = 1
   end
-  if hasRegion and (regionalWasTop or regional - 1 < depth) then
-    redis.call('PUBLISH', a.top_channel, region)
+  if hasRegion and (regionalWasTop or regionalNow - 1 < depth) then
+    redis.call('PUBLISH', a.top_channel, board .. '/' .. period .. '/' .. region)
     published = 1
   end
 end
 if fingerprint ~= '' then
-  -- The caller replaces this core record with the full response (SET XX KEEPTTL).
   local core = '{"fingerprint":' .. cjson.encode(fingerprint) .. ',"score":' .. int(newScore) ..
-    ',"version":' .. version .. ',"regional":' .. regional .. ',"higher":' .. higher .. '}'
-  redis.call('SET', KEYS[4], core, 'EX', a.idempotency_ttl_s)
+    ',"version":' .. version .. ',"regional":' .. regionalNow .. ',"before":' .. ahead ..
+    ',"member":' .. cjson.encode(newMember) .. ',"stored":' .. cjson.encode(newStored) .. '}'
+  redis.call('SET', KEYS[6], core, 'EX', a.idempotency_ttl_s)
 end
-return { 'ok', 'score', int(newScore), 'version', version, 'regional', regional, 'higher', higher,
-  'changed', 1, 'previous', int(score), 'event_id', eventId, 'event', event, 'published', published }
+return { 'ok', 'score', int(newScore), 'version', version, 'changed', 1, 'previous', score and int(score) or '',
+  'regional', regionalNow, 'before', ahead, 'member', newMember, 'stored', newStored,
+  'event_id', eventId, 'event', event, 'published', published }

@@ -1,6 +1,6 @@
 --[[
-  The admission of a write, shared by the write scripts (write.lua for the
-  board `main`, board-write.lua for named boards): looked at before anything
+  The admission of a write (write.lua, the board engine's one write
+  script), kept apart as its own include: looked at before anything
   changes, and a write refused by any of them changes nothing and takes no
   token. Each check answers its refusal ({ status, fields... }, see
   includes/contract) or nil.

@@ -1,5 +1,5 @@
 --[[
-  Entries of named boards (included by the board-* scripts).
+  Entries of boards (included by the engine's scripts).
 
   Every board and period has, on each shard, a sorted set per board view
   (GLOBAL and each region) in board order (includes/order); the member's

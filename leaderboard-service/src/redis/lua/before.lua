@@ -1,6 +1,6 @@
 --[[
   For each key (stored score, member), how many players of one view of a
-  named board's period on this shard rank ahead of it — those with a
+  board's period on this shard rank ahead of it — those with a
   strictly better score for `shared` ties, those before it in board order
   for `earliest` ties — and how many have a strictly worse score (for the
   percentile). Used to rank a player of one shard on the whole GLOBAL board.

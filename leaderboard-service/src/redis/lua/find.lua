@@ -1,14 +1,15 @@
 --[[
-  Finds players on one view of a named board's period on this shard.
+  Finds players on one view of a board's period on this shard.
 
   Input:
     KEYS[1]  the view (zset)      KEYS[2] names hash      KEYS[3] metadata hash
     KEYS[4]  members hash (user_id -> member; earliest boards)
+    KEYS[5]  regions hash (user_id -> home region, shard-wide)
     ARGV[1]  ties: 'shared' | 'earliest'
     ARGV[2..] user ids
 
   Answer (see includes/contract):
-    ok  total, found = { uid, member, stored, name, metadata, ahead, worse, ... } for each id on
+    ok  total, found = { uid, member, stored, name, metadata, ahead, worse, region, ... } for each id on
         this view (ahead: players ahead of it here, by the ties; worse: strictly worse scores here)
 ]]
 --- @include "includes/contract"
@@ -32,6 +33,7 @@ for i = 2, #ARGV do
     found[#found + 1] = redis.call('HGET', KEYS[3], uid) or ''
     found[#found + 1] = before
     found[#found + 1] = redis.call('ZCOUNT', z, '(' .. s, '+inf')
+    found[#found + 1] = redis.call('HGET', KEYS[5], uid) or ''
   end
 end
 return { 'ok', 'total', redis.call('ZCARD', z), 'found', found }

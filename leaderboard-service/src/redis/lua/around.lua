@@ -1,5 +1,5 @@
 --[[
-  The rows of one view of a named board's period on this shard just above
+  The rows of one view of a board's period on this shard just above
   and just below a key (stored score, member) in board order: around-me for
   a player of this shard (the key is theirs; they are left out of the rows)
   or of another one (GLOBAL: every shard contributes its neighbours).

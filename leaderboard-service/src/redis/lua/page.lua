@@ -1,5 +1,5 @@
 --[[
-  A page of one view of a named board's period on this shard: up to `limit`
+  A page of one view of a board's period on this shard: up to `limit`
   entries in board order, from the start or strictly after a cursor key.
 
   Input:
