@@ -1,19 +1,3 @@
-export * from './config.js';
-export * from './errors.js';
-export * from './events.js';
-export * from './jwt.js';
-export * from './keys.js';
-export * from './ranking.js';
-export * from './settings.js';
-export * from './shard-router.js';
-export * from './topology.js';
-export * as validate from './validate.js';
-export * from './logger.js';
-export * from './queue.js';
-export * from './pg-pools.js';
-export * from './lifecycle.js';
-export * from './http.js';
-export * from './migrate.js';
-export * from './boards/index.js';
-export * from './metrics.js';
-export * from './tracing.js';
+// Transitional: both entry points, until every import names one of them.
+export * from './contracts/index.js';
+export * from './platform/index.js';
