@@ -13,5 +13,6 @@ export * from './queue.js';
 export * from './ranking.js';
 export * from './shard-router.js';
 export * from './topology.js';
+export * from './routes.js';
 export * as validate from './validate.js';
 export * from './boards/index.js';
