@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { METRIC } from '@lb/common';
+import { METRIC } from '@lb/common/platform';
 import { findBinary } from '@lb/devtools/infra';
 import { REPO_ROOT } from '../scripts/stack/paths.js';
 import {

@@ -5,7 +5,8 @@
  */
 import type { Server } from 'node:http';
 import express, { type Express } from 'express';
-import { createHttpServer, MAIN_BOARD, traceIdOf, traceRequest } from '@lb/common';
+import { MAIN_BOARD } from '@lb/common/contracts';
+import { createHttpServer, traceIdOf, traceRequest } from '@lb/common/platform';
 import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';

@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { liveLocationRegex } from '@lb/common';
+import { liveLocationRegex } from '@lb/common/contracts';
 import { NGINX_TEMPLATE, REPO_ROOT } from './paths.js';
 
 /** Inputs of {@link renderNginxConf}. */

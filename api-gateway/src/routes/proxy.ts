@@ -5,7 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { API_PREFIXES as TABLE_PREFIXES, FORWARDED_ROUTES, hasBody, pathRegExp, readBody, SCORE_WRITE_ROUTES, LIVE_ROUTES, verifyBearer, type BodyLimits, type TokenSettings } from '@lb/common';
+import { API_PREFIXES as TABLE_PREFIXES, FORWARDED_ROUTES, pathRegExp, SCORE_WRITE_ROUTES, LIVE_ROUTES } from '@lb/common/contracts';
+import { hasBody, readBody, verifyBearer, type BodyLimits, type TokenSettings } from '@lb/common/platform';
 import type { Forwarder } from '../forwarder.js';
 import { stripHopByHopHeaders, setForwardingHeaders, stripIdentityHeaders } from '../http/headers.js';
 import type { ReadLimiter } from '../http/rate-limit.js';

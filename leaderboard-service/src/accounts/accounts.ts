@@ -5,7 +5,8 @@
  * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { AppError, signToken, StoreUnavailable, type Identity, type Logger, type ShardRouter, type TokenSettings } from '@lb/common';
+import { AppError, StoreUnavailable, type ShardRouter } from '@lb/common/contracts';
+import { signToken, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
 import type { AccountsRepo, NewAccount } from '../db/accounts-repo.js';
 import type { ScoreWriter } from '../leaderboard/writes.js';
 import type { HashSlots } from './hash-slots.js';

@@ -6,7 +6,8 @@
  * metadata and no cursors; its operator is `set`, and `incr` by override
  * (`best` is not one of its operations).
  */
-import { AppError, compareBoard, invalidField, rankList, storedOf, type Board, type Identity, type RankedRow } from '@lb/common';
+import { AppError, compareBoard, invalidField, rankList, storedOf, type Board, type RankedRow } from '@lb/common/contracts';
+import { type Identity } from '@lb/common/platform';
 import type { PartialFields, ReadOptions } from '../leaderboard/gather.js';
 import type { BoardReader } from '../leaderboard/reads.js';
 import type { ScoreWriter } from '../leaderboard/writes.js';

@@ -12,7 +12,7 @@
  *   (competition ranks 1, 2, 2, 4); `earliest` ties: rank = 1 + players
  *   before the entry in board order (ordinal ranks 1, 2, 3, 4).
  */
-import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common';
+import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common/contracts';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
 import { gather, withMissing, type ReadOptions } from '../leaderboard/gather.js';
 import type { TopPages } from '../leaderboard/top-cache.js';

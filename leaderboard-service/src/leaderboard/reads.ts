@@ -28,7 +28,7 @@ import {
   type NamedEntry,
   type RankedRow,
   type ShardRouter,
-} from '@lb/common';
+} from '@lb/common/contracts';
 import type { LocateResult, ShardStore, ShardStores } from '../redis/shard-store.js';
 import { gather as gatherFrom, withMissing, type PartialFields, type ReadOptions } from './gather.js';
 import { TOP_CACHE_DEPTH, type TopPage, type TopPages } from './top-cache.js';

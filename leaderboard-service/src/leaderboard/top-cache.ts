@@ -27,7 +27,7 @@
  * - A board may keep pages of several depths (`variant`): a cold board's
  *   top 10 need not load 100 rows from every shard. A change drops them all.
  */
-import type { RankedRow } from '@lb/common';
+import type { RankedRow } from '@lb/common/contracts';
 import { TOP_CACHE_DEPTH, type ShardStore, type TopChangeWatch } from '../redis/shard-store.js';
 
 export { TOP_CACHE_DEPTH };

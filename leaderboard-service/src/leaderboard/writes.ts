@@ -14,7 +14,8 @@
  * fallback that keeps the write's guarantees.
  */
 import { createHash } from 'node:crypto';
-import { AppError, currentTraceparent, GLOBAL, MAIN_BOARD, type Identity, type Logger, type ScoreOp, type ShardRouter } from '@lb/common';
+import { AppError, GLOBAL, MAIN_BOARD, type ScoreOp, type ShardRouter } from '@lb/common/contracts';
+import { currentTraceparent, type Identity, type Logger } from '@lb/common/platform';
 import type { EventRelays } from '../events/relay.js';
 import type { BucketSpec, ShardStores, WriteInput } from '../redis/shard-store.js';
 import type { AfterRedisWriteHook } from '../boards/scores.js';

@@ -4,7 +4,7 @@
  * events of later writes still apply in order downstream.
  */
 import pg from 'pg';
-import { ALL_TIME, GLOBAL, MAIN_BOARD, type Board, type ShardRouter } from '@lb/common';
+import { ALL_TIME, GLOBAL, MAIN_BOARD, type Board, type ShardRouter } from '@lb/common/contracts';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStore } from '../redis/shard-store.js';
 

@@ -8,7 +8,7 @@
  * {@link decodeAnswer} turns that into `{ status, fields }`, so callers read
  * fields by name, never by position.
  */
-import { scoreOf, storedOf, userOfMember, type NamedEntry } from '@lb/common';
+import { scoreOf, storedOf, userOfMember, type NamedEntry } from '@lb/common/contracts';
 
 /** The status words scripts answer with, by script. */
 export const STATUS = {

@@ -3,7 +3,7 @@
  * `region` (registration, /score/create, every read's `?region=`) and
  * `initialScore` (registration, /score/create).
  */
-import { invalidField, validate, type ShardRouter } from '@lb/common';
+import { invalidField, validate, type ShardRouter } from '@lb/common/contracts';
 
 /** A region in a body: a string naming GLOBAL or a configured region (400 `unknown_region` otherwise). */
 export function regionField(router: ShardRouter, value: unknown): string {

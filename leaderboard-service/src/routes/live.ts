@@ -13,17 +13,19 @@
 import {
   AppError,
   GLOBAL,
-  LIVE_TICKET_TTL_S,
   MAIN_BOARD,
   periodAt,
-  signLiveTicket,
   validate,
+  type ShardRouter,
+} from '@lb/common/contracts';
+import {
+  LIVE_TICKET_TTL_S,
+  signLiveTicket,
   verifyBearer,
   verifyLiveTicket,
   type Identity,
-  type ShardRouter,
   type TokenSettings,
-} from '@lb/common';
+} from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { MainBoard } from '../boards/main-board.js';
 import type { BoardViews } from '../boards/views.js';

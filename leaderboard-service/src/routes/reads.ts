@@ -3,7 +3,7 @@
  * (`GET /score?region&limit`, `/score/rank/:userId`, `/score/around/:userId`).
  * Served on the hot path (see http/hot-path.ts): input checks and mapping only.
  */
-import { validate, type ShardRouter } from '@lb/common';
+import { validate, type ShardRouter } from '@lb/common/contracts';
 import { JsonText, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
 import type { BoardReader } from '../leaderboard/reads.js';
 

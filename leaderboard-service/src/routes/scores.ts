@@ -3,7 +3,8 @@
  * subject. Served on the hot path (see http/hot-path.ts): input checks and
  * mapping only.
  */
-import { AppError, invalidField, validate, type Identity, type ShardRouter } from '@lb/common';
+import { AppError, invalidField, validate, type ShardRouter } from '@lb/common/contracts';
+import { type Identity } from '@lb/common/platform';
 import type { HotHandler, HotRequest, Route } from '../http/hot-path.js';
 import { initialScoreField, regionField } from './fields.js';
 import type { ScoreWriter, WriteOp } from '../leaderboard/writes.js';
