@@ -248,7 +248,7 @@ describe('Prometheus configuration', () => {
       }
       const known = new Set<string>(Object.values(METRIC));
       for (const name of all.match(/\blb_[a-z_]+/g) ?? []) {
-        expect(known.has(name.replace(/_(bucket|count|sum)$/, '')), `${name} is not in METRIC (common/src/metrics.ts)`).to.equal(true);
+        expect(known.has(name.replace(/_(bucket|count|sum)$/, '')), `${name} is not in METRIC (common/src/platform/metrics.ts)`).to.equal(true);
       }
     });
   });

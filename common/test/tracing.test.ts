@@ -1,5 +1,5 @@
 /**
- * common/src/tracing.ts in one process: off (no endpoint) registers nothing
+ * common/src/platform/tracing.ts in one process: off (no endpoint) registers nothing
  * and every hook is a no-op; on (with an in-memory exporter in place of
  * OTLP), the event helpers parent, link and sample as documented.
  */
