@@ -9,7 +9,7 @@
 import 'dotenv/config';
 import type { Job, Queue } from 'bullmq';
 import { createClient } from 'redis';
-import { queuePrefix, SCORE_QUEUE, shardKeys, type ShardDef } from '@lb/common';
+import { queuePrefix, SCORE_QUEUE, shardKeys, type ShardDef } from '@lb/common/contracts';
 import {
   closeAll,
   EXIT_FAILED,

@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ConfigKey } from '@lb/common';
+import type { ConfigKey } from '@lb/common/platform';
 import { findRepoRoot } from '@lb/devtools/testing';
 import { CONFIG_KEYS as GATEWAY } from '@lb/api-gateway/config';
 import { CONFIG_KEYS as SERVICE } from '@lb/leaderboard-service/config';

@@ -9,7 +9,8 @@
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools, ShardRouter } from '@lb/common';
+import { ShardRouter } from '@lb/common/contracts';
+import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools } from '@lb/common/platform';
 import { ArchiveRepo } from '@lb/leaderboard-service/db';
 import { rebuildShard, ShardStores, upgradeLayout, type RebuildResult } from '@lb/leaderboard-service/ops';
 

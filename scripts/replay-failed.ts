@@ -7,7 +7,7 @@
  */
 import 'dotenv/config';
 import type { Queue } from 'bullmq';
-import type { ShardDef } from '@lb/common';
+import type { ShardDef } from '@lb/common/contracts';
 import {
   closeAll,
   EXIT_FAILED,

@@ -6,7 +6,7 @@
  * for.
  */
 import { expect } from 'chai';
-import { signToken } from '@lb/common';
+import { signToken } from '@lb/common/platform';
 import { freePort } from '@lb/devtools/infra';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';

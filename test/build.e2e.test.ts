@@ -22,7 +22,8 @@ const run = promisify(execFile);
 const missing = (['redis-server', 'postgres', 'initdb', 'nginx'] as const).filter((b) => !findBinary(b));
 
 const ENTRY_POINTS = [
-  'common/dist/index.js',
+  'common/dist/contracts/index.js',
+  'common/dist/platform/index.js',
   'common/dist/migrate-cli.js',
   'leaderboard-service/dist/index.js',
   'worker-service/dist/index.js',

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import type { Identity } from '@lb/common';
+import type { Identity } from '@lb/common/platform';
 import { findBinary } from '@lb/devtools/infra';
 import { uniqueId } from '@lb/devtools/testing';
 import { startStack, type Stack } from '../scripts/stack/stack.js';

@@ -146,13 +146,13 @@ describe('package manifests', () => {
     });
   }
 
-  it('when devtools/src is scanned, then each package it imports is declared, and each declaration is used', () => {
-    const files = filesUnder('devtools/src', ['.ts']);
+  it('when devtools is scanned (src/ and its commands, such as split-imports.mjs), then each package it imports is declared, and each declaration is used', () => {
+    const files = filesUnder('devtools', ['.ts', '.mjs']);
     const imported = packagesImported(files);
     const m = manifest('devtools');
     const declared = { ...m.dependencies, ...m.devDependencies };
-    expect(undeclared(imported, declared), 'imported by devtools/src but not in devtools/package.json').to.deep.equal([]);
-    expect(unused(imported, declared), 'in devtools/package.json but imported nowhere in devtools/src').to.deep.equal([]);
+    expect(undeclared(imported, declared), 'imported by devtools but not in devtools/package.json').to.deep.equal([]);
+    expect(unused(imported, declared), 'in devtools/package.json but imported nowhere in devtools').to.deep.equal([]);
     expect(badWorkspaceImports(files)).to.deep.equal([]);
   });
 

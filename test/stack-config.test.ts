@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { DEFAULT_TOPOLOGY, validateTopology } from '@lb/common';
+import { DEFAULT_TOPOLOGY, validateTopology } from '@lb/common/platform';
 import { findBinary } from '@lb/devtools/infra';
 import { CONFIG_KEYS as GATEWAY_KEYS } from '../api-gateway/src/config.js';
 import { CONFIG_KEYS as SERVICE_KEYS } from '../leaderboard-service/src/config.js';

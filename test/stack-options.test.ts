@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { DEFAULT_TOPOLOGY } from '@lb/common';
+import { DEFAULT_TOPOLOGY } from '@lb/common/platform';
 import {
   DEFAULT_RESTART_POLICY,
   DEFAULT_STACK_PORTS,

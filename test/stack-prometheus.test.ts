@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { METRIC } from '@lb/common';
+import { METRIC } from '@lb/common/platform';
 import { findBinary } from '@lb/devtools/infra';
 import { REPO_ROOT } from '../scripts/stack/paths.js';
 import {
@@ -248,7 +248,7 @@ describe('Prometheus configuration', () => {
       }
       const known = new Set<string>(Object.values(METRIC));
       for (const name of all.match(/\blb_[a-z_]+/g) ?? []) {
-        expect(known.has(name.replace(/_(bucket|count|sum)$/, '')), `${name} is not in METRIC (common/src/metrics.ts)`).to.equal(true);
+        expect(known.has(name.replace(/_(bucket|count|sum)$/, '')), `${name} is not in METRIC (common/src/platform/metrics.ts)`).to.equal(true);
       }
     });
   });

@@ -3,7 +3,7 @@
  * Redis, Postgres) exporting over OTLP/HTTP to a receiver run here, on
  * 127.0.0.1. One write through nginx must be one trace across the gateway,
  * the replica and the worker, with the parent/child links and the batch's
- * link that common/src/tracing.ts promises; a read likewise; and the trace
+ * link that common/src/platform/tracing.ts promises; a read likewise; and the trace
  * id must be in every access line of the request.
  */
 import { randomBytes, randomUUID } from 'node:crypto';

@@ -10,7 +10,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import express, { type Express } from 'express';
 import morgan from 'morgan';
-import { createHttpServer, requestIdOf, traceIdOf, traceRequest, writeError } from '@lb/common';
+import { createHttpServer, requestIdOf, traceIdOf, traceRequest, writeError } from '@lb/common/platform';
 import type { GatewayConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { errorHandler, notFound } from './http/errors.js';

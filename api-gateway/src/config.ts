@@ -24,7 +24,7 @@ import {
   metricsPortKey,
   METRICS_HOST,
   tracingKeys,
-} from '@lb/common';
+} from '@lb/common/platform';
 
 const SPEC = {
   metricsPort: metricsPortKey(9102),

@@ -3,7 +3,7 @@
  * forwarder (keep-alive agents), the background prober. `close` stops them.
  */
 import type { Writable } from 'node:stream';
-import { createLogger, type Logger } from '@lb/common';
+import { createLogger, type Logger } from '@lb/common/platform';
 import type { GatewayConfig } from './config.js';
 import { Forwarder } from './forwarder.js';
 import { ReadLimiter } from './http/rate-limit.js';

@@ -36,7 +36,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createProxyMiddleware, type Plugin, type RequestHandler } from 'http-proxy-middleware';
-import { activeContext, AppError, endSpan, injectHeaders, requestRoute, SpanKind, startSpan, tracingOn, type Logger, type TraceContext, type TraceSpan } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
+import { activeContext, endSpan, injectHeaders, requestRoute, SpanKind, startSpan, tracingOn, type Logger, type TraceContext, type TraceSpan } from '@lb/common/platform';
 import type { ForwarderMetrics } from './metrics.js';
 import type { Upstream, UpstreamPool } from './upstreams.js';
 

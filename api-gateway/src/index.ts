@@ -5,7 +5,7 @@
  */
 import 'dotenv/config';
 import type { AddressInfo } from 'node:net';
-import { closeServer, initTracing, onShutdown, runService, startMetricsServer } from '@lb/common';
+import { closeServer, initTracing, onShutdown, runService, startMetricsServer } from '@lb/common/platform';
 import { buildServer } from './app.js';
 import { loadConfig } from './config.js';
 import { createDeps } from './deps.js';

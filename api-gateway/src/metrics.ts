@@ -3,7 +3,7 @@
  * template, upstream attempts by replica and outcome, retries, failovers,
  * each replica's health as the pool sees it, and the process defaults.
  */
-import { Children, HttpMetrics, METRIC, Metrics, type Counter } from '@lb/common';
+import { Children, HttpMetrics, METRIC, Metrics, type Counter } from '@lb/common/platform';
 import type { UpstreamPool } from './upstreams.js';
 
 /** How an attempt on a replica ended: answered (headers arrived), refused before sending, timed out, or failed otherwise. */

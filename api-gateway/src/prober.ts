@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Logger } from '@lb/common';
+import type { Logger } from '@lb/common/platform';
 import type { Upstream, UpstreamPool } from './upstreams.js';
 
 export interface ProberOptions {

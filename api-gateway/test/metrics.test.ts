@@ -5,7 +5,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { expect } from 'chai';
-import { createLogger, METRIC, startMetricsServer } from '@lb/common';
+import { createLogger, METRIC, startMetricsServer } from '@lb/common/platform';
 import { scrape, valueOf, type Sample } from '@lb/devtools/testing';
 import { startGateway, type TestGateway } from './support/gateway.js';
 import { deadPort, startEcho, type TestUpstream } from './support/upstreams.js';

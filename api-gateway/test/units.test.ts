@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { ConfigError } from '@lb/common';
+import { ConfigError } from '@lb/common/platform';
 import { loadConfig } from '../src/config.js';
-import { requestIdOf } from '@lb/common';
+import { requestIdOf } from '@lb/common/platform';
 import { isIdentityHeader, setForwardingHeaders, stripIdentityHeaders } from '../src/http/headers.js';
 import { isPublicPath, isScoreWrite } from '../src/routes/proxy.js';
 

@@ -9,8 +9,8 @@
  */
 import 'dotenv/config';
 import { fileURLToPath } from 'node:url';
-import { ensureDatabase, migrateTopology, redactUrl } from './migrate.js';
-import { loadTopology } from './topology.js';
+import { ensureDatabase, migrateTopology, redactUrl } from './platform/migrate.js';
+import { loadTopology } from './platform/topology.js';
 
 // Two levels up from src/ and from dist/ alike: the repository root (the
 // image's /app), which holds sql/.

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { boolKey, ConfigError, intKey, readKeys, stringKey } from '../src/config.js';
+import { boolKey, ConfigError, intKey, readKeys, stringKey } from '../src/platform/config.js';
 
 describe('config keys', () => {
   const spec = {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { pingRedis, redisCommand } from '@lb/devtools/infra';
 import { getInfra, uniqueId, type Infra } from '@lb/devtools/testing';
-import { applyMigrations, ensureDatabase, listMigrations } from '../src/migrate.js';
+import { applyMigrations, ensureDatabase, listMigrations } from '../src/platform/migrate.js';
 
 async function query<R extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<R[]> {
   const client = new pg.Client({ connectionString: url });

@@ -8,7 +8,8 @@
 import { expect } from 'chai';
 import pg from 'pg';
 import { getInfra } from '@lb/devtools/testing';
-import { isStoreUnavailable, PgPools, pgFailure, StoreUnavailable, createLogger } from '@lb/common';
+import { StoreUnavailable } from '@lb/common/contracts';
+import { isStoreUnavailable, PgPools, pgFailure, createLogger } from '@lb/common/platform';
 
 /** Retry later: classes 08 and 53, and the single codes of pg-pools.ts. */
 const UNAVAILABLE = [

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { compareBoard, mergeSorted, mergeSortedTail, percentile, rankPrefix, rankWindow, type NamedEntry } from '../src/ranking.js';
+import { compareBoard, mergeSorted, mergeSortedTail, percentile, rankPrefix, rankWindow, type NamedEntry } from '../src/contracts/ranking.js';
 import { ReferenceBoards, rng } from '../../test/support/reference-board.js';
 
 /** Splits random players over `shards` partitions, each in board order. */

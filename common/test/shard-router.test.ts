@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { AppError } from '../src/errors.js';
-import { ShardRouter } from '../src/shard-router.js';
-import { validateTopology } from '../src/topology.js';
+import { AppError } from '../src/contracts/errors.js';
+import { ShardRouter } from '../src/contracts/shard-router.js';
+import { validateTopology } from '../src/platform/topology.js';
 
 const shard = (id: string) => ({ id, redis: `redis://127.0.0.1:1/${id}`, postgres: `postgres://u@127.0.0.1:2/${id}` });
 const topo = (ids: string[], regions: Record<string, string>) => validateTopology({ shards: ids.map(shard), regions });

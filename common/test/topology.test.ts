@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { ConfigError } from '../src/config.js';
-import { DEFAULT_TOPOLOGY, loadTopology, validateTopology } from '../src/topology.js';
+import { ConfigError } from '../src/platform/config.js';
+import { DEFAULT_TOPOLOGY, loadTopology, validateTopology } from '../src/platform/topology.js';
 
 const shard = (id: string) => ({ id, redis: `redis://127.0.0.1:1/${id}`, postgres: `postgres://u@127.0.0.1:2/${id}` });
 

@@ -1,5 +1,5 @@
 /**
- * common/src/tracing.ts in one process: off (no endpoint) registers nothing
+ * common/src/platform/tracing.ts in one process: off (no endpoint) registers nothing
  * and every hook is a no-op; on (with an in-memory exporter in place of
  * OTLP), the event helpers parent, link and sample as documented.
  */
@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { expect } from 'chai';
-import { ConfigError, readKeys } from '../src/config.js';
+import { ConfigError, readKeys } from '../src/platform/config.js';
 import {
   currentTraceparent,
   endEventSpans,
@@ -21,7 +21,7 @@ import {
   traceRequest,
   tracingKeys,
   tracingOn,
-} from '../src/tracing.js';
+} from '../src/platform/tracing.js';
 
 const T1 = '0af7651916cd43dd8448eb211c80319c';
 const T2 = '4bf92f3577b34da6a3ce929d0e0e4736';

@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import express, { type Express } from 'express';
-import { createHttpServer, traceIdOf, traceRequest } from '@lb/common';
+import { createHttpServer, traceIdOf, traceRequest } from '@lb/common/platform';
 import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';

@@ -2,6 +2,7 @@
  * leaderboard-service configuration: one typed, frozen object built from the
  * environment; any bad value stops start-up with the key's name.
  */
+import { type Topology } from '@lb/common/contracts';
 import {
   JOB_ATTEMPTS,
   JOB_BACKOFF_MS,
@@ -25,7 +26,6 @@ import {
   stringKey,
   type Env,
   type TokenSettings,
-  type Topology,
   TOPOLOGY_FILE_KEY,
   TOPOLOGY_KEY,
   TRUSTED_PROXIES,
@@ -33,7 +33,7 @@ import {
   metricsPortKey,
   METRICS_HOST,
   tracingKeys,
-} from '@lb/common';
+} from '@lb/common/platform';
 import type { LoginLimits } from './accounts/login-guard.js';
 
 /** Login throttling (accounts/login-guard.ts); the admin command's `login` subcommands read them too. */

@@ -2,7 +2,8 @@
  * Wires the service's dependencies from its config. Start-up order is
  * connect Redis, check Postgres; `close` stops them in reverse.
  */
-import { BoardsRepo, PgPools, ShardRouter, createLogger, type Logger } from '@lb/common';
+import { ShardRouter } from '@lb/common/contracts';
+import { BoardsRepo, PgPools, createLogger, type Logger } from '@lb/common/platform';
 import { AccountService } from './accounts/accounts.js';
 import { ApiKeyVerifier } from './admin/api-keys.js';
 import { BoardAdmin } from './boards/admin.js';

@@ -5,6 +5,7 @@
  * defaults. With METRICS_PORT=0 `enabled` is false and the recorders are
  * left out of the hot path altogether (callers test {@link ServiceMetrics.enabled}).
  */
+import { toAppError } from '@lb/common/contracts';
 import {
   Children,
   HttpMetrics,
@@ -13,12 +14,11 @@ import {
   pgCallMetrics,
   redisCallMetrics,
   SIZE_BUCKETS,
-  toAppError,
   WRITE_ACCEPTED,
   type CallMetrics,
   type Counter,
   type Histogram,
-} from '@lb/common';
+} from '@lb/common/platform';
 import type { TopCacheCounters } from './leaderboard/top-cache.js';
 import type { LiveCounters } from './live/hub.js';
 

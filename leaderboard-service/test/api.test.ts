@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { signToken } from '@lb/common';
+import { signToken } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
 import { mainEntry } from '../../test/support/main-entry.js';

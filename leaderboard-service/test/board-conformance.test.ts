@@ -9,7 +9,7 @@
  * must equal the model's, in each period written.
  */
 import { expect } from 'chai';
-import { GLOBAL, parseReset, periodAt, type Board, type Operator, type SortOrder, type TieBreak } from '@lb/common';
+import { GLOBAL, parseReset, periodAt, type Board, type Operator, type SortOrder, type TieBreak } from '@lb/common/contracts';
 import { uniqueId } from '@lb/devtools/testing';
 import { rng } from '../../test/support/reference-board.js';
 import { BoardStore } from '../src/redis/board-store.js';

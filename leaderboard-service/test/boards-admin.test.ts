@@ -2,7 +2,7 @@
  * Boards as objects of the control plane: periods, admin keys, the admin
  * routes, the public definitions, and every replica seeing a change.
  */
-import { parseReset, periodAt, periodById, previousPeriod } from '@lb/common';
+import { parseReset, periodAt, periodById, previousPeriod } from '@lb/common/contracts';
 import { expect } from 'chai';
 import { uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../src/admin/cli.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import { signToken } from '@lb/common';
+import { signToken } from '@lb/common/platform';
 import { freePort, startRedis, type RedisProcess } from '@lb/devtools/infra';
 import { uniqueId } from '@lb/devtools/testing';
 import { HashSlots } from '../src/accounts/hash-slots.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readScoreJob, type ScoreEvent } from '@lb/common';
+import { readScoreJob, type ScoreEvent } from '@lb/common/contracts';
 import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type Reply, type TestService } from './support/service.js';
 import { mainEntry } from '../../test/support/main-entry.js';

@@ -6,7 +6,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { expect } from 'chai';
-import { createLogger, METRIC, startMetricsServer } from '@lb/common';
+import { createLogger, METRIC, startMetricsServer } from '@lb/common/platform';
 import { labelValues, scrape, uniqueId, valueOf, type Sample } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
 

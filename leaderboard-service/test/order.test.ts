@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { createClient } from 'redis';
-import { comparePlaces, mergePlaces, memberOf, rankList, rankPlaces, scoreOf, storedOf, userOfMember, type Place } from '@lb/common';
+import { comparePlaces, mergePlaces, memberOf, rankList, rankPlaces, scoreOf, storedOf, userOfMember, type Place } from '@lb/common/contracts';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { rng } from '../../test/support/reference-board.js';
 import { expandLua } from '../src/redis/scripts.js';

@@ -7,7 +7,7 @@
  * non-superuser role, so that the outages do not touch the shared server.
  */
 import { expect } from 'chai';
-import { periodAt, previousPeriod } from '@lb/common';
+import { periodAt, previousPeriod } from '@lb/common/contracts';
 import { OUTAGES, startOutagePostgres, uniqueId, type OutagePostgres } from '@lb/devtools/testing';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import { Client, startService, type Reply, type TestService } from './support/service.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readScoreJob } from '@lb/common';
+import { readScoreJob } from '@lb/common/contracts';
 import { uniqueId } from '@lb/devtools/testing';
 import { startService, type TestService } from './support/service.js';
 

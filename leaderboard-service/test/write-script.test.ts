@@ -4,7 +4,8 @@
  * nothing from a refused write, under concurrency.
  */
 import { expect } from 'chai';
-import { checkScoreEvent, eventIdOf, readScoreJob, signToken, type ScoreEvent } from '@lb/common';
+import { checkScoreEvent, eventIdOf, readScoreJob, type ScoreEvent } from '@lb/common/contracts';
+import { signToken } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { ContractError, decodeAnswer } from '../src/redis/contract.js';
 import { BoardStore } from '../src/redis/board-store.js';

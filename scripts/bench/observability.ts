@@ -24,7 +24,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { createLogger, METRIC } from '@lb/common';
+import { createLogger, METRIC } from '@lb/common/platform';
 import { scrape, type Sample } from '@lb/devtools/testing';
 import { createDeps } from '@lb/leaderboard-service/deps';
 import { loadConfig } from '@lb/leaderboard-service/config';

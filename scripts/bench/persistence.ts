@@ -17,17 +17,14 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import pg from 'pg';
+import { jobIdOf, SCORE_JOB, type ScoreEvent, type Topology } from '@lb/common/contracts';
 import {
   createLogger,
   PgPools,
   ensureDatabase,
-  jobIdOf,
   migrateTopology,
-  SCORE_JOB,
   signToken,
-  type ScoreEvent,
-  type Topology,
-} from '@lb/common';
+} from '@lb/common/platform';
 import { freePort, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/devtools/infra';
 import { onInterrupt } from './interrupt.js';
 import { findRepoRoot } from '@lb/devtools/testing';

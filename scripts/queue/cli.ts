@@ -8,17 +8,14 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Queue } from 'bullmq';
+import { queuePrefix, SCORE_QUEUE, type ShardDef, type Topology } from '@lb/common/contracts';
 import {
   ConfigError,
   connectionFor,
   KEY_PREFIX,
   loadTopology,
-  queuePrefix,
-  SCORE_QUEUE,
   type Env,
-  type ShardDef,
-  type Topology,
-} from '@lb/common';
+} from '@lb/common/platform';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;

@@ -9,6 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { liveLocationRegex } from '@lb/common/contracts';
 import { NGINX_TEMPLATE, REPO_ROOT } from './paths.js';
 
 /** Inputs of {@link renderNginxConf}. */
@@ -107,6 +108,8 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     STATUS_LISTEN: `127.0.0.1:${opts.statusPort}`,
     WEB_ROOT: (opts.webRoot ?? '').replace(/(.)\/+$/, '$1'),
     // max_fails/fail_timeout: a gateway that failed is skipped for 5 s, then tried again.
+    // The live streams' location: the stream rows of the public route table, as the gateways match them.
+    LIVE_LOCATION: liveLocationRegex(),
     UPSTREAM_SERVERS: opts.gateways.map((g) => `        server ${g} max_fails=1 fail_timeout=5s;`).join('\n'),
   };
   // The stub_status server and the page's locations are kept (without their markers) or dropped whole.

@@ -6,7 +6,8 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_PORTS, DEFAULT_TOPOLOGY, type LogLevel, type Topology } from '@lb/common';
+import { type Topology } from '@lb/common/contracts';
+import { DEFAULT_PORTS, DEFAULT_TOPOLOGY, type LogLevel } from '@lb/common/platform';
 import { DEFAULT_DATA_DIR } from './paths.js';
 
 /**

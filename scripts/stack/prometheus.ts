@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { DEFAULT_TOPOLOGY, type Env } from '@lb/common';
+import { DEFAULT_TOPOLOGY, type Env } from '@lb/common/platform';
 import { CONFIG_KEYS as SERVICE_CONFIG_KEYS } from '@lb/leaderboard-service/config';
 import type { RenderedFile } from './committed.js';
 import { REPO_ROOT } from './paths.js';

@@ -14,16 +14,15 @@ import pg from 'pg';
 import { createClient, type RedisClientType } from 'redis';
 import { mainEntry } from './main-entry.js';
 import {
-  connectionFor,
   DEFAULT_KEY_PREFIX,
   queuePrefix,
   SCORE_QUEUE,
   ShardRouter,
   shardKeys,
-  type Identity,
   type ShardKeys,
   type Topology,
-} from '@lb/common';
+} from '@lb/common/contracts';
+import { connectionFor, type Identity } from '@lb/common/platform';
 import { playerMismatch, type Mismatch } from './pipeline.js';
 
 /** One HTTP answer, body parsed as JSON when it is JSON. */

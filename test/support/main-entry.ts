@@ -3,7 +3,7 @@
  * (the board engine's keys, see @lb/common keys.ts): tests that check what
  * a write left in Redis read it here, in one place.
  */
-import { ALL_TIME, GLOBAL, MAIN_BOARD, scoreOf, type ShardKeys } from '@lb/common';
+import { ALL_TIME, GLOBAL, MAIN_BOARD, scoreOf, type ShardKeys } from '@lb/common/contracts';
 
 /** What a test needs of a node-redis client. */
 interface RedisReads {

@@ -4,7 +4,7 @@
  * order is the platform's one definition of it (@lb/common ranking.ts);
  * ranks, windows and percentiles are counted here by brute force.
  */
-import { compareBoard } from '@lb/common';
+import { compareBoard } from '@lb/common/contracts';
 
 export interface RefPlayer {
   user_id: string;

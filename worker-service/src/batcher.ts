@@ -11,7 +11,7 @@
  * Nothing here knows BullMQ or pg: {@link persistBatch} takes the repository
  * as a dependency, and the batcher takes the flush function.
  */
-import type { ScoreEvent } from '@lb/common';
+import type { ScoreEvent } from '@lb/common/contracts';
 import { InvalidBatchError, type ApplyResult } from './db/index.js';
 
 /** What {@link persistBatch} needs from the repository. */

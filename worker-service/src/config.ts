@@ -2,6 +2,7 @@
  * worker-service configuration: one typed, frozen object built from the
  * environment; any bad value stops start-up with the key's name.
  */
+import { type Topology } from '@lb/common/contracts';
 import {
   enumKey,
   JOB_ATTEMPTS,
@@ -17,14 +18,13 @@ import {
   stringKey,
   type Env,
   type JobPolicy,
-  type Topology,
   TOPOLOGY_FILE_KEY,
   TOPOLOGY_KEY,
   type ConfigKey,
   metricsPortKey,
   METRICS_HOST,
   tracingKeys,
-} from '@lb/common';
+} from '@lb/common/platform';
 
 const SPEC = {
   metricsPort: metricsPortKey(9103),

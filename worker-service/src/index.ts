@@ -5,7 +5,7 @@
  * the pools, exit 0.
  */
 import 'dotenv/config';
-import { initTracing, onShutdown, runService, startMetricsServer } from '@lb/common';
+import { initTracing, onShutdown, runService, startMetricsServer } from '@lb/common/platform';
 import { loadConfig } from './config.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { startWorkerService } from './service.js';

@@ -4,7 +4,8 @@
  * and, read from each shard's Redis at scrape time, the backlog (events in
  * the outbox, not yet in Postgres) and the dead-letter size (the failed set).
  */
-import { Children, LAG_BUCKETS, METRIC, Metrics, pgCallMetrics, SIZE_BUCKETS, type CallMetrics, type Counter, type Histogram, type ScoreEvent } from '@lb/common';
+import { type ScoreEvent } from '@lb/common/contracts';
+import { Children, LAG_BUCKETS, METRIC, Metrics, pgCallMetrics, SIZE_BUCKETS, type CallMetrics, type Counter, type Histogram } from '@lb/common/platform';
 
 /** What a shard consumer can tell at scrape time. */
 export interface ShardGauges {

@@ -2,7 +2,7 @@
  * Wires the worker-service from its config: Postgres pools, the repository,
  * one consumer per shard. `close` stops them in reverse order.
  */
-import { BoardsRepo, createLogger, PgPools, probe, type Logger } from '@lb/common';
+import { BoardsRepo, createLogger, PgPools, probe, type Logger } from '@lb/common/platform';
 import type { WorkerConfig } from './config.js';
 import type { BatchRepository } from './batcher.js';
 import { ScoreRepository } from './db/index.js';

@@ -21,24 +21,26 @@
  */
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import {
+  jobIdOf,
+  queuePrefix,
+  readScoreJob,
+  SCORE_QUEUE,
+  shardKeys,
+  StoreUnavailable,
+  type ScoreEvent,
+  type ScoreJobData,
+  type ShardDef,
+} from '@lb/common/contracts';
+import {
   connectionFor,
   endEventSpans,
   eventContexts,
   inEventsSpan,
-  jobIdOf,
-  queuePrefix,
   queueTelemetry,
-  readScoreJob,
-  SCORE_QUEUE,
-  shardKeys,
   SpanKind,
-  StoreUnavailable,
   tracingOn,
   type Logger,
-  type ScoreEvent,
-  type ScoreJobData,
-  type ShardDef,
-} from '@lb/common';
+} from '@lb/common/platform';
 import { Batcher, persistBatch, RefusedItemError, type BatcherStats, type BatchRepository, type FlushFn } from './batcher.js';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { ScoreEvent } from '@lb/common';
+import type { ScoreEvent } from '@lb/common/contracts';
 import { Batcher, persistBatch, RefusedItemError, type BatchRepository } from '../src/batcher.js';
 import { InvalidBatchError, type ApplyResult } from '../src/db/index.js';
 import { scoreEvent } from './support/worker.js';

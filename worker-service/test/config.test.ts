@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError, DEFAULT_TOPOLOGY } from '@lb/common';
+import { ConfigError, DEFAULT_TOPOLOGY } from '@lb/common/platform';
 import { loadConfig } from '../src/config.js';
 
 describe('worker-service config', () => {

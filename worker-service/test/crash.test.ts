@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { ScoreEvent, ShardDef } from '@lb/common';
+import type { ScoreEvent, ShardDef } from '@lb/common/contracts';
 import { SOURCE_NODE_ARGS } from '@lb/devtools/infra';
 import { getInfra, type Infra } from '@lb/devtools/testing';
 import { idle, ShardDb, ShardQueue, uniquePrefix, waitFor } from './support/worker.js';

@@ -7,7 +7,8 @@
  * testing/postgres-outage.ts) so the outages do not touch the shared server.
  */
 import { expect } from 'chai';
-import { createLogger, periodAt, previousPeriod } from '@lb/common';
+import { periodAt, previousPeriod } from '@lb/common/contracts';
+import { createLogger } from '@lb/common/platform';
 import { OUTAGES, startOutagePostgres, uniqueId, type OutagePostgres } from '@lb/devtools/testing';
 import { closeJobIdOf } from '../src/periods/jobs.js';
 import { startWorkerService, type WorkerService } from '../src/service.js';

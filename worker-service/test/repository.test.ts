@@ -1,7 +1,8 @@
 import { expect } from 'chai';
-import { createLogger, type ScoreEvent, type ShardDef } from '@lb/common';
+import { type ScoreEvent, type ShardDef } from '@lb/common/contracts';
+import { createLogger } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
-import { PgPools } from '@lb/common';
+import { PgPools } from '@lb/common/platform';
 import { ScoreRepository, InvalidBatchError } from '../src/db/index.js';
 import { persistBatch } from '../src/batcher.js';
 import { scoreEvent, ShardDb } from './support/worker.js';

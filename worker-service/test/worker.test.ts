@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { createLogger, jobIdOf, SCORE_JOB, scoreJob, shardKeys, type ScoreEvent, type ShardDef, type Topology } from '@lb/common';
+import { jobIdOf, SCORE_JOB, scoreJob, shardKeys, type ScoreEvent, type ShardDef, type Topology } from '@lb/common/contracts';
+import { createLogger } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import type { WorkerConfig } from '../src/config.js';
 import { startHealthServer } from '../src/health.js';

@@ -1,6 +1,7 @@
 /** The gateway's own answers: 404 for unknown paths and the one JSON error shape (written by @lb/common's writeError). */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, writeError, type Logger } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
+import { writeError, type Logger } from '@lb/common/platform';
 
 /** 404 `not_found` for anything that is neither proxied nor the gateway's own. */
 export const notFound: RequestHandler = (req) => {

@@ -7,7 +7,7 @@
  * Redis-backed buckets.
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import { AppError } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
 
 export class ReadLimiter {
   private readonly limiter: RateLimiterMemory;

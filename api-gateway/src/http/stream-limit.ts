@@ -6,7 +6,7 @@
  * limiter: behind N gateways a client may hold up to N times the cap.
  */
 import type { ServerResponse } from 'node:http';
-import { AppError } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
 
 /** What a refused client is told to wait, seconds. */
 const RETRY_AFTER_S = 5;

@@ -5,36 +5,25 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { hasBody, readBody, verifyBearer, type BodyLimits, type TokenSettings } from '@lb/common';
+import { API_PREFIXES as TABLE_PREFIXES, FORWARDED_ROUTES, pathRegExp, SCORE_WRITE_ROUTES, LIVE_ROUTES } from '@lb/common/contracts';
+import { hasBody, readBody, verifyBearer, type BodyLimits, type TokenSettings } from '@lb/common/platform';
 import type { Forwarder } from '../forwarder.js';
 import { stripHopByHopHeaders, setForwardingHeaders, stripIdentityHeaders } from '../http/headers.js';
 import type { ReadLimiter } from '../http/rate-limit.js';
 import type { StreamLimiter } from '../http/stream-limit.js';
 
 /**
- * The public API by first path segment: what may follow `/<prefix>` (a
- * regexp source). A new prefix goes here; nginx proxies every path it does
- * not serve itself, and test/paths.e2e.test.ts asks each of
- * {@link API_PREFIXES} the path-traversal encodings.
+ * What the gateway forwards, which writes it checks tokens of and which
+ * requests are live streams all come from the public route table
+ * (@lb/common contracts/routes.ts). A new route goes there; nginx proxies
+ * every path it does not serve itself, and test/paths.e2e.test.ts asks each
+ * of {@link API_PREFIXES} the path-traversal encodings.
  */
-const PUBLIC_ROUTES = {
-  auth: '/.+',
-  score: '(?:/.*)?',
-  top: '',
-  live: '',
-  me: '/live(?:-ticket)?',
-  rank: '/[^/]+',
-  around: '/[^/]+',
-  history: '/[^/]+',
-  boards: '(?:/.*)?',
-  admin: '/.+',
-} as const;
-/** Paths of the public API: /auth/*, /score and /score/*, /top, /live, /me/live*, /rank/:id, /around/:id, /history/:id, /boards and /boards/*, /admin/*. */
-const PUBLIC_PATH = new RegExp(`^/(?:${Object.entries(PUBLIC_ROUTES).map(([prefix, rest]) => `${prefix}${rest}`).join('|')})$`);
+const PUBLIC_PATH = pathRegExp(FORWARDED_ROUTES);
 /** Every first path segment the API answers, as `/<prefix>`: the proxied ones and the gateway's own /health. */
-export const API_PREFIXES: readonly string[] = [...Object.keys(PUBLIC_ROUTES), 'health'].map((p) => `/${p}`);
+export const API_PREFIXES: readonly string[] = TABLE_PREFIXES;
 /** Live streams (Server-Sent Events): long-lived answers, counted per client IP. */
-const LIVE_PATH = /^\/(?:live|boards\/[^/]+\/live|me\/live)$/;
+const LIVE_PATH = pathRegExp(LIVE_ROUTES);
 
 /** True for a GET of a live stream. */
 export function isLiveStream(method: string, path: string): boolean {
@@ -48,12 +37,12 @@ export function isPublicPath(path: string): boolean {
   return PUBLIC_PATH.test(path) && !DOT_SEGMENT.test(path);
 }
 
-/** A named board's score submissions: a player's token or a game server's API key. */
-const BOARD_SCORES = /^\/boards\/[^/]+\/scores$/;
+/** Score writes: the main board's under /score, and named boards' score submissions (a player's token or a game server's API key). */
+const SCORE_WRITE_PATH = pathRegExp(SCORE_WRITE_ROUTES);
 
 /** True for a request the service treats as a score write (any non-read under /score, and board score submissions). */
 export function isScoreWrite(method: string, path: string): boolean {
-  return method !== 'GET' && method !== 'HEAD' && (path === '/score' || path.startsWith('/score/') || BOARD_SCORES.test(path));
+  return method !== 'GET' && method !== 'HEAD' && SCORE_WRITE_PATH.test(path);
 }
 
 export interface ProxyRouteDeps {

@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { createLogger, type LogLevel } from '@lb/common';
+import { createLogger, type LogLevel } from '@lb/common/platform';
 import { TEST_SECRET } from '../../../leaderboard-service/test/support/service.js';
 import { buildServer } from '../../src/app.js';
 import { loadConfig, type GatewayConfig } from '../../src/config.js';

@@ -5,7 +5,7 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLogger } from '@lb/common';
+import { createLogger } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { buildServer } from '../../../leaderboard-service/src/app.js';
 import type { ServiceConfig } from '../../../leaderboard-service/src/config.js';

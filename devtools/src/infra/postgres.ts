@@ -13,7 +13,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, realpathSync,
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ensureDatabase } from '@lb/common';
+import { ensureDatabase } from '@lb/common/platform';
 import pg from 'pg';
 import { ensureBinaries } from './binaries.js';
 import {

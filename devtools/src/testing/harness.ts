@@ -11,7 +11,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { migrateTopology, validateTopology, type Topology } from '@lb/common';
+import { type Topology } from '@lb/common/contracts';
+import { migrateTopology, validateTopology } from '@lb/common/platform';
 import { ensureBinaries } from '../infra/binaries.js';
 import { addEmergencyCleanup, killChildrenOnSignals } from '../infra/child.js';
 import { startPostgres, type PostgresProcess } from '../infra/postgres.js';

@@ -23,7 +23,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { migrateTopology, validateTopology, type Topology } from '@lb/common';
+import { type Topology } from '@lb/common/contracts';
+import { migrateTopology, validateTopology } from '@lb/common/platform';
 import { startPostgres, type PostgresProcess } from '../infra/postgres.js';
 import { getInfra, TEST_SHARD_IDS } from './harness.js';
 

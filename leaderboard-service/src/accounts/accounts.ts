@@ -5,7 +5,8 @@
  * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { ALL_TIME, AppError, signToken, StoreUnavailable, type Identity, type Logger, type ShardRouter, type TokenSettings } from '@lb/common';
+import { ALL_TIME, AppError, StoreUnavailable, type ShardRouter } from '@lb/common/contracts';
+import { signToken, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardWriter } from '../boards/scores.js';
 import type { BoardViews } from '../boards/views.js';

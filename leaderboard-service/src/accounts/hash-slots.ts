@@ -5,7 +5,7 @@
  * cannot take every core from board reads, and waiting requests cannot pile
  * up without end.
  */
-import { AppError } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
 
 export class HashSlots {
   private running = 0;

@@ -19,7 +19,7 @@
  * {@link LoginGuard.unlock}, so the key names and shards are decided here only.
  */
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { AppError, type ShardRouter } from '@lb/common';
+import { AppError, type ShardRouter } from '@lb/common/contracts';
 import type { ShardStores } from '../redis/shard-store.js';
 
 export interface LoginLimits {

@@ -5,7 +5,7 @@
  * malformed, unknown or revoked key — is the same 401 `invalid_api_key`,
  * so nothing tells a caller which.
  */
-import { AppError } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
 import { API_KEY_FORMAT, hashApiKey, type ApiKeysRepo } from '../db/api-keys-repo.js';
 
 export interface AdminIdentity {

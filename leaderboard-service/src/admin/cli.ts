@@ -16,7 +16,7 @@
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { createLogger, loadTopology, PgPools, type Env } from '@lb/common';
+import { createLogger, loadTopology, PgPools, type Env } from '@lb/common/platform';
 import { ApiKeysRepo } from '../db/api-keys-repo.js';
 import { loginCommand } from './login-admin.js';
 

@@ -6,7 +6,8 @@
  * services' TOPOLOGY (or TOPOLOGY_FILE), KEY_PREFIX and LOGIN_* settings.
  */
 import { isIP } from 'node:net';
-import { createLogger, KEY_PREFIX, loadTopology, readKeys, ShardRouter, type Env } from '@lb/common';
+import { ShardRouter } from '@lb/common/contracts';
+import { createLogger, KEY_PREFIX, loadTopology, readKeys, type Env } from '@lb/common/platform';
 import { LoginGuard, type LoginCounter, type LoginCounterKind } from '../accounts/login-guard.js';
 import { LOGIN_KEYS, loginLimitsOf } from '../config.js';
 import { ShardStores } from '../redis/shard-store.js';

@@ -4,7 +4,8 @@
  * see it within BOARD_REFRESH_MS). Deleting a board removes its Redis keys
  * on every shard; its Postgres rows and archives stay, marked deleted.
  */
-import { AppError, MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board, type BoardsRepo } from '@lb/common';
+import { AppError, MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board } from '@lb/common/contracts';
+import { type BoardsRepo } from '@lb/common/platform';
 import type { ShardStores } from '../redis/shard-store.js';
 import type { BoardCatalog } from './catalog.js';
 

@@ -11,7 +11,8 @@
  * know while Postgres is unavailable is StoreUnavailable (503), not a 404:
  * it may have been created through another replica.
  */
-import { MAIN_BOARD, parseReset, StoreUnavailable, type Board, type BoardsRepo, type Logger } from '@lb/common';
+import { MAIN_BOARD, parseReset, StoreUnavailable, type Board } from '@lb/common/contracts';
+import { type BoardsRepo, type Logger } from '@lb/common/platform';
 
 /**
  * `main` as migration 003 defines it, until the first load: `desc`, `set`

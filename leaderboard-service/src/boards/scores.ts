@@ -18,7 +18,8 @@
  * The period a write lands in is decided by this replica's clock when it
  * handles the write (one clock per write); see docs/ARCHITECTURE.md.
  */
-import { AppError, currentTraceparent, GLOBAL, invalidField, periodAt, storedOf, type Board, type Identity, type Logger, type Operator, type ShardRouter } from '@lb/common';
+import { AppError, GLOBAL, invalidField, periodAt, storedOf, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
+import { currentTraceparent, type Identity, type Logger } from '@lb/common/platform';
 import { createHash } from 'node:crypto';
 import type { EventRelays } from '../events/relay.js';
 import { BoardStore, type BoardKey } from '../redis/board-store.js';

@@ -19,7 +19,7 @@
  * does not answer, the read fails with its StoreUnavailable (503) unless
  * the caller accepts a partial answer (leaderboard/gather.ts).
  */
-import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common';
+import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common/contracts';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
 import { gather, withMissing, type ReadOptions } from '../leaderboard/gather.js';
 import type { TopPages } from '../leaderboard/top-cache.js';

@@ -4,7 +4,7 @@
  * cannot be reached surfaces as StoreUnavailable (PgPools.run).
  */
 import type pg from 'pg';
-import type { PgPools } from '@lb/common';
+import type { PgPools } from '@lb/common/platform';
 
 export interface AccountRow {
   user_id: string;

@@ -3,7 +3,7 @@
  * stored; the key itself is shown once, when it is created.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { PgPools } from '@lb/common';
+import type { PgPools } from '@lb/common/platform';
 
 export interface ApiKeyInfo {
   id: string;

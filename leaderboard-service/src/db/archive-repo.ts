@@ -6,7 +6,8 @@
  * archived period answers what the live board answered before the close.
  */
 import type { BoardKey } from '../redis/board-store.js';
-import type { ArchivedRow, PgPools } from '@lb/common';
+import type { ArchivedRow } from '@lb/common/contracts';
+import type { PgPools } from '@lb/common/platform';
 
 export type { ArchivedRow };
 

@@ -2,7 +2,8 @@
  * A player's score events from Postgres (the durable copy the workers
  * write). This is the dashboard path: it never reads Redis.
  */
-import { ALL_TIME, MAIN_BOARD, type PgPools } from '@lb/common';
+import { ALL_TIME, MAIN_BOARD } from '@lb/common/contracts';
+import { type PgPools } from '@lb/common/platform';
 
 export interface HistoryEvent {
   version: number;

@@ -17,12 +17,16 @@
  */
 import { Queue } from 'bullmq';
 import {
-  connectionFor,
   MAX_EVENTS_PER_JOB,
   queuePrefix,
   SCORE_JOB,
   SCORE_QUEUE,
   scoreJob,
+  type ScoreEvent,
+  type ScoreJobData,
+} from '@lb/common/contracts';
+import {
+  connectionFor,
   scoreJobOptions,
   type CallMetrics,
   eventContexts,
@@ -32,9 +36,7 @@ import {
   tracingOn,
   type JobPolicy,
   type Logger,
-  type ScoreEvent,
-  type ScoreJobData,
-} from '@lb/common';
+} from '@lb/common/platform';
 import type { ShardStore } from '../redis/shard-store.js';
 
 export interface RelaySettings {

@@ -10,7 +10,8 @@
  * http.ts: request id, JSON body reader, error writer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppError, readJsonBody, requestIdOf, sendJson, verifyBearer, writeError, type BodyLimits, type Identity, type Logger, type TokenSettings } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
+import { readJsonBody, requestIdOf, sendJson, verifyBearer, writeError, type BodyLimits, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
 import type { AdminIdentity, ApiKeyVerifier } from '../admin/api-keys.js';
 
 /** What a hot handler sees of a request. */

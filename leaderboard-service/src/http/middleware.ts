@@ -3,7 +3,8 @@
  * each the same piece the hot path uses (see @lb/common http).
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, readJsonBody, requestIdOf, writeError, type BodyLimits, type Logger } from '@lb/common';
+import { AppError } from '@lb/common/contracts';
+import { readJsonBody, requestIdOf, writeError, type BodyLimits, type Logger } from '@lb/common/platform';
 
 /** Takes a well-formed X-Request-Id from upstream or makes one, and echoes it. */
 export const requestId: RequestHandler = (req, res, next) => {

@@ -6,7 +6,7 @@
  * names the missing ones. Used by the board `main`'s reads and the named
  * boards' alike.
  */
-import { StoreUnavailable } from '@lb/common';
+import { StoreUnavailable } from '@lb/common/contracts';
 
 /** Fields a partial answer (some shards missing) carries beside its own. */
 export interface PartialFields {

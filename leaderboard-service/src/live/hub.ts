@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '@lb/common';
+import type { Logger } from '@lb/common/platform';
 import type { TopPages } from '../leaderboard/top-cache.js';
 
 export type StreamKind = 'top' | 'me';

@@ -15,7 +15,8 @@
  * the old version before starting the new one: an old replica would go on
  * writing the old keys.
  */
-import { ALL_TIME, GLOBAL, MAIN_BOARD, type Logger } from '@lb/common';
+import { ALL_TIME, GLOBAL, MAIN_BOARD } from '@lb/common/contracts';
+import { type Logger } from '@lb/common/platform';
 import { decodeAnswer, num } from '../redis/contract.js';
 import { SCRIPTS } from '../redis/scripts.js';
 import type { ShardStore } from '../redis/shard-store.js';

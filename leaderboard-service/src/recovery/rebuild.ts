@@ -5,7 +5,7 @@
  * apply in order downstream.
  */
 import pg from 'pg';
-import { type Board, type ShardRouter } from '@lb/common';
+import { type Board, type ShardRouter } from '@lb/common/contracts';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStore } from '../redis/shard-store.js';
 

@@ -3,7 +3,7 @@
  * engine's scripts (see lua/includes/board.lua for the layout), each answer
  * decoded by name. Every board (`main` included) is read and written here.
  */
-import { storedOf } from '@lb/common';
+import { storedOf } from '@lb/common/contracts';
 import { decodeAnswer, boardRows, num, nums, packArgs, str, type BoardRow } from './contract.js';
 import { SCRIPTS } from './scripts.js';
 import type { BucketSpec, ShardStore } from './shard-store.js';

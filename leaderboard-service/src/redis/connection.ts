@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { ClientClosedError, ClientOfflineError, createClient, ErrorReply } from 'redis';
-import { inSpan, secondsSince, SpanKind, StoreUnavailable, tracingOn, type CallMetrics, type Logger, type ShardDef } from '@lb/common';
+import { StoreUnavailable, type ShardDef } from '@lb/common/contracts';
+import { inSpan, secondsSince, SpanKind, tracingOn, type CallMetrics, type Logger } from '@lb/common/platform';
 import type { Script } from './scripts.js';
 
 /**

@@ -8,7 +8,7 @@
  * {@link decodeAnswer} turns that into `{ status, fields }`, so callers read
  * fields by name, never by position.
  */
-import { userOfMember } from '@lb/common';
+import { userOfMember } from '@lb/common/contracts';
 
 /** The status words scripts answer with, by script. */
 export const STATUS = {

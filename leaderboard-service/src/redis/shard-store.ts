@@ -3,7 +3,8 @@
  * (connection.ts) and its scripts (scripts.ts), each answer decoded by name
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
-import { shardKeys, type CallMetrics, type Logger, type ShardDef, type ShardKeys } from '@lb/common';
+import { shardKeys, type ShardDef, type ShardKeys } from '@lb/common/contracts';
+import { type CallMetrics, type Logger } from '@lb/common/platform';
 import { ShardConnection, type LimiterClient } from './connection.js';
 import { RecentRate } from './recent-rate.js';
 import { watchTopChanges, type TopChangeWatch } from './subscriber.js';

@@ -3,7 +3,7 @@
  * subscribed connection can send nothing else). The write and restore
  * scripts publish the name of each board whose first entries they changed.
  */
-import type { Logger } from '@lb/common';
+import type { Logger } from '@lb/common/platform';
 import type { ShardConnection } from './connection.js';
 
 /** A subscription made by {@link watchTopChanges}. */

@@ -2,7 +2,7 @@
  * /admin: board administration, for holders of an API key (X-Api-Key).
  * Input checks and mapping only; the rules live in boards/.
  */
-import { boardJson, validate } from '@lb/common';
+import { boardJson, validate } from '@lb/common/contracts';
 import { Router, type RequestHandler } from 'express';
 import type { ApiKeyVerifier } from '../admin/api-keys.js';
 import type { BoardAdmin } from '../boards/admin.js';

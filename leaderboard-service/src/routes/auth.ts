@@ -1,6 +1,6 @@
 /** POST /auth/register and /auth/login: input checks and mapping only. */
 import { Router } from 'express';
-import { invalidField, validate, type ShardRouter } from '@lb/common';
+import { invalidField, validate, type ShardRouter } from '@lb/common/contracts';
 import type { AccountService } from '../accounts/accounts.js';
 import { initialScoreField, regionField } from './fields.js';
 

@@ -9,7 +9,8 @@
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
  *   GET  /boards/:board/periods          ?limit&before
  */
-import { AppError, invalidField, periodAt, periodById, validate, type Board, type Identity, type Operator, type ShardRouter } from '@lb/common';
+import { AppError, invalidField, periodAt, periodById, validate, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
+import { type Identity } from '@lb/common/platform';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardWriter } from '../boards/scores.js';

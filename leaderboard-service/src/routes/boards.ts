@@ -2,7 +2,7 @@
  * GET /boards and /boards/:id: the public definitions, each with its
  * current period, so that a client can show "resets in 3 h".
  */
-import { type Board, boardJson, periodAt } from '@lb/common';
+import { type Board, boardJson, periodAt } from '@lb/common/contracts';
 import { Router } from 'express';
 import type { BoardAdmin } from '../boards/admin.js';
 import type { BoardCatalog } from '../boards/catalog.js';

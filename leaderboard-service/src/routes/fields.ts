@@ -4,7 +4,7 @@
  * `initialScore` (registration, /score/create), query parameters and the
  * Idempotency-Key header.
  */
-import { AppError, invalidField, validate, type ShardRouter } from '@lb/common';
+import { AppError, invalidField, validate, type ShardRouter } from '@lb/common/contracts';
 
 /** A region in a body: a string naming GLOBAL or a configured region (400 `unknown_region` otherwise). */
 export function regionField(router: ShardRouter, value: unknown): string {

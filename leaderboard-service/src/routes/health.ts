@@ -6,7 +6,7 @@
  * not need that shard, so it stays in rotation.
  */
 import { Router } from 'express';
-import { probe, type PgPools } from '@lb/common';
+import { probe, type PgPools } from '@lb/common/platform';
 import type { TopPages } from '../leaderboard/top-cache.js';
 import type { LiveHub } from '../live/hub.js';
 import type { ShardStores } from '../redis/shard-store.js';

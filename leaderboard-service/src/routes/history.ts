@@ -4,7 +4,7 @@
  * period; `before` is then the `next_before` cursor of the previous page).
  */
 import { Router } from 'express';
-import { AppError, validate } from '@lb/common';
+import { AppError, validate } from '@lb/common/contracts';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardHistoryBefore, HistoryRepo } from '../db/history-repo.js';
 

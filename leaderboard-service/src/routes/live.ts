@@ -17,17 +17,19 @@ import {
   ALL_TIME,
   AppError,
   GLOBAL,
-  LIVE_TICKET_TTL_S,
   MAIN_BOARD,
   periodAt,
-  signLiveTicket,
   validate,
+  type ShardRouter,
+} from '@lb/common/contracts';
+import {
+  LIVE_TICKET_TTL_S,
+  signLiveTicket,
   verifyBearer,
   verifyLiveTicket,
   type Identity,
-  type ShardRouter,
   type TokenSettings,
-} from '@lb/common';
+} from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardViews, RankedBoardRow } from '../boards/views.js';
 import { Takeover, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';

@@ -10,7 +10,8 @@
  *   GET  /rank/:userId (= /score/rank/:userId)           ?region&partial
  *   GET  /around/:userId (= /score/around/:userId)       ?region&range&partial
  */
-import { ALL_TIME, AppError, invalidField, MAIN_BOARD, validate, type Identity, type ShardRouter } from '@lb/common';
+import { ALL_TIME, AppError, invalidField, MAIN_BOARD, validate, type ShardRouter } from '@lb/common/contracts';
+import { type Identity } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardSubmission, BoardWriteAnswer, BoardWriter } from '../boards/scores.js';
 import type { BoardViews, RankedBoardRow, TopForm } from '../boards/views.js';

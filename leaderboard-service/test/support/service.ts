@@ -6,7 +6,8 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
-import { createLogger, type Topology } from '@lb/common';
+import { type Topology } from '@lb/common/contracts';
+import { createLogger } from '@lb/common/platform';
 import { buildServer } from '../../src/app.js';
 import { loadConfig, type ServiceConfig } from '../../src/config.js';
 import { createDeps, type Deps, type DepsOptions } from '../../src/deps.js';

@@ -7,7 +7,8 @@
  * takes) and anything else (a fault: retried with the job's attempts).
  */
 import type pg from 'pg';
-import { ALL_TIME, MAIN_BOARD, pgFailure, type PgPools, type ScoreEvent } from '@lb/common';
+import { ALL_TIME, MAIN_BOARD, type ScoreEvent } from '@lb/common/contracts';
+import { pgFailure, type PgPools } from '@lb/common/platform';
 
 /** Plain counts of one applied batch. */
 export interface ApplyResult {

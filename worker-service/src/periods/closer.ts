@@ -25,7 +25,6 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type pg from 'pg';
 import {
   comparePlaces,
-  connectionFor,
   periodById,
   rankList,
   scoreOf,
@@ -34,11 +33,9 @@ import {
   userOfMember,
   type ArchivedRow,
   type Board,
-  type BoardsRepo,
-  type Logger,
-  type PgPools,
   type Topology,
-} from '@lb/common';
+} from '@lb/common/contracts';
+import { connectionFor, type BoardsRepo, type Logger, type PgPools } from '@lb/common/platform';
 
 /** One player's place on one view at the close. */
 export interface StandingRow extends ArchivedRow {

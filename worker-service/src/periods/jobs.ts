@@ -24,18 +24,15 @@
 import { createHmac } from 'node:crypto';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import {
-  connectionFor,
   periodAt,
   previousPeriod,
   queuePrefix,
   type Board,
-  type BoardsRepo,
-  type Logger,
-  type PgPools,
   type ResetRule,
   StoreUnavailable,
   type Topology,
-} from '@lb/common';
+} from '@lb/common/contracts';
+import { connectionFor, type BoardsRepo, type Logger, type PgPools } from '@lb/common/platform';
 import type { PeriodCloser } from './closer.js';
 
 export const PERIODS_QUEUE = 'periods';

@@ -7,17 +7,15 @@
 import pg from 'pg';
 import { Queue } from 'bullmq';
 import {
-  connectionFor,
   jobIdOf,
   queuePrefix,
   SCORE_JOB,
   SCORE_QUEUE,
-  scoreJobOptions,
-  type JobPolicy,
   type ScoreEvent,
   type ShardDef,
   type Topology,
-} from '@lb/common';
+} from '@lb/common/contracts';
+import { connectionFor, scoreJobOptions, type JobPolicy } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { loadConfig, type WorkerConfig } from '../../src/config.js';
 

@@ -5,8 +5,8 @@
  */
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { AppError } from './errors.js';
-import { USER_ID_PATTERN } from './validate.js';
+import { AppError } from '../contracts/errors.js';
+import { USER_ID_PATTERN } from '../contracts/validate.js';
 
 export interface TokenSettings {
   readonly secret: string;

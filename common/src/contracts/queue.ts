@@ -1,12 +1,10 @@
 /**
- * The score-event queues: one BullMQ queue per shard, living on that shard's
- * Redis. Producers (leaderboard-service) and consumers (worker-service, the
- * helper scripts) build their Queue/Worker from these definitions so that
- * names, key prefix, job ids and retry policy agree.
- *
- * BullMQ runs on ioredis: we share connection settings, never clients.
+ * The score-event queues' contract: one BullMQ queue per shard, living on
+ * that shard's Redis. Producers (leaderboard-service) and consumers
+ * (worker-service, the helper scripts) agree through these definitions on
+ * names, key prefix, job ids and payloads; the BullMQ connection settings and
+ * retry policy they build their Queue/Worker with are platform/queue.ts.
  */
-import type { ConnectionOptions, DefaultJobOptions } from 'bullmq';
 import { eventIdOf, SCORE_OPS, type ScoreEvent } from './events.js';
 import { DEFAULT_KEY_PREFIX } from './keys.js';
 
@@ -62,44 +60,6 @@ export function readScoreJob(data: unknown): { events: ScoreEvent[]; problems: s
     else problems.push(raw.length > 1 ? `event ${i}: ${p}` : p);
   });
   return { events, problems };
-}
-
-/** ioredis connection settings from a redis:// URL. */
-export function connectionFor(redisUrl: string, forWorker: boolean): ConnectionOptions {
-  const u = new URL(redisUrl);
-  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  return {
-    host: u.hostname,
-    port: Number(u.port || 6379),
-    db: Number.isInteger(db) ? db : 0,
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-    tls: u.protocol === 'rediss:' ? {} : undefined,
-    // Workers block on Redis and must retry forever. Producers give up after
-    // one retry and a command timeout, so an enqueue never hangs on a dead
-    // shard (the event stays in the outbox for the sweeper). BullMQ needs the
-    // offline queue for its own start-up commands, so it stays on.
-    maxRetriesPerRequest: forWorker ? null : 1,
-    ...(forWorker ? {} : { commandTimeout: 3000 }),
-  };
-}
-
-export interface JobPolicy {
-  attempts: number;
-  backoffMs: number;
-}
-
-/**
- * Retry with exponential backoff; completed jobs are removed (bounded Redis
- * memory); failed jobs stay in the failed set, which is the dead-letter queue.
- */
-export function scoreJobOptions(p: JobPolicy): DefaultJobOptions {
-  return {
-    attempts: p.attempts,
-    backoff: { type: 'exponential', delay: p.backoffMs },
-    removeOnComplete: true,
-    removeOnFail: false,
-  };
 }
 
 /** A W3C trace context header, version 00: `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`. */

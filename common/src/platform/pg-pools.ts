@@ -4,10 +4,10 @@
  * that talks to Postgres; each keeps its SQL in its own `db/` module.
  */
 import pg from 'pg';
-import { StoreUnavailable } from './errors.js';
+import { StoreUnavailable } from '../contracts/errors.js';
 import type { Logger } from './logger.js';
 import { secondsSince, type CallMetrics } from './metrics.js';
-import type { ShardDef } from './topology.js';
+import type { ShardDef } from '../contracts/topology.js';
 
 export interface PoolOptions {
   /** Connections per pool. */

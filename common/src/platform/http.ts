@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { AppError, ERROR_STATUS, toAppError, type ErrorCode } from './errors.js';
+import { AppError, ERROR_STATUS, toAppError, type ErrorCode } from '../contracts/errors.js';
 import type { Logger } from './logger.js';
 
 /** Time limits on receiving a request. */

@@ -1,8 +1,10 @@
 /**
- * The shard topology: which regions exist, which shard serves each, and where
- * each shard's Redis and Postgres live. It is data, read by every service and
- * script from one place: `TOPOLOGY` (inline JSON) or `TOPOLOGY_FILE` (a JSON
- * file), else the default local topology below.
+ * Loading the shard topology (its shape is contracts/topology.ts): which
+ * regions exist, which shard serves each, and where each shard's Redis and
+ * Postgres live. It is data, read by every service and script from one place:
+ * `TOPOLOGY` (inline JSON) or `TOPOLOGY_FILE` (a JSON file), else the default
+ * local topology below. Validation reports through ConfigError, as every
+ * configuration key does.
  *
  * ```json
  * { "shards": [{ "id": "na", "redis": "redis://127.0.0.1:6391",
@@ -11,22 +13,8 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
+import { GLOBAL, type ShardDef, type Topology } from '../contracts/topology.js';
 import { ConfigError, optionalKey, type Env } from './config.js';
-
-export const GLOBAL = 'GLOBAL';
-
-export interface ShardDef {
-  /** Short id, also used in key hash tags and queue names: `[a-z0-9_-]{1,32}`. */
-  readonly id: string;
-  readonly redis: string;
-  readonly postgres: string;
-}
-
-export interface Topology {
-  readonly shards: readonly ShardDef[];
-  /** Region name (upper case) → shard id. Several regions may share a shard. */
-  readonly regions: Readonly<Record<string, string>>;
-}
 
 export const TOPOLOGY_KEY = optionalKey('TOPOLOGY', 'Shard topology as inline JSON (wins over TOPOLOGY_FILE).');
 export const TOPOLOGY_FILE_KEY = optionalKey(

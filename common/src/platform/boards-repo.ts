@@ -4,9 +4,9 @@
  * StoreUnavailable (PgPools.run).
  */
 import { randomBytes } from 'node:crypto';
-import type { PgPools } from '../pg-pools.js';
-import type { Board, NewBoard, SortOrder, Operator, TieBreak } from './definition.js';
-import { parseReset } from './periods.js';
+import type { PgPools } from './pg-pools.js';
+import type { Board, NewBoard, SortOrder, Operator, TieBreak } from '../contracts/boards/definition.js';
+import { parseReset } from '../contracts/boards/periods.js';
 
 interface Row {
   id: string;

@@ -14,7 +14,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
-import type { Topology } from './topology.js';
+import type { Topology } from '../contracts/topology.js';
 
 /** `001_create_scores.sql` → number 1, version `001_create_scores`. */
 const MIGRATION_FILE = /^(\d+)_([A-Za-z0-9_.-]+)\.sql$/;

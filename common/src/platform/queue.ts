@@ -1,0 +1,46 @@
+/**
+ * BullMQ settings of the score-event queues (their names, job ids and
+ * payloads are contracts/queue.ts): connection options and the retry policy
+ * producers and consumers build their Queue/Worker with.
+ *
+ * BullMQ runs on ioredis: we share connection settings, never clients.
+ */
+import type { ConnectionOptions, DefaultJobOptions } from 'bullmq';
+
+/** ioredis connection settings from a redis:// URL. */
+export function connectionFor(redisUrl: string, forWorker: boolean): ConnectionOptions {
+  const u = new URL(redisUrl);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    db: Number.isInteger(db) ? db : 0,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    // Workers block on Redis and must retry forever. Producers give up after
+    // one retry and a command timeout, so an enqueue never hangs on a dead
+    // shard (the event stays in the outbox for the sweeper). BullMQ needs the
+    // offline queue for its own start-up commands, so it stays on.
+    maxRetriesPerRequest: forWorker ? null : 1,
+    ...(forWorker ? {} : { commandTimeout: 3000 }),
+  };
+}
+
+export interface JobPolicy {
+  attempts: number;
+  backoffMs: number;
+}
+
+/**
+ * Retry with exponential backoff; completed jobs are removed (bounded Redis
+ * memory); failed jobs stay in the failed set, which is the dead-letter queue.
+ */
+export function scoreJobOptions(p: JobPolicy): DefaultJobOptions {
+  return {
+    attempts: p.attempts,
+    backoff: { type: 'exponential', delay: p.backoffMs },
+    removeOnComplete: true,
+    removeOnFail: false,
+  };
+}
