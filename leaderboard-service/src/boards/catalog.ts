@@ -88,25 +88,27 @@ export class BoardCatalog {
     return b && b.deletedAt === null ? b : undefined;
   }
 
-  private lastMissReload = 0;
+  /** The load that misses wait for: it starts once the one in flight (which may predate them) is done. */
+  private missLoad: Promise<void> | undefined;
 
   /**
-   * A live board; on a miss, the copy is reloaded first (at most every
-   * 100 ms while loads work), so a board created through another replica is
-   * found at once rather than after the next poll. A miss that cannot be
-   * checked because Postgres is unavailable throws StoreUnavailable.
+   * A live board; on a miss, the copy is reloaded first, so a board created
+   * through another replica is found at once rather than after the next
+   * poll. A miss is answered from a load that started after it arrived
+   * (never from one that may predate an outage or a creation); concurrent
+   * misses share that load, so a flood of unknown ids costs at most one
+   * revision query at a time. A miss that cannot be checked because
+   * Postgres is unavailable throws StoreUnavailable.
    */
   async lookup(id: string): Promise<Board | undefined> {
     const known = this.get(id);
     if (known || this.boards.has(id)) return known;
-    const now = Date.now();
-    // After a failed load, every miss tries again: its answer (503 or 404) must not come from an outage that is over.
-    if (now - this.lastMissReload >= 100 || this.loadError !== undefined) {
-      this.lastMissReload = now;
-      await this.reload();
-    } else {
+    this.missLoad ??= (async () => {
       await this.inFlight;
-    }
+      this.missLoad = undefined;
+      await this.poll();
+    })();
+    await this.missLoad;
     if (!this.boards.has(id) && this.loadError instanceof StoreUnavailable) throw this.loadError;
     return this.get(id);
   }
