@@ -180,15 +180,7 @@ export class BoardViews {
    */
   async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}): Promise<TopAnswer> {
     const partial = opts.partial ?? false;
-    if (await this.archived(board, period)) {
-      const [total, rows] = await Promise.all([
-        this.archive.total(board.id, period, view),
-        this.archive.page(board.id, period, view, limit, at.cursor ? { after: at.cursor } : { offset: (at.fromRank ?? 1) - 1 }),
-      ]);
-      const last = rows[rows.length - 1];
-      const start = rows[0]?.position ?? total;
-      return { board: board.id, period, region: view, total, rows: rows.map(archivedRow), next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null };
-    }
+    if (await this.archived(board, period)) return this.archivedTop(board, period, view, limit, at);
     const page = at.cursor || at.fromRank !== undefined ? undefined : await this.cachedFirst(board, period, view, limit, partial);
     if (page) return this.fromFirst(board, period, view, limit, page);
     return this.loadPage(board, period, view, limit, at, partial);
@@ -196,20 +188,29 @@ export class BoardViews {
 
   /** {@link top} from the top (no cursor) as JSON text in a form; a cached page keeps the text. */
   async topText(board: Board, period: string, view: string, limit: number, opts: ReadOptions, form: TopForm): Promise<string> {
-    if (!(await this.archived(board, period))) {
-      const page = await this.cachedFirst(board, period, view, limit, opts.partial ?? false);
-      if (page) {
-        const texts = (page.texts ??= new Map());
-        const id = `${form.id}/${limit}`;
-        let text = texts.get(id);
-        if (text === undefined) {
-          text = JSON.stringify(form.render(this.fromFirst(board, period, view, limit, page)));
-          texts.set(id, text);
-        }
-        return text;
-      }
+    const partial = opts.partial ?? false;
+    if (await this.archived(board, period)) return JSON.stringify(form.render(await this.archivedTop(board, period, view, limit, {})));
+    const page = await this.cachedFirst(board, period, view, limit, partial);
+    if (!page) return JSON.stringify(form.render(await this.loadPage(board, period, view, limit, {}, partial)));
+    const texts = (page.texts ??= new Map());
+    const id = `${form.id}/${limit}`;
+    let text = texts.get(id);
+    if (text === undefined) {
+      text = JSON.stringify(form.render(this.fromFirst(board, period, view, limit, page)));
+      texts.set(id, text);
     }
-    return JSON.stringify(form.render(await this.top(board, period, view, limit, {}, opts)));
+    return text;
+  }
+
+  /** A page of a period the close has archived, from Postgres. */
+  private async archivedTop(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }): Promise<TopAnswer> {
+    const [total, rows] = await Promise.all([
+      this.archive.total(board.id, period, view),
+      this.archive.page(board.id, period, view, limit, at.cursor ? { after: at.cursor } : { offset: (at.fromRank ?? 1) - 1 }),
+    ]);
+    const last = rows[rows.length - 1];
+    const start = rows[0]?.position ?? total;
+    return { board: board.id, period, region: view, total, rows: rows.map(archivedRow), next_cursor: last && rows.length === limit && start + rows.length < total ? encodeCursor(last) : null };
   }
 
   /**
