@@ -7,8 +7,10 @@
 #   node worker-service/dist/index.js
 #   node api-gateway/dist/index.js
 #   node common/dist/migrate-cli.js          (one-shot migrations)
-# and, as the target `nginx`, the official nginx image with the live page
-# (web/dist, built by Vite in the build stage) that docker-compose runs.
+# and, as the target `nginx`, Debian's nginx with nchan (libnginx-mod-nchan,
+# the push module that holds the live streams: the same packages `npm start`
+# installs) and the live page (web/dist, built by Vite in the build stage),
+# which docker-compose runs.
 #
 # No TypeScript, tsx or test tooling at run time: the build stage compiles
 # with the full lockfile, the runtime stage installs `--omit=dev` and takes
@@ -45,9 +47,22 @@ COPY web/src web/src
 # the page into web/dist.
 RUN npm run build
 
-# ---- nginx: the official image plus the live page (nginx.docker.conf's web root) ----
-FROM nginx:1.27 AS nginx
+# ---- nginx: Debian's nginx and nchan module, plus the live page (nginx.docker.conf's web root) ----
+# The official nginx image has no nchan, and a module must be built for the
+# exact nginx it loads into: Debian builds libnginx-mod-nchan for its own
+# nginx (1.22.1 on bookworm), as on the machines `npm start` runs on.
+FROM debian:bookworm-slim AS nginx
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nginx libnginx-mod-nchan curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ # Logs to the container's output, as the official image does; temp paths for the workers (user nobody).
+ && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log \
+ && mkdir -p /var/cache/nginx && chown nobody /var/cache/nginx
 COPY --from=build /app/web/dist /usr/share/leaderboard/web
+EXPOSE 8080
+# Graceful: nginx finishes what it is answering (nchan ends its streams; clients reconnect).
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime

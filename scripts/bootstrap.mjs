@@ -42,6 +42,8 @@ const SOURCE_NODE_ARGS = ['--conditions=development', '--import', 'tsx'];
 const [command, ...args] = process.argv.slice(2);
 
 const SERVERS = ['redis-server', 'postgres', 'initdb'];
+/** nginx and nchan, its push module (Debian's libnginx-mod-nchan), which holds the live streams. */
+const NGINX = ['nginx', 'nchan'];
 /** Prometheus (with promtool) and the exporters: METRICS_BINARIES in devtools/src/infra/binaries.ts. */
 const METRICS = ['prometheus', 'promtool', 'prometheus-redis-exporter', 'prometheus-postgres-exporter', 'prometheus-nginx-exporter'];
 /** `npm start -- --no-metrics` (or STACK_METRICS=off) starts no Prometheus and no exporters. */
@@ -49,9 +51,9 @@ const metricsOff = args.includes('--no-metrics') || ['off', 'false', 'no', '0'].
 /** System binaries each command needs; commands not listed need none. */
 const BINARIES = {
   // chromium: the live page's browser test (test/web.e2e.test.ts).
-  test: [...SERVERS, 'nginx', ...METRICS, 'chromium'],
-  start: [...SERVERS, 'nginx', ...(metricsOff ? [] : METRICS)],
-  bench: [...SERVERS, 'nginx', ...METRICS],
+  test: [...SERVERS, ...NGINX, ...METRICS, 'chromium'],
+  start: [...SERVERS, ...NGINX, ...(metricsOff ? [] : METRICS)],
+  bench: [...SERVERS, ...NGINX, ...METRICS],
 };
 /** Commands that run the compiled services, so need a fresh build. */
 const NEEDS_BUILD = new Set(['start', 'bench']);

@@ -4,7 +4,8 @@
  * its supervisor keeps up to date: every component with its kind, port, PID,
  * whether that PID is alive right now, its status as the supervisor last saw
  * it (`healthy`, `restarting`, `failed`…) and how many times it was
- * restarted. `--json` prints the same as one JSON document.
+ * restarted, and nchan's counts of the live streams nginx holds (its
+ * /nchan_status). `--json` prints the same as one JSON document.
  *
  * Exit status: 0 when the supervisor runs and every component is alive and
  * healthy; 1 when one is not (down, restarting, left down, unhealthy) or
@@ -52,6 +53,8 @@ interface StatusReport {
   readonly url: string | null;
   /** Prometheus's UI and API; null when the stack runs without metrics. */
   readonly prometheusUrl: string | null;
+  /** nchan's /nchan_status (live streams held by nginx), parsed; null when it could not be read. */
+  readonly live: Readonly<Record<string, number>> | null;
   readonly startedAt: string | null;
   readonly components: readonly ComponentStatusRow[];
   /** Names of the components that are not up. */
@@ -79,7 +82,7 @@ function row(c: ComponentRecord): ComponentStatusRow {
 }
 
 function report(dataDir: string, state: StackFile | undefined): StatusReport {
-  if (!state) return { dataDir, running: false, supervisor: null, url: null, prometheusUrl: null, startedAt: null, components: [], down: [] };
+  if (!state) return { dataDir, running: false, supervisor: null, url: null, prometheusUrl: null, live: null, startedAt: null, components: [], down: [] };
   const supervisorAlive = pidAlive(state.supervisorPid, state.supervisorStartTime);
   const components = state.components.map(row);
   return {
@@ -88,6 +91,7 @@ function report(dataDir: string, state: StackFile | undefined): StatusReport {
     supervisor: { pid: state.supervisorPid, alive: supervisorAlive },
     url: state.url ?? null,
     prometheusUrl: state.prometheusUrl ?? null,
+    live: null,
     startedAt: state.startedAt,
     components,
     down: components.filter((c) => !c.up).map((c) => c.name),
@@ -120,10 +124,25 @@ function printText(r: StatusReport): void {
   }
   say(`stack up since ${r.startedAt}${r.url ? `, ${r.url}` : ''} (supervisor pid ${r.supervisor.pid})`);
   if (r.prometheusUrl) say(`Prometheus: ${r.prometheusUrl}`);
+  if (r.live) say(`live streams (held by nginx): ${r.live.subscribers ?? 0} subscribers on ${r.live.channels ?? 0} channels, ${r.live.total_published_messages ?? 0} messages published`);
   say(r.down.length === 0 ? paint('green', 'every component is healthy') : paint('red', `not healthy: ${r.down.join(', ')}`));
 }
 
-function main(): number {
+/** nchan's stub status (`subscribers: 12` lines) as numbers by snake_case name; null when it cannot be read. */
+async function nchanStatus(liveUrl: string | undefined): Promise<Record<string, number> | null> {
+  if (liveUrl === undefined) return null;
+  try {
+    const res = await fetch(`${liveUrl}/nchan_status`, { signal: AbortSignal.timeout(2000) });
+    if (!res.ok) return null;
+    const out: Record<string, number> = {};
+    for (const m of (await res.text()).matchAll(/^([a-z ]+): (\d+)/gim)) out[m[1]!.trim().toLowerCase().replace(/ /g, '_')] = Number(m[2]);
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+async function main(): Promise<number> {
   let values: { 'data-dir'?: string; json?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
@@ -139,15 +158,18 @@ function main(): number {
     return EXIT_OK;
   }
   const dataDir = resolve(values['data-dir'] ?? process.env.STACK_DATA_DIR ?? DEFAULT_DATA_DIR);
-  const r = report(dataDir, readStackFile(dataDir));
+  const state = readStackFile(dataDir);
+  const base = report(dataDir, state);
+  const r = base.running ? { ...base, live: await nchanStatus(state?.liveUrl) } : base;
   if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   else printText(r);
   return exitCode(r);
 }
 
-try {
-  process.exitCode = main();
-} catch (e) {
-  process.stderr.write(`npm run status: ${(e as Error).message}\n`);
-  process.exitCode = 1;
-}
+main().then(
+  (code) => (process.exitCode = code),
+  (e: unknown) => {
+    process.stderr.write(`npm run status: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -16,7 +16,7 @@ import { findBinary } from '@lb/devtools/infra';
 import { CONFIG_KEYS as GATEWAY_KEYS } from '../api-gateway/src/config.js';
 import { CONFIG_KEYS as SERVICE_KEYS } from '../leaderboard-service/src/config.js';
 import { CONFIG_KEYS as WORKER_KEYS } from '../worker-service/src/config.js';
-import { COMMITTED_NGINX_CONFS, nginxArgs, renderNginxConf } from '../scripts/stack/nginx.js';
+import { COMMITTED_NGINX_CONFS, NCHAN_MODULE, nginxArgs, renderNginxConf } from '../scripts/stack/nginx.js';
 import { REPO_ROOT } from '../scripts/stack/paths.js';
 
 const read = (rel: string) => readFileSync(join(REPO_ROOT, rel), 'utf8');
@@ -49,6 +49,11 @@ function dockerStages(text: string): Map<string, string[]> {
 function upstreamServers(conf: string): string[] {
   const block = /upstream api_gateways \{([\s\S]*?)\}/.exec(conf)?.[1] ?? '';
   return [...block.matchAll(/^\s*server\s+(\S+)/gm)].map((m) => m[1]!);
+}
+
+/** Asserts `text` has every one of `directives`. */
+function includesAll(text: string, directives: readonly string[]): void {
+  for (const d of directives) expect(text).to.include(d);
 }
 
 describe('stack configuration', () => {
@@ -87,10 +92,10 @@ describe('stack configuration', () => {
       ]) {
         expect(conf).to.include(directive);
       }
-      // Retrying a POST could apply a score write twice.
+      // Retrying a POST could apply a score write twice (the API's location and the live streams' one).
       const retryLines = conf.split('\n').filter((l) => /^\s*proxy_next_upstream\s/.test(l));
-      expect(retryLines).to.have.length(1);
-      expect(retryLines[0]).not.to.include('non_idempotent');
+      expect(retryLines).to.have.length(2);
+      for (const l of retryLines) expect(l).not.to.include('non_idempotent');
       expect(conf).not.to.match(/http_50[0-9]/);
       for (const [status, code] of [
         ['400', 'invalid_payload'],
@@ -108,14 +113,52 @@ describe('stack configuration', () => {
       }
     });
 
-    it('when rendered, then live streams (SSE) have a location of their own: unbuffered, HTTP/1.1, long reads', () => {
+    it('when rendered, then a live stream is checked by a gateway and a replica, capped per address, and held by nchan in an internal location', () => {
       for (const { options } of COMMITTED_NGINX_CONFS) {
         const conf = renderNginxConf(options);
-        const m = /location ~ \(\^\/live\$\|\^\/boards\/\[\^\/\]\+\/live\$\|\^\/me\/live\$\) \{([^}]*)\}/.exec(conf);
-        expect(m, 'the live location').to.not.equal(null);
-        for (const directive of ['proxy_pass http://api_gateways;', 'proxy_buffering off;', 'proxy_http_version 1.1;', 'proxy_read_timeout 1h;', 'proxy_set_header X-Forwarded-For $remote_addr;', 'proxy_set_header Connection "";']) {
-          expect(m![1]).to.include(directive);
+        // The public location checks the subscription (gateway, replica) and caps it; the internal one holds it.
+        const locations: [string, RegExp, string[]][] = [
+          [
+            'the live location',
+            /location ~ \(\^\/live\$\|\^\/boards\/\[\^\/\]\+\/live\$\|\^\/me\/live\$\) \{([^}]*)\}/,
+            ['proxy_pass http://api_gateways;', 'proxy_http_version 1.1;', 'proxy_set_header X-Forwarded-For $remote_addr;', 'proxy_set_header Connection "";', 'limit_conn conn_per_ip 256;', 'limit_conn live_per_ip 20;', 'error_page 429 /_lb_error/too_many_streams;'],
+          ],
+          [
+            'the internal subscriber location',
+            /location ~ \^\/_lb_live\/sub\/\(\.\+\)\$ \{\n\s+internal;([^}]*)\}/,
+            // Only the id the replica chose (lid): never the client's Last-Event-ID header.
+            ['nchan_subscriber eventsource;', 'nchan_channel_id $1;', 'nchan_subscriber_last_message_id $arg_lid;', 'nchan_subscriber_first_message oldest;', 'nchan_eventsource_ping_interval 15;', 'sub_filter ": hi\\n" "retry: 3000\\n: hi\\n";'],
+          ],
+        ];
+        for (const [what, re, directives] of locations) {
+          const m = re.exec(conf);
+          expect(m, what).to.not.equal(null);
+          includesAll(m![1]!, directives);
         }
+        expect(conf).to.match(/^load_module \/usr\/lib\/nginx\/modules\/ngx_nchan_module\.so;$/m);
+        expect(conf).to.include('limit_conn_zone $binary_remote_addr zone=live_per_ip:10m;');
+        expect(conf).to.match(/return 429 '\{"error":"too_many_streams","message":"[^"]+","retry_after":5\}'/);
+        expect(conf).to.match(/location ~ \^\/_lb_live\/via\/\(\.\+\)\$ \{\n\s+internal;[^}]*proxy_pass_request_headers off;/);
+      }
+      const live = renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, live: { heartbeatMs: 1500, retryMs: 500, maxStreamsPerIp: 3 } });
+      expect(live).to.include('limit_conn live_per_ip 3;');
+      expect(live).to.include('nchan_eventsource_ping_interval 2;');
+      expect(live).to.include('retry: 500\\n');
+      expect(() => renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, live: { maxStreamsPerIp: 0 } })).to.throw(/maxStreamsPerIp/);
+      expect(() => renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, livePort: 8080 })).to.throw(/livePort/);
+    });
+
+    it('when rendered, then nchan\'s publisher is on the internal live server only: 127.0.0.1 locally, never the public listener', () => {
+      for (const { options } of COMMITTED_NGINX_CONFS) {
+        const conf = renderNginxConf(options);
+        const servers = conf.split(/^    server \{$/m).slice(1);
+        const publishers = servers.filter((x) => x.includes('nchan_publisher'));
+        expect(publishers).to.have.length(1);
+        expect(publishers[0]).to.include(options.mode === 'local' ? `listen 127.0.0.1:${options.livePort};` : `listen ${options.livePort};`);
+        expect(publishers[0]).not.to.include(`listen ${options.mode === 'local' ? '127.0.0.1:' : ''}${options.listenPort};`);
+        expect(publishers[0]).to.match(/location = \/nchan_status \{\s+nchan_stub_status;/);
+        expect(servers[0]).not.to.include('nchan_publisher');
+        expect(servers[0]).not.to.include('nchan_stub_status');
       }
     });
 
@@ -125,14 +168,15 @@ describe('stack configuration', () => {
         expect(conf).to.include(`location ~ ^/metrics(/|$) {`);
         expect(conf).to.match(/return 404 '\{"error":"not_found","message":"[^"]+"\}'/);
         const servers = conf.split(/^    server \{$/m).slice(1);
-        expect(servers).to.have.length(2);
+        // The public listener, the internal live server, the stub_status server.
+        expect(servers).to.have.length(3);
         expect(servers[0]).not.to.include('stub_status');
-        expect(servers[1]).to.include(`listen 127.0.0.1:${options.statusPort};`);
-        expect(servers[1]).to.match(/location = \/stub_status \{\s+stub_status;/);
-        expect(servers[1]!.match(/^\s*listen /gm)).to.have.length(1);
+        expect(servers[2]).to.include(`listen 127.0.0.1:${options.statusPort};`);
+        expect(servers[2]).to.match(/location = \/stub_status \{\s+stub_status;/);
+        expect(servers[2]!.match(/^\s*listen /gm)).to.have.length(1);
       }
       const without = renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, statusPort: undefined });
-      expect(without).not.to.include('stub_status');
+      expect(without).not.to.match(/^\s*stub_status;/m);
       expect(without).not.to.include('STATUS');
       expect(() => renderNginxConf({ ...COMMITTED_NGINX_CONFS[0]!.options, statusPort: 8080 })).to.throw(/statusPort/);
     });
@@ -177,8 +221,8 @@ describe('stack configuration', () => {
 
     it('when nginx is installed, then `nginx -t` accepts the rendered local configuration', function () {
       const nginx = findBinary('nginx');
-      if (!nginx) {
-        console.log('      (skipped: nginx is not installed; `npm start` installs it via scripts/bootstrap.mjs)');
+      if (!nginx || !findBinary('nchan')) {
+        console.log('      (skipped: nginx or its nchan module is not installed; `npm start` installs them via scripts/bootstrap.mjs)');
         this.skip();
       }
       const dir = mkdtempSync(join(tmpdir(), 'lb-nginx-'));
@@ -196,6 +240,7 @@ describe('stack configuration', () => {
             accessLog: join(dir, 'access.log'),
             tempDir: join(dir, 'temp'),
             webRoot: join(dir, 'web'),
+            livePort: 18091,
           }),
         );
         try {
@@ -365,6 +410,11 @@ describe('stack configuration', () => {
       }
     });
 
+    it('when parsed, then the replicas publish live messages to nginx\'s internal live server, which no port publishes', () => {
+      for (const name of replicas) expect(services[name]!.environment?.LIVE_PUBLISH_URL, name).to.equal(`http://nginx:${COMMITTED_NGINX_CONFS[1]!.options.livePort}`);
+      expect(services.nginx!.ports!.join(' ')).not.to.include(String(COMMITTED_NGINX_CONFS[1]!.options.livePort));
+    });
+
     it('when parsed, then every Node service runs a compiled entry point of its workspace, never tsx', () => {
       const expected: Record<string, string> = { migrate: 'common/dist/migrate-cli.js', 'worker-service': 'worker-service/dist/index.js' };
       for (const r of replicas) expected[r] = 'leaderboard-service/dist/index.js';
@@ -401,8 +451,14 @@ describe('stack configuration', () => {
       const stages = dockerStages(dockerfile);
       // The runtime stage last: it is the default target, the image of the Node services.
       expect([...stages.keys()]).to.deep.equal(['build', 'nginx', 'runtime']);
-      // nginx: the official image plus the page the build stage bundled, where nginx.docker.conf serves it from.
-      expect(stages.get('nginx')).to.deep.equal(['FROM nginx:1.27 AS nginx', `COPY --from=build /app/web/dist ${COMMITTED_NGINX_CONFS[1]!.options.webRoot}`]);
+      // nginx: Debian's nginx and nchan module (the module is built for that nginx), plus the page the
+      // build stage bundled, where nginx.docker.conf serves it from, and the module it loads.
+      const nginx = stages.get('nginx')!;
+      expect(nginx[0]).to.equal('FROM debian:bookworm-slim AS nginx');
+      expect(nginx.join(' ')).to.match(/apt-get install -y --no-install-recommends nginx libnginx-mod-nchan /);
+      expect(nginx).to.include(`COPY --from=build /app/web/dist ${COMMITTED_NGINX_CONFS[1]!.options.webRoot}`);
+      expect(nginx).to.include('CMD ["nginx", "-g", "daemon off;"]');
+      expect(read('nginx/nginx.docker.conf')).to.include(`load_module ${NCHAN_MODULE};`);
       const build = stages.get('build')!;
       const runtime = stages.get('runtime')!;
       expect(build[0]).to.equal('FROM ${NODE_IMAGE} AS build');

@@ -30,6 +30,8 @@ describe('stack options', () => {
       'worker-service-1:5101',
       'api-gateway-1:4000', 'api-gateway-2:4001', 'api-gateway-3:4002',
       'nginx:8080',
+      // nginx's internal live server (nchan's publisher), with or without metrics.
+      'nginx live:8091',
       // Metrics: each Node service's /metrics, then nginx's stub_status, the exporters and Prometheus.
       'leaderboard-service-1 metrics:9101', 'leaderboard-service-2 metrics:9102', 'leaderboard-service-3 metrics:9103',
       'worker-service-1 metrics:9104',

@@ -56,7 +56,6 @@ export function buildServer(config: GatewayConfig, deps: Deps): Gateway {
   const proxy = proxyRoute({
     forwarder: deps.forwarder,
     limiter: deps.limiter,
-    streams: deps.streams,
     token: config.token,
     body: { limitBytes: config.bodyLimitBytes, timeoutMs: config.bodyTimeoutMs },
     trustProxy: app.get('trust proxy fn') as (addr: string, i: number) => boolean,

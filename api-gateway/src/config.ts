@@ -75,11 +75,6 @@ const SPEC = {
     min: 256,
     max: 1024 * 1024,
   }),
-  liveMaxStreamsPerIp: intKey('LIVE_MAX_STREAMS_PER_IP', 'Live streams (SSE) one client IP may hold open through this gateway process; one more gets 429 too_many_streams.', {
-    default: 20,
-    min: 1,
-    max: 1_000_000,
-  }),
   trustedProxies: TRUSTED_PROXIES,
   accessLog: boolKey('ACCESS_LOG', 'Write one morgan access-log line per request to stdout.', true),
   logLevel: LOG_LEVEL,

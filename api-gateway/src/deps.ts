@@ -7,7 +7,6 @@ import { createLogger, type Logger } from '@lb/common/platform';
 import type { GatewayConfig } from './config.js';
 import { Forwarder } from './forwarder.js';
 import { ReadLimiter } from './http/rate-limit.js';
-import { StreamLimiter } from './http/stream-limit.js';
 import { GatewayMetrics } from './metrics.js';
 import { HealthProber } from './prober.js';
 import { UpstreamPool } from './upstreams.js';
@@ -20,8 +19,6 @@ export interface Deps {
   forwarder: Forwarder;
   prober: HealthProber;
   limiter: ReadLimiter;
-  /** Open live streams per client IP. */
-  streams: StreamLimiter;
   /** Where access-log lines go (stdout unless a test captures them). */
   accessLogStream: Writable;
   close(): Promise<void>;
@@ -57,7 +54,6 @@ export function createDeps(config: GatewayConfig, opts: DepsOptions = {}): Deps 
     forwarder,
     prober,
     limiter: new ReadLimiter(config.readRateLimitCount, config.readRateLimitWindowMs),
-    streams: new StreamLimiter(config.liveMaxStreamsPerIp),
     accessLogStream: opts.accessLogStream ?? process.stdout,
     async close() {
       prober.stop();

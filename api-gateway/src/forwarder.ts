@@ -49,10 +49,6 @@ const STATE = Symbol('lb.forward');
 
 interface ForwardState {
   readonly body: Buffer | undefined;
-  /** A live stream (SSE): its own agent, ended by a graceful stop. */
-  readonly stream: boolean;
-  /** The replica's answer, once it started (streams only). */
-  proxyRes: http.IncomingMessage | undefined;
   /** GET/HEAD: may be retried once after a failure other than a refused connection. */
   readonly idempotent: boolean;
   readonly next: (err?: unknown) => void;
@@ -93,15 +89,6 @@ export class Forwarder {
   private readonly log: Logger;
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
-  /**
-   * Live streams hold their upstream socket for as long as they last: they
-   * get agents without a socket limit, so 2,000 open streams never queue the
-   * API's requests behind UPSTREAM_MAX_SOCKETS.
-   */
-  private readonly streamHttpAgent = new http.Agent({ keepAlive: true, scheduling: 'lifo' });
-  private readonly streamHttpsAgent = new https.Agent({ keepAlive: true, scheduling: 'lifo' });
-  /** Live streams being forwarded (ended by {@link drain}). */
-  private readonly streams = new Map<http.ServerResponse, ForwardState>();
   private readonly proxy: RequestHandler;
   private readonly metrics: ForwarderMetrics | undefined;
   private draining = false;
@@ -121,8 +108,7 @@ export class Forwarder {
       router: (req, _res, options) => {
         const s = stateOf(req)!;
         const target = s.upstream!.target;
-        const https = target.protocol === 'https:';
-        options.agent = s.stream ? (https ? this.streamHttpsAgent : this.streamHttpAgent) : https ? this.httpsAgent : this.httpAgent;
+        options.agent = target.protocol === 'https:' ? this.httpsAgent : this.httpAgent;
         return target;
       },
       // X-Forwarded-* are set by http/headers.ts with the trusted-proxy rule.
@@ -139,13 +125,10 @@ export class Forwarder {
    * failures the client should see go to `next(err)` as AppErrors.
    *
    * @param body the buffered request body, if it had one (written to every attempt)
-   * @param stream a live stream (SSE): the attempt timeout still bounds its response headers only
    */
-  forward(req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void, body: Buffer | undefined, stream = false): void {
+  forward(req: http.IncomingMessage, res: http.ServerResponse, next: (err?: unknown) => void, body: Buffer | undefined): void {
     const s: ForwardState = {
       body,
-      stream,
-      proxyRes: undefined,
       idempotent: req.method === 'GET' || req.method === 'HEAD',
       next,
       tried: [],
@@ -171,27 +154,12 @@ export class Forwarder {
    */
   drain(): void {
     this.draining = true;
-    // Live streams would never finish: each ends now, cleanly, and its client
-    // reconnects (EventSource's retry) through nginx to another gateway.
-    for (const [res, s] of this.streams) this.endStream(res, s);
-  }
-
-  private endStream(res: http.ServerResponse, s: ForwardState): void {
-    s.proxyRes?.unpipe(res);
-    if (!res.writableEnded) res.end();
-  }
-
-  /** Live streams being forwarded now. */
-  openStreams(): number {
-    return this.streams.size;
   }
 
   /** Closes idle upstream connections (shutdown). */
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
-    this.streamHttpAgent.destroy();
-    this.streamHttpsAgent.destroy();
   }
 
   private attempt(req: http.IncomingMessage, res: http.ServerResponse, s: ForwardState): void {
@@ -266,19 +234,6 @@ export class Forwarder {
       delete proxyRes.headers.connection;
       delete proxyRes.headers['keep-alive'];
       if (this.draining) req.headers.connection = 'close';
-      if (s.stream && res instanceof http.ServerResponse) {
-        s.proxyRes = proxyRes;
-        this.streams.set(res, s);
-        res.once('close', () => this.streams.delete(res));
-        // The replica died mid-stream: end the client's stream cleanly (an event
-        // stream is framed by its events, so nothing is cut in half) and let it
-        // reconnect, rather than leave a broken chunked answer behind.
-        const cut = () => this.endStream(res, s);
-        proxyRes.once('aborted', cut);
-        proxyRes.once('error', cut);
-        // A stream that started while the gateway stops: ended once its headers are out.
-        if (this.draining) setImmediate(() => this.endStream(res, s));
-      }
     });
 
     proxyServer.on('econnreset', (_err, req) => {
@@ -297,8 +252,7 @@ export class Forwarder {
       endAttemptSpan(s, s.timedOut ? timeoutError(this.timeoutMs) : err);
       if (res.destroyed || res.headersSent) {
         s.settled = true;
-        if (s.stream && !res.destroyed) this.endStream(res, s);
-        else if (!res.destroyed) res.destroy();
+        if (!res.destroyed) res.destroy();
         return;
       }
       const u = s.upstream!;

@@ -68,7 +68,7 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
         metrics: deps.metrics,
       }),
       ...boardApiRoutes({ catalog: deps.catalog, writer: deps.writer, views: deps.views, router: deps.router, accounts: deps.accountsRepo, clock: deps.clock }),
-      ...liveRoutes({ hub: deps.live, catalog: deps.catalog, views: deps.views, router: deps.router, token: config.token, clock: deps.clock }),
+      ...liveRoutes({ live: deps.live, catalog: deps.catalog, router: deps.router, token: config.token, clock: deps.clock }),
     ],
     {
       instanceId: config.instanceId,

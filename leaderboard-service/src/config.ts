@@ -10,6 +10,7 @@ import {
   boolKey,
   enumKey,
   intKey,
+  urlKey,
   JWT_ISSUER,
   JWT_SECRET,
   JWT_TTL_S,
@@ -91,9 +92,8 @@ const SPEC = {
   relayLingerMs: intKey('RELAY_LINGER_MS', 'How long an event waits for others to share its queue job, ms (the answer to the client never waits for it); 0 = at once.', { default: 50, min: 0, max: 1000 }),
   outboxSweepIntervalMs: intKey('OUTBOX_SWEEP_INTERVAL_MS', 'How often the outbox sweeper looks for events a crash left behind, ms (0 = off).', { default: 1000, min: 0 }),
   outboxSweepAfterMs: intKey('OUTBOX_SWEEP_AFTER_MS', 'Age after which an outbox event is re-enqueued by the sweeper, ms.', { default: 5000, min: 50 }),
-  liveHeartbeatMs: intKey('LIVE_HEARTBEAT_MS', 'Live streams (SSE): a heartbeat comment is sent this often, ms, so proxies and clients see an idle stream is alive.', { default: 15_000, min: 100, max: 600_000 }),
-  liveRetryMs: intKey('LIVE_RETRY_MS', 'Live streams: the `retry:` announced to clients (their reconnection delay after a stream ends), ms.', { default: 3000, min: 100, max: 600_000 }),
-  liveRefreshMs: intKey('LIVE_REFRESH_MS', 'Live streams: players\' cards (and top streams whose change channel is down) are recomputed at least this often, ms.', { default: 1000, min: 200, max: 600_000 }),
+  livePublishUrl: urlKey('LIVE_PUBLISH_URL', 'Live pushes: nginx\'s internal live server (nchan\'s publisher location /pub/, never the public listener), where this replica publishes the channels it computes.', 'http://127.0.0.1:8091'),
+  liveRefreshMs: intKey('LIVE_REFRESH_MS', 'Live pushes: the replicas\' heartbeat (a replica silent for 3 of these hands its channels on), and how often players\' cards (and tops whose change channel is down) are recomputed, ms.', { default: 1000, min: 200, max: 600_000 }),
   testFault: enumKey('TEST_FAULT', 'Tests only: crash-after-redis-write kills the process between a Redis write and its enqueue.', ['off', 'crash-after-redis-write'], 'off'),
 } as const;
 

@@ -22,7 +22,11 @@ import { EventRelays } from './events/relay.js';
 import { ShardStores } from './redis/shard-store.js';
 import { upgradeLayouts } from './recovery/layout.js';
 import { ServiceMetrics } from './metrics.js';
-import { LiveHub } from './live/hub.js';
+import { randomBytes } from 'node:crypto';
+import { LiveChannels } from './live/publisher.js';
+import { LiveRegistry } from './live/registry.js';
+import { NchanClient } from './live/nchan.js';
+import { livePayloads } from './routes/live.js';
 
 export interface Deps {
   log: Logger;
@@ -46,8 +50,8 @@ export interface Deps {
   /** What boards' current periods are decided by. */
   clock: () => number;
   apiKeys: ApiKeyVerifier;
-  /** Live streams (SSE), fed by the top-page cache's change subscriptions. */
-  live: LiveHub;
+  /** Live pushes: the channels this replica publishes to nginx's push module, fed by the top-page cache's change subscriptions. */
+  live: LiveChannels;
   close(): Promise<void>;
 }
 
@@ -121,7 +125,11 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     memoryCost: config.argon2MemoryKib,
     timeCost: config.argon2TimeCost,
   });
-  const live = new LiveHub(topCache, { heartbeatMs: config.liveHeartbeatMs, retryMs: config.liveRetryMs, refreshMs: config.liveRefreshMs, clock, log, counters: on ? metrics.live : undefined });
+  const live = new LiveChannels(
+    { changes: topCache, registry: new LiveRegistry(stores), nchan: new NchanClient(config.livePublishUrl, config.redisCommandTimeoutMs), router, compute: livePayloads({ catalog, views }) },
+    // A restarted replica is a new member: the old one's channels move on only once, when its heartbeat ages out.
+    { member: `${config.instanceId}/${randomBytes(4).toString('hex')}`, refreshMs: config.liveRefreshMs, clock, log, counters: on ? metrics.live : undefined },
+  );
   return {
     log,
     metrics,
@@ -142,7 +150,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     history: new HistoryRepo(pools),
     async close() {
       stopUpgrades();
-      live.close();
+      await live.close();
       catalog.stop();
       await relays.close();
       await topCache.close();

@@ -30,8 +30,6 @@ runService('leaderboard-service', async () => {
       server.on('request', (_req, res: import('node:http').ServerResponse) => {
         if (!res.headersSent) res.setHeader('Connection', 'close');
       });
-      // Live streams would hold the server open: they end, and their clients reconnect to another replica.
-      deps.live.close();
     });
     await deps.close();
     metricsServer?.close();

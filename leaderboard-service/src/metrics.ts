@@ -20,7 +20,7 @@ import {
   type Histogram,
 } from '@lb/common/platform';
 import type { TopCacheCounters } from './leaderboard/top-cache.js';
-import type { LiveCounters } from './live/hub.js';
+import type { LiveCounters } from './live/publisher.js';
 
 export class ServiceMetrics {
   readonly registry: Metrics;
@@ -28,7 +28,7 @@ export class ServiceMetrics {
   readonly redis: CallMetrics;
   readonly pg: CallMetrics;
   readonly topCache: TopCacheCounters;
-  /** `lb_live_streams{kind}` and `lb_live_events_total{kind}` (kind = top | me). */
+  /** `lb_live_channels{kind}` and `lb_live_publications_total{kind}` (kind = top | me). */
   readonly live: LiveCounters;
   private readonly writes: Children<Counter>;
   private readonly envelopes: Children<Histogram>;
@@ -44,13 +44,13 @@ export class ServiceMetrics {
       misses: m.counter(METRIC.topCacheMisses, 'Top-page reads that loaded the page from Redis (or waited for a load under way).'),
       invalidations: m.counter(METRIC.topCacheInvalidations, 'Cached top pages dropped because a write changed them (or a shard subscription was lost).'),
     };
-    const liveStreams = m.gauge(METRIC.liveStreams, 'Open live streams (SSE) on this replica, by kind: top (a board\'s top N) or me (a player\'s card).', ['kind']);
-    const liveEvents = m.counter(METRIC.liveEvents, 'Events written to live streams, by kind (one per stream).', ['kind']);
+    const liveChannels = m.gauge(METRIC.liveChannels, 'Live channels this replica publishes (nginx holds their streams), by kind: top (a board\'s top N) or me (a player\'s card).', ['kind']);
+    const livePublications = m.counter(METRIC.livePublications, 'Messages this replica published to nginx\'s push module (one per changed channel, whatever its subscribers), by kind.', ['kind']);
     this.live = {
-      streams: (kind, delta) => liveStreams.inc({ kind }, delta),
-      events: (kind, n) => liveEvents.inc({ kind }, n),
+      channels: (kind, delta) => liveChannels.inc({ kind }, delta),
+      published: (kind) => livePublications.inc({ kind }),
     };
-    if (enabled) for (const kind of ['top', 'me']) liveStreams.set({ kind }, 0), liveEvents.inc({ kind }, 0);
+    if (enabled) for (const kind of ['top', 'me']) liveChannels.set({ kind }, 0), livePublications.inc({ kind }, 0);
     this.writes = new Children(m.counter(METRIC.writes, 'Score writes by the player\'s region and outcome: accepted, or the error code they were refused with.', ['region', 'outcome']));
     this.envelopes = new Children(m.histogram(METRIC.envelopeEvents, 'Events per queue job the relay enqueued (1 = a job of its own, more = an envelope), by shard.', ['shard'], SIZE_BUCKETS));
     this.regions = new Set(regions);

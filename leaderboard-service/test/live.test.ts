@@ -1,268 +1,252 @@
 /**
- * Live pushes (Server-Sent Events) against a real service and the harness'
- * Redis shards: the first event, coalescing under a burst, Last-Event-ID,
- * silence for changes outside the watched top N, streams per board and
- * period, the player's card with a ticket, 401s, and /health's counts.
+ * Live pushes from the replicas' side, against three real replicas sharing
+ * the harness' Redis shards (one key prefix: one platform) and a stand-in
+ * for nginx's publisher location that records what they publish
+ * (support/fake-nchan.ts; the real module is test/live.e2e.test.ts's). A
+ * subscription is checked once and answered with an X-Accel-Redirect; the
+ * first message of a new channel is its current state; each change is
+ * published once across the replicas, coalesced; only an id nchan holds is
+ * passed on; idle channels are dropped; a period's end ends its channel; a
+ * replica that stops hands its channels on; the card with a ticket.
  */
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { shardKeys } from '@lb/common/contracts';
 import { uniqueId } from '@lb/devtools/testing';
-import { dataOf, SseStream } from '../../test/support/sse.js';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
+import { FakeNchan, type Publication } from './support/fake-nchan.js';
 import { Client, startService, type TestService } from './support/service.js';
 
-/** How long "nothing is pushed" is watched for: several coalescing intervals and one card refresh. */
+/** The replicas' heartbeat: a channel nobody watches is dropped after 10 of them. */
+const REFRESH_MS = 200;
+/** How long "nothing is published" is watched for: several coalescing intervals and heartbeats. */
 const QUIET_MS = 1200;
 
-describe('live streams (SSE)', function () {
+/** Resolves when `test` holds, polling; rejects after `timeoutMs`. */
+async function until(test: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+describe('live pushes: the replicas publish to nchan', function () {
   this.timeout(60_000);
-  let svc: TestService;
+  const replicas: TestService[] = [];
+  let nchan: FakeNchan;
   let api: Client;
+  const prefix = `t${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-10)}`;
   let now = Date.parse('2026-12-01T12:00:00Z');
-  const streams: SseStream[] = [];
-  /** Opens a stream on the service (closed after each test). */
-  const open = async (path: string, headers: Record<string, string> = {}) => {
-    const s = await SseStream.open(svc.url + path, { headers });
-    streams.push(s);
-    return s;
-  };
   const tokens = new Map<string, string>();
-  const register = async (id: string, region: string, score: number) => {
-    tokens.set(id, await api.register(id, region, { initialScore: score }));
-  };
-  const setScore = async (id: string, score: number) => {
-    const r = await api.post('/score/update', { score }, { token: tokens.get(id)! });
+  const setScore = async (id: string, score: number, via = api) => {
+    const r = await via.post('/score/update', { score }, { token: tokens.get(id)! });
     expect(r.status, JSON.stringify(r.body)).to.equal(200);
   };
+  /** A subscription as nginx forwards it (Accept: text/event-stream), through replica `i`. */
+  const subscribe = (path: string, i = 0, headers: Record<string, string> = {}) => new Client(replicas[i]!.url).get(path, { headers: { accept: 'text/event-stream', ...headers } });
+  const redirectOf = (r: { headers: Headers }) => r.headers.get('x-accel-redirect');
+  const contents = (ps: Publication[]) => ps.map((p) => JSON.stringify(p.data.rows ?? p.data));
 
   before(async () => {
-    svc = await startService({ LIVE_HEARTBEAT_MS: '300' }, { clock: () => now });
-    api = new Client(svc.url);
-    // p01 (100) ... p12 (12 × 5 ...): a board with a known order.
-    for (let i = 1; i <= 12; i++) await register(`p${String(i).padStart(2, '0')}`, ['NA', 'EU', 'ASIA'][i % 3]!, 1000 - i * 10);
-  });
-  afterEach(() => {
-    for (const s of streams.splice(0)) s.close();
+    nchan = await new FakeNchan().start();
+    const env = { KEY_PREFIX: prefix, LIVE_PUBLISH_URL: nchan.url, LIVE_REFRESH_MS: String(REFRESH_MS) };
+    for (let i = 0; i < 3; i++) replicas.push(await startService({ ...env, INSTANCE_ID: `live-${i + 1}` }, { clock: () => now }));
+    api = new Client(replicas[0]!.url);
+    // p01 (990) ... p12 (880): a board with a known order; p03, p06... are in NA, p01, p04... in EU, p02, p05... in ASIA.
+    for (let i = 1; i <= 12; i++) {
+      const id = `p${String(i).padStart(2, '0')}`;
+      tokens.set(id, await api.register(id, ['NA', 'EU', 'ASIA'][i % 3]!, { initialScore: 1000 - i * 10 }));
+    }
+    // Every replica sees the three members before the tests count publications.
+    await sleep(3 * REFRESH_MS);
   });
   after(async () => {
-    await svc?.stop();
+    for (const r of replicas) await r.stop();
+    await nchan?.stop();
   });
 
-  it('when a client connects, then it gets the headers, retry, and at once the current top N in /top\'s row shape, then heartbeats', async () => {
-    const s = await open('/live?region=GLOBAL&limit=3');
-    expect(s.status).to.equal(200);
-    expect(s.headers.get('content-type')).to.match(/^text\/event-stream/);
-    expect(s.headers.get('cache-control')).to.equal('no-cache');
-    expect(s.headers.get('x-accel-buffering')).to.equal('no');
-    const first = await s.event(0);
-    expect(s.retry).to.equal(3000);
-    expect(first.event).to.equal('top');
-    expect(first.id).to.match(/^-\.[0-9a-f]{16}$/);
-    const top = await api.get('/top?region=GLOBAL&limit=3');
-    const data = dataOf(first);
-    expect(data).to.include({ board: 'main', period: null, region: 'GLOBAL', limit: 3 });
-    expect(data.at).to.be.a('number');
-    expect(data.rows).to.deep.equal(top.body.rows);
-    expect(data.rows.map((r: { user_id: string }) => r.user_id)).to.deep.equal(['p01', 'p02', 'p03']);
-    await s.until(() => s.comments.includes('hb'), 3000, 'a heartbeat');
+  it('when a channel nobody watched is subscribed to, then the replica publishes its current state and answers an X-Accel-Redirect to nginx\'s subscriber location', async () => {
+    const r = await subscribe('/live?region=GLOBAL&limit=3');
+    expect(r.status).to.equal(200);
+    expect(redirectOf(r)).to.equal('/_lb_live/sub/live/GLOBAL/3');
+    expect(r.body).to.equal('');
+    const [first, ...more] = nchan.of('live/GLOBAL/3');
+    expect(more).to.deep.equal([]);
+    expect(first!.event).to.equal('top');
+    expect(first!.data).to.include({ board: 'main', period: null, region: 'GLOBAL', limit: 3 });
+    expect(first!.data.at).to.be.a('number');
+    expect(first!.data.rows).to.deep.equal((await api.get('/top?region=GLOBAL&limit=3')).body.rows);
+    // Through another replica: the channel has its message, nothing more is published.
+    expect(redirectOf(await subscribe('/live?region=GLOBAL&limit=3', 1))).to.equal('/_lb_live/sub/live/GLOBAL/3');
+    await sleep(QUIET_MS);
+    expect(nchan.of('live/GLOBAL/3')).to.have.length(1);
   });
 
-  it('when the input is bad, then the platform\'s error JSON answers it', async () => {
-    const bad = async (path: string) => {
-      const s = await open(path);
-      return { status: s.status, body: (s as SseStream & { body?: any }).body };
+  it('when a HEAD or bad input arrives, then it is answered without a subscription: the stream\'s headers, or the platform\'s error JSON', async () => {
+    const head = await fetch(`${replicas[0]!.url}/live?region=NA&limit=4`, { method: 'HEAD' });
+    expect(head.status).to.equal(200);
+    expect(head.headers.get('content-type')).to.match(/^text\/event-stream/);
+    expect(head.headers.get('x-accel-redirect')).to.equal(null);
+    const bad = async (path: string, headers: Record<string, string> = {}) => {
+      const r = await subscribe(path, 0, headers);
+      expect(redirectOf(r), path).to.equal(null);
+      return { status: r.status, error: r.body.error };
     };
-    expect(await bad('/live?limit=101')).to.deep.include({ status: 400 });
-    expect((await bad('/live?limit=101')).body.error).to.equal('invalid_query');
-    expect((await bad('/live?region=MARS')).body.error).to.equal('unknown_region');
-    expect(await bad('/boards/no-such-board/live')).to.deep.equal({ status: 404, body: { error: 'board_not_found', message: 'no board no-such-board', board: 'no-such-board' } });
+    expect(await bad('/live?limit=101')).to.deep.equal({ status: 400, error: 'invalid_query' });
+    expect(await bad('/live?region=MARS')).to.deep.equal({ status: 400, error: 'unknown_region' });
+    expect(await bad('/boards/no-such-board/live')).to.deep.equal({ status: 404, error: 'board_not_found' });
+    expect(await bad('/me/live')).to.deep.equal({ status: 401, error: 'missing_token' });
+    expect(await bad('/me/live?ticket=not.a.ticket')).to.deep.equal({ status: 401, error: 'invalid_token' });
+    expect(await bad(`/me/live?ticket=${tokens.get('p05')!}`)).to.deep.equal({ status: 401, error: 'invalid_token' });
+    expect(nchan.of('live/NA/4')).to.deep.equal([]);
   });
 
-  it('when 1,000 writes change the top in a burst, then each stream gets at most ~5 events a second and the last one is the final top', async () => {
-    const a = await open('/live?region=GLOBAL&limit=5');
-    const b = await open('/live?region=GLOBAL&limit=5');
-    await a.event(0);
-    await b.event(0);
+  it('when a client sends an event id, then only nchan\'s id of the channel\'s current message is passed on; junk, stale and crash-prone ids are dropped', async () => {
+    await subscribe('/live?region=EU&limit=2');
+    const current = nchan.lastId('live/EU/2');
+    expect(current).to.match(/^\d+:\d+$/);
+    expect(redirectOf(await subscribe('/live?region=EU&limit=2', 1, { 'last-event-id': current }))).to.equal(`/_lb_live/sub/live/EU/2?lid=${current}`);
+    expect(redirectOf(await subscribe(`/live?region=EU&limit=2&last_event_id=${encodeURIComponent(current)}`, 2))).to.equal(`/_lb_live/sub/live/EU/2?lid=${current}`);
+    for (const junk of ['12:0', '1:0', '0:0', '0:0,0', `${current},0`, '1:[0],1', '-1:-1', '99999999999:99999', 'abc', `${current}x`, `0${current}`, '1700000000:0']) {
+      expect(redirectOf(await subscribe('/live?region=EU&limit=2', 0, { 'last-event-id': junk })), junk).to.equal('/_lb_live/sub/live/EU/2');
+    }
+    // nchan reads conditional headers as ids, and serves an EventSource only to who asks for text/event-stream:
+    // those requests go through the hop that sends nchan nothing else.
+    expect(redirectOf(await subscribe('/live?region=EU&limit=2', 0, { 'if-none-match': '0', 'if-modified-since': 'Thu, 01 Jan 1970 00:00:12 GMT' }))).to.equal('/_lb_live/via/live/EU/2');
+    expect(redirectOf(await new Client(replicas[0]!.url).get('/live?region=EU&limit=2'))).to.equal('/_lb_live/via/live/EU/2');
+    // nginx restarted (its messages are gone): the current id is no longer held, the state is published again.
+    nchan.forgetMessages();
+    expect(redirectOf(await subscribe('/live?region=EU&limit=2', 1, { 'last-event-id': current }))).to.equal('/_lb_live/sub/live/EU/2');
+    expect(nchan.of('live/EU/2')).to.have.length(2);
+  });
+
+  it('when writes change a board watched through 3 replicas, then each change is published exactly once, and a change below the watched top not at all', async () => {
+    for (let i = 0; i < 3; i++) await subscribe('/live?region=GLOBAL&limit=5', i);
+    const channel = 'live/GLOBAL/5';
+    const base = nchan.of(channel).length;
+    expect(base).to.equal(1);
+    const changes = ['p07', 'p08', 'p09', 'p10'];
+    for (const [i, user] of changes.entries()) {
+      await setScore(user, 5000 + i, new Client(replicas[i % 3]!.url));
+      // Each change is awaited before the next: it cannot be coalesced with it.
+      await until(() => nchan.of(channel).at(-1)?.data.rows[0]?.user_id === user, 5000, `the change by ${user}`);
+    }
+    // p12 is far below the top 5 (and within the first 100: the change reaches the replicas).
+    await setScore('p12', 1);
+    await sleep(QUIET_MS);
+    const ps = nchan.of(channel);
+    expect(ps, 'publications').to.have.length(base + changes.length);
+    expect(new Set(contents(ps)).size).to.equal(ps.length);
+    // One replica publishes the channel; /health counts it there.
+    expect(replicas.filter((r) => r.deps.live.publishes(channel))).to.have.length(1);
+    const counts = await Promise.all(replicas.map(async (r) => (await new Client(r.url).get('/health')).body.live_channels as { top: number; me: number }));
+    expect(counts.reduce((a, c) => a + c.top, 0)).to.equal(replicas.reduce((a, r) => a + r.deps.live.channels().top, 0));
+  });
+
+  it('when 500 writes change the top in a burst, then the channel is published at most ~5 times a second, never the same content twice, and last with the final top', async () => {
+    await subscribe('/live?region=GLOBAL&limit=4', 1);
+    const channel = 'live/GLOBAL/4';
+    const base = nchan.of(channel).length;
     const started = performance.now();
     let next = 0;
-    const ids = ['p01', 'p02', 'p03', 'p04', 'p05', 'p06', 'p07', 'p08', 'p09', 'p10'];
-    // Every write puts its player first: the top changes 1,000 times.
+    const ids = ['p01', 'p02', 'p03', 'p04', 'p05', 'p06'];
     await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (next < 1000) {
+      Array.from({ length: 12 }, async (_, w) => {
+        const via = new Client(replicas[w % 3]!.url);
+        while (next < 500) {
           const i = next++;
-          await setScore(ids[i % ids.length]!, 2000 + i);
+          await setScore(ids[i % ids.length]!, 20_000 + i, via);
         }
       }),
     );
-    const elapsed = performance.now() - started;
-    const final = (await api.get('/top?region=GLOBAL&limit=5')).body.rows;
-    for (const s of [a, b]) {
-      await s.until(() => JSON.stringify(dataOf(s.events.at(-1)!).rows) === JSON.stringify(final), 3000, 'the final top');
-      // Events after the first, during the burst and the settling that followed.
-      const during = s.events.length - 1;
-      const allowed = Math.ceil((performance.now() - started) / 200) + 1;
-      expect(during, `${during} events in ${Math.round(elapsed)} ms of writes`).to.be.at.most(allowed);
-      expect(during).to.be.at.least(1);
-      // Never two events for the same content.
-      const ids2 = s.events.map((e) => e.id);
-      expect(new Set(ids2).size).to.equal(ids2.length);
-    }
-    // Both streams watch the same thing: the same events, byte for byte.
-    expect(a.events.at(-1)!.data).to.equal(b.events.at(-1)!.data);
+    const final = (await api.get('/top?region=GLOBAL&limit=4')).body.rows;
+    await until(() => JSON.stringify(nchan.of(channel).at(-1)!.data.rows) === JSON.stringify(final), 5000, 'the final top');
+    const ps = nchan.of(channel).slice(base);
+    expect(ps.length).to.be.at.least(1);
+    expect(ps.length, `${ps.length} publications`).to.be.at.most(Math.ceil((performance.now() - started) / 200) + 1);
+    expect(new Set(contents(ps)).size).to.equal(ps.length);
   });
 
-  it('when a client reconnects with the Last-Event-ID of the current top, then it gets no duplicate first event, only later changes', async () => {
-    const s = await open('/live?region=GLOBAL&limit=3');
-    const first = await s.event(0);
-    s.close();
-    const again = await open('/live?region=GLOBAL&limit=3', { 'last-event-id': first.id! });
+  it('when nchan reports a channel has no subscriber any more, then it is dropped: no longer computed nor published', async () => {
+    const channel = 'live/ASIA/3';
+    await subscribe('/live?region=ASIA&limit=3', 2);
+    const shard = replicas[0]!.deps.router.homeShard('', 'ASIA').id;
+    const store = replicas[0]!.deps.stores.get(shard);
+    const keys = shardKeys(shard, prefix).live;
+    expect(await store.client.zScore(keys.channels, channel)).to.be.a('number');
+    nchan.subscribers.set(channel, 0);
+    await until(async () => (await store.client.zScore(keys.channels, channel)) === null, 10 * REFRESH_MS + 5000, 'the registration dropped');
+    const count = nchan.of(channel).length;
+    const top = (await api.get('/top?region=ASIA&limit=1')).body.rows[0];
+    const asian = [...tokens.keys()].find((id) => Number(id.slice(1)) % 3 === 2)!;
+    await setScore(asian, top.score + 100);
     await sleep(QUIET_MS);
-    expect(again.events).to.deep.equal([]);
-    const stale = await open('/live?region=GLOBAL&limit=3', { 'last-event-id': '-.0000000000000000' });
-    expect((await stale.event(0)).id).to.equal(first.id);
-    // A change still arrives.
-    const leader = dataOf(first).rows[0];
-    await setScore(dataOf(first).rows[2].user_id, leader.score + 1);
-    const changed = await again.event(0, 3000);
-    expect(changed.id).not.to.equal(first.id);
+    expect(nchan.of(channel)).to.have.length(count);
+    expect(replicas.filter((r) => r.deps.live.publishes(channel))).to.deep.equal([]);
   });
 
-  it('when a change happens outside the watched top N, then nothing is pushed', async () => {
-    const s = await open('/live?region=GLOBAL&limit=3');
-    const first = await s.event(0);
-    const top3 = dataOf(first).rows;
-    // p11 and p12 are far below the top 3 (and within the first 100: the change is published).
-    await setScore('p11', 15);
-    await setScore('p12', 14);
-    await sleep(QUIET_MS);
-    expect(s.events.length).to.equal(1);
-    await setScore('p12', top3[0].score + 5);
-    const next = await s.event(1, 3000);
-    expect(dataOf(next).rows[0].user_id).to.equal('p12');
-  });
-
-  it('when named boards are watched, then each stream follows its own board and period', async () => {
-    const key = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('live')).key;
-    const boardA = `live-a-${uniqueId('').toLowerCase().replace(/[^a-z0-9]/g, '').slice(-8)}`;
-    const boardB = `live-b-${uniqueId('').toLowerCase().replace(/[^a-z0-9]/g, '').slice(-8)}`;
-    for (const id of [boardA, boardB]) {
-      const r = await api.post('/admin/boards', { id, reset: 'daily' }, { headers: { 'x-api-key': key } });
-      expect(r.status, JSON.stringify(r.body)).to.equal(201);
-    }
-    const submit = async (board: string, user: string, score: number) => {
-      const r = await api.post(`/boards/${board}/scores`, { score, metadata: { car: 'red' } }, { token: tokens.get(user)! });
-      expect(r.status, JSON.stringify(r.body)).to.equal(200);
-    };
-    await submit(boardA, 'p01', 50);
-    const a = await open(`/boards/${boardA}/live?region=GLOBAL&limit=10`);
-    const b = await open(`/boards/${boardB}/live?region=GLOBAL&limit=10`);
-    const a0 = dataOf(await a.event(0));
-    expect(a0).to.include({ board: boardA, period: '2026-12-01', region: 'GLOBAL', limit: 10 });
-    expect(a0.rows).to.deep.equal((await api.get(`/boards/${boardA}/top?region=GLOBAL&limit=10`)).body.rows);
-    expect(a0.rows[0]).to.deep.include({ user_id: 'p01', score: 50, metadata: { car: 'red' } });
-    expect((await a.event(0)).id).to.match(/^2026-12-01\.[0-9a-f]{16}$/);
-    expect(dataOf(await b.event(0)).rows).to.deep.equal([]);
-
-    await submit(boardA, 'p02', 60);
-    expect(dataOf(await a.event(1, 3000)).rows.map((r: { user_id: string }) => r.user_id)).to.deep.equal(['p02', 'p01']);
-    // The next day: a write lands in the new period; the stream of the old one hears nothing.
-    now += 24 * 3600_000;
-    await submit(boardA, 'p03', 70);
-    const day2 = await open(`/boards/${boardA}/live?region=GLOBAL&limit=10`);
-    const d0 = dataOf(await day2.event(0));
-    expect(d0.period).to.equal('2026-12-02');
-    expect(d0.rows.map((r: { user_id: string }) => r.user_id)).to.deep.equal(['p03']);
-    await sleep(QUIET_MS);
-    expect(a.events.length).to.equal(2);
-    expect(b.events.length).to.equal(1);
-
-    // A player's card on a named board: not on it yet, then on it once they write.
-    const card = await open(`/me/live?board=${boardB}`, { authorization: `Bearer ${tokens.get('p04')!}` });
-    expect(dataOf(await card.event(0))).to.deep.include({ board: boardB, period: '2026-12-02', user_id: 'p04', score: null, rank: { region: null, global: null } });
-    await submit(boardB, 'p04', 5);
-    const c1 = dataOf(await card.event(1, 3000));
-    expect(c1).to.deep.include({ score: 5, rank: { region: 1, global: 1 } });
-  });
-
-  it('when a player watches their card with a ticket, then it updates when another player overtakes them; bad tickets are 401', async () => {
-    const t = await api.post('/me/live-ticket', undefined, { token: tokens.get('p05')! });
+  it('when a player watches their card with a ticket, then it is published at once and again when another player overtakes them', async () => {
+    const t = await api.post('/me/live-ticket', undefined, { token: tokens.get('p11')! });
     expect(t.status, JSON.stringify(t.body)).to.equal(200);
     expect(t.body.expires_in).to.equal(30);
-    const s = await open(`/me/live?board=main&ticket=${encodeURIComponent(t.body.ticket)}`);
-    expect(s.status).to.equal(200);
-    const c0 = dataOf(await s.event(0));
-    const rank = await api.get('/rank/p05?region=GLOBAL');
-    const regional = await api.get(`/rank/p05?region=${rank.body.region}`);
-    const around = await api.get('/around/p05?region=GLOBAL&range=2');
-    expect(s.events[0]!.event).to.equal('card');
-    expect(c0).to.deep.include({
+    const r = await subscribe(`/me/live?board=main&ticket=${encodeURIComponent(t.body.ticket)}`, 2);
+    expect(redirectOf(r)).to.equal('/_lb_live/sub/card/main/all/p11');
+    const card = () => nchan.of('card/main/all/p11').at(-1)!;
+    expect(card().event).to.equal('card');
+    const rank = await api.get('/rank/p11?region=GLOBAL');
+    const regional = await api.get(`/rank/p11?region=${rank.body.region}`);
+    expect(card().data).to.deep.include({
       board: 'main',
       period: null,
-      user_id: 'p05',
-      name: 'Name p05',
+      user_id: 'p11',
+      name: 'Name p11',
       score: rank.body.score,
       rank: { region: regional.body.rank, global: rank.body.rank },
       percentile: { region: regional.body.percentile, global: rank.body.percentile },
     });
-    expect(c0.around).to.deep.equal(around.body.around);
-    expect(c0.around).to.have.length.at.least(2);
-
-    // p11 overtakes p05.
-    await setScore('p11', rank.body.score + 1);
-    const c1 = dataOf(await s.eventWhere((e) => dataOf(e).rank.global === rank.body.rank + 1, 3000));
-    expect(c1.score).to.equal(rank.body.score);
-
-    // 401s: a bad ticket, none, an access token as a ticket; a ticket is no access token.
-    const status = async (path: string, headers: Record<string, string> = {}) => {
-      const x = (await open(path, headers)) as SseStream & { body?: any };
-      return `${x.status} ${x.body?.error}`;
-    };
-    expect(await status('/me/live?ticket=not.a.ticket')).to.equal('401 invalid_token');
-    expect(await status('/me/live')).to.equal('401 missing_token');
-    expect(await status(`/me/live?ticket=${tokens.get('p05')!}`)).to.equal('401 invalid_token');
-    const write = await api.post('/score/update', { score: 1 }, { token: t.body.ticket });
-    expect(write.status).to.equal(401);
-    expect((await api.post('/me/live-ticket', undefined, {})).status).to.equal(401);
+    expect(card().data.around).to.deep.equal((await api.get('/around/p11?region=GLOBAL&range=2')).body.around);
+    // p12 overtakes p11.
+    await setScore('p12', rank.body.score + 1);
+    await until(() => card().data.rank.global === rank.body.rank + 1, 5000, 'the card after being overtaken');
+    // A ticket is no access token.
+    expect((await api.post('/score/update', { score: 1 }, { token: t.body.ticket })).status).to.equal(401);
   });
 
-  it('when a stream outlives the server\'s request timeouts, then it stays open and keeps its heartbeats', async () => {
-    // Node's whole-request timeout is headers + body + 1 s: 3 s here.
-    const short = await startService({ HEADERS_TIMEOUT_MS: '1000', BODY_TIMEOUT_MS: '1000', LIVE_HEARTBEAT_MS: '300' });
-    try {
-      const s = await SseStream.open(`${short.url}/live?region=NA&limit=1`);
-      streams.push(s);
-      await s.event(0);
-      await sleep(4000);
-      const seen = s.comments.length;
-      await s.until(() => s.comments.length > seen, 2000, 'a heartbeat after the request timeout');
-      expect(s.ended).to.equal(false);
-    } finally {
-      for (const s of streams.splice(0)) s.close();
-      await short.stop();
-    }
+  it('when a named board\'s period ends, then the channel of that period is ended (its streams end; clients reconnect to the next one)', async () => {
+    const key = (await new ApiKeysRepo(replicas[0]!.deps.pools, replicas[0]!.deps.router.shards[0]!.id).create('live')).key;
+    const board = `live-${uniqueId('').toLowerCase().replace(/[^a-z0-9]/g, '').slice(-8)}`;
+    const made = await api.post('/admin/boards', { id: board, reset: 'daily' }, { headers: { 'x-api-key': key } });
+    expect(made.status, JSON.stringify(made.body)).to.equal(201);
+    await until(async () => (await Promise.all(replicas.map((r) => new Client(r.url).get(`/boards/${board}`)))).every((x) => x.status === 200), 5000, 'the board on every replica');
+    const submit = await api.post(`/boards/${board}/scores`, { score: 50, metadata: { car: 'red' } }, { token: tokens.get('p01')! });
+    expect(submit.status, JSON.stringify(submit.body)).to.equal(200);
+    // 300 ms before the day ends.
+    now = Date.parse('2026-12-01T23:59:59.700Z');
+    const r = await subscribe(`/boards/${board}/live?region=GLOBAL&limit=10`, 1);
+    expect(redirectOf(r)).to.equal(`/_lb_live/sub/top/${board}/2026-12-01/GLOBAL/10`);
+    const first = nchan.of(`top/${board}/2026-12-01/GLOBAL/10`)[0]!;
+    expect(first.data).to.include({ board, period: '2026-12-01', region: 'GLOBAL', limit: 10 });
+    expect(first.data.rows[0]).to.deep.include({ user_id: 'p01', score: 50, metadata: { car: 'red' } });
+    now = Date.parse('2026-12-02T00:00:00.100Z');
+    await until(() => nchan.deleted.includes(`top/${board}/2026-12-01/GLOBAL/10`), 5000, 'the ended period\'s channel deleted');
+    // The next subscription follows the new period.
+    expect(redirectOf(await subscribe(`/boards/${board}/live?region=GLOBAL&limit=10`, 2))).to.equal(`/_lb_live/sub/top/${board}/2026-12-02/GLOBAL/10`);
+    expect(nchan.of(`top/${board}/2026-12-02/GLOBAL/10`)[0]!.data.rows).to.deep.equal([]);
   });
 
-  it('when streams are open, then /health counts them by kind, until they close', async () => {
-    const health = async () => (await api.get('/health')).body.streams;
-    expect(await health()).to.deep.equal({ top: 0, me: 0 });
-    const x = await open('/live?region=EU&limit=2');
-    const y = await open('/live?region=EU&limit=2');
-    const z = await open('/me/live', { authorization: `Bearer ${tokens.get('p06')!}` });
-    await Promise.all([x.event(0), y.event(0), z.event(0)]);
-    expect(await health()).to.deep.equal({ top: 2, me: 1 });
-    // The same counts for Prometheus, and the events written.
-    const text = await svc.deps.metrics.registry.text();
-    expect(text).to.match(/^lb_live_streams\{[^}]*kind="top"[^}]*\} 2$/m);
-    expect(text).to.match(/^lb_live_streams\{[^}]*kind="me"[^}]*\} 1$/m);
-    expect(Number(/^lb_live_events_total\{[^}]*kind="top"[^}]*\} (\d+)$/m.exec(text)?.[1])).to.be.at.least(2);
-    for (const s of streams.splice(0)) s.close();
-    const deadline = Date.now() + 3000;
-    let last = await health();
-    while ((last.top !== 0 || last.me !== 0) && Date.now() < deadline) {
-      await sleep(50);
-      last = await health();
-    }
-    expect(last).to.deep.equal({ top: 0, me: 0 });
+  it('when the replica publishing a channel stops, then another one publishes its changes', async () => {
+    await subscribe('/live?region=NA&limit=2', 0);
+    const channel = 'live/NA/2';
+    // Its publisher learns of it at its next heartbeat, unless it took the subscription itself.
+    await until(() => replicas.some((r) => r.deps.live.publishes(channel)), 5000, 'a publisher of the channel');
+    const owner = replicas.findIndex((r) => r.deps.live.publishes(channel));
+    const [stopped] = replicas.splice(owner, 1);
+    await stopped!.stop();
+    const via = new Client(replicas[0]!.url);
+    const top = (await via.get('/top?region=NA&limit=1')).body.rows[0];
+    const american = [...tokens.keys()].find((id) => Number(id.slice(1)) % 3 === 0 && id !== top.user_id)!;
+    await setScore(american, top.score + 100, via);
+    await until(() => nchan.of(channel).at(-1)?.data.rows[0]?.user_id === american, 5000, 'the change published by another replica');
   });
 });

@@ -200,6 +200,7 @@ async function baseline(duration: number, connections: number, body: string, log
       errorLog: join(dir, 'error.log'),
       accessLog: 'off',
       tempDir: join(dir, 'tmp'),
+      livePort: await freePort(),
     });
     writeFileSync(join(dir, 'nginx.conf'), conf);
     const bin = findBinary('nginx');

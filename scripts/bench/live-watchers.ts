@@ -82,22 +82,28 @@ class Watcher {
     });
   }
 
-  /** Splits events (blank-line separated; the service writes `\n` only) and records those with data. */
+  /**
+   * Splits events (blank-line separated; nginx's nchan writes `\n` only:
+   * `event:`, `id:`, `data:` lines) and records those with an id. Ids are
+   * per channel (nchan's `<seconds>:<tag>`), so the table keys them by the
+   * watcher's path too.
+   */
   private feed(chunk: string, at: number, table: IdTable): void {
     this.buf += chunk;
     let end: number;
     while ((end = this.buf.indexOf('\n\n')) >= 0) {
-      const block = this.buf.slice(0, end);
+      const block = `\n${this.buf.slice(0, end)}`;
       this.buf = this.buf.slice(end + 2);
-      if (!block.startsWith('id: ')) continue; // retry:, heartbeat comments
-      const nl = block.indexOf('\n');
-      const id = block.slice(4, nl);
+      const i = block.indexOf('\nid: ');
+      if (i < 0) continue; // retry:, the greeting and heartbeat comments
+      const nl = block.indexOf('\n', i + 1);
+      const id = `${this.spec.path} ${block.slice(i + 5, nl < 0 ? undefined : nl)}`;
       let idx = table.index.get(id);
       if (idx === undefined) {
         const d = block.indexOf('\ndata: ');
         idx = table.ids.push(id) - 1;
         table.index.set(id, idx);
-        table.data.push(d >= 0 ? block.slice(d + 7) : '');
+        table.data.push(d >= 0 ? block.slice(d + 7, block.indexOf('\n', d + 1) < 0 ? undefined : block.indexOf('\n', d + 1)) : '');
       }
       this.times.push(at);
       this.ids.push(idx);

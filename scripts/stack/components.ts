@@ -20,7 +20,7 @@ import {
 import { describeExit, spawnProcess, type ExitInfo, type Proc } from './children.js';
 import { probe, waitHealthy, type WaitOutcome } from './health.js';
 import { ComponentLog, type Color, type LogTarget } from './logs.js';
-import { nginxArgs, renderNginxConf } from './nginx.js';
+import { nginxArgs, renderNginxConf, type LiveStreamSettings } from './nginx.js';
 import type { NodeCode } from './options.js';
 import { REPO_ROOT } from './paths.js';
 import { childPids, pidAlive, processStartTime, signal, waitGone } from './proc.js';
@@ -452,6 +452,9 @@ export interface NginxSettings {
   readonly statusPort: number | undefined;
   /** The live page's bundle (web/dist), served at / and /assets/; undefined: no page. */
   readonly webRoot?: string;
+  /** The live streams' settings (heartbeat, retry, streams per address); defaults where not given. */
+  readonly live?: Partial<LiveStreamSettings>;
+  readonly nchanModule: string;
 }
 
 export class NginxComponent extends SpawnedComponent {
@@ -465,15 +468,34 @@ export class NginxComponent extends SpawnedComponent {
   private reaping: Promise<void> = Promise.resolve();
   /** Port of its `stub_status` server (chosen at the first launch when ephemeral). */
   statusPort: number | undefined;
+  /** Port of its internal live server (nchan's publisher), chosen by {@link livePublishUrl} before the replicas start. */
+  private livePort: number;
 
   constructor(
     port: number,
+    livePort: number,
     private readonly settings: NginxSettings,
     ctx: ComponentContext,
   ) {
     super('nginx', 'nginx', join(ctx.logsDir, 'nginx.log'), ctx);
     this.port = port;
     this.statusPort = settings.statusPort;
+    this.livePort = livePort;
+  }
+
+  /**
+   * `http://127.0.0.1:<port>` of the internal live server, where the
+   * replicas publish (their LIVE_PUBLISH_URL): known before nginx starts,
+   * since the replicas start first (an ephemeral port is picked here).
+   */
+  async livePublishUrl(): Promise<string> {
+    this.livePort ||= await freePort();
+    return `http://127.0.0.1:${this.livePort}`;
+  }
+
+  /** `http://127.0.0.1:<port>/nchan_status`: nchan's channels, subscribers and messages. */
+  nchanStatusUrl(): string | undefined {
+    return this.livePort ? `http://127.0.0.1:${this.livePort}/nchan_status` : undefined;
   }
 
   /** `http://127.0.0.1:<port>/stub_status` (what the nginx exporter reads), once its port is known. */
@@ -494,6 +516,7 @@ export class NginxComponent extends SpawnedComponent {
     await this.reaping;
     this.port ||= await freePort();
     if (this.statusPort === 0) this.statusPort = await freePort();
+    await this.livePublishUrl();
     const { dir } = this.settings;
     // nginx creates the *_temp subdirectories but not their parent.
     mkdirSync(join(dir, 'temp'), { recursive: true });
@@ -515,6 +538,9 @@ export class NginxComponent extends SpawnedComponent {
       ...(process.getuid?.() === 0 && { user: 'root' }),
       ...(this.statusPort !== undefined && { statusPort: this.statusPort }),
       ...(this.settings.webRoot !== undefined && { webRoot: this.settings.webRoot }),
+      livePort: this.livePort,
+      ...(this.settings.live !== undefined && { live: this.settings.live }),
+      nchanModule: this.settings.nchanModule,
     });
     writeFileSync(this.confFile(), conf);
     await this.spawn(this.settings.binary, nginxArgs(this.settings.binary, this.confFile(), dir, 'stderr'), process.env);

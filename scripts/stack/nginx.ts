@@ -51,6 +51,61 @@ export interface NginxConfOptions {
    * the gateways.
    */
   readonly webRoot?: string;
+  /**
+   * Port of the internal live server: nchan's publisher (`/pub/<channel>`,
+   * where the replicas publish: their LIVE_PUBLISH_URL), its stub status
+   * and the subscriber behind /_lb_live/via/. On 127.0.0.1 in local mode;
+   * in docker mode on the container's interfaces, for the replicas'
+   * containers, and never published.
+   */
+  readonly livePort: number;
+  /** The live streams' settings; each key defaults to {@link DEFAULT_LIVE}. */
+  readonly live?: Partial<LiveStreamSettings>;
+  /** nchan's module file (`load_module`); default {@link NCHAN_MODULE}. */
+  readonly nchanModule?: string;
+}
+
+/** What nginx, which holds the live streams, announces and enforces. */
+export interface LiveStreamSettings {
+  /** A heartbeat comment (`: hb`) this often, ms; nchan counts whole seconds (rounded up). */
+  readonly heartbeatMs: number;
+  /** The `retry:` a stream starts with (the client's reconnection delay), ms. */
+  readonly retryMs: number;
+  /** Streams one client address may hold open (LIVE_MAX_STREAMS_PER_IP); one more is 429 too_many_streams. */
+  readonly maxStreamsPerIp: number;
+}
+
+export const DEFAULT_LIVE: LiveStreamSettings = Object.freeze({ heartbeatMs: 15_000, retryMs: 3000, maxStreamsPerIp: 20 });
+
+/** Where Debian's libnginx-mod-nchan puts the module (nginx's --modules-path), in the docker image too. */
+export const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so';
+
+/**
+ * The nchan subscriber of both subscriber locations (the public server's
+ * internal one and the live server's), indented for a location body.
+ * sub_filter writes the `retry:` line into nchan's greeting (`: hi`, the
+ * first bytes of every stream): nchan has no setting for it.
+ */
+function liveSubscriber(live: LiveStreamSettings): string {
+  return [
+    'nchan_subscriber eventsource;',
+    'nchan_channel_id $1;',
+    'nchan_subscriber_last_message_id $arg_lid;',
+    '# A new subscriber (no lid) gets the message the channel holds: its current state.',
+    'nchan_subscriber_first_message oldest;',
+    `nchan_eventsource_ping_interval ${Math.max(1, Math.ceil(live.heartbeatMs / 1000))};`,
+    'nchan_eventsource_ping_comment " hb";',
+    'nchan_eventsource_ping_event "";',
+    '# No other site\'s page may read the streams (nchan would echo any Origin).',
+    'nchan_access_control_allow_origin $scheme://$http_host;',
+    `sub_filter ": hi\\n" "retry: ${live.retryMs}\\n: hi\\n";`,
+    'sub_filter_once on;',
+    'sub_filter_types *;',
+    '# nchan sends Cache-Control: no-cache itself.',
+    'add_header X-Accel-Buffering no always;',
+  ]
+    .map((l) => `            ${l}`)
+    .join('\n');
 }
 
 /** Requests one client address may have in flight at nginx: well above a load test's 32 connections. */
@@ -66,9 +121,10 @@ const MODE_NOTES = {
     '# scripts/start.ts, which renders its own copy (absolute paths under .data/)\n' +
     '# into .data/nginx/nginx.conf. Relative paths are relative to `nginx -p`.',
   docker:
-    '# Mode docker: for the official nginx image (docker-compose.yml mounts this\n' +
-    "# file as /etc/nginx/nginx.conf; its command supplies -g 'daemon off;').\n" +
-    '# Listens on every interface of the container; gateways by service name.',
+    "# Mode docker: for the Dockerfile's nginx stage (Debian's nginx and nchan;\n" +
+    '# docker-compose.yml mounts this file as /etc/nginx/nginx.conf; its command\n' +
+    "# supplies -g 'daemon off;'). Listens on every interface of the container;\n" +
+    '# gateways by service name.',
 } as const;
 
 /** Renders the nginx configuration; throws on malformed input rather than writing a broken file. */
@@ -78,6 +134,13 @@ export function renderNginxConf(opts: NginxConfOptions): string {
   }
   if (opts.statusPort !== undefined && (!Number.isInteger(opts.statusPort) || opts.statusPort < 1 || opts.statusPort > 65535 || opts.statusPort === opts.listenPort)) {
     throw new Error(`nginx statusPort must be 1..65535 and not the listen port, got ${opts.statusPort}`);
+  }
+  if (!Number.isInteger(opts.livePort) || opts.livePort < 1 || opts.livePort > 65535 || opts.livePort === opts.listenPort || opts.livePort === opts.statusPort) {
+    throw new Error(`nginx livePort must be 1..65535 and neither the listen nor the status port, got ${opts.livePort}`);
+  }
+  const live = { ...DEFAULT_LIVE, ...opts.live };
+  for (const [key, value] of Object.entries(live)) {
+    if (!Number.isInteger(value) || value < 1 || value > 86_400_000) throw new Error(`nginx live.${key} must be a positive integer, got ${value}`);
   }
   if (opts.gateways.length === 0) throw new Error('nginx needs at least one gateway');
   const connPerIp = opts.connPerIp ?? DEFAULT_CONN_PER_IP;
@@ -92,6 +155,7 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     tempDir: opts.tempDir,
     ...(opts.user !== undefined && { user: opts.user }),
     ...(opts.webRoot !== undefined && { webRoot: opts.webRoot }),
+    nchanModule: opts.nchanModule ?? NCHAN_MODULE,
   })) {
     if (!SAFE_PATH.test(value)) throw new Error(`nginx ${key} "${value}" must be a plain path`);
   }
@@ -111,6 +175,15 @@ export function renderNginxConf(opts: NginxConfOptions): string {
     // The live streams' location: the stream rows of the public route table, as the gateways match them.
     LIVE_LOCATION: liveLocationRegex(),
     UPSTREAM_SERVERS: opts.gateways.map((g) => `        server ${g} max_fails=1 fail_timeout=5s;`).join('\n'),
+    NCHAN_MODULE: opts.nchanModule ?? NCHAN_MODULE,
+    LIVE_STREAMS_PER_IP: String(live.maxStreamsPerIp),
+    LIVE_SUBSCRIBER: liveSubscriber(live),
+    LIVE_LISTEN: opts.mode === 'local' ? `127.0.0.1:${opts.livePort}` : String(opts.livePort),
+    LIVE_LOOPBACK: `127.0.0.1:${opts.livePort}`,
+    LIVE_LISTEN_NOTE:
+      opts.mode === 'local'
+        ? 'it listens on 127.0.0.1 only.'
+        : 'the replicas reach it on the compose network, and\n    # docker-compose.yml publishes only :8080.',
   };
   // The stub_status server and the page's locations are kept (without their markers) or dropped whole.
   const template = readFileSync(NGINX_TEMPLATE, 'utf8')
@@ -138,6 +211,7 @@ export const COMMITTED_NGINX_CONFS: ReadonlyArray<{ readonly file: string; reado
       accessLog: 'access.log',
       tempDir: 'temp',
       statusPort: 8090,
+      livePort: 8091,
       // web/dist of this checkout, relative to the prefix .data/nginx/ (npm start renders the absolute path).
       webRoot: '../../web/dist',
     },
@@ -149,12 +223,14 @@ export const COMMITTED_NGINX_CONFS: ReadonlyArray<{ readonly file: string; reado
       gateways: ['api-gateway-1:4000', 'api-gateway-2:4000', 'api-gateway-3:4000'],
       mode: 'docker',
       pidFile: '/var/run/nginx.pid',
-      // The official image links these two to the container's stderr/stdout.
+      // The image (the Dockerfile's nginx stage) links these two to the container's stdout/stderr.
       errorLog: '/var/log/nginx/error.log',
       accessLog: '/var/log/nginx/access.log',
       tempDir: '/var/cache/nginx',
       // On the container's loopback: the nginx exporter runs in nginx's network namespace.
       statusPort: 8081,
+      // The replicas publish to http://nginx:8091 (LIVE_PUBLISH_URL in docker-compose.yml).
+      livePort: 8091,
       // Copied into the nginx image by the Dockerfile's `nginx` stage.
       webRoot: '/usr/share/leaderboard/web',
     },

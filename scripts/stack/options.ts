@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Topology } from '@lb/common/contracts';
 import { DEFAULT_PORTS, DEFAULT_TOPOLOGY, type LogLevel } from '@lb/common/platform';
+import type { LiveStreamSettings } from './nginx.js';
 import { DEFAULT_DATA_DIR } from './paths.js';
 
 /**
@@ -44,6 +45,8 @@ export interface StackPorts {
   readonly nginxExporter?: number;
   /** nginx's `stub_status`, on a server of its own on 127.0.0.1 (what the nginx exporter reads). Default 8090. */
   readonly nginxStatus?: number;
+  /** nginx's internal live server on 127.0.0.1: nchan's publisher (the replicas' LIVE_PUBLISH_URL) and status. Default 8091. */
+  readonly nginxLive?: number;
 }
 
 /** Ports of `npm start`. */
@@ -60,6 +63,7 @@ export const DEFAULT_STACK_PORTS: Required<StackPorts> = Object.freeze({
   postgresExporter: 9187,
   nginxExporter: 9113,
   nginxStatus: 8090,
+  nginxLive: 8091,
 });
 
 /** Every port picked from the free ones: for tests and benchmarks next to a running `npm start`. */
@@ -76,6 +80,7 @@ export const EPHEMERAL_PORTS: Required<StackPorts> = Object.freeze({
   postgresExporter: 0,
   nginxExporter: 0,
   nginxStatus: 0,
+  nginxLive: 0,
 });
 
 /**
@@ -164,6 +169,8 @@ export interface StartStackOptions {
   readonly postgresFast?: boolean;
   /** nginx access log in `<dataDir>/logs/nginx-access.log` (default true; benchmarks may turn it off). */
   readonly nginxAccessLog?: boolean;
+  /** The live streams nginx holds: heartbeat, `retry:`, streams per client address (defaults: scripts/stack/nginx.ts DEFAULT_LIVE). */
+  readonly live?: Partial<LiveStreamSettings>;
   /** How long each component may take to become healthy (default 60 s). */
   readonly healthTimeoutMs?: number;
   /**
@@ -244,7 +251,11 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
     postgresExporter: port('ports.postgresExporter', given.postgresExporter),
     nginxExporter: port('ports.nginxExporter', given.nginxExporter),
     nginxStatus: port('ports.nginxStatus', given.nginxStatus),
+    nginxLive: port('ports.nginxLive', given.nginxLive),
   });
+  for (const [key, value] of Object.entries(opts.live ?? {})) {
+    if (!Number.isInteger(value) || value < 1 || value > 86_400_000) throw new Error(`live.${key} must be a positive integer, got ${value}`);
+  }
   const scrapeIntervalSeconds = opts.scrapeIntervalSeconds ?? DEFAULT_SCRAPE_INTERVAL_S;
   if (!Number.isInteger(scrapeIntervalSeconds) || scrapeIntervalSeconds < 1 || scrapeIntervalSeconds > 300) {
     throw new Error(`scrapeIntervalSeconds must be an integer in 1..300, got ${scrapeIntervalSeconds}`);
@@ -350,6 +361,7 @@ export function fixedPorts(o: ResolvedStackOptions): Array<{ name: string; port:
   for (let i = 0; i < o.workers; i++) add(workerName(i), o.ports.workerHealthBase && o.ports.workerHealthBase + i);
   for (let i = 0; i < o.gateways; i++) add(gatewayName(i), o.ports.gatewayBase && o.ports.gatewayBase + i);
   add('nginx', o.ports.nginx);
+  add('nginx live', o.ports.nginxLive);
   if (!o.metrics) return out;
   metricsPortOrder(o).forEach((name, i) => add(`${name} metrics`, o.ports.metricsBase && o.ports.metricsBase + i));
   add('nginx stub_status', o.ports.nginxStatus);
@@ -460,6 +472,8 @@ Prometheus on this machine; Ctrl-C or \`npm stop\` stops them.
   --no-restart            only report a component that dies (env STACK_RESTART=off); by default it is
                           restarted after 0.5 s, 1 s, 2 s… up to 5 s, and left down after 5 restarts in 60 s
   --quiet                 logs to .data/logs/*.log only, not to the terminal
+  Live streams, held by nginx (nchan): env LIVE_HEARTBEAT_MS (default 15000, whole seconds),
+  LIVE_RETRY_MS (3000), LIVE_MAX_STREAMS_PER_IP (20), NGINX_LIVE_PORT (its internal live server, 8091).
   A port of 0 picks a free one. JWT_SECRET from the environment wins over .data/jwt-secret.`;
 
 function int(name: string, raw: string | undefined): number | undefined {
@@ -512,6 +526,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     ...defined('nginx', int('--nginx-port / NGINX_PORT', pick('nginx-port', 'NGINX_PORT'))),
     ...defined('metricsBase', int('--metrics-base-port / METRICS_BASE_PORT', pick('metrics-base-port', 'METRICS_BASE_PORT'))),
     ...defined('prometheus', int('--prometheus-port / PROMETHEUS_PORT', pick('prometheus-port', 'PROMETHEUS_PORT'))),
+    ...defined('nginxLive', int('NGINX_LIVE_PORT', env.NGINX_LIVE_PORT)),
+  };
+  const live = {
+    ...defined('heartbeatMs', int('LIVE_HEARTBEAT_MS', env.LIVE_HEARTBEAT_MS)),
+    ...defined('retryMs', int('LIVE_RETRY_MS', env.LIVE_RETRY_MS)),
+    ...defined('maxStreamsPerIp', int('LIVE_MAX_STREAMS_PER_IP', env.LIVE_MAX_STREAMS_PER_IP)),
   };
   const dataDir = pick('data-dir', 'STACK_DATA_DIR');
   const logLevel = pick('log-level', 'LOG_LEVEL');
@@ -535,6 +555,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     ...(restartOff && { restart: false as const }),
     ...(metricsOff && { metrics: false }),
     ...defined('scrapeIntervalSeconds', int('--scrape-interval / SCRAPE_INTERVAL', pick('scrape-interval', 'SCRAPE_INTERVAL'))),
+    ...(Object.keys(live).length > 0 && { live }),
   };
   // Validate now, so a typo fails before anything starts.
   resolveStackOptions(stack);

@@ -82,6 +82,12 @@ export interface Stack {
   readonly adminKeyFile: string;
   /** Prometheus (UI and HTTP API): `http://127.0.0.1:<port>`; undefined with `metrics: false`. */
   readonly prometheusUrl: string | undefined;
+  /**
+   * nginx's internal live server, `http://127.0.0.1:<port>`: nchan's
+   * publisher (`/pub/<channel>`, the replicas' LIVE_PUBLISH_URL) and
+   * `/nchan_status` (channels, subscribers, messages published).
+   */
+  readonly liveUrl: string;
   /** Snapshot of every component, in start order (a new array on each read). */
   readonly components: readonly ComponentInfo[];
   /** Snapshot of one component by name; throws for an unknown name. */
@@ -134,7 +140,7 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
   // that does not build stops nothing else: nginx then answers / with a JSON 404 saying so.
   else await ensureBuilt(log, { webOnly: true }).catch((e: unknown) => log(`the live page (web/) could not be built; / answers 404: ${(e as Error).message}`));
   // Fail with the apt-get command rather than a spawn ENOENT halfway through.
-  const servers: BinaryName[] = ['redis-server', 'postgres', 'initdb', 'nginx'];
+  const servers: BinaryName[] = ['redis-server', 'postgres', 'initdb', 'nginx', 'nchan'];
   const bins = await ensureBinaries([...servers, ...(o.metrics ? METRICS_BINARIES : [])], { install: false });
   await assertPortsFree(o);
   const jwtSecret = resolveJwtSecret(o.dataDir, options.jwtSecret);
@@ -163,6 +169,8 @@ class StackRunner {
   private readonly ctx: ComponentContext;
   private readonly stopTails: Array<() => void> = [];
   private topology: Topology | undefined;
+  /** nginx's internal live server, the replicas' LIVE_PUBLISH_URL (known once boot has picked its port). */
+  private livePublishUrl: string | undefined;
   private monitor: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   /** Aborted by stop(), or by the caller's start signal: ends health waits at once. */
@@ -198,7 +206,7 @@ class StackRunner {
     for (let i = 0; i < o.replicas; i++) {
       this.services.push(
         new NodeComponent(serviceName(i), 'service', base(o.ports.serviceBase, i), (port, mport) =>
-          this.nodeEnv('service', { PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: serviceName(i), ...metricsEnv(mport) }),
+          this.nodeEnv('service', { PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: serviceName(i), LIVE_PUBLISH_URL: this.livePublishUrl!, ...metricsEnv(mport) }),
         this.ctx, o.code, options.nodeArgs?.service, metricsPort(serviceName(i))),
       );
     }
@@ -227,6 +235,7 @@ class StackRunner {
     }
     this.nginx = new NginxComponent(
       o.ports.nginx,
+      o.ports.nginxLive,
       {
         binary: bins.nginx!,
         dir: join(o.dataDir, 'nginx'),
@@ -234,6 +243,8 @@ class StackRunner {
         gateways: () => this.gateways.flatMap((g) => (g.port ? [`127.0.0.1:${g.port}`] : [])),
         statusPort: o.metrics ? o.ports.nginxStatus : undefined,
         webRoot: WEB_DIST,
+        ...(options.live !== undefined && { live: options.live }),
+        nchanModule: bins.nchan!,
       },
       this.ctx,
     );
@@ -365,6 +376,8 @@ class StackRunner {
     if (admin.created) this.log(`admin API key created (send it as X-Api-Key; it is kept only here): ${admin.file}`);
     this.tailInfraLogs();
 
+    // The replicas publish live messages to nginx (which starts last): its internal port is chosen now.
+    this.livePublishUrl = await this.nginx.livePublishUrl();
     await this.tier(this.services, false);
     await this.tier(this.workers, false);
     await this.tier(this.gateways, false);
@@ -572,6 +585,7 @@ class StackRunner {
       startedAt: this.startedAt,
       ...(this.nginx.url() && { url: this.nginx.url()! }),
       ...(this.prometheus?.url() && { prometheusUrl: this.prometheus.url()! }),
+      ...(this.livePublishUrl && { liveUrl: this.livePublishUrl }),
       components: this.components.map((c) => {
         const pid = c.running() ? c.pid() : undefined;
         const startTime = pid === undefined ? undefined : c.startTime();
@@ -633,6 +647,7 @@ class StackRunner {
       jwtSecret: this.jwtSecret,
       adminKeyFile: adminKeyPath(this.o.dataDir),
       prometheusUrl: this.prometheus?.url(),
+      liveUrl: this.livePublishUrl!,
       dataDir: this.o.dataDir,
       get components() {
         return self.components.map((c) => c.info());

@@ -43,6 +43,8 @@ export interface StackFile {
   readonly url?: string;
   /** Prometheus's UI and API, when the stack runs it. */
   readonly prometheusUrl?: string;
+  /** nginx's internal live server (nchan's publisher and `/nchan_status`), on 127.0.0.1. */
+  readonly liveUrl?: string;
   /** Every component, in start order; stop in reverse. */
   readonly components: readonly ComponentRecord[];
 }

@@ -1,11 +1,13 @@
 /**
- * A Server-Sent Events client for tests, on Node's fetch with a streaming
- * body reader (no extra packages): {@link SseStream} is one connection,
+ * A Server-Sent Events client for tests, on node:http (no extra packages;
+ * a connection may come from a source address of its own, as nginx's
+ * per-address stream cap needs): {@link SseStream} is one connection,
  * parsed as the EventSource spec says (events end at a blank line; `:`
  * lines are comments; `retry:` sets the reconnection delay);
  * {@link ReconnectingSse} reconnects like a browser's EventSource, honouring
  * `retry:` and sending `Last-Event-ID`.
  */
+import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface SseEvent {
@@ -35,25 +37,39 @@ export class SseStream {
   private constructor(
     readonly status: number,
     readonly headers: Headers,
-    private readonly controller: AbortController,
+    private readonly req: http.ClientRequest,
   ) {}
 
   /**
    * Connects; resolves once the response headers are in. A non-200 answer
    * resolves too, with its body in `body` (parsed JSON when it is JSON).
+   * `accept: null` sends no Accept header (curl's way); `localAddress` is
+   * the connection's source address (127.0.0.x).
    */
-  static async open(url: string, opts: { headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<SseStream & { body?: any }> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error(`no answer headers from ${url} within ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
-    let res: Response;
-    try {
-      res = await fetch(url, { headers: { accept: 'text/event-stream', ...opts.headers }, signal: controller.signal });
-    } finally {
-      clearTimeout(timer);
-    }
-    const s = new SseStream(res.status, res.headers, controller) as SseStream & { body?: any };
-    if (res.status !== 200 || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
-      const text = await res.text();
+  static async open(
+    url: string,
+    opts: { headers?: Record<string, string>; timeoutMs?: number; localAddress?: string; accept?: string | null } = {},
+  ): Promise<SseStream & { body?: any }> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const accept = opts.accept === undefined ? 'text/event-stream' : opts.accept;
+    const { req, res } = await new Promise<{ req: http.ClientRequest; res: http.IncomingMessage }>((resolve, reject) => {
+      const req = http.get(url, { agent: false, headers: { ...(accept !== null && { accept }), ...opts.headers }, ...(opts.localAddress && { localAddress: opts.localAddress }) }, (res) => {
+        clearTimeout(timer);
+        resolve({ req, res });
+      });
+      const timer = setTimeout(() => req.destroy(new Error(`no answer headers from ${url} within ${timeoutMs} ms`)), timeoutMs);
+      req.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) for (const x of Array.isArray(v) ? v : v === undefined ? [] : [v]) headers.append(k, x);
+    const s = new SseStream(res.statusCode ?? 0, headers, req) as SseStream & { body?: any };
+    if (s.status !== 200 || !(headers.get('content-type') ?? '').startsWith('text/event-stream')) {
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      const text = Buffer.concat(chunks).toString('utf8');
       try {
         s.body = JSON.parse(text);
       } catch {
@@ -62,11 +78,11 @@ export class SseStream {
       s.ended = true;
       return s;
     }
-    void s.read(res.body!);
+    void s.read(res);
     return s;
   }
 
-  private async read(body: ReadableStream<Uint8Array>): Promise<void> {
+  private async read(body: AsyncIterable<Uint8Array>): Promise<void> {
     const decoder = new TextDecoder();
     let buf = '';
     let ev: { id?: string; event?: string; data: string[] } = { data: [] };
@@ -150,7 +166,7 @@ export class SseStream {
   }
 
   close(): void {
-    this.controller.abort();
+    this.req.destroy();
   }
 }
 

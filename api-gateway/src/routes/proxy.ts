@@ -5,30 +5,21 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { API_PREFIXES as TABLE_PREFIXES, FORWARDED_ROUTES, pathRegExp, SCORE_WRITE_ROUTES, LIVE_ROUTES } from '@lb/common/contracts';
+import { API_PREFIXES as TABLE_PREFIXES, FORWARDED_ROUTES, pathRegExp, SCORE_WRITE_ROUTES } from '@lb/common/contracts';
 import { hasBody, readBody, verifyBearer, type BodyLimits, type TokenSettings } from '@lb/common/platform';
 import type { Forwarder } from '../forwarder.js';
 import { stripHopByHopHeaders, setForwardingHeaders, stripIdentityHeaders } from '../http/headers.js';
 import type { ReadLimiter } from '../http/rate-limit.js';
-import type { StreamLimiter } from '../http/stream-limit.js';
 
 /**
- * What the gateway forwards, which writes it checks tokens of and which
- * requests are live streams all come from the public route table
- * (@lb/common contracts/routes.ts). A new route goes there; nginx proxies
+ * What the gateway forwards and which writes it checks tokens of come from
+ * the public route table (@lb/common contracts/routes.ts). A new route goes there; nginx proxies
  * every path it does not serve itself, and test/paths.e2e.test.ts asks each
  * of {@link API_PREFIXES} the path-traversal encodings.
  */
 const PUBLIC_PATH = pathRegExp(FORWARDED_ROUTES);
 /** Every first path segment the API answers, as `/<prefix>`: the proxied ones and the gateway's own /health. */
 export const API_PREFIXES: readonly string[] = TABLE_PREFIXES;
-/** Live streams (Server-Sent Events): long-lived answers, counted per client IP. */
-const LIVE_PATH = pathRegExp(LIVE_ROUTES);
-
-/** True for a GET of a live stream. */
-export function isLiveStream(method: string, path: string): boolean {
-  return method === 'GET' && LIVE_PATH.test(path);
-}
 /** `.` or `..` segments are never forwarded, whatever the replica would make of them. */
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 
@@ -48,8 +39,6 @@ export function isScoreWrite(method: string, path: string): boolean {
 export interface ProxyRouteDeps {
   forwarder: Forwarder;
   limiter: ReadLimiter;
-  /** Open live streams per client IP (LIVE_MAX_STREAMS_PER_IP). */
-  streams: StreamLimiter;
   token: TokenSettings;
   /** Bodies are buffered (so a write can be replayed on another replica) within these limits. */
   body: BodyLimits;
@@ -80,10 +69,8 @@ async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerRe
   const xff = req.headers['x-forwarded-for'];
   const clientIp = xff === undefined || !trusted ? peer : clientOf(peer, xff, deps.trustProxy);
   const method = req.method ?? 'GET';
-  const stream = isLiveStream(method, path);
   if (method === 'GET' || method === 'HEAD') {
     await deps.limiter.take(clientIp);
-    if (stream) deps.streams.take(clientIp, res);
   } else if (isScoreWrite(method, path) && req.headers['x-api-key'] === undefined) {
     // A bad or missing token is answered here and never reaches a replica;
     // the replica verifies the same token again (it trusts nothing else).
@@ -103,7 +90,7 @@ async function forward(deps: ProxyRouteDeps, req: IncomingMessage, res: ServerRe
     h['content-length'] = String(body.length);
     delete h['transfer-encoding'];
   }
-  deps.forwarder.forward(req, res, fail, body, stream);
+  deps.forwarder.forward(req, res, fail, body);
 }
 
 /**

@@ -41,6 +41,25 @@ export interface ShardKeys {
   boardPrefix(boardId: string): string;
   /** The keys of one period of a board on this shard (see lua/includes/board.lua). */
   boardPeriod(boardId: string, period: string): BoardPeriodKeys;
+  /** Live pushes of the channels kept on this shard (leaderboard-service live/). */
+  readonly live: LiveKeys;
+}
+
+/**
+ * Live pushes (leaderboard-service live/): the nchan channels whose
+ * registration this shard keeps, and the replicas that publish them.
+ */
+export interface LiveKeys {
+  /** Sorted set: replica member id -> its last heartbeat (ms epoch). The channels here are dealt out among them. */
+  readonly members: string;
+  /** Sorted set: channel id -> when it was opened or last known to have subscribers (ms epoch). */
+  readonly channels: string;
+  /** Hash: channel id -> what the channel shows (JSON), for the replica that publishes it. */
+  readonly specs: string;
+  /** The hash of the content last published to a channel: a change is published once, whoever computes it. */
+  last(channel: string): string;
+  /** Held (briefly) by the replica publishing a new channel's first message. */
+  first(channel: string): string;
 }
 
 /** One period of a board on one shard. */
@@ -75,6 +94,13 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     boardPeriod: (boardId, period) => {
       const p = `${base}:b:${boardId}:${period}`;
       return { view: (v) => `${p}:z:${v}`, versions: `${p}:v`, members: `${p}:m`, metadata: `${p}:meta`, closed: `${p}:closed` };
+    },
+    live: {
+      members: `${base}:live:members`,
+      channels: `${base}:live:channels`,
+      specs: `${base}:live:specs`,
+      last: (channel) => `${base}:live:last:${channel}`,
+      first: (channel) => `${base}:live:first:${channel}`,
     },
   };
 }

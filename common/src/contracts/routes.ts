@@ -1,9 +1,9 @@
 /**
  * The public route table: every path the platform answers through nginx,
- * written once. The gateway's forwarding, its token check of score writes
- * and its live-stream accounting (api-gateway/src/routes/proxy.ts), and
- * nginx's live-stream location (scripts/stack/nginx.ts renders it into
- * nginx/nginx.conf) are derived from it.
+ * written once. The gateway's forwarding and its token check of score
+ * writes (api-gateway/src/routes/proxy.ts), and nginx's live-stream
+ * location (scripts/stack/nginx.ts renders it into nginx/nginx.conf) are
+ * derived from it.
  *
  * A route is a path (a regular expression source that means the same in
  * JavaScript and in nginx's PCRE: literal segments, `[^/]+`, `.+`, `.*`,
@@ -18,7 +18,8 @@
  *   method (`.` and `..` segments excepted, the gateway's own rule);
  * - `methods` and `auth` say what the edge does before forwarding: a
  *   `scoreWrite` row's token is verified at the gateway, a `stream` row's GET
- *   is a long-lived answer (counted per client address, never buffered).
+ *   is a live stream (checked by a replica, then held by nginx's nchan and
+ *   counted per client address there).
  */
 
 /** HTTP methods named by the table. */
@@ -56,7 +57,7 @@ export interface PublicRoute {
    * replica checks), and the replica verifies it again.
    */
   readonly scoreWrite?: true;
-  /** A live stream (Server-Sent Events) on GET: long-lived, counted per client address, never buffered by nginx. */
+  /** A live stream (Server-Sent Events) on GET: checked by a replica, then held by nginx (nchan), counted per client address. */
   readonly stream?: true;
   /** What is there. */
   readonly doc: string;

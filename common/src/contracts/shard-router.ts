@@ -29,18 +29,38 @@ function fmix32(h: number): number {
   return h >>> 0;
 }
 
+/**
+ * Rendezvous (highest-random-weight) hashing: the candidate with the highest
+ * hash of (candidate, key), ties to the smallest id. Removing a candidate
+ * moves only the keys it had; undefined when there is none.
+ */
+export function rendezvous(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestWeight = -1;
+  for (const c of candidates) {
+    const w = fmix32(fnv1a32(`${c}\u0000${key}`));
+    if (w > bestWeight || (w === bestWeight && c < best!)) {
+      best = c;
+      bestWeight = w;
+    }
+  }
+  return best;
+}
+
 export class ShardRouter {
   readonly topology: Topology;
   readonly shards: readonly ShardDef[];
   /** Configured region names, upper case, GLOBAL excluded. */
   readonly regions: readonly string[];
   private readonly byId: Map<string, ShardDef>;
+  private readonly shardIds: readonly string[];
 
   constructor(topology: Topology) {
     this.topology = topology;
     this.shards = topology.shards;
     this.regions = Object.keys(topology.regions);
     this.byId = new Map(topology.shards.map((s) => [s.id, s]));
+    this.shardIds = topology.shards.map((s) => s.id);
   }
 
   shard(id: string): ShardDef {
@@ -77,16 +97,7 @@ export class ShardRouter {
 
   /** Rendezvous hashing: the shard with the highest hash of (shard id, user id). */
   hashShard(userId: string): ShardDef {
-    let best = this.shards[0]!;
-    let bestWeight = -1;
-    for (const s of this.shards) {
-      const w = fmix32(fnv1a32(`${s.id}\u0000${userId}`));
-      if (w > bestWeight || (w === bestWeight && s.id < best.id)) {
-        best = s;
-        bestWeight = w;
-      }
-    }
-    return best;
+    return this.shard(rendezvous(userId, this.shardIds)!);
   }
 
   /** The shards holding a board: every shard for GLOBAL, the region's one otherwise. */

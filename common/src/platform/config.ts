@@ -137,6 +137,14 @@ export function urlListKey(env: string, doc: string, def?: string): ConfigKey<st
   });
 }
 
+/** One http(s) URL, without a trailing slash. */
+export function urlKey(env: string, doc: string, def?: string): ConfigKey<string> {
+  return declare(env, doc, def, (raw) => {
+    checkHttpUrl(env, raw.trim());
+    return raw.trim().replace(/\/+$/, '');
+  });
+}
+
 /** Throws a ConfigError naming `env` unless `u` is an http(s) URL. */
 export function checkHttpUrl(env: string, u: string): void {
   let parsed: URL;

@@ -38,8 +38,8 @@ export const METRIC = {
   topCacheMisses: 'lb_top_cache_misses_total',
   topCacheInvalidations: 'lb_top_cache_invalidations_total',
   // Live pushes (SSE), per replica; kind = top | me
-  liveStreams: 'lb_live_streams',
-  liveEvents: 'lb_live_events_total',
+  liveChannels: 'lb_live_channels',
+  livePublications: 'lb_live_publications_total',
   redisDuration: 'lb_redis_command_duration_seconds',
   redisErrors: 'lb_redis_errors_total',
   pgDuration: 'lb_pg_query_duration_seconds',
@@ -167,14 +167,13 @@ export class HttpMetrics {
 
   /**
    * Observes the request once its answer has been sent (its route template
-   * from the path it arrived with). Event streams (`/live`, `/boards/:board/live`,
-   * `/me/live`) are left out: their "latency" is their lifetime, and
-   * `lb_live_streams` / `lb_live_events_total` describe them.
+   * from the path it arrived with). A live stream's request (`/live`,
+   * `/boards/:board/live`, `/me/live`) is answered at once too: nginx holds
+   * the stream itself (the replica answers with an X-Accel-Redirect).
    */
   track(req: IncomingMessage, res: ServerResponse): void {
     const start = process.hrtime.bigint();
     const route = requestRoute(req);
-    if (STREAM_ROUTES.has(route)) return;
     const method = req.method === 'GET' || req.method === 'POST' || req.method === 'HEAD' ? req.method : 'other';
     res.once('finish', () => this.observe(route, method, res.statusCode, secondsSince(start)));
   }
@@ -254,9 +253,6 @@ export function requestRoute(req: IncomingMessage & { [ROUTE]?: string }): strin
   }
   return route;
 }
-
-/** The route templates of Server-Sent Event streams. */
-export const STREAM_ROUTES: ReadonlySet<string> = new Set(['/live', '/boards/:board/live', '/me/live']);
 
 export function routeTemplate(path: string): string {
   for (const [re, t] of TEMPLATES) {

@@ -3,6 +3,8 @@
  * topology and the tests need. Debian installs the Postgres server binaries
  * outside PATH (`/usr/lib/postgresql/<major>/bin`) and nginx in `/usr/sbin`,
  * which is not on a normal user's PATH, so both get an explicit fallback.
+ * One entry is not an executable: `nchan`, nginx's push module, is the
+ * module file nginx loads (`load_module`), found in nginx's modules path.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
@@ -16,6 +18,7 @@ export type BinaryName =
   | 'pg_ctl'
   | 'psql'
   | 'nginx'
+  | 'nchan'
   | 'wrk'
   | 'prometheus'
   | 'promtool'
@@ -32,6 +35,8 @@ export const DEBIAN_PACKAGES: Readonly<Record<BinaryName, string>> = Object.free
   pg_ctl: 'postgresql',
   psql: 'postgresql',
   nginx: 'nginx',
+  // Built by Debian for its nginx (Depends: nginx-abi-1.22.1-7): the live streams' push module.
+  nchan: 'libnginx-mod-nchan',
   wrk: 'wrk',
   // promtool ships in the prometheus package.
   prometheus: 'prometheus',
@@ -55,10 +60,21 @@ export const METRICS_BINARIES: readonly BinaryName[] = Object.freeze([
 
 const PG_TOOLS: ReadonlySet<BinaryName> = new Set<BinaryName>(['postgres', 'initdb', 'pg_ctl', 'psql']);
 const PG_LIB_DIR = '/usr/lib/postgresql';
+/** nginx's dynamic modules: Debian's --modules-path, then a source build's default. */
+const NGINX_MODULE_DIRS = ['/usr/lib/nginx/modules', '/usr/local/nginx/modules'];
+const NCHAN_MODULE_FILE = 'ngx_nchan_module.so';
 
 /** Type guard for user input such as command-line arguments. */
 export function isBinaryName(name: string): name is BinaryName {
   return Object.prototype.hasOwnProperty.call(DEBIAN_PACKAGES, name);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function isExecutableFile(path: string): boolean {
@@ -87,9 +103,11 @@ function postgresBinDirs(): string[] {
 /**
  * Absolute path of `name`, or undefined if it is not installed. Looks in PATH
  * first, then in the Debian locations: the newest
- * `/usr/lib/postgresql/<major>/bin` for Postgres tools, `/usr/sbin` for nginx.
+ * `/usr/lib/postgresql/<major>/bin` for Postgres tools, `/usr/sbin` for nginx;
+ * for `nchan`, the module file in nginx's modules directory.
  */
 export function findBinary(name: BinaryName): string | undefined {
+  if (name === 'nchan') return NGINX_MODULE_DIRS.map((d) => join(d, NCHAN_MODULE_FILE)).find(isFile);
   const dirs = (process.env.PATH ?? '').split(delimiter).filter((d) => d.startsWith('/'));
   if (PG_TOOLS.has(name)) dirs.push(...postgresBinDirs());
   if (name === 'nginx') dirs.push('/usr/sbin', '/usr/local/sbin');

@@ -16,6 +16,8 @@ import type { AdminIdentity, ApiKeyVerifier } from '../admin/api-keys.js';
 
 /** What a hot handler sees of a request. */
 export interface HotRequest {
+  /** HEAD for a HEAD of a GET route (answered with the GET's headers and no body). */
+  readonly method: 'GET' | 'HEAD' | 'POST';
   readonly query: URLSearchParams;
   /** The decoded path parameters, by name (`/rank/:userId` → `userId`). */
   readonly params: Readonly<Record<string, string>>;
@@ -149,7 +151,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
         throw new AppError('invalid_payload', 'malformed URL encoding');
       }
     }
-    const answer = await route.handler({ query, params, headers: req.headers, requestId, player, admin, body });
+    const answer = await route.handler({ method: req.method === 'HEAD' ? 'HEAD' : route.method, query, params, headers: req.headers, requestId, player, admin, body });
     if (answer instanceof Takeover) answer.start(req, res);
     else if (!res.headersSent) sendJson(res, 200, answer, answer instanceof JsonText ? answer.text : JSON.stringify(answer));
   } catch (err) {

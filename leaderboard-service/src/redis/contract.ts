@@ -19,6 +19,7 @@ export const STATUS = {
   around: ['ok'],
   restore: ['restored', 'skipped'],
   upgrade: ['ok'],
+  liveDrop: ['dropped', 'kept'],
 } as const;
 
 export type ScriptName = keyof typeof STATUS;

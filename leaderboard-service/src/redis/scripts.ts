@@ -37,4 +37,5 @@ export const SCRIPTS = {
   around: load('around'),
   restore: load('restore'),
   upgrade: load('upgrade'),
+  liveDrop: load('live-drop'),
 } as const;

@@ -1,6 +1,7 @@
 /**
  * GET /health: readiness, every Redis shard and Postgres database must
- * answer; `top_cache` tells whether top pages come from memory.
+ * answer; `top_cache` tells whether top pages come from memory,
+ * `live_channels` how many live channels this replica publishes.
  * GET /health/live: liveness, the process serves requests. Gateways probe
  * this one: a replica whose shard is down still serves everything that does
  * not need that shard, so it stays in rotation.
@@ -8,10 +9,10 @@
 import { Router } from 'express';
 import { probe, type PgPools } from '@lb/common/platform';
 import type { TopPages } from '../leaderboard/top-cache.js';
-import type { LiveHub } from '../live/hub.js';
+import type { LiveChannels } from '../live/publisher.js';
 import type { ShardStores } from '../redis/shard-store.js';
 
-export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; topCache: TopPages; live: LiveHub; instanceId: string }): Router {
+export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; topCache: TopPages; live: Pick<LiveChannels, 'channels'>; instanceId: string }): Router {
   const r = Router();
   r.get('/health/live', (_req, res) => {
     res.json({ ok: true, instance: deps.instanceId });
@@ -31,7 +32,7 @@ export function healthRoutes(deps: { stores: ShardStores; pools: PgPools; topCac
       ...Object.entries(redis).filter(([, v]) => v !== 'ok').map(([k]) => `redis:${k}`),
       ...Object.entries(postgres).filter(([, v]) => v !== 'ok').map(([k]) => `postgres:${k}`),
     ];
-    res.status(down.length === 0 ? 200 : 503).json({ ok: down.length === 0, instance: deps.instanceId, down, redis, postgres, top_cache: deps.topCache.state(), streams: deps.live.streams() });
+    res.status(down.length === 0 ? 200 : 503).json({ ok: down.length === 0, instance: deps.instanceId, down, redis, postgres, top_cache: deps.topCache.state(), live_channels: deps.live.channels() });
   });
   return r;
 }
