@@ -29,6 +29,7 @@ import { freePort, startPostgres, startRedis, type PostgresProcess, type RedisPr
 import { onInterrupt } from './interrupt.js';
 import { findRepoRoot } from '@lb/devtools/testing';
 import { ScoreRepository } from '@lb/worker-service/db';
+import { loadConfig as loadServiceConfig } from '@lb/leaderboard-service/config';
 import { EventRelays, ShardStores } from '@lb/leaderboard-service/ops';
 import { fmt, pct } from './machine.js';
 
@@ -127,19 +128,25 @@ async function queueCounts(queues: Queue[]): Promise<number> {
 }
 
 /**
- * Persistence throughput from enqueue to COMMIT. A worker-service process is
- * started first; then the events are handed to the service's own outbox relay
- * (the code the write path uses), which packs what queues up behind each
- * enqueue into one job. `singleJobs` instead pre-loads one job per event
- * (what the relay sends when writes trickle in one at a time) and starts the
- * worker after: BullMQ's per-job cost alone.
+ * Persistence throughput from the outbox to COMMIT. A worker-service process
+ * is started first; then the events are written to the shards' outboxes (as
+ * the write script does) and the service's own relay (the code the replicas
+ * run, with its default settings) takes them in full envelopes, one after
+ * the other. `singleJobs` instead pre-loads one job per event (what a relay
+ * with envelopes of one would send) and starts the worker after: BullMQ's
+ * per-job cost alone.
  */
 export async function pipelineRun(e: Env, shardIds: string[], perShard: number, prefix: string, singleJobs = false): Promise<{ total: number; perShard: Record<string, number> }> {
   const shards = e.topology.shards.filter((s) => shardIds.includes(s.id));
   const log = createLogger('bench', 'error');
   const stores = new ShardStores(shards, prefix, 10_000, log);
   await stores.connect(log);
-  const relays = new EventRelays(stores.all(), { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, sweepIntervalMs: 0, sweepAfterMs: 60_000, batchMax: 100, lingerMs: 50 /* RELAY_LINGER_MS default */ }, log);
+  const defaults = loadServiceConfig({ TOPOLOGY: JSON.stringify(e.topology), JWT_SECRET: SECRET });
+  const relays = new EventRelays(
+    stores.all(),
+    { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, batchMax: defaults.relayEnvelopeMax, lingerMs: defaults.relayLingerMs, leaseMs: defaults.relayLeaseMs },
+    log,
+  );
   await relays.ready(5000);
   const events = new Map(shardIds.map((id) => [id, makeEvents(`${prefix}-${id}-`, perShard / 2, 2, 'NA')]));
   for (const id of shardIds) PER_SHARD_EXPECTED.set(`${prefix}-${id}`, perShard);
@@ -167,10 +174,22 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
   }
   const t0 = performance.now();
   if (!singleJobs) {
-    for (const id of shardIds) {
-      const relay = relays.get(id);
-      for (const ev of events.get(id)!) relay.push(jobIdOf(ev), JSON.stringify(ev));
-    }
+    await Promise.all(
+      shardIds.map(async (id) => {
+        const store = stores.get(id);
+        const evs = events.get(id)!;
+        for (let j = 0; j < evs.length; j += 5000) {
+          const chunk = evs.slice(j, j + 5000);
+          const now = Date.now();
+          await store.client
+            .multi()
+            .hSet(store.keys.outbox, Object.fromEntries(chunk.map((ev) => [jobIdOf(ev), JSON.stringify(ev)])))
+            .zAdd(store.keys.outboxIndex, chunk.map((ev) => ({ score: now, value: jobIdOf(ev) })))
+            .exec();
+        }
+      }),
+    );
+    relays.start();
   }
   const done: Record<string, number> = {};
   while (Object.keys(done).length < shardIds.length) {

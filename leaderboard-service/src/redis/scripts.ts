@@ -37,4 +37,5 @@ export const SCRIPTS = {
   around: load('around'),
   restore: load('restore'),
   upgrade: load('upgrade'),
+  relayTake: load('relay-take'),
 } as const;
