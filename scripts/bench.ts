@@ -1,7 +1,9 @@
 /**
- * npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards]
+ * npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards | --runs cpu]
  *   [--gateways N] [--replicas N] [--connections N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
- *   [--rounds N]  (observability: rounds of metrics off / metrics on / metrics + tracing, default 3; runtime: rounds of Node 20 / 26, each with and without tracing, default 3; live: rounds of 0 / N watchers, default 3)
+ *   [--rounds N]  (observability: rounds of metrics off / metrics on / metrics + tracing, default 3; runtime: rounds of Node 20 / 26, each with and without tracing, default 3; live: rounds of 0 / N watchers, default 3;
+ *                  persistence: rounds of the CPU-per-event runs, default 3)
+ *   (persistence: --runs cpu runs only the CPU-per-event rounds and prints them, without writing docs/BENCHMARKS.md: for A/B comparisons of two checkouts)
  *   [--watchers N]  (live: SSE watchers, default 2,000, --quick 500)
  *
  * Prints figures and writes them to docs/BENCHMARKS.md. Speed targets live
@@ -11,12 +13,12 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findRepoRoot } from '@lb/devtools/testing';
-import { benchPersistence, type PersistenceResult } from './bench/persistence.js';
+import { benchPersistence, benchPipelineCpu, cpuTable, type PersistenceResult } from './bench/persistence.js';
 import { fmt, machineLine } from './bench/machine.js';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, watchers: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N] [--watchers N]\n');
+  process.stdout.write('Usage: npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards | cpu] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N] [--watchers N]\n');
   process.exit(0);
 }
 const root = findRepoRoot();
@@ -50,14 +52,27 @@ Run: ${new Date().toISOString()} on ${machineLine()}${quick ? ' (--quick)' : ''}
 | … max | ${fmt(r.lag.max)} ms | — |
 | writes acknowledged / refused | ${fmt(r.lag.ok)} / ${fmt(r.lag.refused)} | 0 refused |
 
-How it is measured: the raw baseline calls the worker's own \`ScoreRepository.applyBatch\` in a loop (the same SQL, no queue). The pipeline runs start a worker-service process, hand the events (2 versions per player) to the service's own outbox relay — which puts the events that queued up behind its previous enqueue, or arrived within its RELAY_LINGER_MS linger (50 ms by default), into one job of up to 100 events — and time until every event is in \`score_events\` (jobs complete only after their batch's COMMIT). The one-job-per-event row pre-loads the queue with single-event jobs, the shape the relay produces when writes arrive one at a time: it shows BullMQ's fixed per-job cost (two Lua scripts and a lock per job), which is why the relay packs envelopes. Lag = \`score_events.created_at\` (the batch transaction's time) − the moment the client received 200 for that write; the writes are paced by the clock and spread over two leaderboard-service replicas, and the rate shown is the one achieved (requests completed per second of the run).`;
+CPU per persisted event, ms (median of ${r.cpu[0]!.length} rounds, each round every rate once; RELAY_LINGER_MS ${r.cpu[0]![0]!.lingerMs}, RELAY_ENVELOPE_MAX ${r.cpu[0]![0]!.envelopeMax}):
+
+${cpuTable(r.cpu)}
+
+How it is measured: the raw baseline calls the worker's own \`ScoreRepository.applyBatch\` in a loop (the same SQL, no queue). The pipeline runs start a worker-service process, write the events (2 versions per player) to the shards' outboxes as the write script does, start the service's own relay (its default settings: a job of up to RELAY_ENVELOPE_MAX events per turn, the next turn at once after a full one) and time until every event is in \`score_events\` (jobs complete only after their batch's COMMIT). The one-job-per-event row pre-loads the queue with single-event jobs: it shows BullMQ's fixed per-job cost (its scripts, a lock and about ten Redis round trips per job), which is why the relay packs envelopes. Lag = \`score_events.created_at\` (the batch transaction's time) − the moment the client received 200 for that write; the writes are paced by the clock and spread over two leaderboard-service replicas, and the rate shown is the one achieved (requests completed per second of the run).
+
+CPU per persisted event: a process of its own (scripts/bench/relay-driver.ts) runs the relays of three replicas (as \`npm start\` runs them: each replica its own connections and a relay per shard, with the service's relay settings) and writes, paced by the clock, events in the write script's shape spread over the three shards to the shards' outboxes (one HSET and one ZADD per shard every 50 ms); a worker-service process with its default settings (metrics on) persists them. After 2 s of unmeasured warm-up at the same rate: the CPU time (user + system, from /proc, exited children included) of that process (relay), the three redis-server processes, the worker and Postgres (postmaster, backends, WAL writer, checkpointer, autovacuum) from the first event to the last COMMIT, divided by the events persisted. The same events are then written on the same clock with no relay and no worker, and that run's CPU in the driver and Redis is subtracted (the "bench's outbox writes" column): in the service the event reaches the outbox inside the write script, in a call the write makes anyway. The saturation row writes the events as fast as Redis takes them; its rate is events ÷ time to the last COMMIT. Idle costs of these processes (metrics, timers, the relays' turns, BullMQ's blocking waits) are counted: they are what persistence costs the machine at that rate. Lag here = the transaction's time − the event's write to the outbox.`;
 }
 
 async function main(): Promise<void> {
   const quick = Boolean(args.quick);
   if (!args.only || args.only === 'persistence') {
     log('== persistence ==');
-    const r = await benchPersistence(log, { perShard: quick ? 20_000 : 100_000, lagRate: 2000, lagSeconds: quick ? 5 : 20 });
+    const rounds = args.rounds ? Number(args.rounds) : 3;
+    const cpu = { seconds: quick ? 5 : 15, saturationPerShard: quick ? 20_000 : 100_000, rounds };
+    if (args.runs === 'cpu') {
+      log(cpuTable(await benchPipelineCpu(log, cpu)));
+      log('(--runs cpu: docs/BENCHMARKS.md not written)');
+      return;
+    }
+    const r = await benchPersistence(log, { perShard: quick ? 20_000 : 100_000, lagRate: 2000, lagSeconds: quick ? 5 : 20, cpuSeconds: cpu.seconds, rounds });
     section('persistence', persistenceMarkdown(r, quick));
   }
   if (!args.only || args.only === 'http') {

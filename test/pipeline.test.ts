@@ -13,10 +13,10 @@ import { rebuildShard } from '../leaderboard-service/src/recovery/rebuild.js';
 import { mainEntry } from './support/main-entry.js';
 import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
 import { eventually, spawnNode, type Child } from './support/processes.js';
+import { startServiceProcess } from './support/service-process.js';
 import { rng } from './support/reference-board.js';
 
 const WORKER = 'worker-service/src/index.ts';
-const SERVICE = 'leaderboard-service/src/index.ts';
 
 async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>) {
   let i = 0;
@@ -153,24 +153,14 @@ describe('write-behind pipeline', function () {
     });
   });
 
-  describe('the service dies between the Redis write and the enqueue', () => {
-    it('when the process is killed right after its Redis write, then the outbox sweeper still gets the write to Postgres', async () => {
-      const infra = await getInfra();
+  describe('the service dies between the Redis write and its answer', () => {
+    it('when the process is killed right after its Redis write, then another replica\'s relay still gets the write to Postgres', async () => {
       const prefix = `c${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-10)}`;
-      const { freePort } = await import('@lb/devtools/infra');
-      const port = await freePort();
-      const child = spawnNode(
-        SERVICE,
-        infra.env({
-          PORT: String(port), JWT_SECRET: TEST_SECRET, KEY_PREFIX: prefix, TEST_FAULT: 'crash-after-redis-write',
-          ARGON2_MEMORY_KIB: '256', ARGON2_TIME_COST: '1', ACCESS_LOG: 'false', LOG_LEVEL: 'warn', OUTBOX_SWEEP_INTERVAL_MS: '0',
-        }),
-      );
+      const { child, url } = await startServiceProcess(prefix, { TEST_FAULT: 'crash-after-redis-write', RELAY_LEASE_MS: '1000' });
       let svc: TestService | undefined;
       let worker: Child | undefined;
       try {
-        await eventually('service up', () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false), 30_000);
-        const api = new Client(`http://127.0.0.1:${port}`);
+        const api = new Client(url);
         const user = uniqueId('crash');
         // Not registered here: registration is a Redis write too, and the first one kills this process.
         const token = signToken({ userId: user, name: `Name ${user}`, region: 'ASIA' }, { secret: TEST_SECRET, issuer: 'leaderboard-platform', ttlSeconds: 600 });
@@ -178,8 +168,8 @@ describe('write-behind pipeline', function () {
         expect(write).to.equal('connection lost');
         expect(await child.exited).to.equal('SIGKILL');
 
-        // The write is in Redis and its event in the outbox, not on the queue.
-        svc = await startService({ KEY_PREFIX: prefix, OUTBOX_SWEEP_AFTER_MS: '200', OUTBOX_SWEEP_INTERVAL_MS: '100' });
+        // The write is in Redis and its event in the outbox, not on the queue; this replica's relay takes the shard over.
+        svc = await startService({ KEY_PREFIX: prefix });
         const store = svc.deps.stores.get('asia');
         expect((await mainEntry(store.client, store.keys, user)).score).to.equal(77);
         worker = await startWorker({ KEY_PREFIX: prefix });
@@ -187,6 +177,50 @@ describe('write-behind pipeline', function () {
         expect(await store.client.hLen(store.keys.outbox)).to.equal(0);
       } finally {
         await child.stop('SIGKILL');
+        await worker?.stop();
+        await svc?.stop();
+      }
+    });
+  });
+
+  describe('the replica holding the shards\' relay dies', () => {
+    it('when it is killed, then events written through another replica wait in the outbox until its lease lapses, and the other replica then gets every one to Postgres', async () => {
+      const prefix = `l${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-10)}`;
+      // A long lease: the shards stay its own for 15 s after it dies.
+      const { child: holder } = await startServiceProcess(prefix, { RELAY_LINGER_MS: '50', RELAY_LEASE_MS: '15000' });
+      let svc: TestService | undefined;
+      let worker: Child | undefined;
+      try {
+        svc = await startService({ KEY_PREFIX: prefix, RELAY_LINGER_MS: '50', RELAY_LEASE_MS: '1000' });
+        const stores = svc.deps.stores.all();
+        const leases = () => Promise.all(stores.map((s) => s.client.get(s.keys.relayLease)));
+        await eventually('the first replica holds every shard', async () => (await leases()).every((l) => l !== null), 30_000);
+        const held = await leases();
+        expect(held).not.to.include(svc.deps.relays.get('na').id);
+        await holder.stop('SIGKILL');
+
+        const api = new Client(svc.url);
+        const players = ['NA', 'EU', 'ASIA', 'GLOBAL'].map((region) => ({ user_id: uniqueId('lease'), region }));
+        for (const [i, p] of players.entries()) {
+          const token = signToken({ userId: p.user_id, name: `Name ${p.user_id}`, region: p.region }, { secret: TEST_SECRET, issuer: 'leaderboard-platform', ttlSeconds: 600 });
+          for (const score of [10 + i, 20 + i]) expect((await api.post('/score/update', { score }, { token })).status).to.equal(200);
+        }
+        // Acknowledged and in the outbox index; no relay may send them while the dead one's lease runs.
+        expect(await leases()).to.deep.equal(held);
+        expect((await Promise.all(stores.map((s) => s.client.zCard(s.keys.outboxIndex)))).reduce((a, b) => a + b, 0)).to.equal(2 * players.length);
+        for (const s of stores) expect(await svc.deps.relays.get(s.shard.id).queue.getJobCounts('waiting')).to.deep.equal({ waiting: 0 });
+
+        worker = await startWorker({ KEY_PREFIX: prefix });
+        await eventually('events persisted', async () => (await compareRedisWithPostgres(svc!, players)).length === 0, 60_000);
+        await eventually('outboxes empty', async () => (await Promise.all(stores.map((s) => s.client.hLen(s.keys.outbox)))).every((n) => n === 0), 30_000);
+        expect(await leases()).to.deep.equal(stores.map((s) => svc!.deps.relays.get(s.shard.id).id));
+        for (const p of players) {
+          const db = svc.deps.pools.forShard(svc.deps.router.homeShard(p.user_id, p.region).id);
+          const r = await db.query('SELECT array_agg(version ORDER BY version)::int[] AS versions FROM score_events WHERE user_id = $1', [p.user_id]);
+          expect(r.rows[0].versions, p.user_id).to.deep.equal([1, 2]);
+        }
+      } finally {
+        await holder.stop('SIGKILL');
         await worker?.stop();
         await svc?.stop();
       }

@@ -4,6 +4,7 @@
  */
 import { type Topology } from '@lb/common/contracts';
 import {
+  ConfigError,
   JOB_ATTEMPTS,
   JOB_BACKOFF_MS,
   PG_POOL_SIZE,
@@ -88,10 +89,9 @@ const SPEC = {
   topCacheMaxAgeMs: intKey('TOP_CACHE_MAX_AGE_MS', 'Top pages (the first 100 rows of each board) are served from memory, dropped by every write that changes them; this bounds how long a copy is kept at all, ms (0 = no cache).', { default: 1000, min: 0, max: 3_600_000 }),
   boardRefreshMs: intKey('BOARD_REFRESH_MS', 'How often each replica checks the control plane for changed board definitions, ms (a change made through a replica is seen there at once).', { default: 500, min: 50, max: 60_000 }),
   apiKeyCacheMs: intKey('API_KEY_CACHE_MS', 'How long a replica trusts an API key it has checked, ms: a revoked key stops working within this time.', { default: 2000, min: 0, max: 600_000 }),
-  relayEnvelopeMax: intKey('RELAY_ENVELOPE_MAX', 'Most events the relay puts in one queue job (an envelope) when writes pile up behind an enqueue.', { default: 100, min: 1, max: 1000 }),
-  relayLingerMs: intKey('RELAY_LINGER_MS', 'How long an event waits for others to share its queue job, ms (the answer to the client never waits for it); 0 = at once.', { default: 50, min: 0, max: 1000 }),
-  outboxSweepIntervalMs: intKey('OUTBOX_SWEEP_INTERVAL_MS', 'How often the outbox sweeper looks for events a crash left behind, ms (0 = off).', { default: 1000, min: 0 }),
-  outboxSweepAfterMs: intKey('OUTBOX_SWEEP_AFTER_MS', 'Age after which an outbox event is re-enqueued by the sweeper, ms.', { default: 5000, min: 50 }),
+  relayEnvelopeMax: intKey('RELAY_ENVELOPE_MAX', 'Most events in one queue job (an envelope); after a full one the shard\'s relay takes the next at once, without waiting for RELAY_LINGER_MS.', { default: 500, min: 1, max: 1000 }),
+  relayLingerMs: intKey('RELAY_LINGER_MS', 'How often the shard\'s relay takes the events written since its last turn and enqueues them as one job, ms: the longest an event waits to share its job (persistence lag grows by up to this much; the client\'s answer never waits for it).', { default: 500, min: 10, max: 60_000 }),
+  relayLeaseMs: intKey('RELAY_LEASE_MS', 'One replica at a time relays each shard, holding a lease it renews on every turn; when that replica dies another takes the shard over within this time, ms. Must exceed RELAY_LINGER_MS.', { default: 5000, min: 100, max: 600_000 }),
   livePublishUrl: urlKey('LIVE_PUBLISH_URL', 'Live pushes: nginx\'s internal live server (nchan\'s publisher location /pub/, never the public listener), where this replica publishes the channels it computes.', 'http://127.0.0.1:8091'),
   liveRefreshMs: intKey('LIVE_REFRESH_MS', 'Live pushes: the replicas\' heartbeat (a replica silent for 3 of these hands its channels on), and how often players\' cards (and tops whose change channel is down) are recomputed, ms.', { default: 1000, min: 200, max: 600_000 }),
   testFault: enumKey('TEST_FAULT', 'Tests only: crash-after-redis-write kills the process between a Redis write and its enqueue.', ['off', 'crash-after-redis-write'], 'off'),
@@ -108,6 +108,7 @@ export type ServiceConfig = ReturnType<typeof readKeys<typeof SPEC>> & {
 /** Loads and validates the configuration; throws ConfigError naming the key. */
 export function loadConfig(env: Env = process.env): ServiceConfig {
   const base = readKeys(SPEC, env);
+  if (base.relayLeaseMs <= base.relayLingerMs) throw new ConfigError('RELAY_LEASE_MS', `must exceed RELAY_LINGER_MS (${base.relayLingerMs}), or the lease would lapse between a relay's turns`);
   return Object.freeze({
     ...base,
     topology: loadTopology(env),

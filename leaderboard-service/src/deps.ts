@@ -87,10 +87,9 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     {
       keyPrefix: config.keyPrefix,
       jobs: { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs },
-      sweepIntervalMs: config.outboxSweepIntervalMs,
-      sweepAfterMs: config.outboxSweepAfterMs,
       batchMax: config.relayEnvelopeMax,
       lingerMs: config.relayLingerMs,
+      leaseMs: config.relayLeaseMs,
       metrics: metrics.relay(),
     },
     log,
@@ -110,7 +109,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
   const clock = opts.clock ?? Date.now;
   const writer = new BoardWriter(
-    { router, stores, relays, log, clock, metrics, afterRedisWrite },
+    { router, stores, log, clock, metrics, afterRedisWrite },
     {
       idempotencyTtlS: config.idempotencyTtlS,
       backlogLimit: config.queueRejectLength,
@@ -162,8 +161,9 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
 
 /**
  * TEST_FAULT=crash-after-redis-write kills the process right after a write
- * (to any board) reached Redis and before its event reached the queue: the
- * outbox tests use it to prove such a write still gets persisted.
+ * (to any board) reached Redis, before its answer and before a relay of
+ * this process could enqueue its event: the outbox tests use it to prove
+ * such a write still gets persisted.
  */
 function faultHook(fault: string, log: Logger): AfterRedisWriteHook | undefined {
   if (fault !== 'crash-after-redis-write') return undefined;

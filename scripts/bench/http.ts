@@ -67,7 +67,12 @@ function perRequest(before: CommandStats, after: CommandStats, requests: number)
   return out;
 }
 
-/** CPU seconds (user+system) of every process, by pid, with parent links. */
+/**
+ * CPU seconds (user+system) of every process, by pid, with parent links;
+ * each with the time of its children that exited and were waited for
+ * (cutime/cstime), so a Postgres backend or autovacuum worker that ends
+ * during a run leaves its CPU time with the postmaster instead of taking it along.
+ */
 function procTable(): Map<number, { ppid: number; cpu: number }> {
   const out = new Map<number, { ppid: number; cpu: number }>();
   for (const d of readdirSync('/proc')) {
@@ -75,7 +80,7 @@ function procTable(): Map<number, { ppid: number; cpu: number }> {
     try {
       const s = readFileSync(`/proc/${d}/stat`, 'utf8');
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(d), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) / CLK_TCK });
+      out.set(Number(d), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK });
     } catch {
       /* gone */
     }
@@ -151,7 +156,7 @@ export async function run(
   await opts.window?.end();
   const redisAfter = await opts.redis?.();
   const cpuMsPerReq: Record<string, number> = {};
-  // Clamped at 0: a process that exits during the run (a Postgres backend) takes its CPU time with it.
+  // Clamped at 0: a process that exits during the run and is not waited for by one of the group takes its CPU time with it.
   for (const g of Object.keys(groups)) cpuMsPerReq[g] = res.requests > 0 ? Math.max(0, ((after[g]! - before[g]!) * 1000) / res.requests) : NaN;
   cpuMsPerReq[`load generator (${loadTool()})`] = res.requests > 0 ? (loadCpu * 1000) / res.requests : NaN;
   const r: RunResult = { name, requests: res.requests, rps: res.rps, p50: res.p50, p95: res.p95, p99: res.p99, errors: res.errors, non2xx: res.non2xx, cpuMsPerReq };

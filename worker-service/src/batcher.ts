@@ -2,10 +2,11 @@
  * Batching of score events between BullMQ and Postgres.
  *
  * BullMQ hands the worker one job at a time, but with a high concurrency many
- * jobs are in hand at once. Each job's processor calls {@link Batcher.add} and
- * waits; the batcher gathers events until it holds `maxSize` of them or the
- * oldest has waited `maxWaitMs`, writes them in one transaction, and only then
- * settles every waiting promise (so a job completes only after COMMIT, and a
+ * jobs are in hand at once. Each job's processor calls {@link Batcher.add}
+ * with the job's events (one, or an envelope of many) and waits; the batcher
+ * gathers whole jobs until it holds `maxSize` events or the oldest has waited
+ * `maxWaitMs`, writes them in one transaction, and only then settles the
+ * jobs' promises, one per job (so a job completes only after COMMIT, and a
  * failed transaction fails, and BullMQ retries, every job of the batch).
  *
  * Nothing here knows BullMQ or pg: {@link persistBatch} takes the repository
@@ -68,27 +69,25 @@ export async function persistBatch(
   return { counts, refused, transactions };
 }
 
-/** An item the flush refused for good (it will never succeed). */
-export class RefusedItemError extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'RefusedItemError';
-  }
-}
+/** Per item (same index): undefined = written, else why it is refused for good. */
+export type Outcome = readonly (string | undefined)[];
 
-/** Writes a batch; per item, undefined = done, or the reason it is refused for good. Rejects = retry all. */
-export type FlushFn<T> = (items: T[]) => Promise<readonly (string | undefined)[]>;
+/** Writes a batch and tells each item's outcome. Rejects = retry all. */
+export type FlushFn<T> = (items: readonly T[]) => Promise<Outcome>;
 
 export interface BatcherOptions {
-  /** Flush as soon as this many items are buffered. */
+  /**
+   * Flush as soon as this many items are buffered. A batch holds whole
+   * groups: up to this many items, or one group that is larger on its own.
+   */
   readonly maxSize: number;
-  /** Flush a partial batch this long after its first item arrived (0 = on the next turn of the event loop). */
+  /** Flush a partial batch this long after its first group arrived (0 = on the next turn of the event loop). */
   readonly maxWaitMs: number;
   /**
-   * Most items the caller can have in hand at once (BullMQ concurrency). When
-   * every one of them is buffered or being written, no further item can
-   * arrive before a flush, so a partial batch is written at once instead of
-   * waiting for the timer. Default: unlimited.
+   * Most groups the caller can have in hand at once (BullMQ concurrency:
+   * jobs). When every one of them is buffered or being written, no further
+   * group can arrive before a flush, so a partial batch is written at once
+   * instead of waiting for the timer. Default: unlimited.
    */
   readonly capacity?: number;
   /**
@@ -112,13 +111,14 @@ export interface BatcherStats {
   lastErrorAt: number | undefined;
 }
 
+/** A group waiting for its batch (one job's events). */
 interface Pending<T> {
-  item: T;
-  resolve: () => void;
+  items: readonly T[];
+  resolve: (outcome: Outcome) => void;
   reject: (e: Error) => void;
 }
 
-/** Gathers items into batches; see the module comment. */
+/** Gathers groups of items into batches; see the module comment. */
 export class Batcher<T> {
   readonly stats: BatcherStats = {
     batches: 0,
@@ -131,9 +131,10 @@ export class Batcher<T> {
     lastErrorAt: undefined,
   };
   private buffer: Pending<T>[] = [];
+  private bufferedItems = 0;
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private readonly inFlight = new Set<Promise<void>>();
-  private inFlightItems = 0;
+  private inFlightGroups = 0;
   private urgent = false;
 
   constructor(
@@ -145,7 +146,7 @@ export class Batcher<T> {
 
   /** Items buffered, not yet being written. */
   get buffered(): number {
-    return this.buffer.length;
+    return this.bufferedItems;
   }
 
   /** Batches being written right now. */
@@ -153,12 +154,18 @@ export class Batcher<T> {
     return this.inFlight.size;
   }
 
-  /** Resolves once the item is durably written; rejects if its batch failed (or with RefusedItemError). */
-  add(item: T): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.buffer.push({ item, resolve, reject });
-      const full = this.buffer.length >= this.opts.maxSize;
-      const starved = this.opts.capacity !== undefined && this.buffer.length + this.inFlightItems >= this.opts.capacity;
+  /**
+   * Resolves once the group's items are durably written, with each one's
+   * outcome (refused items are reported, not thrown); rejects if their batch
+   * failed. An empty group resolves at once.
+   */
+  add(items: readonly T[]): Promise<Outcome> {
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise<Outcome>((resolve, reject) => {
+      this.buffer.push({ items, resolve, reject });
+      this.bufferedItems += items.length;
+      const full = this.bufferedItems >= this.opts.maxSize;
+      const starved = this.opts.capacity !== undefined && this.buffer.length + this.inFlightGroups >= this.opts.capacity;
       if (full || starved) this.flush();
       else if (this.timer === undefined) this.schedule();
     });
@@ -169,14 +176,14 @@ export class Batcher<T> {
     this.cancelTimer();
     const maxInFlight = this.opts.maxInFlight ?? 2;
     while (this.buffer.length > 0 && this.inFlight.size < maxInFlight) {
-      const batch = this.buffer.splice(0, this.opts.maxSize);
-      this.inFlightItems += batch.length;
+      const batch = this.takeBatch();
+      this.inFlightGroups += batch.length;
       const p = this.write(batch).finally(() => {
         this.inFlight.delete(p);
-        this.inFlightItems -= batch.length;
+        this.inFlightGroups -= batch.length;
         // Full batches held back by the in-flight bound go now; a partial one
         // keeps waiting for its timer (or the capacity / drained signals).
-        if (this.buffer.length >= this.opts.maxSize || this.urgent) this.flush();
+        if (this.bufferedItems >= this.opts.maxSize || this.urgent) this.flush();
         else if (this.buffer.length > 0 && this.timer === undefined) this.schedule();
       });
       this.inFlight.add(p);
@@ -184,7 +191,7 @@ export class Batcher<T> {
   }
 
   /**
-   * From now on, writes every item on the next turn of the event loop instead
+   * From now on, writes every group on the next turn of the event loop instead
    * of waiting for a batch to fill (used while shutting down), and writes
    * what is buffered now.
    */
@@ -197,6 +204,15 @@ export class Batcher<T> {
   async drain(): Promise<void> {
     this.flush();
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The first groups of the buffer that fit in `maxSize` items (at least one). */
+  private takeBatch(): Pending<T>[] {
+    let n = 0;
+    let items = 0;
+    while (n < this.buffer.length && (n === 0 || items + this.buffer[n]!.items.length <= this.opts.maxSize)) items += this.buffer[n++]!.items.length;
+    this.bufferedItems -= items;
+    return this.buffer.splice(0, n);
   }
 
   private schedule(): void {
@@ -216,9 +232,10 @@ export class Batcher<T> {
 
   private async write(batch: Pending<T>[]): Promise<void> {
     const started = performance.now();
-    let outcome: readonly (string | undefined)[];
+    const items = batch.length === 1 ? batch[0]!.items : batch.flatMap((p) => p.items);
+    let outcome: Outcome;
     try {
-      outcome = await this.flushFn(batch.map((p) => p.item));
+      outcome = await this.flushFn(items);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.stats.failedBatches++;
@@ -228,17 +245,15 @@ export class Batcher<T> {
       return;
     }
     this.stats.batches++;
-    this.stats.items += batch.length;
-    this.stats.lastBatchSize = batch.length;
+    this.stats.items += items.length;
+    this.stats.lastBatchSize = items.length;
     this.stats.lastBatchMs = Math.round(performance.now() - started);
-    batch.forEach((p, i) => {
-      const reason = outcome[i];
-      if (reason === undefined) {
-        p.resolve();
-      } else {
-        this.stats.refusedItems++;
-        p.reject(new RefusedItemError(reason));
-      }
-    });
+    let at = 0;
+    for (const p of batch) {
+      const mine = outcome.slice(at, at + p.items.length);
+      at += p.items.length;
+      for (const reason of mine) if (reason !== undefined) this.stats.refusedItems++;
+      p.resolve(mine);
+    }
   }
 }

@@ -34,7 +34,7 @@ const SPEC = {
   shards: stringKey('WORKER_SHARDS', 'Shards whose score queue this process consumes: comma-separated shard ids, or "all".', {
     default: 'all',
   }),
-  batchSize: intKey('BATCH_SIZE', 'Most events written to Postgres in one transaction.', { default: 500, min: 1, max: 10_000 }),
+  batchSize: intKey('BATCH_SIZE', 'Most events written to Postgres in one transaction (whole jobs: a job is never split, so an envelope of more is a transaction of its own).', { default: 500, min: 1, max: 10_000 }),
   batchMaxWaitMs: intKey('BATCH_MAX_WAIT_MS', 'Longest a partial batch waits for more events before it is written, ms.', {
     default: 50,
     min: 0,

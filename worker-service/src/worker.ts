@@ -41,7 +41,7 @@ import {
   tracingOn,
   type Logger,
 } from '@lb/common/platform';
-import { Batcher, persistBatch, RefusedItemError, type BatcherStats, type BatchRepository, type FlushFn } from './batcher.js';
+import { Batcher, persistBatch, type BatcherStats, type BatchRepository, type FlushFn } from './batcher.js';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
 
@@ -67,7 +67,7 @@ export type ConsumerState = 'running' | 'closing' | 'closed';
 export interface ShardStatus {
   shard: string;
   state: ConsumerState;
-  /** Jobs waiting in the batcher / batches being written now. */
+  /** Events waiting in the batcher / batches being written now. */
   buffered: number;
   flushing: number;
   jobs: {
@@ -274,26 +274,22 @@ export class ShardConsumer {
 
   /**
    * A job carries one event or an envelope of several (see `scoreJob`). Its
-   * valid events go into the batch; the job completes once all of them are
-   * committed. Malformed events, or events Postgres refuses for good, fail
-   * the job at once as unrecoverable (its other events are persisted, so a
-   * replay after a fix is harmless); any other failure retries the job.
+   * valid events go into a batch together (a job is never split between
+   * transactions); the job completes once they are committed. Malformed
+   * events, or events Postgres refuses for good, fail the job at once as
+   * unrecoverable (its other events are persisted, so a replay after a fix
+   * is harmless); any other failure retries the job.
    */
   private async process(job: Job<ScoreJobData>): Promise<void> {
     const { events, problems } = readScoreJob(job.data);
-    const results = await Promise.allSettled(events.map((e) => this.batcher.add(e)));
-    const refused: string[] = [];
-    let fault: unknown;
-    let outage: StoreUnavailable | undefined;
-    for (const r of results) {
-      if (r.status === 'fulfilled') continue;
-      if (r.reason instanceof RefusedItemError) refused.push(r.reason.message);
-      else if (r.reason instanceof StoreUnavailable) outage = r.reason;
-      else fault ??= r.reason;
+    let outcome;
+    try {
+      outcome = await this.batcher.add(events);
+    } catch (e) {
+      if (e instanceof StoreUnavailable) throw await this.deferForOutage(job, e);
+      throw e;
     }
-    // An outage wins over a fault: the whole job is tried again later anyway.
-    if (outage) throw await this.deferForOutage(job, outage);
-    if (fault !== undefined) throw fault;
+    const refused = outcome.filter((r) => r !== undefined);
     this.counters.persisted += events.length - refused.length;
     if (problems.length > 0) throw new UnrecoverableError(`malformed score event: ${problems.join('; ')}`);
     if (refused.length > 0) throw new UnrecoverableError(`refused by postgres: ${refused.join('; ')}`);

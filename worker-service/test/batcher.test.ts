@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { ScoreEvent } from '@lb/common/contracts';
-import { Batcher, persistBatch, RefusedItemError, type BatchRepository } from '../src/batcher.js';
+import { Batcher, persistBatch, type BatchRepository } from '../src/batcher.js';
 import { InvalidBatchError, type ApplyResult } from '../src/db/index.js';
 import { scoreEvent } from './support/worker.js';
 
@@ -11,8 +11,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function controlledFlush() {
   const batches: number[][] = [];
   const gates: { release: (outcome?: (string | undefined)[]) => void; fail: (e: Error) => void }[] = [];
-  const flush = (items: number[]) => {
-    batches.push(items);
+  const flush = (items: readonly number[]) => {
+    batches.push([...items]);
     return new Promise<(string | undefined)[]>((resolve, reject) => {
       gates.push({ release: (outcome) => resolve(outcome ?? items.map(() => undefined)), fail: reject });
     });
@@ -21,10 +21,13 @@ function controlledFlush() {
 }
 
 /** Tracks how each add() settled. */
-function track(p: Promise<void>) {
-  const s: { state: 'pending' | 'resolved' | 'rejected'; error?: Error } = { state: 'pending' };
+function track(p: Promise<readonly (string | undefined)[]>) {
+  const s: { state: 'pending' | 'resolved' | 'rejected'; outcome?: readonly (string | undefined)[]; error?: Error } = { state: 'pending' };
   p.then(
-    () => (s.state = 'resolved'),
+    (outcome) => {
+      s.state = 'resolved';
+      s.outcome = outcome;
+    },
     (e: Error) => {
       s.state = 'rejected';
       s.error = e;
@@ -34,23 +37,43 @@ function track(p: Promise<void>) {
 }
 
 describe('Batcher', () => {
-  it('when maxSize items arrive, then they are written as one batch at once, and resolve only after the write', async () => {
+  it('when groups of maxSize items in all arrive, then they are written as one batch at once, and each group resolves once, after the write', async () => {
     const f = controlledFlush();
     const b = new Batcher<number>({ maxSize: 3, maxWaitMs: 60_000 }, f.flush);
-    const s = [1, 2, 3, 4].map((n) => track(b.add(n)));
+    const s = [[1, 2], [3], [4]].map((g) => track(b.add(g)));
     await tick();
     expect(f.batches).to.deep.equal([[1, 2, 3]]);
-    expect(s.map((x) => x.state)).to.deep.equal(['pending', 'pending', 'pending', 'pending']);
+    expect(s.map((x) => x.state)).to.deep.equal(['pending', 'pending', 'pending']);
     f.gates[0]!.release();
     await tick();
-    expect(s.map((x) => x.state)).to.deep.equal(['resolved', 'resolved', 'resolved', 'pending']);
+    expect(s.map((x) => x.state)).to.deep.equal(['resolved', 'resolved', 'pending']);
+    expect(s.map((x) => x.outcome)).to.deep.equal([[undefined, undefined], [undefined], undefined]);
     expect(b.buffered).to.equal(1);
+  });
+
+  it('when a group holds more than maxSize items, then it is written whole, in a batch of its own', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 3, maxWaitMs: 60_000 }, f.flush);
+    const s = [[1], [2, 3, 4, 5]].map((g) => track(b.add(g)));
+    await tick();
+    expect(f.batches).to.deep.equal([[1], [2, 3, 4, 5]]);
+    f.gates.forEach((g) => g.release());
+    await tick();
+    expect(s.map((x) => x.outcome)).to.deep.equal([[undefined], [undefined, undefined, undefined, undefined]]);
+  });
+
+  it('when an empty group is added, then it resolves at once and nothing is written', async () => {
+    const f = controlledFlush();
+    const b = new Batcher<number>({ maxSize: 3, maxWaitMs: 0 }, f.flush);
+    expect(await b.add([])).to.deep.equal([]);
+    await tick();
+    expect(f.batches).to.deep.equal([]);
   });
 
   it('when more full batches arrive than may be written at once, then at most maxInFlight run and the rest follow as each commits', async () => {
     const f = controlledFlush();
     const b = new Batcher<number>({ maxSize: 2, maxWaitMs: 60_000, maxInFlight: 2 }, f.flush);
-    const s = [1, 2, 3, 4, 5, 6, 7].map((n) => track(b.add(n)));
+    const s = [1, 2, 3, 4, 5, 6, 7].map((n) => track(b.add([n])));
     await tick();
     expect(f.batches).to.deep.equal([[1, 2], [3, 4]]);
     expect(b.buffered).to.equal(3);
@@ -65,8 +88,8 @@ describe('Batcher', () => {
     const f = controlledFlush();
     const b = new Batcher<number>({ maxSize: 100, maxWaitMs: 40 }, f.flush);
     const started = Date.now();
-    void b.add(1);
-    void b.add(2);
+    void b.add([1]);
+    void b.add([2]);
     await sleep(10);
     expect(f.batches).to.have.length(0);
     await sleep(60);
@@ -75,10 +98,10 @@ describe('Batcher', () => {
     f.gates[0]!.release();
   });
 
-  it('when the write fails, then every item of the batch rejects with that error', async () => {
+  it('when the write fails, then every group of the batch rejects with that error', async () => {
     const f = controlledFlush();
-    const b = new Batcher<number>({ maxSize: 2, maxWaitMs: 1000 }, f.flush);
-    const s = [1, 2].map((n) => track(b.add(n)));
+    const b = new Batcher<number>({ maxSize: 3, maxWaitMs: 1000 }, f.flush);
+    const s = [[1, 2], [3]].map((g) => track(b.add(g)));
     await tick();
     f.gates[0]!.fail(new Error('connection refused'));
     await tick();
@@ -87,37 +110,36 @@ describe('Batcher', () => {
     expect(b.stats.lastError).to.equal('connection refused');
   });
 
-  it('when the write refuses one item, then only that item rejects, with RefusedItemError', async () => {
+  it('when the write refuses one item, then its group resolves with the reason at that item and the other groups are unaffected', async () => {
     const f = controlledFlush();
     const b = new Batcher<number>({ maxSize: 3, maxWaitMs: 1000 }, f.flush);
-    const s = [1, 2, 3].map((n) => track(b.add(n)));
+    const s = [[1, 2], [3]].map((g) => track(b.add(g)));
     await tick();
     f.gates[0]!.release([undefined, 'bad name', undefined]);
     await tick();
-    expect(s.map((x) => x.state)).to.deep.equal(['resolved', 'rejected', 'resolved']);
-    expect(s[1]!.error).to.be.instanceOf(RefusedItemError);
-    expect(s[1]!.error!.message).to.equal('bad name');
+    expect(s.map((x) => x.outcome)).to.deep.equal([[undefined, 'bad name'], [undefined]]);
     expect(b.stats.refusedItems).to.equal(1);
   });
 
-  it('when every slot of the caller is buffered or being written, then a partial batch is written at once', async () => {
+  it('when every slot of the caller (groups) is buffered or being written, then a partial batch is written at once', async () => {
     const f = controlledFlush();
-    const b = new Batcher<number>({ maxSize: 4, maxWaitMs: 60_000, capacity: 6 }, f.flush);
-    for (const n of [1, 2, 3, 4, 5]) void b.add(n);
+    const b = new Batcher<number>({ maxSize: 4, maxWaitMs: 60_000, capacity: 3 }, f.flush);
+    void b.add([1, 2]);
+    void b.add([3, 4]);
     await tick();
     expect(f.batches).to.deep.equal([[1, 2, 3, 4]]);
-    void b.add(6); // 4 in flight + 2 buffered = capacity: nothing more can arrive
+    void b.add([5]); // 2 groups in flight + 1 buffered = capacity: nothing more can arrive
     await tick();
-    expect(f.batches).to.deep.equal([[1, 2, 3, 4], [5, 6]]);
+    expect(f.batches).to.deep.equal([[1, 2, 3, 4], [5]]);
     f.gates.forEach((g) => g.release());
   });
 
-  it('when hurried, then buffered and later items are written on the next tick, and drain waits for every write', async () => {
+  it('when hurried, then buffered and later groups are written on the next tick, and drain waits for every write', async () => {
     const f = controlledFlush();
     const b = new Batcher<number>({ maxSize: 100, maxWaitMs: 60_000 }, f.flush);
-    const first = track(b.add(1));
+    const first = track(b.add([1]));
     b.hurry();
-    const second = track(b.add(2));
+    const second = track(b.add([2]));
     await tick();
     expect(f.batches).to.deep.equal([[1], [2]]);
     let drained = false;

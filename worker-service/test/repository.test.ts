@@ -126,6 +126,50 @@ describe('ScoreRepository (real Postgres)', function () {
     expect(await db.events(shard, ids)).to.have.length(0);
   });
 
+  it('when an event is refused by the event log (the statement\'s second write), then the scores its first write made are not kept either', async () => {
+    const good = Array.from({ length: 5 }, () => scoreEvent({ user_id: uniqueId('atomic2') }));
+    // board_score_events.op is varchar(16); board_scores has no op.
+    const poison = scoreEvent({ user_id: uniqueId('atomic2'), op: 'x'.repeat(20) as ScoreEvent['op'] });
+    const ids = [...good, poison].map((e) => e.user_id);
+
+    let caught: unknown;
+    await repo.applyBatch(shard.id, [...good, poison]).catch((e: unknown) => (caught = e));
+
+    expect(caught).to.be.instanceOf(InvalidBatchError);
+    expect((await db.leaderboard(shard, ids)).size).to.equal(0);
+    expect(await db.events(shard, ids)).to.have.length(0);
+  });
+
+  it('when a batch of hundreds of events is applied, then it is one statement on one connection, prepared once: no BEGIN, no COMMIT, no statement per event', async () => {
+    const pool = pools.forShard(shard.id);
+    const sent: string[] = [];
+    const spied = new WeakSet<object>();
+    const spy = (client: { query: (...args: unknown[]) => unknown }) => {
+      if (spied.has(client)) return;
+      spied.add(client);
+      const query = client.query.bind(client);
+      client.query = (...args: unknown[]) => {
+        const q = args[0] as string | { name?: string; text: string };
+        sent.push(typeof q === 'string' ? q : `${q.name ?? ''}: ${q.text}`);
+        return query(...args);
+      };
+    };
+    pool.on('acquire', spy);
+    try {
+      const players = Array.from({ length: 150 }, () => uniqueId('one'));
+      const events = players.flatMap((user_id) => [1, 2].map((version) => scoreEvent({ user_id, version })));
+      const r = await repo.applyBatch(shard.id, events);
+      expect(r).to.deep.equal({ events: 300, inserted: 300, players: 150, upserted: 150 });
+      expect(sent).to.have.length(1);
+      expect(sent[0]).to.match(/^lb_apply_score_batch: /);
+      expect(sent[0]).to.include('INSERT INTO board_scores').and.to.include('INSERT INTO board_score_events');
+      expect(sent[0]).not.to.match(/\b(BEGIN|COMMIT)\b/);
+      expect((await db.events(shard, players)).length).to.equal(300);
+    } finally {
+      pool.off('acquire', spy);
+    }
+  });
+
   it('when a batch holds poison events, then persistBatch splits it, refuses only those and persists the rest', async () => {
     const events = Array.from({ length: 16 }, () => scoreEvent({ user_id: uniqueId('split') }));
     events[3] = scoreEvent({ user_id: uniqueId('split'), name: 'y'.repeat(201) });

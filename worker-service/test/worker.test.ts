@@ -154,6 +154,37 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     expect((await db.leaderboard(shard, [mixed[0]!.user_id, mixed[2]!.user_id])).size).to.equal(2);
   });
 
+  it('when envelopes arrive, then each is written whole in one batch transaction (several of them share one up to BATCH_SIZE events, none is split), and each job completes once', async () => {
+    const config = await testConfig({ WORKER_SHARDS: 'na', BATCH_SIZE: '100', BATCH_MAX_WAIT_MS: '200' });
+    const shard = topology.shards.find((s) => s.id === 'na')!;
+    const q = queueOf(shard, config);
+    const envelopes = Array.from({ length: 5 }, () => Array.from({ length: 40 }, () => scoreEvent()));
+    for (const events of envelopes) {
+      const job = scoreJob(events);
+      await q.queue.add(SCORE_JOB, job.data, { jobId: job.jobId });
+    }
+    const batches: string[][] = [];
+    const svc = await start(config, {
+      decorateRepository: (repo) => ({
+        applyBatch(shardId, batch) {
+          batches.push(batch.map((e) => e.user_id));
+          return repo.applyBatch(shardId, batch);
+        },
+      }),
+    });
+    await waitFor('queue to settle', () => idle(q));
+
+    const envelopeOf = new Map(envelopes.flatMap((events, i) => events.map((e) => [e.user_id, i] as const)));
+    expect(batches.flat().sort()).to.deep.equal(envelopes.flat().map((e) => e.user_id).sort());
+    for (const b of batches) {
+      const whole = new Set(b.map((u) => envelopeOf.get(u)));
+      expect(b.length, 'whole envelopes only').to.equal(40 * whole.size);
+      expect(b.length).to.be.at.most(100);
+    }
+    expect(svc.status().shards[0]!.jobs).to.include({ persisted: 200, retried: 0, deadLettered: 0 });
+    expect((await db.leaderboard(shard, envelopes.flat().map((e) => e.user_id))).size).to.equal(200);
+  });
+
   it('when the shard\'s database does not exist (a fault, not an outage: 3D000), then jobs are retried with backoff and end in the failed set after their attempts', async () => {
     const broken: Topology = {
       ...topology,

@@ -21,8 +21,10 @@ export interface ShardKeys {
   idempotency(userId: string, board: string, key: string): string;
   /** Hash of events written to Redis but not yet confirmed on the queue (the outbox). */
   readonly outbox: string;
-  /** Sorted set of outbox entries by time written, for the sweeper. */
+  /** Sorted set of the outbox entries not yet enqueued, by time written: what the shard's relay takes from. */
   readonly outboxIndex: string;
+  /** The shard's relay lease (string: the holding replica's relay id, expiring): one relay sends the shard's envelopes. */
+  readonly relayLease: string;
   /** Token bucket (hash: tokens, ts) of a player's or a region's writes, kept by the write script. */
   bucket(kind: 'user' | 'region', id: string): string;
   /** Key prefix for rate-limiter-flexible counters of this shard (login throttling). */
@@ -85,6 +87,7 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     idempotency: (userId, board, key) => (board === 'main' ? `${base}:idem:${userId}:${key}` : `${base}:idem:${userId}:${board}/${key}`),
     outbox: `${base}:outbox`,
     outboxIndex: `${base}:outbox:index`,
+    relayLease: `${base}:relay:lease`,
     bucket: (kind, id) => `${base}:bucket:${kind}:${id}`,
     rateLimitPrefix: `${base}:rl`,
     topChanged: `${base}:top-changed`,

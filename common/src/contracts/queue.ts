@@ -73,7 +73,8 @@ export function checkScoreEvent(data: unknown): string | undefined {
   if (Array.isArray(data)) return 'event must be an object';
   const int = (k: string) => typeof e[k] === 'number' && Number.isSafeInteger(e[k]);
   if (!str('user_id', 64) || !/^[A-Za-z0-9_.-]+$/.test(e.user_id as string)) return 'user_id is malformed';
-  if (typeof e.name !== 'string' || e.name.length === 0 || [...e.name].length > 200) return 'name is malformed';
+  // At most 200 characters (code points): a string of at most 200 UTF-16 units has no more, so only a longer one is counted.
+  if (typeof e.name !== 'string' || e.name.length === 0 || (e.name.length > 200 && [...e.name].length > 200)) return 'name is malformed';
   if (!str('region', 32)) return 'region is malformed';
   if (!(SCORE_OPS as readonly string[]).includes(e.op as string)) return 'op is malformed';
   for (const k of ['delta', 'score', 'version', 'ts']) if (!int(k)) return `${k} must be an integer`;

@@ -20,7 +20,7 @@ export function connectionFor(redisUrl: string, forWorker: boolean): ConnectionO
     tls: u.protocol === 'rediss:' ? {} : undefined,
     // Workers block on Redis and must retry forever. Producers give up after
     // one retry and a command timeout, so an enqueue never hangs on a dead
-    // shard (the event stays in the outbox for the sweeper). BullMQ needs the
+    // shard (the event stays in the outbox index for the next turn). BullMQ needs the
     // offline queue for its own start-up commands, so it stays on.
     maxRetriesPerRequest: forWorker ? null : 1,
     ...(forWorker ? {} : { commandTimeout: 3000 }),

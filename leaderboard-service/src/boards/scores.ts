@@ -21,7 +21,6 @@
 import { AppError, GLOBAL, invalidField, periodAt, storedOf, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
 import { currentTraceparent, type Identity, type Logger } from '@lb/common/platform';
 import { createHash } from 'node:crypto';
-import type { EventRelays } from '../events/relay.js';
 import { BoardStore, type BoardKey } from '../redis/board-store.js';
 import type { BucketSpec, ShardStores } from '../redis/shard-store.js';
 import type { ServiceMetrics } from '../metrics.js';
@@ -70,8 +69,8 @@ export interface BoardWriteAnswer {
 
 /**
  * Test-only fault hook of every board's writer, run after a write's script
- * committed and before its event is handed to the queue (a crash here is
- * what the outbox sweeper is for).
+ * committed and before its answer (a crash here leaves an event only the
+ * outbox knows of, which the shard's relay enqueues all the same).
  */
 export type AfterRedisWriteHook = (write: { board: string; userId: string }) => void;
 
@@ -89,7 +88,6 @@ export class BoardWriter {
     private readonly deps: {
       router: ShardRouter;
       stores: ShardStores;
-      relays: EventRelays;
       log: Logger;
       clock: () => number;
       metrics?: ServiceMetrics;
@@ -169,14 +167,8 @@ export class BoardWriter {
         break;
     }
     // Commit point: applied. Nothing below may fail the request (see leaderboard/writes.ts).
-    if (r.event) {
-      this.deps.afterRedisWrite?.({ board: board.id, userId: player.userId });
-      try {
-        this.deps.relays.get(shard.id).push(r.event.id, r.event.json);
-      } catch (e) {
-        this.deps.log.error('event hand-off failed; the outbox sweeper will send it', { shard: shard.id, event: r.event.id, err: e as Error });
-      }
-    }
+    // The event is in the shard's outbox: the shard's relay enqueues it (events/relay.ts).
+    if (r.event) this.deps.afterRedisWrite?.({ board: board.id, userId: player.userId });
     const [global] = await Promise.all([
       this.globalRank(board, period, shard.id, r.key, r.ahead),
       r.topChanged ? store.store.ping().catch(() => undefined) : undefined,

@@ -2,19 +2,30 @@
  * Moves score events from each shard's outbox (written by the write script
  * in the same atomic step as the score) onto that shard's BullMQ queue.
  *
- * The live path pushes each new event right after its write (after a short
- * linger when the relay is idle). One enqueue per shard is in flight at a
- * time; events that arrive meanwhile are sent next, together, as one job (an
- * envelope, see `scoreJob`), and then taken off the outbox index. The outbox
- * itself keeps them until the worker has persisted them: its size is the
- * backlog the write script checks. Under load jobs grow to carry whatever
- * accumulated, so BullMQ's per-job cost is shared. If the process dies
- * before the enqueue, or the queue call fails, the entries stay in the index
- * and the sweeper of any replica re-enqueues them once they are older than
- * `sweepAfterMs`. The worker's
- * upserts are version-guarded and its log is keyed by (user, version), so a
- * re-sent event is harmless.
+ * One relay per shard sends, whichever replica it runs in: every replica
+ * runs a relay for every shard, and the one holding the shard's relay lease
+ * (a Redis key that expires, renewed on every turn) takes the oldest events
+ * of the outbox index every `lingerMs` — or at once again after a full
+ * envelope — and enqueues them as one job (an envelope, see `scoreJob`).
+ * The others ask again when the lease would expire, so a replica that dies
+ * is replaced within `leaseMs`. A shard's envelope count is thus set by the
+ * linger and not by the number of replicas (at 1,000 writes/s over three
+ * shards and a 500 ms linger, jobs of ~170 events, capped by `batchMax`), and
+ * a job, its BullMQ scripts, the worker's fetch of it and usually its Postgres
+ * transaction are shared by all of them.
+ *
+ * A turn is one script (lua/relay-take.lua: the lease and the envelope),
+ * the job's enqueue, and the envelope's removal from the outbox index: an
+ * event leaves the index only once its job is on the queue, and leaves the
+ * outbox itself only when the worker has persisted it (its size is the
+ * backlog the write script checks). A relay that dies between an enqueue
+ * and that removal leaves the envelope in the index and its successor
+ * enqueues it again; a failed enqueue is taken again on the next turn. The
+ * worker's upserts are version-guarded and its log is keyed by (user,
+ * version), so a re-sent event is harmless.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
 import {
   MAX_EVENTS_PER_JOB,
@@ -42,39 +53,52 @@ import type { ShardStore } from '../redis/shard-store.js';
 export interface RelaySettings {
   keyPrefix: string;
   jobs: JobPolicy;
-  sweepIntervalMs: number;
-  sweepAfterMs: number;
-  /** Most events in one job (and one sweep). */
+  /** Most events in one job: a full envelope is followed by the next turn at once. */
   batchMax: number;
   /**
-   * How long the first event of an idle relay waits for company before it is
-   * enqueued, ms. The client's answer never waits for the relay, so this
-   * only delays persistence a little, and it makes most jobs carry several
-   * events at moderate load too (BullMQ's per-job cost is the relay's
-   * largest). 0 = enqueue at once.
+   * Time between the holder's turns when the last one was not full, ms: the
+   * longest an event waits for others to share its job. The client's answer
+   * never waits for the relay, so this only delays persistence (the lag
+   * budget is 1 s at p99), and it is what makes jobs carry many events at
+   * every load (the per-job costs are most of the pipeline's).
    */
   lingerMs: number;
+  /**
+   * How long a turn holds the shard's lease, ms (more than `lingerMs`): the
+   * longest a shard goes without a relay after its holder died.
+   */
+  leaseMs: number;
   /** Envelope sizes and the enqueue's latency (undefined: metrics off). */
   metrics?: { envelope(shard: string, events: number): void; calls: CallMetrics } | undefined;
 }
 
-interface Pending {
-  id: string;
-  json: string;
+/** Logs at most once per `everyMs`. */
+function throttled(log: Logger, everyMs: number): (msg: string, fields: Record<string, unknown>) => void {
+  let last = 0;
+  return (msg, fields) => {
+    if (Date.now() - last < everyMs) return;
+    last = Date.now();
+    log.warn(msg, fields);
+  };
 }
 
-/** The relay of one shard. */
+/** The relay of one shard in this replica. */
 export class ShardRelay {
   readonly queue: Queue;
-  private pending: Pending[] = [];
-  private sending: Promise<void> | undefined;
-  private lingering: NodeJS.Timeout | undefined;
+  /** This relay's name in the lease. */
+  readonly id: string;
+  private running: Promise<void> | undefined;
+  private closing = false;
+  private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined;
+  private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
 
   constructor(
     private readonly store: ShardStore,
     private readonly settings: RelaySettings,
     private readonly log: Logger,
   ) {
+    this.id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.warn = throttled(log, 5000);
     this.queue = new Queue(SCORE_QUEUE, {
       connection: connectionFor(store.shard.redis, false),
       prefix: queuePrefix(store.shard.id, settings.keyPrefix),
@@ -86,66 +110,68 @@ export class ShardRelay {
     this.queue.on('error', (err) => log.debug('queue connection error', { shard: store.shard.id, err: err.message }));
   }
 
-  /** Hands over an event just written to the outbox; sent shortly, with whatever joins it. */
-  push(id: string, json: string): void {
-    this.pending.push({ id, json });
-    if (this.sending || this.lingering) return;
-    if (this.settings.lingerMs <= 0) {
-      this.sending = this.drain();
-      return;
-    }
-    this.lingering = setTimeout(() => {
-      this.lingering = undefined;
-      this.sending ??= this.drain();
-    }, this.settings.lingerMs);
+  private get most(): number {
+    return Math.min(this.settings.batchMax, MAX_EVENTS_PER_JOB);
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, Math.min(this.settings.batchMax, MAX_EVENTS_PER_JOB));
-        await this.send(batch);
+  /** Starts taking turns. */
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closing) {
+      let waitMs: number;
+      try {
+        waitMs = await this.turn();
+      } catch (err) {
+        this.warn('relay turn failed; the events stay in the outbox index for the next one', { shard: this.store.shard.id, err: err as Error });
+        waitMs = this.settings.lingerMs;
       }
-    } finally {
-      this.sending = undefined;
+      if (waitMs > 0 && !this.closing) await this.sleep(waitMs);
     }
   }
 
   /**
-   * Enqueues events as one job and takes them off the outbox index; on
-   * failure they stay there for the sweeper. (They leave the outbox itself
-   * when the worker has persisted them.)
+   * One turn: enqueues the next envelope if this relay holds (or takes) the
+   * lease. Returns how long to wait before the next turn.
    */
-  async send(batch: Pending[]): Promise<number> {
+  async turn(): Promise<number> {
+    const t = await this.store.relayTake(this.id, this.settings.leaseMs, this.most);
+    if (t.kind === 'busy') return Math.max(this.settings.lingerMs, t.ttlMs + 1);
+    if (t.kind !== 'ok' || t.ids.length === 0) return this.settings.lingerMs;
+    await this.send(t.ids, t.events);
+    return t.ids.length >= this.most ? 0 : this.settings.lingerMs;
+  }
+
+  /**
+   * Enqueues events as one job and takes them off the outbox index. If the
+   * enqueue fails they stay there and the next turn takes them again.
+   * Unreadable entries (not JSON) leave the outbox for good.
+   */
+  private async send(ids: readonly string[], jsons: readonly string[]): Promise<void> {
     const events: ScoreEvent[] = [];
     const queued: string[] = [];
     const unreadable: string[] = [];
-    for (const p of batch) {
+    ids.forEach((id, i) => {
       try {
-        events.push(JSON.parse(p.json) as ScoreEvent);
-        queued.push(p.id);
+        events.push(JSON.parse(jsons[i]!) as ScoreEvent);
+        queued.push(id);
       } catch {
-        this.log.error('unreadable outbox entry dropped', { shard: this.store.shard.id, id: p.id });
-        unreadable.push(p.id);
+        this.log.error('unreadable outbox entry dropped', { shard: this.store.shard.id, id });
+        unreadable.push(id);
       }
+    });
+    if (unreadable.length > 0) await this.store.dropOutbox(unreadable);
+    if (events.length === 0) return;
+    const { data, jobId } = scoreJob(events);
+    const m = this.settings.metrics;
+    if (m === undefined) await this.add(events, data, jobId);
+    else {
+      await m.calls.time(this.store.shard.id, 'enqueue', () => this.add(events, data, jobId));
+      m.envelope(this.store.shard.id, events.length);
     }
-    try {
-      if (events.length > 0) {
-        const { data, jobId } = scoreJob(events);
-        const m = this.settings.metrics;
-        if (m === undefined) await this.add(events, data, jobId);
-        else {
-          await m.calls.time(this.store.shard.id, 'enqueue', () => this.add(events, data, jobId));
-          m.envelope(this.store.shard.id, events.length);
-        }
-      }
-      await this.store.markQueued(queued);
-      await this.store.dropOutbox(unreadable);
-      return events.length;
-    } catch (err) {
-      this.log.warn('relay failed; the sweeper will retry', { shard: this.store.shard.id, events: batch.length, err: err as Error });
-      return 0;
-    }
+    await this.store.markQueued(queued);
   }
 
   /**
@@ -160,38 +186,49 @@ export class ShardRelay {
     return inEventsSpan('relay.enqueue', SpanKind.PRODUCER, attributes, eventContexts(events).contexts, 'child', () => this.queue.add(SCORE_JOB, data, { jobId }));
   }
 
-  /** Re-enqueues outbox entries older than `sweepAfterMs`. Returns how many were sent. */
-  async sweep(now = Date.now()): Promise<number> {
-    const stale = await this.store.staleOutbox(now - this.settings.sweepAfterMs, this.settings.batchMax);
-    if (stale.length === 0) return 0;
-    const missing = stale.filter((s) => s.json === null).map((s) => s.id);
-    if (missing.length > 0) await this.store.dropOutbox(missing);
-    const live = stale.filter((s): s is Pending => s.json !== null);
-    const sent = await this.send(live);
-    if (sent > 0) this.log.info('sweeper re-enqueued outbox events', { shard: this.store.shard.id, events: sent });
-    return sent;
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleeping = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleeping = { timer, wake };
+    });
   }
 
-  /** Sends what is pending and closes the queue connection. */
+  /**
+   * Stops taking turns; if this relay holds the lease, enqueues what the
+   * index holds (without lingering) and gives the lease up, so the next
+   * holder starts at once. Then closes the queue connection.
+   */
   async close(): Promise<void> {
-    clearTimeout(this.lingering);
-    this.lingering = undefined;
-    if (this.pending.length > 0) this.sending ??= this.drain();
-    while (this.sending) await this.sending;
+    this.closing = true;
+    this.sleeping?.wake();
+    await this.running;
+    try {
+      for (;;) {
+        const t = await this.store.relayTake(this.id, this.settings.leaseMs, this.most);
+        if (t.kind !== 'ok' || t.ids.length === 0) break;
+        await this.send(t.ids, t.events);
+      }
+      await this.store.relayTake(this.id, 0, this.most);
+    } catch (err) {
+      this.log.warn('relay could not hand over on close; its lease expires instead', { shard: this.store.shard.id, err: err as Error });
+    }
     await this.queue.close();
   }
 }
 
-/** One relay per shard plus the periodic sweeper. */
+/** One relay per shard. */
 export class EventRelays {
   private readonly byShard = new Map<string, ShardRelay>();
-  private timer: NodeJS.Timeout | undefined;
-  private sweeping = false;
 
   constructor(
     stores: readonly ShardStore[],
-    private readonly settings: RelaySettings,
-    private readonly log: Logger,
+    settings: RelaySettings,
+    log: Logger,
   ) {
     for (const s of stores) this.byShard.set(s.shard.id, new ShardRelay(s, settings, log));
   }
@@ -208,7 +245,7 @@ export class EventRelays {
 
   /**
    * Waits (bounded) for the queue connections: producers do not queue
-   * commands while disconnected, so a write path never hangs on a dead shard.
+   * commands while disconnected, so a relay never hangs on a dead shard.
    */
   async ready(timeoutMs: number): Promise<void> {
     await Promise.all(
@@ -221,33 +258,12 @@ export class EventRelays {
     );
   }
 
-  /** Starts the sweeper (every replica runs one; duplicates are harmless). */
+  /** Starts every shard's relay (every replica runs them; one per shard holds its lease). */
   start(): void {
-    if (this.settings.sweepIntervalMs <= 0) return;
-    this.timer = setInterval(() => void this.sweepAll(), this.settings.sweepIntervalMs);
-    this.timer.unref();
-  }
-
-  async sweepAll(): Promise<number> {
-    if (this.sweeping) return 0;
-    this.sweeping = true;
-    try {
-      const counts = await Promise.all(
-        this.all().map((r) =>
-          r.sweep().catch((err: unknown) => {
-            this.log.debug('sweep failed', { err: err as Error });
-            return 0;
-          }),
-        ),
-      );
-      return counts.reduce((a, b) => a + b, 0);
-    } finally {
-      this.sweeping = false;
-    }
+    for (const r of this.all()) r.start();
   }
 
   async close(): Promise<void> {
-    clearInterval(this.timer);
     await Promise.all(this.all().map((r) => r.close()));
   }
 }

@@ -20,6 +20,7 @@ export const STATUS = {
   restore: ['restored', 'skipped'],
   upgrade: ['ok'],
   liveDrop: ['dropped', 'kept'],
+  relayTake: ['ok', 'busy', 'released'],
 } as const;
 
 export type ScriptName = keyof typeof STATUS;
@@ -99,6 +100,13 @@ export function boardRows(a: Answer<ScriptName>, name: string): BoardRow[] {
     out.push({ user_id: userOfMember(member), member, stored: String(v[i + 1]), name: String(v[i + 2]), metadata: v[i + 3] === '' ? undefined : String(v[i + 3]) });
   }
   return out;
+}
+
+/** A list field of strings. */
+export function strs(a: Answer<ScriptName>, name: string): string[] {
+  const v = a.fields[name];
+  if (!Array.isArray(v)) throw new ContractError(a.script, `field ${name} is not a list`);
+  return v.map(String);
 }
 
 /** A list field of numbers. */

@@ -38,4 +38,5 @@ export const SCRIPTS = {
   restore: load('restore'),
   upgrade: load('upgrade'),
   liveDrop: load('live-drop'),
+  relayTake: load('relay-take'),
 } as const;

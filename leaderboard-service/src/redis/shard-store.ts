@@ -6,6 +6,8 @@
 import { shardKeys, type ShardDef, type ShardKeys } from '@lb/common/contracts';
 import { type CallMetrics, type Logger } from '@lb/common/platform';
 import { ShardConnection, type LimiterClient } from './connection.js';
+import { decodeAnswer, num, strs } from './contract.js';
+import { SCRIPTS } from './scripts.js';
 import { RecentRate } from './recent-rate.js';
 import { watchTopChanges, type TopChangeWatch } from './subscriber.js';
 
@@ -29,6 +31,9 @@ export interface BucketSpec {
 export function packBuckets(b: { user: BucketSpec; region: BucketSpec }) {
   return { user: { capacity: b.user.capacity, window_ms: b.user.windowMs }, region: { capacity: b.region.capacity, window_ms: b.region.windowMs } };
 }
+
+/** What a relay's turn found: the next events to enqueue (ids and JSON, oldest first), or another relay holding the shard. */
+export type RelayTurn = { kind: 'ok'; ids: string[]; events: string[] } | { kind: 'busy'; ttlMs: number } | { kind: 'released' };
 
 export class ShardStore {
   readonly keys: ShardKeys;
@@ -58,16 +63,30 @@ export class ShardStore {
   }
 
   /**
-   * Takes relayed events off the outbox index (they are on the queue now).
+   * One turn of the shard's relay (lua/relay-take.lua): if this relay holds
+   * the shard's relay lease or can take it, renews it for `leaseMs` and
+   * answers the oldest `most` events not yet enqueued. `leaseMs` 0 gives
+   * the lease up.
+   */
+  async relayTake(relayId: string, leaseMs: number, most: number): Promise<RelayTurn> {
+    const k = this.keys;
+    const a = decodeAnswer('relayTake', await this.conn.runScript(SCRIPTS.relayTake, [k.relayLease, k.outboxIndex, k.outbox], [relayId, String(leaseMs), String(most)], true));
+    if (a.status === 'busy') return { kind: 'busy', ttlMs: num(a, 'ttl_ms') };
+    if (a.status === 'released') return { kind: 'released' };
+    return { kind: 'ok', ids: strs(a, 'ids'), events: strs(a, 'events') };
+  }
+
+  /**
+   * Takes enqueued events off the outbox index (they are on the queue now).
    * They stay in the outbox itself, counted as backlog, until the worker has
    * them in Postgres.
    */
-  async markQueued(ids: string[]): Promise<void> {
+  async markQueued(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.conn.call(() => this.conn.client.zRem(this.keys.outboxIndex, ids));
+    await this.conn.call(() => this.conn.client.zRem(this.keys.outboxIndex, [...ids]));
   }
 
-  /** Removes entries from the outbox and its index for good (unreadable, or already gone). */
+  /** Removes entries from the outbox and its index for good (unreadable events). */
   async dropOutbox(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.conn.call(() => this.conn.client.multi().hDel(this.keys.outbox, ids).zRem(this.keys.outboxIndex, ids).exec());
@@ -83,16 +102,6 @@ export class ShardStore {
       Promise.all([this.conn.client.hLen(this.keys.outbox), this.conn.client.zRangeWithScores(this.keys.outboxIndex, 0, 0)]),
     );
     return { backlog: Number(len), oldestUnrelayedMs: oldest[0] ? Number(oldest[0].score) : null };
-  }
-
-  /** Outbox entries written before `olderThanMs` (ms epoch): events a relay may have missed. */
-  async staleOutbox(olderThanMs: number, limit: number): Promise<{ id: string; json: string | null }[]> {
-    return this.conn.call(async () => {
-      const ids = await this.conn.client.zRangeByScore(this.keys.outboxIndex, '-inf', olderThanMs, { LIMIT: { offset: 0, count: limit } });
-      if (ids.length === 0) return [];
-      const jsons = await this.conn.client.hmGet(this.keys.outbox, ids);
-      return ids.map((id, i) => ({ id, json: (jsons[i] as string | null) ?? null }));
-    });
   }
 
   /**

@@ -34,7 +34,6 @@ export async function startService(env: Record<string, string> = {}, opts: DepsO
     ARGON2_TIME_COST: '1',
     PORT: '0',
     USER_RATE_LIMIT_COUNT: '1000000',
-    OUTBOX_SWEEP_AFTER_MS: '2000',
     ...env,
   });
   const deps = await createDeps(config, { log: createLogger('test', 'error'), ...opts });

@@ -6,7 +6,7 @@
  * one classification of @lb/common's pg-pools: retry later, however long it
  * takes) and anything else (a fault: retried with the job's attempts).
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { ALL_TIME, MAIN_BOARD, type ScoreEvent } from '@lb/common/contracts';
 import { pgFailure, type PgPools } from '@lb/common/platform';
 
@@ -36,48 +36,62 @@ export class InvalidBatchError extends Error {
   }
 }
 
-// Both statements take one array per column (unnest), so a batch of any size
-// is one statement each, and the plans stay cached by the server.
+// One statement per batch, both writes as data-modifying CTEs of it: a
+// single statement is its own transaction (all or nothing, like BEGIN …
+// COMMIT around two statements, in one round trip instead of four), and it
+// is prepared by name, so each connection parses and plans it once. Every
+// column is one array (unnest): a batch of any size is the same statement.
 // Events are applied in any order and any number of times: a row only moves
 // forward in version, and an event is recorded once per (board, period,
 // user_id, version). Every board's events go to these two tables; the board
 // `main`'s events carry no board (their wire shape predates named boards)
-// and are its period `all` (sql/007).
-const UPSERT_BOARD_SCORES = `
-INSERT INTO board_scores (board, period, user_id, name, region, score, version, metadata, updated_at, member)
-SELECT u.board, u.period, u.user_id, u.name, u.region, u.score, u.version, u.metadata::jsonb, timestamptz 'epoch' + u.ts * interval '1 millisecond', u.member
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[])
-    AS u(board, period, user_id, name, region, score, version, metadata, ts, member)
-ON CONFLICT (board, period, user_id) DO UPDATE
-   SET name = EXCLUDED.name, region = EXCLUDED.region, score = EXCLUDED.score, version = EXCLUDED.version,
-       metadata = COALESCE(EXCLUDED.metadata, board_scores.metadata), updated_at = EXCLUDED.updated_at, member = EXCLUDED.member
- WHERE board_scores.version < EXCLUDED.version`;
-
-const INSERT_BOARD_EVENTS = `
-INSERT INTO board_score_events (board, period, user_id, version, region, op, delta, score, metadata, ts, request_id)
-SELECT u.board, u.period, u.user_id, u.version, u.region, u.op, u.delta, u.score, u.metadata::jsonb,
-       timestamptz 'epoch' + u.ts * interval '1 millisecond', u.request_id
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::text[])
-    AS u(board, period, user_id, version, region, op, delta, score, metadata, ts, request_id)
-ON CONFLICT (board, period, user_id, version) DO NOTHING`;
+// and are its period `all` (sql/007). Both CTEs are read to the end by the
+// outer query, scores first: every batch takes its row locks in the same
+// order (see applyBatch).
+const APPLY_BATCH = {
+  name: 'lb_apply_score_batch',
+  text: `
+WITH scores AS (
+  INSERT INTO board_scores (board, period, user_id, name, region, score, version, metadata, updated_at, member)
+  SELECT u.board, u.period, u.user_id, u.name, u.region, u.score, u.version, u.metadata::jsonb, timestamptz 'epoch' + u.ts * interval '1 millisecond', u.member
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[])
+      AS u(board, period, user_id, name, region, score, version, metadata, ts, member)
+  ON CONFLICT (board, period, user_id) DO UPDATE
+     SET name = EXCLUDED.name, region = EXCLUDED.region, score = EXCLUDED.score, version = EXCLUDED.version,
+         metadata = COALESCE(EXCLUDED.metadata, board_scores.metadata), updated_at = EXCLUDED.updated_at, member = EXCLUDED.member
+   WHERE board_scores.version < EXCLUDED.version
+  RETURNING 1
+), logged AS (
+  INSERT INTO board_score_events (board, period, user_id, version, region, op, delta, score, metadata, ts, request_id)
+  SELECT u.board, u.period, u.user_id, u.version, u.region, u.op, u.delta, u.score, u.metadata::jsonb,
+         timestamptz 'epoch' + u.ts * interval '1 millisecond', u.request_id
+    FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::bigint[], $21::text[])
+      AS u(board, period, user_id, version, region, op, delta, score, metadata, ts, request_id)
+  ON CONFLICT (board, period, user_id, version) DO NOTHING
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM scores)::int AS upserted, (SELECT count(*) FROM logged)::int AS inserted`,
+} as const;
 
 export class ScoreRepository {
   constructor(private readonly pools: PgPools) {}
 
   /**
-   * Applies a batch of one shard's events in ONE transaction: the newest
-   * event of each entry (a player on a board's period) upserts
-   * `board_scores` (only if newer than the row), and every event is
-   * appended to `board_score_events` (once per version). All or nothing.
+   * Applies a batch of one shard's events in ONE transaction (one
+   * statement): the newest event of each entry (a player on a board's
+   * period) upserts `board_scores` (only if newer than the row), and every
+   * event is appended to `board_score_events` (once per version). All or
+   * nothing.
    *
    * Rows are written in entry order, so concurrent batches (several worker
    * processes on one queue) take row locks in the same order and cannot
    * deadlock each other.
    */
   async applyBatch(shardId: string, events: readonly ScoreEvent[]): Promise<ApplyResult> {
-    const unique = dedupe(events.map(onBoard));
-    const newest = foldToNewest(unique);
-    if (unique.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
+    const keyed = dedupe(events.map(onBoard));
+    if (keyed.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
+    const newest = foldToNewest(keyed);
+    const unique = keyed.map((k) => k.e);
     const client = await this.pools
       .forShard(shardId)
       .connect()
@@ -86,16 +100,13 @@ export class ScoreRepository {
       });
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
-      const upserted = (await client.query(UPSERT_BOARD_SCORES, boardScoreColumns(newest))).rowCount ?? 0;
-      const inserted = (await client.query(INSERT_BOARD_EVENTS, boardEventColumns(unique))).rowCount ?? 0;
-      await client.query('COMMIT');
-      return { events: unique.length, inserted, players: newest.length, upserted };
+      const { rows } = await client.query<{ upserted: number; inserted: number }>({ ...APPLY_BATCH, values: [...boardScoreColumns(newest), ...boardEventColumns(unique)] });
+      return { events: unique.length, inserted: rows[0]!.inserted, players: newest.length, upserted: rows[0]!.upserted };
     } catch (e) {
-      // A failed ROLLBACK means the connection is gone: drop it from the pool.
-      await client.query('ROLLBACK').catch((re: Error) => {
-        broken = re;
-      });
+      // An error the server answered leaves the connection usable (a single
+      // statement leaves no transaction open); any other may have broken it:
+      // drop it from the pool.
+      if (!(e instanceof pg.DatabaseError)) broken = e as Error;
       throw classify(shardId, e);
     } finally {
       client.release(broken);
@@ -112,26 +123,29 @@ export class ScoreRepository {
 type BoardEvent = ScoreEvent & { board: string; period: string };
 const onBoard = (e: ScoreEvent): BoardEvent => (e.board === undefined ? { ...e, board: MAIN_BOARD, period: ALL_TIME } : (e as BoardEvent));
 
-/** What one row is about: a player on one period of a board. */
-const entryOf = (e: BoardEvent): string => `${e.board}\u0000${e.period}\u0000${e.user_id}`;
+/** An event with what its row is about (a player on one period of a board), as one string computed once. */
+interface Keyed {
+  readonly e: BoardEvent;
+  readonly entry: string;
+}
 
 /** Events sorted by (entry, version), one per (entry, version). */
-function dedupe(events: readonly BoardEvent[]): BoardEvent[] {
-  const sorted = [...events].sort((a, b) => compareIds(entryOf(a), entryOf(b)) || a.version - b.version);
-  return sorted.filter((e, i) => i === 0 || entryOf(e) !== entryOf(sorted[i - 1]!) || e.version !== sorted[i - 1]!.version);
+function dedupe(events: readonly BoardEvent[]): Keyed[] {
+  const sorted = events.map((e) => ({ e, entry: `${e.board}\u0000${e.period}\u0000${e.user_id}` })).sort((a, b) => compareIds(a.entry, b.entry) || a.e.version - b.e.version);
+  return sorted.filter((k, i) => i === 0 || k.entry !== sorted[i - 1]!.entry || k.e.version !== sorted[i - 1]!.e.version);
 }
 
 /**
  * The newest event of each player, in user_id order. One row per player is
  * required anyway: ON CONFLICT DO UPDATE cannot touch a row twice in one statement.
  */
-function foldToNewest(sortedUnique: readonly BoardEvent[]): BoardEvent[] {
+function foldToNewest(sortedUnique: readonly Keyed[]): BoardEvent[] {
   const out: BoardEvent[] = [];
-  for (const e of sortedUnique) {
+  for (const [i, { e, entry }] of sortedUnique.entries()) {
     const last = out[out.length - 1];
     // Sorted by version: the later wins, keeping the metadata an earlier one set
     // when it sets none (an entry keeps its metadata until a write replaces it).
-    if (last && entryOf(last) === entryOf(e)) out[out.length - 1] = e.metadata === undefined && last.metadata !== undefined ? { ...e, metadata: last.metadata } : e;
+    if (last && i > 0 && sortedUnique[i - 1]!.entry === entry) out[out.length - 1] = e.metadata === undefined && last.metadata !== undefined ? { ...e, metadata: last.metadata } : e;
     else out.push(e);
   }
   return out;
