@@ -174,7 +174,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
   const log = createLogger('bench', 'error');
   const stores = new ShardStores(shards, prefix, 10_000, log);
   await stores.connect(log);
-  const defaults = loadServiceConfig({ TOPOLOGY: JSON.stringify(e.topology), JWT_SECRET: SECRET });
+  const defaults = loadServiceConfig({ ...process.env, TOPOLOGY: JSON.stringify(e.topology), JWT_SECRET: SECRET });
   const relays = new EventRelays(
     stores.all(),
     { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, batchMax: defaults.relayEnvelopeMax, lingerMs: defaults.relayLingerMs, leaseMs: defaults.relayLeaseMs },
@@ -199,6 +199,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
     WORKER_SHARDS: shardIds.join(','),
     LOG_LEVEL: 'warn',
     HEALTH_PORT: String(healthPort),
+    METRICS_PORT: String(await freePort()),
   });
   if (!singleJobs) {
     for (let i = 0; i < 300 && !(await fetch(`http://127.0.0.1:${healthPort}/health`).then((r) => r.ok, () => false)); i++) {
@@ -266,8 +267,10 @@ async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) =>
     USER_RATE_LIMIT_COUNT: '1000',
   };
   // Two replicas, as behind the gateways: one process alone saturates a core before 2,000 writes/s.
-  const services = ports.map((p, i) => spawnService('leaderboard-service/dist/index.js', { ...env, PORT: String(p), INSTANCE_ID: `lag-${i}` }));
-  const worker = spawnService('worker-service/dist/index.js', env);
+  // Metrics on, as in the stack, each on a free port (the defaults would collide with each other and with a running stack).
+  const metricsPorts = [await freePort(), await freePort(), await freePort()];
+  const services = ports.map((p, i) => spawnService('leaderboard-service/dist/index.js', { ...env, PORT: String(p), INSTANCE_ID: `lag-${i}`, METRICS_PORT: String(metricsPorts[i]) }));
+  const worker = spawnService('worker-service/dist/index.js', { ...env, METRICS_PORT: String(metricsPorts[2]) });
   const agent = new Agent({ keepAlive: true, maxSockets: 128 });
   try {
     for (const port of ports) {
