@@ -38,8 +38,10 @@ import {
   inEventsSpan,
   queueTelemetry,
   SpanKind,
+  throttledWarn,
   tracingOn,
   type Logger,
+  type ThrottledWarn,
 } from '@lb/common/platform';
 import { Batcher, persistBatch, type BatcherStats, type BatchRepository, type FlushFn } from './batcher.js';
 import type { WorkerConfig } from './config.js';
@@ -85,21 +87,6 @@ export interface ShardStatus {
   batches: BatcherStats;
 }
 
-/** Logs at most once per `everyMs` per key, counting what it swallowed. */
-function throttled(log: Logger, everyMs: number) {
-  const last = new Map<string, { at: number; skipped: number }>();
-  return (key: string, msg: string, fields: Record<string, unknown>): void => {
-    const now = Date.now();
-    const seen = last.get(key);
-    if (seen && now - seen.at < everyMs) {
-      seen.skipped++;
-      return;
-    }
-    log.warn(msg, seen && seen.skipped > 0 ? { ...fields, suppressed: seen.skipped } : fields);
-    last.set(key, { at: now, skipped: 0 });
-  };
-}
-
 /**
  * The batch write, traced when tracing is on: `pg.batch` (the transaction,
  * and the outbox clean-up after it) is a root span linked to each sampled
@@ -126,7 +113,7 @@ function tracedFlush(shardId: string, flush: FlushFn<ScoreEvent>): FlushFn<Score
 export class ShardConsumer {
   readonly shard: ShardDef;
   private readonly log: Logger;
-  private readonly warn: ReturnType<typeof throttled>;
+  private readonly warn: ThrottledWarn;
   private readonly metrics: WorkerMetrics | undefined;
   private readonly keyPrefix: string;
   private readonly outboxKey: string;
@@ -146,7 +133,7 @@ export class ShardConsumer {
     this.keyPrefix = config.keyPrefix;
     this.backoffMs = config.jobBackoffMs;
     this.outboxKey = shardKeys(shard.id, config.keyPrefix).outbox;
-    const warn = throttled(log, 5000);
+    const warn = throttledWarn(log, 5000);
     this.warn = warn;
     const metrics = deps.metrics;
     this.metrics = metrics;

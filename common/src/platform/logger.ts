@@ -39,3 +39,20 @@ export function createLogger(component: string, level: LogLevel = 'info'): Logge
     child: (c) => createLogger(`${component}.${c}`, level),
   };
 }
+
+/** Warns at most once per `everyMs` per key, counting what it swallowed (`suppressed` on the next warning that gets through). */
+export type ThrottledWarn = (key: string, msg: string, fields: Record<string, unknown>) => void;
+
+export function throttledWarn(log: Logger, everyMs: number): ThrottledWarn {
+  const last = new Map<string, { at: number; skipped: number }>();
+  return (key, msg, fields) => {
+    const now = Date.now();
+    const seen = last.get(key);
+    if (seen && now - seen.at < everyMs) {
+      seen.skipped++;
+      return;
+    }
+    log.warn(msg, seen && seen.skipped > 0 ? { ...fields, suppressed: seen.skipped } : fields);
+    last.set(key, { at: now, skipped: 0 });
+  };
+}

@@ -45,8 +45,10 @@ import {
   queueTelemetry,
   SpanKind,
   tracingOn,
+  throttledWarn,
   type JobPolicy,
   type Logger,
+  type ThrottledWarn,
 } from '@lb/common/platform';
 import type { ShardStore } from '../redis/shard-store.js';
 
@@ -72,16 +74,6 @@ export interface RelaySettings {
   metrics?: { envelope(shard: string, events: number): void; calls: CallMetrics } | undefined;
 }
 
-/** Logs at most once per `everyMs`. */
-function throttled(log: Logger, everyMs: number): (msg: string, fields: Record<string, unknown>) => void {
-  let last = 0;
-  return (msg, fields) => {
-    if (Date.now() - last < everyMs) return;
-    last = Date.now();
-    log.warn(msg, fields);
-  };
-}
-
 /** The relay of one shard in this replica. */
 export class ShardRelay {
   readonly queue: Queue;
@@ -90,7 +82,7 @@ export class ShardRelay {
   private running: Promise<void> | undefined;
   private closing = false;
   private sleeping: { timer: NodeJS.Timeout; wake: () => void } | undefined;
-  private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
+  private readonly warn: ThrottledWarn;
 
   constructor(
     private readonly store: ShardStore,
@@ -98,7 +90,7 @@ export class ShardRelay {
     private readonly log: Logger,
   ) {
     this.id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    this.warn = throttled(log, 5000);
+    this.warn = throttledWarn(log, 5000);
     this.queue = new Queue(SCORE_QUEUE, {
       connection: connectionFor(store.shard.redis, false),
       prefix: queuePrefix(store.shard.id, settings.keyPrefix),
@@ -125,7 +117,7 @@ export class ShardRelay {
       try {
         waitMs = await this.turn();
       } catch (err) {
-        this.warn('relay turn failed; the events stay in the outbox index for the next one', { shard: this.store.shard.id, err: err as Error });
+        this.warn('turn', 'relay turn failed; the events stay in the outbox index for the next one', { shard: this.store.shard.id, err: err as Error });
         waitMs = this.settings.lingerMs;
       }
       if (waitMs > 0 && !this.closing) await this.sleep(waitMs);
