@@ -37,7 +37,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createProxyMiddleware, type Plugin, type RequestHandler } from 'http-proxy-middleware';
 import { AppError } from '@lb/common/contracts';
-import { activeContext, endSpan, injectHeaders, requestRoute, SpanKind, startSpan, tracingOn, type Logger, type TraceContext, type TraceSpan } from '@lb/common/platform';
+import { activeContext, endSpan, injectHeaders, requestRoute, SpanKind, startSpan, tracingOn, unsampledTraceparent, type Logger, type TraceContext, type TraceSpan } from '@lb/common/platform';
 import type { ForwarderMetrics } from './metrics.js';
 import type { Upstream, UpstreamPool } from './upstreams.js';
 
@@ -210,8 +210,13 @@ export class Forwarder {
       // socket; the upstream socket is kept alive. Overwritten rather than
       // removed: removing it also stops Node from writing its own.
       if (req.headers.connection !== undefined) proxyReq.setHeader('connection', 'keep-alive');
-      // The replica's SERVER span is the child of this attempt's span.
+      // The replica's SERVER span is the child of this attempt's span; a
+      // request not sampled hands on that decision, so the replica takes none.
       if (s.span !== undefined) injectHeaders(s.trace!, s.span, proxyReq);
+      else if (tracingOn) {
+        const tp = unsampledTraceparent(req);
+        if (tp !== undefined) proxyReq.setHeader('traceparent', tp);
+      }
       if (s.body !== undefined) proxyReq.write(s.body);
     });
 

@@ -5,8 +5,11 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import { SpanKind } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
+import { initTracing } from '@lb/common/platform';
 import { Client } from '../../leaderboard-service/test/support/service.js';
 import { eventually, startGateway, TEST_SECRET, type TestGateway } from './support/gateway.js';
 import { deadPort, startEcho, startFailingApp, startHanging, type TestUpstream } from './support/upstreams.js';
@@ -151,6 +154,44 @@ describe('api-gateway edge behaviour (stand-in upstreams)', () => {
       await eventually(() => gw.accessLog.length > before);
       const line = gw.accessLog.find((l) => l.includes('rid=log-line-1'))!;
       expect(line).to.match(/"GET \/top\?limit=3" 200 \d+ [\d.]+ ms upstream=http:\/\/127\.0\.0\.1:\d+ rid=log-line-1 trace=-$/);
+    });
+  });
+
+  describe('with tracing on at ratio 0 (one echo upstream)', () => {
+    const exporter = new InMemorySpanExporter();
+    let echo: TestUpstream;
+    let gw: TestGateway;
+    let stopTracing: (() => Promise<void>) | undefined;
+    before(async () => {
+      echo = await startEcho();
+      gw = await startGateway([echo.url], { OTEL_TRACES_SAMPLER_ARG: '0' });
+      // In this process, as the gateway's index.ts does, with spans kept in memory instead of OTLP.
+      stopTracing = initTracing(gw.config, { exporter });
+    });
+    after(async () => {
+      await stopTracing?.();
+      await gw?.stop();
+      await echo?.stop();
+    });
+    beforeEach(() => exporter.reset());
+
+    it('when a request is not sampled, then the replica is handed that decision in its traceparent, under the trace id nginx gave', async () => {
+      const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const r = await raw(gw.url, 'GET', '/top?limit=3', { 'x-lb-trace-id': traceId });
+      expect(r.status).to.equal(200);
+      expect(r.body.headers.traceparent).to.match(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+      expect(r.body.headers).to.not.have.property('x-lb-trace-id');
+      expect(exporter.getFinishedSpans()).to.have.length(0);
+    });
+
+    it("when the client's traceparent is sampled, then the replica gets the gateway's own attempt span under it, still sampled", async () => {
+      const r = await raw(gw.url, 'GET', '/top?limit=3', { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
+      expect(r.status).to.equal(200);
+      expect(r.body.headers.traceparent).to.match(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/).and.not.include('b7ad6b7169203331');
+      const spans = exporter.getFinishedSpans();
+      expect(spans.map((x) => x.name)).to.have.members(['GET /top', 'GET /top']);
+      const attempt = spans.find((x) => x.kind === SpanKind.CLIENT)!;
+      expect(r.body.headers.traceparent).to.include(attempt.spanContext().spanId);
     });
   });
 

@@ -17,10 +17,12 @@ import {
   inEventsSpan,
   queueTelemetry,
   sampledContextOf,
+  startSpan,
   traceIdOf,
   traceRequest,
   tracingKeys,
   tracingOn,
+  unsampledTraceparent,
 } from '../src/platform/tracing.js';
 
 const T1 = '0af7651916cd43dd8448eb211c80319c';
@@ -28,11 +30,28 @@ const T2 = '4bf92f3577b34da6a3ce929d0e0e4736';
 const sampled = (traceId: string, spanId = 'b7ad6b7169203331') => `00-${traceId}-${spanId}-01`;
 
 /** One request through a server whose listener runs `traceRequest`; resolves with the trace id it logged. */
-async function serveOne(headers: Record<string, string>): Promise<{ traceId: string; active: string }> {
-  let seen = { traceId: '', active: '' };
+interface Seen {
+  traceId: string;
+  active: string;
+  /** A span object was active in the handler (recording or not). */
+  span?: boolean;
+  /** A leaf span could be started under it. */
+  leaf?: boolean;
+  /** What the request hands to the next hop when it is not sampled. */
+  handOn?: string | undefined;
+}
+async function serveOne(headers: Record<string, string>, details = false): Promise<Seen> {
+  let seen: Seen = { traceId: '', active: '' };
   const server: Server = createServer((req: IncomingMessage, res) =>
     traceRequest(req, res, () => {
       seen = { traceId: '', active: currentTraceparent() };
+      if (details) {
+        seen.span = trace.getSpan(context.active()) !== undefined;
+        const leaf = startSpan('probe', SpanKind.CLIENT, {});
+        seen.leaf = leaf !== undefined;
+        leaf?.end();
+        seen.handOn = unsampledTraceparent(req);
+      }
       res.end('ok', () => (seen.traceId = traceIdOf(req)));
     }),
   );
@@ -122,6 +141,23 @@ describe('tracing', () => {
       expect(seeded.active).to.equal('');
       const other = await serveOne({ 'x-lb-trace-id': 'not-hex' });
       expect(other.traceId).to.match(/^[0-9a-f]{32}$/).and.not.equal(T2);
+    });
+
+    it('then a request that is not sampled makes no span object, records nothing, and hands its decision on', async () => {
+      // Ratio 0: a root is not sampled.
+      const root = await serveOne({ 'x-lb-trace-id': T2 }, true);
+      expect(root).to.deep.include({ traceId: T2, active: '', span: false, leaf: false });
+      expect(root.handOn).to.match(new RegExp(`^00-${T2}-[0-9a-f]{16}-00$`));
+      // A parent that says "not sampled" is followed, with its own span id handed on.
+      const child = await serveOne({ traceparent: `00-${T1}-b7ad6b7169203331-00` }, true);
+      expect(child).to.deep.include({ traceId: T1, active: '', span: false, leaf: false, handOn: `00-${T1}-b7ad6b7169203331-00` });
+      expect(exporter.getFinishedSpans()).to.have.length(0);
+      // A sampled one has its SERVER span active, leaves under it, and nothing to hand on but its span.
+      const kept = await serveOne({ traceparent: sampled(T1) }, true);
+      expect(kept).to.deep.include({ traceId: T1, span: true, leaf: true, handOn: undefined });
+      expect(exporter.getFinishedSpans().map((s) => s.kind)).to.have.members([SpanKind.SERVER, SpanKind.CLIENT]);
+      // Outside any request there is nothing to attach a leaf to.
+      expect(startSpan('orphan', SpanKind.CLIENT, {})).to.equal(undefined);
     });
 
     it('then a lone event’s span is its child, several events get a root linked to each sampled one, and none gets no span', async () => {

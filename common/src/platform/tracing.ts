@@ -181,6 +181,7 @@ export function initTracing(config: TracingConfig, opts: TracingOptions = {}): (
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
   tracer = trace.getTracer('leaderboard-platform');
+  rootRatio = new TraceIdRatioBasedSampler(config.traceSampleRatio);
   tracingOn = true;
   let done: Promise<void> | undefined;
   return () =>
@@ -189,6 +190,7 @@ export function initTracing(config: TracingConfig, opts: TracingOptions = {}): (
         await provider.shutdown();
       } finally {
         tracingOn = false;
+        rootRatio = undefined;
         trace.disable();
         propagation.disable();
         context.disable();
@@ -203,7 +205,16 @@ export function initTracing(config: TracingConfig, opts: TracingOptions = {}): (
 export const TRACE_ID_HEADER = 'x-lb-trace-id';
 const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
 const TRACE = Symbol('lb.trace');
-type Traced = IncomingMessage & { [TRACE]?: string };
+/** What {@link traceRequest} noted on a request: its trace id, and for one not sampled the traceparent to hand on. */
+interface RequestTrace {
+  readonly traceId: string;
+  /** `00-<trace>-<span>-00` when the request is not sampled (nothing recorded, no span object); undefined when it is. */
+  readonly unsampled: string | undefined;
+}
+type Traced = IncomingMessage & { [TRACE]?: RequestTrace };
+
+/** The root sampler's ratio, for the decision {@link traceRequest} takes before any span exists. */
+let rootRatio: TraceIdRatioBasedSampler | undefined;
 
 /**
  * Serves a request inside a SERVER span (when tracing is on): its parent is
@@ -211,6 +222,14 @@ type Traced = IncomingMessage & { [TRACE]?: string };
  * id in {@link TRACE_ID_HEADER} when nginx sent one. The span is named by
  * method and route template, never the raw path, and ends when the answer
  * is sent or the connection closes. Health probes are not traced.
+ *
+ * The sampling decision is taken first, as the provider's sampler would
+ * (the parent's sampled flag, else the ratio on the trace id): a request
+ * that is not sampled gets no span object at all, not even a non-recording
+ * one, and runs in the root context, so the leaf helpers below record
+ * nothing for it either. It still has its trace id (access logs) and hands
+ * on an unsampled `traceparent` ({@link unsampledTraceparent}), so the next
+ * hop does not decide again.
  */
 export function traceRequest(req: IncomingMessage, res: ServerResponse, handle: () => void): void {
   if (!tracingOn) {
@@ -224,14 +243,29 @@ export function traceRequest(req: IncomingMessage, res: ServerResponse, handle: 
     return;
   }
   const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-  if (trace.getSpanContext(parent) === undefined) {
+  const parentSc = trace.getSpanContext(parent);
+  let traceId: string;
+  let sampled: boolean;
+  if (parentSc !== undefined) {
+    traceId = parentSc.traceId;
+    sampled = (parentSc.traceFlags & TraceFlags.SAMPLED) !== 0;
+  } else {
     const seed = req.headers[TRACE_ID_HEADER];
-    if (typeof seed === 'string' && TRACE_ID.test(seed)) ids.seed = seed;
+    traceId = typeof seed === 'string' && TRACE_ID.test(seed) ? seed : ids.generateTraceId();
+    sampled = rootRatio!.shouldSample(ROOT_CONTEXT, traceId).decision === SamplingDecision.RECORD_AND_SAMPLED;
+  }
+  if (!sampled) {
+    (req as Traced)[TRACE] = { traceId, unsampled: `00-${traceId}-${parentSc?.spanId ?? ids.generateSpanId()}-00` };
+    // Kept-alive sockets may carry another request's context: this one runs in none.
+    if (context.active() === ROOT_CONTEXT) handle();
+    else context.with(ROOT_CONTEXT, handle);
+    return;
   }
   const method = req.method ?? 'GET';
+  ids.seed = traceId;
   const span = tracer.startSpan(`${method} ${route}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'http.route': route } }, parent);
   ids.seed = undefined;
-  (req as Traced)[TRACE] = span.spanContext().traceId;
+  (req as Traced)[TRACE] = { traceId: span.spanContext().traceId, unsampled: undefined };
   res.once('close', () => {
     span.setAttribute('http.response.status_code', res.statusCode);
     if (res.statusCode >= 500 || !res.writableFinished) span.setStatus({ code: SpanStatusCode.ERROR, ...(!res.writableFinished && { message: 'connection closed before the answer was sent' }) });
@@ -242,7 +276,12 @@ export function traceRequest(req: IncomingMessage, res: ServerResponse, handle: 
 
 /** The trace id of a request served by {@link traceRequest}, for access logs (`-` when not traced). */
 export function traceIdOf(req: IncomingMessage): string {
-  return (req as Traced)[TRACE] ?? '-';
+  return (req as Traced)[TRACE]?.traceId ?? '-';
+}
+
+/** The `traceparent` a request that is not sampled hands to the next hop (undefined when it is sampled or not traced). */
+export function unsampledTraceparent(req: IncomingMessage): string | undefined {
+  return (req as Traced)[TRACE]?.unsampled;
 }
 
 /** The active context (pass it on where async work may lose it). */
@@ -253,8 +292,11 @@ export function activeContext(): Context {
 /**
  * Starts a span that is not made active (a leaf such as a Redis call or an
  * upstream attempt): child of `parent`, the active context by default.
+ * Undefined when the parent records nothing (a request not sampled, or no
+ * request at all): no span object is made for work nobody will see.
  */
-export function startSpan(name: string, kind: SpanKind, attributes: Attributes, parent: Context = context.active()): Span {
+export function startSpan(name: string, kind: SpanKind, attributes: Attributes, parent: Context = context.active()): Span | undefined {
+  if (trace.getSpan(parent)?.isRecording() !== true) return undefined;
   return tracer.startSpan(name, { kind, attributes }, parent);
 }
 
@@ -267,9 +309,10 @@ export function endSpan(span: Span, err?: unknown): void {
   span.end();
 }
 
-/** Runs `fn` in a leaf span (see {@link startSpan}) that ends when it settles. */
+/** Runs `fn` in a leaf span (see {@link startSpan}) that ends when it settles; just runs `fn` when nothing records. */
 export async function inSpan<T>(name: string, kind: SpanKind, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
   const span = startSpan(name, kind, attributes);
+  if (span === undefined) return fn();
   try {
     const r = await fn();
     span.end();
