@@ -17,6 +17,12 @@ export const SCORE_OPS = ['register', 'create', 'update', 'add', 'set', 'incr', 
 export type ScoreOp = (typeof SCORE_OPS)[number];
 
 export interface ScoreEvent {
+  /**
+   * The project the write belongs to (see tenancy.ts): both or neither.
+   * Events queued before tenancy have neither: they are the default project's.
+   */
+  tenant?: string;
+  project?: string;
   user_id: string;
   name: string;
   region: string;

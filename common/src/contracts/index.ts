@@ -14,5 +14,6 @@ export * from './ranking.js';
 export * from './shard-router.js';
 export * from './topology.js';
 export * from './routes.js';
+export * from './tenancy.js';
 export * as validate from './validate.js';
 export * from './boards/index.js';

@@ -7,6 +7,7 @@
  */
 import { eventIdOf, SCORE_OPS, type ScoreEvent } from './events.js';
 import { DEFAULT_KEY_PREFIX } from './keys.js';
+import { TENANCY_ID } from './tenancy.js';
 
 /** Queue name inside the shard's BullMQ prefix (no ':' allowed by BullMQ). */
 export const SCORE_QUEUE = 'scores';
@@ -80,6 +81,10 @@ export function checkScoreEvent(data: unknown): string | undefined {
   for (const k of ['delta', 'score', 'version', 'ts']) if (!int(k)) return `${k} must be an integer`;
   if ((e.version as number) < 1) return 'version must be >= 1';
   if (typeof e.request_id !== 'string') return 'request_id must be a string';
+  if (e.tenant !== undefined || e.project !== undefined) {
+    if (typeof e.tenant !== 'string' || !TENANCY_ID.test(e.tenant)) return 'tenant is malformed';
+    if (typeof e.project !== 'string' || !TENANCY_ID.test(e.project)) return 'project is malformed';
+  }
   if (e.board !== undefined || e.period !== undefined) {
     if (typeof e.board !== 'string' || !/^[a-z0-9_-]{1,64}$/.test(e.board)) return 'board is malformed';
     if (typeof e.period !== 'string' || !/^[0-9A-Za-z:-]{1,32}$/.test(e.period)) return 'period is malformed';
