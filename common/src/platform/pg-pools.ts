@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import { StoreUnavailable } from '../contracts/errors.js';
+import { TENANCY_ID } from '../contracts/tenancy.js';
 import type { Logger } from './logger.js';
 import { secondsSince, type CallMetrics } from './metrics.js';
 import type { ShardDef } from '../contracts/topology.js';
@@ -24,6 +25,12 @@ export interface PoolOptions {
   readonly applicationName: string;
   /** Latency and errors of every {@link PgPools.run}, by shard and operation. */
   readonly metrics?: CallMetrics | undefined;
+}
+
+/** The rows a transaction of {@link PgPools.inScope} may see: one project's, or (no project) a tenant's control rows. */
+export interface RowScope {
+  readonly tenant: string;
+  readonly project?: string | undefined;
 }
 
 export class PgPools {
@@ -79,6 +86,41 @@ export class PgPools {
     } finally {
       if (start !== undefined) this.metrics!.observe(shardId, op, secondsSince(start), failed);
     }
+  }
+
+  /**
+   * Runs `fn` in one transaction on a client of a shard's pool that sees
+   * only the rows of `scope` (row-level security, see sql/): a project's
+   * rows, or with no project a tenant's own control rows. The scope is set
+   * with `set_config(…, true)`, so it ends with the transaction and never
+   * reaches the next user of the pooled connection. Failures are
+   * classified as {@link run} does.
+   */
+  async inScope<T>(shardId: string, scope: RowScope, fn: (client: pg.PoolClient) => Promise<T>, op = 'query'): Promise<T> {
+    if (!TENANCY_ID.test(scope.tenant) || (scope.project !== undefined && !TENANCY_ID.test(scope.project))) {
+      throw new Error(`not a row scope: ${JSON.stringify(scope)}`);
+    }
+    return this.run(
+      shardId,
+      async (pool) => {
+        const client = await pool.connect();
+        let discard = false;
+        try {
+          await client.query('BEGIN');
+          await client.query("SELECT set_config('app.tenant_id', $1, true), set_config('app.project_id', $2, true)", [scope.tenant, scope.project ?? '']);
+          const r = await fn(client);
+          await client.query('COMMIT');
+          return r;
+        } catch (e) {
+          // A client whose ROLLBACK fails is in an unknown state: it leaves the pool.
+          await client.query('ROLLBACK').catch(() => (discard = true));
+          throw e;
+        } finally {
+          client.release(discard);
+        }
+      },
+      op,
+    );
   }
 
   /** Distinct pools with one shard id naming each (for health and fan-out lookups). */
