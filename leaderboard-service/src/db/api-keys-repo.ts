@@ -4,7 +4,9 @@
  *
  * Keys are rows of a tenant (row-level security on `app.tenant_id`, see
  * sql/009): every call but {@link ApiKeysRepo.findLive} runs in the
- * tenant's scope ({@link PgPools.inScope}); the lookup by hash, made before
+ * tenant's scope ({@link PgPools.inScope}) and names the tenant in its
+ * statement too (a role that bypasses row-level security still touches
+ * only that tenant's rows); the lookup by hash, made before
  * the tenant is known, goes through the SECURITY DEFINER function
  * `api_key_by_hash`.
  */
@@ -73,8 +75,8 @@ export class ApiKeysRepo {
       { tenant },
       (c) =>
         c.query<{ id: string; kind: KeyKind; name: string; project_id: string | null; created_at: Date; revoked_at: Date | null }>(
-          `SELECT id, kind, name, project_id, created_at, revoked_at FROM api_keys WHERE $1 OR kind <> 'platform' ORDER BY created_at, id`,
-          [withPlatform],
+          `SELECT id, kind, name, project_id, created_at, revoked_at FROM api_keys WHERE tenant_id = $1 AND ($2 OR kind <> 'platform') ORDER BY created_at, id`,
+          [tenant, withPlatform],
         ),
       'api_keys.list',
     );
@@ -93,7 +95,7 @@ export class ApiKeysRepo {
     const r = await this.pools.inScope(
       this.controlShard,
       { tenant },
-      (c) => c.query(`UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL AND ($2 OR kind <> 'platform')`, [id, withPlatform]),
+      (c) => c.query(`UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL AND ($3 OR kind <> 'platform')`, [tenant, id, withPlatform]),
       'api_keys.revoke',
     );
     return r.rowCount === 1;

@@ -2,7 +2,9 @@
  * Tenants and their projects in the control-plane database (sql/009).
  * Tenants are the installation's own list (platform keys only, no
  * row-level security); projects are rows of a tenant, read and written in
- * the tenant's scope ({@link PgPools.inScope}). Deleting keeps the row,
+ * the tenant's scope ({@link PgPools.inScope}), every statement also naming
+ * the tenant itself (a role that bypasses row-level security, a superuser
+ * or the owner, still touches only that tenant's rows). Deleting keeps the row,
  * marked, its id never reused, and revokes the keys it had.
  */
 import { AppError, DEFAULT_PROJECT_ID, DEFAULT_TENANT } from '@lb/common/contracts';
@@ -95,8 +97,8 @@ export class TenantsRepo {
       async (c) => {
         const r = await c.query('UPDATE tenants SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL', [id]);
         if (r.rowCount !== 1) return false;
-        await c.query('UPDATE projects SET deleted_at = now() WHERE deleted_at IS NULL');
-        await c.query('UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL');
+        await c.query('UPDATE projects SET deleted_at = now() WHERE tenant_id = $1 AND deleted_at IS NULL', [id]);
+        await c.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL', [id]);
         return true;
       },
       'tenants.delete',
@@ -141,7 +143,7 @@ export class ProjectsRepo {
     const r = await this.pools.inScope(
       this.controlShard,
       { tenant },
-      (c) => c.query<ProjectRow>('SELECT id, name, created_at FROM projects WHERE deleted_at IS NULL ORDER BY id'),
+      (c) => c.query<ProjectRow>('SELECT id, name, created_at FROM projects WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id', [tenant]),
       'projects.list',
     );
     return r.rows.map(projectOf);
@@ -171,9 +173,9 @@ export class ProjectsRepo {
       this.controlShard,
       { tenant },
       async (c) => {
-        const r = await c.query('UPDATE projects SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL', [id]);
+        const r = await c.query('UPDATE projects SET deleted_at = now() WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL', [tenant, id]);
         if (r.rowCount !== 1) return false;
-        await c.query('UPDATE api_keys SET revoked_at = now() WHERE project_id = $1 AND revoked_at IS NULL', [id]);
+        await c.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND project_id = $2 AND revoked_at IS NULL', [tenant, id]);
         return true;
       },
       'projects.delete',

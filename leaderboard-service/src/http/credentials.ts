@@ -114,6 +114,11 @@ export class Credentials {
     return key;
   }
 
+  /** Forgets what this replica remembers of a tenant's projects (after it changed them itself). */
+  forgetProjects(tenant: string): void {
+    this.projects.delete(tenant);
+  }
+
   /** The player of a token (or a live ticket on a live route), if one is sent. */
   private player(p: Presented): TokenIdentity | undefined {
     if (p.headers.authorization !== undefined) return verifyBearer(p.headers.authorization, this.token);
@@ -135,10 +140,12 @@ export class Credentials {
       if (key.kind !== 'platform' || !TENANCY_ID.test(askedTenant)) throw new AppError('tenant_not_found', `no tenant ${askedTenant}`, { tenant: askedTenant });
       tenant = askedTenant;
     }
-    const ids = await this.projectsOf(tenant);
+    let ids = await this.projectsOf(tenant);
     if (!ids) throw new AppError('tenant_not_found', `no tenant ${tenant}`, { tenant });
     if (askedProject !== undefined) {
-      if (!ids.includes(askedProject)) throw new AppError('project_not_found', `no project ${askedProject}`, { project: askedProject });
+      // A project made since the list was remembered (on another replica, say) is found by asking again.
+      if (!ids.includes(askedProject)) ids = await this.projectsOf(tenant, true);
+      if (!ids?.includes(askedProject)) throw new AppError('project_not_found', `no project ${askedProject}`, { project: askedProject });
       return { tenant, project: { tenant, project: askedProject } };
     }
     if (player && player.project.tenant === tenant) return { tenant, project: player.project };
@@ -147,10 +154,10 @@ export class Credentials {
   }
 
   /** A live tenant's live project ids; undefined when the tenant is not live. */
-  private async projectsOf(tenant: string): Promise<readonly string[] | undefined> {
+  private async projectsOf(tenant: string, fresh = false): Promise<readonly string[] | undefined> {
     const now = Date.now();
     const hit = this.projects.get(tenant);
-    if (hit && hit.until > now) return hit.ids;
+    if (hit && hit.until > now && !fresh) return hit.ids;
     const ids = await this.projectsRepo.liveIds(tenant);
     this.projects.delete(tenant);
     if (this.projects.size >= KEY_CACHE_SIZE) this.projects.delete(this.projects.keys().next().value!);

@@ -18,7 +18,7 @@ import type { BoardAdmin } from '../boards/admin.js';
 import { adminStats } from '../admin/stats.js';
 import type { ApiKeysRepo } from '../db/api-keys-repo.js';
 import type { ProjectsRepo, TenantsRepo } from '../db/tenants-repo.js';
-import { callerOf, projectOf, requireKind } from '../http/credentials.js';
+import { callerOf, projectOf, requireKind, type Credentials } from '../http/credentials.js';
 import type { ShardStores } from '../redis/shard-store.js';
 
 /** Every /admin route needs a platform or admin key: none (or an invalid one) is 401 `invalid_api_key`, another kind 403 `forbidden`. */
@@ -34,6 +34,8 @@ export interface AdminRouteDeps {
   tenants: TenantsRepo;
   projects: ProjectsRepo;
   keys: ApiKeysRepo;
+  /** Told when this replica changes a tenant's projects. */
+  credentials: Pick<Credentials, 'forgetProjects'>;
 }
 
 const NAME_MAX = 200;
@@ -96,7 +98,9 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     const b = validate.bodyObject(req.body);
     validate.onlyFields(b, ['id', 'name']);
     const tenant = callerOf(req).tenant;
-    res.status(201).json({ tenant, ...(await deps.projects.create(tenant, { id: validate.tenancyId(b.id, 'id'), name: nameField(b.name, NAME_MAX) })) });
+    const made = await deps.projects.create(tenant, { id: validate.tenancyId(b.id, 'id'), name: nameField(b.name, NAME_MAX) });
+    deps.credentials.forgetProjects(tenant);
+    res.status(201).json({ tenant, ...made });
   });
   r.get('/admin/projects', async (req, res) => {
     const tenant = callerOf(req).tenant;
@@ -105,7 +109,9 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   r.delete('/admin/projects/:project', async (req, res) => {
     const id = String(req.params.project);
     if (!TENANCY_ID.test(id)) throw new AppError('project_not_found', `no project ${id}`, { project: id });
-    await deps.projects.delete(callerOf(req).tenant, id);
+    const tenant = callerOf(req).tenant;
+    await deps.projects.delete(tenant, id);
+    deps.credentials.forgetProjects(tenant);
     res.status(204).end();
   });
 
