@@ -1,5 +1,6 @@
 /**
- * `npm run admin -- key create --name NAME | key list | key revoke ID`:
+ * `npm run admin -- tenant … | project … | key create --name NAME [--kind K] … | key list | key revoke ID | …`
+ * (the usage is in leaderboard-service/src/admin/cli.ts):
  * the admin command production runs compiled
  * (`node leaderboard-service/dist/admin/cli.js`), here from source.
  */

@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { AppError } from '../src/contracts/errors.js';
-import { signToken, verifiedTokenCount, verifyToken, VERIFIED_TOKEN_CACHE_SIZE, type TokenSettings } from '../src/platform/jwt.js';
+import { DEFAULT_PROJECT } from '../src/contracts/tenancy.js';
+import { signLiveTicket, signToken, verifiedTokenCount, verifyLiveTicket, verifyToken, VERIFIED_TOKEN_CACHE_SIZE, type TokenSettings } from '../src/platform/jwt.js';
 
 const settings = (secret = 's'.repeat(32)): TokenSettings => Object.freeze({ secret, issuer: 'lb-test', ttlSeconds: 60 });
 const player = (i: number) => ({ userId: `p${i}`, name: `Player ${i}`, region: 'EU' });
@@ -38,7 +39,7 @@ describe('verified access tokens (jwt.ts)', () => {
     const first = verifyToken(token, s);
     expect(verifiedTokenCount(s)).to.equal(1);
     expect(verifyToken(token, s)).to.equal(first);
-    expect(first).to.deep.equal(player(1));
+    expect(first).to.deep.equal({ ...player(1), project: DEFAULT_PROJECT });
   });
 
   it('when a remembered token reaches its exp, then it is refused as expired, as jsonwebtoken refuses it', () => {
@@ -74,5 +75,26 @@ describe('verified access tokens (jwt.ts)', () => {
     expect(verifiedTokenCount(s)).to.equal(VERIFIED_TOKEN_CACHE_SIZE);
     expect(verifyToken(tokens[0]!, s).userId).to.equal('p0');
     expect(verifiedTokenCount(s)).to.equal(VERIFIED_TOKEN_CACHE_SIZE);
+  });
+
+  it('when a token is signed for a project, then it carries the project (prj), verified and remembered, and so does a live ticket made from it', () => {
+    const s = settings();
+    const project = { tenant: 'studio', project: 'game-live' };
+    const token = signToken(player(2), s, project);
+    expect((jwt.decode(token) as Record<string, unknown>).prj).to.equal('studio/game-live');
+    const who = verifyToken(token, s);
+    expect(who).to.deep.equal({ ...player(2), project });
+    expect(verifyToken(token, s)).to.equal(who);
+    expect(verifyLiveTicket(signLiveTicket(who, s), s)).to.deep.equal({ ...player(2), project });
+  });
+
+  it('when a token carries no prj (issued before tenancy), then it is the default project\'s; a malformed prj is refused', () => {
+    const s = settings();
+    const old = jwt.sign({ name: 'Old', region: 'EU' }, s.secret, { algorithm: 'HS256', subject: 'old', issuer: s.issuer, expiresIn: 60 });
+    expect(verifyToken(old, s).project).to.deep.equal(DEFAULT_PROJECT);
+    for (const prj of ['studio', 'Studio/x', 'a/b/c', 7]) {
+      const bad = jwt.sign({ name: 'Bad', region: 'EU', prj }, s.secret, { algorithm: 'HS256', subject: 'bad', issuer: s.issuer, expiresIn: 60 });
+      expect(refusal(() => verifyToken(bad, s)), String(prj)).to.equal('invalid_token: token claims are malformed');
+    }
   });
 });

@@ -10,8 +10,8 @@ import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { hotPath } from './http/hot-path.js';
-import { errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
-import { adminRoutes, requireApiKey } from './routes/admin.js';
+import { credentialsStep, errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
+import { adminRoutes, requireAdminKey } from './routes/admin.js';
 import { boardApiRoutes } from './routes/board-api.js';
 import { authRoutes } from './routes/auth.js';
 import { boardRoutes } from './routes/boards.js';
@@ -40,13 +40,15 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
     next();
   });
   app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, topCache: deps.topCache, live: deps.live, instanceId: config.instanceId }));
+  // Everything below acts on the project the request's credentials decide.
+  app.use(credentialsStep(deps.credentials));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', jsonBody(bodyLimits(config)));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
   app.use(boardRoutes({ catalog: deps.catalog, admin: deps.boardAdmin }));
   // The key is checked before the body is read: an anonymous client cannot make the service buffer anything.
-  app.use('/admin', requireApiKey(deps.apiKeys), jsonBody(bodyLimits(config)));
-  app.use(adminRoutes({ admin: deps.boardAdmin, stores: deps.stores, instanceId: config.instanceId }));
+  app.use('/admin', requireAdminKey, jsonBody(bodyLimits(config)));
+  app.use(adminRoutes({ admin: deps.boardAdmin, stores: deps.stores, instanceId: config.instanceId, tenants: deps.tenants, projects: deps.projects, keys: deps.apiKeysRepo, credentials: deps.credentials }));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
@@ -72,8 +74,7 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     ],
     {
       instanceId: config.instanceId,
-      token: config.token,
-      apiKeys: deps.apiKeys,
+      credentials: deps.credentials,
       body: bodyLimits(config),
       log: deps.log,
       accessLog: config.accessLog ? morgan(ACCESS_LOG_FORMAT) : undefined,

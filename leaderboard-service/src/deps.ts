@@ -5,12 +5,13 @@
 import { ShardRouter } from '@lb/common/contracts';
 import { BoardsRepo, PgPools, createLogger, type Logger } from '@lb/common/platform';
 import { AccountService } from './accounts/accounts.js';
-import { ApiKeyVerifier } from './admin/api-keys.js';
 import { BoardAdmin } from './boards/admin.js';
 import { BoardCatalog } from './boards/catalog.js';
 import { BoardWriter, type AfterRedisWriteHook } from './boards/scores.js';
 import { BoardViews } from './boards/views.js';
 import { ApiKeysRepo } from './db/api-keys-repo.js';
+import { ProjectsRepo, TenantsRepo } from './db/tenants-repo.js';
+import { Credentials } from './http/credentials.js';
 import { ArchiveRepo } from './db/archive-repo.js';
 import { HashSlots } from './accounts/hash-slots.js';
 import { LoginGuard } from './accounts/login-guard.js';
@@ -49,7 +50,11 @@ export interface Deps {
   boardAdmin: BoardAdmin;
   /** What boards' current periods are decided by. */
   clock: () => number;
-  apiKeys: ApiKeyVerifier;
+  /** Every request's key and token, resolved into its project (http/credentials.ts). */
+  credentials: Credentials;
+  apiKeysRepo: ApiKeysRepo;
+  tenants: TenantsRepo;
+  projects: ProjectsRepo;
   /** Live pushes: the channels this replica publishes to nginx's push module, fed by the top-page cache's change subscriptions. */
   live: LiveChannels;
   close(): Promise<void>;
@@ -106,7 +111,9 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const catalog = new BoardCatalog(boardsRepo, config.boardRefreshMs, log, config.maxScore);
   await catalog.start();
   const boardAdmin = new BoardAdmin(boardsRepo, catalog, stores);
-  const apiKeys = new ApiKeyVerifier(new ApiKeysRepo(pools, controlShard), config.apiKeyCacheMs);
+  const apiKeysRepo = new ApiKeysRepo(pools, controlShard);
+  const projects = new ProjectsRepo(pools, controlShard);
+  const credentials = new Credentials(apiKeysRepo, projects, config.token, config.apiKeyCacheMs);
   const clock = opts.clock ?? Date.now;
   const writer = new BoardWriter(
     { router, stores, log, clock, metrics, afterRedisWrite },
@@ -137,7 +144,10 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     boardAdmin,
     views,
     clock,
-    apiKeys,
+    credentials,
+    apiKeysRepo,
+    tenants: new TenantsRepo(pools, controlShard),
+    projects,
     live,
     stores,
     pools,

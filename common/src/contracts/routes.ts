@@ -38,7 +38,11 @@ export type RouteMethods = readonly HttpMethod[] | 'reads' | 'writes' | 'any';
  * - `token`: `Authorization: Bearer <JWT>`;
  * - `token-or-key`: a player's Bearer token, or a game server's `X-Api-Key`;
  * - `token-or-ticket`: a Bearer token or a short-lived `?ticket=` (EventSource cannot send headers);
- * - `admin-key`: the operator's `X-Api-Key`.
+ * - `admin-key`: a platform or admin `X-Api-Key`.
+ *
+ * Beside these, any route takes an `X-Api-Key` (the live streams also a
+ * client key as `?key=`): the key, or else the token, decides the
+ * request's project (docs/API.md, "Tenants, projects and keys").
  */
 export type RouteAuth = 'none' | 'password' | 'token' | 'token-or-key' | 'token-or-ticket' | 'admin-key';
 
@@ -103,7 +107,7 @@ export const PUBLIC_ROUTES: readonly PublicRoute[] = Object.freeze([
   { path: '/boards/[^/]+/live', methods: ['GET'], auth: 'none', upstream: 'leaderboard-service', stream: true, doc: 'GET /boards/:id/live: a board\'s top N, pushed' },
   { path: '/me/live-ticket', methods: ['POST'], auth: 'token', upstream: 'leaderboard-service', doc: 'POST /me/live-ticket: a 30 s ticket for /me/live' },
   { path: '/me/live', methods: ['GET'], auth: 'token-or-ticket', upstream: 'leaderboard-service', stream: true, doc: 'GET /me/live: the player\'s own card, pushed' },
-  { path: '/admin/.+', methods: 'any', auth: 'admin-key', upstream: 'leaderboard-service', doc: 'GET /admin/stats, POST /admin/boards, PATCH and DELETE /admin/boards/:id' },
+  { path: '/admin/.+', methods: 'any', auth: 'admin-key', upstream: 'leaderboard-service', doc: 'GET /admin/stats; /admin/tenants, /admin/projects, /admin/keys; POST /admin/boards, PATCH and DELETE /admin/boards/:id' },
   { path: '/health', methods: 'reads', auth: 'none', upstream: 'api-gateway', doc: 'GET /health: the gateway and the replicas it can reach' },
 ] satisfies PublicRoute[]);
 

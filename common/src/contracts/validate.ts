@@ -3,6 +3,7 @@
  * `invalid_payload` (or `invalid_query`) naming the field.
  */
 import { AppError, invalidField } from './errors.js';
+import { TENANCY_ID } from './tenancy.js';
 
 /**
  * 1-64 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit: every valid
@@ -53,6 +54,12 @@ export function password(value: unknown, field = 'password'): string {
   if (typeof value !== 'string') throw invalidField(field, 'must be a string');
   const chars = [...value].length;
   if (chars < 8 || chars > 128) throw invalidField(field, 'must be 8-128 characters');
+  return value;
+}
+
+/** A tenant, project or plan id: `[a-z0-9][a-z0-9_-]{0,63}`. */
+export function tenancyId(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !TENANCY_ID.test(value)) throw invalidField(field, 'must match [a-z0-9][a-z0-9_-]{0,63}');
   return value;
 }
 

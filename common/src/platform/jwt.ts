@@ -6,6 +6,7 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { AppError } from '../contracts/errors.js';
+import { DEFAULT_PROJECT, parseProjectScope, projectScope, type ProjectRef } from '../contracts/tenancy.js';
 import { USER_ID_PATTERN } from '../contracts/validate.js';
 
 export interface TokenSettings {
@@ -23,11 +24,26 @@ export function tokenSettingsOf(c: { jwtSecret: string; jwtIssuer: string; jwtTt
   return Object.freeze({ secret: c.jwtSecret, issuer: c.jwtIssuer, ttlSeconds: c.jwtTtlS, clockSkewS: c.jwtClockSkewS });
 }
 
-/** The identity a verified token carries. */
+/** A player: who they are and where their home is. */
 export interface Identity {
   readonly userId: string;
   readonly name: string;
   readonly region: string;
+}
+
+/**
+ * The identity a verified token carries: the player and their project (the
+ * `prj` claim, `<tenant>/<project>`; a token without it, issued before
+ * tenancy, is the default project's).
+ */
+export interface TokenIdentity extends Identity {
+  readonly project: ProjectRef;
+}
+
+/** The project of a token's `prj` claim; undefined when the claim is malformed. */
+function projectClaim(prj: unknown): ProjectRef | undefined {
+  if (prj === undefined) return DEFAULT_PROJECT;
+  return typeof prj === 'string' ? parseProjectScope(prj) : undefined;
 }
 
 const ALGORITHM = 'HS256';
@@ -47,9 +63,9 @@ function keyOf(secret: string): KeyObject {
   return k;
 }
 
-/** Signs a token for a player: `sub`, `name`, `region`, `iat`, `exp`, `iss`. */
-export function signToken(identity: Identity, s: TokenSettings): string {
-  return jwt.sign({ name: identity.name, region: identity.region }, keyOf(s.secret), {
+/** Signs a token for a player of a project: `sub`, `name`, `region`, `prj`, `iat`, `exp`, `iss`. */
+export function signToken(identity: Identity, s: TokenSettings, project: ProjectRef = DEFAULT_PROJECT): string {
+  return jwt.sign({ name: identity.name, region: identity.region, prj: projectScope(project) }, keyOf(s.secret), {
     algorithm: ALGORITHM,
     subject: identity.userId,
     issuer: s.issuer,
@@ -62,7 +78,7 @@ export function signToken(identity: Identity, s: TokenSettings): string {
  * 401 `missing_token`; anything wrong with the token (signature, `alg`,
  * expiry, issuer, claims) is 401 `invalid_token`.
  */
-export function verifyBearer(header: string | undefined, s: TokenSettings): Identity {
+export function verifyBearer(header: string | undefined, s: TokenSettings): TokenIdentity {
   if (header === undefined || header === '') throw new AppError('missing_token', 'Authorization: Bearer token required');
   const m = /^Bearer[ ]+([A-Za-z0-9_\-.=]+)\s*$/i.exec(header);
   if (!m) throw new AppError('invalid_token', 'Authorization header must be "Bearer <token>"');
@@ -73,7 +89,7 @@ export function verifyBearer(header: string | undefined, s: TokenSettings): Iden
 export const VERIFIED_TOKEN_CACHE_SIZE = 10_000;
 
 interface Verified {
-  readonly identity: Identity;
+  readonly identity: TokenIdentity;
   /** The token's `exp`, epoch seconds. */
   readonly exp: number;
 }
@@ -115,7 +131,7 @@ function rememberVerified(s: TokenSettings, token: string, v: Verified): void {
  * settings) is answered from the cache while `Date.now()` is before its
  * `exp`, exactly the instant jsonwebtoken starts refusing it.
  */
-export function verifyToken(token: string, s: TokenSettings): Identity {
+export function verifyToken(token: string, s: TokenSettings): TokenIdentity {
   const known = verified.get(s)?.get(token);
   if (known) {
     if (Date.now() / 1000 < known.exp) return known.identity;
@@ -137,11 +153,12 @@ export function verifyToken(token: string, s: TokenSettings): Identity {
   if (typeof claims.iat !== 'number' || claims.iat > Date.now() / 1000 + skew) {
     throw new AppError('invalid_token', typeof claims.iat !== 'number' ? 'token must carry iat' : 'token is issued in the future');
   }
-  const { sub, name, region } = claims as Record<string, unknown>;
-  if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string') {
+  const { sub, name, region, prj } = claims as Record<string, unknown>;
+  const project = projectClaim(prj);
+  if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string' || !project) {
     throw new AppError('invalid_token', 'token claims are malformed');
   }
-  const identity = Object.freeze({ userId: sub, name, region });
+  const identity = Object.freeze({ userId: sub, name, region, project });
   rememberVerified(s, token, { identity, exp: claims.exp });
   return identity;
 }
@@ -157,8 +174,8 @@ export const LIVE_TICKET_TTL_S = 30;
  * as access tokens, its own audience, valid {@link LIVE_TICKET_TTL_S}. An
  * access token is never accepted as a ticket, nor a ticket as a token.
  */
-export function signLiveTicket(identity: Identity, s: TokenSettings): string {
-  return jwt.sign({ name: identity.name, region: identity.region }, keyOf(s.secret), {
+export function signLiveTicket(identity: TokenIdentity, s: TokenSettings): string {
+  return jwt.sign({ name: identity.name, region: identity.region, prj: projectScope(identity.project) }, keyOf(s.secret), {
     algorithm: ALGORITHM,
     subject: identity.userId,
     issuer: s.issuer,
@@ -168,16 +185,17 @@ export function signLiveTicket(identity: Identity, s: TokenSettings): string {
 }
 
 /** Verifies a live ticket; anything wrong with it (audience included) is 401 `invalid_token`. */
-export function verifyLiveTicket(ticket: string, s: TokenSettings): Identity {
+export function verifyLiveTicket(ticket: string, s: TokenSettings): TokenIdentity {
   let claims: jwt.JwtPayload | string;
   try {
     claims = jwt.verify(ticket, keyOf(s.secret), { algorithms: [ALGORITHM], issuer: s.issuer, audience: LIVE_TICKET_AUDIENCE });
   } catch (e) {
     throw new AppError('invalid_token', (e as Error).name === 'TokenExpiredError' ? 'ticket expired' : 'ticket is invalid');
   }
-  const { sub, name, region, exp } = (typeof claims === 'object' ? claims : {}) as Record<string, unknown>;
-  if (typeof exp !== 'number' || typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string') {
+  const { sub, name, region, exp, prj } = (typeof claims === 'object' ? claims : {}) as Record<string, unknown>;
+  const project = projectClaim(prj);
+  if (typeof exp !== 'number' || typeof sub !== 'string' || !USER_ID_PATTERN.test(sub) || typeof name !== 'string' || typeof region !== 'string' || !project) {
     throw new AppError('invalid_token', 'ticket claims are malformed');
   }
-  return { userId: sub, name, region };
+  return { userId: sub, name, region, project };
 }

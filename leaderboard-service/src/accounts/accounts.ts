@@ -5,7 +5,7 @@
  * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { ALL_TIME, AppError, StoreUnavailable, type ShardRouter } from '@lb/common/contracts';
+import { ALL_TIME, AppError, StoreUnavailable, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import { signToken, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardWriter } from '../boards/scores.js';
@@ -21,6 +21,8 @@ export interface Registration {
   password: string;
   initialScore?: number | undefined;
   requestId: string;
+  /** The project the player joins, which their token carries (default: the default project). */
+  project?: ProjectRef | undefined;
 }
 
 export interface AccountAnswer {
@@ -103,7 +105,7 @@ export class AccountService {
       );
       throw e;
     }
-    return { token: signToken(identity, this.token), user: { user_id: r.userId, name: r.name, region: r.region, score } };
+    return { token: signToken(identity, this.token, r.project), user: { user_id: r.userId, name: r.name, region: r.region, score } };
   }
 
   /**
@@ -112,7 +114,7 @@ export class AccountService {
    * client IP first (429 once either has failed too often), and only then
    * is a password hash computed.
    */
-  async login(userId: string, password: string, clientIp: string): Promise<AccountAnswer> {
+  async login(userId: string, password: string, clientIp: string, project?: ProjectRef): Promise<AccountAnswer> {
     await this.deps.guard.admit(userId, clientIp);
     const row = await this.deps.repo.findAnywhere(userId);
     const stored = row?.password_hash ?? (await this.dummyHash);
@@ -121,7 +123,7 @@ export class AccountService {
     await this.deps.guard.succeeded(userId, clientIp);
     const identity: Identity = { userId: row.user_id, name: row.name, region: row.region };
     return {
-      token: signToken(identity, this.token),
+      token: signToken(identity, this.token, project),
       user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(this.deps.catalog.main(), ALL_TIME, identity)) ?? 0 },
     };
   }

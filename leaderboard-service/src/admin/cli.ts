@@ -1,12 +1,23 @@
 /**
  * The admin command (`npm run admin -- ...`; in an image
- * `node leaderboard-service/dist/admin/cli.js ...`): API keys of the control
- * plane, in the first shard's database of the topology (TOPOLOGY,
- * TOPOLOGY_FILE or the local default; `.env` is read first).
+ * `node leaderboard-service/dist/admin/cli.js ...`): tenants, projects and
+ * API keys of the control plane, in the first shard's database of the
+ * topology (TOPOLOGY, TOPOLOGY_FILE or the local default; `.env` is read
+ * first). It acts as the operator (a platform key would).
  *
- *   key create --name NAME   prints the new key once; only its hash is kept
- *   key list [--json]        id, name, created, revoked
- *   key revoke ID
+ *   tenant create ID --name NAME [--plan PLAN]   a tenant (plan default: free)
+ *   tenant list [--json]
+ *   tenant update ID [--name NAME] [--plan PLAN] every replica sees a new plan within a second
+ *   tenant delete ID                             marks it and its projects deleted, revokes its keys
+ *   project create ID --tenant T --name NAME
+ *   project list --tenant T [--json]
+ *   project delete ID --tenant T                 marks it deleted, revokes its keys
+ *   key create --name NAME [--kind K] [--tenant T] [--project P]
+ *                            prints the new key once; only its hash is kept. K: platform
+ *                            (the default), admin (of --tenant), server or client (of
+ *                            --tenant's --project)
+ *   key list [--tenant T] [--json]   id, kind, name, project, created, revoked (tenant default: platform keys too)
+ *   key revoke ID [--tenant T]
  *   webhook list [--json]    period.closed deliveries: id, status, attempts, last error
  *   webhook replay ID        a failed delivery goes out again (the worker picks it up)
  *   login status (--ip ADDR | --user ID)... [--json]
@@ -16,11 +27,26 @@
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
+import { AppError, DEFAULT_TENANT, TENANCY_ID, type KeyKind } from '@lb/common/contracts';
 import { createLogger, loadTopology, PgPools, type Env } from '@lb/common/platform';
-import { ApiKeysRepo } from '../db/api-keys-repo.js';
+import { ApiKeysRepo, type NewKey } from '../db/api-keys-repo.js';
+import { ProjectsRepo, TenantsRepo } from '../db/tenants-repo.js';
 import { loginCommand } from './login-admin.js';
 
-export const USAGE = `usage: admin key create --name NAME | key list [--json] | key revoke ID | webhook list [--json] | webhook replay ID | login status (--ip ADDR | --user ID)... [--json] | login unlock (--ip ADDR | --user ID)...`;
+export const USAGE = `usage: admin tenant create ID --name NAME [--plan PLAN] | tenant list [--json] | tenant update ID [--name NAME] [--plan PLAN] | tenant delete ID | project create ID --tenant T --name NAME | project list --tenant T [--json] | project delete ID --tenant T | key create --name NAME [--kind platform|admin|server|client] [--tenant T] [--project P] | key list [--tenant T] [--json] | key revoke ID [--tenant T] | webhook list [--json] | webhook replay ID | login status (--ip ADDR | --user ID)... [--json] | login unlock (--ip ADDR | --user ID)...`;
+
+const VERBS: Record<string, readonly string[]> = {
+  tenant: ['create', 'list', 'update', 'delete'],
+  project: ['create', 'list', 'delete'],
+  key: ['create', 'list', 'revoke'],
+  webhook: ['list', 'replay'],
+  login: ['status', 'unlock'],
+};
+
+type Values = { name?: string | undefined; plan?: string | undefined; kind?: string | undefined; tenant?: string | undefined; project?: string | undefined; json?: boolean | undefined };
+
+/** Bad usage: the message, then the usage, exit code 2. */
+class Usage extends Error {}
 
 /** Runs the command; returns the exit code (2: bad usage). Settings (topology, key prefix...) come from `env`. */
 export async function runAdmin(
@@ -36,6 +62,10 @@ export async function runAdmin(
       allowPositionals: true,
       options: {
         name: { type: 'string' },
+        plan: { type: 'string' },
+        kind: { type: 'string' },
+        tenant: { type: 'string' },
+        project: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean' },
         ip: { type: 'string', multiple: true },
@@ -51,50 +81,127 @@ export async function runAdmin(
     out(USAGE);
     return 0;
   }
-  const known =
-    (what === 'key' && ['create', 'list', 'revoke'].includes(verb ?? '')) ||
-    (what === 'webhook' && ['list', 'replay'].includes(verb ?? '')) ||
-    (what === 'login' && ['status', 'unlock'].includes(verb ?? ''));
-  if (!known) {
+  if (!what || !VERBS[what]?.includes(verb ?? '')) {
     err(`${USAGE}\n`);
     return 2;
   }
   if (what === 'login') return loginCommand(verb!, parsed.values, Boolean(parsed.values.json), env, out, err);
   const topology = loadTopology(env);
+  const control = topology.shards[0]!.id;
   const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, applicationName: 'lb-admin' }, createLogger('admin', 'error'));
-  const repo = new ApiKeysRepo(pools, topology.shards[0]!.id);
   try {
-    if (what === 'webhook') return await webhooks(pools, topology.shards[0]!.id, verb!, arg, Boolean(parsed.values.json), out, err);
-    if (verb === 'create') {
-      const name = parsed.values.name?.trim();
-      if (!name || name.length > 100) {
-        err(`key create needs --name (1-100 characters)\n${USAGE}\n`);
-        return 2;
-      }
-      const k = await repo.create(name);
-      out(k.key);
-      err(`created key ${k.id} (${k.name}); it is shown only now, keep it safe\n`);
-      return 0;
-    }
-    if (verb === 'list') {
-      const keys = await repo.list();
-      if (parsed.values.json) out(JSON.stringify(keys));
-      else for (const k of keys) out(`${k.id}  ${k.name}  created ${k.created_at}${k.revoked_at ? `  REVOKED ${k.revoked_at}` : ''}`);
-      return 0;
-    }
-    if (!arg) {
-      err(`key revoke needs the key id\n${USAGE}\n`);
+    if (what === 'webhook') return await webhooks(pools, control, verb!, arg, Boolean(parsed.values.json), out, err);
+    const repos = { keys: new ApiKeysRepo(pools, control), tenants: new TenantsRepo(pools, control), projects: new ProjectsRepo(pools, control) };
+    const run = what === 'key' ? keys : what === 'tenant' ? tenants : projects;
+    return await run(repos, verb!, arg, parsed.values, out, err);
+  } catch (e) {
+    if (e instanceof Usage) {
+      err(`${e.message}\n${USAGE}\n`);
       return 2;
     }
-    if (!(await repo.revoke(arg))) {
-      err(`no live key ${arg}\n`);
+    // A refusal the API would answer 4xx (no such tenant, an id taken...) is the command's error, not a crash.
+    if (e instanceof AppError && e.status < 500) {
+      err(`${e.message}\n`);
       return 1;
     }
-    out(`revoked ${arg}`);
-    return 0;
+    throw e;
   } finally {
     await pools.close();
   }
+}
+
+interface Repos {
+  keys: ApiKeysRepo;
+  tenants: TenantsRepo;
+  projects: ProjectsRepo;
+}
+
+function need(v: string | undefined, what: string, max = 200): string {
+  const t = v?.trim();
+  if (!t || t.length > max) throw new Usage(`${what} (1-${max} characters) is required`);
+  return t;
+}
+
+function id(v: string | undefined, what: string): string {
+  if (v === undefined || !TENANCY_ID.test(v)) throw new Usage(`${what} must match [a-z0-9][a-z0-9_-]{0,63}`);
+  return v;
+}
+
+async function keys(r: Repos, verb: string, arg: string | undefined, v: Values, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const tenant = v.tenant === undefined ? DEFAULT_TENANT : id(v.tenant, '--tenant');
+  if (verb === 'create') {
+    const name = need(v.name, 'key create --name', 100);
+    const kind = (v.kind ?? 'platform') as KeyKind;
+    let what: NewKey;
+    if (kind === 'platform') what = { kind };
+    else if (kind === 'admin') what = { kind, tenant };
+    else if (kind === 'server' || kind === 'client') {
+      const project = id(v.project, 'key create --kind server|client --project');
+      if (!(await r.projects.list(tenant)).some((p) => p.id === project)) {
+        err(`tenant ${tenant} has no project ${project}\n`);
+        return 1;
+      }
+      what = { kind, project: { tenant, project } };
+    } else throw new Usage('--kind must be platform, admin, server or client');
+    const k = await r.keys.create(name, what);
+    out(k.key);
+    err(`created ${k.kind} key ${k.id} (${k.name}${k.project ? `, project ${tenant}/${k.project}` : ''}); it is shown only now, keep it safe\n`);
+    return 0;
+  }
+  if (verb === 'list') {
+    const list = await r.keys.list(tenant);
+    if (v.json) out(JSON.stringify(list));
+    else for (const k of list) out(`${k.id}  ${k.kind}  ${k.name}${k.project ? `  project ${k.project}` : ''}  created ${k.created_at}${k.revoked_at ? `  REVOKED ${k.revoked_at}` : ''}`);
+    return 0;
+  }
+  if (!arg) throw new Usage('key revoke needs the key id');
+  if (!(await r.keys.revoke(arg, tenant))) {
+    err(`no live key ${arg}\n`);
+    return 1;
+  }
+  out(`revoked ${arg}`);
+  return 0;
+}
+
+async function tenants(r: Repos, verb: string, arg: string | undefined, v: Values, out: (s: string) => void, _err: (s: string) => void): Promise<number> {
+  if (verb === 'list') {
+    const list = await r.tenants.list();
+    if (v.json) out(JSON.stringify(list));
+    else for (const t of list) out(`${t.id}  ${t.plan}  ${t.name}`);
+    return 0;
+  }
+  const tenant = id(arg, `tenant ${verb} ID`);
+  if (verb === 'create') {
+    const t = await r.tenants.create({ id: tenant, name: need(v.name, 'tenant create --name'), plan: v.plan === undefined ? 'free' : id(v.plan, '--plan') });
+    out(`created tenant ${t.id} (plan ${t.plan})`);
+  } else if (verb === 'update') {
+    if (v.name === undefined && v.plan === undefined) throw new Usage('tenant update needs --name or --plan');
+    const t = await r.tenants.update(tenant, { name: v.name === undefined ? undefined : need(v.name, '--name'), plan: v.plan === undefined ? undefined : id(v.plan, '--plan') });
+    out(`tenant ${t.id}: ${t.name}, plan ${t.plan}`);
+  } else {
+    await r.tenants.delete(tenant);
+    out(`deleted tenant ${tenant}; its keys are revoked`);
+  }
+  return 0;
+}
+
+async function projects(r: Repos, verb: string, arg: string | undefined, v: Values, out: (s: string) => void, _err: (s: string) => void): Promise<number> {
+  const tenant = id(v.tenant, `project ${verb} --tenant`);
+  if (verb === 'list') {
+    const list = await r.projects.list(tenant);
+    if (v.json) out(JSON.stringify(list));
+    else for (const p of list) out(`${p.id}  ${p.name}`);
+    return 0;
+  }
+  const project = id(arg, `project ${verb} ID`);
+  if (verb === 'create') {
+    await r.projects.create(tenant, { id: project, name: need(v.name, 'project create --name') });
+    out(`created project ${tenant}/${project}`);
+  } else {
+    await r.projects.delete(tenant, project);
+    out(`deleted project ${tenant}/${project}; its keys are revoked`);
+  }
+  return 0;
 }
 
 /** The webhook deliveries of closed periods (in the control plane). */

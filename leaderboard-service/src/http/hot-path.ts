@@ -11,8 +11,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '@lb/common/contracts';
-import { readJsonBody, requestIdOf, sendJson, verifyBearer, writeError, type BodyLimits, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
-import type { AdminIdentity, ApiKeyVerifier } from '../admin/api-keys.js';
+import { readJsonBody, requestIdOf, sendJson, writeError, type BodyLimits, type Logger, type TokenIdentity } from '@lb/common/platform';
+import type { LiveKey } from '../db/api-keys-repo.js';
+import { setCaller, type Caller, type Credentials } from './credentials.js';
 
 /** What a hot handler sees of a request. */
 export interface HotRequest {
@@ -23,10 +24,12 @@ export interface HotRequest {
   readonly params: Readonly<Record<string, string>>;
   readonly headers: IncomingMessage['headers'];
   readonly requestId: string;
-  /** The verified player (a Bearer token, on routes that take one). */
-  readonly player: Identity | undefined;
-  /** The verified API key's owner (X-Api-Key, on routes with `auth: 'token-or-key'`). */
-  readonly admin: AdminIdentity | undefined;
+  /** Who the request is (its project, key, player): see http/credentials.ts. */
+  readonly caller: Caller;
+  /** The verified player (a Bearer token; on live routes also a `?ticket=`), if one was sent. */
+  readonly player: TokenIdentity | undefined;
+  /** A key that writes for any player of its project (server or platform), on routes with `auth: 'token-or-key'`. */
+  readonly admin: LiveKey | undefined;
   /** The parsed JSON body (POST routes; `{}` when there is none). */
   readonly body: unknown;
 }
@@ -54,17 +57,19 @@ export interface Route {
   readonly path: string;
   /**
    * `token`: a valid Bearer token is required; `token-or-key`: a token, or
-   * a valid X-Api-Key (a game server). Checked before the body is read.
+   * a server (or platform) X-Api-Key, which writes for any player of its
+   * project. Checked before the body is read.
    */
   readonly auth: 'none' | 'token' | 'token-or-key';
+  /** A live stream: the key may come as `?key=` (client keys only) and the player as `?ticket=`. */
+  readonly live?: true;
   readonly handler: HotHandler;
 }
 
 export interface HotPathOptions {
   instanceId: string;
-  token: TokenSettings;
-  /** Checks X-Api-Key on `token-or-key` routes. */
-  apiKeys: ApiKeyVerifier;
+  /** Resolves every request's key and token into its caller. */
+  credentials: Credentials;
   body: BodyLimits;
   log: Logger;
   /** morgan (or any connect-style logger) run on every request served here. */
@@ -136,12 +141,16 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
   res.setHeader('X-Served-By', o.instanceId);
   o.accessLog?.(req, res, () => {});
   try {
-    // The token is checked before the body is read: an anonymous client
+    // Credentials are checked before the body is read: an anonymous client
     // cannot make the service buffer anything.
-    let player: Identity | undefined;
-    let admin: AdminIdentity | undefined;
-    if (route.auth === 'token-or-key' && req.headers['x-api-key'] !== undefined) admin = await o.apiKeys.verify(req.headers['x-api-key']);
-    else if (route.auth !== 'none') player = verifyBearer(req.headers.authorization, o.token);
+    const caller = await o.credentials.resolve({ headers: req.headers, query, live: route.live === true });
+    setCaller(req, caller);
+    const player = caller.player;
+    const kind = caller.key?.kind;
+    let admin: LiveKey | undefined;
+    if (route.auth === 'token-or-key' && (kind === 'server' || kind === 'platform')) admin = caller.key;
+    else if (route.auth === 'token-or-key' && kind === 'admin') throw new AppError('forbidden', 'an admin key cannot write scores: use a server key');
+    else if (route.auth !== 'none' && !player) throw new AppError('missing_token', 'Authorization: Bearer token required');
     const body = route.method === 'POST' ? await readJsonBody(req, o.body) : {};
     const params: Record<string, string> = {};
     for (const [k, v] of Object.entries(raw)) {
@@ -151,7 +160,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
         throw new AppError('invalid_payload', 'malformed URL encoding');
       }
     }
-    const answer = await route.handler({ method: req.method === 'HEAD' ? 'HEAD' : route.method, query, params, headers: req.headers, requestId, player, admin, body });
+    const answer = await route.handler({ method: req.method === 'HEAD' ? 'HEAD' : route.method, query, params, headers: req.headers, requestId, caller, player, admin, body });
     if (answer instanceof Takeover) answer.start(req, res);
     else if (!res.headersSent) sendJson(res, 200, answer, answer instanceof JsonText ? answer.text : JSON.stringify(answer));
   } catch (err) {

@@ -5,6 +5,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError } from '@lb/common/contracts';
 import { readJsonBody, requestIdOf, writeError, type BodyLimits, type Logger } from '@lb/common/platform';
+import { setCaller, type Credentials } from './credentials.js';
 
 /** Takes a well-formed X-Request-Id from upstream or makes one, and echoes it. */
 export const requestId: RequestHandler = (req, res, next) => {
@@ -13,6 +14,17 @@ export const requestId: RequestHandler = (req, res, next) => {
   res.setHeader('X-Request-Id', id);
   next();
 };
+
+/** Resolves the request's key and token into its caller (http/credentials.ts), before any body is read. */
+export function credentialsStep(credentials: Credentials): RequestHandler {
+  return (req, _res, next) => {
+    const q = req.originalUrl.indexOf('?');
+    credentials.resolve({ headers: req.headers, query: new URLSearchParams(q < 0 ? '' : req.originalUrl.slice(q + 1)) }).then((caller) => {
+      setCaller(req, caller);
+      next();
+    }, next);
+  };
+}
 
 /** Parses a JSON body into `req.body` with the hot path's rules (media type, size, deadline). */
 export function jsonBody(limits: BodyLimits): RequestHandler {

@@ -1,42 +1,180 @@
 /**
- * /admin: board administration, for holders of an API key (X-Api-Key).
- * Input checks and mapping only; the rules live in boards/.
+ * /admin: the control plane, for holders of a platform or admin key
+ * (X-Api-Key; see http/credentials.ts). Input checks and mapping only; the
+ * rules live in boards/ and db/.
+ *
+ *   /admin/tenants[/:tenant]     platform keys: tenants and their plans
+ *   /admin/projects[/:project]   a tenant's projects (an admin key's own tenant, a platform key's ?tenant=)
+ *   /admin/keys[/:id]            that tenant's API keys
+ *   /admin/boards[/:id]          the boards of the key's project
+ *   /admin/stats                 platform keys: the installation's backlog and write rates
+ *
+ * A name of another tenant (a tenant, a project, a key id) answers the 404
+ * of a name that does not exist.
  */
-import { boardJson, validate } from '@lb/common/contracts';
+import { AppError, boardJson, invalidField, TENANCY_ID, validate, type KeyKind } from '@lb/common/contracts';
 import { Router, type RequestHandler } from 'express';
-import type { ApiKeyVerifier } from '../admin/api-keys.js';
 import type { BoardAdmin } from '../boards/admin.js';
 import { adminStats } from '../admin/stats.js';
+import type { ApiKeysRepo } from '../db/api-keys-repo.js';
+import type { ProjectsRepo, TenantsRepo } from '../db/tenants-repo.js';
+import { callerOf, projectOf, requireKind, type Credentials } from '../http/credentials.js';
 import type { ShardStores } from '../redis/shard-store.js';
 
-/** Every /admin route needs a valid X-Api-Key; the key's owner is in `res.locals.admin`. */
-export function requireApiKey(keys: ApiKeyVerifier): RequestHandler {
-  return (req, res, next) => {
-    keys.verify(req.headers['x-api-key']).then((who) => {
-      res.locals.admin = who;
-      next();
-    }, next);
-  };
+/** Every /admin route needs a platform or admin key: none (or an invalid one) is 401 `invalid_api_key`, another kind 403 `forbidden`. */
+export const requireAdminKey: RequestHandler = (req, _res, next) => {
+  requireKind(callerOf(req), ['platform', 'admin']);
+  next();
+};
+
+export interface AdminRouteDeps {
+  admin: BoardAdmin;
+  stores: ShardStores;
+  instanceId: string;
+  tenants: TenantsRepo;
+  projects: ProjectsRepo;
+  keys: ApiKeysRepo;
+  /** Told when this replica changes a tenant's projects. */
+  credentials: Pick<Credentials, 'forgetProjects'>;
 }
 
-export function adminRoutes(deps: { admin: BoardAdmin; stores: ShardStores; instanceId: string }): Router {
+const NAME_MAX = 200;
+const KEY_NAME_MAX = 100;
+
+function nameField(v: unknown, max: number): string {
+  if (typeof v !== 'string' || v.trim() === '' || v.length > max) throw invalidField('name', `must be 1-${max} characters`);
+  return v.trim();
+}
+
+export function adminRoutes(deps: AdminRouteDeps): Router {
   const r = Router();
+  const platformOnly = (req: Parameters<RequestHandler>[0]) => requireKind(callerOf(req), ['platform']);
+
   // Per-shard backlog, relay lag and this replica's write rate (the live page's operator panel).
-  r.get('/admin/stats', async (_req, res) => {
+  r.get('/admin/stats', async (req, res) => {
+    platformOnly(req);
     res.json(await adminStats(deps.stores, deps.instanceId));
   });
+
+  // ------------------------------------------------------------ tenants (platform)
+  r.post('/admin/tenants', async (req, res) => {
+    platformOnly(req);
+    const b = validate.bodyObject(req.body);
+    validate.onlyFields(b, ['id', 'name', 'plan']);
+    const t = await deps.tenants.create({
+      id: validate.tenancyId(b.id, 'id'),
+      name: nameField(b.name, NAME_MAX),
+      plan: b.plan === undefined ? 'free' : validate.tenancyId(b.plan, 'plan'),
+    });
+    res.status(201).json(t);
+  });
+  r.get('/admin/tenants', async (req, res) => {
+    platformOnly(req);
+    res.json({ tenants: await deps.tenants.list() });
+  });
+  r.get('/admin/tenants/:tenant', async (req, res) => {
+    platformOnly(req);
+    res.json(await deps.tenants.get(tenantParam(req.params.tenant)));
+  });
+  r.patch('/admin/tenants/:tenant', async (req, res) => {
+    platformOnly(req);
+    const b = validate.bodyObject(req.body);
+    validate.onlyFields(b, ['name', 'plan']);
+    const id = tenantParam(req.params.tenant);
+    const change = {
+      name: b.name === undefined ? undefined : nameField(b.name, NAME_MAX),
+      plan: b.plan === undefined ? undefined : validate.tenancyId(b.plan, 'plan'),
+    };
+    res.json(await deps.tenants.update(id, change));
+  });
+  r.delete('/admin/tenants/:tenant', async (req, res) => {
+    platformOnly(req);
+    await deps.tenants.delete(tenantParam(req.params.tenant));
+    res.status(204).end();
+  });
+
+  // ------------------------------------------------------------ projects (the caller's tenant)
+  r.post('/admin/projects', async (req, res) => {
+    const b = validate.bodyObject(req.body);
+    validate.onlyFields(b, ['id', 'name']);
+    const tenant = callerOf(req).tenant;
+    const made = await deps.projects.create(tenant, { id: validate.tenancyId(b.id, 'id'), name: nameField(b.name, NAME_MAX) });
+    deps.credentials.forgetProjects(tenant);
+    res.status(201).json({ tenant, ...made });
+  });
+  r.get('/admin/projects', async (req, res) => {
+    const tenant = callerOf(req).tenant;
+    res.json({ tenant, projects: await deps.projects.list(tenant) });
+  });
+  r.delete('/admin/projects/:project', async (req, res) => {
+    const id = String(req.params.project);
+    if (!TENANCY_ID.test(id)) throw new AppError('project_not_found', `no project ${id}`, { project: id });
+    const tenant = callerOf(req).tenant;
+    await deps.projects.delete(tenant, id);
+    deps.credentials.forgetProjects(tenant);
+    res.status(204).end();
+  });
+
+  // ------------------------------------------------------------ keys (the caller's tenant)
+  r.post('/admin/keys', async (req, res) => {
+    const caller = callerOf(req);
+    const b = validate.bodyObject(req.body);
+    validate.onlyFields(b, ['kind', 'name', 'project']);
+    const kind = b.kind as KeyKind;
+    if (kind !== 'platform' && kind !== 'admin' && kind !== 'server' && kind !== 'client') throw invalidField('kind', 'must be platform, admin, server or client');
+    const name = nameField(b.name, KEY_NAME_MAX);
+    if (kind === 'platform') {
+      // Only the operator makes operators.
+      requireKind(caller, ['platform']);
+      if (b.project !== undefined) throw invalidField('project', 'a platform key has no project');
+      res.status(201).json(await deps.keys.create(name, { kind }));
+      return;
+    }
+    if (kind === 'admin') {
+      if (b.project !== undefined) throw invalidField('project', 'an admin key has no project');
+      res.status(201).json(await deps.keys.create(name, { kind, tenant: caller.tenant }));
+      return;
+    }
+    if (b.project === undefined) throw invalidField('project', `is required for a ${kind} key`);
+    const project = validate.tenancyId(b.project, 'project');
+    // The project must be a live one of the caller's tenant (another tenant's answers like a missing one).
+    if (!(await deps.projects.list(caller.tenant)).some((p) => p.id === project)) throw new AppError('project_not_found', `no project ${project}`, { project });
+    res.status(201).json(await deps.keys.create(name, { kind, project: { tenant: caller.tenant, project } }));
+  });
+  r.get('/admin/keys', async (req, res) => {
+    const caller = callerOf(req);
+    res.json({ tenant: caller.tenant, keys: await deps.keys.list(caller.tenant, caller.key!.kind === 'platform') });
+  });
+  r.delete('/admin/keys/:id', async (req, res) => {
+    const caller = callerOf(req);
+    const id = String(req.params.id);
+    if (!(await deps.keys.revoke(id, caller.tenant, caller.key!.kind === 'platform'))) throw new AppError('key_not_found', `no live key ${id}`, { id });
+    res.status(204).end();
+  });
+
+  // ------------------------------------------------------------ boards (the key's project)
   r.post('/admin/boards', async (req, res) => {
+    projectOf(req);
     const { board, webhookSecret } = await deps.admin.create(validate.bodyObject(req.body));
     // The signing secret of the board's webhooks is shown this once.
     res.status(201).json({ ...boardJson(board), webhook_secret: webhookSecret });
   });
   r.patch('/admin/boards/:id', async (req, res) => {
+    projectOf(req);
     const board = await deps.admin.update(String(req.params.id), validate.bodyObject(req.body));
     res.json(boardJson(board));
   });
   r.delete('/admin/boards/:id', async (req, res) => {
+    projectOf(req);
     await deps.admin.delete(String(req.params.id));
     res.status(204).end();
   });
   return r;
+}
+
+/** A tenant id in a path: anything that is none is a tenant that does not exist. */
+function tenantParam(v: unknown): string {
+  const id = String(v);
+  if (!TENANCY_ID.test(id)) throw new AppError('tenant_not_found', `no tenant ${id}`, { tenant: id });
+  return id;
 }

@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import { invalidField, validate, type ShardRouter } from '@lb/common/contracts';
 import type { AccountService } from '../accounts/accounts.js';
+import { projectOf } from '../http/credentials.js';
 import { initialScoreField, regionField } from './fields.js';
 
 export function authRoutes(deps: { accounts: AccountService; router: ShardRouter; maxScoreDelta: number }): Router {
@@ -19,6 +20,7 @@ export function authRoutes(deps: { accounts: AccountService; router: ShardRouter
       password: validate.password(b.password),
       initialScore,
       requestId: res.locals.requestId as string,
+      project: projectOf(req),
     });
     res.status(201).json(answer);
   });
@@ -30,7 +32,7 @@ export function authRoutes(deps: { accounts: AccountService; router: ShardRouter
       throw invalidField('password', 'must be a non-empty string');
     }
     // req.ip: the client behind the trusted proxies (nginx, the gateways), see TRUSTED_PROXIES.
-    res.json(await deps.accounts.login(userId, b.password, req.ip ?? req.socket.remoteAddress ?? ''));
+    res.json(await deps.accounts.login(userId, b.password, req.ip ?? req.socket.remoteAddress ?? '', projectOf(req)));
   });
 
   return r;

@@ -18,14 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ALL_TIME, AppError, GLOBAL, MAIN_BOARD, periodAt, validate, type ShardRouter } from '@lb/common/contracts';
-import {
-  LIVE_TICKET_TTL_S,
-  signLiveTicket,
-  verifyBearer,
-  verifyLiveTicket,
-  type Identity,
-  type TokenSettings,
-} from '@lb/common/platform';
+import { LIVE_TICKET_TTL_S, signLiveTicket, type TokenIdentity, type TokenSettings } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardViews, RankedBoardRow } from '../boards/views.js';
 import { Takeover, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
@@ -122,7 +115,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
 
   /** The player's own card on a board: score, ranks, percentiles, the GLOBAL window of 2. */
   const me: HotHandler = async (r) => {
-    const player = playerOf(r, deps.token);
+    const player = playerOf(r);
     const asked = queryParam(r.query, 'board') ?? MAIN_BOARD;
     if (typeof asked !== 'string') throw new AppError('invalid_query', 'board: give it once', { field: 'board' });
     const board = await findBoard(deps.catalog, asked);
@@ -139,10 +132,10 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
   };
 
   return [
-    { method: 'GET', path: '/live', auth: 'none', handler: mainTop },
-    { method: 'GET', path: '/boards/:board/live', auth: 'none', handler: boardTop },
+    { method: 'GET', path: '/live', auth: 'none', live: true, handler: mainTop },
+    { method: 'GET', path: '/boards/:board/live', auth: 'none', live: true, handler: boardTop },
     { method: 'POST', path: '/me/live-ticket', auth: 'token', handler: ticket },
-    { method: 'GET', path: '/me/live', auth: 'none', handler: me },
+    { method: 'GET', path: '/me/live', auth: 'none', live: true, handler: me },
   ];
 }
 
@@ -178,13 +171,10 @@ function lastEventIdOf(r: HotRequest): string | undefined {
   return typeof q === 'string' && q !== '' ? q : undefined;
 }
 
-/** The player: a Bearer token, or a live ticket (`?ticket=`, for EventSource); 401 otherwise. */
-function playerOf(r: HotRequest, token: TokenSettings): Identity {
-  if (r.headers.authorization !== undefined) return verifyBearer(r.headers.authorization, token);
-  const t = queryParam(r.query, 'ticket');
-  if (t === undefined || t === '') throw new AppError('missing_token', 'Authorization: Bearer token or ?ticket= required');
-  if (typeof t !== 'string') throw new AppError('invalid_token', 'ticket: give it once');
-  return verifyLiveTicket(t, token);
+/** The player: a Bearer token, or a live ticket (`?ticket=`, for EventSource), both checked by the credentials step; 401 otherwise. */
+function playerOf(r: HotRequest): TokenIdentity {
+  if (!r.player) throw new AppError('missing_token', 'Authorization: Bearer token or ?ticket= required');
+  return r.player;
 }
 
 interface RankLike {

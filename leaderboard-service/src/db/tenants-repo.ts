@@ -1,0 +1,185 @@
+/**
+ * Tenants and their projects in the control-plane database (sql/009).
+ * Tenants are the installation's own list (platform keys only, no
+ * row-level security); projects are rows of a tenant, read and written in
+ * the tenant's scope ({@link PgPools.inScope}), every statement also naming
+ * the tenant itself (a role that bypasses row-level security, a superuser
+ * or the owner, still touches only that tenant's rows). Deleting keeps the row,
+ * marked, its id never reused, and revokes the keys it had.
+ */
+import { AppError, DEFAULT_PROJECT_ID, DEFAULT_TENANT } from '@lb/common/contracts';
+import type { PgPools } from '@lb/common/platform';
+
+export interface TenantInfo {
+  id: string;
+  name: string;
+  plan: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ProjectInfo {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+/** Postgres' unique_violation. */
+const UNIQUE_VIOLATION = '23505';
+
+type TenantRow = { id: string; name: string; plan: string; created_at: Date; updated_at: Date };
+const tenantOf = (r: TenantRow): TenantInfo => ({ id: r.id, name: r.name, plan: r.plan, created_at: r.created_at.toISOString(), updated_at: r.updated_at.toISOString() });
+const notFound = (id: string) => new AppError('tenant_not_found', `no tenant ${id}`, { tenant: id });
+
+export class TenantsRepo {
+  constructor(
+    private readonly pools: PgPools,
+    private readonly controlShard: string,
+  ) {}
+
+  /** A new tenant; 409 `tenant_exists` when the id is taken (by a live or a deleted one). */
+  async create(t: { id: string; name: string; plan: string }): Promise<TenantInfo> {
+    try {
+      const r = await this.pools.run(
+        this.controlShard,
+        (p) => p.query<TenantRow>('INSERT INTO tenants (id, name, plan) VALUES ($1, $2, $3) RETURNING id, name, plan, created_at, updated_at', [t.id, t.name, t.plan]),
+        'tenants.create',
+      );
+      return tenantOf(r.rows[0]!);
+    } catch (e) {
+      if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw new AppError('tenant_exists', `tenant ${t.id} exists`, { tenant: t.id });
+      throw e;
+    }
+  }
+
+  async list(): Promise<TenantInfo[]> {
+    const r = await this.pools.run(
+      this.controlShard,
+      (p) => p.query<TenantRow>('SELECT id, name, plan, created_at, updated_at FROM tenants WHERE deleted_at IS NULL ORDER BY id'),
+      'tenants.list',
+    );
+    return r.rows.map(tenantOf);
+  }
+
+  /** A live tenant; 404 `tenant_not_found` otherwise. */
+  async get(id: string): Promise<TenantInfo> {
+    const r = await this.pools.run(
+      this.controlShard,
+      (p) => p.query<TenantRow>('SELECT id, name, plan, created_at, updated_at FROM tenants WHERE id = $1 AND deleted_at IS NULL', [id]),
+      'tenants.get',
+    );
+    if (!r.rows[0]) throw notFound(id);
+    return tenantOf(r.rows[0]);
+  }
+
+  /** Changes a live tenant's name and/or plan; 404 `tenant_not_found` otherwise. */
+  async update(id: string, change: { name?: string | undefined; plan?: string | undefined }): Promise<TenantInfo> {
+    const r = await this.pools.run(
+      this.controlShard,
+      (p) =>
+        p.query<TenantRow>(
+          `UPDATE tenants SET name = coalesce($2, name), plan = coalesce($3, plan), updated_at = now()
+            WHERE id = $1 AND deleted_at IS NULL RETURNING id, name, plan, created_at, updated_at`,
+          [id, change.name ?? null, change.plan ?? null],
+        ),
+      'tenants.update',
+    );
+    if (!r.rows[0]) throw notFound(id);
+    return tenantOf(r.rows[0]);
+  }
+
+  /** Marks a tenant and its projects deleted and revokes its keys; `default` cannot be deleted (409 `tenant_protected`). */
+  async delete(id: string): Promise<void> {
+    if (id === DEFAULT_TENANT) throw new AppError('tenant_protected', 'tenant default cannot be deleted', { tenant: id });
+    const found = await this.pools.inScope(
+      this.controlShard,
+      { tenant: id },
+      async (c) => {
+        const r = await c.query('UPDATE tenants SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL', [id]);
+        if (r.rowCount !== 1) return false;
+        await c.query('UPDATE projects SET deleted_at = now() WHERE tenant_id = $1 AND deleted_at IS NULL', [id]);
+        await c.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL', [id]);
+        return true;
+      },
+      'tenants.delete',
+    );
+    if (!found) throw notFound(id);
+  }
+}
+
+type ProjectRow = { id: string; name: string; created_at: Date };
+const projectOf = (r: ProjectRow): ProjectInfo => ({ id: r.id, name: r.name, created_at: r.created_at.toISOString() });
+const noProject = (id: string) => new AppError('project_not_found', `no project ${id}`, { project: id });
+
+export class ProjectsRepo {
+  constructor(
+    private readonly pools: PgPools,
+    private readonly controlShard: string,
+  ) {}
+
+  /** A new project of a live tenant; 409 `project_exists` when the tenant has (or had) one with that id. */
+  async create(tenant: string, p: { id: string; name: string }): Promise<ProjectInfo> {
+    try {
+      const row = await this.pools.inScope(
+        this.controlShard,
+        { tenant },
+        async (c) => {
+          const t = await c.query('SELECT 1 FROM tenants WHERE id = $1 AND deleted_at IS NULL FOR SHARE', [tenant]);
+          if (t.rowCount !== 1) throw notFound(tenant);
+          const r = await c.query<ProjectRow>('INSERT INTO projects (tenant_id, id, name) VALUES ($1, $2, $3) RETURNING id, name, created_at', [tenant, p.id, p.name]);
+          return r.rows[0]!;
+        },
+        'projects.create',
+      );
+      return projectOf(row);
+    } catch (e) {
+      if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw new AppError('project_exists', `project ${p.id} exists`, { project: p.id });
+      throw e;
+    }
+  }
+
+  /** A tenant's live projects, by id. */
+  async list(tenant: string): Promise<ProjectInfo[]> {
+    const r = await this.pools.inScope(
+      this.controlShard,
+      { tenant },
+      (c) => c.query<ProjectRow>('SELECT id, name, created_at FROM projects WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id', [tenant]),
+      'projects.list',
+    );
+    return r.rows.map(projectOf);
+  }
+
+  /** A live tenant's live project ids, by id; undefined when the tenant is not live. */
+  async liveIds(tenant: string): Promise<string[] | undefined> {
+    const r = await this.pools.inScope(
+      this.controlShard,
+      { tenant },
+      (c) =>
+        c.query<{ id: string | null }>(
+          `SELECT p.id FROM tenants t LEFT JOIN projects p ON p.tenant_id = t.id AND p.deleted_at IS NULL
+            WHERE t.id = $1 AND t.deleted_at IS NULL ORDER BY p.id`,
+          [tenant],
+        ),
+      'projects.ids',
+    );
+    if (r.rows.length === 0) return undefined;
+    return r.rows.flatMap((x) => (x.id === null ? [] : [x.id]));
+  }
+
+  /** Marks a project deleted and revokes its keys; 404 `project_not_found` when the tenant has no such live project. */
+  async delete(tenant: string, id: string): Promise<void> {
+    if (tenant === DEFAULT_TENANT && id === DEFAULT_PROJECT_ID) throw new AppError('project_protected', 'project default/default cannot be deleted', { project: id });
+    const found = await this.pools.inScope(
+      this.controlShard,
+      { tenant },
+      async (c) => {
+        const r = await c.query('UPDATE projects SET deleted_at = now() WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL', [tenant, id]);
+        if (r.rowCount !== 1) return false;
+        await c.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND project_id = $2 AND revoked_at IS NULL', [tenant, id]);
+        return true;
+      },
+      'projects.delete',
+    );
+    if (!found) throw noProject(id);
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * Credentials decide the project: the one place where a request's API key
+ * (`X-Api-Key`, or `?key=` on the live routes: EventSource cannot send
+ * headers) and player token (`Authorization: Bearer`, or a live `?ticket=`
+ * on the live routes) become its {@link Caller}: its project, the key's
+ * kind, the player. Both the hot path and the express app call
+ * {@link Credentials.resolve} before reading a body, and handlers read the
+ * result with {@link callerOf} / {@link projectOf}.
+ *
+ * - A server or client key's project is the request's; a platform or admin
+ *   key names one with `?project=` (a platform key also `?tenant=`, default
+ *   `default`), else it is the tenant's only project (tenant `default`:
+ *   project `default`). A token alone gives its own project; nothing at all
+ *   is project default/default.
+ * - A token of another project than the key's is 401 `invalid_token`.
+ * - A key that is sent is checked: malformed, unknown, revoked, or of a
+ *   deleted tenant or project, it is 401 `invalid_api_key`, all alike.
+ * - A tenant or project another tenant's key names is 404 like one that
+ *   does not exist.
+ *
+ * Key lookups (and a tenant's list of projects) are remembered for
+ * API_KEY_CACHE_MS (default 900 ms, at most 10,000 keys, the oldest
+ * forgotten first), so a game server's writes cost no Postgres query each,
+ * and a revocation, a deleted project or a plan change is seen by every
+ * replica within a second. A short life rather than a polled revision:
+ * nothing to go stale when a poll races a commit, no poller, and a busy key
+ * costs each replica about one indexed query a second.
+ */
+import type { IncomingMessage } from 'node:http';
+import { AppError, DEFAULT_PROJECT, DEFAULT_TENANT, sameProject, TENANCY_ID, type KeyKind, type ProjectRef } from '@lb/common/contracts';
+import { verifyBearer, verifyLiveTicket, type TokenIdentity, type TokenSettings } from '@lb/common/platform';
+import { API_KEY_FORMAT, hashApiKey, type ApiKeysRepo, type LiveKey } from '../db/api-keys-repo.js';
+import type { ProjectsRepo } from '../db/tenants-repo.js';
+
+/** Who a request is, as its credentials say. */
+export interface Caller {
+  /**
+   * The request's project; undefined only for a platform or admin key whose
+   * tenant has several projects (or none) and no `?project=`: routes that
+   * need one then answer 400 (see {@link projectOf}).
+   */
+  readonly project: ProjectRef | undefined;
+  /** The tenant the request acts in: the project's, or an admin key's own, or a platform key's `?tenant=`. */
+  readonly tenant: string;
+  /** The verified key, if one was sent. */
+  readonly key: LiveKey | undefined;
+  /** The verified player (a token, or a live ticket on the live routes), if one was sent. */
+  readonly player: TokenIdentity | undefined;
+}
+
+/** What a request carries, as the resolver reads it. */
+export interface Presented {
+  readonly headers: IncomingMessage['headers'];
+  /** The query string. */
+  readonly query: URLSearchParams;
+  /** A live route: the key may come as `?key=` (a client key only) and the player as `?ticket=`. */
+  readonly live?: boolean | undefined;
+}
+
+/** The caller of a request with no credentials at all. */
+export const ANONYMOUS: Caller = Object.freeze({ project: DEFAULT_PROJECT, tenant: DEFAULT_TENANT, key: undefined, player: undefined });
+
+/** Most keys a process remembers. */
+const KEY_CACHE_SIZE = 10_000;
+
+export class Credentials {
+  private readonly keys = new Map<string, { key: LiveKey; until: number }>();
+  private readonly projects = new Map<string, { ids: readonly string[] | undefined; until: number }>();
+
+  constructor(
+    private readonly repo: ApiKeysRepo,
+    private readonly projectsRepo: ProjectsRepo,
+    private readonly token: TokenSettings,
+    private readonly cacheMs: number,
+  ) {}
+
+  /** The request's {@link Caller}; 401/404 as the module comment says. Postgres down is StoreUnavailable (503). */
+  async resolve(p: Presented): Promise<Caller> {
+    const player = this.player(p);
+    const header = p.headers['x-api-key'];
+    let raw: string | string[] | undefined = header;
+    let fromQuery = false;
+    if (raw === undefined && p.live) {
+      const q = p.query.getAll('key');
+      if (q.length > 0) {
+        raw = q.length === 1 ? q[0] : q;
+        fromQuery = true;
+      }
+    }
+    if (raw === undefined) {
+      if (!player) return ANONYMOUS;
+      return { project: player.project, tenant: player.project.tenant, key: undefined, player };
+    }
+    const key = await this.verify(raw);
+    // A key in a URL ends up in logs and histories: only a publishable one may travel there.
+    if (fromQuery && key.kind !== 'client') throw invalidKey();
+    const { tenant, project } = await this.scopeOf(key, p.query, player);
+    if (player && project && !sameProject(player.project, project)) throw new AppError('invalid_token', 'the token is not of this key\'s project');
+    return { project, tenant, key, player };
+  }
+
+  /** A live key by its text; 401 `invalid_api_key` for anything else. */
+  async verify(raw: string | string[]): Promise<LiveKey> {
+    if (typeof raw !== 'string' || !API_KEY_FORMAT.test(raw)) throw invalidKey();
+    const hash = hashApiKey(raw);
+    const now = Date.now();
+    const hit = this.keys.get(hash);
+    if (hit && hit.until > now) return hit.key;
+    const key = await this.repo.findLive(hash);
+    this.keys.delete(hash);
+    if (!key) throw invalidKey();
+    if (this.keys.size >= KEY_CACHE_SIZE) this.keys.delete(this.keys.keys().next().value!);
+    this.keys.set(hash, { key, until: now + this.cacheMs });
+    return key;
+  }
+
+  /** Forgets what this replica remembers of a tenant's projects (after it changed them itself). */
+  forgetProjects(tenant: string): void {
+    this.projects.delete(tenant);
+  }
+
+  /** The player of a token (or a live ticket on a live route), if one is sent. */
+  private player(p: Presented): TokenIdentity | undefined {
+    if (p.headers.authorization !== undefined) return verifyBearer(p.headers.authorization, this.token);
+    if (!p.live) return undefined;
+    const t = p.query.getAll('ticket');
+    if (t.length === 0 || t[0] === '') return undefined;
+    if (t.length > 1) throw new AppError('invalid_token', 'ticket: give it once');
+    return verifyLiveTicket(t[0]!, this.token);
+  }
+
+  /** The tenant and project a key acts on. */
+  private async scopeOf(key: LiveKey, query: URLSearchParams, player: TokenIdentity | undefined): Promise<{ tenant: string; project: ProjectRef | undefined }> {
+    if (key.kind === 'server' || key.kind === 'client') return { tenant: key.tenant, project: { tenant: key.tenant, project: key.project! } };
+    const askedTenant = single(query, 'tenant');
+    const askedProject = single(query, 'project');
+    let tenant = key.tenant;
+    if (askedTenant !== undefined && askedTenant !== key.tenant) {
+      // An admin key never reaches another tenant: its name answers like a missing one.
+      if (key.kind !== 'platform' || !TENANCY_ID.test(askedTenant)) throw new AppError('tenant_not_found', `no tenant ${askedTenant}`, { tenant: askedTenant });
+      tenant = askedTenant;
+    }
+    let ids = await this.projectsOf(tenant);
+    if (!ids) throw new AppError('tenant_not_found', `no tenant ${tenant}`, { tenant });
+    if (askedProject !== undefined) {
+      // A project made since the list was remembered (on another replica, say) is found by asking again.
+      if (!ids.includes(askedProject)) ids = await this.projectsOf(tenant, true);
+      if (!ids?.includes(askedProject)) throw new AppError('project_not_found', `no project ${askedProject}`, { project: askedProject });
+      return { tenant, project: { tenant, project: askedProject } };
+    }
+    if (player && player.project.tenant === tenant) return { tenant, project: player.project };
+    if (tenant === DEFAULT_TENANT) return { tenant, project: DEFAULT_PROJECT };
+    return { tenant, project: ids.length === 1 ? { tenant, project: ids[0]! } : undefined };
+  }
+
+  /** A live tenant's live project ids; undefined when the tenant is not live. */
+  private async projectsOf(tenant: string, fresh = false): Promise<readonly string[] | undefined> {
+    const now = Date.now();
+    const hit = this.projects.get(tenant);
+    if (hit && hit.until > now && !fresh) return hit.ids;
+    const ids = await this.projectsRepo.liveIds(tenant);
+    this.projects.delete(tenant);
+    if (this.projects.size >= KEY_CACHE_SIZE) this.projects.delete(this.projects.keys().next().value!);
+    this.projects.set(tenant, { ids, until: now + this.cacheMs });
+    return ids;
+  }
+}
+
+/** A query parameter given once; 400 when given twice. */
+function single(query: URLSearchParams, name: string): string | undefined {
+  const all = query.getAll(name);
+  if (all.length > 1) throw new AppError('invalid_query', `${name}: give it once`, { field: name });
+  return all[0];
+}
+
+function invalidKey(): AppError {
+  return new AppError('invalid_api_key', 'a valid X-Api-Key is required');
+}
+
+// ------------------------------------------------------------ the accessors handlers use
+
+const resolved = new WeakMap<IncomingMessage, Caller>();
+
+/** Records a request's caller (the pipeline does, once per request). */
+export function setCaller(req: IncomingMessage, caller: Caller): void {
+  resolved.set(req, caller);
+}
+
+/** A request's caller (a hot request carries its own; an express request's was recorded by the pipeline). */
+export function callerOf(req: IncomingMessage | { readonly caller: Caller }): Caller {
+  if ('caller' in req) return req.caller;
+  const c = resolved.get(req);
+  if (!c) throw new Error('callerOf: the request went past the credentials step');
+  return c;
+}
+
+/** The project a request acts on; 400 `invalid_query` when its platform or admin key names none (`?project=`). */
+export function projectOf(req: IncomingMessage | { readonly caller: Caller }): ProjectRef {
+  const c = callerOf(req);
+  if (!c.project) throw new AppError('invalid_query', `project: tenant ${c.tenant} has several projects (or none); name one with ?project=`, { field: 'project' });
+  return c.project;
+}
+
+/** The kind of the request's key, if it sent one. */
+export function kindOf(req: IncomingMessage | { readonly caller: Caller }): KeyKind | undefined {
+  return callerOf(req).key?.kind;
+}
+
+/**
+ * Refuses a request whose key is not of one of `kinds`: no key is 401
+ * `invalid_api_key`, a key of another kind 403 `forbidden`.
+ */
+export function requireKind(caller: Caller, kinds: readonly KeyKind[]): LiveKey {
+  if (!caller.key) throw invalidKey();
+  if (!kinds.includes(caller.key.kind)) throw new AppError('forbidden', `a ${caller.key.kind} key cannot do this`);
+  return caller.key;
+}
