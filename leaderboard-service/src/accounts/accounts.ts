@@ -5,7 +5,7 @@
  * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { ALL_TIME, AppError, StoreUnavailable, type ShardRouter } from '@lb/common/contracts';
+import { ALL_TIME, AppError, DEFAULT_PROJECT, StoreUnavailable, type ShardRouter } from '@lb/common/contracts';
 import { signToken, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardWriter } from '../boards/scores.js';
@@ -87,6 +87,7 @@ export class AccountService {
     let score: number;
     try {
       const w = await this.deps.writer.submit({
+        project: DEFAULT_PROJECT,
         board: this.deps.catalog.main(),
         player: identity,
         byPlayer: false,
@@ -113,16 +114,16 @@ export class AccountService {
    * is a password hash computed.
    */
   async login(userId: string, password: string, clientIp: string): Promise<AccountAnswer> {
-    await this.deps.guard.admit(userId, clientIp);
+    await this.deps.guard.admit(DEFAULT_PROJECT, userId, clientIp);
     const row = await this.deps.repo.findAnywhere(userId);
     const stored = row?.password_hash ?? (await this.dummyHash);
     const ok = await this.deps.slots.run(() => verify(stored, password).catch(() => false));
     if (!row || !ok) throw new AppError('invalid_credentials', 'wrong user id or password');
-    await this.deps.guard.succeeded(userId, clientIp);
+    await this.deps.guard.succeeded(DEFAULT_PROJECT, userId, clientIp);
     const identity: Identity = { userId: row.user_id, name: row.name, region: row.region };
     return {
       token: signToken(identity, this.token),
-      user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(this.deps.catalog.main(), ALL_TIME, identity)) ?? 0 },
+      user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(DEFAULT_PROJECT, this.deps.catalog.main(), ALL_TIME, identity)) ?? 0 },
     };
   }
 }

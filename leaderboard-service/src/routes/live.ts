@@ -17,7 +17,7 @@
  * routes/original.ts), every other board's are the board routes'.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ALL_TIME, AppError, GLOBAL, MAIN_BOARD, periodAt, validate, type ShardRouter } from '@lb/common/contracts';
+import { ALL_TIME, AppError, DEFAULT_PROJECT, GLOBAL, MAIN_BOARD, periodAt, validate, type ShardRouter } from '@lb/common/contracts';
 import {
   LIVE_TICKET_TTL_S,
   signLiveTicket,
@@ -72,12 +72,12 @@ export function livePayloads(deps: { catalog: BoardCatalog; views: BoardViews })
   return async (spec) => {
     switch (spec.kind) {
       case 'live': {
-        const rows = (await deps.views.top(deps.catalog.main(), ALL_TIME, spec.view, spec.limit, {})).rows.map(originalRow);
+        const rows = (await deps.views.top(spec.project, deps.catalog.main(), ALL_TIME, spec.view, spec.limit, {})).rows.map(originalRow);
         return topPayload({ board: MAIN_BOARD, period: null, region: spec.view, limit: spec.limit, rows });
       }
       case 'top': {
         const board = await findBoard(deps.catalog, spec.board);
-        const rows = (await deps.views.top(board, spec.period, spec.view, spec.limit, {})).rows;
+        const rows = (await deps.views.top(spec.project, board, spec.period, spec.view, spec.limit, {})).rows;
         return topPayload({ board: board.id, period: spec.period, region: spec.view, limit: spec.limit, rows });
       }
       case 'card': {
@@ -86,9 +86,9 @@ export function livePayloads(deps: { catalog: BoardCatalog; views: BoardViews })
         const original = board.id === MAIN_BOARD;
         const row = original ? originalRow : (x: RankedBoardRow) => x;
         const [reg, glob, around] = await Promise.all([
-          spec.region !== GLOBAL ? unlessNotOnBoard(deps.views.rank(board, spec.period, spec.region, spec.userId)) : undefined,
-          unlessNotOnBoard(deps.views.rank(board, spec.period, GLOBAL, spec.userId)),
-          unlessNotOnBoard(deps.views.around(board, spec.period, GLOBAL, spec.userId, CARD_RANGE)),
+          spec.region !== GLOBAL ? unlessNotOnBoard(deps.views.rank(spec.project, board, spec.period, spec.region, spec.userId)) : undefined,
+          unlessNotOnBoard(deps.views.rank(spec.project, board, spec.period, GLOBAL, spec.userId)),
+          unlessNotOnBoard(deps.views.around(spec.project, board, spec.period, GLOBAL, spec.userId, CARD_RANGE)),
         ]);
         return cardPayload(board.id, original ? null : spec.period, spec, reg, glob, (around?.around ?? []).map(row));
       }
@@ -107,7 +107,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
   };
 
   /** The board main's top N, rows as `/top` gives them (the original shape: period null). */
-  const mainTop: HotHandler = async (r) => stream(r, { kind: 'live', view: viewOf(r), limit: limitOf(r) });
+  const mainTop: HotHandler = async (r) => stream(r, { project: DEFAULT_PROJECT, kind: 'live', view: viewOf(r), limit: limitOf(r) });
 
   /** A board's top N in its current period, rows as `/boards/:id/top` gives them. */
   const boardTop: HotHandler = async (r) => {
@@ -115,7 +115,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
     const view = viewOf(r);
     const limit = limitOf(r);
     const period = periodAt(board.resetRule, deps.clock());
-    return stream(r, { kind: 'top', board: board.id, period: period.id, view, limit, ...(period.endsAt !== undefined && { endsAt: period.endsAt }) });
+    return stream(r, { project: DEFAULT_PROJECT, kind: 'top', board: board.id, period: period.id, view, limit, ...(period.endsAt !== undefined && { endsAt: period.endsAt }) });
   };
 
   const ticket: HotHandler = async (r) => ({ ticket: signLiveTicket(r.player!, deps.token), expires_in: LIVE_TICKET_TTL_S });
@@ -128,6 +128,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
     const board = await findBoard(deps.catalog, asked);
     const period = periodAt(board.resetRule, deps.clock());
     return stream(r, {
+      project: DEFAULT_PROJECT,
       kind: 'card',
       board: board.id,
       period: period.id,
