@@ -1,5 +1,5 @@
 /**
- * Rebuilds a shard's Redis (every board's views, versions, members,
+ * Rebuilds a shard's Redis for one project (every board's views, versions, members,
  * metadata, names and home regions) from its Postgres copy after Redis data
  * loss. Versions are restored too, so the events of later writes still
  * apply in order downstream.
