@@ -9,7 +9,7 @@
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { ShardRouter } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, ShardRouter } from '@lb/common/contracts';
 import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools } from '@lb/common/platform';
 import { ArchiveRepo } from '@lb/leaderboard-service/db';
 import { rebuildShard, ShardStores, upgradeLayout, type RebuildResult } from '@lb/leaderboard-service/ops';
@@ -66,7 +66,7 @@ async function main(): Promise<number> {
       };
       // A shard still in main's layout from before the board engine is converted first (what is left of it).
       await upgradeLayout(stores.get(id), router.regions);
-      const r = await rebuildShard(router, stores.get(id), boards, (board, period) => archive.isClosed(board, period), progress('boards'));
+      const r = await rebuildShard(router, stores.get(id), DEFAULT_PROJECT, boards, (board, period) => archive.isClosed(board, period), progress('boards'));
       if (!args.json) process.stderr.write('\n');
       results.push(r);
     }

@@ -12,6 +12,7 @@ import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { eventually, spawnNode, type Child } from './support/processes.js';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import { startServiceProcess } from './support/service-process.js';
 
 const WORKER = 'worker-service/src/index.ts';
@@ -50,7 +51,7 @@ describe('faults on named boards', function () {
       // The entry is in Redis and its event in the outbox; this replica's relay takes the shard over.
       svc = await startService({ KEY_PREFIX: prefix });
       const store = svc.deps.stores.get('eu');
-      const keys = store.keys.boardPeriod(board, 'all');
+      const keys = store.keys.project(DEFAULT_PROJECT).boardPeriod(board, 'all');
       expect(await store.client.hGet(keys.versions, user)).to.equal('1');
       expect(await store.client.hLen(store.keys.outbox)).to.equal(1);
       worker = spawnNode(WORKER, infra.env({ KEY_PREFIX: prefix, LOG_LEVEL: 'warn', BATCH_MAX_WAIT_MS: '20' }));

@@ -10,7 +10,7 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { periodAt, type Topology } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, periodAt, type Topology } from '@lb/common/contracts';
 import { BoardsRepo, createLogger } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
@@ -127,7 +127,7 @@ describe('named board periods', function () {
     now = T('2026-12-02T00:00:20Z');
     // The closed period's keys now expire (keep_periods = 2 days).
     const shard = svc.deps.stores.get(svc.topology.shards[0]!.id);
-    const ttl = await shard.client.pTTL(shard.keys.boardPeriod(id, '2026-12-01').view('GLOBAL'));
+    const ttl = await shard.client.pTTL(shard.keys.project(DEFAULT_PROJECT).boardPeriod(id, '2026-12-01').view('GLOBAL'));
     expect(ttl).to.be.within(1, 2 * 86_400_000);
   });
 

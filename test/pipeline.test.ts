@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
-import { type Topology } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, type Topology } from '@lb/common/contracts';
 import { BoardsRepo, ensureDatabase, migrateTopology, signToken } from '@lb/common/platform';
 import { SOURCE_NODE_ARGS, startPostgres, type PostgresProcess } from '@lb/devtools/infra';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { rebuildShard } from '../leaderboard-service/src/recovery/rebuild.js';
+import { BoardStore } from '../leaderboard-service/src/redis/board-store.js';
 import { mainEntry } from './support/main-entry.js';
 import { compareRedisWithPostgres, drained, failedJobs } from './support/pipeline.js';
 import { eventually, spawnNode, type Child } from './support/processes.js';
@@ -300,14 +301,15 @@ describe('write-behind pipeline', function () {
         };
         const before = await views();
         for (const s of svc.deps.stores.all()) {
-          await s.purgeBoard(board);
-          await s.purgeBoard(tied);
-          await s.purgeBoard('main');
+          const bs = new BoardStore(s, DEFAULT_PROJECT);
+          await bs.purgeBoard(board);
+          await bs.purgeBoard(tied);
+          await bs.purgeBoard('main');
         }
         expect((await api.get(`/boards/${tied}/top?region=GLOBAL&limit=101`)).body.total).to.equal(0);
         const boards = await new BoardsRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).all();
         for (const s of svc.deps.stores.all()) {
-          const r = await rebuildShard(svc.deps.router, s, boards, async () => false);
+          const r = await rebuildShard(svc.deps.router, s, DEFAULT_PROJECT, boards, async () => false);
           expect(r.skipped).to.equal(0);
         }
         expect(await views()).to.deep.equal(before);

@@ -8,19 +8,28 @@
  * /around and /history exactly as the old rows say. And Redis in main's old
  * layout (`board:<view>` sorted sets, a `user:<id>` hash per player), written
  * by this test, is converted when the service starts: the same answers,
- * versions kept, the old keys gone.
+ * versions kept, the old keys gone. And Redis in the layout before tenancy
+ * (layout 2: no project in any key name), written by this test, becomes the
+ * default project's when two replicas start on it at once: every score,
+ * name, region, board period and its metadata, idempotency record and
+ * per-player bucket kept, and events waiting in the outbox still sent and
+ * persisted.
  */
+import { createHash } from 'node:crypto';
 import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
 import { createClient, type RedisClientType } from 'redis';
-import { ShardRouter, type Topology } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, parseReset, periodAt, previousPeriod, ShardRouter, shardKeys, upgradedKeyName, type Topology } from '@lb/common/contracts';
 import { ensureDatabase, migrateTopology, signToken } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
+import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
+import { LAYOUT_VERSION, upgradeLayout } from '../leaderboard-service/src/recovery/layout.js';
 import { rebuildShard } from '../leaderboard-service/src/recovery/rebuild.js';
+import { eventually, spawnNode, type Child } from './support/processes.js';
 import { ReferenceBoards, rng } from './support/reference-board.js';
 
 interface OldEvent {
@@ -132,6 +141,21 @@ describe('upgrade in place: the board main from its old tables', function () {
       }
   }
 
+  /** Runs `fn` on a client of every shard's Redis (outside any service). */
+  async function onShards<T>(fn: (c: RedisClientType, shard: string) => Promise<T>): Promise<T[]> {
+    return Promise.all(
+      topology.shards.map(async (s) => {
+        const c: RedisClientType = createClient({ url: s.redis });
+        await c.connect();
+        try {
+          return await fn(c, s.id);
+        } finally {
+          await c.quit();
+        }
+      }),
+    );
+  }
+
   /** Every database's rows of a query, over the shards' distinct databases. */
   async function everywhere<T>(sql: string): Promise<T[]> {
     const urls = [...new Set(topology.shards.map((s) => s.postgres))];
@@ -174,7 +198,7 @@ describe('upgrade in place: the board main from its old tables', function () {
     before(async () => {
       svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
       api = new Client(svc.url);
-      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.catalog.live(), async () => false);
+      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), DEFAULT_PROJECT, svc.deps.catalog.live(), async () => false);
     });
     after(async () => svc?.stop());
 
@@ -201,19 +225,6 @@ describe('upgrade in place: the board main from its old tables', function () {
     const prefix = `old${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8)}`;
     /** The old layout, as the service wrote it before main ran on the board engine. */
     const oldKeys = (shard: string) => ({ view: (v: string) => `${prefix}:{${shard}}:board:${v}`, user: (id: string) => `${prefix}:{${shard}}:user:${id}`, names: `${prefix}:{${shard}}:names` });
-    async function onShards<T>(fn: (c: RedisClientType, shard: string) => Promise<T>): Promise<T[]> {
-      return Promise.all(
-        topology.shards.map(async (s) => {
-          const c: RedisClientType = createClient({ url: s.redis });
-          await c.connect();
-          try {
-            return await fn(c, s.id);
-          } finally {
-            await c.quit();
-          }
-        }),
-      );
-    }
     before(async () => {
       await onShards(async (c, shard) => {
         const k = oldKeys(shard);
@@ -255,6 +266,181 @@ describe('upgrade in place: the board main from its old tables', function () {
       expect((await api.get('/top?region=GLOBAL&limit=1000')).body).to.deep.equal(before);
       const r = rows[0]!;
       expect((await api.get(`/rank/${r.user_id}`)).body).to.deep.equal(model.rank('GLOBAL', r.user_id));
+    });
+  });
+  describe('a stack started on Redis in the layout before tenancy', () => {
+    const services: TestService[] = [];
+    let api: Client;
+    let worker: Child | undefined;
+    const prefix = `ten${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8)}`;
+    /** Layout 2's names, spelled here as the service wrote them (no project in any of them). */
+    const v2 = (shard: string) => {
+      const base = `${prefix}:{${shard}}`;
+      const period = (board: string, p: string) => ({ view: (v: string) => `${base}:b:${board}:${p}:z:${v}`, versions: `${base}:b:${board}:${p}:v`, meta: `${base}:b:${board}:${p}:meta` });
+      return {
+        base,
+        names: `${base}:names`,
+        regions: `${base}:regions`,
+        period,
+        idem: (user: string, key: string) => `${base}:idem:${user}:${key}`,
+        userBucket: (user: string) => `${base}:bucket:user:${user}`,
+        outbox: `${base}:outbox`,
+        outboxIndex: `${base}:outbox:index`,
+        liveChannels: `${base}:live:channels`,
+        liveSpecs: `${base}:live:specs`,
+        layout: `${base}:layout`,
+      };
+    };
+    let board = '';
+    const rule = parseReset('daily');
+    const today = periodAt(rule, Date.now());
+    const periods = [today.id, previousPeriod(rule, today)!.id];
+    /** Entries of the daily board: two per shard and period, with metadata. */
+    const entries: { user_id: string; shard: string; region: string; period: string; score: number; metadata: { lap: number } }[] = [];
+    /** Events written to Redis and the outbox but not yet sent: one per shard, on today's period. */
+    const pending: { user_id: string; shard: string; region: string; score: number }[] = [];
+    /** Players of the old rows (known once the outer before has made them): one with an idempotency record, one with an empty bucket. */
+    const idem = { user: '', key: 'upgrade-key-1', value: 5 };
+    let limited = '';
+    const oldChannel = 'top/main/all/GLOBAL/10';
+    const oldSpec = JSON.stringify({ kind: 'top', board: 'main', period: 'all', view: 'GLOBAL', limit: 10 });
+
+
+    before(async () => {
+      idem.user = rows.find((r) => r.region === 'EU')!.user_id;
+      limited = rows.find((r) => r.region === 'NA')!.user_id;
+      // The board's definition is the control plane's (Postgres), whatever the Redis layout.
+      const setup = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: `${prefix}x` });
+      try {
+        const key = (await new ApiKeysRepo(setup.deps.pools, setup.deps.router.shards[0]!.id).create('upgrade')).key;
+        board = uniqueId('upg').toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 60);
+        const r = await new Client(setup.url).request('POST', '/admin/boards', { body: { id: board, reset: 'daily', order: 'desc', operator: 'set' }, headers: { 'x-api-key': key } });
+        expect(r.status, JSON.stringify(r.body)).to.equal(201);
+      } finally {
+        await setup.stop();
+      }
+      const regionOf: Record<string, string> = { na: 'NA', eu: 'EU', asia: 'ASIA' };
+      await onShards(async (c, shard) => {
+        const k = v2(shard);
+        const main = k.period('main', 'all');
+        for (const r of rows.filter((x) => router.homeShard(x.user_id, x.region).id === shard)) {
+          const stored = r.score === 0 ? 0 : -r.score;
+          await c.zAdd(main.view('GLOBAL'), { score: stored, value: r.user_id });
+          if (r.region !== 'GLOBAL') await c.zAdd(main.view(r.region), { score: stored, value: r.user_id });
+          await c.hSet(main.versions, r.user_id, String(r.version));
+          await c.hSet(k.names, r.user_id, r.name);
+          await c.hSet(k.regions, r.user_id, r.region);
+        }
+        const region = regionOf[shard] ?? 'GLOBAL';
+        for (const [pi, p] of periods.entries()) {
+          const b = k.period(board, p);
+          for (let i = 0; i < 2; i++) {
+            const e = { user_id: `t-${shard}-${i}`, shard, region, period: p, score: 100 * (pi + 1) + 10 * i + shard.length, metadata: { lap: i + pi * 10 } };
+            entries.push(e);
+            await c.zAdd(b.view('GLOBAL'), { score: -e.score, value: e.user_id });
+            await c.zAdd(b.view(region), { score: -e.score, value: e.user_id });
+            await c.hSet(b.versions, e.user_id, '1');
+            await c.hSet(b.meta, e.user_id, JSON.stringify(e.metadata));
+            await c.hSet(k.names, e.user_id, `Name ${e.user_id}`);
+            await c.hSet(k.regions, e.user_id, region);
+          }
+        }
+        // A write applied in Redis whose event the relay had not sent yet (an event of before tenancy: no project in it or in its id).
+        const p = { user_id: `pend-${shard}`, shard, region, score: 4000 + shard.length };
+        pending.push(p);
+        const b = k.period(board, today.id);
+        await c.zAdd(b.view('GLOBAL'), { score: -p.score, value: p.user_id });
+        await c.zAdd(b.view(region), { score: -p.score, value: p.user_id });
+        await c.hSet(b.versions, p.user_id, '1');
+        await c.hSet(k.names, p.user_id, `Name ${p.user_id}`);
+        await c.hSet(k.regions, p.user_id, region);
+        const id = `${board}/${today.id}/${p.user_id}#1`;
+        const event = { user_id: p.user_id, name: `Name ${p.user_id}`, region, op: 'set', delta: p.score, score: p.score, version: 1, ts: Date.now(), request_id: 'before-upgrade', board, period: today.id, member: p.user_id };
+        await c.hSet(k.outbox, id, JSON.stringify(event));
+        await c.zAdd(k.outboxIndex, { score: Date.now(), value: id });
+        // A live registration (the shard's registry keeps its name).
+        await c.zAdd(k.liveChannels, { score: Date.now(), value: oldChannel });
+        await c.hSet(k.liveSpecs, oldChannel, oldSpec);
+        if (router.homeShard(idem.user, 'EU').id === shard) {
+          const fingerprint = createHash('sha256').update(`update\u0000${idem.value}`).digest('base64url').slice(0, 22);
+          const response = { ok: true, board: 'main', period: 'all', user_id: idem.user, region: 'EU', score: 777, changed: true, version: 99, rank: { region: 1, global: 1 } };
+          await c.set(k.idem(idem.user, idem.key), JSON.stringify({ fingerprint, response }), { EX: 3600 });
+        }
+        if (router.homeShard(limited, 'NA').id === shard) {
+          // An empty bucket: the player has used their writes of the window.
+          await c.hSet(k.userBucket(limited), { tokens: '0.000000', ts: String(Date.now()) });
+          await c.pExpire(k.userBucket(limited), 1_200_000);
+        }
+        await c.set(k.layout, '2');
+      });
+      // Two replicas start on the same shards at once: each converts, neither loses what the other moved.
+      const env = { TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix, USER_RATE_LIMIT_COUNT: '5', USER_RATE_LIMIT_WINDOW_MS: '600000' };
+      services.push(...(await Promise.all([startService(env), startService(env)])));
+      api = new Client(services[0]!.url);
+      const infra = await getInfra();
+      worker = spawnNode('worker-service/src/index.ts', infra.env({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix, LOG_LEVEL: 'warn', BATCH_MAX_WAIT_MS: '20' }));
+    });
+    after(async () => {
+      await worker?.stop();
+      for (const s of services) await s.stop();
+    });
+
+    it('when /top, /rank and /around of main are read, then they answer as before the upgrade, on either replica', async () => {
+      await expectOldAnswers(api);
+      await expectOldAnswers(new Client(services[1]!.url));
+    });
+
+    it("when a board's periods are read, then each has its entries with their metadata", async () => {
+      for (const p of periods) {
+        const want = entries.filter((e) => e.period === p).map((e) => ({ user_id: e.user_id, score: e.score, metadata: e.metadata }));
+        if (p === today.id) want.push(...pending.map((e) => ({ user_id: e.user_id, score: e.score, metadata: null as unknown as { lap: number } })));
+        want.sort((a, b) => b.score - a.score || (a.user_id < b.user_id ? -1 : 1));
+        const got = await api.get(`/boards/${board}/top?region=GLOBAL&limit=100&period=${p}`);
+        expect(got.status, JSON.stringify(got.body)).to.equal(200);
+        expect(got.body.rows.map((r: { user_id: string; score: number; metadata: unknown }) => ({ user_id: r.user_id, score: r.score, metadata: r.metadata })), p).to.deep.equal(want);
+      }
+    });
+
+    it('when the keys are looked at, then no project key of the old layout is left, the layout is the current one, and the registry of live channels is as it was', async () => {
+      const left = await onShards(async (c, shard) => {
+        const keys = shardKeys(shard, prefix);
+        expect(await c.get(keys.layout)).to.equal(LAYOUT_VERSION);
+        expect(await c.hGet(keys.live.specs, oldChannel)).to.equal(oldSpec);
+        expect(await c.exists(keys.project(DEFAULT_PROJECT).names)).to.equal(1);
+        return (await c.keys(`${prefix}:{${shard}}:*`)).filter((name) => upgradedKeyName(keys, name) !== undefined);
+      });
+      expect(left.flat()).to.deep.equal([]);
+    });
+
+    it('when a write is retried with an Idempotency-Key of before the upgrade, then the stored answer comes back', async () => {
+      const token = signToken({ userId: idem.user, name: 'x', region: 'EU' }, services[0]!.config.token);
+      const r = await api.request('POST', '/score/update', { body: { score: idem.value }, token, headers: { 'idempotency-key': idem.key } });
+      expect(r.body).to.deep.include({ score: 777, version: 99 });
+    });
+
+    it("when a player whose bucket was empty before the upgrade writes, then the bucket still refuses", async () => {
+      const r = rows.find((x) => x.user_id === limited)!;
+      const token = signToken({ userId: r.user_id, name: r.name, region: r.region }, services[0]!.config.token);
+      const w = await api.post('/score/add', { delta: 1 }, { token });
+      expect([w.status, w.body.error]).to.deep.equal([429, 'rate_limited']);
+    });
+
+    it('when the worker runs, then the events the outbox held before the upgrade are sent and persisted, and the outbox empties', async () => {
+      const db = (shard: string) => topology.shards.find((s) => s.id === shard)!.postgres;
+      for (const p of pending) {
+        await eventually(`${p.user_id} persisted`, () =>
+          withDb(db(p.shard), async (c) => (await c.query('SELECT 1 FROM board_scores WHERE board = $1 AND period = $2 AND user_id = $3 AND score = $4', [board, today.id, p.user_id, p.score])).rowCount === 1),
+        );
+      }
+      await eventually('outboxes emptied', async () => (await onShards((c, shard) => c.hLen(v2(shard).outbox))).every((n) => n === 0), 30_000);
+    });
+
+    it('when the conversion runs again (the marker lost), then it finds nothing to move', async () => {
+      const store = services[0]!.deps.stores.get(topology.shards[0]!.id);
+      await store.client.set(store.keys.layout, '2');
+      const again = await upgradeLayout(store, router.regions);
+      expect(again).to.deep.include({ current: false, views: 0, players: 0, renamed: 0, kept: 0 });
+      expect(await store.client.get(store.keys.layout)).to.equal(LAYOUT_VERSION);
     });
   });
 });

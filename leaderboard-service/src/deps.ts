@@ -84,7 +84,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const stopUpgrades = await upgradeLayouts(stores.all(), router.regions, log);
   const topCache =
     config.topCacheMaxAgeMs > 0
-      ? // A view's pages are `<board>/<period>/<view>`: the view says which shards it spans.
+      ? // A view's pages are `<tenant>/<project>/<board>/<period>/<view>`: the view says which shards it spans.
         new TopCache(stores.all(), config.topCacheMaxAgeMs, (key) => router.shardsForBoard(key.slice(key.lastIndexOf('/') + 1)).map((s) => s.id), on ? metrics.topCache : undefined)
       : new NoTopCache();
   const relays = new EventRelays(

@@ -66,7 +66,7 @@ describe('leaderboard-service API', function () {
         expect(around.body.self).to.deep.include({ rank: 2, score: 0 });
         // Registration's event is in the outbox, on its way to Postgres.
         const na0 = fresh.deps.stores.get('na');
-        expect(Number(await na0.client.hExists(na0.keys.outbox, `main/all/${players[0]!.user}#1`))).to.equal(1);
+        expect(Number(await na0.client.hExists(na0.keys.outbox, `default/default/main/all/${players[0]!.user}#1`))).to.equal(1);
         // /score/create on the existing entry changes nothing.
         const again = await c.post('/score/create', { initialScore: 9 }, { token });
         expect(again.body).to.deep.include({ score: 5, version: 2 });

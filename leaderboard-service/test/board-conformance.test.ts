@@ -9,7 +9,7 @@
  * must equal the model's, in each period written.
  */
 import { expect } from 'chai';
-import { GLOBAL, parseReset, periodAt, type Board, type Operator, type SortOrder, type TieBreak } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, GLOBAL, parseReset, periodAt, type Board, type Operator, type SortOrder, type TieBreak } from '@lb/common/contracts';
 import { uniqueId } from '@lb/devtools/testing';
 import { rng } from '../../test/support/reference-board.js';
 import { BoardStore } from '../src/redis/board-store.js';
@@ -142,7 +142,7 @@ describe('the board engine against one reference model: order × operator × tie
         if (rules.minScore < 0 && random() < 0.3) value = 0 - value || 0;
         if (random() < 0.03) value = op === 'incr' ? rules.maxScore : rules.maxScore + 1;
         const want = models.get(period)!.submit(p.id, p.region, op, value);
-        const store = new BoardStore(svc.deps.stores.get(svc.deps.router.homeShard(p.id, p.region).id));
+        const store = new BoardStore(svc.deps.stores.get(svc.deps.router.homeShard(p.id, p.region).id), DEFAULT_PROJECT);
         const r = await store.write({
           board,
           period,
@@ -169,7 +169,7 @@ describe('the board engine against one reference model: order × operator × tie
         const model = models.get(period)!;
         for (const view of regions) {
           const want = model.ranked(view);
-          const top = await svc.deps.views.top(board, period, view, 1000, {});
+          const top = await svc.deps.views.top(DEFAULT_PROJECT, board, period, view, 1000, {});
           expect(top.total, `${period} ${view} total`).to.equal(want.length);
           expect(
             top.rows.map((r) => ({ rank: r.rank, user_id: r.user_id, score: r.score })),
@@ -183,10 +183,10 @@ describe('the board engine against one reference model: order × operator × tie
             expect(viaBoard.body.rows.map((r: { rank: number; user_id: string; score: number }) => ({ rank: r.rank, user_id: r.user_id, score: r.score }))).to.deep.equal(want);
           }
           for (const [i, w] of want.entries()) {
-            const rank = await svc.deps.views.rank(board, period, view, w.user_id);
+            const rank = await svc.deps.views.rank(DEFAULT_PROJECT, board, period, view, w.user_id);
             expect(rank.rank, `${period} ${view} rank of ${w.user_id}`).to.equal(w.rank);
             if (i % 5 === 0) {
-              const around = await svc.deps.views.around(board, period, view, w.user_id, 2);
+              const around = await svc.deps.views.around(DEFAULT_PROJECT, board, period, view, w.user_id, 2);
               const near = [...want.slice(Math.max(0, i - 2), i), ...want.slice(i + 1, i + 3)];
               expect(
                 around.around.map((r) => ({ rank: r.rank, user_id: r.user_id, score: r.score })),

@@ -2,7 +2,7 @@
  * Boards as objects of the control plane: periods, admin keys, the admin
  * routes, the public definitions, and every replica seeing a change.
  */
-import { parseReset, periodAt, periodById, previousPeriod } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, parseReset, periodAt, periodById, previousPeriod } from '@lb/common/contracts';
 import { expect } from 'chai';
 import { uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../src/admin/cli.js';
@@ -161,10 +161,10 @@ describe('boards: control plane and admin routes', function () {
     const id = boardId('del');
     expect((await admin(a, 'POST', '/admin/boards', { id })).status).to.equal(201);
     const shard = a.deps.stores.all()[0]!;
-    await shard.client.set(`${shard.keys.boardPrefix(id)}all:board:GLOBAL`, 'x');
+    await shard.client.set(`${shard.keys.project(DEFAULT_PROJECT).boardPrefix(id)}all:board:GLOBAL`, 'x');
     const r = await admin(a, 'DELETE', `/admin/boards/${id}`);
     expect(r.status).to.equal(204);
-    expect(await shard.client.exists(`${shard.keys.boardPrefix(id)}all:board:GLOBAL`)).to.equal(0);
+    expect(await shard.client.exists(`${shard.keys.project(DEFAULT_PROJECT).boardPrefix(id)}all:board:GLOBAL`)).to.equal(0);
     expect((await new Client(a.url).get(`/boards/${id}`)).body).to.include({ error: 'board_not_found', board: id });
     expect(await until(async () => (await new Client(b.url).get(`/boards/${id}`)).status === 404, 1000)).to.equal(true);
     const again = await admin(a, 'POST', '/admin/boards', { id });

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { ReferenceBoards, rng } from '../../test/support/reference-board.js';
 import { Client, startService, type TestService } from './support/service.js';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 
 /**
  * 1,200 players over three shards (and GLOBAL-only players hashed onto them),
@@ -105,7 +106,7 @@ describe('exactness against a reference model', function () {
 
   it('when players are on every shard, then the GLOBAL board really spans three shards', async () => {
     for (const store of svc.deps.stores.all()) {
-      expect(await store.client.zCard(store.keys.boardPeriod('main', 'all').view('GLOBAL'))).to.be.greaterThan(PLAYERS / 5);
+      expect(await store.client.zCard(store.keys.project(DEFAULT_PROJECT).boardPeriod('main', 'all').view('GLOBAL'))).to.be.greaterThan(PLAYERS / 5);
     }
   });
 });

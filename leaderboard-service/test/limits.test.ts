@@ -150,8 +150,8 @@ describe('write limits and backpressure', function () {
       expect(events[1]).to.deep.include({ op: 'add', delta: 4, score: 7, version: 2 });
       expect(events[1]!.request_id).to.be.a('string');
       // On the queue, off the index; in the outbox until a worker persists it.
-      expect(await store.client.zScore(store.keys.outboxIndex, `main/all/${user}#2`)).to.equal(null);
-      expect(await store.client.hExists(store.keys.outbox, `main/all/${user}#2`)).to.equal(1);
+      expect(await store.client.zScore(store.keys.outboxIndex, `default/default/main/all/${user}#2`)).to.equal(null);
+      expect(await store.client.hExists(store.keys.outbox, `default/default/main/all/${user}#2`)).to.equal(1);
     });
   });
 });

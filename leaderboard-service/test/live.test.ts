@@ -94,11 +94,11 @@ describe('live pushes: the replicas publish to nchan', function () {
   });
 
   it('when a channel nobody watched is subscribed to, then the replica publishes its current state and answers an X-Accel-Redirect to nginx\'s subscriber location', async () => {
-    const channel = 'live/GLOBAL/3';
+    const channel = 'default/default/live/GLOBAL/3';
     expect(await info(channel), 'nchan before the subscription').to.equal(undefined);
     const r = await subscribe('/live?region=GLOBAL&limit=3');
     expect(r.status).to.equal(200);
-    expect(redirectOf(r)).to.equal('/_lb_live/sub/live/GLOBAL/3');
+    expect(redirectOf(r)).to.equal('/_lb_live/sub/default/default/live/GLOBAL/3');
     expect(r.body).to.equal('');
     // Published before the answer: nchan holds it for the subscriber on its way.
     const held = await info(channel);
@@ -113,7 +113,7 @@ describe('live pushes: the replicas publish to nchan', function () {
     expect(data.rows).to.deep.equal((await api.get('/top?region=GLOBAL&limit=3')).body.rows);
     // Through another replica: the channel has its message, nothing more is published.
     const r1 = await subscribe('/live?region=GLOBAL&limit=3', 1);
-    expect(redirectOf(r1)).to.equal('/_lb_live/sub/live/GLOBAL/3');
+    expect(redirectOf(r1)).to.equal('/_lb_live/sub/default/default/live/GLOBAL/3');
     const b = await follow(redirectOf(r1));
     // Through nginx's public listener, which sends it to a replica and follows the replica's redirect itself.
     const c = await SseStream.open(`${nginx!.url}/live?region=GLOBAL&limit=3`);
@@ -144,18 +144,18 @@ describe('live pushes: the replicas publish to nchan', function () {
     expect(await bad('/me/live?ticket=not.a.ticket')).to.deep.equal({ status: 401, error: 'invalid_token' });
     expect(await bad(`/me/live?ticket=${tokens.get('p05')!}`)).to.deep.equal({ status: 401, error: 'invalid_token' });
     // The HEAD readied no channel: nchan has none.
-    expect(await info('live/NA/4')).to.equal(undefined);
+    expect(await info('default/default/live/NA/4')).to.equal(undefined);
   });
 
   it('when a client sends an event id, then only nchan\'s id of the channel\'s current message is passed on; junk, stale and crash-prone ids are dropped', async () => {
-    const channel = 'live/EU/2';
+    const channel = 'default/default/live/EU/2';
     const watcher = await watch('/live?region=EU&limit=2');
     const current = (await watcher.event(0)).id!;
     expect(current).to.match(NCHAN_ID);
     expect((await info(channel))!.last_message_id).to.equal(current);
     const byHeader = redirectOf(await subscribe('/live?region=EU&limit=2', 1, { 'last-event-id': current }));
-    expect(byHeader).to.equal(`/_lb_live/sub/live/EU/2?lid=${current}`);
-    expect(redirectOf(await subscribe(`/live?region=EU&limit=2&last_event_id=${encodeURIComponent(current)}`, 2))).to.equal(`/_lb_live/sub/live/EU/2?lid=${current}`);
+    expect(byHeader).to.equal(`/_lb_live/sub/default/default/live/EU/2?lid=${current}`);
+    expect(redirectOf(await subscribe(`/live?region=EU&limit=2&last_event_id=${encodeURIComponent(current)}`, 2))).to.equal(`/_lb_live/sub/default/default/live/EU/2?lid=${current}`);
     // nchan resumes after that id: the resumed stream's first event is the next change, the one after `current`.
     const resumed = await follow(byHeader);
     const eu = (await api.get('/top?region=EU&limit=1')).body.rows[0];
@@ -166,12 +166,12 @@ describe('live pushes: the replicas publish to nchan', function () {
     expect(next.id).not.to.equal(current);
     expect((await watcher.event(1)).id).to.equal(next.id);
     for (const junk of ['12:0', '1:0', '0:0', '0:0,0', `${current},0`, '1:[0],1', '-1:-1', '99999999999:99999', 'abc', `${current}x`, `0${current}`, '1700000000:0', current]) {
-      expect(redirectOf(await subscribe('/live?region=EU&limit=2', 0, { 'last-event-id': junk })), junk).to.equal('/_lb_live/sub/live/EU/2');
+      expect(redirectOf(await subscribe('/live?region=EU&limit=2', 0, { 'last-event-id': junk })), junk).to.equal('/_lb_live/sub/default/default/live/EU/2');
     }
     // nchan reads conditional headers as ids, and serves an EventSource only to who asks for text/event-stream:
     // those requests go through the hop that sends nchan nothing else.
-    expect(redirectOf(await subscribe('/live?region=EU&limit=2', 0, { 'if-none-match': '0', 'if-modified-since': 'Thu, 01 Jan 1970 00:00:12 GMT' }))).to.equal('/_lb_live/via/live/EU/2');
-    expect(redirectOf(await new Client(replicas[0]!.url).get('/live?region=EU&limit=2'))).to.equal('/_lb_live/via/live/EU/2');
+    expect(redirectOf(await subscribe('/live?region=EU&limit=2', 0, { 'if-none-match': '0', 'if-modified-since': 'Thu, 01 Jan 1970 00:00:12 GMT' }))).to.equal('/_lb_live/via/default/default/live/EU/2');
+    expect(redirectOf(await new Client(replicas[0]!.url).get('/live?region=EU&limit=2'))).to.equal('/_lb_live/via/default/default/live/EU/2');
     // Through nginx, the hop is a stream of the channel's current message.
     const hop = await SseStream.open(`${nginx!.url}/live?region=EU&limit=2`, { accept: null, headers: { 'if-none-match': '0' } });
     streams.push(hop);
@@ -182,14 +182,14 @@ describe('live pushes: the replicas publish to nchan', function () {
     await nginx!.restart();
     expect(await info(channel), 'nchan after the restart').to.equal(undefined);
     const again = await subscribe('/live?region=EU&limit=2', 1, { 'last-event-id': next.id! });
-    expect(redirectOf(again)).to.equal('/_lb_live/sub/live/EU/2');
+    expect(redirectOf(again)).to.equal('/_lb_live/sub/default/default/live/EU/2');
     expect(await info(channel)).to.include({ messages: 1 });
     const fresh = await follow(redirectOf(again));
     expect(dataOf(await fresh.event(0)).rows).to.deep.equal((await api.get('/top?region=EU&limit=2')).body.rows);
   });
 
   it('when writes change a board watched through 3 replicas, then each change is published exactly once, and a change below the watched top not at all', async () => {
-    const channel = 'live/GLOBAL/5';
+    const channel = 'default/default/live/GLOBAL/5';
     const watchers = [await watch('/live?region=GLOBAL&limit=5', 0), await watch('/live?region=GLOBAL&limit=5', 1), await watch('/live?region=GLOBAL&limit=5', 2)];
     for (const s of watchers) await s.event(0);
     await until(async () => (await info(channel))?.subscribers === 3, 5000, 'three subscribers');
@@ -246,28 +246,28 @@ describe('live pushes: the replicas publish to nchan', function () {
     const keys = shardKeys(shard, prefix).live;
     const registered = async (channel: string) => (await store.client.zScore(keys.channels, channel)) !== null;
     // live/ASIA/3: subscribed, never followed. live/ASIA/5: followed, then left. live/ASIA/4: watched throughout.
-    expect(redirectOf(await subscribe('/live?region=ASIA&limit=3', 2))).to.equal('/_lb_live/sub/live/ASIA/3');
+    expect(redirectOf(await subscribe('/live?region=ASIA&limit=3', 2))).to.equal('/_lb_live/sub/default/default/live/ASIA/3');
     const leaving = await watch('/live?region=ASIA&limit=5', 1);
     await leaving.event(0);
     const kept = await watch('/live?region=ASIA&limit=4', 0);
     await kept.event(0);
-    for (const channel of ['live/ASIA/3', 'live/ASIA/4', 'live/ASIA/5']) expect(await registered(channel), channel).to.equal(true);
+    for (const channel of ['default/default/live/ASIA/3', 'default/default/live/ASIA/4', 'default/default/live/ASIA/5']) expect(await registered(channel), channel).to.equal(true);
     leaving.close();
-    await until(async () => (await info('live/ASIA/5'))?.subscribers === 0, 5000, 'the last subscriber gone');
-    expect(await info('live/ASIA/3')).to.include({ messages: 1, subscribers: 0 });
-    await until(async () => !(await registered('live/ASIA/3')) && !(await registered('live/ASIA/5')), 20 * REFRESH_MS + 5000, 'the registrations dropped');
-    expect(await registered('live/ASIA/4'), 'the watched channel').to.equal(true);
-    const held = { three: (await info('live/ASIA/3'))!.last_message_id, five: (await info('live/ASIA/5'))!.last_message_id };
+    await until(async () => (await info('default/default/live/ASIA/5'))?.subscribers === 0, 5000, 'the last subscriber gone');
+    expect(await info('default/default/live/ASIA/3')).to.include({ messages: 1, subscribers: 0 });
+    await until(async () => !(await registered('default/default/live/ASIA/3')) && !(await registered('default/default/live/ASIA/5')), 20 * REFRESH_MS + 5000, 'the registrations dropped');
+    expect(await registered('default/default/live/ASIA/4'), 'the watched channel').to.equal(true);
+    const held = { three: (await info('default/default/live/ASIA/3'))!.last_message_id, five: (await info('default/default/live/ASIA/5'))!.last_message_id };
     const top = (await api.get('/top?region=ASIA&limit=1')).body.rows[0];
     const asian = [...tokens.keys()].find((id) => Number(id.slice(1)) % 3 === 2 && id !== top.user_id)!;
     await setScore(asian, top.score + 100);
     // The watched channel is published; the dropped ones, which show the same change, are not.
     await kept.until(() => last(kept)?.rows[0]?.user_id === asian, 5000, 'the change on the watched channel');
     await sleep(QUIET_MS);
-    expect((await info('live/ASIA/3'))!.last_message_id).to.equal(held.three);
-    expect((await info('live/ASIA/5'))!.last_message_id).to.equal(held.five);
-    expect(replicas.filter((r) => r.deps.live.publishes('live/ASIA/3') || r.deps.live.publishes('live/ASIA/5'))).to.deep.equal([]);
-    expect(replicas.filter((r) => r.deps.live.publishes('live/ASIA/4'))).to.have.length(1);
+    expect((await info('default/default/live/ASIA/3'))!.last_message_id).to.equal(held.three);
+    expect((await info('default/default/live/ASIA/5'))!.last_message_id).to.equal(held.five);
+    expect(replicas.filter((r) => r.deps.live.publishes('default/default/live/ASIA/3') || r.deps.live.publishes('default/default/live/ASIA/5'))).to.deep.equal([]);
+    expect(replicas.filter((r) => r.deps.live.publishes('default/default/live/ASIA/4'))).to.have.length(1);
   });
 
   it('when a player watches their card with a ticket, then it is published at once and again when another player overtakes them', async () => {
@@ -275,7 +275,7 @@ describe('live pushes: the replicas publish to nchan', function () {
     expect(t.status, JSON.stringify(t.body)).to.equal(200);
     expect(t.body.expires_in).to.equal(30);
     const r = await subscribe(`/me/live?board=main&ticket=${encodeURIComponent(t.body.ticket)}`, 2);
-    expect(redirectOf(r)).to.equal('/_lb_live/sub/card/main/all/p11');
+    expect(redirectOf(r)).to.equal('/_lb_live/sub/default/default/card/main/all/p11');
     const s = await follow(redirectOf(r));
     const first = await s.event(0);
     expect(first.event).to.equal('card');
@@ -309,7 +309,7 @@ describe('live pushes: the replicas publish to nchan', function () {
     expect(submit.status, JSON.stringify(submit.body)).to.equal(200);
     // 300 ms before the day ends.
     now = Date.parse('2026-12-01T23:59:59.700Z');
-    const channel = `top/${board}/2026-12-01/GLOBAL/10`;
+    const channel = `default/default/top/${board}/2026-12-01/GLOBAL/10`;
     const r = await subscribe(`/boards/${board}/live?region=GLOBAL&limit=10`, 1);
     expect(redirectOf(r)).to.equal(`/_lb_live/sub/${channel}`);
     const s = await follow(redirectOf(r));
@@ -323,13 +323,13 @@ describe('live pushes: the replicas publish to nchan', function () {
     expect((await info(channel))?.messages ?? 0, 'messages nchan holds for the ended period').to.equal(0);
     // The next subscription follows the new period.
     const r2 = await subscribe(`/boards/${board}/live?region=GLOBAL&limit=10`, 2);
-    expect(redirectOf(r2)).to.equal(`/_lb_live/sub/top/${board}/2026-12-02/GLOBAL/10`);
+    expect(redirectOf(r2)).to.equal(`/_lb_live/sub/default/default/top/${board}/2026-12-02/GLOBAL/10`);
     const s2 = await follow(redirectOf(r2));
     expect(dataOf(await s2.event(0))).to.deep.include({ period: '2026-12-02', rows: [] });
   });
 
   it('when the replica publishing a channel stops, then another one publishes its changes', async () => {
-    const channel = 'live/NA/2';
+    const channel = 'default/default/live/NA/2';
     const s = await watch('/live?region=NA&limit=2', 0);
     await s.event(0);
     // Its publisher learns of it at its next heartbeat, unless it took the subscription itself.

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Queue } from 'bullmq';
-import { queuePrefix, readScoreJob, SCORE_QUEUE, shardKeys } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, queuePrefix, readScoreJob, SCORE_QUEUE, shardKeys } from '@lb/common/contracts';
 import { connectionFor } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { startService, type TestService } from './support/service.js';
@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function writeMany(svc: TestService, n: number, region: string): Promise<string[]> {
   const ids = Array.from({ length: n }, () => uniqueId('env'));
   await Promise.all(
-    ids.map((id) => svc.deps.writer.submit({ board: svc.deps.catalog.main(), player: { userId: id, name: id, region }, byPlayer: false, op: 'set', value: 5, requestId: 'r' })),
+    ids.map((id) => svc.deps.writer.submit({ project: DEFAULT_PROJECT, board: svc.deps.catalog.main(), player: { userId: id, name: id, region }, byPlayer: false, op: 'set', value: 5, requestId: 'r' })),
   );
   return ids;
 }
@@ -39,7 +39,7 @@ describe('outbox relay', () => {
       for (let i = 0; i < 100 && (await store.client.zCard(store.keys.outboxIndex)) > 0; i++) await sleep(20);
       expect(await store.client.zCard(store.keys.outboxIndex)).to.equal(0);
       // No worker runs here: the outbox still counts every event as backlog.
-      const kept = await store.client.hmGet(store.keys.outbox, ids.map((id) => `main/all/${id}#1`));
+      const kept = await store.client.hmGet(store.keys.outbox, ids.map((id) => `default/default/main/all/${id}#1`));
       expect(kept.every((v) => typeof v === 'string')).to.equal(true);
       const envelopes = await envelopesOf(svc.deps.relays.get('eu').queue, ids);
       expect(envelopes.flat().sort()).to.deep.equal([...ids].sort());

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { uniqueId } from '@lb/devtools/testing';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import { Client, startService, type TestService } from './support/service.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,15 +22,15 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 async function plantGhost(svc: TestService, shard: string, board: string): Promise<string> {
   const store = svc.deps.stores.get(shard);
   const ghost = uniqueId('ghost');
-  await store.client.zAdd(store.keys.boardPeriod('main', 'all').view(board), { score: -999_999_999, value: ghost });
-  await store.client.hSet(store.keys.names, ghost, 'Ghost');
+  await store.client.zAdd(store.keys.project(DEFAULT_PROJECT).boardPeriod('main', 'all').view(board), { score: -999_999_999, value: ghost });
+  await store.client.hSet(store.keys.project(DEFAULT_PROJECT).names, ghost, 'Ghost');
   return ghost;
 }
 
 async function removeGhost(svc: TestService, shard: string, board: string, ghost: string): Promise<void> {
   const store = svc.deps.stores.get(shard);
-  await store.client.zRem(store.keys.boardPeriod('main', 'all').view(board), ghost);
-  await store.client.hDel(store.keys.names, ghost);
+  await store.client.zRem(store.keys.project(DEFAULT_PROJECT).boardPeriod('main', 'all').view(board), ghost);
+  await store.client.hDel(store.keys.project(DEFAULT_PROJECT).names, ghost);
 }
 
 const firstIds = (body: { rows: { user_id: string }[] }) => body.rows.map((r) => r.user_id);
@@ -90,7 +91,7 @@ describe('top-page cache', function () {
       // A change no write announced is not seen by the cached pages: they were served from memory.
       const store = b.deps.stores.get('eu');
       const ghost = uniqueId('ghost');
-      await store.client.zAdd(store.keys.boardPeriod(board, 'all').view('GLOBAL'), { score: -999_999, value: ghost });
+      await store.client.zAdd(store.keys.project(DEFAULT_PROJECT).boardPeriod(board, 'all').view('GLOBAL'), { score: -999_999, value: ghost });
       expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=10`)).body.rows[0].user_id).not.to.equal(ghost);
       expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=50`)).body.rows[0].user_id).not.to.equal(ghost);
       expect((await readB.get(`/boards/${board}/top?region=GLOBAL&limit=101`)).body.rows[0].user_id).to.equal(ghost);

@@ -4,7 +4,7 @@
  * nothing from a refused write, under concurrency.
  */
 import { expect } from 'chai';
-import { checkScoreEvent, eventIdOf, readScoreJob, type ScoreEvent } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, checkScoreEvent, eventIdOf, readScoreJob, type ScoreEvent } from '@lb/common/contracts';
 import { signToken } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { ContractError, decodeAnswer } from '../src/redis/contract.js';
@@ -34,15 +34,15 @@ describe('the write script and its contract', function () {
       for (const c of cases) {
         const userId = uniqueId('ev');
         const legacyOp = c.op === 'best' ? undefined : c.op;
-        const r = await svc.deps.writer.submit({ board: svc.deps.catalog.main(), player: { userId, name: c.name, region: c.region }, byPlayer: false, op: c.operator, legacyOp, value: c.value, requestId: 'req-1' });
+        const r = await svc.deps.writer.submit({ project: DEFAULT_PROJECT, board: svc.deps.catalog.main(), player: { userId, name: c.name, region: c.region }, byPlayer: false, op: c.operator, legacyOp, value: c.value, requestId: 'req-1' });
         const store = svc.deps.stores.get(svc.deps.router.homeShard(userId, c.region).id);
-        const id = eventIdOf(userId, r.version, 'main', 'all');
+        const id = eventIdOf({ tenant: 'default', project: 'default', user_id: userId, version: r.version, board: 'main', period: 'all' });
         const json = await store.client.hGet(store.keys.outbox, id);
         expect(json, `${c.op} outbox entry ${id}`).to.be.a('string');
         const event = JSON.parse(json!) as ScoreEvent;
         expect(checkScoreEvent(event), c.name).to.equal(undefined);
         expect(readScoreJob({ events: [event] }).problems).to.deep.equal([]);
-        expect(event).to.deep.include({ user_id: userId, name: c.name, region: c.region, op: c.op, score: r.score, version: 1, delta: r.score, request_id: 'req-1', board: 'main', period: 'all' });
+        expect(event).to.deep.include({ tenant: 'default', project: 'default', user_id: userId, name: c.name, region: c.region, op: c.op, score: r.score, version: 1, delta: r.score, request_id: 'req-1', board: 'main', period: 'all' });
         expect(event.ts).to.be.within(Date.now() - 60_000, Date.now());
         expect(event, 'tracing is off: no trace context').not.to.have.property('traceparent');
       }
@@ -50,7 +50,7 @@ describe('the write script and its contract', function () {
 
     it('when a write is given a traceparent, then its event carries it and passes the check; a malformed one would not', async () => {
       const userId = uniqueId('ev-trace');
-      const store = new BoardStore(svc.deps.stores.get(svc.deps.router.homeShard(userId, 'EU').id));
+      const store = new BoardStore(svc.deps.stores.get(svc.deps.router.homeShard(userId, 'EU').id), DEFAULT_PROJECT);
       const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
       const noBucket = { capacity: 0, windowMs: 1 };
       const write = { board: svc.deps.catalog.main(), period: 'all', operator: 'insert', op: 'register', value: 1, userId, name: 'Tracy', region: 'EU', regionalView: 'EU', metadata: undefined, nowMs: Date.now(), requestId: 'req-t', backlogLimit: 0, buckets: { user: noBucket, region: noBucket } } as const;
@@ -109,8 +109,8 @@ describe('the write script and its contract', function () {
       for (const r of rs.filter((x) => x.body.error === 'rate_limited')) expect(r.headers.get('retry-after')).to.equal(String(r.body.retry_after));
       expect(await mainEntry(store.client, store.keys, user)).to.deep.include({ score: 5, version: 6 });
       expect((await store.client.hLen(store.keys.outbox)) - outboxBefore).to.equal(5);
-      for (let v = 2; v <= 6; v++) expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, v, 'main', 'all')))).to.equal(1);
-      expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf(user, 7, 'main', 'all')))).to.equal(0);
+      for (let v = 2; v <= 6; v++) expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf({ ...DEFAULT_PROJECT, user_id: user, version: v, board: 'main', period: 'all' })))).to.equal(1);
+      expect(Number(await store.client.hExists(store.keys.outbox, eventIdOf({ ...DEFAULT_PROJECT, user_id: user, version: 7, board: 'main', period: 'all' })))).to.equal(0);
     });
 
     it('when players of one region race against its bucket, then exactly the region bucket is accepted across them', async () => {

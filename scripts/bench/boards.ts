@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import type { createDeps } from '@lb/leaderboard-service/deps';
 import { fmt } from './machine.js';
 import type { MixEntry } from './load.js';
@@ -60,6 +61,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
     const b = Math.floor(i / o.perBoard);
     const p = i % o.perBoard;
     await deps.writer.submit({
+      project: DEFAULT_PROJECT,
       board: deps.catalog.get(`bench-${b}`)!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,
@@ -74,6 +76,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
   const withMetaBefore = await usedMemory(deps);
   await pool(10_000, 64, async (p) => {
     await deps.writer.submit({
+      project: DEFAULT_PROJECT,
       board: deps.catalog.get('bench-best')!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,

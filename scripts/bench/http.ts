@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { GLOBAL } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, GLOBAL } from '@lb/common/contracts';
 import { createLogger, signToken } from '@lb/common/platform';
 import { findBinary, freePort } from '@lb/devtools/infra';
 import { createDeps } from '@lb/leaderboard-service/deps';
@@ -253,7 +253,7 @@ export async function seedPlayers(deps: Deps, players: number): Promise<void> {
     Array.from({ length: 64 }, async () => {
       while (next < players) {
         const i = next++;
-        await deps.writer.submit({ board: deps.catalog.main(), player: player(i), byPlayer: false, value: Math.floor(Math.random() * 1_000_000), op: 'set', legacyOp: 'update', requestId: 'seed' });
+        await deps.writer.submit({ project: DEFAULT_PROJECT, board: deps.catalog.main(), player: player(i), byPlayer: false, value: Math.floor(Math.random() * 1_000_000), op: 'set', legacyOp: 'update', requestId: 'seed' });
       }
     }),
   );

@@ -13,15 +13,13 @@ import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { createClient, type RedisClientType } from 'redis';
 import { mainEntry } from './main-entry.js';
-import {
-  DEFAULT_KEY_PREFIX,
+import { DEFAULT_PROJECT, DEFAULT_KEY_PREFIX,
   queuePrefix,
   SCORE_QUEUE,
   ShardRouter,
   shardKeys,
   type ShardKeys,
-  type Topology,
-} from '@lb/common/contracts';
+  type Topology, } from '@lb/common/contracts';
 import { connectionFor, type Identity } from '@lb/common/platform';
 import { playerMismatch, type Mismatch } from './pipeline.js';
 
@@ -274,7 +272,7 @@ export class StackStores {
    */
   async idempotencyRecord(userId: string, region: string, key: string): Promise<{ version: number } | undefined> {
     const h = this.handles(this.router.homeShard(userId, region).id);
-    const raw = await h.client.get(h.keys.idempotency(userId, 'main', key));
+    const raw = await h.client.get(h.keys.project(DEFAULT_PROJECT).idempotency(userId, 'main', key));
     if (raw === null) return undefined;
     const rec = JSON.parse(raw) as { version?: number; response?: { version: number } };
     return { version: rec.response?.version ?? rec.version! };

@@ -3,7 +3,7 @@
  * (the board engine's keys, see @lb/common keys.ts): tests that check what
  * a write left in Redis read it here, in one place.
  */
-import { ALL_TIME, GLOBAL, MAIN_BOARD, scoreOf, type ShardKeys } from '@lb/common/contracts';
+import { ALL_TIME, DEFAULT_PROJECT, GLOBAL, MAIN_BOARD, scoreOf, type ProjectRef, type ShardKeys } from '@lb/common/contracts';
 
 /** What a test needs of a node-redis client. */
 interface RedisReads {
@@ -19,7 +19,9 @@ export interface MainEntry {
   region: string | null;
 }
 
-export async function mainEntry(client: RedisReads, keys: ShardKeys, userId: string): Promise<MainEntry> {
+/** The entry of `userId` of a project (default: the default project). */
+export async function mainEntry(client: RedisReads, shard: ShardKeys, userId: string, project: ProjectRef = DEFAULT_PROJECT): Promise<MainEntry> {
+  const keys = shard.project(project);
   const p = keys.boardPeriod(MAIN_BOARD, ALL_TIME);
   const [stored, version, name, region] = await Promise.all([
     client.zScore(p.view(GLOBAL), userId),

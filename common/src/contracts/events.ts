@@ -49,10 +49,17 @@ export interface ScoreEvent {
 }
 
 /**
- * The id of a player's event of one version of one board's period (no
- * board: an event from before the single engine): its outbox entry and the id of the queue job that carries
- * it alone, so re-sends are deduplicated.
+ * The id of a player's event of one version of one board's period of one
+ * project: its outbox entry and the id of the queue job that carries it
+ * alone, so re-sends are deduplicated. Unique across the projects of a
+ * shard: `<tenant>/<project>/<board>/<period>/<user>#<version>`. Events
+ * queued before tenancy (no project) keep the id they were written with:
+ * `<board>/<period>/<user>#<version>`, or `<user>#<version>` for one from
+ * before the single engine (no board).
  */
-export function eventIdOf(userId: string, version: number, board?: string, period?: string): string {
-  return board === undefined ? `${userId}#${version}` : `${board}/${period}/${userId}#${version}`;
+export function eventIdOf(e: Pick<ScoreEvent, 'user_id' | 'version' | 'board' | 'period' | 'tenant' | 'project'>): string {
+  const own = `${e.user_id}#${e.version}`;
+  if (e.board === undefined) return own;
+  const id = `${e.board}/${e.period}/${own}`;
+  return e.tenant === undefined ? id : `${e.tenant}/${e.project}/${id}`;
 }

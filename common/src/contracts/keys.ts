@@ -4,11 +4,61 @@
  * All keys of one shard carry the shard id as a hash tag (`lb:{na}:...`), so a
  * script that touches several of them stays in one slot, also under Redis
  * Cluster. Tests pass their own prefix to stay isolated.
+ *
+ * Two kinds of keys live on a shard:
+ * - the shard's own ({@link ShardKeys}): what protects or serves the shard as
+ *   a whole, whichever project wrote there (the outbox and its relay, the
+ *   per-region token buckets, the top-changed channel, the layout marker,
+ *   the live channels' registry);
+ * - a project's ({@link ProjectKeys}, `shardKeys(...).project(p)`): its
+ *   players' names and regions, idempotency records, per-player buckets,
+ *   login counters and boards. Their names carry the project after the hash
+ *   tag, `lb:{na}:p:<tenant>/<project>:...` (tenancy.ts `projectScope`), so
+ *   `alice` of one project and `alice` of another are two players even on
+ *   the same shard. This module is the only place that spells them.
  */
+import { DEFAULT_PROJECT, projectScope, type ProjectRef } from './tenancy.js';
 
 export const DEFAULT_KEY_PREFIX = 'lb';
 
+/** The keys of one shard that belong to no project. */
 export interface ShardKeys {
+  /** Hash of events written to Redis but not yet confirmed on the queue (the outbox). */
+  readonly outbox: string;
+  /** Sorted set of the outbox entries not yet enqueued, by time written: what the shard's relay takes from. */
+  readonly outboxIndex: string;
+  /** The shard's relay lease (string: the holding replica's relay id, expiring): one relay sends the shard's envelopes. */
+  readonly relayLease: string;
+  /** Token bucket (hash: tokens, ts) of a region's writes (every project's: it protects the shard), kept by the write script. */
+  regionBucket(region: string): string;
+  /** Pub/sub channel: `<tenant>/<project>/<board>/<period>/<view>` of a view whose first entries (or size) a write changed. */
+  readonly topChanged: string;
+  /** The layout version of this shard's keys (leaderboard-service recovery/layout.ts). */
+  readonly layout: string;
+  /**
+   * The board `main`'s keys before it ran on the board engine (layout 1),
+   * read only by the conversion (recovery/layout.ts): a sorted set per view
+   * and a hash per player (name, region, score, version, updated_at).
+   */
+  readonly before: { view(view: string): string; readonly userPattern: string };
+  /**
+   * Layout 2 (before tenancy): the keys of the one project there was, read
+   * only by the conversion (recovery/layout.ts), which renames each into
+   * the default project's ({@link upgradedKeyName}).
+   */
+  readonly legacy: ProjectKeys;
+  /** Every key name of this shard starts with this. */
+  readonly prefix: string;
+  /** The keys a project owns on this shard. */
+  project(p: ProjectRef): ProjectKeys;
+  /** Live pushes of the channels kept on this shard (leaderboard-service live/). */
+  readonly live: LiveKeys;
+}
+
+/** The keys of one project on one shard. */
+export interface ProjectKeys {
+  /** Every key of the project on this shard starts with this (and only its keys do). */
+  readonly prefix: string;
   /** Hash user_id -> name of the players homed here, read with board rows. */
   readonly names: string;
   /** Hash user_id -> home region of the players homed here (the original rank answer's `region`). */
@@ -19,37 +69,22 @@ export interface ShardKeys {
    * engine (no board in it), so a retry across that upgrade finds its record.
    */
   idempotency(userId: string, board: string, key: string): string;
-  /** Hash of events written to Redis but not yet confirmed on the queue (the outbox). */
-  readonly outbox: string;
-  /** Sorted set of the outbox entries not yet enqueued, by time written: what the shard's relay takes from. */
-  readonly outboxIndex: string;
-  /** The shard's relay lease (string: the holding replica's relay id, expiring): one relay sends the shard's envelopes. */
-  readonly relayLease: string;
-  /** Token bucket (hash: tokens, ts) of a player's or a region's writes, kept by the write script. */
-  bucket(kind: 'user' | 'region', id: string): string;
-  /** Key prefix for rate-limiter-flexible counters of this shard (login throttling). */
+  /** Token bucket (hash: tokens, ts) of a player's writes, kept by the write script. */
+  userBucket(userId: string): string;
+  /** Key prefix for rate-limiter-flexible counters of this project on this shard (login throttling). */
   readonly rateLimitPrefix: string;
-  /** Pub/sub channel: the name of a board whose first entries (or size) a write changed. */
-  readonly topChanged: string;
-  /** The layout version of this shard's keys (leaderboard-service recovery/layout.ts). */
-  readonly layout: string;
-  /**
-   * The board `main`'s keys before it ran on the board engine, read only
-   * by the conversion (recovery/layout.ts): a sorted set per view and a
-   * hash per player (name, region, score, version, updated_at).
-   */
-  readonly before: { view(view: string): string; readonly userPattern: string };
-  /** Prefix of every key of a board (all its periods) on this shard. */
+  /** Prefix of every key of a board (all its periods). */
   boardPrefix(boardId: string): string;
-  /** The keys of one period of a board on this shard (see lua/includes/board.lua). */
+  /** The keys of one period of a board (see lua/includes/board.lua). */
   boardPeriod(boardId: string, period: string): BoardPeriodKeys;
-  /** Live pushes of the channels kept on this shard (leaderboard-service live/). */
-  readonly live: LiveKeys;
 }
 
 /**
  * Live pushes (leaderboard-service live/): the nchan channels whose
- * registration this shard keeps, and the replicas that publish them.
+ * registration this shard keeps, and the replicas that publish them. The
+ * registry is the shard's (its channels are dealt out among the replicas
+ * as one set); each channel id carries its project (live/channels.ts), so
+ * so do its entries and its `last`/`first` keys.
  */
 export interface LiveKeys {
   /** Sorted set: replica member id -> its last heartbeat (ms epoch). The channels here are dealt out among them. */
@@ -78,26 +113,53 @@ export interface BoardPeriodKeys {
   readonly closed: string;
 }
 
-/** Key names of one shard. */
-export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX): ShardKeys {
-  const base = `${prefix}:{${shardId}}`;
+/** A project's keys under `base` (the one spelling of their names: layout 2 had them under the shard's base, layout 3 under the project's). */
+function projectKeysAt(base: string): ProjectKeys {
   return {
+    prefix: `${base}:`,
     names: `${base}:names`,
     regions: `${base}:regions`,
     idempotency: (userId, board, key) => (board === 'main' ? `${base}:idem:${userId}:${key}` : `${base}:idem:${userId}:${board}/${key}`),
-    outbox: `${base}:outbox`,
-    outboxIndex: `${base}:outbox:index`,
-    relayLease: `${base}:relay:lease`,
-    bucket: (kind, id) => `${base}:bucket:${kind}:${id}`,
+    userBucket: (userId) => `${base}:bucket:user:${userId}`,
     rateLimitPrefix: `${base}:rl`,
-    topChanged: `${base}:top-changed`,
-    layout: `${base}:layout`,
-    before: { view: (v) => `${base}:board:${v}`, userPattern: `${base}:user:*` },
     boardPrefix: (boardId) => `${base}:b:${boardId}:`,
     boardPeriod: (boardId, period) => {
       const p = `${base}:b:${boardId}:${period}`;
       return { view: (v) => `${p}:z:${v}`, versions: `${p}:v`, members: `${p}:m`, metadata: `${p}:meta`, closed: `${p}:closed` };
     },
+  };
+}
+
+/** The part of a project key's name after its project's base, by kind: what {@link upgradedKeyName} recognises. */
+const PROJECT_KEY_TAIL = /^(?:names|regions|idem:.+|bucket:user:.+|rl:.+|b:.+)$/;
+
+/**
+ * The name a key of layout 2 (before tenancy: project keys had no project
+ * in their names) has in layout 3: the same key of the default project.
+ * Undefined for any other key of the shard (the shard's own, layout 3's
+ * `p:...`, another prefix's): what the conversion (recovery/layout.ts)
+ * leaves where it is.
+ */
+export function upgradedKeyName(keys: ShardKeys, name: string): string | undefined {
+  if (!name.startsWith(keys.prefix)) return undefined;
+  const tail = name.slice(keys.prefix.length);
+  return PROJECT_KEY_TAIL.test(tail) ? keys.project(DEFAULT_PROJECT).prefix + tail : undefined;
+}
+
+/** Key names of one shard. */
+export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX): ShardKeys {
+  const base = `${prefix}:{${shardId}}`;
+  return {
+    prefix: `${base}:`,
+    outbox: `${base}:outbox`,
+    outboxIndex: `${base}:outbox:index`,
+    relayLease: `${base}:relay:lease`,
+    regionBucket: (region) => `${base}:bucket:region:${region}`,
+    topChanged: `${base}:top-changed`,
+    layout: `${base}:layout`,
+    before: { view: (v) => `${base}:board:${v}`, userPattern: `${base}:user:*` },
+    legacy: projectKeysAt(base),
+    project: (p) => projectKeysAt(`${base}:p:${projectScope(p)}`),
     live: {
       members: `${base}:live:members`,
       channels: `${base}:live:channels`,

@@ -22,9 +22,9 @@ export function queuePrefix(shardId: string, keyPrefix: string = DEFAULT_KEY_PRE
   return `${keyPrefix}:{${shardId}}:bull`;
 }
 
-/** The job id of an event: its event id, one per (player, version), so re-sends are deduplicated. */
-export function jobIdOf(e: Pick<ScoreEvent, 'user_id' | 'version' | 'board' | 'period'>): string {
-  return eventIdOf(e.user_id, e.version, e.board, e.period);
+/** The job id of an event: its event id, one per (project, board, period, player, version), so re-sends are deduplicated. */
+export function jobIdOf(e: Pick<ScoreEvent, 'user_id' | 'version' | 'board' | 'period' | 'tenant' | 'project'>): string {
+  return eventIdOf(e);
 }
 
 /**

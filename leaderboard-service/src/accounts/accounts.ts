@@ -21,8 +21,8 @@ export interface Registration {
   password: string;
   initialScore?: number | undefined;
   requestId: string;
-  /** The project the player joins, which their token carries (default: the default project). */
-  project?: ProjectRef | undefined;
+  /** The project the player joins: their account, scores and token are its. */
+  project: ProjectRef;
 }
 
 export interface AccountAnswer {
@@ -89,6 +89,7 @@ export class AccountService {
     let score: number;
     try {
       const w = await this.deps.writer.submit({
+        project: r.project,
         board: this.deps.catalog.main(),
         player: identity,
         byPlayer: false,
@@ -114,17 +115,17 @@ export class AccountService {
    * client IP first (429 once either has failed too often), and only then
    * is a password hash computed.
    */
-  async login(userId: string, password: string, clientIp: string, project?: ProjectRef): Promise<AccountAnswer> {
-    await this.deps.guard.admit(userId, clientIp);
+  async login(project: ProjectRef, userId: string, password: string, clientIp: string): Promise<AccountAnswer> {
+    await this.deps.guard.admit(project, userId, clientIp);
     const row = await this.deps.repo.findAnywhere(userId);
     const stored = row?.password_hash ?? (await this.dummyHash);
     const ok = await this.deps.slots.run(() => verify(stored, password).catch(() => false));
     if (!row || !ok) throw new AppError('invalid_credentials', 'wrong user id or password');
-    await this.deps.guard.succeeded(userId, clientIp);
+    await this.deps.guard.succeeded(project, userId, clientIp);
     const identity: Identity = { userId: row.user_id, name: row.name, region: row.region };
     return {
       token: signToken(identity, this.token, project),
-      user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(this.deps.catalog.main(), ALL_TIME, identity)) ?? 0 },
+      user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(project, this.deps.catalog.main(), ALL_TIME, identity)) ?? 0 },
     };
   }
 }

@@ -10,7 +10,9 @@
  * given back one point). Unknown and known user ids go through the same
  * steps and answer alike.
  *
- * Each counter lives on the shard that hashing its key picks; while that
+ * Counters are a project's (user ids are unique only within a project):
+ * each lives, under the project's keys (@lb/common keys.ts
+ * `rateLimitPrefix`), on the shard that hashing its key picks; while that
  * shard is down an in-memory limiter of the replica stands in (the library's
  * insurance limiter), so logins keep working and stay throttled.
  *
@@ -19,7 +21,7 @@
  * {@link LoginGuard.unlock}, so the key names and shards are decided here only.
  */
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { AppError, type ShardRouter } from '@lb/common/contracts';
+import { AppError, projectScope, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import type { ShardStores } from '../redis/shard-store.js';
 
 export interface LoginLimits {
@@ -50,7 +52,9 @@ export interface LoginCounter {
 }
 
 export class LoginGuard {
-  private readonly byShard = new Map<string, Limiters>();
+  /** The limiters of each project met so far, by project scope, then by shard. */
+  private readonly byProject = new Map<string, Map<string, Limiters>>();
+  private readonly insurance: boolean;
 
   /**
    * @param opts.insurance the in-memory stand-in while a shard is down (the
@@ -59,32 +63,44 @@ export class LoginGuard {
    */
   constructor(
     private readonly router: ShardRouter,
-    stores: ShardStores,
-    limits: LoginLimits,
+    private readonly stores: ShardStores,
+    private readonly limits: LoginLimits,
     opts: { insurance?: boolean } = {},
   ) {
-    const insurance = opts.insurance ?? true;
-    for (const store of stores.all()) {
+    this.insurance = opts.insurance ?? true;
+  }
+
+  /** A project's limiters on every shard, made on first use (a limiter is a key prefix and its settings, no connection of its own). */
+  private projectLimiters(project: ProjectRef): Map<string, Limiters> {
+    const scope = projectScope(project);
+    let byShard = this.byProject.get(scope);
+    if (byShard !== undefined) return byShard;
+    byShard = new Map();
+    const limits = this.limits;
+    for (const store of this.stores.all()) {
+      const prefix = store.keys.project(project).rateLimitPrefix;
       const make = (name: string, points: number) =>
         new RateLimiterRedis({
           storeClient: store.limiterClient(),
           useRedisPackage: true,
           rejectIfRedisNotReady: true,
-          keyPrefix: `${store.keys.rateLimitPrefix}:${name}`,
+          keyPrefix: `${prefix}:${name}`,
           points,
           duration: limits.windowS,
-          ...(insurance && { insuranceLimiter: new RateLimiterMemory({ keyPrefix: name, points, duration: limits.windowS }) }),
+          ...(this.insurance && { insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${scope}:${name}`, points, duration: limits.windowS }) }),
         });
-      this.byShard.set(store.shard.id, { user: make('login-user', limits.userMaxFails), ip: make('login-ip', limits.ipMaxFails) });
+      byShard.set(store.shard.id, { user: make('login-user', limits.userMaxFails), ip: make('login-ip', limits.ipMaxFails) });
     }
+    this.byProject.set(scope, byShard);
+    return byShard;
   }
 
   /**
    * Counts one attempt for the user id and the IP; 429 `rate_limited` with
    * `retry_after` when either has used up its failures.
    */
-  async admit(userId: string, ip: string): Promise<void> {
-    const [user, byIp] = await Promise.allSettled([this.limiters(userId).user.consume(userId), this.limiters(ip).ip.consume(ip)]);
+  async admit(project: ProjectRef, userId: string, ip: string): Promise<void> {
+    const [user, byIp] = await Promise.allSettled([this.limiters(project, userId).user.consume(userId), this.limiters(project, ip).ip.consume(ip)]);
     for (const r of [user, byIp]) {
       if (r.status === 'fulfilled') continue;
       if (r.reason instanceof RateLimiterRes) {
@@ -97,8 +113,8 @@ export class LoginGuard {
   }
 
   /** A correct password: the user's consecutive failures start again, and the IP gets its point back. */
-  async succeeded(userId: string, ip: string): Promise<void> {
-    await Promise.allSettled([this.limiters(userId).user.delete(userId), this.limiters(ip).ip.reward(ip, 1)]);
+  async succeeded(project: ProjectRef, userId: string, ip: string): Promise<void> {
+    await Promise.allSettled([this.limiters(project, userId).user.delete(userId), this.limiters(project, ip).ip.reward(ip, 1)]);
   }
 
   /** The shard holding the counters of `key` (a user id or an IP). */
@@ -107,17 +123,17 @@ export class LoginGuard {
   }
 
   /** The counter of a user id or an IP; undefined when it has none (nothing failed in a window that is still open). */
-  async status(kind: LoginCounterKind, key: string): Promise<LoginCounter | undefined> {
-    const r = await this.limiters(key)[kind].get(key);
+  async status(project: ProjectRef, kind: LoginCounterKind, key: string): Promise<LoginCounter | undefined> {
+    const r = await this.limiters(project, key)[kind].get(key);
     return r ? { failures: r.consumedPoints, remaining: r.remainingPoints, msLeft: Math.max(0, r.msBeforeNext) } : undefined;
   }
 
   /** Lifts a lockout: deletes the counter of a user id or an IP on its shard. False when there was none. */
-  unlock(kind: LoginCounterKind, key: string): Promise<boolean> {
-    return this.limiters(key)[kind].delete(key);
+  unlock(project: ProjectRef, kind: LoginCounterKind, key: string): Promise<boolean> {
+    return this.limiters(project, key)[kind].delete(key);
   }
 
-  private limiters(key: string): Limiters {
-    return this.byShard.get(this.shardOf(key))!;
+  private limiters(project: ProjectRef, key: string): Limiters {
+    return this.projectLimiters(project).get(this.shardOf(key))!;
   }
 }

@@ -6,7 +6,7 @@
  * services' TOPOLOGY (or TOPOLOGY_FILE), KEY_PREFIX and LOGIN_* settings.
  */
 import { isIP } from 'node:net';
-import { ShardRouter } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, ShardRouter } from '@lb/common/contracts';
 import { createLogger, KEY_PREFIX, loadTopology, readKeys, type Env } from '@lb/common/platform';
 import { LoginGuard, type LoginCounter, type LoginCounterKind } from '../accounts/login-guard.js';
 import { LOGIN_KEYS, loginLimitsOf } from '../config.js';
@@ -60,11 +60,11 @@ export async function loginCommand(verb: string, targets: LoginTargets, json: bo
       const shard = guard.shardOf(key);
       const what = `${kind} ${key} (shard ${shard})`;
       if (verb === 'unlock') {
-        const had = await guard.unlock(kind, key);
+        const had = await guard.unlock(DEFAULT_PROJECT, kind, key);
         out(had ? `${what}: counter deleted; logins are admitted again` : `${what}: no failures counted, nothing to lift`);
         continue;
       }
-      const line = statusLine(kind, key, shard, kind === 'ip' ? limits.ipMaxFails : limits.userMaxFails, await guard.status(kind, key));
+      const line = statusLine(kind, key, shard, kind === 'ip' ? limits.ipMaxFails : limits.userMaxFails, await guard.status(DEFAULT_PROJECT, kind, key));
       if (json) out(JSON.stringify(line));
       else if (line.failures === 0 && line.resets_in_s === 0) out(`${what}: no failures counted`);
       else out(`${what}: ${line.failures} failures counted (limit ${line.limit})${line.locked ? ', LOCKED OUT' : ''}; the window ends in ${line.resets_in_s} s`);

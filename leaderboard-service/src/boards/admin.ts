@@ -4,8 +4,9 @@
  * see it within BOARD_REFRESH_MS). Deleting a board removes its Redis keys
  * on every shard; its Postgres rows and archives stay, marked deleted.
  */
-import { AppError, MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT, MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board } from '@lb/common/contracts';
 import { type BoardsRepo } from '@lb/common/platform';
+import { BoardStore } from '../redis/board-store.js';
 import type { ShardStores } from '../redis/shard-store.js';
 import type { BoardCatalog } from './catalog.js';
 
@@ -46,7 +47,7 @@ export class BoardAdmin {
     await this.live(id);
     if (!(await this.repo.markDeleted(id))) throw notFound(id);
     await this.catalog.reload();
-    await Promise.all(this.stores.all().map((s) => s.purgeBoard(id)));
+    await Promise.all(this.stores.all().map((s) => new BoardStore(s, DEFAULT_PROJECT).purgeBoard(id)));
   }
 
   /** A live board (looked up again on a miss: it may be new), or 404 `board_not_found`. */

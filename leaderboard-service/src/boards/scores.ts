@@ -18,7 +18,7 @@
  * The period a write lands in is decided by this replica's clock when it
  * handles the write (one clock per write); see docs/ARCHITECTURE.md.
  */
-import { AppError, GLOBAL, invalidField, periodAt, storedOf, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
+import { AppError, GLOBAL, invalidField, periodAt, storedOf, type Board, type Operator, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import { currentTraceparent, type Identity, type Logger } from '@lb/common/platform';
 import { createHash } from 'node:crypto';
 import { BoardStore, type BoardKey } from '../redis/board-store.js';
@@ -26,6 +26,8 @@ import type { BucketSpec, ShardStores } from '../redis/shard-store.js';
 import type { ServiceMetrics } from '../metrics.js';
 
 export interface BoardSubmission {
+  /** The project the board and the player belong to (its keys are the only ones the write touches, beside the shard's own). */
+  project: ProjectRef;
   board: Board;
   player: Identity;
   /** A player writing with their own token (false: a server with an API key). */
@@ -124,7 +126,7 @@ export class BoardWriter {
     }
     const period = periodAt(board.resetRule, s.nowMs ?? this.deps.clock()).id;
     const shard = this.deps.router.homeShard(player.userId, player.region);
-    const store = new BoardStore(this.deps.stores.get(shard.id));
+    const store = new BoardStore(this.deps.stores.get(shard.id), s.project);
     const fingerprint = s.idempotencyKey === undefined ? undefined : fingerprintOf(s, period, operator, metadata);
     const r = await store.write({
       board,
@@ -170,7 +172,7 @@ export class BoardWriter {
     // The event is in the shard's outbox: the shard's relay enqueues it (events/relay.ts).
     if (r.event) this.deps.afterRedisWrite?.({ board: board.id, userId: player.userId });
     const [global] = await Promise.all([
-      this.globalRank(board, period, shard.id, r.key, r.ahead),
+      this.globalRank(s.project, board, period, shard.id, r.key, r.ahead),
       r.topChanged ? store.store.ping().catch(() => undefined) : undefined,
     ]);
     const answer: BoardWriteAnswer = {
@@ -186,7 +188,7 @@ export class BoardWriter {
       ...(global.missing.length > 0 && { missing_shards: global.missing }),
     };
     if (s.idempotencyKey !== undefined) {
-      await store.store
+      await store
         .storeIdempotentResponse(player.userId, board.id, s.idempotencyKey, JSON.stringify({ fingerprint, response: answer }))
         .catch(() => undefined);
     }
@@ -194,9 +196,9 @@ export class BoardWriter {
   }
 
   /** 1 + players ahead on every shard's GLOBAL view; null with the missing shards when one cannot be counted. */
-  private async globalRank(board: Board, period: string, homeShard: string, key: BoardKey, aheadHere: number): Promise<{ rank: number | null; missing: string[] }> {
+  private async globalRank(project: ProjectRef, board: Board, period: string, homeShard: string, key: BoardKey, aheadHere: number): Promise<{ rank: number | null; missing: string[] }> {
     const others = this.deps.stores.all().filter((s) => s.shard.id !== homeShard);
-    const counts = await Promise.allSettled(others.map((s) => new BoardStore(s).before(board, period, GLOBAL, [key])));
+    const counts = await Promise.allSettled(others.map((s) => new BoardStore(s, project).before(board, period, GLOBAL, [key])));
     const missing = others.filter((_, i) => counts[i]!.status === 'rejected').map((s) => s.shard.id);
     if (missing.length > 0) return { rank: null, missing };
     let ahead = aheadHere;
@@ -224,7 +226,7 @@ export class BoardWriter {
       return { ok: true, board: s.board.id, period, user_id: r.user_id, region: r.region, score: r.score, changed: true, version: r.version, rank: r.rank, ...(r.missing_shards && { missing_shards: r.missing_shards }) };
     }
     const key = { stored: rec.stored ?? storedOf(s.board.order, rec.score), member: rec.member ?? s.player.userId };
-    const global = await this.globalRank(s.board, period, shardId, key, rec.before ?? rec.higher ?? 0);
+    const global = await this.globalRank(s.project, s.board, period, shardId, key, rec.before ?? rec.higher ?? 0);
     return {
       ok: true,
       board: s.board.id,

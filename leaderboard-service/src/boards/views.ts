@@ -19,11 +19,11 @@
  * does not answer, the read fails with its StoreUnavailable (503) unless
  * the caller accepts a partial answer (leaderboard/gather.ts).
  */
-import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common/contracts';
+import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
 import { gather, withMissing, type ReadOptions } from '../leaderboard/gather.js';
 import type { TopPages } from '../leaderboard/top-cache.js';
-import { BoardStore, type BoardKey, type BoardRules } from '../redis/board-store.js';
+import { BoardStore, topChangeName, type BoardKey, type BoardRules } from '../redis/board-store.js';
 import type { BoardRow } from '../redis/contract.js';
 import { TOP_CACHE_DEPTH, type ShardStores } from '../redis/shard-store.js';
 
@@ -114,14 +114,14 @@ export class BoardViews {
 
   /**
    * The first `depth` rows of a view, from the top-page cache (the write
-   * script publishes `<board>/<period>/<view>` when it changes any of the
+   * script publishes `<tenant>/<project>/<board>/<period>/<view>` when it changes any of the
    * first TOP_CACHE_DEPTH).
    */
-  private firstRows(board: Board, period: string, view: string, depth: number): Promise<FirstRows | undefined> {
+  private firstRows(project: ProjectRef, board: Board, period: string, view: string, depth: number): Promise<FirstRows | undefined> {
     return this.topCache.get<FirstRows>(
-      `${board.id}/${period}/${view}`,
+      topChangeName(project, board.id, period, view),
       async () => {
-        const pages = await Promise.all(this.storesFor(view).map((s) => s.page(board, period, view, depth, undefined)));
+        const pages = await Promise.all(this.storesFor(project, view).map((s) => s.page(board, period, view, depth, undefined)));
         const rows = mergePlaces(
           pages.map((p) => p.rows),
           depth,
@@ -133,8 +133,8 @@ export class BoardViews {
   }
 
   /** Players on a period of a board, live (every shard's GLOBAL view). */
-  private async livePlayers(board: Board, period: string): Promise<number> {
-    const totals = await Promise.all(this.storesFor('GLOBAL').map((s) => s.before(board, period, 'GLOBAL', [])));
+  private async livePlayers(project: ProjectRef, board: Board, period: string): Promise<number> {
+    const totals = await Promise.all(this.storesFor(project, 'GLOBAL').map((s) => s.before(board, period, 'GLOBAL', [])));
     return totals.reduce((a, t) => a + t.total, 0);
   }
 
@@ -143,16 +143,16 @@ export class BoardViews {
    * before it while it has players and is not archived yet (closing), then
    * the archived ones; `before` (a period id) pages on.
    */
-  async periods(board: Board, limit: number, before: string | undefined) {
+  async periods(project: ProjectRef, board: Board, limit: number, before: string | undefined) {
     const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
     const current = periodAt(board.resetRule, this.clock());
     const out: { id: string; starts_at: string | null; ends_at: string | null; status: 'open' | 'closing' | 'archived'; players: number }[] = [];
     if (before === undefined || current.id < before) {
-      out.push({ id: current.id, starts_at: iso(current.startsAt), ends_at: iso(current.endsAt), status: 'open', players: await this.livePlayers(board, current.id) });
+      out.push({ id: current.id, starts_at: iso(current.startsAt), ends_at: iso(current.endsAt), status: 'open', players: await this.livePlayers(project, board, current.id) });
     }
     const prev = previousPeriod(board.resetRule, current);
     if (prev && out.length < limit && (before === undefined || prev.id < before) && !(await this.archive.isClosed(board.id, prev.id))) {
-      const players = await this.livePlayers(board, prev.id);
+      const players = await this.livePlayers(project, board, prev.id);
       if (players > 0) out.push({ id: prev.id, starts_at: iso(prev.startsAt), ends_at: iso(prev.endsAt), status: 'closing', players });
     }
     if (out.length < limit) {
@@ -168,8 +168,8 @@ export class BoardViews {
     return this.archive.isClosed(board.id, period);
   }
 
-  private storesFor(view: string): BoardStore[] {
-    return this.router.shardsForBoard(view).map((s) => new BoardStore(this.stores.get(s.id)));
+  private storesFor(project: ProjectRef, view: string): BoardStore[] {
+    return this.router.shardsForBoard(view).map((s) => new BoardStore(this.stores.get(s.id), project));
   }
 
   /**
@@ -178,20 +178,20 @@ export class BoardViews {
    * `partial`, a GLOBAL view is read over the shards that answer (see
    * leaderboard/gather.ts).
    */
-  async top(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}): Promise<TopAnswer> {
+  async top(project: ProjectRef, board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}): Promise<TopAnswer> {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) return this.archivedTop(board, period, view, limit, at);
-    const page = at.cursor || at.fromRank !== undefined ? undefined : await this.cachedFirst(board, period, view, limit, partial);
+    const page = at.cursor || at.fromRank !== undefined ? undefined : await this.cachedFirst(project, board, period, view, limit, partial);
     if (page) return this.fromFirst(board, period, view, limit, page);
-    return this.loadPage(board, period, view, limit, at, partial);
+    return this.loadPage(project, board, period, view, limit, at, partial);
   }
 
   /** {@link top} from the top (no cursor) as JSON text in a form; a cached page keeps the text. */
-  async topText(board: Board, period: string, view: string, limit: number, opts: ReadOptions, form: TopForm): Promise<string> {
+  async topText(project: ProjectRef, board: Board, period: string, view: string, limit: number, opts: ReadOptions, form: TopForm): Promise<string> {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) return JSON.stringify(form.render(await this.archivedTop(board, period, view, limit, {})));
-    const page = await this.cachedFirst(board, period, view, limit, partial);
-    if (!page) return JSON.stringify(form.render(await this.loadPage(board, period, view, limit, {}, partial)));
+    const page = await this.cachedFirst(project, board, period, view, limit, partial);
+    if (!page) return JSON.stringify(form.render(await this.loadPage(project, board, period, view, limit, {}, partial)));
     const texts = (page.texts ??= new Map());
     const id = `${form.id}/${limit}`;
     let text = texts.get(id);
@@ -220,9 +220,9 @@ export class BoardViews {
    * fails while one loads, a partial read goes on without the cache
    * (undefined), any other read fails.
    */
-  private async cachedFirst(board: Board, period: string, view: string, limit: number, partial: boolean): Promise<FirstRows | undefined> {
+  private async cachedFirst(project: ProjectRef, board: Board, period: string, view: string, limit: number, partial: boolean): Promise<FirstRows | undefined> {
     if (limit > TOP_CACHE_DEPTH) return undefined;
-    return this.firstRows(board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH).catch((e: unknown) => {
+    return this.firstRows(project, board, period, view, limit <= SHALLOW_DEPTH ? SHALLOW_DEPTH : TOP_CACHE_DEPTH).catch((e: unknown) => {
       if (partial && e instanceof StoreUnavailable) return undefined;
       throw e;
     });
@@ -235,8 +235,8 @@ export class BoardViews {
   }
 
   /** A page read from the shards (those that answer, when `partial`). */
-  private async loadPage(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, partial: boolean): Promise<TopAnswer> {
-    const stores = this.storesFor(view);
+  private async loadPage(project: ProjectRef, board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, partial: boolean): Promise<TopAnswer> {
+    const stores = this.storesFor(project, view);
     const after = at.cursor;
     // The rows before a wanted rank come from the top of every shard.
     const skip = at.fromRank !== undefined && at.fromRank > 1 ? at.fromRank - 1 : 0;
@@ -278,8 +278,8 @@ export class BoardViews {
    * Finds players on a view: each found one with its place and the counts
    * of its own shard (over the shards that answer, when `partial`).
    */
-  private async find(board: Board, period: string, view: string, userIds: readonly string[], partial = false) {
-    const g = await gather(this.storesFor(view), shardOf, (s) => s.find(board, period, view, userIds), partial);
+  private async find(project: ProjectRef, board: Board, period: string, view: string, userIds: readonly string[], partial = false) {
+    const g = await gather(this.storesFor(project, view), shardOf, (s) => s.find(board, period, view, userIds), partial);
     return { stores: g.stores, results: g.results, missing: g.missing };
   }
 
@@ -292,12 +292,12 @@ export class BoardViews {
   }
 
   /** A player's rank, score, percentile and metadata on a view. */
-  async rank(board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
-    return (await this.placed(board, period, view, userId, opts)).answer;
+  async rank(project: ProjectRef, board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
+    return (await this.placed(project, board, period, view, userId, opts)).answer;
   }
 
   /** {@link rank}, with the player's home region ('' when not known: an archived period, an entry kept before regions were). */
-  async placed(board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
+  async placed(project: ProjectRef, board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [row] = await this.archive.find(board.id, period, view, [userId]);
@@ -306,7 +306,7 @@ export class BoardViews {
       const answer = { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
       return { answer, homeRegion: '' };
     }
-    const found = await this.find(board, period, view, [userId], partial);
+    const found = await this.find(project, board, period, view, [userId], partial);
     const home = this.homeOf(board, period, view, userId, found);
     const f = found.results[home]!.found[0]!;
     const others = await gather(
@@ -335,14 +335,14 @@ export class BoardViews {
   }
 
   /** A player's score on a view of their home shard (GLOBAL: every player is on it), or null when not on it. */
-  async scoreOf(board: Board, period: string, player: { userId: string; region: string }): Promise<number | null> {
-    const home = new BoardStore(this.stores.get(this.router.homeShard(player.userId, player.region).id));
+  async scoreOf(project: ProjectRef, board: Board, period: string, player: { userId: string; region: string }): Promise<number | null> {
+    const home = new BoardStore(this.stores.get(this.router.homeShard(player.userId, player.region).id), project);
     const [f] = (await home.find(board, period, 'GLOBAL', [player.userId])).found;
     return f ? scoreOf(board.order, f.stored) : null;
   }
 
   /** Up to `range` players just above and below a player on a view, in board order. */
-  async around(board: Board, period: string, view: string, userId: string, range: number, opts: ReadOptions = {}) {
+  async around(project: ProjectRef, board: Board, period: string, view: string, userId: string, range: number, opts: ReadOptions = {}) {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
       const [row] = await this.archive.find(board.id, period, view, [userId]);
@@ -350,7 +350,7 @@ export class BoardViews {
       const near = await this.archive.range(board.id, period, view, row.position - range, row.position + range);
       return { board: board.id, period, region: view, self: archivedRow(row), around: near.filter((r) => r.position !== row.position).map(archivedRow) };
     }
-    const found = await this.find(board, period, view, [userId], partial);
+    const found = await this.find(project, board, period, view, [userId], partial);
     const f = found.results[this.homeOf(board, period, view, userId, found)]!.found[0]!;
     const gathered = await gather(found.stores, shardOf, (s) => s.around(board, period, view, f, range), partial);
     const parts = gathered.results;
@@ -390,12 +390,12 @@ export class BoardViews {
    * and its `list_rank` among the listed players that are on the board, by
    * the same tie policy; ids not on the board are `missing`.
    */
-  async ranks(board: Board, period: string, view: string, userIds: readonly string[]) {
+  async ranks(project: ProjectRef, board: Board, period: string, view: string, userIds: readonly string[]) {
     let rows: { key: BoardKey; user_id: string; name: string; score: number; rank: number; metadata: unknown }[];
     if (await this.archived(board, period)) {
       rows = (await this.archive.find(board.id, period, view, userIds)).map((r) => ({ key: r, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, metadata: r.metadata }));
     } else {
-      const { stores, results } = await this.find(board, period, view, userIds);
+      const { stores, results } = await this.find(project, board, period, view, userIds);
       const found = results.flatMap((r, shard) => r.found.map((f) => ({ shard, f })));
       const counts = await Promise.all(stores.map((s) => (found.length === 0 ? undefined : s.before(board, period, view, found.map((x) => x.f)))));
       rows = found

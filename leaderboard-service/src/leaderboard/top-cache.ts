@@ -53,7 +53,7 @@ interface BoardState {
  */
 export interface TopPages {
   /**
-   * The first rows of a view (`<board>/<period>/<view>`), loaded with `load` on a miss; undefined when the
+   * The first rows of a view (`<tenant>/<project>/<board>/<period>/<view>`), loaded with `load` on a miss; undefined when the
    * cache cannot be used now. `variant` keeps pages of different depths apart.
    */
   get<P>(board: string, load: () => Promise<P>, variant?: string | number): Promise<P | undefined>;

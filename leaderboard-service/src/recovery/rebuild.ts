@@ -1,11 +1,11 @@
 /**
- * Rebuilds a shard's Redis (every board's views, versions, members,
+ * Rebuilds a shard's Redis for one project (every board's views, versions, members,
  * metadata, names and home regions) from its Postgres copy after Redis data
  * loss. Versions are restored too, so the events of later writes still
  * apply in order downstream.
  */
 import pg from 'pg';
-import { type Board, type ShardRouter } from '@lb/common/contracts';
+import { type Board, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStore } from '../redis/shard-store.js';
 
@@ -41,13 +41,15 @@ interface BoardRow {
 export async function rebuildShard(
   router: ShardRouter,
   store: ShardStore,
+  /** The project whose boards these are: the entries are restored into its keys. */
+  project: ProjectRef,
   boards: readonly Board[],
   isClosed: (board: string, period: string) => Promise<boolean>,
   onProgress?: (r: RebuildResult) => void,
 ): Promise<RebuildResult> {
   const shard = store.shard;
   const live = new Map(boards.filter((b) => b.deletedAt === null).map((b) => [b.id, b]));
-  const target = new BoardStore(store);
+  const target = new BoardStore(store, project);
   const closed = new Map<string, boolean>();
   const client = new pg.Client({ connectionString: shard.postgres });
   await client.connect();

@@ -3,7 +3,7 @@
  * engine's scripts (see lua/includes/board.lua for the layout), each answer
  * decoded by name. Every board (`main` included) is read and written here.
  */
-import { storedOf } from '@lb/common/contracts';
+import { projectScope, storedOf, type ProjectKeys, type ProjectRef } from '@lb/common/contracts';
 import { decodeAnswer, boardRows, num, nums, packArgs, str, type BoardRow } from './contract.js';
 import { SCRIPTS } from './scripts.js';
 import type { BucketSpec, ShardStore } from './shard-store.js';
@@ -79,12 +79,36 @@ export interface FoundEntry extends BoardRow {
   region: string;
 }
 
-export class BoardStore {
-  constructor(readonly store: ShardStore) {}
+/**
+ * The prefix of the top-changed messages of a board's period
+ * (`<tenant>/<project>/<board>/<period>/`, then the view): the names the
+ * top-page cache and the live channels follow.
+ */
+export function topChangePrefix(project: ProjectRef, board: string, period: string): string {
+  return `${projectScope(project)}/${board}/${period}/`;
+}
 
-  /** Applies one submission atomically (see write.lua); throws StoreUnavailable like ShardStore.write. */
+/** The top-changed name of one view of a board's period (see {@link topChangePrefix}). */
+export function topChangeName(project: ProjectRef, board: string, period: string, view: string): string {
+  return topChangePrefix(project, board, period) + view;
+}
+
+/** One project's boards on one shard: every key it reads or writes is the project's (or the shard's own). */
+export class BoardStore {
+  /** The project's keys on this shard. */
+  readonly keys: ProjectKeys;
+
+  constructor(
+    readonly store: ShardStore,
+    readonly project: ProjectRef,
+  ) {
+    this.keys = store.keys.project(project);
+  }
+
+  /** Applies one submission atomically (see write.lua); throws StoreUnavailable when the shard does not answer in time. */
   async write(w: BoardWriteInput): Promise<BoardWriteResult> {
-    const k = this.store.keys;
+    const k = this.keys;
+    const shard = this.store.keys;
     const p = k.boardPeriod(w.board.id, w.period);
     const keys = [
       p.view('GLOBAL'),
@@ -93,10 +117,10 @@ export class BoardStore {
       p.metadata,
       k.names,
       k.idempotency(w.userId, w.board.id, w.idempotency?.key ?? ''),
-      k.outbox,
-      k.outboxIndex,
-      k.bucket('user', w.userId),
-      k.bucket('region', w.region),
+      shard.outbox,
+      shard.outboxIndex,
+      k.userBucket(w.userId),
+      shard.regionBucket(w.region),
       p.closed,
       k.regions,
     ];
@@ -120,10 +144,13 @@ export class BoardStore {
       backlog_limit: w.backlogLimit,
       deadline_ms: Date.now() + Math.floor(this.store.conn.timeoutMs / 2),
       buckets: packBuckets(w.buckets),
+      tenant: this.project.tenant,
+      project: this.project.project,
       board: w.board.id,
       period: w.period,
       top_depth: TOP_CACHE_DEPTH,
-      top_channel: k.topChanged,
+      top_channel: shard.topChanged,
+      top_prefix: topChangePrefix(this.project, w.board.id, w.period),
       traceparent: w.traceparent ?? '',
     });
     const a = decodeAnswer('write', await this.store.conn.runScript(SCRIPTS.write, keys, args, true));
@@ -165,32 +192,42 @@ export class BoardStore {
     }
   }
 
+  /** Replaces an idempotency record with the full response, keeping its TTL. */
+  async storeIdempotentResponse(userId: string, board: string, key: string, value: string): Promise<void> {
+    await this.store.conn.call(() => this.store.client.set(this.keys.idempotency(userId, board, key), value, { XX: true, KEEPTTL: true }));
+  }
+
+  /** Removes every key of a board of the project on this shard (all its periods). */
+  purgeBoard(boardId: string): Promise<number> {
+    return this.store.purgePrefix(this.keys.boardPrefix(boardId));
+  }
+
   /** Restores one entry from Postgres unless Redis has the same or a newer version (see restore.lua). */
   async restore(board: BoardRules, period: string, e: { userId: string; name: string; region: string; score: number; version: number; member: string | null; metadata: string | undefined }): Promise<boolean> {
-    const k = this.store.keys;
+    const k = this.keys;
     const p = k.boardPeriod(board.id, period);
     const keys = [p.view('GLOBAL'), p.versions, p.members, p.metadata, k.names, k.regions];
     if (e.region !== 'GLOBAL') keys.push(p.view(e.region));
     const stored = storedOf(board.order, e.score);
     // An entry persisted before members were (or a shared-tie board's) orders by user id.
     const member = board.tieBreak === 'earliest' ? (e.member ?? `0000000000000000|${e.userId}`) : e.userId;
-    const args = [e.userId, e.name, stored, member, String(e.version), e.metadata ?? '', k.topChanged, `${board.id}/${period}/`, e.region];
+    const args = [e.userId, e.name, stored, member, String(e.version), e.metadata ?? '', this.store.keys.topChanged, topChangePrefix(this.project, board.id, period), e.region];
     return decodeAnswer('restore', await this.store.conn.runScript(SCRIPTS.restore, keys, args)).status === 'restored';
   }
 
   /** Up to `limit` rows of a view in board order, from the start or strictly after `after`. */
   async page(board: BoardRules, period: string, view: string, limit: number, after: BoardKey | undefined) {
-    const p = this.store.keys.boardPeriod(board.id, period);
+    const p = this.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
       'page',
-      await this.store.conn.runScript(SCRIPTS.page, [p.view(view), this.store.keys.names, p.metadata], [String(limit), after?.stored ?? '', after?.member ?? '']),
+      await this.store.conn.runScript(SCRIPTS.page, [p.view(view), this.keys.names, p.metadata], [String(limit), after?.stored ?? '', after?.member ?? '']),
     );
     return { total: num(a, 'total'), start: num(a, 'start'), beforeCursor: num(a, 'before_cursor'), rows: boardRows(a, 'rows') };
   }
 
   /** For each key, players ahead of it (by the ties) and with a strictly worse score on this shard's view. */
   async before(board: BoardRules, period: string, view: string, keys: readonly BoardKey[]) {
-    const p = this.store.keys.boardPeriod(board.id, period);
+    const p = this.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
       'before',
       await this.store.conn.runScript(SCRIPTS.before, [p.view(view)], [board.tieBreak, ...keys.flatMap((k) => [k.stored, k.member])]),
@@ -200,10 +237,10 @@ export class BoardStore {
 
   /** The listed players that are on this shard's view, with their places. */
   async find(board: BoardRules, period: string, view: string, userIds: readonly string[]): Promise<{ total: number; found: FoundEntry[] }> {
-    const p = this.store.keys.boardPeriod(board.id, period);
+    const p = this.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
       'find',
-      await this.store.conn.runScript(SCRIPTS.find, [p.view(view), this.store.keys.names, p.metadata, p.members, this.store.keys.regions], [board.tieBreak, ...userIds]),
+      await this.store.conn.runScript(SCRIPTS.find, [p.view(view), this.keys.names, p.metadata, p.members, this.keys.regions], [board.tieBreak, ...userIds]),
     );
     const raw = a.fields.found;
     const found: FoundEntry[] = [];
@@ -226,10 +263,10 @@ export class BoardStore {
 
   /** The rows just above and below a key on this shard's view (the key's own member left out). */
   async around(board: BoardRules, period: string, view: string, key: BoardKey, range: number) {
-    const p = this.store.keys.boardPeriod(board.id, period);
+    const p = this.keys.boardPeriod(board.id, period);
     const a = decodeAnswer(
       'around',
-      await this.store.conn.runScript(SCRIPTS.around, [p.view(view), this.store.keys.names, p.metadata], [board.tieBreak, key.stored, key.member, String(range)]),
+      await this.store.conn.runScript(SCRIPTS.around, [p.view(view), this.keys.names, p.metadata], [board.tieBreak, key.stored, key.member, String(range)]),
     );
     return {
       position: num(a, 'position'),

@@ -3,7 +3,7 @@
  * (connection.ts) and its scripts (scripts.ts), each answer decoded by name
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
-import { shardKeys, type ShardDef, type ShardKeys } from '@lb/common/contracts';
+import { shardKeys, type ProjectRef, type ShardDef, type ShardKeys } from '@lb/common/contracts';
 import { type CallMetrics, type Logger } from '@lb/common/platform';
 import { ShardConnection, type LimiterClient } from './connection.js';
 import { decodeAnswer, num, strs } from './contract.js';
@@ -57,11 +57,6 @@ export class ShardStore {
     return this.conn.client;
   }
 
-  /** Replaces an idempotency record with the full response, keeping its TTL. */
-  async storeIdempotentResponse(userId: string, board: string, key: string, value: string): Promise<void> {
-    await this.conn.call(() => this.conn.client.set(this.keys.idempotency(userId, board, key), value, { XX: true, KEEPTTL: true }));
-  }
-
   /**
    * One turn of the shard's relay (lua/relay-take.lua): if this relay holds
    * the shard's relay lease or can take it, renews it for `leaseMs` and
@@ -105,18 +100,25 @@ export class ShardStore {
   }
 
   /**
-   * Removes every key of a board on this shard (all its periods), in
-   * batches, without blocking the shard: SCAN and UNLINK.
+   * Removes every key whose name starts with `prefix` (a board's, a
+   * project's: see @lb/common keys.ts), in batches, without blocking the
+   * shard: SCAN and UNLINK. The prefixes are made of key-builder parts,
+   * none of which has a glob character.
    */
-  async purgeBoard(boardId: string): Promise<number> {
+  async purgePrefix(prefix: string): Promise<number> {
     let removed = 0;
     let cursor = '0';
     do {
-      const page = await this.conn.call(() => this.conn.client.scan(cursor, { MATCH: `${this.keys.boardPrefix(boardId)}*`, COUNT: 500 }));
+      const page = await this.conn.call(() => this.conn.client.scan(cursor, { MATCH: `${prefix}*`, COUNT: 500 }));
       cursor = String(page.cursor);
       if (page.keys.length > 0) removed += await this.conn.call(() => this.conn.client.unlink(page.keys));
     } while (cursor !== '0');
     return removed;
+  }
+
+  /** Removes every key of a project on this shard (a deleted project's data). */
+  purgeProject(project: ProjectRef): Promise<number> {
+    return this.purgePrefix(this.keys.project(project).prefix);
   }
 
   /** Follows this shard's top-changed channel (see subscriber.ts). */

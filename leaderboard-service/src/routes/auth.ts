@@ -32,7 +32,7 @@ export function authRoutes(deps: { accounts: AccountService; router: ShardRouter
       throw invalidField('password', 'must be a non-empty string');
     }
     // req.ip: the client behind the trusted proxies (nginx, the gateways), see TRUSTED_PROXIES.
-    res.json(await deps.accounts.login(userId, b.password, req.ip ?? req.socket.remoteAddress ?? '', projectOf(req)));
+    res.json(await deps.accounts.login(projectOf(req), userId, b.password, req.ip ?? req.socket.remoteAddress ?? ''));
   });
 
   return r;

@@ -9,7 +9,7 @@
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
  *   GET  /boards/:board/periods          ?limit&before
  */
-import { AppError, invalidField, periodAt, periodById, validate, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT, invalidField, periodAt, periodById, validate, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
 import { type Identity } from '@lb/common/platform';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardCatalog } from '../boards/catalog.js';
@@ -88,6 +88,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     }
     const key = idempotencyKeyOf(r);
     return deps.writer.submit({
+      project: DEFAULT_PROJECT,
       board,
       player,
       byPlayer: r.admin === undefined,
@@ -108,19 +109,19 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const fromRankText = queryParam(r.query, 'from_rank');
     if (cursorText !== undefined && fromRankText !== undefined) throw new AppError('invalid_query', 'give cursor or from_rank, not both', { field: 'cursor' });
     if (cursorText !== undefined && typeof cursorText !== 'string') throw new AppError('invalid_query', 'cursor: give it once', { field: 'cursor' });
-    if (cursorText === undefined && fromRankText === undefined) return new JsonText(await deps.views.topText(board, period, view, limit, readOpts(r), BOARD_TOP));
+    if (cursorText === undefined && fromRankText === undefined) return new JsonText(await deps.views.topText(DEFAULT_PROJECT, board, period, view, limit, readOpts(r), BOARD_TOP));
     const at = {
       ...(cursorText !== undefined && { cursor: decodeCursor(cursorText as string) }),
       ...(fromRankText !== undefined && { fromRank: validate.queryInt(fromRankText, 'from_rank', 1, 1, MAX_FROM_RANK) }),
     };
-    return deps.views.top(board, period, view, limit, at, readOpts(r));
+    return deps.views.top(DEFAULT_PROJECT, board, period, view, limit, at, readOpts(r));
   };
 
   const rank: HotHandler = async (r) => {
     const board = await boardOf(r);
     const period = periodOf(r, board);
     const userId = validate.userId(r.params.userId, 'userId');
-    return deps.views.rank(board, period, viewOf(r), userId, readOpts(r));
+    return deps.views.rank(DEFAULT_PROJECT, board, period, viewOf(r), userId, readOpts(r));
   };
 
   const around: HotHandler = async (r) => {
@@ -129,7 +130,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const period = periodOf(r, board);
     const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
     const userId = validate.userId(r.params.userId, 'userId');
-    return deps.views.around(board, period, view, userId, range, readOpts(r));
+    return deps.views.around(DEFAULT_PROJECT, board, period, view, userId, range, readOpts(r));
   };
 
   const periods: HotHandler = async (r) => {
@@ -139,7 +140,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     if (before !== undefined && (typeof before !== 'string' || !periodById(board.resetRule, before))) {
       throw new AppError('invalid_query', 'before: not a period of this board', { field: 'before' });
     }
-    return deps.views.periods(board, limit, before as string | undefined);
+    return deps.views.periods(DEFAULT_PROJECT, board, limit, before as string | undefined);
   };
 
   const ranks: HotHandler = async (r) => {
@@ -150,7 +151,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const ids = [...new Set(b.user_ids.map((id) => validate.userId(id, 'user_ids')))];
     const period = periodOf(r, board, b.period);
     const view = viewOf(r, b.region ?? 'GLOBAL');
-    return deps.views.ranks(board, period, view, ids);
+    return deps.views.ranks(DEFAULT_PROJECT, board, period, view, ids);
   };
 
   return [

@@ -21,6 +21,7 @@ import { ALL_TIME, AppError, GLOBAL, MAIN_BOARD, periodAt, validate, type ShardR
 import { LIVE_TICKET_TTL_S, signLiveTicket, type TokenIdentity, type TokenSettings } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardViews, RankedBoardRow } from '../boards/views.js';
+import { projectOf } from '../http/credentials.js';
 import { Takeover, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
 import type { ChannelSpec } from '../live/channels.js';
 import type { LiveChannels, Payload, Subscription } from '../live/publisher.js';
@@ -65,12 +66,12 @@ export function livePayloads(deps: { catalog: BoardCatalog; views: BoardViews })
   return async (spec) => {
     switch (spec.kind) {
       case 'live': {
-        const rows = (await deps.views.top(deps.catalog.main(), ALL_TIME, spec.view, spec.limit, {})).rows.map(originalRow);
+        const rows = (await deps.views.top(spec.project, deps.catalog.main(), ALL_TIME, spec.view, spec.limit, {})).rows.map(originalRow);
         return topPayload({ board: MAIN_BOARD, period: null, region: spec.view, limit: spec.limit, rows });
       }
       case 'top': {
         const board = await findBoard(deps.catalog, spec.board);
-        const rows = (await deps.views.top(board, spec.period, spec.view, spec.limit, {})).rows;
+        const rows = (await deps.views.top(spec.project, board, spec.period, spec.view, spec.limit, {})).rows;
         return topPayload({ board: board.id, period: spec.period, region: spec.view, limit: spec.limit, rows });
       }
       case 'card': {
@@ -79,9 +80,9 @@ export function livePayloads(deps: { catalog: BoardCatalog; views: BoardViews })
         const original = board.id === MAIN_BOARD;
         const row = original ? originalRow : (x: RankedBoardRow) => x;
         const [reg, glob, around] = await Promise.all([
-          spec.region !== GLOBAL ? unlessNotOnBoard(deps.views.rank(board, spec.period, spec.region, spec.userId)) : undefined,
-          unlessNotOnBoard(deps.views.rank(board, spec.period, GLOBAL, spec.userId)),
-          unlessNotOnBoard(deps.views.around(board, spec.period, GLOBAL, spec.userId, CARD_RANGE)),
+          spec.region !== GLOBAL ? unlessNotOnBoard(deps.views.rank(spec.project, board, spec.period, spec.region, spec.userId)) : undefined,
+          unlessNotOnBoard(deps.views.rank(spec.project, board, spec.period, GLOBAL, spec.userId)),
+          unlessNotOnBoard(deps.views.around(spec.project, board, spec.period, GLOBAL, spec.userId, CARD_RANGE)),
         ]);
         return cardPayload(board.id, original ? null : spec.period, spec, reg, glob, (around?.around ?? []).map(row));
       }
@@ -100,7 +101,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
   };
 
   /** The board main's top N, rows as `/top` gives them (the original shape: period null). */
-  const mainTop: HotHandler = async (r) => stream(r, { kind: 'live', view: viewOf(r), limit: limitOf(r) });
+  const mainTop: HotHandler = async (r) => stream(r, { project: projectOf(r), kind: 'live', view: viewOf(r), limit: limitOf(r) });
 
   /** A board's top N in its current period, rows as `/boards/:id/top` gives them. */
   const boardTop: HotHandler = async (r) => {
@@ -108,7 +109,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
     const view = viewOf(r);
     const limit = limitOf(r);
     const period = periodAt(board.resetRule, deps.clock());
-    return stream(r, { kind: 'top', board: board.id, period: period.id, view, limit, ...(period.endsAt !== undefined && { endsAt: period.endsAt }) });
+    return stream(r, { project: projectOf(r), kind: 'top', board: board.id, period: period.id, view, limit, ...(period.endsAt !== undefined && { endsAt: period.endsAt }) });
   };
 
   const ticket: HotHandler = async (r) => ({ ticket: signLiveTicket(r.player!, deps.token), expires_in: LIVE_TICKET_TTL_S });
@@ -121,6 +122,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
     const board = await findBoard(deps.catalog, asked);
     const period = periodAt(board.resetRule, deps.clock());
     return stream(r, {
+      project: projectOf(r),
       kind: 'card',
       board: board.id,
       period: period.id,

@@ -16,7 +16,8 @@
  * 4. After the COMMIT the period's Redis keys get a time to live of
  *    keep_periods periods, and the webhook delivery is queued.
  *
- * Boards are read through @lb/common's key builder (`shardKeys`) and ranked
+ * Boards are read through @lb/common's key builder (`shardKeys(...).project`:
+ * the default project's boards, the ones the catalog has) and ranked
  * by its order maths, as the service reads them. The worker has one Redis
  * client library, ioredis: BullMQ requires it, so the closer uses it too
  * rather than adding node-redis beside it.
@@ -25,6 +26,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type pg from 'pg';
 import {
   comparePlaces,
+  DEFAULT_PROJECT,
   periodById,
   rankList,
   scoreOf,
@@ -90,7 +92,7 @@ export class PeriodCloser {
     if (done.rowCount === 1) return 'already_closed';
 
     // 1. No write lands in the period from here on.
-    await Promise.all(this.deps.topology.shards.map((s) => this.redis.get(s.id)!.set(shardKeys(s.id, this.deps.keyPrefix).boardPeriod(boardId, period).closed, '1')));
+    await Promise.all(this.deps.topology.shards.map((s) => this.redis.get(s.id)!.set(shardKeys(s.id, this.deps.keyPrefix).project(DEFAULT_PROJECT).boardPeriod(boardId, period).closed, '1')));
     // 2. The final standings of every view.
     const rows = await this.standings(board, period);
     const global = rows.filter((r) => r.view === 'GLOBAL');
@@ -176,7 +178,7 @@ export class PeriodCloser {
   /** One shard's entries of a view, in board order, with names and metadata. */
   private async readView(shardId: string, boardId: string, period: string, view: string) {
     const redis = this.redis.get(shardId)!;
-    const k = shardKeys(shardId, this.deps.keyPrefix);
+    const k = shardKeys(shardId, this.deps.keyPrefix).project(DEFAULT_PROJECT);
     const p = k.boardPeriod(boardId, period);
     const rows: { member: string; stored: string; user_id: string; name: string; metadata: unknown }[] = [];
     for (let start = 0; ; start += PAGE) {
@@ -196,7 +198,7 @@ export class PeriodCloser {
 
   private async expire(shardId: string, boardId: string, period: string, ttlMs: number): Promise<void> {
     const redis = this.redis.get(shardId)!;
-    const match = `${shardKeys(shardId, this.deps.keyPrefix).boardPrefix(boardId)}${period}:*`;
+    const match = `${shardKeys(shardId, this.deps.keyPrefix).project(DEFAULT_PROJECT).boardPrefix(boardId)}${period}:*`;
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', '500');

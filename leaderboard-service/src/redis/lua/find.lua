@@ -4,7 +4,7 @@
   Input:
     KEYS[1]  the view (zset)      KEYS[2] names hash      KEYS[3] metadata hash
     KEYS[4]  members hash (user_id -> member; earliest boards)
-    KEYS[5]  regions hash (user_id -> home region, shard-wide)
+    KEYS[5]  regions hash (user_id -> home region, the project's)
     ARGV[1]  ties: 'shared' | 'earliest'
     ARGV[2..] user ids
 

@@ -12,7 +12,8 @@
     ARGV[1]  user id              ARGV[2] name
     ARGV[3]  stored score         ARGV[4] member               ARGV[5] version
     ARGV[6]  metadata JSON ('' = none)
-    ARGV[7]  channel for top changes                          ARGV[8] '<board>/<period>/' (its messages' prefix)
+    ARGV[7]  channel for top changes
+    ARGV[8]  '<tenant>/<project>/<board>/<period>/' (its messages' prefix)
     ARGV[9]  the player's region ('GLOBAL' for GLOBAL-only)
 
   Answers (see includes/contract):

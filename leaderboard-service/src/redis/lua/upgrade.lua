@@ -1,9 +1,12 @@
 --[[
-  Converts the board `main`'s entries from the layout it had before it ran
-  on the board engine (recovery/layout.ts runs it in batches at start-up
-  and before rebuild-redis). Idempotent: a batch run twice, or by two
-  replicas starting together, changes nothing the second time, and it never
-  overwrites what the engine has written (HSETNX, RENAME only onto nothing).
+  Converts a shard's keys from an older layout (recovery/layout.ts runs it
+  in batches at start-up and before rebuild-redis): the board `main`'s
+  entries from the layout it had before it ran on the board engine
+  (layout 1: 'views', 'players'), and the project keys of layout 2, which
+  had no project in their names, into the default project's ('rename').
+  Idempotent: a batch run twice, or by two replicas starting together,
+  changes nothing the second time, and it never overwrites what the engine
+  has written (HSETNX, RENAME only onto nothing).
 
   ARGV[1] = 'views':
     KEYS  old view 1, new view 1, old view 2, new view 2, ...
@@ -15,11 +18,30 @@
             (user_id, name, region, score, version, updated_at): each one's
             version, home region and name move to the hashes, then it goes
 
+  ARGV[1] = 'rename':
+    KEYS  old name 1, new name 1, old name 2, new name 2, ... (every name
+          from @lb/common keys.ts `upgradedKeyName`): each old key that
+          still exists is renamed (value and TTL as they are) unless the
+          new one exists already; such an old key is left where it is,
+          counted as kept, never merged over what the new key holds
+
   Answers (see includes/contract):
-    ok  moved (views renamed, or players converted)
+    ok  moved (views renamed, players converted, or keys renamed),
+        kept (rename: old keys left because the new name was taken)
 ]]
-local moved = 0
-if ARGV[1] == 'views' then
+local moved, kept = 0, 0
+if ARGV[1] == 'rename' then
+  for i = 1, #KEYS, 2 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+      if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+        redis.call('RENAME', KEYS[i], KEYS[i + 1])
+        moved = moved + 1
+      else
+        kept = kept + 1
+      end
+    end
+  end
+elseif ARGV[1] == 'views' then
   for i = 1, #KEYS, 2 do
     if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('EXISTS', KEYS[i + 1]) == 0 then
       redis.call('RENAME', KEYS[i], KEYS[i + 1])
@@ -38,4 +60,4 @@ else
     redis.call('DEL', KEYS[i])
   end
 end
-return { 'ok', 'moved', moved }
+return { 'ok', 'moved', moved, 'kept', kept }

@@ -14,14 +14,14 @@
     KEYS[2]  versions hash        (user_id -> version of the entry)
     KEYS[3]  members hash         (user_id -> member; earliest boards)
     KEYS[4]  metadata hash        (user_id -> metadata JSON)
-    KEYS[5]  names hash           (user_id -> name, shard-wide)
+    KEYS[5]  names hash           (user_id -> name, the project's)
     KEYS[6]  idempotency key      (only used with a fingerprint)
     KEYS[7]  outbox hash          (shard-wide, see write.lua)
     KEYS[8]  outbox index zset
-    KEYS[9]  the player's token bucket
-    KEYS[10] the region's token bucket
+    KEYS[9]  the player's token bucket (the project's)
+    KEYS[10] the region's token bucket (shard-wide: every project's writes)
     KEYS[11] the period's closed flag (set by the close: from then on the period takes no write)
-    KEYS[12] regions hash         (user_id -> home region, shard-wide)
+    KEYS[12] regions hash         (user_id -> home region, the project's)
     KEYS[13] regional view        (absent for GLOBAL-only players)
 
     ARGV[1]  the arguments by name, one JSON object (see includes/admission for
@@ -38,9 +38,12 @@
       metadata             metadata JSON text ('' = none given: the entry keeps what it has)
       idempotency_ttl_s
       request_id
+      tenant, project      the project the write belongs to (put in the event and its id)
       board, period        the board's and the period's ids
       top_depth            top-cache depth (0 = publish nothing)
       top_channel          channel for top changes
+      top_prefix           '<tenant>/<project>/<board>/<period>/': what its messages
+                           start with (then the view)
       traceparent          the request's W3C traceparent, put in the event ('' = not traced)
 
   Answers (see includes/contract):
@@ -167,9 +170,9 @@ redis.call('HSET', KEYS[5], uid, name)
 redis.call('HSET', KEYS[12], uid, region)
 if metadata ~= '' then redis.call('HSET', KEYS[4], uid, metadata) end
 
-local eventId = board .. '/' .. period .. '/' .. outboxId(uid, version)
+local eventId = outboxId(a.tenant, a.project, board, period, uid, version)
 local delta = newScore - (score or 0)
-local event = string.sub(eventJson(uid, name, region, a.op, delta, newScore, version, a.now, a.request_id, a.traceparent or ''), 1, -2) ..
+local event = string.sub(eventJson(a.tenant, a.project, uid, name, region, a.op, delta, newScore, version, a.now, a.request_id, a.traceparent or ''), 1, -2) ..
   ',"board":' .. cjson.encode(board) .. ',"period":' .. cjson.encode(period) .. ',"member":' .. cjson.encode(newMember) ..
   (metadata ~= '' and (',"metadata":' .. metadata) or '') .. '}'
 redis.call('HSET', KEYS[7], eventId, event)
@@ -180,11 +183,11 @@ local regionalNow = regionalRank(newStored, newMember)
 local published = 0
 if depth > 0 then
   if globalWasTop or ahead < depth then
-    redis.call('PUBLISH', a.top_channel, board .. '/' .. period .. '/GLOBAL')
+    redis.call('PUBLISH', a.top_channel, a.top_prefix .. 'GLOBAL')
     published = 1
   end
   if hasRegion and (regionalWasTop or regionalNow - 1 < depth) then
-    redis.call('PUBLISH', a.top_channel, board .. '/' .. period .. '/' .. region)
+    redis.call('PUBLISH', a.top_channel, a.top_prefix .. region)
     published = 1
   end
 end
