@@ -5,6 +5,7 @@
  * around, ranks of a list) compared with the model's answer. Then the rules
  * a board enforces on writes.
  */
+import { DEFAULT_PROJECT, eventIdOf } from '@lb/common/contracts';
 import { expect } from 'chai';
 import { rng } from '../../test/support/reference-board.js';
 import { uniqueId } from '@lb/devtools/testing';
@@ -212,7 +213,7 @@ describe('named boards: the rules a board enforces on writes', function () {
     expect(await store.client.hLen(store.keys.outbox)).to.equal(outbox);
     const better = await api.post(`/boards/${id}/scores`, { score: 80 }, { token: alice.token });
     expect(better.body).to.deep.include({ score: 80, changed: true, version: 2 });
-    expect(await store.client.hExists(store.keys.outbox, `${id}/all/${alice.id}#2`)).to.equal(1);
+    expect(await store.client.hExists(store.keys.outbox, eventIdOf({ ...DEFAULT_PROJECT, user_id: alice.id, version: 2, board: id, period: 'all' }))).to.equal(1);
   });
 
   it('when metadata is sent, then it is stored with the entry and returned in rows; too large is 413 and changes nothing', async () => {

@@ -9,12 +9,13 @@
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
  *   GET  /boards/:board/periods          ?limit&before
  */
-import { AppError, DEFAULT_PROJECT, invalidField, periodAt, periodById, validate, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
+import { AppError, invalidField, periodAt, periodById, projectScope, validate, type Board, type Operator, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import { type Identity } from '@lb/common/platform';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardWriter } from '../boards/scores.js';
 import { BOARD_TOP, decodeCursor, MAX_FROM_RANK, type BoardViews } from '../boards/views.js';
+import { projectOf } from '../http/credentials.js';
 import { JsonText, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
 import { idempotencyKeyOf, queryParam, regionField } from './fields.js';
 
@@ -56,14 +57,15 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     asked === undefined || asked === null ? deps.router.normalizeRegion(queryParam(r.query, 'region')) : regionField(deps.router, asked);
 
   /** A game server writes for any existing player: their name and home region come from their account. */
-  const playerById = async (userId: string): Promise<Identity> => {
-    const hit = players.get(userId);
+  const playerById = async (project: ProjectRef, userId: string): Promise<Identity> => {
+    const cacheKey = `${projectScope(project)}|${userId}`;
+    const hit = players.get(cacheKey);
     if (hit && hit.until > Date.now()) return hit.identity;
     const row = await deps.accounts.findAnywhere(userId);
     if (!row) throw new AppError('user_not_found', `no player ${userId}`, { user_id: userId });
     const identity = { userId: row.user_id, name: row.name, region: row.region };
     if (players.size > 10_000) players.clear();
-    players.set(userId, { identity, until: Date.now() + PLAYER_CACHE_MS });
+    players.set(cacheKey, { identity, until: Date.now() + PLAYER_CACHE_MS });
     return identity;
   };
 
@@ -73,7 +75,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     validate.onlyFields(b, ['user_id', 'score', 'metadata', 'op']);
     let player: Identity;
     if (r.admin) {
-      player = await playerById(validate.userId(b.user_id));
+      player = await playerById(projectOf(r), validate.userId(b.user_id));
     } else {
       player = r.player!;
       // The player is always the token's subject; naming anyone else is refused.
@@ -88,7 +90,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     }
     const key = idempotencyKeyOf(r);
     return deps.writer.submit({
-      project: DEFAULT_PROJECT,
+      project: projectOf(r),
       board,
       player,
       byPlayer: r.admin === undefined,
@@ -109,19 +111,19 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const fromRankText = queryParam(r.query, 'from_rank');
     if (cursorText !== undefined && fromRankText !== undefined) throw new AppError('invalid_query', 'give cursor or from_rank, not both', { field: 'cursor' });
     if (cursorText !== undefined && typeof cursorText !== 'string') throw new AppError('invalid_query', 'cursor: give it once', { field: 'cursor' });
-    if (cursorText === undefined && fromRankText === undefined) return new JsonText(await deps.views.topText(DEFAULT_PROJECT, board, period, view, limit, readOpts(r), BOARD_TOP));
+    if (cursorText === undefined && fromRankText === undefined) return new JsonText(await deps.views.topText(projectOf(r), board, period, view, limit, readOpts(r), BOARD_TOP));
     const at = {
       ...(cursorText !== undefined && { cursor: decodeCursor(cursorText as string) }),
       ...(fromRankText !== undefined && { fromRank: validate.queryInt(fromRankText, 'from_rank', 1, 1, MAX_FROM_RANK) }),
     };
-    return deps.views.top(DEFAULT_PROJECT, board, period, view, limit, at, readOpts(r));
+    return deps.views.top(projectOf(r), board, period, view, limit, at, readOpts(r));
   };
 
   const rank: HotHandler = async (r) => {
     const board = await boardOf(r);
     const period = periodOf(r, board);
     const userId = validate.userId(r.params.userId, 'userId');
-    return deps.views.rank(DEFAULT_PROJECT, board, period, viewOf(r), userId, readOpts(r));
+    return deps.views.rank(projectOf(r), board, period, viewOf(r), userId, readOpts(r));
   };
 
   const around: HotHandler = async (r) => {
@@ -130,7 +132,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const period = periodOf(r, board);
     const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
     const userId = validate.userId(r.params.userId, 'userId');
-    return deps.views.around(DEFAULT_PROJECT, board, period, view, userId, range, readOpts(r));
+    return deps.views.around(projectOf(r), board, period, view, userId, range, readOpts(r));
   };
 
   const periods: HotHandler = async (r) => {
@@ -140,7 +142,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     if (before !== undefined && (typeof before !== 'string' || !periodById(board.resetRule, before))) {
       throw new AppError('invalid_query', 'before: not a period of this board', { field: 'before' });
     }
-    return deps.views.periods(DEFAULT_PROJECT, board, limit, before as string | undefined);
+    return deps.views.periods(projectOf(r), board, limit, before as string | undefined);
   };
 
   const ranks: HotHandler = async (r) => {
@@ -151,7 +153,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const ids = [...new Set(b.user_ids.map((id) => validate.userId(id, 'user_ids')))];
     const period = periodOf(r, board, b.period);
     const view = viewOf(r, b.region ?? 'GLOBAL');
-    return deps.views.ranks(DEFAULT_PROJECT, board, period, view, ids);
+    return deps.views.ranks(projectOf(r), board, period, view, ids);
   };
 
   return [

@@ -10,11 +10,12 @@
  *   GET  /rank/:userId (= /score/rank/:userId)           ?region&partial
  *   GET  /around/:userId (= /score/around/:userId)       ?region&range&partial
  */
-import { ALL_TIME, AppError, DEFAULT_PROJECT, invalidField, MAIN_BOARD, validate, type ShardRouter } from '@lb/common/contracts';
+import { ALL_TIME, AppError, invalidField, MAIN_BOARD, validate, type ShardRouter } from '@lb/common/contracts';
 import { type Identity } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardSubmission, BoardWriteAnswer, BoardWriter } from '../boards/scores.js';
 import type { BoardViews, RankedBoardRow, TopForm } from '../boards/views.js';
+import { projectOf } from '../http/credentials.js';
 import { JsonText, type HotHandler, type HotRequest, type Route } from '../http/hot-path.js';
 import type { ServiceMetrics } from '../metrics.js';
 import { idempotencyKeyOf, initialScoreField, queryParam, regionField } from './fields.js';
@@ -78,7 +79,7 @@ export function originalRoutes(deps: OriginalRouteDeps): Route[] {
         deps.metrics?.refused(player.region, e);
         throw e;
       }
-      return originalWrite(await deps.writer.submit({ project: DEFAULT_PROJECT, board, player, byPlayer: true, value, op: operator, legacyOp, idempotencyKey: key, requestId: r.requestId }));
+      return originalWrite(await deps.writer.submit({ project: projectOf(r), board, player, byPlayer: true, value, op: operator, legacyOp, idempotencyKey: key, requestId: r.requestId }));
     };
 
   const create = write('create', 'insert', (b, player) => {
@@ -112,12 +113,12 @@ export function originalRoutes(deps: OriginalRouteDeps): Route[] {
   const top: HotHandler = async (r) => {
     const view = viewOf(r);
     const limit = validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000);
-    return new JsonText(await deps.views.topText(DEFAULT_PROJECT, main(), ALL_TIME, view, limit, opts(r), ORIGINAL_TOP));
+    return new JsonText(await deps.views.topText(projectOf(r), main(), ALL_TIME, view, limit, opts(r), ORIGINAL_TOP));
   };
 
   const rank: HotHandler = async (r) => {
     const view = viewOf(r);
-    const { answer: a, homeRegion } = await deps.views.placed(DEFAULT_PROJECT, main(), ALL_TIME, view, player(r), opts(r)).catch(originalNotFound(view));
+    const { answer: a, homeRegion } = await deps.views.placed(projectOf(r), main(), ALL_TIME, view, player(r), opts(r)).catch(originalNotFound(view));
     return { found: true, user_id: a.user_id, name: a.name, region: homeRegion, board: view, score: a.score, rank: a.rank, total: a.total, percentile: a.percentile, ...partialOf(a) };
   };
 
@@ -125,7 +126,7 @@ export function originalRoutes(deps: OriginalRouteDeps): Route[] {
     const view = viewOf(r);
     const id = player(r);
     const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
-    const a = await deps.views.around(DEFAULT_PROJECT, main(), ALL_TIME, view, id, range, opts(r)).catch(originalNotFound(view));
+    const a = await deps.views.around(projectOf(r), main(), ALL_TIME, view, id, range, opts(r)).catch(originalNotFound(view));
     return { region: view, self: originalRow(a.self), around: a.around.map(originalRow), ...partialOf(a) };
   };
 
