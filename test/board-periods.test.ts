@@ -10,7 +10,7 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import { periodAt, type Topology } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, periodAt, type Topology } from '@lb/common/contracts';
 import { BoardsRepo, createLogger } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
@@ -101,9 +101,9 @@ describe('named board periods', function () {
     ]);
 
     // Too early (inside the grace): nothing happens.
-    expect(await closer().close(id, '2026-12-01', T('2026-12-02T00:00:01Z'), 5000)).to.equal('not_ended');
+    expect(await closer().close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:01Z'), 5000)).to.equal('not_ended');
     const [a, b] = [closer(), closer()];
-    const outcomes = await Promise.all([a.close(id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000), b.close(id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000)]);
+    const outcomes = await Promise.all([a.close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000), b.close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000)]);
     await Promise.all([a.shutdown(), b.shutdown()]);
     expect(outcomes.sort()).to.deep.equal(['already_closed', 'closed']);
     const control = svc.deps.pools.forShard(svc.topology.shards[0]!.id);
@@ -185,12 +185,12 @@ describe('named board periods', function () {
         { keyPrefix: svc.config.keyPrefix, graceMs: 0, syncMs: 3_600_000, webhookAttempts: 5, webhookBackoffMs: 100, webhookTimeoutMs: 2000, lockMs: 5000, stalledIntervalMs: 5000 },
       );
       const sched = jobs; // the closer hands deliveries to it
-      const c2 = closer({ onDelivery: (d) => sched.queueDelivery(d) });
+      const c2 = closer({ onDelivery: (p, d) => sched.queueDelivery(p, d) });
       jobs.start();
       await jobs.sync(Date.now());
       const schedulers = await jobs.queue.getJobSchedulers();
       expect(schedulers.find((s) => s.key === schedulerIdOf(id))).to.deep.include({ pattern: '0 0 * * *', tz: 'UTC' });
-      expect(await c2.close(id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('closed');
+      expect(await c2.close(DEFAULT_PROJECT, id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('closed');
       await c2.shutdown();
       await eventually('the webhook delivered', async () => received.length === 1, 30_000, 100);
       const r = received[0]!;
@@ -203,7 +203,7 @@ describe('named board periods', function () {
       const d = await svc.deps.pools.forShard(svc.topology.shards[0]!.id).query('SELECT status, attempts FROM webhook_deliveries WHERE id = $1', [`${id}/2026-12-04`]);
       expect(d.rows[0]).to.deep.equal({ status: 'delivered', attempts: 3 });
       // A second close of the same period changes nothing and sends nothing.
-      expect(await c.close(id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('already_closed');
+      expect(await c.close(DEFAULT_PROJECT, id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('already_closed');
     } finally {
       await jobs?.close();
       await c.shutdown();
@@ -240,9 +240,9 @@ describe('named board periods', function () {
         { keyPrefix: svc.config.keyPrefix, graceMs: 0, syncMs: 3_600_000, webhookAttempts: 2, webhookBackoffMs: 50, webhookTimeoutMs: 1000, lockMs: 5000, stalledIntervalMs: 5000 },
       );
       const sched = jobs;
-      const c = closer({ onDelivery: (d) => sched.queueDelivery(d) });
+      const c = closer({ onDelivery: (p, d) => sched.queueDelivery(p, d) });
       jobs.start();
-      expect(await c.close(id, '2026-12-05', T('2026-12-06T00:00:01Z'), 0)).to.equal('closed');
+      expect(await c.close(DEFAULT_PROJECT, id, '2026-12-05', T('2026-12-06T00:00:01Z'), 0)).to.equal('closed');
       await c.shutdown();
       await eventually('the delivery failed for good', async () => (await status()) === 'failed', 30_000, 100);
       const out: string[] = [];
@@ -304,7 +304,7 @@ describe('named board periods', function () {
       jobs.start();
       await eventually('the period archived', async () => (await control.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [id, period])).rowCount === 1, 30_000, 200);
       expect((await control.query("SELECT count(*)::int AS n FROM period_archive WHERE board = $1 AND period = $2 AND view = 'GLOBAL'", [id, period])).rows[0].n).to.equal(4);
-      expect(await c.close(id, period, Date.now(), 0)).to.equal('already_closed');
+      expect(await c.close(DEFAULT_PROJECT, id, period, Date.now(), 0)).to.equal('already_closed');
       expect((await api.get(`/boards/${id}/top?region=GLOBAL&period=${period}`)).body.total).to.equal(4);
     } finally {
       await child?.stop('SIGKILL');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
-import { type Topology } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, type Topology } from '@lb/common/contracts';
 import { BoardsRepo, ensureDatabase, migrateTopology, signToken } from '@lb/common/platform';
 import { SOURCE_NODE_ARGS, startPostgres, type PostgresProcess } from '@lb/devtools/infra';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
@@ -305,9 +305,9 @@ describe('write-behind pipeline', function () {
           await s.purgeBoard('main');
         }
         expect((await api.get(`/boards/${tied}/top?region=GLOBAL&limit=101`)).body.total).to.equal(0);
-        const boards = await new BoardsRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).all();
+        const boards = await new BoardsRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).ofProject(DEFAULT_PROJECT);
         for (const s of svc.deps.stores.all()) {
-          const r = await rebuildShard(svc.deps.router, s, boards, async () => false);
+          const r = await rebuildShard(svc.deps.router, s, svc.deps.pools, DEFAULT_PROJECT, boards, async () => false);
           expect(r.skipped).to.equal(0);
         }
         expect(await views()).to.deep.equal(before);

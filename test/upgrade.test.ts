@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
 import { createClient, type RedisClientType } from 'redis';
-import { ShardRouter, type Topology } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, ShardRouter, type Topology } from '@lb/common/contracts';
 import { ensureDatabase, migrateTopology, signToken } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
@@ -174,7 +174,7 @@ describe('upgrade in place: the board main from its old tables', function () {
     before(async () => {
       svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
       api = new Client(svc.url);
-      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.catalog.live(), async () => false);
+      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.pools, DEFAULT_PROJECT, svc.deps.catalog.live(), async () => false);
     });
     after(async () => svc?.stop());
 

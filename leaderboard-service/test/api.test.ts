@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import { signToken } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
@@ -322,7 +323,7 @@ describe('leaderboard-service API', function () {
         expect(reg.status).to.equal(503);
         expect(reg.body).to.deep.include({ error: 'unavailable', shard: 'asia', retry_after: 1 });
         expect(reg.headers.get('retry-after')).to.equal('1');
-        expect(await broken.deps.accountsRepo.findAnywhere(deadUser)).to.equal(undefined);
+        expect(await broken.deps.accountsRepo.findAnywhere(DEFAULT_PROJECT, deadUser)).to.equal(undefined);
         // Writes to the dead shard fail cleanly with 503, never pass unchecked.
         const token = signToken({ userId: deadUser, name: 'Dead', region: 'ASIA' }, broken.config.token);
         const w = await new Client(broken.url).post('/score/add', { delta: 1 }, { token });

@@ -57,7 +57,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
       boards,
       keyPrefix: config.keyPrefix,
       log,
-      onDelivery: (id) => periods!.queueDelivery(id),
+      onDelivery: (project, id) => periods!.queueDelivery(project, id),
       ...(config.testFault === 'crash-before-close-commit' && {
         beforeCommit: async () => {
           log.warn('WORKER_TEST_FAULT: dying inside a period close, before its COMMIT');

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { type ScoreEvent, type ShardDef } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, type ScoreEvent, type ShardDef } from '@lb/common/contracts';
 import { createLogger } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { PgPools } from '@lb/common/platform';
@@ -50,7 +50,7 @@ describe('ScoreRepository (real Postgres)', function () {
     const events = [3, 1, 4, 2].map((version) => scoreEvent({ user_id, version, score: version * 7 }));
     events.push(scoreEvent({ user_id: other, version: 1, score: 5 }));
 
-    const r = await repo.applyBatch(shard.id, events);
+    const r = await repo.applyBatch(shard.id, DEFAULT_PROJECT, events);
 
     expect(r).to.deep.equal({ events: 5, inserted: 5, players: 2, upserted: 2 });
     const rows = await db.leaderboard(shard, [user_id, other]);
@@ -78,7 +78,7 @@ describe('ScoreRepository (real Postgres)', function () {
       // Three deliveries of everything (duplicates included), each in a different order and batch split.
       const order = shuffled(all, seed);
       const size = 7 + k * 9;
-      for (let i = 0; i < order.length; i += size) await repo.applyBatch(shard.id, order.slice(i, i + size));
+      for (let i = 0; i < order.length; i += size) await repo.applyBatch(shard.id, DEFAULT_PROJECT, order.slice(i, i + size));
     }
     const rows = await db.leaderboard(shard, players);
     for (const user_id of players) expect(rows.get(user_id), user_id).to.include({ version: 6, score: 105 });
@@ -86,9 +86,9 @@ describe('ScoreRepository (real Postgres)', function () {
 
   it('when the newest version was applied first, then a later batch of older versions changes nothing but the log', async () => {
     const user_id = uniqueId('late');
-    await repo.applyBatch(shard.id, [scoreEvent({ user_id, version: 9, score: 900, name: 'Newest' })]);
+    await repo.applyBatch(shard.id, DEFAULT_PROJECT, [scoreEvent({ user_id, version: 9, score: 900, name: 'Newest' })]);
 
-    const r = await repo.applyBatch(shard.id, [scoreEvent({ user_id, version: 8, score: 1, name: 'Old' })]);
+    const r = await repo.applyBatch(shard.id, DEFAULT_PROJECT, [scoreEvent({ user_id, version: 8, score: 1, name: 'Old' })]);
 
     expect(r.upserted).to.equal(0);
     expect(r.inserted).to.equal(1);
@@ -99,8 +99,8 @@ describe('ScoreRepository (real Postgres)', function () {
     const user_id = uniqueId('dup');
     const events = [1, 2].map((version) => scoreEvent({ user_id, version }));
 
-    const first = await repo.applyBatch(shard.id, [...events, events[0]!]);
-    const again = await repo.applyBatch(shard.id, events);
+    const first = await repo.applyBatch(shard.id, DEFAULT_PROJECT, [...events, events[0]!]);
+    const again = await repo.applyBatch(shard.id, DEFAULT_PROJECT, events);
 
     expect(first).to.include({ events: 2, inserted: 2, upserted: 1 });
     expect(again).to.include({ events: 2, inserted: 0, upserted: 0 });
@@ -115,7 +115,7 @@ describe('ScoreRepository (real Postgres)', function () {
 
     let caught: unknown;
     try {
-      await repo.applyBatch(shard.id, [...good, poison]);
+      await repo.applyBatch(shard.id, DEFAULT_PROJECT, [...good, poison]);
     } catch (e) {
       caught = e;
     }
@@ -133,14 +133,14 @@ describe('ScoreRepository (real Postgres)', function () {
     const ids = [...good, poison].map((e) => e.user_id);
 
     let caught: unknown;
-    await repo.applyBatch(shard.id, [...good, poison]).catch((e: unknown) => (caught = e));
+    await repo.applyBatch(shard.id, DEFAULT_PROJECT, [...good, poison]).catch((e: unknown) => (caught = e));
 
     expect(caught).to.be.instanceOf(InvalidBatchError);
     expect((await db.leaderboard(shard, ids)).size).to.equal(0);
     expect(await db.events(shard, ids)).to.have.length(0);
   });
 
-  it('when a batch of hundreds of events is applied, then it is one statement on one connection, prepared once: no BEGIN, no COMMIT, no statement per event', async () => {
+  it('when a batch of hundreds of events is applied, then it is one statement, prepared once, in one transaction of its project: no statement per event', async () => {
     const pool = pools.forShard(shard.id);
     const sent: string[] = [];
     const spied = new WeakSet<object>();
@@ -158,12 +158,14 @@ describe('ScoreRepository (real Postgres)', function () {
     try {
       const players = Array.from({ length: 150 }, () => uniqueId('one'));
       const events = players.flatMap((user_id) => [1, 2].map((version) => scoreEvent({ user_id, version })));
-      const r = await repo.applyBatch(shard.id, events);
+      const r = await repo.applyBatch(shard.id, DEFAULT_PROJECT, events);
       expect(r).to.deep.equal({ events: 300, inserted: 300, players: 150, upserted: 150 });
-      expect(sent).to.have.length(1);
-      expect(sent[0]).to.match(/^lb_apply_score_batch: /);
-      expect(sent[0]).to.include('INSERT INTO board_scores').and.to.include('INSERT INTO board_score_events');
-      expect(sent[0]).not.to.match(/\b(BEGIN|COMMIT)\b/);
+      expect(sent).to.have.length(4);
+      expect(sent[0]).to.equal('BEGIN');
+      expect(sent[1]).to.match(/set_config\('app\.tenant_id', \$1, true\), set_config\('app\.project_id', \$2, true\)/);
+      expect(sent[2]).to.match(/^lb_apply_score_batch: /);
+      expect(sent[2]).to.include('INSERT INTO board_scores').and.to.include('INSERT INTO board_score_events');
+      expect(sent[3]).to.equal('COMMIT');
       expect((await db.events(shard, players)).length).to.equal(300);
     } finally {
       pool.off('acquire', spy);
@@ -190,7 +192,7 @@ describe('ScoreRepository (real Postgres)', function () {
     const p = new PgPools([broken], { size: 1, statementTimeoutMs: 1000, applicationName: 'test' }, createLogger('test', 'silent'));
     try {
       let caught: unknown;
-      await new ScoreRepository(p).applyBatch(shard.id, [scoreEvent()]).catch((e: unknown) => (caught = e));
+      await new ScoreRepository(p).applyBatch(shard.id, DEFAULT_PROJECT, [scoreEvent()]).catch((e: unknown) => (caught = e));
       expect(caught).to.be.instanceOf(Error);
       expect(caught).not.to.be.instanceOf(InvalidBatchError);
     } finally {

@@ -5,7 +5,7 @@
  * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { ALL_TIME, AppError, StoreUnavailable, type ShardRouter } from '@lb/common/contracts';
+import { ALL_TIME, AppError, DEFAULT_PROJECT, StoreUnavailable, type ShardRouter } from '@lb/common/contracts';
 import { signToken, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardWriter } from '../boards/scores.js';
@@ -83,7 +83,7 @@ export class AccountService {
       homeShard: home.id,
       directoryShard: this.deps.router.hashShard(r.userId).id,
     };
-    if (!(await this.deps.repo.create(account))) throw new AppError('user_exists', `user ${r.userId} already exists`);
+    if (!(await this.deps.repo.create(DEFAULT_PROJECT, account))) throw new AppError('user_exists', `user ${r.userId} already exists`);
     let score: number;
     try {
       const w = await this.deps.writer.submit({
@@ -98,7 +98,7 @@ export class AccountService {
       });
       score = w.score;
     } catch (e) {
-      await this.deps.repo.remove(account).catch((err: unknown) =>
+      await this.deps.repo.remove(DEFAULT_PROJECT, account).catch((err: unknown) =>
         this.deps.log.error('registration failed and its account could not be removed', { user_id: r.userId, err: err as Error }),
       );
       throw e;
@@ -114,7 +114,7 @@ export class AccountService {
    */
   async login(userId: string, password: string, clientIp: string): Promise<AccountAnswer> {
     await this.deps.guard.admit(userId, clientIp);
-    const row = await this.deps.repo.findAnywhere(userId);
+    const row = await this.deps.repo.findAnywhere(DEFAULT_PROJECT, userId);
     const stored = row?.password_hash ?? (await this.dummyHash);
     const ok = await this.deps.slots.run(() => verify(stored, password).catch(() => false));
     if (!row || !ok) throw new AppError('invalid_credentials', 'wrong user id or password');

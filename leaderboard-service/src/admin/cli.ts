@@ -16,6 +16,7 @@
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import { createLogger, loadTopology, PgPools, type Env } from '@lb/common/platform';
 import { ApiKeysRepo } from '../db/api-keys-repo.js';
 import { loginCommand } from './login-admin.js';
@@ -97,11 +98,11 @@ export async function runAdmin(
   }
 }
 
-/** The webhook deliveries of closed periods (in the control plane). */
+/** The default project's webhook deliveries of closed periods (in the control plane), in its row scope. */
 async function webhooks(pools: PgPools, control: string, verb: string, id: string | undefined, json: boolean, out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const db = pools.forShard(control);
+  const q = <R extends Record<string, unknown>>(text: string, values: unknown[] = []) => pools.inScope(control, DEFAULT_PROJECT, (c) => c.query<R>(text, values), 'admin');
   if (verb === 'list') {
-    const r = await db.query<{ id: string; status: string; attempts: number; last_error: string | null; url: string }>(
+    const r = await q<{ id: string; status: string; attempts: number; last_error: string | null; url: string }>(
       'SELECT id, status, attempts, last_error, url FROM webhook_deliveries ORDER BY created_at DESC LIMIT 200',
     );
     if (json) out(JSON.stringify(r.rows));
@@ -112,7 +113,7 @@ async function webhooks(pools: PgPools, control: string, verb: string, id: strin
     err(`webhook replay needs the delivery id\n${USAGE}\n`);
     return 2;
   }
-  const r = await db.query(`UPDATE webhook_deliveries SET status = 'pending', attempts = 0, last_error = NULL WHERE id = $1 AND status = 'failed'`, [id]);
+  const r = await q(`UPDATE webhook_deliveries SET status = 'pending', attempts = 0, last_error = NULL WHERE id = $1 AND status = 'failed'`, [id]);
   if (r.rowCount !== 1) {
     err(`no failed delivery ${id}\n`);
     return 1;

@@ -19,7 +19,7 @@
  * does not answer, the read fails with its StoreUnavailable (503) unless
  * the caller accepts a partial answer (leaderboard/gather.ts).
  */
-import { AppError, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT, StoreUnavailable, comparePlaces, mergePlaces, percentile, periodAt, previousPeriod, rankList, rankPlaces, scoreOf, type Board, type ShardRouter } from '@lb/common/contracts';
 import type { ArchiveRepo, ArchivedRow } from '../db/archive-repo.js';
 import { gather, withMissing, type ReadOptions } from '../leaderboard/gather.js';
 import type { TopPages } from '../leaderboard/top-cache.js';
@@ -151,12 +151,12 @@ export class BoardViews {
       out.push({ id: current.id, starts_at: iso(current.startsAt), ends_at: iso(current.endsAt), status: 'open', players: await this.livePlayers(board, current.id) });
     }
     const prev = previousPeriod(board.resetRule, current);
-    if (prev && out.length < limit && (before === undefined || prev.id < before) && !(await this.archive.isClosed(board.id, prev.id))) {
+    if (prev && out.length < limit && (before === undefined || prev.id < before) && !(await this.archive.isClosed(DEFAULT_PROJECT, board.id, prev.id))) {
       const players = await this.livePlayers(board, prev.id);
       if (players > 0) out.push({ id: prev.id, starts_at: iso(prev.startsAt), ends_at: iso(prev.endsAt), status: 'closing', players });
     }
     if (out.length < limit) {
-      for (const c of await this.archive.periods(board.id, limit - out.length, before)) out.push({ id: c.period, starts_at: c.starts_at, ends_at: c.ends_at, status: 'archived', players: c.players });
+      for (const c of await this.archive.periods(DEFAULT_PROJECT, board.id, limit - out.length, before)) out.push({ id: c.period, starts_at: c.starts_at, ends_at: c.ends_at, status: 'archived', players: c.players });
     }
     const last = out[out.length - 1];
     return { board: board.id, periods: out, next_before: out.length === limit && last ? last.id : null };
@@ -165,7 +165,7 @@ export class BoardViews {
   /** A period other than the current one that the close has archived: read from Postgres. */
   private async archived(board: Board, period: string): Promise<boolean> {
     if (period === periodAt(board.resetRule, this.clock()).id) return false;
-    return this.archive.isClosed(board.id, period);
+    return this.archive.isClosed(DEFAULT_PROJECT, board.id, period);
   }
 
   private storesFor(view: string): BoardStore[] {
@@ -205,8 +205,8 @@ export class BoardViews {
   /** A page of a period the close has archived, from Postgres. */
   private async archivedTop(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }): Promise<TopAnswer> {
     const [total, rows] = await Promise.all([
-      this.archive.total(board.id, period, view),
-      this.archive.page(board.id, period, view, limit, at.cursor ? { after: at.cursor } : { offset: (at.fromRank ?? 1) - 1 }),
+      this.archive.total(DEFAULT_PROJECT, board.id, period, view),
+      this.archive.page(DEFAULT_PROJECT, board.id, period, view, limit, at.cursor ? { after: at.cursor } : { offset: (at.fromRank ?? 1) - 1 }),
     ]);
     const last = rows[rows.length - 1];
     const start = rows[0]?.position ?? total;
@@ -300,9 +300,9 @@ export class BoardViews {
   async placed(board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
-      const [row] = await this.archive.find(board.id, period, view, [userId]);
+      const [row] = await this.archive.find(DEFAULT_PROJECT, board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
-      const [total, worse] = await Promise.all([this.archive.total(board.id, period, view), this.archive.worse(board.id, period, view, row.score, board.order)]);
+      const [total, worse] = await Promise.all([this.archive.total(DEFAULT_PROJECT, board.id, period, view), this.archive.worse(DEFAULT_PROJECT, board.id, period, view, row.score, board.order)]);
       const answer = { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
       return { answer, homeRegion: '' };
     }
@@ -345,9 +345,9 @@ export class BoardViews {
   async around(board: Board, period: string, view: string, userId: string, range: number, opts: ReadOptions = {}) {
     const partial = opts.partial ?? false;
     if (await this.archived(board, period)) {
-      const [row] = await this.archive.find(board.id, period, view, [userId]);
+      const [row] = await this.archive.find(DEFAULT_PROJECT, board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
-      const near = await this.archive.range(board.id, period, view, row.position - range, row.position + range);
+      const near = await this.archive.range(DEFAULT_PROJECT, board.id, period, view, row.position - range, row.position + range);
       return { board: board.id, period, region: view, self: archivedRow(row), around: near.filter((r) => r.position !== row.position).map(archivedRow) };
     }
     const found = await this.find(board, period, view, [userId], partial);
@@ -393,7 +393,7 @@ export class BoardViews {
   async ranks(board: Board, period: string, view: string, userIds: readonly string[]) {
     let rows: { key: BoardKey; user_id: string; name: string; score: number; rank: number; metadata: unknown }[];
     if (await this.archived(board, period)) {
-      rows = (await this.archive.find(board.id, period, view, userIds)).map((r) => ({ key: r, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, metadata: r.metadata }));
+      rows = (await this.archive.find(DEFAULT_PROJECT, board.id, period, view, userIds)).map((r) => ({ key: r, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, metadata: r.metadata }));
     } else {
       const { stores, results } = await this.find(board, period, view, userIds);
       const found = results.flatMap((r, shard) => r.found.map((f) => ({ shard, f })));

@@ -9,7 +9,7 @@
  *   POST /boards/:board/ranks            {user_ids, region?, period?}
  *   GET  /boards/:board/periods          ?limit&before
  */
-import { AppError, invalidField, periodAt, periodById, validate, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT, invalidField, periodAt, periodById, validate, type Board, type Operator, type ShardRouter } from '@lb/common/contracts';
 import { type Identity } from '@lb/common/platform';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardCatalog } from '../boards/catalog.js';
@@ -59,7 +59,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   const playerById = async (userId: string): Promise<Identity> => {
     const hit = players.get(userId);
     if (hit && hit.until > Date.now()) return hit.identity;
-    const row = await deps.accounts.findAnywhere(userId);
+    const row = await deps.accounts.findAnywhere(DEFAULT_PROJECT, userId);
     if (!row) throw new AppError('user_not_found', `no player ${userId}`, { user_id: userId });
     const identity = { userId: row.user_id, name: row.name, region: row.region };
     if (players.size > 10_000) players.clear();
