@@ -10,7 +10,7 @@
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PROJECT, ShardRouter } from '@lb/common/contracts';
-import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools } from '@lb/common/platform';
+import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PG_SERVICE_PASSWORD, PgPools } from '@lb/common/platform';
 import { ArchiveRepo } from '@lb/leaderboard-service/db';
 import { rebuildShard, ShardStores, upgradeLayout, type RebuildResult } from '@lb/leaderboard-service/ops';
 
@@ -56,7 +56,7 @@ async function main(): Promise<number> {
   const results: RebuildResult[] = [];
   // The boards' definitions and closed periods, from the control plane (the first shard's database).
   const control = router.shards[0]!.id;
-  const pools = new PgPools(router.shards, { size: 2, applicationName: 'rebuild-redis' }, log);
+  const pools = new PgPools(router.shards, { size: 2, servicePassword: PG_SERVICE_PASSWORD.read(process.env), applicationName: 'rebuild-redis' }, log);
   try {
     const boards = await new BoardsRepo(pools, control).ofProject(DEFAULT_PROJECT);
     const archive = new ArchiveRepo(pools, control);

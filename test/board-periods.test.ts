@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { DEFAULT_PROJECT, periodAt, type Topology } from '@lb/common/contracts';
 import { BoardsRepo, createLogger } from '@lb/common/platform';
-import { getInfra, uniqueId } from '@lb/devtools/testing';
+import { getInfra, projectDb, uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
@@ -106,7 +106,7 @@ describe('named board periods', function () {
     const outcomes = await Promise.all([a.close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000), b.close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000)]);
     await Promise.all([a.shutdown(), b.shutdown()]);
     expect(outcomes.sort()).to.deep.equal(['already_closed', 'closed']);
-    const control = svc.deps.pools.forShard(svc.topology.shards[0]!.id);
+    const control = projectDb(svc.deps.pools, svc.topology.shards[0]!.id);
     const counted = await control.query('SELECT view, count(*)::int AS n FROM period_archive WHERE board = $1 AND period = $2 GROUP BY view ORDER BY view', [id, '2026-12-01']);
     expect(counted.rows).to.deep.equal([
       { view: 'ASIA', n: 3 },
@@ -200,7 +200,7 @@ describe('named board periods', function () {
       expect(payload).to.deep.include({ event: 'period.closed', board: id, period: '2026-12-04', players: 5 });
       expect(payload.top).to.have.length(5);
       expect(calls).to.equal(3);
-      const d = await svc.deps.pools.forShard(svc.topology.shards[0]!.id).query('SELECT status, attempts FROM webhook_deliveries WHERE id = $1', [`${id}/2026-12-04`]);
+      const d = await projectDb(svc.deps.pools, svc.topology.shards[0]!.id).query('SELECT status, attempts FROM webhook_deliveries WHERE id = $1', [`${id}/2026-12-04`]);
       expect(d.rows[0]).to.deep.equal({ status: 'delivered', attempts: 3 });
       // A second close of the same period changes nothing and sends nothing.
       expect(await c.close(DEFAULT_PROJECT, id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('already_closed');
@@ -228,7 +228,7 @@ describe('named board periods', function () {
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     const { id } = await makeBoard({ operator: 'best', reset: 'daily', webhook_url: url });
     await api.post(`/boards/${id}/scores`, { score: 3 }, { token: players[0]!.token });
-    const control = svc.deps.pools.forShard(svc.topology.shards[0]!.id);
+    const control = projectDb(svc.deps.pools, svc.topology.shards[0]!.id);
     const delivery = `${id}/2026-12-05`;
     const status = async () => (await control.query('SELECT status FROM webhook_deliveries WHERE id = $1', [delivery])).rows[0]?.status as string | undefined;
     let jobs: PeriodJobs | undefined;
@@ -279,7 +279,7 @@ describe('named board periods', function () {
     now = Date.now();
     const infra = await getInfra();
     const topology: Topology = svc.topology;
-    const control = svc.deps.pools.forShard(topology.shards[0]!.id);
+    const control = projectDb(svc.deps.pools, topology.shards[0]!.id);
     // A worker whose sync queues the close of yesterday and dies before its COMMIT.
     let child: Child | undefined = await spawnNode(
       'worker-service/src/index.ts',

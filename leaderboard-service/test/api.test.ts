@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import { signToken } from '@lb/common/platform';
-import { uniqueId } from '@lb/devtools/testing';
+import { projectDb, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
 import { mainEntry } from '../../test/support/main-entry.js';
 
@@ -23,7 +23,7 @@ describe('leaderboard-service API', function () {
       expect(r.status).to.equal(201);
       expect(r.body.token).to.be.a('string');
       expect(r.body.user).to.deep.equal({ user_id: user, name: 'Alice', region: 'EU', score: 42 });
-      const row = await svc.deps.pools.forShard('eu').query('SELECT name, region, password_hash FROM accounts WHERE user_id = $1', [user]);
+      const row = await projectDb(svc.deps.pools, 'eu').query('SELECT name, region, password_hash FROM accounts WHERE user_id = $1', [user]);
       expect(row.rows[0].name).to.equal('Alice');
       expect(row.rows[0].password_hash).to.match(/^\$argon2id\$/);
       expect(row.rows[0].password_hash).to.not.contain('password123');

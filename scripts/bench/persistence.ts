@@ -122,7 +122,7 @@ function makeEvents(prefix: string, players: number, versions: number, region: s
 }
 
 async function rawBaseline(e: Env, log: (s: string) => void): Promise<number> {
-  const pools = new PgPools(e.topology.shards, { size: 2, statementTimeoutMs: 60_000, applicationName: 'bench' }, createLogger('bench', 'error'));
+  const pools = new PgPools(e.topology.shards, { size: 2, servicePassword: undefined, statementTimeoutMs: 60_000, applicationName: 'bench' }, createLogger('bench', 'error'));
   const repo = new ScoreRepository(pools);
   const events = makeEvents('raw-', 50_000, 2, 'NA');
   // Warm-up, then the timed run.

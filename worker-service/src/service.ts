@@ -39,7 +39,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
   const metrics = new WorkerMetrics(config.metricsPort > 0);
   const pools = new PgPools(
     shards,
-    { size: config.pgPoolSize, statementTimeoutMs: config.pgStatementTimeoutMs, applicationName: config.instanceId, metrics: metrics.enabled ? metrics.pg : undefined },
+    { size: config.pgPoolSize, servicePassword: config.pgServicePassword, statementTimeoutMs: config.pgStatementTimeoutMs, applicationName: config.instanceId, metrics: metrics.enabled ? metrics.pg : undefined },
     log,
   );
   const base = new ScoreRepository(pools);

@@ -17,7 +17,7 @@
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PROJECT } from '@lb/common/contracts';
-import { createLogger, loadTopology, PgPools, type Env } from '@lb/common/platform';
+import { createLogger, loadTopology, PG_SERVICE_PASSWORD, PgPools, type Env } from '@lb/common/platform';
 import { ApiKeysRepo } from '../db/api-keys-repo.js';
 import { loginCommand } from './login-admin.js';
 
@@ -62,7 +62,7 @@ export async function runAdmin(
   }
   if (what === 'login') return loginCommand(verb!, parsed.values, Boolean(parsed.values.json), env, out, err);
   const topology = loadTopology(env);
-  const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, applicationName: 'lb-admin' }, createLogger('admin', 'error'));
+  const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, servicePassword: PG_SERVICE_PASSWORD.read(env), applicationName: 'lb-admin' }, createLogger('admin', 'error'));
   const repo = new ApiKeysRepo(pools, topology.shards[0]!.id);
   try {
     if (what === 'webhook') return await webhooks(pools, topology.shards[0]!.id, verb!, arg, Boolean(parsed.values.json), out, err);
