@@ -127,7 +127,7 @@ export class PeriodJobs {
       concurrency: 4,
     });
     this.hookWorker.on('failed', (job, err) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.markFailed(deliveryProject(job.data), String(job.data.id), err.message);
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.markFailed(job.data, String(job.data.id), err.message);
     });
     for (const w of [this.worker, this.hookWorker]) w.on('error', (err) => this.deps.log.debug('period worker error', { err: err.message }));
     void this.sync();
@@ -262,9 +262,10 @@ export class PeriodJobs {
     throw new Error(error);
   }
 
-  private async markFailed(project: ProjectRef, id: string, err: string): Promise<void> {
-    await this.deps.pools
-      .inScope(this.control, project, (c) => c.query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err]), 'webhook')
+  private async markFailed(data: { project?: unknown }, id: string, err: string): Promise<void> {
+    await Promise.resolve()
+      .then(() => deliveryProject(data))
+      .then((project) => this.deps.pools.inScope(this.control, project, (c) => c.query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err]), 'webhook'))
       .catch(() => undefined);
     this.deps.log.warn('webhook delivery failed for good; kept for replay', { delivery: id, err });
   }
