@@ -10,7 +10,7 @@
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
 import { DEFAULT_PROJECT, ShardRouter } from '@lb/common/contracts';
-import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PgPools } from '@lb/common/platform';
+import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PG_SERVICE_PASSWORD, PgPools } from '@lb/common/platform';
 import { ArchiveRepo } from '@lb/leaderboard-service/db';
 import { rebuildShard, ShardStores, upgradeLayout, type RebuildResult } from '@lb/leaderboard-service/ops';
 
@@ -56,9 +56,9 @@ async function main(): Promise<number> {
   const results: RebuildResult[] = [];
   // The boards' definitions and closed periods, from the control plane (the first shard's database).
   const control = router.shards[0]!.id;
-  const pools = new PgPools(router.shards.slice(0, 1), { size: 2, applicationName: 'rebuild-redis' }, log);
+  const pools = new PgPools(router.shards, { size: 2, servicePassword: PG_SERVICE_PASSWORD.read(process.env), applicationName: 'rebuild-redis' }, log);
   try {
-    const boards = await new BoardsRepo(pools, control).all();
+    const boards = await new BoardsRepo(pools, control).ofProject(DEFAULT_PROJECT);
     const archive = new ArchiveRepo(pools, control);
     for (const id of ids) {
       const progress = (what: string) => (p: RebuildResult) => {
@@ -66,7 +66,7 @@ async function main(): Promise<number> {
       };
       // A shard still in main's layout from before the board engine is converted first (what is left of it).
       await upgradeLayout(stores.get(id), router.regions);
-      const r = await rebuildShard(router, stores.get(id), DEFAULT_PROJECT, boards, (board, period) => archive.isClosed(board, period), progress('boards'));
+      const r = await rebuildShard(router, stores.get(id), pools, DEFAULT_PROJECT, boards, (board, period) => archive.isClosed(DEFAULT_PROJECT, board, period), progress('boards'));
       if (!args.json) process.stderr.write('\n');
       results.push(r);
     }

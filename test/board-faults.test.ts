@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { signToken } from '@lb/common/platform';
 import { freePort } from '@lb/devtools/infra';
-import { getInfra, uniqueId } from '@lb/devtools/testing';
+import { getInfra, projectDb, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { eventually, spawnNode, type Child } from './support/processes.js';
@@ -55,7 +55,7 @@ describe('faults on named boards', function () {
       expect(await store.client.hGet(keys.versions, user)).to.equal('1');
       expect(await store.client.hLen(store.keys.outbox)).to.equal(1);
       worker = spawnNode(WORKER, infra.env({ KEY_PREFIX: prefix, LOG_LEVEL: 'warn', BATCH_MAX_WAIT_MS: '20' }));
-      const db = svc.deps.pools.forShard('eu');
+      const db = projectDb(svc.deps.pools, 'eu');
       await eventually('event persisted', async () => (await db.query('SELECT 1 FROM board_score_events WHERE board = $1 AND user_id = $2', [board, user])).rowCount === 1, 60_000);
       const row = (await db.query('SELECT period, score::int, version::int, metadata FROM board_scores WHERE board = $1 AND user_id = $2', [board, user])).rows[0];
       expect(row).to.deep.equal({ period: 'all', score: 4242, version: 1, metadata: { lap: 3 } });

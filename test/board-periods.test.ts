@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { DEFAULT_PROJECT, periodAt, type Topology } from '@lb/common/contracts';
 import { BoardsRepo, createLogger } from '@lb/common/platform';
-import { getInfra, uniqueId } from '@lb/devtools/testing';
+import { getInfra, projectDb, uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
@@ -101,12 +101,12 @@ describe('named board periods', function () {
     ]);
 
     // Too early (inside the grace): nothing happens.
-    expect(await closer().close(id, '2026-12-01', T('2026-12-02T00:00:01Z'), 5000)).to.equal('not_ended');
+    expect(await closer().close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:01Z'), 5000)).to.equal('not_ended');
     const [a, b] = [closer(), closer()];
-    const outcomes = await Promise.all([a.close(id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000), b.close(id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000)]);
+    const outcomes = await Promise.all([a.close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000), b.close(DEFAULT_PROJECT, id, '2026-12-01', T('2026-12-02T00:00:10Z'), 5000)]);
     await Promise.all([a.shutdown(), b.shutdown()]);
     expect(outcomes.sort()).to.deep.equal(['already_closed', 'closed']);
-    const control = svc.deps.pools.forShard(svc.topology.shards[0]!.id);
+    const control = projectDb(svc.deps.pools, svc.topology.shards[0]!.id);
     const counted = await control.query('SELECT view, count(*)::int AS n FROM period_archive WHERE board = $1 AND period = $2 GROUP BY view ORDER BY view', [id, '2026-12-01']);
     expect(counted.rows).to.deep.equal([
       { view: 'ASIA', n: 3 },
@@ -185,12 +185,12 @@ describe('named board periods', function () {
         { keyPrefix: svc.config.keyPrefix, graceMs: 0, syncMs: 3_600_000, webhookAttempts: 5, webhookBackoffMs: 100, webhookTimeoutMs: 2000, lockMs: 5000, stalledIntervalMs: 5000 },
       );
       const sched = jobs; // the closer hands deliveries to it
-      const c2 = closer({ onDelivery: (d) => sched.queueDelivery(d) });
+      const c2 = closer({ onDelivery: (p, d) => sched.queueDelivery(p, d) });
       jobs.start();
       await jobs.sync(Date.now());
       const schedulers = await jobs.queue.getJobSchedulers();
       expect(schedulers.find((s) => s.key === schedulerIdOf(id))).to.deep.include({ pattern: '0 0 * * *', tz: 'UTC' });
-      expect(await c2.close(id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('closed');
+      expect(await c2.close(DEFAULT_PROJECT, id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('closed');
       await c2.shutdown();
       await eventually('the webhook delivered', async () => received.length === 1, 30_000, 100);
       const r = received[0]!;
@@ -200,10 +200,10 @@ describe('named board periods', function () {
       expect(payload).to.deep.include({ event: 'period.closed', board: id, period: '2026-12-04', players: 5 });
       expect(payload.top).to.have.length(5);
       expect(calls).to.equal(3);
-      const d = await svc.deps.pools.forShard(svc.topology.shards[0]!.id).query('SELECT status, attempts FROM webhook_deliveries WHERE id = $1', [`${id}/2026-12-04`]);
+      const d = await projectDb(svc.deps.pools, svc.topology.shards[0]!.id).query('SELECT status, attempts FROM webhook_deliveries WHERE id = $1', [`${id}/2026-12-04`]);
       expect(d.rows[0]).to.deep.equal({ status: 'delivered', attempts: 3 });
       // A second close of the same period changes nothing and sends nothing.
-      expect(await c.close(id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('already_closed');
+      expect(await c.close(DEFAULT_PROJECT, id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('already_closed');
     } finally {
       await jobs?.close();
       await c.shutdown();
@@ -228,7 +228,7 @@ describe('named board periods', function () {
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     const { id } = await makeBoard({ operator: 'best', reset: 'daily', webhook_url: url });
     await api.post(`/boards/${id}/scores`, { score: 3 }, { token: players[0]!.token });
-    const control = svc.deps.pools.forShard(svc.topology.shards[0]!.id);
+    const control = projectDb(svc.deps.pools, svc.topology.shards[0]!.id);
     const delivery = `${id}/2026-12-05`;
     const status = async () => (await control.query('SELECT status FROM webhook_deliveries WHERE id = $1', [delivery])).rows[0]?.status as string | undefined;
     let jobs: PeriodJobs | undefined;
@@ -240,9 +240,9 @@ describe('named board periods', function () {
         { keyPrefix: svc.config.keyPrefix, graceMs: 0, syncMs: 3_600_000, webhookAttempts: 2, webhookBackoffMs: 50, webhookTimeoutMs: 1000, lockMs: 5000, stalledIntervalMs: 5000 },
       );
       const sched = jobs;
-      const c = closer({ onDelivery: (d) => sched.queueDelivery(d) });
+      const c = closer({ onDelivery: (p, d) => sched.queueDelivery(p, d) });
       jobs.start();
-      expect(await c.close(id, '2026-12-05', T('2026-12-06T00:00:01Z'), 0)).to.equal('closed');
+      expect(await c.close(DEFAULT_PROJECT, id, '2026-12-05', T('2026-12-06T00:00:01Z'), 0)).to.equal('closed');
       await c.shutdown();
       await eventually('the delivery failed for good', async () => (await status()) === 'failed', 30_000, 100);
       const out: string[] = [];
@@ -279,7 +279,7 @@ describe('named board periods', function () {
     now = Date.now();
     const infra = await getInfra();
     const topology: Topology = svc.topology;
-    const control = svc.deps.pools.forShard(topology.shards[0]!.id);
+    const control = projectDb(svc.deps.pools, topology.shards[0]!.id);
     // A worker whose sync queues the close of yesterday and dies before its COMMIT.
     let child: Child | undefined = await spawnNode(
       'worker-service/src/index.ts',
@@ -304,7 +304,7 @@ describe('named board periods', function () {
       jobs.start();
       await eventually('the period archived', async () => (await control.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [id, period])).rowCount === 1, 30_000, 200);
       expect((await control.query("SELECT count(*)::int AS n FROM period_archive WHERE board = $1 AND period = $2 AND view = 'GLOBAL'", [id, period])).rows[0].n).to.equal(4);
-      expect(await c.close(id, period, Date.now(), 0)).to.equal('already_closed');
+      expect(await c.close(DEFAULT_PROJECT, id, period, Date.now(), 0)).to.equal('already_closed');
       expect((await api.get(`/boards/${id}/top?region=GLOBAL&period=${period}`)).body.total).to.equal(4);
     } finally {
       await child?.stop('SIGKILL');

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { DEFAULT_PROJECT, type Topology } from '@lb/common/contracts';
 import { BoardsRepo, ensureDatabase, migrateTopology, signToken } from '@lb/common/platform';
 import { SOURCE_NODE_ARGS, startPostgres, type PostgresProcess } from '@lb/devtools/infra';
-import { getInfra, uniqueId } from '@lb/devtools/testing';
+import { getInfra, projectDb, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
 import { rebuildShard } from '../leaderboard-service/src/recovery/rebuild.js';
@@ -216,7 +216,7 @@ describe('write-behind pipeline', function () {
         await eventually('outboxes empty', async () => (await Promise.all(stores.map((s) => s.client.hLen(s.keys.outbox)))).every((n) => n === 0), 30_000);
         expect(await leases()).to.deep.equal(stores.map((s) => svc!.deps.relays.get(s.shard.id).id));
         for (const p of players) {
-          const db = svc.deps.pools.forShard(svc.deps.router.homeShard(p.user_id, p.region).id);
+          const db = projectDb(svc.deps.pools, svc.deps.router.homeShard(p.user_id, p.region).id);
           const r = await db.query('SELECT array_agg(version ORDER BY version)::int[] AS versions FROM score_events WHERE user_id = $1', [p.user_id]);
           expect(r.rows[0].versions, p.user_id).to.deep.equal([1, 2]);
         }
@@ -246,7 +246,7 @@ describe('write-behind pipeline', function () {
         // Redis and Postgres agree, and each player's log holds versions 1..5 once: registration and four writes.
         expect(await compareRedisWithPostgres(svc, players)).to.deep.equal([]);
         for (const p of players) {
-          const db = svc.deps.pools.forShard(svc.deps.router.homeShard(p.user_id, p.region).id);
+          const db = projectDb(svc.deps.pools, svc.deps.router.homeShard(p.user_id, p.region).id);
           const r = await db.query('SELECT count(*)::int AS n, max(score)::int AS top FROM score_events WHERE user_id = $1', [p.user_id]);
           expect(r.rows[0]).to.deep.equal({ n: 5, top: 12 });
         }
@@ -277,7 +277,7 @@ describe('write-behind pipeline', function () {
         }
         await eventually('backlog drained', () => drained(svc), 60_000, 100);
         for (const [i, p] of players.entries()) {
-          const db = svc.deps.pools.forShard(svc.deps.router.homeShard(p.id, p.region).id);
+          const db = projectDb(svc.deps.pools, svc.deps.router.homeShard(p.id, p.region).id);
           const row = await db.query('SELECT score::int, version::int, metadata, region FROM board_scores WHERE board = $1 AND period = $2 AND user_id = $3', [board, 'all', p.id]);
           expect(row.rows[0]).to.deep.equal({ score: 10 * (i + 1) - 3 - i, version: 2, metadata: { lap: i }, region: p.region });
           const h = await api.get(`/history/${p.id}?board=${board}`);
@@ -307,9 +307,9 @@ describe('write-behind pipeline', function () {
           await bs.purgeBoard('main');
         }
         expect((await api.get(`/boards/${tied}/top?region=GLOBAL&limit=101`)).body.total).to.equal(0);
-        const boards = await new BoardsRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).all();
+        const boards = await new BoardsRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).ofProject(DEFAULT_PROJECT);
         for (const s of svc.deps.stores.all()) {
-          const r = await rebuildShard(svc.deps.router, s, DEFAULT_PROJECT, boards, async () => false);
+          const r = await rebuildShard(svc.deps.router, s, svc.deps.pools, DEFAULT_PROJECT, boards, async () => false);
           expect(r.skipped).to.equal(0);
         }
         expect(await views()).to.deep.equal(before);

@@ -1,7 +1,10 @@
 /**
  * An upgrade in place from the old layout of the board `main`: databases
  * migrated up to 006 and filled with rows in the old tables (`leaderboard`,
- * `score_events`) by this test, then brought to the current schema. Every
+ * `score_events`) and in every other table a project now owns (the layout
+ * before sql/008's tenancy) by this test, then brought to the current
+ * schema. Every row of those tables must be the default project's after
+ * sql/008, none lost. Every
  * score, version, event, timestamp and request id must survive sql/007, the
  * old table names must still read the same rows, and a stack started on the
  * upgraded databases (Redis rebuilt from them) must answer /top, /rank,
@@ -23,7 +26,7 @@ import { expect } from 'chai';
 import pg from 'pg';
 import { createClient, type RedisClientType } from 'redis';
 import { DEFAULT_PROJECT, parseReset, periodAt, previousPeriod, ShardRouter, shardKeys, upgradedKeyName, type Topology } from '@lb/common/contracts';
-import { ensureDatabase, migrateTopology, signToken } from '@lb/common/platform';
+import { ensureDatabase, migrateTopology, serviceRoleUrl, signToken } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
@@ -58,18 +61,24 @@ async function databasesAt(last: number): Promise<Topology> {
   const infra = await getInfra();
   const suffix = uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8);
   const topology = { ...infra.topology, shards: infra.topology.shards.map((s) => ({ ...s, postgres: infra.postgres.urlFor(`upg_${suffix}_${s.id}`) })) };
+  for (const s of topology.shards) await ensureDatabase(s.postgres);
+  await migrateUpTo(topology, last);
+  return topology;
+}
+
+/** Applies the migrations numbered up to `last` (the others wait for a later run). */
+async function migrateUpTo(topology: Topology, last: number): Promise<void> {
+  const infra = await getInfra();
   const dir = await mkdtemp(join(tmpdir(), 'lb-sql-'));
   try {
     for (const f of await readdir(join(infra.repoRoot, 'sql'))) {
       const n = /^(\d+)_/.exec(f);
       if (n && Number(n[1]) <= last) await copyFile(join(infra.repoRoot, 'sql', f), join(dir, f));
     }
-    for (const s of topology.shards) await ensureDatabase(s.postgres);
     await migrateTopology(topology, dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  return topology;
 }
 
 async function withDb<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -89,6 +98,9 @@ describe('upgrade in place: the board main from its old tables', function () {
   const rows: OldRow[] = [];
   const events: OldEvent[] = [];
   const model = new ReferenceBoards();
+  /** The tables sql/008 gives a project, and their row counts before it ran (over every database). */
+  const TENANT_TABLES = ['accounts', 'user_directory', 'boards', 'board_scores', 'board_score_events', 'period_closes', 'period_archive', 'webhook_deliveries'];
+  const before008 = new Map<string, number>();
 
   before(async () => {
     topology = await databasesAt(6);
@@ -127,6 +139,25 @@ describe('upgrade in place: the board main from its old tables', function () {
         }
       });
     }
+    // The control plane's tables in their pre-008 layout: a named board, a closed period with its archive and delivery, directory claims.
+    await withDb(topology.shards[0]!.postgres, async (c) => {
+      await c.query(
+        `INSERT INTO boards (id, title, sort_order, operator, reset, tie_break, min_score, max_score, max_metadata_bytes, client_writes, allow_operator_override, webhook_url)
+         VALUES ('oldweekly', 'Old weekly', 'desc', 'best', 'weekly', 'shared', 0, 1000, 0, true, false, 'http://127.0.0.1:9/hook')`,
+      );
+      await c.query("INSERT INTO period_closes (board, period, players) VALUES ('oldweekly', '2026-W40', 2)");
+      for (const [position, user] of ['old0', 'old1'].entries()) {
+        await c.query(
+          "INSERT INTO period_archive (board, period, view, position, rank, user_id, name, score, stored, member) VALUES ('oldweekly', '2026-W40', 'GLOBAL', $1, $2, $3::text, $3::text, $4::bigint, $4::text, $3::text)",
+          [position, position + 1, user, 10 - position],
+        );
+      }
+      await c.query("INSERT INTO webhook_deliveries (id, board, period, url, payload) VALUES ('oldweekly/2026-W40', 'oldweekly', '2026-W40', 'http://127.0.0.1:9/hook', '{}')");
+      for (const r of rows.slice(0, 10)) await c.query('INSERT INTO user_directory (user_id, region, shard_id) VALUES ($1, $2, $3)', [r.user_id, r.region, router.homeShard(r.user_id, r.region).id]);
+    });
+    // 007 first (main's rows into the board tables), then the counts sql/008 must keep.
+    await migrateUpTo(topology, 7);
+    for (const t of TENANT_TABLES) before008.set(t, (await everywhere<{ n: number }>(`SELECT count(*)::int AS n FROM ${t}`)).reduce((a, r) => a + r.n, 0));
     const infra = await getInfra();
     await migrateTopology(topology, join(infra.repoRoot, 'sql'));
   });
@@ -183,6 +214,39 @@ describe('upgrade in place: the board main from its old tables', function () {
     expect(oldEvents.length).to.equal(events.length);
   });
 
+  it('when sql/008 has run, then every row of every table a project owns is kept, as the default project’s', async () => {
+    for (const t of TENANT_TABLES) {
+      // Summed over the databases, by project.
+      const got = new Map<string, number>();
+      for (const r of await everywhere<{ p: string; n: number }>(`SELECT tenant_id || '/' || project_id AS p, count(*)::int AS n FROM ${t} GROUP BY 1`)) got.set(r.p, (got.get(r.p) ?? 0) + r.n);
+      const n = before008.get(t)!;
+      expect(n, `${t} was seeded`).to.be.greaterThan(0);
+      expect([...got], t).to.deep.equal([['default/default', n]]);
+    }
+  });
+
+  it('when sql/008 runs again, then it changes nothing', async () => {
+    const infra = await getInfra();
+    const text = await readFile(join(infra.repoRoot, 'sql', '008_tenancy.sql'), 'utf8');
+    for (const url of new Set(topology.shards.map((s) => s.postgres))) await withDb(url, (c) => c.query(text));
+    for (const t of TENANT_TABLES) {
+      const got = await everywhere<{ n: number }>(`SELECT count(*)::int AS n FROM ${t} WHERE tenant_id = 'default' AND project_id = 'default'`);
+      expect(got.reduce((a, r) => a + r.n, 0), t).to.equal(before008.get(t));
+    }
+  });
+
+  it('when the services’ role reads the upgraded rows, then it sees them in the default project’s scope and not outside it', async () => {
+    const url = serviceRoleUrl(topology.shards[0]!.postgres, undefined);
+    await withDb(url, async (c) => {
+      expect((await c.query('SELECT count(*)::int AS n FROM board_scores')).rows[0].n).to.equal(0);
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('app.tenant_id', 'default', true), set_config('app.project_id', 'default', true)");
+      expect((await c.query("SELECT count(*)::int AS n FROM period_archive WHERE board = 'oldweekly'")).rows[0].n).to.equal(2);
+      expect((await c.query("SELECT id FROM boards WHERE id = 'oldweekly'")).rows).to.deep.equal([{ id: 'oldweekly' }]);
+      await c.query('COMMIT');
+    });
+  });
+
   it('when sql/007 runs again, then it changes nothing', async () => {
     const infra = await getInfra();
     const text = await readFile(join(infra.repoRoot, 'sql', '007_main_board_tables.sql'), 'utf8');
@@ -198,7 +262,7 @@ describe('upgrade in place: the board main from its old tables', function () {
     before(async () => {
       svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
       api = new Client(svc.url);
-      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), DEFAULT_PROJECT, svc.deps.catalog.live(), async () => false);
+      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.pools, DEFAULT_PROJECT, svc.deps.catalog.live(), async () => false);
     });
     after(async () => svc?.stop());
 

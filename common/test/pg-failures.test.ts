@@ -105,7 +105,7 @@ describe('Postgres failure classification (pg-pools)', () => {
 
   it('when PgPools.run or pgFailure meet an unavailable database, then they throw StoreUnavailable naming the shard; faults pass through unchanged', async () => {
     const shard = (await getInfra()).topology.shards[0]!;
-    const pools = new PgPools([shard], { size: 1, applicationName: 'classify-test' }, createLogger('test', 'silent'));
+    const pools = new PgPools([shard], { size: 1, servicePassword: undefined, applicationName: 'classify-test' }, createLogger('test', 'silent'));
     try {
       const unavailable = await pools.run(shard.id, (p) => p.query(`DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '55000'; END $$`)).catch((e: unknown) => e);
       expect(unavailable).to.be.instanceOf(StoreUnavailable);

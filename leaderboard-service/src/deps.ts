@@ -76,7 +76,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const stores = new ShardStores(router.shards, config.keyPrefix, config.redisCommandTimeoutMs, log, on ? metrics.redis : undefined);
   const pools = new PgPools(
     router.shards,
-    { size: config.pgPoolSize, queryTimeoutMs: config.pgQueryTimeoutMs, applicationName: config.instanceId, metrics: on ? metrics.pg : undefined },
+    { size: config.pgPoolSize, servicePassword: config.pgServicePassword, queryTimeoutMs: config.pgQueryTimeoutMs, applicationName: config.instanceId, metrics: on ? metrics.pg : undefined },
     log,
   );
   await stores.connect(log);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import { signToken } from '@lb/common/platform';
-import { uniqueId } from '@lb/devtools/testing';
+import { projectDb, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
 import { mainEntry } from '../../test/support/main-entry.js';
 
@@ -22,7 +23,7 @@ describe('leaderboard-service API', function () {
       expect(r.status).to.equal(201);
       expect(r.body.token).to.be.a('string');
       expect(r.body.user).to.deep.equal({ user_id: user, name: 'Alice', region: 'EU', score: 42 });
-      const row = await svc.deps.pools.forShard('eu').query('SELECT name, region, password_hash FROM accounts WHERE user_id = $1', [user]);
+      const row = await projectDb(svc.deps.pools, 'eu').query('SELECT name, region, password_hash FROM accounts WHERE user_id = $1', [user]);
       expect(row.rows[0].name).to.equal('Alice');
       expect(row.rows[0].password_hash).to.match(/^\$argon2id\$/);
       expect(row.rows[0].password_hash).to.not.contain('password123');
@@ -322,7 +323,7 @@ describe('leaderboard-service API', function () {
         expect(reg.status).to.equal(503);
         expect(reg.body).to.deep.include({ error: 'unavailable', shard: 'asia', retry_after: 1 });
         expect(reg.headers.get('retry-after')).to.equal('1');
-        expect(await broken.deps.accountsRepo.findAnywhere(deadUser)).to.equal(undefined);
+        expect(await broken.deps.accountsRepo.findAnywhere(DEFAULT_PROJECT, deadUser)).to.equal(undefined);
         // Writes to the dead shard fail cleanly with 503, never pass unchecked.
         const token = signToken({ userId: deadUser, name: 'Dead', region: 'ASIA' }, broken.config.token);
         const w = await new Client(broken.url).post('/score/add', { delta: 1 }, { token });

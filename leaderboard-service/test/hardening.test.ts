@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
+import { DEFAULT_PROJECT } from '@lb/common/contracts';
 import { signToken } from '@lb/common/platform';
 import { freePort, startRedis, type RedisProcess } from '@lb/devtools/infra';
 import { uniqueId } from '@lb/devtools/testing';
@@ -276,7 +277,7 @@ describe('leaderboard-service hardening', function () {
       await store.ping();
       expect(await mainEntry(store.client, store.keys, user)).to.deep.include({ score: 5, version: 1 });
       expect(await mainEntry(store.client, store.keys, late)).to.deep.equal({ score: null, version: null, name: null, region: null });
-      expect(await svc.deps.accountsRepo.findAnywhere(late)).to.equal(undefined);
+      expect(await svc.deps.accountsRepo.findAnywhere(DEFAULT_PROJECT, late)).to.equal(undefined);
       const again = await api.post('/score/add', { delta: 1 }, { token });
       expect(again.body).to.deep.include({ score: 6, version: 2 });
     });

@@ -33,10 +33,10 @@ describe('leaderboard-service when Postgres is unavailable (private server)', fu
     cachedKey = (await keys.create('outage cached')).key;
     expect((await api.request('POST', '/admin/boards', { body: { id: board, reset: 'daily' }, headers: { 'x-api-key': cachedKey } })).status).to.equal(201);
     // An archived period, as the worker's close writes it.
-    await pgx.query('lb_na', 'INSERT INTO period_closes (board, period, players) VALUES ($1, $2, 1)', [board, yesterday]);
+    await pgx.query('lb_na', "INSERT INTO period_closes (tenant_id, project_id, board, period, players) VALUES ('default', 'default', $1, $2, 1)", [board, yesterday]);
     await pgx.query(
       'lb_na',
-      `INSERT INTO period_archive (board, period, view, position, rank, user_id, name, score, stored, member) VALUES ($1, $2, 'GLOBAL', 0, 1, $3, 'Archived', 7, '-7', $3)`,
+      `INSERT INTO period_archive (tenant_id, project_id, board, period, view, position, rank, user_id, name, score, stored, member) VALUES ('default', 'default', $1, $2, 'GLOBAL', 0, 1, $3, 'Archived', 7, '-7', $3)`,
       [board, yesterday, player],
     );
   });

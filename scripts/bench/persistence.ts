@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { jobIdOf, SCORE_JOB, type ScoreEvent, type Topology } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, jobIdOf, SCORE_JOB, type ScoreEvent, type Topology } from '@lb/common/contracts';
 import {
   createLogger,
   PgPools,
@@ -122,13 +122,13 @@ function makeEvents(prefix: string, players: number, versions: number, region: s
 }
 
 async function rawBaseline(e: Env, log: (s: string) => void): Promise<number> {
-  const pools = new PgPools(e.topology.shards, { size: 2, statementTimeoutMs: 60_000, applicationName: 'bench' }, createLogger('bench', 'error'));
+  const pools = new PgPools(e.topology.shards, { size: 2, servicePassword: undefined, statementTimeoutMs: 60_000, applicationName: 'bench' }, createLogger('bench', 'error'));
   const repo = new ScoreRepository(pools);
   const events = makeEvents('raw-', 50_000, 2, 'NA');
   // Warm-up, then the timed run.
-  await repo.applyBatch('na', makeEvents('warm-', 1000, 1, 'NA'));
+  await repo.applyBatch('na', DEFAULT_PROJECT, makeEvents('warm-', 1000, 1, 'NA'));
   const t0 = performance.now();
-  for (let i = 0; i < events.length; i += 1000) await repo.applyBatch('na', events.slice(i, i + 1000));
+  for (let i = 0; i < events.length; i += 1000) await repo.applyBatch('na', DEFAULT_PROJECT, events.slice(i, i + 1000));
   const s = (performance.now() - t0) / 1000;
   await pools.close();
   const rate = events.length / s;

@@ -690,7 +690,7 @@ function count(n: number, noun: string): string {
 
 /** Creates an admin API key in the stack's control plane (its first shard's database). */
 async function createAdminKey(topology: Topology): Promise<string> {
-  const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, applicationName: 'lb-stack' }, createLogger('stack', 'error'));
+  const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, servicePassword: undefined, applicationName: 'lb-stack' }, createLogger('stack', 'error'));
   try {
     return (await new ApiKeysRepo(pools, topology.shards[0]!.id).create('npm start')).key;
   } finally {

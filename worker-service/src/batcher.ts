@@ -12,12 +12,18 @@
  * Nothing here knows BullMQ or pg: {@link persistBatch} takes the repository
  * as a dependency, and the batcher takes the flush function.
  */
-import type { ScoreEvent } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, projectScope, type ProjectRef, type ScoreEvent } from '@lb/common/contracts';
 import { InvalidBatchError, type ApplyResult } from './db/index.js';
 
 /** What {@link persistBatch} needs from the repository. */
 export interface BatchRepository {
-  applyBatch(shardId: string, events: readonly ScoreEvent[]): Promise<ApplyResult>;
+  /** Writes events of one project in one transaction of its row scope. */
+  applyBatch(shardId: string, project: ProjectRef, events: readonly ScoreEvent[]): Promise<ApplyResult>;
+}
+
+/** The project an event belongs to: its tenant and project, or (neither, e.g. queued before tenancy) the default project. */
+export function projectOf(e: ScoreEvent): ProjectRef {
+  return e.tenant !== undefined && e.project !== undefined ? { tenant: e.tenant, project: e.project } : DEFAULT_PROJECT;
 }
 
 /** Result of writing one batch. */
@@ -26,17 +32,21 @@ export interface PersistOutcome {
   readonly counts: ApplyResult;
   /** Per event (same index): undefined = persisted, else why Postgres refused it for good. */
   readonly refused: readonly (string | undefined)[];
-  /** Transactions used: 1, more when the batch had to be split to find poison events. */
+  /** Transactions used: one per project of the batch, more when a project's events had to be split to find poison events. */
   readonly transactions: number;
 }
 
 /**
- * Writes one shard's events through the repository in one transaction. If
- * Postgres refuses the data (an event no validation caught), the batch is
- * split in halves until the offending events stand alone; they are reported
- * as refused and every other event is persisted. Any other error (Postgres
- * down, timeout, deadlock) rejects: the whole batch is to be retried, which is
- * safe because the writes are idempotent.
+ * Writes one shard's events through the repository, one transaction per
+ * project (row-level security: a transaction sees and writes one
+ * project's rows), in the order the projects first appear. If Postgres
+ * refuses a project's data (an event no validation caught), that
+ * project's events are split in halves until the offending events stand
+ * alone; they are reported as refused and every other event is persisted.
+ * Any other error (Postgres down, timeout, deadlock) rejects: the whole
+ * batch is to be retried, the projects already committed included, which
+ * is safe because the writes are idempotent (a row only moves forward in
+ * version, an event is logged once).
  */
 export async function persistBatch(
   shardId: string,
@@ -46,10 +56,20 @@ export async function persistBatch(
   const refused: (string | undefined)[] = new Array<string | undefined>(events.length).fill(undefined);
   const counts = { events: 0, inserted: 0, players: 0, upserted: 0 };
   let transactions = 0;
-  const apply = async (from: number, to: number): Promise<void> => {
+  /** Each project's events, with their indexes in `events` (for `refused`). */
+  const groups = new Map<string, { project: ProjectRef; events: ScoreEvent[]; at: number[] }>();
+  for (const [i, e] of events.entries()) {
+    const project = projectOf(e);
+    const key = projectScope(project);
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { project, events: [], at: [] }));
+    g.events.push(e);
+    g.at.push(i);
+  }
+  const apply = async (g: { project: ProjectRef; events: ScoreEvent[]; at: number[] }, from: number, to: number): Promise<void> => {
     transactions++;
     try {
-      const r = await repository.applyBatch(shardId, events.slice(from, to));
+      const r = await repository.applyBatch(shardId, g.project, g.events.slice(from, to));
       counts.events += r.events;
       counts.inserted += r.inserted;
       counts.players += r.players;
@@ -57,15 +77,15 @@ export async function persistBatch(
     } catch (e) {
       if (!(e instanceof InvalidBatchError)) throw e;
       if (to - from === 1) {
-        refused[from] = e.message;
+        refused[g.at[from]!] = e.message;
         return;
       }
       const mid = from + ((to - from) >>> 1);
-      await apply(from, mid);
-      await apply(mid, to);
+      await apply(g, from, mid);
+      await apply(g, mid, to);
     }
   };
-  if (events.length > 0) await apply(0, events.length);
+  for (const g of groups.values()) await apply(g, 0, g.events.length);
   return { counts, refused, transactions };
 }
 

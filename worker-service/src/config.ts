@@ -8,6 +8,7 @@ import {
   JOB_ATTEMPTS,
   JOB_BACKOFF_MS,
   PG_POOL_SIZE,
+  PG_SERVICE_PASSWORD,
   ConfigError,
   intKey,
   KEY_PREFIX,
@@ -67,6 +68,7 @@ const SPEC = {
   keyPrefix: KEY_PREFIX,
   logLevel: LOG_LEVEL,
   pgPoolSize: PG_POOL_SIZE,
+  pgServicePassword: PG_SERVICE_PASSWORD,
   pgStatementTimeoutMs: intKey('PG_STATEMENT_TIMEOUT_MS', 'A batch statement running longer than this is cancelled and retried, ms.', {
     default: 30_000,
     min: 100,

@@ -39,7 +39,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
   const metrics = new WorkerMetrics(config.metricsPort > 0);
   const pools = new PgPools(
     shards,
-    { size: config.pgPoolSize, statementTimeoutMs: config.pgStatementTimeoutMs, applicationName: config.instanceId, metrics: metrics.enabled ? metrics.pg : undefined },
+    { size: config.pgPoolSize, servicePassword: config.pgServicePassword, statementTimeoutMs: config.pgStatementTimeoutMs, applicationName: config.instanceId, metrics: metrics.enabled ? metrics.pg : undefined },
     log,
   );
   const base = new ScoreRepository(pools);
@@ -57,7 +57,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
       boards,
       keyPrefix: config.keyPrefix,
       log,
-      onDelivery: (id) => periods!.queueDelivery(id),
+      onDelivery: (project, id) => periods!.queueDelivery(project, id),
       ...(config.testFault === 'crash-before-close-commit' && {
         beforeCommit: async () => {
           log.warn('WORKER_TEST_FAULT: dying inside a period close, before its COMMIT');

@@ -167,7 +167,7 @@ describe('persistBatch', () => {
     const poison = new Set(['u2', 'u7']);
     const calls: number[] = [];
     const repo: BatchRepository = {
-      async applyBatch(_shard, batch) {
+      async applyBatch(_shard, _project, batch) {
         calls.push(batch.length);
         if (batch.some((e) => poison.has(e.user_id))) throw new InvalidBatchError('value too long', '22001', undefined);
         return ok(batch);

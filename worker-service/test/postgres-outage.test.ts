@@ -74,8 +74,8 @@ describe('worker-service when Postgres is unavailable (private server)', functio
     const board = uniqueId('pgclose').toLowerCase();
     await pgx.query(
       'lb_na',
-      `INSERT INTO boards (id, title, sort_order, operator, reset, tie_break, min_score, max_score, max_metadata_bytes, client_writes, allow_operator_override)
-       VALUES ($1, 'close test', 'desc', 'best', 'daily', 'shared', 0, 1000000, 0, true, true)`,
+      `INSERT INTO boards (tenant_id, project_id, id, title, sort_order, operator, reset, tie_break, min_score, max_score, max_metadata_bytes, client_writes, allow_operator_override)
+       VALUES ('default', 'default', $1, 'close test', 'desc', 'best', 'daily', 'shared', 0, 1000000, 0, true, true)`,
       [board],
     );
     const period = previousPeriod('daily', previousPeriod('daily', periodAt('daily', Date.now()))!)!.id;

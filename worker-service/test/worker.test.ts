@@ -166,9 +166,9 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     const batches: string[][] = [];
     const svc = await start(config, {
       decorateRepository: (repo) => ({
-        applyBatch(shardId, batch) {
+        applyBatch(shardId, project, batch) {
           batches.push(batch.map((e) => e.user_id));
-          return repo.applyBatch(shardId, batch);
+          return repo.applyBatch(shardId, project, batch);
         },
       }),
     });
@@ -250,10 +250,10 @@ describe('worker-service consuming the shard queues (in-process)', function () {
     let writing = 0;
     const svc = await start(config, {
       decorateRepository: (repo) => ({
-        async applyBatch(shardId, batch) {
+        async applyBatch(shardId, project, batch) {
           writing += batch.length;
           await gate;
-          return repo.applyBatch(shardId, batch);
+          return repo.applyBatch(shardId, project, batch);
         },
       }),
     });

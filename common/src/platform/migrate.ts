@@ -188,6 +188,28 @@ export async function ensureDatabase(pgUrl: string): Promise<void> {
   }
 }
 
+/**
+ * Sets the password the services' role lb_app (sql/008) logs in with, on
+ * the server of `pgUrl` (roles are per server), connected as the owner.
+ * ALTER ROLE takes no parameters, so the password travels as one (a
+ * transaction-local setting) and is quoted by the server (format %L).
+ */
+export async function setServiceRolePassword(pgUrl: string, password: string): Promise<void> {
+  const client = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('BEGIN');
+    await client.query("SELECT set_config('lb.service_password', $1, true)", [password]);
+    await client.query(`DO $$ BEGIN EXECUTE format('ALTER ROLE lb_app PASSWORD %L', current_setting('lb.service_password')); END $$`);
+    await client.query('COMMIT');
+  } catch (e) {
+    throw new Error(`set the password of lb_app on ${redactUrl(pgUrl)}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** A Postgres URL with any password replaced by `***`, for logs and errors. */
 export function redactUrl(pgUrl: string): string {
   try {

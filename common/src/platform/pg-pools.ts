@@ -1,7 +1,10 @@
 /**
  * One pg Pool per distinct Postgres URL of a set of shards (several shards
  * may share a database server or even a database). Used by every service
- * that talks to Postgres; each keeps its SQL in its own `db/` module.
+ * and tool that talks to Postgres; each keeps its SQL in its own `db/`
+ * module. Every pool connects as the services' role {@link SERVICE_ROLE},
+ * never as the topology URL's user (the owner, which runs the migrations):
+ * row-level security holds for everything that goes through here.
  */
 import pg from 'pg';
 import { StoreUnavailable } from '../contracts/errors.js';
@@ -10,9 +13,31 @@ import type { Logger } from './logger.js';
 import { secondsSince, type CallMetrics } from './metrics.js';
 import type { ShardDef } from '../contracts/topology.js';
 
+/**
+ * The role the services connect as (created and granted by sql/008): it
+ * owns no table and has no BYPASSRLS, so it sees only the rows of the
+ * project its transaction names ({@link PgPools.inScope}).
+ */
+export const SERVICE_ROLE = 'lb_app';
+
+/**
+ * A shard's Postgres URL as the services' role: the topology URL with its
+ * user replaced by {@link SERVICE_ROLE} and its password by `password`
+ * (PG_SERVICE_PASSWORD), or none (trust or peer authentication, or libpq's
+ * PGPASSWORD).
+ */
+export function serviceRoleUrl(url: string, password: string | undefined): string {
+  const u = new URL(url);
+  u.username = SERVICE_ROLE;
+  u.password = password ?? '';
+  return u.toString();
+}
+
 export interface PoolOptions {
   /** Connections per pool. */
   readonly size: number;
+  /** The password of {@link SERVICE_ROLE} (PG_SERVICE_PASSWORD); undefined = none. */
+  readonly servicePassword: string | undefined;
   /** Server-side statement_timeout, ms (undefined = the server's). */
   readonly statementTimeoutMs?: number;
   /**
@@ -44,7 +69,7 @@ export class PgPools {
       let pool = this.byUrl.get(s.postgres);
       if (!pool) {
         pool = new pg.Pool({
-          connectionString: s.postgres,
+          connectionString: serviceRoleUrl(s.postgres, opts.servicePassword),
           max: opts.size,
           connectionTimeoutMillis: 5000,
           idleTimeoutMillis: 30_000,
@@ -105,6 +130,14 @@ export class PgPools {
       async (pool) => {
         const client = await pool.connect();
         let discard = false;
+        // pg-pool listens for errors of idle clients only: a session ended
+        // between our queries (pg_terminate_backend, a shutdown) must not
+        // crash the process. The next query fails and is classified; the
+        // client leaves the pool.
+        const onError = (): void => {
+          discard = true;
+        };
+        client.on('error', onError);
         try {
           await client.query('BEGIN');
           await client.query("SELECT set_config('app.tenant_id', $1, true), set_config('app.project_id', $2, true)", [scope.tenant, scope.project ?? '']);
@@ -116,6 +149,7 @@ export class PgPools {
           await client.query('ROLLBACK').catch(() => (discard = true));
           throw e;
         } finally {
+          client.off('error', onError);
           client.release(discard);
         }
       },

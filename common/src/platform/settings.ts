@@ -2,7 +2,7 @@
  * Configuration keys shared by several services (token checks, score bounds,
  * key prefix). Each service's own config module reads them with the rest.
  */
-import { intKey, stringKey } from './config.js';
+import { intKey, optionalKey, stringKey } from './config.js';
 
 export const JWT_SECRET = stringKey('JWT_SECRET', 'HS256 signing secret shared by gateways and services (>= 32 characters).', {
   minLength: 32,
@@ -40,6 +40,10 @@ export const JOB_ATTEMPTS = intKey('JOB_ATTEMPTS', 'Attempts of a score-event jo
   max: 100,
 });
 export const JOB_BACKOFF_MS = intKey('JOB_BACKOFF_MS', 'First retry delay of a failed score-event job, ms; doubles on each attempt.', { default: 500, min: 10 });
+export const PG_SERVICE_PASSWORD = optionalKey(
+  'PG_SERVICE_PASSWORD',
+  'Password of the Postgres role lb_app the services connect as (sql/008; the topology URLs name the owner, which runs migrations): the migrator sets it on the role, the services and tools log in with it. Unset: no password (trust authentication, as `npm start` and the tests use).',
+);
 export const PG_POOL_SIZE = intKey('PG_POOL_SIZE', 'Connections per Postgres pool (one pool per distinct database URL).', { default: 10, min: 1, max: 100 });
 
 /**

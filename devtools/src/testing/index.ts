@@ -7,4 +7,6 @@ export type { Infra } from './harness.js';
 export { labelValues, parseMetrics, scrape, valueOf } from './metrics.js';
 export type { Sample } from './metrics.js';
 export { OUTAGES, startOutagePostgres } from './postgres-outage.js';
+export { projectDb } from './project-db.js';
+export type { ProjectDb } from './project-db.js';
 export type { Outage, OutagePostgres } from './postgres-outage.js';

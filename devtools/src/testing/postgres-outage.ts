@@ -1,9 +1,9 @@
 /**
  * A PRIVATE Postgres for tests that make Postgres unavailable (the shared
  * harness server must stay up for every other test file): the harness'
- * Redis shards, this server's databases lb_na, lb_eu, lb_asia, migrated,
- * and a non-superuser role the services connect as (a superuser ignores
- * role connection limits). Each outage is one of the ways a server that is
+ * Redis shards, this server's databases lb_na, lb_eu, lb_asia, migrated
+ * (which creates the non-superuser role the services connect as,
+ * SERVICE_ROLE: a superuser would ignore role connection limits). Each outage is one of the ways a server that is
  * up, or going down, refuses sessions:
  *
  * - `refuseConnections`: ALTER DATABASE ... ALLOW_CONNECTIONS false on every
@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type Topology } from '@lb/common/contracts';
-import { migrateTopology, validateTopology } from '@lb/common/platform';
+import { migrateTopology, SERVICE_ROLE, validateTopology } from '@lb/common/platform';
 import { startPostgres, type PostgresProcess } from '../infra/postgres.js';
 import { getInfra, TEST_SHARD_IDS } from './harness.js';
 
@@ -32,7 +32,7 @@ export type Outage = 'refuse-connections' | 'connection-limit' | 'smart-shutdown
 export const OUTAGES: readonly Outage[] = ['refuse-connections', 'connection-limit', 'smart-shutdown', 'fast-stop'];
 
 export interface OutagePostgres {
-  /** The harness' Redis shards with this server's databases, as the app role. */
+  /** The harness' Redis shards with this server's databases, as the owner (the services log in as SERVICE_ROLE). */
   readonly topology: Topology;
   /** Makes every project database unavailable in the given way. */
   start(outage: Outage): Promise<void>;
@@ -43,7 +43,7 @@ export interface OutagePostgres {
   stop(): Promise<void>;
 }
 
-const APP_ROLE = 'lb_outage_app';
+const APP_ROLE = SERVICE_ROLE;
 const DATABASES = TEST_SHARD_IDS.map((id) => `lb_${id}`);
 
 export async function startOutagePostgres(): Promise<OutagePostgres> {
@@ -56,27 +56,17 @@ export async function startOutagePostgres(): Promise<OutagePostgres> {
     for (const db of DATABASES) await server.ensureDatabase(db);
     const superTopology = topologyFor(infra.topology, (db) => server.urlFor(db));
     await migrateTopology(superTopology, join(infra.repoRoot, 'sql'));
-    await once(server.urlFor('postgres'), `CREATE ROLE ${APP_ROLE} LOGIN`);
-    for (const db of DATABASES) {
-      await once(
-        server.urlFor(db),
-        `GRANT USAGE ON SCHEMA public TO ${APP_ROLE};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${APP_ROLE};
-         GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${APP_ROLE};`,
-      );
-    }
   } catch (e) {
     await server.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
-  const appUrl = (db: string) => server.urlFor(db).replace(`//${server.superuser}@`, `//${APP_ROLE}@`);
   let current: Outage | undefined;
   /** The admin session held open through a smart shutdown (it keeps the server from finishing it). */
   let held: pg.Client | undefined;
   const terminateApp = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '${APP_ROLE}'`;
   return {
-    topology: topologyFor(infra.topology, appUrl),
+    topology: topologyFor(infra.topology, (db) => server.urlFor(db)),
     async start(outage) {
       if (current) throw new Error(`outage ${current} is on already`);
       current = outage;

@@ -85,7 +85,7 @@ export class AccountService {
       homeShard: home.id,
       directoryShard: this.deps.router.hashShard(r.userId).id,
     };
-    if (!(await this.deps.repo.create(account))) throw new AppError('user_exists', `user ${r.userId} already exists`);
+    if (!(await this.deps.repo.create(r.project, account))) throw new AppError('user_exists', `user ${r.userId} already exists`);
     let score: number;
     try {
       const w = await this.deps.writer.submit({
@@ -101,7 +101,7 @@ export class AccountService {
       });
       score = w.score;
     } catch (e) {
-      await this.deps.repo.remove(account).catch((err: unknown) =>
+      await this.deps.repo.remove(r.project, account).catch((err: unknown) =>
         this.deps.log.error('registration failed and its account could not be removed', { user_id: r.userId, err: err as Error }),
       );
       throw e;
@@ -117,7 +117,7 @@ export class AccountService {
    */
   async login(project: ProjectRef, userId: string, password: string, clientIp: string): Promise<AccountAnswer> {
     await this.deps.guard.admit(project, userId, clientIp);
-    const row = await this.deps.repo.findAnywhere(userId);
+    const row = await this.deps.repo.findAnywhere(project, userId);
     const stored = row?.password_hash ?? (await this.dummyHash);
     const ok = await this.deps.slots.run(() => verify(stored, password).catch(() => false));
     if (!row || !ok) throw new AppError('invalid_credentials', 'wrong user id or password');

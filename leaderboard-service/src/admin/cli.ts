@@ -27,8 +27,8 @@
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { AppError, DEFAULT_TENANT, TENANCY_ID, type KeyKind } from '@lb/common/contracts';
-import { createLogger, loadTopology, PgPools, type Env } from '@lb/common/platform';
+import { AppError, DEFAULT_PROJECT, DEFAULT_TENANT, TENANCY_ID, type KeyKind } from '@lb/common/contracts';
+import { createLogger, loadTopology, PG_SERVICE_PASSWORD, PgPools, type Env } from '@lb/common/platform';
 import { ApiKeysRepo, type NewKey } from '../db/api-keys-repo.js';
 import { ProjectsRepo, TenantsRepo } from '../db/tenants-repo.js';
 import { loginCommand } from './login-admin.js';
@@ -88,7 +88,7 @@ export async function runAdmin(
   if (what === 'login') return loginCommand(verb!, parsed.values, Boolean(parsed.values.json), env, out, err);
   const topology = loadTopology(env);
   const control = topology.shards[0]!.id;
-  const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, applicationName: 'lb-admin' }, createLogger('admin', 'error'));
+  const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, servicePassword: PG_SERVICE_PASSWORD.read(env), applicationName: 'lb-admin' }, createLogger('admin', 'error'));
   try {
     if (what === 'webhook') return await webhooks(pools, control, verb!, arg, Boolean(parsed.values.json), out, err);
     const repos = { keys: new ApiKeysRepo(pools, control), tenants: new TenantsRepo(pools, control), projects: new ProjectsRepo(pools, control) };
@@ -204,11 +204,11 @@ async function projects(r: Repos, verb: string, arg: string | undefined, v: Valu
   return 0;
 }
 
-/** The webhook deliveries of closed periods (in the control plane). */
+/** The default project's webhook deliveries of closed periods (in the control plane), in its row scope. */
 async function webhooks(pools: PgPools, control: string, verb: string, id: string | undefined, json: boolean, out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const db = pools.forShard(control);
+  const q = <R extends Record<string, unknown>>(text: string, values: unknown[] = []) => pools.inScope(control, DEFAULT_PROJECT, (c) => c.query<R>(text, values), 'admin');
   if (verb === 'list') {
-    const r = await db.query<{ id: string; status: string; attempts: number; last_error: string | null; url: string }>(
+    const r = await q<{ id: string; status: string; attempts: number; last_error: string | null; url: string }>(
       'SELECT id, status, attempts, last_error, url FROM webhook_deliveries ORDER BY created_at DESC LIMIT 200',
     );
     if (json) out(JSON.stringify(r.rows));
@@ -219,7 +219,7 @@ async function webhooks(pools: PgPools, control: string, verb: string, id: strin
     err(`webhook replay needs the delivery id\n${USAGE}\n`);
     return 2;
   }
-  const r = await db.query(`UPDATE webhook_deliveries SET status = 'pending', attempts = 0, last_error = NULL WHERE id = $1 AND status = 'failed'`, [id]);
+  const r = await q(`UPDATE webhook_deliveries SET status = 'pending', attempts = 0, last_error = NULL WHERE id = $1 AND status = 'failed'`, [id]);
   if (r.rowCount !== 1) {
     err(`no failed delivery ${id}\n`);
     return 1;

@@ -20,7 +20,7 @@ export class BoardAdmin {
   /** Creates a board; its webhook signing secret is returned only now. */
   async create(body: Record<string, unknown>): Promise<{ board: Board; webhookSecret: string }> {
     const nb = parseNewBoard(body);
-    const created = await this.repo.create(nb);
+    const created = await this.repo.create(DEFAULT_PROJECT, nb);
     if (!created) {
       await this.catalog.reload();
       const old = this.catalog.getAny(nb.id);
@@ -36,7 +36,7 @@ export class BoardAdmin {
 
   async update(id: string, body: Record<string, unknown>): Promise<Board> {
     const current = await this.live(id);
-    const updated = await this.repo.update(parseBoardChanges(current, body));
+    const updated = await this.repo.update(DEFAULT_PROJECT, parseBoardChanges(current, body));
     if (!updated) throw notFound(id);
     await this.catalog.reload();
     return updated;
@@ -45,7 +45,7 @@ export class BoardAdmin {
   async delete(id: string): Promise<void> {
     if (id === MAIN_BOARD) throw new AppError('board_protected', 'the board main cannot be deleted', { board: id });
     await this.live(id);
-    if (!(await this.repo.markDeleted(id))) throw notFound(id);
+    if (!(await this.repo.markDeleted(DEFAULT_PROJECT, id))) throw notFound(id);
     await this.catalog.reload();
     await Promise.all(this.stores.all().map((s) => new BoardStore(s, DEFAULT_PROJECT).purgeBoard(id)));
   }

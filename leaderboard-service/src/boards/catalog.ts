@@ -11,7 +11,7 @@
  * know while Postgres is unavailable is StoreUnavailable (503), not a 404:
  * it may have been created through another replica.
  */
-import { MAIN_BOARD, parseReset, StoreUnavailable, type Board } from '@lb/common/contracts';
+import { isDefaultProject, MAIN_BOARD, parseReset, StoreUnavailable, type Board } from '@lb/common/contracts';
 import { type BoardsRepo, type Logger } from '@lb/common/platform';
 
 /**
@@ -142,8 +142,9 @@ export class BoardCatalog {
       const rev = await this.repo.revision();
       this.loadError = undefined;
       if (rev === this.revision) return;
-      const all = await this.repo.all();
-      const boards = new Map(all.map((b) => [b.id, b]));
+      // This replica serves the default project's boards (the request's project comes with issue 20's identity work).
+      const all = (await this.repo.all()).filter((b) => isDefaultProject(b.project));
+      const boards = new Map(all.map(({ board }) => [board.id, board]));
       boards.set(MAIN_BOARD, this.bounded(boards.get(MAIN_BOARD) ?? MAIN_DEFAULT));
       this.boards = boards;
       this.revision = rev;

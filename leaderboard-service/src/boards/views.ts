@@ -151,21 +151,21 @@ export class BoardViews {
       out.push({ id: current.id, starts_at: iso(current.startsAt), ends_at: iso(current.endsAt), status: 'open', players: await this.livePlayers(project, board, current.id) });
     }
     const prev = previousPeriod(board.resetRule, current);
-    if (prev && out.length < limit && (before === undefined || prev.id < before) && !(await this.archive.isClosed(board.id, prev.id))) {
+    if (prev && out.length < limit && (before === undefined || prev.id < before) && !(await this.archive.isClosed(project, board.id, prev.id))) {
       const players = await this.livePlayers(project, board, prev.id);
       if (players > 0) out.push({ id: prev.id, starts_at: iso(prev.startsAt), ends_at: iso(prev.endsAt), status: 'closing', players });
     }
     if (out.length < limit) {
-      for (const c of await this.archive.periods(board.id, limit - out.length, before)) out.push({ id: c.period, starts_at: c.starts_at, ends_at: c.ends_at, status: 'archived', players: c.players });
+      for (const c of await this.archive.periods(project, board.id, limit - out.length, before)) out.push({ id: c.period, starts_at: c.starts_at, ends_at: c.ends_at, status: 'archived', players: c.players });
     }
     const last = out[out.length - 1];
     return { board: board.id, periods: out, next_before: out.length === limit && last ? last.id : null };
   }
 
   /** A period other than the current one that the close has archived: read from Postgres. */
-  private async archived(board: Board, period: string): Promise<boolean> {
+  private async archived(project: ProjectRef, board: Board, period: string): Promise<boolean> {
     if (period === periodAt(board.resetRule, this.clock()).id) return false;
-    return this.archive.isClosed(board.id, period);
+    return this.archive.isClosed(project, board.id, period);
   }
 
   private storesFor(project: ProjectRef, view: string): BoardStore[] {
@@ -180,7 +180,7 @@ export class BoardViews {
    */
   async top(project: ProjectRef, board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }, opts: ReadOptions = {}): Promise<TopAnswer> {
     const partial = opts.partial ?? false;
-    if (await this.archived(board, period)) return this.archivedTop(board, period, view, limit, at);
+    if (await this.archived(project, board, period)) return this.archivedTop(project, board, period, view, limit, at);
     const page = at.cursor || at.fromRank !== undefined ? undefined : await this.cachedFirst(project, board, period, view, limit, partial);
     if (page) return this.fromFirst(board, period, view, limit, page);
     return this.loadPage(project, board, period, view, limit, at, partial);
@@ -189,7 +189,7 @@ export class BoardViews {
   /** {@link top} from the top (no cursor) as JSON text in a form; a cached page keeps the text. */
   async topText(project: ProjectRef, board: Board, period: string, view: string, limit: number, opts: ReadOptions, form: TopForm): Promise<string> {
     const partial = opts.partial ?? false;
-    if (await this.archived(board, period)) return JSON.stringify(form.render(await this.archivedTop(board, period, view, limit, {})));
+    if (await this.archived(project, board, period)) return JSON.stringify(form.render(await this.archivedTop(project, board, period, view, limit, {})));
     const page = await this.cachedFirst(project, board, period, view, limit, partial);
     if (!page) return JSON.stringify(form.render(await this.loadPage(project, board, period, view, limit, {}, partial)));
     const texts = (page.texts ??= new Map());
@@ -203,10 +203,10 @@ export class BoardViews {
   }
 
   /** A page of a period the close has archived, from Postgres. */
-  private async archivedTop(board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }): Promise<TopAnswer> {
+  private async archivedTop(project: ProjectRef, board: Board, period: string, view: string, limit: number, at: { cursor?: BoardKey; fromRank?: number }): Promise<TopAnswer> {
     const [total, rows] = await Promise.all([
-      this.archive.total(board.id, period, view),
-      this.archive.page(board.id, period, view, limit, at.cursor ? { after: at.cursor } : { offset: (at.fromRank ?? 1) - 1 }),
+      this.archive.total(project, board.id, period, view),
+      this.archive.page(project, board.id, period, view, limit, at.cursor ? { after: at.cursor } : { offset: (at.fromRank ?? 1) - 1 }),
     ]);
     const last = rows[rows.length - 1];
     const start = rows[0]?.position ?? total;
@@ -299,10 +299,10 @@ export class BoardViews {
   /** {@link rank}, with the player's home region ('' when not known: an archived period, an entry kept before regions were). */
   async placed(project: ProjectRef, board: Board, period: string, view: string, userId: string, opts: ReadOptions = {}) {
     const partial = opts.partial ?? false;
-    if (await this.archived(board, period)) {
-      const [row] = await this.archive.find(board.id, period, view, [userId]);
+    if (await this.archived(project, board, period)) {
+      const [row] = await this.archive.find(project, board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
-      const [total, worse] = await Promise.all([this.archive.total(board.id, period, view), this.archive.worse(board.id, period, view, row.score, board.order)]);
+      const [total, worse] = await Promise.all([this.archive.total(project, board.id, period, view), this.archive.worse(project, board.id, period, view, row.score, board.order)]);
       const answer = { found: true, board: board.id, period, region: view, user_id: userId, name: row.name, score: row.score, rank: row.rank, total, percentile: percentile(worse, total), metadata: row.metadata };
       return { answer, homeRegion: '' };
     }
@@ -344,10 +344,10 @@ export class BoardViews {
   /** Up to `range` players just above and below a player on a view, in board order. */
   async around(project: ProjectRef, board: Board, period: string, view: string, userId: string, range: number, opts: ReadOptions = {}) {
     const partial = opts.partial ?? false;
-    if (await this.archived(board, period)) {
-      const [row] = await this.archive.find(board.id, period, view, [userId]);
+    if (await this.archived(project, board, period)) {
+      const [row] = await this.archive.find(project, board.id, period, view, [userId]);
       if (!row) throw notOnBoard(board, period, view, userId);
-      const near = await this.archive.range(board.id, period, view, row.position - range, row.position + range);
+      const near = await this.archive.range(project, board.id, period, view, row.position - range, row.position + range);
       return { board: board.id, period, region: view, self: archivedRow(row), around: near.filter((r) => r.position !== row.position).map(archivedRow) };
     }
     const found = await this.find(project, board, period, view, [userId], partial);
@@ -392,8 +392,8 @@ export class BoardViews {
    */
   async ranks(project: ProjectRef, board: Board, period: string, view: string, userIds: readonly string[]) {
     let rows: { key: BoardKey; user_id: string; name: string; score: number; rank: number; metadata: unknown }[];
-    if (await this.archived(board, period)) {
-      rows = (await this.archive.find(board.id, period, view, userIds)).map((r) => ({ key: r, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, metadata: r.metadata }));
+    if (await this.archived(project, board, period)) {
+      rows = (await this.archive.find(project, board.id, period, view, userIds)).map((r) => ({ key: r, user_id: r.user_id, name: r.name, score: r.score, rank: r.rank, metadata: r.metadata }));
     } else {
       const { stores, results } = await this.find(project, board, period, view, userIds);
       const found = results.flatMap((r, shard) => r.found.map((f) => ({ shard, f })));

@@ -1,9 +1,11 @@
 /**
- * Accounts and the user-id directory in Postgres. The only module of the
- * service that runs SQL; every query is parameterised. A database that
- * cannot be reached surfaces as StoreUnavailable (PgPools.run).
+ * Accounts and the user-id directory in Postgres, of one project each
+ * (player ids are unique within a project): every query runs in the
+ * project's row scope (PgPools.inScope) and is parameterised. A database
+ * that cannot be reached surfaces as StoreUnavailable.
  */
 import type pg from 'pg';
+import type { ProjectRef } from '@lb/common/contracts';
 import type { PgPools } from '@lb/common/platform';
 
 export interface AccountRow {
@@ -30,33 +32,31 @@ export class AccountsRepo {
   constructor(private readonly pools: PgPools) {}
 
   /**
-   * Creates an account, unique across shards. The user id is first claimed in
-   * the directory (on the shard its hash picks), then the account is written
-   * on the home shard; when both live in one database this is one transaction.
-   * Returns false when the user id is taken.
+   * Creates an account of `project`, unique across shards. The user id is
+   * first claimed in the directory (on the shard its hash picks), then the
+   * account is written on the home shard; when both live in one database
+   * this is one transaction. Returns false when the user id is taken.
    */
-  async create(a: NewAccount): Promise<boolean> {
+  async create(project: ProjectRef, a: NewAccount): Promise<boolean> {
     if (this.pools.sameDatabase(a.homeShard, a.directoryShard)) {
       try {
-        return await this.pools.run(a.homeShard, (pool) =>
-          this.inTransaction(pool, async (c) => {
-            if (!(await this.claim(c, a))) return false;
-            await this.insertAccount(c, a);
-            return true;
-          }),
-        );
+        return await this.pools.inScope(a.homeShard, project, async (c) => {
+          if (!(await this.claim(project, c, a))) return false;
+          await this.insertAccount(c, a);
+          return true;
+        });
       } catch (e) {
         if ((e as { code?: string }).code === '23505') return false;
         throw e;
       }
     }
-    if (!(await this.pools.run(a.directoryShard, (dir) => this.claim(dir, a)))) return false;
+    if (!(await this.pools.inScope(a.directoryShard, project, (dir) => this.claim(project, dir, a)))) return false;
     try {
-      await this.pools.run(a.homeShard, (home) => this.insertAccount(home, a));
+      await this.pools.inScope(a.homeShard, project, (home) => this.insertAccount(home, a));
       return true;
     } catch (e) {
       // Release the claim so that the user id is not lost to a failed write.
-      await this.releaseClaim(a).catch(() => {});
+      await this.releaseClaim(project, a).catch(() => {});
       if ((e as { code?: string }).code === '23505') return false;
       throw e;
     }
@@ -66,13 +66,13 @@ export class AccountsRepo {
    * Undoes {@link create}: deletes the account and its directory claim, when
    * registration cannot complete (its board entry could not be written).
    */
-  async remove(a: Pick<NewAccount, 'userId' | 'homeShard' | 'directoryShard'>): Promise<void> {
-    await this.pools.run(a.homeShard, (home) => home.query('DELETE FROM accounts WHERE user_id = $1', [a.userId]));
-    await this.releaseClaim(a);
+  async remove(project: ProjectRef, a: Pick<NewAccount, 'userId' | 'homeShard' | 'directoryShard'>): Promise<void> {
+    await this.pools.inScope(a.homeShard, project, (home) => home.query('DELETE FROM accounts WHERE user_id = $1', [a.userId]));
+    await this.releaseClaim(project, a);
   }
 
-  private async releaseClaim(a: Pick<NewAccount, 'userId' | 'homeShard' | 'directoryShard'>): Promise<void> {
-    await this.pools.run(a.directoryShard, (dir) =>
+  private async releaseClaim(project: ProjectRef, a: Pick<NewAccount, 'userId' | 'homeShard' | 'directoryShard'>): Promise<void> {
+    await this.pools.inScope(a.directoryShard, project, (dir) =>
       dir.query('DELETE FROM user_directory WHERE user_id = $1 AND shard_id = $2', [a.userId, a.homeShard]),
     );
   }
@@ -81,10 +81,10 @@ export class AccountsRepo {
    * Claims a user id. A claim left by a process that died before writing the
    * account (older than ORPHAN_CLAIM_AGE, no account on its shard) is taken over.
    */
-  private async claim(c: pg.Pool | pg.PoolClient, a: NewAccount): Promise<boolean> {
+  private async claim(project: ProjectRef, c: pg.PoolClient, a: NewAccount): Promise<boolean> {
     const ins = await c.query(
       `INSERT INTO user_directory (user_id, region, shard_id) VALUES ($1, $2, $3)
-       ON CONFLICT (user_id) DO NOTHING`,
+       ON CONFLICT (tenant_id, project_id, user_id) DO NOTHING`,
       [a.userId, a.region, a.homeShard],
     );
     if (ins.rowCount === 1) return true;
@@ -94,7 +94,7 @@ export class AccountsRepo {
       [a.userId, ORPHAN_CLAIM_AGE],
     );
     const row = old.rows[0];
-    if (!row || (await this.find(row.shard_id, a.userId))) return false;
+    if (!row || (await this.find(project, row.shard_id, a.userId))) return false;
     const upd = await c.query(
       `UPDATE user_directory SET region = $2, shard_id = $3, created_at = now()
        WHERE user_id = $1 AND created_at = $4`,
@@ -103,39 +103,24 @@ export class AccountsRepo {
     return upd.rowCount === 1;
   }
 
-  private async insertAccount(c: pg.Pool | pg.PoolClient, a: NewAccount): Promise<void> {
+  private async insertAccount(c: pg.PoolClient, a: NewAccount): Promise<void> {
     await c.query(
       `INSERT INTO accounts (user_id, name, region, password_hash) VALUES ($1, $2, $3, $4)`,
       [a.userId, a.name, a.region, a.passwordHash],
     );
   }
 
-  /** The account on one shard, if any. */
-  async find(shardId: string, userId: string): Promise<AccountRow | undefined> {
-    const r = await this.pools.run(shardId, (pool) =>
-      pool.query<AccountRow>('SELECT user_id, name, region, password_hash, created_at FROM accounts WHERE user_id = $1', [userId]),
+  /** The project's account on one shard, if any. */
+  async find(project: ProjectRef, shardId: string, userId: string): Promise<AccountRow | undefined> {
+    const r = await this.pools.inScope(shardId, project, (c) =>
+      c.query<AccountRow>('SELECT user_id, name, region, password_hash, created_at FROM accounts WHERE user_id = $1', [userId]),
     );
     return r.rows[0];
   }
 
-  /** The account wherever it lives: one primary-key lookup per database, in parallel. */
-  async findAnywhere(userId: string): Promise<AccountRow | undefined> {
-    const found = await Promise.all(this.pools.distinct().map(({ shardId }) => this.find(shardId, userId)));
+  /** The project's account wherever it lives: one primary-key lookup per database, in parallel. */
+  async findAnywhere(project: ProjectRef, userId: string): Promise<AccountRow | undefined> {
+    const found = await Promise.all(this.pools.distinct().map(({ shardId }) => this.find(project, shardId, userId)));
     return found.find((r) => r !== undefined);
-  }
-
-  private async inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      c.release();
-    }
   }
 }

@@ -4,9 +4,10 @@
  * (period_closes, period_archive). Every row keeps the place it had in
  * Redis (stored score and member, position) and its rank, so a read of an
  * archived period answers what the live board answered before the close.
+ * Every read is of one project, in its row scope (PgPools.inScope).
  */
 import type { BoardKey } from '../redis/board-store.js';
-import type { ArchivedRow } from '@lb/common/contracts';
+import { projectScope, type ArchivedRow, type ProjectRef } from '@lb/common/contracts';
 import type { PgPools } from '@lb/common/platform';
 
 export type { ArchivedRow };
@@ -41,21 +42,22 @@ export class ArchiveRepo {
     private readonly controlShard: string,
   ) {}
 
-  private q<T extends object>(text: string, values: unknown[]) {
-    return this.pools.run(this.controlShard, (p) => p.query<T & Record<string, unknown>>(text, values));
+  private q<T extends object>(project: ProjectRef, text: string, values: unknown[]) {
+    return this.pools.inScope(this.controlShard, project, (c) => c.query<T & Record<string, unknown>>(text, values));
   }
 
-  async isClosed(board: string, period: string): Promise<boolean> {
-    const key = `${board}\u0000${period}`;
+  async isClosed(project: ProjectRef, board: string, period: string): Promise<boolean> {
+    const key = `${projectScope(project)}\u0000${board}\u0000${period}`;
     if (this.closed.has(key)) return true;
-    const r = await this.q('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board, period]);
+    const r = await this.q(project, 'SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board, period]);
     if (r.rowCount === 1) this.closed.add(key);
     return r.rowCount === 1;
   }
 
   /** Closed periods, newest first, those before `before` (a period id) when given. */
-  async periods(board: string, limit: number, before: string | undefined): Promise<ClosedPeriod[]> {
+  async periods(project: ProjectRef, board: string, limit: number, before: string | undefined): Promise<ClosedPeriod[]> {
     const r = await this.q<{ period: string; starts_at: Date | null; ends_at: Date | null; players: number }>(
+      project,
       `SELECT period, starts_at, ends_at, players FROM period_closes
         WHERE board = $1 AND ($2::text IS NULL OR period < $2) ORDER BY period DESC LIMIT $3`,
       [board, before ?? null, limit],
@@ -63,21 +65,22 @@ export class ArchiveRepo {
     return r.rows.map((x) => ({ period: x.period, starts_at: x.starts_at?.toISOString() ?? null, ends_at: x.ends_at?.toISOString() ?? null, players: x.players }));
   }
 
-  async total(board: string, period: string, view: string): Promise<number> {
-    const r = await this.q<{ n: number }>('SELECT count(*)::int AS n FROM period_archive WHERE board = $1 AND period = $2 AND view = $3', [board, period, view]);
+  async total(project: ProjectRef, board: string, period: string, view: string): Promise<number> {
+    const r = await this.q<{ n: number }>(project, 'SELECT count(*)::int AS n FROM period_archive WHERE board = $1 AND period = $2 AND view = $3', [board, period, view]);
     return r.rows[0]!.n;
   }
 
   /** Rows from `offset` (0-based position), or strictly after a place. */
-  async page(board: string, period: string, view: string, limit: number, at: { offset?: number; after?: BoardKey }): Promise<ArchivedRow[]> {
+  async page(project: ProjectRef, board: string, period: string, view: string, limit: number, at: { offset?: number; after?: BoardKey }): Promise<ArchivedRow[]> {
     const r = at.after
       ? await this.q<Row>(
+      project,
           `SELECT ${COLUMNS} FROM period_archive WHERE board = $1 AND period = $2 AND view = $3
              AND (stored::bigint, member COLLATE "C") > ($4::bigint, $5::text COLLATE "C")
            ORDER BY position LIMIT $6`,
           [board, period, view, at.after.stored, at.after.member, limit],
         )
-      : await this.q<Row>(`SELECT ${COLUMNS} FROM period_archive WHERE board = $1 AND period = $2 AND view = $3 AND position >= $4 ORDER BY position LIMIT $5`, [
+      : await this.q<Row>(project, `SELECT ${COLUMNS} FROM period_archive WHERE board = $1 AND period = $2 AND view = $3 AND position >= $4 ORDER BY position LIMIT $5`, [
           board,
           period,
           view,
@@ -88,8 +91,8 @@ export class ArchiveRepo {
   }
 
   /** The listed players' rows on a view. */
-  async find(board: string, period: string, view: string, userIds: readonly string[]): Promise<ArchivedRow[]> {
-    const r = await this.q<Row>(`SELECT ${COLUMNS} FROM period_archive WHERE board = $1 AND period = $2 AND view = $3 AND user_id = ANY($4::text[]) ORDER BY position`, [
+  async find(project: ProjectRef, board: string, period: string, view: string, userIds: readonly string[]): Promise<ArchivedRow[]> {
+    const r = await this.q<Row>(project, `SELECT ${COLUMNS} FROM period_archive WHERE board = $1 AND period = $2 AND view = $3 AND user_id = ANY($4::text[]) ORDER BY position`, [
       board,
       period,
       view,
@@ -99,8 +102,8 @@ export class ArchiveRepo {
   }
 
   /** Rows whose position is in [from, to]. */
-  async range(board: string, period: string, view: string, from: number, to: number): Promise<ArchivedRow[]> {
-    const r = await this.q<Row>(`SELECT ${COLUMNS} FROM period_archive WHERE board = $1 AND period = $2 AND view = $3 AND position BETWEEN $4 AND $5 ORDER BY position`, [
+  async range(project: ProjectRef, board: string, period: string, view: string, from: number, to: number): Promise<ArchivedRow[]> {
+    const r = await this.q<Row>(project, `SELECT ${COLUMNS} FROM period_archive WHERE board = $1 AND period = $2 AND view = $3 AND position BETWEEN $4 AND $5 ORDER BY position`, [
       board,
       period,
       view,
@@ -111,8 +114,9 @@ export class ArchiveRepo {
   }
 
   /** Players with a strictly worse score than `score` on the board (by its order). */
-  async worse(board: string, period: string, view: string, score: number, order: 'desc' | 'asc'): Promise<number> {
+  async worse(project: ProjectRef, board: string, period: string, view: string, score: number, order: 'desc' | 'asc'): Promise<number> {
     const r = await this.q<{ n: number }>(
+      project,
       `SELECT count(*)::int AS n FROM period_archive WHERE board = $1 AND period = $2 AND view = $3 AND ${order === 'desc' ? 'score < $4' : 'score > $4'}`,
       [board, period, view, score],
     );

@@ -1,8 +1,9 @@
 /**
  * A player's score events from Postgres (the durable copy the workers
- * write). This is the dashboard path: it never reads Redis.
+ * write), of one project, in its row scope (PgPools.inScope). This is the
+ * dashboard path: it never reads Redis.
  */
-import { ALL_TIME, MAIN_BOARD } from '@lb/common/contracts';
+import { ALL_TIME, MAIN_BOARD, type ProjectRef } from '@lb/common/contracts';
 import { type PgPools } from '@lb/common/platform';
 
 export interface HistoryEvent {
@@ -48,10 +49,10 @@ export class HistoryRepo {
    * given. A player's events live on one shard, which is not known from the
    * id alone: one indexed lookup per database, in parallel.
    */
-  async events(userId: string, limit: number, before: number | undefined): Promise<HistoryEvent[]> {
+  async events(project: ProjectRef, userId: string, limit: number, before: number | undefined): Promise<HistoryEvent[]> {
     const results = await Promise.all(
       this.pools.distinct().map(({ shardId }) =>
-        this.pools.run(shardId, (pool) => pool.query<Row>(
+        this.pools.inScope(shardId, project, (c) => c.query<Row>(
           `SELECT version, op, delta, score, region, ts, request_id FROM board_score_events
            WHERE board = $1 AND period = $2 AND user_id = $3 AND ($4::bigint IS NULL OR version < $4::bigint)
            ORDER BY version DESC LIMIT $5`,
@@ -76,11 +77,11 @@ export class HistoryRepo {
    * A player's events on one named board, newest first (by time, then
    * period and version), `limit` of them, older than `before` when given.
    */
-  async boardEvents(userId: string, board: string, limit: number, before: BoardHistoryBefore | undefined): Promise<BoardHistoryEvent[]> {
+  async boardEvents(project: ProjectRef, userId: string, board: string, limit: number, before: BoardHistoryBefore | undefined): Promise<BoardHistoryEvent[]> {
     const results = await Promise.all(
       this.pools.distinct().map(({ shardId }) =>
-        this.pools.run(shardId, (pool) =>
-          pool.query<Row & { board: string; period: string; metadata: unknown }>(
+        this.pools.inScope(shardId, project, (c) =>
+          c.query<Row & { board: string; period: string; metadata: unknown }>(
             `SELECT board, period, version, op, delta, score, region, metadata, ts, request_id FROM board_score_events
              WHERE user_id = $1 AND board = $2
                AND ($3::timestamptz IS NULL OR (ts, period, version) < ($3::timestamptz, $4::text, $5::bigint))

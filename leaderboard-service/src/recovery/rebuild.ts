@@ -4,8 +4,8 @@
  * loss. Versions are restored too, so the events of later writes still
  * apply in order downstream.
  */
-import pg from 'pg';
 import { type Board, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
+import type { PgPools } from '@lb/common/platform';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStore } from '../redis/shard-store.js';
 
@@ -31,16 +31,18 @@ interface BoardRow {
 }
 
 /**
- * Restores the boards' open periods on a shard from `board_scores`
- * (`main` included, period `all`): every entry of a live board whose
- * period is not closed (a closed period is read from its archive), homed
- * on this shard, at its latest version, with its metadata and its place
- * among equal scores. Streamed in (board, period, user id) order by keyset
- * pagination; a database may serve several shards.
+ * Restores one project's boards' open periods on a shard from
+ * `board_scores` (`main` included, period `all`): every entry of a live
+ * board (`boards`: the project's) whose period is not closed (a closed
+ * period is read from its archive), homed on this shard, at its latest
+ * version, with its metadata and its place among equal scores. Streamed in
+ * (board, period, user id) order by keyset pagination, each page in the
+ * project's row scope; a database may serve several shards.
  */
 export async function rebuildShard(
   router: ShardRouter,
   store: ShardStore,
+  pools: PgPools,
   /** The project whose boards these are: the entries are restored into its keys. */
   project: ProjectRef,
   boards: readonly Board[],
@@ -51,42 +53,38 @@ export async function rebuildShard(
   const live = new Map(boards.filter((b) => b.deletedAt === null).map((b) => [b.id, b]));
   const target = new BoardStore(store, project);
   const closed = new Map<string, boolean>();
-  const client = new pg.Client({ connectionString: shard.postgres });
-  await client.connect();
   const result: RebuildResult = { shard: shard.id, scanned: 0, restored: 0, skipped: 0 };
-  try {
-    let after: [string, string, string] = ['', '', ''];
-    for (;;) {
-      const { rows } = await client.query<BoardRow>(
+  let after: [string, string, string] = ['', '', ''];
+  for (;;) {
+    const { rows } = await pools.inScope(shard.id, project, (c) =>
+      c.query<BoardRow>(
         `SELECT board, period, user_id, name, region, score, version, metadata, member FROM board_scores
          WHERE (board, period, user_id) > ($1, $2, $3) ORDER BY board, period, user_id LIMIT $4`,
         [...after, PAGE],
-      );
-      if (rows.length === 0) break;
-      const last = rows[rows.length - 1]!;
-      after = [last.board, last.period, last.user_id];
-      result.scanned += rows.length;
-      for (const r of rows) {
-        const board = live.get(r.board);
-        const key = `${r.board}\u0000${r.period}`;
-        if (!closed.has(key)) closed.set(key, await isClosed(r.board, r.period));
-        if (!board || closed.get(key) || router.homeShard(r.user_id, r.region).id !== shard.id) continue;
-        const ok = await target.restore(board, r.period, {
-          userId: r.user_id,
-          name: r.name,
-          region: r.region,
-          score: Number(r.score),
-          version: Number(r.version),
-          member: r.member,
-          metadata: r.metadata === null || r.metadata === undefined ? undefined : JSON.stringify(r.metadata),
-        });
-        if (ok) result.restored++;
-        else result.skipped++;
-      }
-      onProgress?.(result);
+      ),
+    'rebuild');
+    if (rows.length === 0) break;
+    const last = rows[rows.length - 1]!;
+    after = [last.board, last.period, last.user_id];
+    result.scanned += rows.length;
+    for (const r of rows) {
+      const board = live.get(r.board);
+      const key = `${r.board}\u0000${r.period}`;
+      if (!closed.has(key)) closed.set(key, await isClosed(r.board, r.period));
+      if (!board || closed.get(key) || router.homeShard(r.user_id, r.region).id !== shard.id) continue;
+      const ok = await target.restore(board, r.period, {
+        userId: r.user_id,
+        name: r.name,
+        region: r.region,
+        score: Number(r.score),
+        version: Number(r.version),
+        member: r.member,
+        metadata: r.metadata === null || r.metadata === undefined ? undefined : JSON.stringify(r.metadata),
+      });
+      if (ok) result.restored++;
+      else result.skipped++;
     }
-  } finally {
-    await client.end();
+    onProgress?.(result);
   }
   return result;
 }

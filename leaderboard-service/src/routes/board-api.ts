@@ -61,7 +61,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     const cacheKey = `${projectScope(project)}|${userId}`;
     const hit = players.get(cacheKey);
     if (hit && hit.until > Date.now()) return hit.identity;
-    const row = await deps.accounts.findAnywhere(userId);
+    const row = await deps.accounts.findAnywhere(project, userId);
     if (!row) throw new AppError('user_not_found', `no player ${userId}`, { user_id: userId });
     const identity = { userId: row.user_id, name: row.name, region: row.region };
     if (players.size > 10_000) players.clear();

@@ -4,7 +4,7 @@
  * period; `before` is then the `next_before` cursor of the previous page).
  */
 import { Router } from 'express';
-import { AppError, validate } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT, validate } from '@lb/common/contracts';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardHistoryBefore, HistoryRepo } from '../db/history-repo.js';
 
@@ -17,7 +17,7 @@ export function historyRoutes(deps: { history: HistoryRepo; accounts: AccountsRe
     if (board !== undefined && board !== 'main') {
       if (typeof board !== 'string' || !/^[a-z0-9_-]{1,64}$/.test(board)) throw new AppError('invalid_query', 'board: not a board id', { field: 'board' });
       const before = req.query.before === undefined ? undefined : boardCursor(req.query.before);
-      const events = await deps.history.boardEvents(userId, board, limit, before);
+      const events = await deps.history.boardEvents(DEFAULT_PROJECT, userId, board, limit, before);
       await mustExist(events.length, before, userId);
       const last = events[events.length - 1];
       const next = events.length === limit && last ? Buffer.from(JSON.stringify([Date.parse(last.ts), last.period, last.version])).toString('base64url') : null;
@@ -25,7 +25,7 @@ export function historyRoutes(deps: { history: HistoryRepo; accounts: AccountsRe
       return;
     }
     const before = req.query.before === undefined ? undefined : validate.queryInt(req.query.before, 'before', 0, 1, Number.MAX_SAFE_INTEGER);
-    const events = await deps.history.events(userId, limit, before);
+    const events = await deps.history.events(DEFAULT_PROJECT, userId, limit, before);
     await mustExist(events.length, before, userId);
     const last = events[events.length - 1];
     res.json({ user_id: userId, events, next_before: events.length === limit && last ? last.version : null });
@@ -33,7 +33,7 @@ export function historyRoutes(deps: { history: HistoryRepo; accounts: AccountsRe
 
   /** An empty first page of someone with no account is a 404. */
   async function mustExist(count: number, before: unknown, userId: string): Promise<void> {
-    if (count === 0 && before === undefined && !(await deps.accounts.findAnywhere(userId))) {
+    if (count === 0 && before === undefined && !(await deps.accounts.findAnywhere(DEFAULT_PROJECT, userId))) {
       throw new AppError('user_not_found', `no player ${userId}`, { user_id: userId });
     }
   }

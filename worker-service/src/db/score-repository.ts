@@ -6,8 +6,8 @@
  * one classification of @lb/common's pg-pools: retry later, however long it
  * takes) and anything else (a fault: retried with the job's attempts).
  */
-import pg from 'pg';
-import { ALL_TIME, MAIN_BOARD, type ScoreEvent } from '@lb/common/contracts';
+import type pg from 'pg';
+import { ALL_TIME, MAIN_BOARD, type ProjectRef, type ScoreEvent } from '@lb/common/contracts';
 import { pgFailure, type PgPools } from '@lb/common/platform';
 
 /** Plain counts of one applied batch. */
@@ -36,9 +36,10 @@ export class InvalidBatchError extends Error {
   }
 }
 
-// One statement per batch, both writes as data-modifying CTEs of it: a
-// single statement is its own transaction (all or nothing, like BEGIN …
-// COMMIT around two statements, in one round trip instead of four), and it
+// One statement per batch of one project, both writes as data-modifying
+// CTEs of it (all or nothing, in the project's transaction of
+// PgPools.inScope, whose settings give every row its tenant_id and
+// project_id: the columns' defaults, checked by row-level security), and it
 // is prepared by name, so each connection parses and plans it once. Every
 // column is one array (unnest): a batch of any size is the same statement.
 // Events are applied in any order and any number of times: a row only moves
@@ -56,7 +57,7 @@ WITH scores AS (
   SELECT u.board, u.period, u.user_id, u.name, u.region, u.score, u.version, u.metadata::jsonb, timestamptz 'epoch' + u.ts * interval '1 millisecond', u.member
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::bigint[], $10::text[])
       AS u(board, period, user_id, name, region, score, version, metadata, ts, member)
-  ON CONFLICT (board, period, user_id) DO UPDATE
+  ON CONFLICT (tenant_id, project_id, board, period, user_id) DO UPDATE
      SET name = EXCLUDED.name, region = EXCLUDED.region, score = EXCLUDED.score, version = EXCLUDED.version,
          metadata = COALESCE(EXCLUDED.metadata, board_scores.metadata), updated_at = EXCLUDED.updated_at, member = EXCLUDED.member
    WHERE board_scores.version < EXCLUDED.version
@@ -67,7 +68,7 @@ WITH scores AS (
          timestamptz 'epoch' + u.ts * interval '1 millisecond', u.request_id
     FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::text[], $16::text[], $17::bigint[], $18::bigint[], $19::text[], $20::bigint[], $21::text[])
       AS u(board, period, user_id, version, region, op, delta, score, metadata, ts, request_id)
-  ON CONFLICT (board, period, user_id, version) DO NOTHING
+  ON CONFLICT (tenant_id, project_id, board, period, user_id, version) DO NOTHING
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM scores)::int AS upserted, (SELECT count(*) FROM logged)::int AS inserted`,
@@ -77,40 +78,34 @@ export class ScoreRepository {
   constructor(private readonly pools: PgPools) {}
 
   /**
-   * Applies a batch of one shard's events in ONE transaction (one
-   * statement): the newest event of each entry (a player on a board's
-   * period) upserts `board_scores` (only if newer than the row), and every
-   * event is appended to `board_score_events` (once per version). All or
-   * nothing.
+   * Applies a batch of one shard's events of one project in ONE
+   * transaction of that project's row scope (one statement): the newest
+   * event of each entry (a player on a board's period) upserts
+   * `board_scores` (only if newer than the row), and every event is
+   * appended to `board_score_events` (once per version). All or nothing.
    *
    * Rows are written in entry order, so concurrent batches (several worker
    * processes on one queue) take row locks in the same order and cannot
    * deadlock each other.
    */
-  async applyBatch(shardId: string, events: readonly ScoreEvent[]): Promise<ApplyResult> {
+  async applyBatch(shardId: string, project: ProjectRef, events: readonly ScoreEvent[]): Promise<ApplyResult> {
     const keyed = dedupe(events.map(onBoard));
     if (keyed.length === 0) return { events: 0, inserted: 0, players: 0, upserted: 0 };
     const newest = foldToNewest(keyed);
     const unique = keyed.map((k) => k.e);
-    const client = await this.pools
-      .forShard(shardId)
-      .connect()
-      .catch((e: unknown) => {
-        throw pgFailure(shardId, e);
-      });
-    let broken: Error | undefined;
-    try {
-      const { rows } = await client.query<{ upserted: number; inserted: number }>({ ...APPLY_BATCH, values: [...boardScoreColumns(newest), ...boardEventColumns(unique)] });
-      return { events: unique.length, inserted: rows[0]!.inserted, players: newest.length, upserted: rows[0]!.upserted };
-    } catch (e) {
-      // An error the server answered leaves the connection usable (a single
-      // statement leaves no transaction open); any other may have broken it:
-      // drop it from the pool.
-      if (!(e instanceof pg.DatabaseError)) broken = e as Error;
-      throw classify(shardId, e);
-    } finally {
-      client.release(broken);
-    }
+    return this.pools.inScope(
+      shardId,
+      project,
+      async (client) => {
+        try {
+          const { rows } = await client.query<{ upserted: number; inserted: number }>({ ...APPLY_BATCH, values: [...boardScoreColumns(newest), ...boardEventColumns(unique)] });
+          return { events: unique.length, inserted: rows[0]!.inserted, players: newest.length, upserted: rows[0]!.upserted };
+        } catch (e) {
+          throw classify(shardId, e);
+        }
+      },
+      'apply_batch',
+    );
   }
 
   /** Round trip to a shard's database, for health checks. */

@@ -35,6 +35,7 @@ import {
   userOfMember,
   type ArchivedRow,
   type Board,
+  type ProjectRef,
   type Topology,
 } from '@lb/common/contracts';
 import { connectionFor, type BoardsRepo, type Logger, type PgPools } from '@lb/common/platform';
@@ -52,8 +53,8 @@ export interface CloserDeps {
   boards: BoardsRepo;
   keyPrefix: string;
   log: Logger;
-  /** Called after the COMMIT with the delivery id, when the board has a webhook. */
-  onDelivery?: (deliveryId: string) => Promise<void>;
+  /** Called after the COMMIT with the project and the delivery id, when the board has a webhook. */
+  onDelivery?: (project: ProjectRef, deliveryId: string) => Promise<void>;
   /** Test seam: runs inside the transaction after the standings were inserted, before the COMMIT. */
   beforeCommit?: () => Promise<void>;
 }
@@ -78,17 +79,18 @@ export class PeriodCloser {
   }
 
   /**
-   * Closes `period` of `boardId` unless it is open still (`now` before its
-   * end plus `graceMs`) or closed already.
+   * Closes `period` of `project`'s board `boardId` unless it is open still
+   * (`now` before its end plus `graceMs`) or closed already. Its Postgres
+   * rows are written in the project's row scope.
    */
-  async close(boardId: string, period: string, now: number, graceMs: number): Promise<CloseOutcome> {
-    const board = (await this.deps.boards.all()).find((b) => b.id === boardId);
+  async close(project: ProjectRef, boardId: string, period: string, now: number, graceMs: number): Promise<CloseOutcome> {
+    const board = (await this.deps.boards.ofProject(project)).find((b) => b.id === boardId);
     if (!board) return 'unknown_board';
     const p = periodById(board.resetRule, period);
     if (!p || p.endsAt === undefined) return 'unknown_board';
     if (now < p.endsAt + graceMs) return 'not_ended';
     const control = this.controlShard;
-    const done = await this.deps.pools.run(control, (pool) => pool.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [boardId, period]), 'close');
+    const done = await this.deps.pools.inScope(control, project, (c) => c.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [boardId, period]), 'close');
     if (done.rowCount === 1) return 'already_closed';
 
     // 1. No write lands in the period from here on.
@@ -96,10 +98,11 @@ export class PeriodCloser {
     // 2. The final standings of every view.
     const rows = await this.standings(board, period);
     const global = rows.filter((r) => r.view === 'GLOBAL');
-    // 3. Exactly once. Through PgPools.run: an unavailable database is
-    // StoreUnavailable, which the close job retries later (jobs.ts).
+    // 3. Exactly once, in one transaction of the project's scope. Through
+    // PgPools.inScope: an unavailable database is StoreUnavailable, which
+    // the close job retries later (jobs.ts).
     const span = { startsAt: p.startsAt, endsAt: p.endsAt };
-    const archived = await this.deps.pools.run(control, (pool) => this.archive(pool, board, span, period, rows, global.length), 'close');
+    const archived = await this.deps.pools.inScope(control, project, (client) => this.archive(client, board, span, period, rows, global.length), 'close');
     if (archived === 'already_closed') return 'already_closed';
     const deliveryId = archived.deliveryId;
     this.deps.log.info('period closed', { board: boardId, period, players: global.length });
@@ -108,13 +111,13 @@ export class PeriodCloser {
     await Promise.all(this.deps.topology.shards.map((s) => this.expire(s.id, boardId, period, ttlMs))).catch((e: unknown) =>
       this.deps.log.warn('could not set the closed period\u2019s keys to expire', { board: boardId, period, err: e as Error }),
     );
-    if (deliveryId) await this.deps.onDelivery?.(deliveryId);
+    if (deliveryId) await this.deps.onDelivery?.(project, deliveryId);
     return 'closed';
   }
 
-  /** Step 3: the close record, the standings and the webhook delivery in one transaction. */
+  /** Step 3: the close record, the standings and the webhook delivery, in the caller's transaction. */
   private async archive(
-    pool: pg.Pool,
+    client: pg.PoolClient,
     board: Board,
     p: { startsAt?: number | undefined; endsAt: number },
     period: string,
@@ -123,40 +126,28 @@ export class PeriodCloser {
   ): Promise<'already_closed' | { deliveryId: string | undefined }> {
     const boardId = board.id;
     const global = rows.filter((r) => r.view === 'GLOBAL');
-    const client = await pool.connect();
     let deliveryId: string | undefined;
-    try {
-      await client.query('BEGIN');
-      const claimed = await client.query(
-        `INSERT INTO period_closes (board, period, starts_at, ends_at, players) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (board, period) DO NOTHING`,
-        [boardId, period, p.startsAt === undefined ? null : new Date(p.startsAt), new Date(p.endsAt), players],
-      );
-      if (claimed.rowCount !== 1) {
-        await client.query('ROLLBACK');
-        return 'already_closed';
-      }
-      for (let i = 0; i < rows.length; i += 1000) await insertStandings(client, boardId, period, rows.slice(i, i + 1000));
-      if (board.webhookUrl) {
-        deliveryId = `${boardId}/${period}`;
-        const payload = {
-          event: 'period.closed',
-          board: boardId,
-          period,
-          starts_at: p.startsAt === undefined ? null : new Date(p.startsAt).toISOString(),
-          ends_at: new Date(p.endsAt).toISOString(),
-          players,
-          top: global.slice(0, 100).map((r) => ({ rank: r.rank, user_id: r.user_id, name: r.name, score: r.score, metadata: r.metadata })),
-        };
-        await client.query(`INSERT INTO webhook_deliveries (id, board, period, url, payload) VALUES ($1, $2, $3, $4, $5)`, [deliveryId, boardId, period, board.webhookUrl, JSON.stringify(payload)]);
-      }
-      await this.deps.beforeCommit?.();
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      client.release();
+    // A second closer waits here on the first one's row, then finds it (and has written nothing).
+    const claimed = await client.query(
+      `INSERT INTO period_closes (board, period, starts_at, ends_at, players) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, project_id, board, period) DO NOTHING`,
+      [boardId, period, p.startsAt === undefined ? null : new Date(p.startsAt), new Date(p.endsAt), players],
+    );
+    if (claimed.rowCount !== 1) return 'already_closed';
+    for (let i = 0; i < rows.length; i += 1000) await insertStandings(client, boardId, period, rows.slice(i, i + 1000));
+    if (board.webhookUrl) {
+      deliveryId = `${boardId}/${period}`;
+      const payload = {
+        event: 'period.closed',
+        board: boardId,
+        period,
+        starts_at: p.startsAt === undefined ? null : new Date(p.startsAt).toISOString(),
+        ends_at: new Date(p.endsAt).toISOString(),
+        players,
+        top: global.slice(0, 100).map((r) => ({ rank: r.rank, user_id: r.user_id, name: r.name, score: r.score, metadata: r.metadata })),
+      };
+      await client.query(`INSERT INTO webhook_deliveries (id, board, period, url, payload) VALUES ($1, $2, $3, $4, $5)`, [deliveryId, boardId, period, board.webhookUrl, JSON.stringify(payload)]);
     }
+    await this.deps.beforeCommit?.();
     return { deliveryId };
   }
 

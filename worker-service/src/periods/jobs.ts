@@ -24,10 +24,15 @@
 import { createHmac } from 'node:crypto';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import {
+  DEFAULT_PROJECT,
+  isDefaultProject,
+  parseProjectScope,
   periodAt,
   previousPeriod,
+  projectScope,
   queuePrefix,
   type Board,
+  type ProjectRef,
   type ResetRule,
   StoreUnavailable,
   type Topology,
@@ -64,6 +69,14 @@ export function boundaryPattern(rule: ResetRule): string | undefined {
 
 // BullMQ job ids cannot contain ':' (cron period ids do: 2026-12-01T18:00Z).
 const safeId = (s: string): string => s.replace(/[:/]/g, '_');
+
+/** The project of a delivery job: its `project` scope; a job queued before tenancy has none and is the default project's. */
+function deliveryProject(data: { project?: unknown }): ProjectRef {
+  if (data.project === undefined) return DEFAULT_PROJECT;
+  const p = typeof data.project === 'string' ? parseProjectScope(data.project) : undefined;
+  if (!p) throw new Error(`webhook job with a malformed project ${JSON.stringify(data.project)}`);
+  return p;
+}
 
 /** The id of a board's job scheduler. */
 export const schedulerIdOf = (board: string): string => `boundary_${board}`;
@@ -108,13 +121,13 @@ export class PeriodJobs {
       lockDuration: this.s.lockMs,
       stalledInterval: this.s.stalledIntervalMs,
     });
-    this.hookWorker = new Worker(WEBHOOKS_QUEUE, (job, token) => this.postponeOutage(job, token, () => this.deliver(String(job.data.id))), {
+    this.hookWorker = new Worker(WEBHOOKS_QUEUE, (job, token) => this.postponeOutage(job, token, () => this.deliver(deliveryProject(job.data), String(job.data.id))), {
       connection: connectionFor(shard.redis, true),
       prefix,
       concurrency: 4,
     });
     this.hookWorker.on('failed', (job, err) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.markFailed(String(job.data.id), err.message);
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) void this.markFailed(job.data, String(job.data.id), err.message);
     });
     for (const w of [this.worker, this.hookWorker]) w.on('error', (err) => this.deps.log.debug('period worker error', { err: err.message }));
     void this.sync();
@@ -131,7 +144,8 @@ export class PeriodJobs {
   }
 
   private async doSync(now: number): Promise<void> {
-    const boards = (await this.deps.boards.all()).filter((b) => b.deletedAt === null);
+    // The default project's boards: the closer reads the default project's Redis layout.
+    const boards = (await this.deps.boards.ofProject(DEFAULT_PROJECT)).filter((b) => b.deletedAt === null);
     const wanted = new Map<string, Board>();
     for (const b of boards) if (boundaryPattern(b.resetRule)) wanted.set(schedulerIdOf(b.id), b);
     for (const [id, b] of wanted) {
@@ -139,17 +153,18 @@ export class PeriodJobs {
       await this.queueEndedPeriod(b, now);
     }
     for (const s of await this.queue.getJobSchedulers()) if (!wanted.has(s.key)) await this.queue.removeJobScheduler(s.key);
+    // Every project's pending deliveries: the one system-wide read, through a definer function (sql/008).
     const pending = await this.deps.pools.run(this.control, (pool) =>
-      pool.query<{ id: string; round: number }>(`SELECT id, attempts AS round FROM webhook_deliveries WHERE status = 'pending' AND created_at < now() - interval '10 seconds'`),
+      pool.query<{ tenant_id: string; project_id: string; id: string }>(`SELECT tenant_id, project_id, id FROM lb_pending_webhook_deliveries(interval '10 seconds')`),
     'period');
-    for (const d of pending.rows) await this.queueDelivery(d.id);
+    for (const d of pending.rows) await this.queueDelivery({ tenant: d.tenant_id, project: d.project_id }, d.id);
   }
 
   /** Queues the close of the period before the current one, unless it is archived already. */
   async queueEndedPeriod(board: Board, now: number): Promise<void> {
     const ended = previousPeriod(board.resetRule, periodAt(board.resetRule, now));
     if (!ended || ended.endsAt === undefined) return;
-    const done = await this.deps.pools.run(this.control, (pool) => pool.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board.id, ended.id]), 'period');
+    const done = await this.deps.pools.inScope(this.control, DEFAULT_PROJECT, (c) => c.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board.id, ended.id]), 'period');
     if (done.rowCount === 1) return;
     await this.queue.add(
       'close',
@@ -165,10 +180,10 @@ export class PeriodJobs {
     );
   }
 
-  /** Queues a webhook delivery (the job id makes a repeat harmless). */
-  async queueDelivery(id: string): Promise<void> {
-    await this.webhooks.add('deliver', { id }, {
-      jobId: `hook_${safeId(id)}`,
+  /** Queues a project's webhook delivery (the job id makes a repeat harmless). */
+  async queueDelivery(project: ProjectRef, id: string): Promise<void> {
+    await this.webhooks.add('deliver', { id, project: projectScope(project) }, {
+      jobId: isDefaultProject(project) ? `hook_${safeId(id)}` : `hook_${safeId(projectScope(project))}_${safeId(id)}`,
       attempts: this.s.webhookAttempts,
       backoff: { type: 'exponential', delay: this.s.webhookBackoffMs },
       removeOnComplete: true,
@@ -197,11 +212,11 @@ export class PeriodJobs {
 
   private async process(job: Job, token: string | undefined): Promise<unknown> {
     if (job.name === 'boundary') {
-      const board = (await this.deps.boards.all()).find((b) => b.id === job.data.board && b.deletedAt === null);
+      const board = (await this.deps.boards.ofProject(DEFAULT_PROJECT)).find((b) => b.id === job.data.board && b.deletedAt === null);
       if (board) await this.queueEndedPeriod(board, Date.now());
       return undefined;
     }
-    const outcome = await this.deps.closer.close(String(job.data.board), String(job.data.period), Date.now(), this.s.graceMs);
+    const outcome = await this.deps.closer.close(DEFAULT_PROJECT, String(job.data.board), String(job.data.period), Date.now(), this.s.graceMs);
     if (outcome === 'not_ended') {
       // Early (a clock behind, or a job moved forward): try again after the grace.
       await job.moveToDelayed(Date.now() + this.s.graceMs, token);
@@ -210,16 +225,16 @@ export class PeriodJobs {
     return outcome;
   }
 
-  /** POSTs one delivery, signed with the board's secret; throws (to be retried) unless the receiver answers 2xx. */
-  async deliver(id: string): Promise<void> {
-    const q = (text: string, values: unknown[]) => this.deps.pools.run(this.control, (pool) => pool.query(text, values), 'webhook');
-    const r = await this.deps.pools.run(this.control, (pool) =>
-      pool.query<{ board: string; url: string; payload: unknown; status: string }>('SELECT board, url, payload, status FROM webhook_deliveries WHERE id = $1', [id]),
+  /** POSTs one of a project's deliveries, signed with the board's secret; throws (to be retried) unless the receiver answers 2xx. */
+  async deliver(project: ProjectRef, id: string): Promise<void> {
+    const q = (text: string, values: unknown[]) => this.deps.pools.inScope(this.control, project, (c) => c.query(text, values), 'webhook');
+    const r = await this.deps.pools.inScope(this.control, project, (c) =>
+      c.query<{ board: string; url: string; payload: unknown; status: string }>('SELECT board, url, payload, status FROM webhook_deliveries WHERE id = $1', [id]),
     'webhook');
     const d = r.rows[0];
     if (!d || d.status === 'delivered') return;
     const body = JSON.stringify(d.payload);
-    const secret = (await this.deps.boards.webhookSecret(d.board)) ?? '';
+    const secret = (await this.deps.boards.webhookSecret(project, d.board)) ?? '';
     let error: string | undefined;
     try {
       const res = await fetch(d.url, {
@@ -247,9 +262,10 @@ export class PeriodJobs {
     throw new Error(error);
   }
 
-  private async markFailed(id: string, err: string): Promise<void> {
-    await this.deps.pools
-      .run(this.control, (pool) => pool.query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err]), 'webhook')
+  private async markFailed(data: { project?: unknown }, id: string, err: string): Promise<void> {
+    await Promise.resolve()
+      .then(() => deliveryProject(data))
+      .then((project) => this.deps.pools.inScope(this.control, project, (c) => c.query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err]), 'webhook'))
       .catch(() => undefined);
     this.deps.log.warn('webhook delivery failed for good; kept for replay', { delivery: id, err });
   }
