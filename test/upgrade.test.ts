@@ -262,7 +262,7 @@ describe('upgrade in place: the board main from its old tables', function () {
     before(async () => {
       svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
       api = new Client(svc.url);
-      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.pools, DEFAULT_PROJECT, svc.deps.catalog.live(), async () => false);
+      for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.pools, DEFAULT_PROJECT, svc.deps.catalog.live(DEFAULT_PROJECT), async () => false);
     });
     after(async () => svc?.stop());
 

@@ -122,7 +122,7 @@ describe('the board engine against one reference model: order × operator × tie
 
   for (const [n, rules] of ROWS.entries()) {
     it(`when random submissions hit a board of ${rules.label}, then every view's standings, ranks and windows equal the model`, async () => {
-      const board = rules.main ? svc.deps.catalog.main() : boardOf(rules);
+      const board = rules.main ? svc.deps.catalog.main(DEFAULT_PROJECT) : boardOf(rules);
       if (rules.main) {
         expect(board).to.deep.include({ id: 'main', order: rules.order, operator: rules.operator, tieBreak: rules.tieBreak, reset: rules.reset, minScore: rules.minScore, maxScore: rules.maxScore, allowOperatorOverride: true, maxMetadataBytes: 1024 });
       }

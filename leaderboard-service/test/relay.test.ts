@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function writeMany(svc: TestService, n: number, region: string): Promise<string[]> {
   const ids = Array.from({ length: n }, () => uniqueId('env'));
   await Promise.all(
-    ids.map((id) => svc.deps.writer.submit({ project: DEFAULT_PROJECT, board: svc.deps.catalog.main(), player: { userId: id, name: id, region }, byPlayer: false, op: 'set', value: 5, requestId: 'r' })),
+    ids.map((id) => svc.deps.writer.submit({ project: DEFAULT_PROJECT, board: svc.deps.catalog.main(DEFAULT_PROJECT), player: { userId: id, name: id, region }, byPlayer: false, op: 'set', value: 5, requestId: 'r' })),
   );
   return ids;
 }

@@ -38,8 +38,8 @@ describe('Redis tenancy: two projects on the same shards', function () {
   /** Player ids of this run, the same in both projects, one per region (so on every shard). */
   const players = ['NA', 'EU', 'ASIA', 'GLOBAL'].map((region) => ({ id: uniqueId('same'), region }));
   const submit = (project: ProjectRef, userId: string, region: string, value: number, extra: Partial<BoardSubmission> = {}) =>
-    svc.deps.writer.submit({ project, board: svc.deps.catalog.main(), player: { userId, name: `${project.tenant} ${userId}`, region }, byPlayer: false, op: 'set', value, requestId: 'r', ...extra });
-  const main = () => svc.deps.catalog.main();
+    svc.deps.writer.submit({ project, board: svc.deps.catalog.main(project), player: { userId, name: `${project.tenant} ${userId}`, region }, byPlayer: false, op: 'set', value, requestId: 'r', ...extra });
+  const main = () => svc.deps.catalog.main(DEFAULT_PROJECT);
 
   before(async () => {
     // Three writes per player per window: enough for these tests, few enough to see a bucket run out.

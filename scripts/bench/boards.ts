@@ -62,7 +62,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
     const p = i % o.perBoard;
     await deps.writer.submit({
       project: DEFAULT_PROJECT,
-      board: deps.catalog.get(`bench-${b}`)!,
+      board: deps.catalog.get(DEFAULT_PROJECT, `bench-${b}`)!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,
       value: Math.floor(Math.random() * 1_000_000),
@@ -77,7 +77,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
   await pool(10_000, 64, async (p) => {
     await deps.writer.submit({
       project: DEFAULT_PROJECT,
-      board: deps.catalog.get('bench-best')!,
+      board: deps.catalog.get(DEFAULT_PROJECT, 'bench-best')!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,
       value: Math.floor(Math.random() * 1_000_000),

@@ -253,7 +253,7 @@ export async function seedPlayers(deps: Deps, players: number): Promise<void> {
     Array.from({ length: 64 }, async () => {
       while (next < players) {
         const i = next++;
-        await deps.writer.submit({ project: DEFAULT_PROJECT, board: deps.catalog.main(), player: player(i), byPlayer: false, value: Math.floor(Math.random() * 1_000_000), op: 'set', legacyOp: 'update', requestId: 'seed' });
+        await deps.writer.submit({ project: DEFAULT_PROJECT, board: deps.catalog.main(DEFAULT_PROJECT), player: player(i), byPlayer: false, value: Math.floor(Math.random() * 1_000_000), op: 'set', legacyOp: 'update', requestId: 'seed' });
       }
     }),
   );

@@ -90,7 +90,7 @@ export class AccountService {
     try {
       const w = await this.deps.writer.submit({
         project: r.project,
-        board: this.deps.catalog.main(),
+        board: this.deps.catalog.main(r.project),
         player: identity,
         byPlayer: false,
         value: r.initialScore ?? 0,
@@ -125,7 +125,7 @@ export class AccountService {
     const identity: Identity = { userId: row.user_id, name: row.name, region: row.region };
     return {
       token: signToken(identity, this.token, project),
-      user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(project, this.deps.catalog.main(), ALL_TIME, identity)) ?? 0 },
+      user: { user_id: row.user_id, name: row.name, region: row.region, score: (await this.deps.views.scoreOf(project, this.deps.catalog.main(project), ALL_TIME, identity)) ?? 0 },
     };
   }
 }

@@ -3,8 +3,9 @@
  * control plane, then make this replica see the change at once (the others
  * see it within BOARD_REFRESH_MS). Deleting a board removes its Redis keys
  * on every shard; its Postgres rows and archives stay, marked deleted.
+ * Every call acts on one project's boards.
  */
-import { AppError, DEFAULT_PROJECT, MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board } from '@lb/common/contracts';
+import { AppError, MAIN_BOARD, parseBoardChanges, parseNewBoard, type Board, type ProjectRef } from '@lb/common/contracts';
 import { type BoardsRepo } from '@lb/common/platform';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStores } from '../redis/shard-store.js';
@@ -18,12 +19,12 @@ export class BoardAdmin {
   ) {}
 
   /** Creates a board; its webhook signing secret is returned only now. */
-  async create(body: Record<string, unknown>): Promise<{ board: Board; webhookSecret: string }> {
+  async create(project: ProjectRef, body: Record<string, unknown>): Promise<{ board: Board; webhookSecret: string }> {
     const nb = parseNewBoard(body);
-    const created = await this.repo.create(DEFAULT_PROJECT, nb);
+    const created = await this.repo.create(project, nb);
     if (!created) {
       await this.catalog.reload();
-      const old = this.catalog.getAny(nb.id);
+      const old = this.catalog.getAny(project, nb.id);
       throw new AppError('board_exists', `board ${nb.id} already exists${old?.deletedAt ? ' (deleted: its id is not reused)' : ''}`, {
         board: nb.id,
         ...(old?.deletedAt && { deleted: true }),
@@ -34,25 +35,25 @@ export class BoardAdmin {
   }
 
 
-  async update(id: string, body: Record<string, unknown>): Promise<Board> {
-    const current = await this.live(id);
-    const updated = await this.repo.update(DEFAULT_PROJECT, parseBoardChanges(current, body));
+  async update(project: ProjectRef, id: string, body: Record<string, unknown>): Promise<Board> {
+    const current = await this.live(project, id);
+    const updated = await this.repo.update(project, parseBoardChanges(current, body));
     if (!updated) throw notFound(id);
     await this.catalog.reload();
     return updated;
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(project: ProjectRef, id: string): Promise<void> {
     if (id === MAIN_BOARD) throw new AppError('board_protected', 'the board main cannot be deleted', { board: id });
-    await this.live(id);
-    if (!(await this.repo.markDeleted(DEFAULT_PROJECT, id))) throw notFound(id);
+    await this.live(project, id);
+    if (!(await this.repo.markDeleted(project, id))) throw notFound(id);
     await this.catalog.reload();
-    await Promise.all(this.stores.all().map((s) => new BoardStore(s, DEFAULT_PROJECT).purgeBoard(id)));
+    await Promise.all(this.stores.all().map((s) => new BoardStore(s, project).purgeBoard(id)));
   }
 
   /** A live board (looked up again on a miss: it may be new), or 404 `board_not_found`. */
-  async live(id: string): Promise<Board> {
-    const b = await this.catalog.lookup(id);
+  async live(project: ProjectRef, id: string): Promise<Board> {
+    const b = await this.catalog.lookup(project, id);
     if (!b) throw notFound(id);
     return b;
   }

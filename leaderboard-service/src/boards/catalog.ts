@@ -10,8 +10,13 @@
  * endpoints never depend on the control plane). A board the copy does not
  * know while Postgres is unavailable is StoreUnavailable (503), not a 404:
  * it may have been created through another replica.
+ *
+ * Board ids are a project's own: the copy is kept per project, and a
+ * board of another project is not there for a lookup to find. Every
+ * project has a board `main`, as migration 003 defines it, until the
+ * project stores a definition of its own.
  */
-import { isDefaultProject, MAIN_BOARD, parseReset, StoreUnavailable, type Board } from '@lb/common/contracts';
+import { MAIN_BOARD, parseReset, projectScope, StoreUnavailable, type Board, type ProjectRef } from '@lb/common/contracts';
 import { type BoardsRepo, type Logger } from '@lb/common/platform';
 
 /**
@@ -40,7 +45,9 @@ const MAIN_DEFAULT: Board = {
 };
 
 export class BoardCatalog {
-  private boards: Map<string, Board>;
+  /** The definitions by project scope, then by id. */
+  private boards = new Map<string, Map<string, Board>>();
+  private readonly mainDefault: Board;
   private revision: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
@@ -58,7 +65,7 @@ export class BoardCatalog {
     private readonly log: Logger,
     private readonly maxScore: number = Number.MAX_SAFE_INTEGER,
   ) {
-    this.boards = new Map([[MAIN_BOARD, this.bounded(MAIN_DEFAULT)]]);
+    this.mainDefault = this.bounded(MAIN_DEFAULT);
   }
 
   /** `main` with MAX_SCORE as its highest score at most. */
@@ -66,9 +73,13 @@ export class BoardCatalog {
     return main.maxScore <= this.maxScore ? main : { ...main, maxScore: this.maxScore };
   }
 
-  /** The board `main` (always known: the original endpoints never depend on the control plane). */
-  main(): Board {
-    return this.boards.get(MAIN_BOARD)!;
+  private of(project: ProjectRef): Map<string, Board> | undefined {
+    return this.boards.get(projectScope(project));
+  }
+
+  /** A project's board `main` (always known: the original endpoints never depend on the control plane). */
+  main(project: ProjectRef): Board {
+    return this.of(project)?.get(MAIN_BOARD) ?? this.mainDefault;
   }
 
   /** Loads the definitions (a failure is logged; polling retries) and starts polling. */
@@ -82,9 +93,9 @@ export class BoardCatalog {
     clearInterval(this.timer);
   }
 
-  /** A live board, or undefined (unknown or deleted). */
-  get(id: string): Board | undefined {
-    const b = this.boards.get(id);
+  /** A live board of a project, or undefined (unknown, deleted, or another project's). */
+  get(project: ProjectRef, id: string): Board | undefined {
+    const b = this.getAny(project, id);
     return b && b.deletedAt === null ? b : undefined;
   }
 
@@ -100,27 +111,28 @@ export class BoardCatalog {
    * revision query at a time. A miss that cannot be checked because
    * Postgres is unavailable throws StoreUnavailable.
    */
-  async lookup(id: string): Promise<Board | undefined> {
-    const known = this.get(id);
-    if (known || this.boards.has(id)) return known;
+  async lookup(project: ProjectRef, id: string): Promise<Board | undefined> {
+    const known = this.get(project, id);
+    if (known || this.getAny(project, id)) return known;
     this.missLoad ??= (async () => {
       await this.inFlight;
       this.missLoad = undefined;
       await this.poll();
     })();
     await this.missLoad;
-    if (!this.boards.has(id) && this.loadError instanceof StoreUnavailable) throw this.loadError;
-    return this.get(id);
+    if (!this.getAny(project, id) && this.loadError instanceof StoreUnavailable) throw this.loadError;
+    return this.get(project, id);
   }
 
-  /** Any board ever created, deleted ones included (their ids stay taken). */
-  getAny(id: string): Board | undefined {
-    return this.boards.get(id);
+  /** Any board a project ever created, deleted ones included (their ids stay taken), and its `main`. */
+  getAny(project: ProjectRef, id: string): Board | undefined {
+    return this.of(project)?.get(id) ?? (id === MAIN_BOARD ? this.mainDefault : undefined);
   }
 
-  /** The live boards, by id. */
-  live(): Board[] {
-    return [...this.boards.values()].filter((b) => b.deletedAt === null);
+  /** A project's live boards, `main` first. */
+  live(project: ProjectRef): Board[] {
+    const own = [...(this.of(project)?.values() ?? [])].filter((b) => b.deletedAt === null && b.id !== MAIN_BOARD);
+    return [this.main(project), ...own];
   }
 
   /** Reloads now (after a change made here), whatever the revision says. */
@@ -142,10 +154,13 @@ export class BoardCatalog {
       const rev = await this.repo.revision();
       this.loadError = undefined;
       if (rev === this.revision) return;
-      // This replica serves the default project's boards (the request's project comes with issue 20's identity work).
-      const all = (await this.repo.all()).filter((b) => isDefaultProject(b.project));
-      const boards = new Map(all.map(({ board }) => [board.id, board]));
-      boards.set(MAIN_BOARD, this.bounded(boards.get(MAIN_BOARD) ?? MAIN_DEFAULT));
+      const boards = new Map<string, Map<string, Board>>();
+      for (const { project, board } of await this.repo.all()) {
+        const scope = projectScope(project);
+        let own = boards.get(scope);
+        if (!own) boards.set(scope, (own = new Map()));
+        own.set(board.id, board.id === MAIN_BOARD ? this.bounded(board) : board);
+      }
       this.boards = boards;
       this.revision = rev;
     } catch (e) {

@@ -154,19 +154,16 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
 
   // ------------------------------------------------------------ boards (the key's project)
   r.post('/admin/boards', async (req, res) => {
-    projectOf(req);
-    const { board, webhookSecret } = await deps.admin.create(validate.bodyObject(req.body));
+    const { board, webhookSecret } = await deps.admin.create(projectOf(req), validate.bodyObject(req.body));
     // The signing secret of the board's webhooks is shown this once.
     res.status(201).json({ ...boardJson(board), webhook_secret: webhookSecret });
   });
   r.patch('/admin/boards/:id', async (req, res) => {
-    projectOf(req);
-    const board = await deps.admin.update(String(req.params.id), validate.bodyObject(req.body));
+    const board = await deps.admin.update(projectOf(req), String(req.params.id), validate.bodyObject(req.body));
     res.json(boardJson(board));
   });
   r.delete('/admin/boards/:id', async (req, res) => {
-    projectOf(req);
-    await deps.admin.delete(String(req.params.id));
+    await deps.admin.delete(projectOf(req), String(req.params.id));
     res.status(204).end();
   });
   return r;

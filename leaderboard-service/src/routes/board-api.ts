@@ -32,8 +32,8 @@ export interface BoardApiDeps {
 const PLAYER_CACHE_MS = 60_000;
 
 /** A live board by id; 404 `board_not_found` otherwise. */
-export async function findBoard(catalog: BoardCatalog, id: string): Promise<Board> {
-  const b = catalog.get(id) ?? (await catalog.lookup(id));
+export async function findBoard(catalog: BoardCatalog, project: ProjectRef, id: string): Promise<Board> {
+  const b = catalog.get(project, id) ?? (await catalog.lookup(project, id));
   if (!b) throw new AppError('board_not_found', `no board ${id}`, { board: id });
   return b;
 }
@@ -41,7 +41,7 @@ export async function findBoard(catalog: BoardCatalog, id: string): Promise<Boar
 export function boardApiRoutes(deps: BoardApiDeps): Route[] {
   const players = new Map<string, { identity: Identity; until: number }>();
 
-  const boardOf = (r: HotRequest): Promise<Board> => findBoard(deps.catalog, r.params.board ?? '');
+  const boardOf = (r: HotRequest): Promise<Board> => findBoard(deps.catalog, projectOf(r), r.params.board ?? '');
   /** The period asked for (`period=`), or the current one. */
   const periodOf = (r: HotRequest, b: Board, asked?: unknown): string => {
     const p = asked ?? queryParam(r.query, 'period');

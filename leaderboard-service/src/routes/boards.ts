@@ -6,6 +6,7 @@ import { type Board, boardJson, periodAt } from '@lb/common/contracts';
 import { Router } from 'express';
 import type { BoardAdmin } from '../boards/admin.js';
 import type { BoardCatalog } from '../boards/catalog.js';
+import { projectOf } from '../http/credentials.js';
 
 /** A board's public form: the definition and its current period. */
 export function publicBoard(b: Board, now = Date.now()): Record<string, unknown> {
@@ -23,11 +24,11 @@ export function publicBoard(b: Board, now = Date.now()): Record<string, unknown>
 
 export function boardRoutes(deps: { catalog: BoardCatalog; admin: BoardAdmin }): Router {
   const r = Router();
-  r.get('/boards', (_req, res) => {
-    res.json({ boards: deps.catalog.live().map((b) => publicBoard(b)) });
+  r.get('/boards', (req, res) => {
+    res.json({ boards: deps.catalog.live(projectOf(req)).map((b) => publicBoard(b)) });
   });
   r.get('/boards/:id', async (req, res) => {
-    res.json(publicBoard(await deps.admin.live(String(req.params.id))));
+    res.json(publicBoard(await deps.admin.live(projectOf(req), String(req.params.id))));
   });
   return r;
 }

@@ -4,9 +4,10 @@
  * period; `before` is then the `next_before` cursor of the previous page).
  */
 import { Router } from 'express';
-import { AppError, DEFAULT_PROJECT, validate } from '@lb/common/contracts';
+import { AppError, validate, type ProjectRef } from '@lb/common/contracts';
 import type { AccountsRepo } from '../db/accounts-repo.js';
 import type { BoardHistoryBefore, HistoryRepo } from '../db/history-repo.js';
+import { projectOf } from '../http/credentials.js';
 
 export function historyRoutes(deps: { history: HistoryRepo; accounts: AccountsRepo }): Router {
   const r = Router();
@@ -14,26 +15,27 @@ export function historyRoutes(deps: { history: HistoryRepo; accounts: AccountsRe
     const userId = validate.userId(req.params.userId, 'userId');
     const limit = validate.queryInt(req.query.limit, 'limit', 50, 1, 500);
     const board = req.query.board;
+    const project = projectOf(req);
     if (board !== undefined && board !== 'main') {
       if (typeof board !== 'string' || !/^[a-z0-9_-]{1,64}$/.test(board)) throw new AppError('invalid_query', 'board: not a board id', { field: 'board' });
       const before = req.query.before === undefined ? undefined : boardCursor(req.query.before);
-      const events = await deps.history.boardEvents(DEFAULT_PROJECT, userId, board, limit, before);
-      await mustExist(events.length, before, userId);
+      const events = await deps.history.boardEvents(project, userId, board, limit, before);
+      await mustExist(project, events.length, before, userId);
       const last = events[events.length - 1];
       const next = events.length === limit && last ? Buffer.from(JSON.stringify([Date.parse(last.ts), last.period, last.version])).toString('base64url') : null;
       res.json({ user_id: userId, board, events, next_before: next });
       return;
     }
     const before = req.query.before === undefined ? undefined : validate.queryInt(req.query.before, 'before', 0, 1, Number.MAX_SAFE_INTEGER);
-    const events = await deps.history.events(DEFAULT_PROJECT, userId, limit, before);
-    await mustExist(events.length, before, userId);
+    const events = await deps.history.events(project, userId, limit, before);
+    await mustExist(project, events.length, before, userId);
     const last = events[events.length - 1];
     res.json({ user_id: userId, events, next_before: events.length === limit && last ? last.version : null });
   });
 
   /** An empty first page of someone with no account is a 404. */
-  async function mustExist(count: number, before: unknown, userId: string): Promise<void> {
-    if (count === 0 && before === undefined && !(await deps.accounts.findAnywhere(DEFAULT_PROJECT, userId))) {
+  async function mustExist(project: ProjectRef, count: number, before: unknown, userId: string): Promise<void> {
+    if (count === 0 && before === undefined && !(await deps.accounts.findAnywhere(project, userId))) {
       throw new AppError('user_not_found', `no player ${userId}`, { user_id: userId });
     }
   }

@@ -66,16 +66,16 @@ export function livePayloads(deps: { catalog: BoardCatalog; views: BoardViews })
   return async (spec) => {
     switch (spec.kind) {
       case 'live': {
-        const rows = (await deps.views.top(spec.project, deps.catalog.main(), ALL_TIME, spec.view, spec.limit, {})).rows.map(originalRow);
+        const rows = (await deps.views.top(spec.project, deps.catalog.main(spec.project), ALL_TIME, spec.view, spec.limit, {})).rows.map(originalRow);
         return topPayload({ board: MAIN_BOARD, period: null, region: spec.view, limit: spec.limit, rows });
       }
       case 'top': {
-        const board = await findBoard(deps.catalog, spec.board);
+        const board = await findBoard(deps.catalog, spec.project, spec.board);
         const rows = (await deps.views.top(spec.project, board, spec.period, spec.view, spec.limit, {})).rows;
         return topPayload({ board: board.id, period: spec.period, region: spec.view, limit: spec.limit, rows });
       }
       case 'card': {
-        const board = await findBoard(deps.catalog, spec.board);
+        const board = await findBoard(deps.catalog, spec.project, spec.board);
         // The card of `main` keeps its original shape: period null, rows as `/around` gives them.
         const original = board.id === MAIN_BOARD;
         const row = original ? originalRow : (x: RankedBoardRow) => x;
@@ -105,7 +105,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
 
   /** A board's top N in its current period, rows as `/boards/:id/top` gives them. */
   const boardTop: HotHandler = async (r) => {
-    const board = await findBoard(deps.catalog, r.params.board ?? '');
+    const board = await findBoard(deps.catalog, projectOf(r), r.params.board ?? '');
     const view = viewOf(r);
     const limit = limitOf(r);
     const period = periodAt(board.resetRule, deps.clock());
@@ -119,7 +119,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
     const player = playerOf(r);
     const asked = queryParam(r.query, 'board') ?? MAIN_BOARD;
     if (typeof asked !== 'string') throw new AppError('invalid_query', 'board: give it once', { field: 'board' });
-    const board = await findBoard(deps.catalog, asked);
+    const board = await findBoard(deps.catalog, projectOf(r), asked);
     const period = periodAt(board.resetRule, deps.clock());
     return stream(r, {
       project: projectOf(r),

@@ -57,7 +57,7 @@ function originalNotFound(view: string) {
 }
 
 export function originalRoutes(deps: OriginalRouteDeps): Route[] {
-  const main = () => deps.catalog.main();
+  const main = (r: HotRequest) => deps.catalog.main(projectOf(r));
 
   // ------------------------------------------------------------ writes
   type Op = NonNullable<BoardSubmission['legacyOp']>;
@@ -65,7 +65,7 @@ export function originalRoutes(deps: OriginalRouteDeps): Route[] {
     (legacyOp: Op, operator: 'insert' | 'set' | 'incr', readValue: (b: Record<string, unknown>, player: Identity) => number): HotHandler =>
     async (r: HotRequest) => {
       const player = r.player!;
-      const board = main();
+      const board = main(r);
       let value: number;
       let key: string | undefined;
       try {
@@ -113,12 +113,12 @@ export function originalRoutes(deps: OriginalRouteDeps): Route[] {
   const top: HotHandler = async (r) => {
     const view = viewOf(r);
     const limit = validate.queryInt(queryParam(r.query, 'limit'), 'limit', 10, 1, 1000);
-    return new JsonText(await deps.views.topText(projectOf(r), main(), ALL_TIME, view, limit, opts(r), ORIGINAL_TOP));
+    return new JsonText(await deps.views.topText(projectOf(r), main(r), ALL_TIME, view, limit, opts(r), ORIGINAL_TOP));
   };
 
   const rank: HotHandler = async (r) => {
     const view = viewOf(r);
-    const { answer: a, homeRegion } = await deps.views.placed(projectOf(r), main(), ALL_TIME, view, player(r), opts(r)).catch(originalNotFound(view));
+    const { answer: a, homeRegion } = await deps.views.placed(projectOf(r), main(r), ALL_TIME, view, player(r), opts(r)).catch(originalNotFound(view));
     return { found: true, user_id: a.user_id, name: a.name, region: homeRegion, board: view, score: a.score, rank: a.rank, total: a.total, percentile: a.percentile, ...partialOf(a) };
   };
 
@@ -126,7 +126,7 @@ export function originalRoutes(deps: OriginalRouteDeps): Route[] {
     const view = viewOf(r);
     const id = player(r);
     const range = validate.queryInt(queryParam(r.query, 'range'), 'range', 10, 1, 100);
-    const a = await deps.views.around(projectOf(r), main(), ALL_TIME, view, id, range, opts(r)).catch(originalNotFound(view));
+    const a = await deps.views.around(projectOf(r), main(r), ALL_TIME, view, id, range, opts(r)).catch(originalNotFound(view));
     return { region: view, self: originalRow(a.self), around: a.around.map(originalRow), ...partialOf(a) };
   };
 
