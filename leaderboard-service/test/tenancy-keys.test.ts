@@ -92,8 +92,8 @@ describe('tenants, projects and keys', function () {
     expect((await call('POST', '/admin/keys', admin, { kind: 'client', name: 'c', project: 'nope' })).body.error).to.equal('project_not_found');
     expect((await call('POST', '/admin/keys', admin, { kind: 'client', name: 'c' })).body).to.include({ error: 'invalid_payload', field: 'project' });
 
-    const db = a.deps.pools.forShard(a.deps.router.shards[0]!.id);
-    const row = (await db.query('SELECT * FROM api_keys WHERE id = $1', [server.body.id])).rows[0] as Record<string, unknown>;
+    // In the tenant's row scope: the services' role sees no key outside one.
+    const row = (await a.deps.pools.inScope(a.deps.router.shards[0]!.id, { tenant }, (c) => c.query('SELECT * FROM api_keys WHERE id = $1', [server.body.id]))).rows[0] as Record<string, unknown>;
     expect(row.key_hash).to.equal(createHash('sha256').update(server.body.key).digest('hex'));
     expect(Object.values(row).map(String).some((v) => v.includes(server.body.key.slice(13)))).to.equal(false);
 
@@ -255,16 +255,15 @@ describe('tenants, projects and keys', function () {
     expect(await run(['tenant', 'create', 'Bad Id', '--name', 'x'])).to.equal(2);
   });
 
-  it('when a session of a role without BYPASSRLS reads the control tables, then it sees only the tenant it set, none with nothing set, and a key only through api_key_by_hash', async () => {
+  it("when a session of the services' role (no BYPASSRLS) reads the control tables, then it sees only the tenant it set, none with nothing set, and a key only through api_key_by_hash", async () => {
     const A = await tenantWith(['game']);
     const B = await tenantWith(['game']);
     const bKey = (await call('POST', '/admin/keys', B.admin, { kind: 'client', name: 'b', project: 'game' })).body.key as string;
     const db = await a.deps.pools.forShard(a.deps.router.shards[0]!.id).connect();
     try {
-      await db.query(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lb_rls_probe') THEN CREATE ROLE lb_rls_probe NOLOGIN NOBYPASSRLS; END IF; END $$`);
-      await db.query('GRANT SELECT ON projects, api_keys, tenants TO lb_rls_probe');
+      const me = (await db.query('SELECT rolname, rolbypassrls, rolsuper FROM pg_roles WHERE rolname = current_user')).rows[0];
+      expect(me).to.deep.equal({ rolname: 'lb_app', rolbypassrls: false, rolsuper: false });
       await db.query('BEGIN');
-      await db.query('SET LOCAL ROLE lb_rls_probe');
       const count = async (table: string) => Number((await db.query(`SELECT count(*) AS n FROM ${table} WHERE tenant_id = $1`, [B.tenant])).rows[0].n);
       expect(await count('projects')).to.equal(0);
       expect(await count('api_keys')).to.equal(0);
