@@ -514,9 +514,10 @@ export class NginxComponent extends SpawnedComponent {
 
   protected async launch(): Promise<void> {
     await this.reaping;
-    this.port ||= await freePort();
-    if (this.statusPort === 0) this.statusPort = await freePort();
+    // The live port was picked (not bound) before the replicas started: the others must not be handed it again.
     await this.livePublishUrl();
+    this.port ||= await freePort([this.livePort]);
+    if (this.statusPort === 0) this.statusPort = await freePort([this.livePort, this.port]);
     const { dir } = this.settings;
     // nginx creates the *_temp subdirectories but not their parent.
     mkdirSync(join(dir, 'temp'), { recursive: true });

@@ -8,8 +8,18 @@ import { createServer } from 'node:net';
  * (listen on port 0) and we release it immediately. Another process can grab
  * it before our server binds it, so callers that start servers on it retry
  * with a fresh port when the bind fails (see `startRedis`/`startPostgres`).
+ *
+ * `exclude`: ports already picked for the same process but not bound yet
+ * (the kernel may hand one out again once it was released).
  */
-export function freePort(): Promise<number> {
+export async function freePort(exclude: readonly (number | undefined)[] = []): Promise<number> {
+  for (;;) {
+    const port = await pickPort();
+    if (!exclude.includes(port)) return port;
+  }
+}
+
+function pickPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
