@@ -89,6 +89,10 @@ export class Credentials {
     }
     if (raw === undefined) {
       if (!player) return ANONYMOUS;
+      // A token outlives its project only by the cache's life: a deleted project's players are refused.
+      if (player.project.tenant !== DEFAULT_TENANT && !(await this.projectsOf(player.project.tenant))?.includes(player.project.project)) {
+        throw new AppError('invalid_token', "the token's project no longer exists");
+      }
       return { project: player.project, tenant: player.project.tenant, key: undefined, player };
     }
     const key = await this.verify(raw);
@@ -112,6 +116,11 @@ export class Credentials {
     if (this.keys.size >= KEY_CACHE_SIZE) this.keys.delete(this.keys.keys().next().value!);
     this.keys.set(hash, { key, until: now + this.cacheMs });
     return key;
+  }
+
+  /** How long a replica may act on a key or a project list it remembers (API_KEY_CACHE_MS). */
+  get cacheLifeMs(): number {
+    return this.cacheMs;
   }
 
   /** Forgets what this replica remembers of a tenant's projects (after it changed them itself). */

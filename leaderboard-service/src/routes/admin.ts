@@ -35,7 +35,7 @@ export interface AdminRouteDeps {
   projects: ProjectsRepo;
   keys: ApiKeysRepo;
   /** Told when this replica changes a tenant's projects. */
-  credentials: Pick<Credentials, 'forgetProjects'>;
+  credentials: Pick<Credentials, 'forgetProjects' | 'cacheLifeMs'>;
 }
 
 const NAME_MAX = 200;
@@ -112,6 +112,10 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     const tenant = callerOf(req).tenant;
     await deps.projects.delete(tenant, id);
     deps.credentials.forgetProjects(tenant);
+    // Once no replica can still admit a request of the project (their key and project caches have
+    // expired), its Redis data goes; its Postgres rows stay, marked deleted with the project.
+    await new Promise((r) => setTimeout(r, deps.credentials.cacheLifeMs + 100));
+    await Promise.all(deps.stores.all().map((s) => s.purgeProject({ tenant, project: id })));
     res.status(204).end();
   });
 
