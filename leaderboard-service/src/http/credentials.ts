@@ -90,7 +90,7 @@ export class Credentials {
     if (raw === undefined) {
       if (!player) return ANONYMOUS;
       // A token outlives its project only by the cache's life: a deleted project's players are refused.
-      if (player.project.tenant !== DEFAULT_TENANT && !(await this.projectsOf(player.project.tenant))?.includes(player.project.project)) {
+      if (player.project.tenant !== DEFAULT_TENANT && !(await this.hasProject(player.project.tenant, player.project.project))) {
         throw new AppError('invalid_token', "the token's project no longer exists");
       }
       return { project: player.project, tenant: player.project.tenant, key: undefined, player };
@@ -149,17 +149,21 @@ export class Credentials {
       if (key.kind !== 'platform' || !TENANCY_ID.test(askedTenant)) throw new AppError('tenant_not_found', `no tenant ${askedTenant}`, { tenant: askedTenant });
       tenant = askedTenant;
     }
-    let ids = await this.projectsOf(tenant);
+    const ids = await this.projectsOf(tenant);
     if (!ids) throw new AppError('tenant_not_found', `no tenant ${tenant}`, { tenant });
     if (askedProject !== undefined) {
-      // A project made since the list was remembered (on another replica, say) is found by asking again.
-      if (!ids.includes(askedProject)) ids = await this.projectsOf(tenant, true);
-      if (!ids?.includes(askedProject)) throw new AppError('project_not_found', `no project ${askedProject}`, { project: askedProject });
+      if (!(await this.hasProject(tenant, askedProject))) throw new AppError('project_not_found', `no project ${askedProject}`, { project: askedProject });
       return { tenant, project: { tenant, project: askedProject } };
     }
     if (player && player.project.tenant === tenant) return { tenant, project: player.project };
     if (tenant === DEFAULT_TENANT) return { tenant, project: DEFAULT_PROJECT };
     return { tenant, project: ids.length === 1 ? { tenant, project: ids[0]! } : undefined };
+  }
+
+  /** Whether a tenant's project is live: a project made since the list was remembered (on another replica, say) is found by asking again. */
+  private async hasProject(tenant: string, project: string): Promise<boolean> {
+    if ((await this.projectsOf(tenant))?.includes(project)) return true;
+    return (await this.projectsOf(tenant, true))?.includes(project) ?? false;
   }
 
   /** A live tenant's live project ids; undefined when the tenant is not live. */
