@@ -128,28 +128,42 @@ describe('projects isolated through the API', function () {
     expect(ok.status, JSON.stringify(ok.body)).to.equal(200);
     expect((await call('GET', '/rank/alice?region=EU', acmeDev.client)).body.score).to.equal(acmeDev.score);
   });
-  it("when a project is deleted, then its keys and its players' tokens are refused and its Redis data is gone from every shard, the others' untouched", async () => {
+  it("when a project (or its tenant) is deleted, then its keys and its players' tokens are refused and its Redis data is gone from every shard, the others' untouched", async () => {
     const [acmeLive, acmeDev] = projects as [Project, Project, Project];
     const tenant = acmeLive.tenant;
     await created(call('POST', `/admin/projects?tenant=${tenant}`, platform, { id: 'doomed', name: 'doomed' }));
     const client = (await created(call('POST', `/admin/keys?tenant=${tenant}`, platform, { kind: 'client', name: 'c', project: 'doomed' }))).key as string;
     const token = (await created(call('POST', '/auth/register', client, { user_id: 'alice', name: 'Doomed Alice', region: 'ASIA', password: 'correct horse' }))).token as string;
     await created(call('POST', '/score/add', client, { delta: 7 }, token));
-    const keysOf = async (p: { tenant: string; project: string }) => {
+    /** A project's keys on every shard; `lasting`: only those without a time to live (token buckets expire on their own). */
+    const keysOf = async (p: { tenant: string; project: string }, lasting = false) => {
       let n = 0;
       for (const store of svc.deps.stores.all()) {
-        for await (const batch of store.client.scanIterator({ MATCH: `${store.keys.project(p).prefix}*`, COUNT: 500 })) n += batch.length;
+        for await (const batch of store.client.scanIterator({ MATCH: `${store.keys.project(p).prefix}*`, COUNT: 500 })) {
+          for (const k of batch) if (!lasting || (await store.client.pTTL(k)) === -1) n++;
+        }
       }
       return n;
     };
     expect(await keysOf({ tenant, project: 'doomed' })).to.be.above(0);
-    const before = await keysOf({ tenant, project: acmeDev.project });
+    const before = await keysOf({ tenant, project: acmeDev.project }, true);
 
     expect((await call('DELETE', '/admin/projects/doomed', acmeAdmin)).status).to.equal(204);
     expect(await keysOf({ tenant, project: 'doomed' })).to.equal(0);
-    expect(await keysOf({ tenant, project: acmeDev.project })).to.equal(before);
+    expect(await keysOf({ tenant, project: acmeDev.project }, true)).to.equal(before);
     expect((await call('GET', '/top', client)).body.error).to.equal('invalid_api_key');
     expect((await call('GET', '/rank/alice?region=ASIA', null, undefined, token)).body.error).to.equal('invalid_token');
     expect((await call('GET', '/rank/alice?region=EU', acmeDev.client)).body.score).to.equal(acmeDev.score);
+
+    // Deleting a whole tenant does the same for each of its projects.
+    const gone = tid('gone');
+    await created(call('POST', '/admin/tenants', platform, { id: gone, name: gone }));
+    await created(call('POST', `/admin/projects?tenant=${gone}`, platform, { id: 'game', name: 'game' }));
+    const goneClient = (await created(call('POST', `/admin/keys?tenant=${gone}`, platform, { kind: 'client', name: 'c', project: 'game' }))).key as string;
+    await created(call('POST', '/auth/register', goneClient, { user_id: 'alice', name: 'Gone Alice', region: 'NA', password: 'correct horse' }));
+    expect(await keysOf({ tenant: gone, project: 'game' })).to.be.above(0);
+    expect((await call('DELETE', `/admin/tenants/${gone}`, platform)).status).to.equal(204);
+    expect(await keysOf({ tenant: gone, project: 'game' })).to.equal(0);
+    expect(await keysOf({ tenant, project: acmeDev.project }, true)).to.equal(before);
   });
 });

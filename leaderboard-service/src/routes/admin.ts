@@ -47,6 +47,15 @@ function nameField(v: unknown, max: number): string {
 }
 
 export function adminRoutes(deps: AdminRouteDeps): Router {
+  /**
+   * Removes deleted projects' Redis data from every shard, once no replica can still admit one of
+   * their requests (their key and project caches have expired); their Postgres rows stay, marked deleted.
+   */
+  const purgeRedis = async (tenant: string, projects: readonly string[]): Promise<void> => {
+    if (projects.length === 0) return;
+    await new Promise((r) => setTimeout(r, deps.credentials.cacheLifeMs + 100));
+    await Promise.all(deps.stores.all().flatMap((s) => projects.map((project) => s.purgeProject({ tenant, project }))));
+  };
   const r = Router();
   const platformOnly = (req: Parameters<RequestHandler>[0]) => requireKind(callerOf(req), ['platform']);
 
@@ -89,7 +98,11 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   });
   r.delete('/admin/tenants/:tenant', async (req, res) => {
     platformOnly(req);
-    await deps.tenants.delete(tenantParam(req.params.tenant));
+    const tenant = tenantParam(req.params.tenant);
+    const projects = (await deps.projects.liveIds(tenant)) ?? [];
+    await deps.tenants.delete(tenant);
+    deps.credentials.forgetProjects(tenant);
+    await purgeRedis(tenant, projects);
     res.status(204).end();
   });
 
@@ -112,10 +125,7 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     const tenant = callerOf(req).tenant;
     await deps.projects.delete(tenant, id);
     deps.credentials.forgetProjects(tenant);
-    // Once no replica can still admit a request of the project (their key and project caches have
-    // expired), its Redis data goes; its Postgres rows stay, marked deleted with the project.
-    await new Promise((r) => setTimeout(r, deps.credentials.cacheLifeMs + 100));
-    await Promise.all(deps.stores.all().map((s) => s.purgeProject({ tenant, project: id })));
+    await purgeRedis(tenant, [id]);
     res.status(204).end();
   });
 
