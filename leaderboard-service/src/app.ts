@@ -41,7 +41,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   });
   app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, topCache: deps.topCache, live: deps.live, instanceId: config.instanceId }));
   // Everything below acts on the project the request's credentials decide.
-  app.use(credentialsStep(deps.credentials));
+  app.use(credentialsStep(deps.credentials, deps.projectReads));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', jsonBody(bodyLimits(config)));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
@@ -75,6 +75,7 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     {
       instanceId: config.instanceId,
       credentials: deps.credentials,
+      reads: deps.projectReads,
       body: bodyLimits(config),
       log: deps.log,
       accessLog: config.accessLog ? morgan(ACCESS_LOG_FORMAT) : undefined,

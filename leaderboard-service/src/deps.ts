@@ -12,6 +12,7 @@ import { BoardViews } from './boards/views.js';
 import { ApiKeysRepo } from './db/api-keys-repo.js';
 import { ProjectsRepo, TenantsRepo } from './db/tenants-repo.js';
 import { Credentials } from './http/credentials.js';
+import { ProjectReads } from './http/project-reads.js';
 import { ArchiveRepo } from './db/archive-repo.js';
 import { HashSlots } from './accounts/hash-slots.js';
 import { LoginGuard } from './accounts/login-guard.js';
@@ -52,6 +53,8 @@ export interface Deps {
   clock: () => number;
   /** Every request's key and token, resolved into its project (http/credentials.ts). */
   credentials: Credentials;
+  /** Each project's reads per second, by its plan (http/project-reads.ts). */
+  projectReads: ProjectReads;
   apiKeysRepo: ApiKeysRepo;
   tenants: TenantsRepo;
   projects: ProjectsRepo;
@@ -145,6 +148,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     views,
     clock,
     credentials,
+    projectReads: new ProjectReads(router, stores),
     apiKeysRepo,
     tenants: new TenantsRepo(pools, controlShard),
     projects,

@@ -71,7 +71,7 @@ class Model {
 }
 
 const MAX_SCORE = Number.MAX_SAFE_INTEGER;
-const NO_BUCKETS = { user: { capacity: 0, windowMs: 1 }, region: { capacity: 0, windowMs: 1 } };
+const NO_BUCKETS = { project: { capacity: 0, windowMs: 1 }, user: { capacity: 0, windowMs: 1 }, region: { capacity: 0, windowMs: 1 } };
 
 const ROWS: Rules[] = [
   { label: "main's rules (desc, shared, no reset, any operator per write, 0 … MAX_SCORE)", order: 'desc', operator: 'set', tieBreak: 'shared', reset: 'none', overrides: ['set', 'incr', 'best'], minScore: 0, maxScore: MAX_SCORE },
@@ -157,6 +157,7 @@ describe('the board engine against one reference model: order × operator × tie
           nowMs: Date.now(),
           requestId: `r${i}`,
           backlogLimit: 0,
+          projectBacklogLimit: 0,
           buckets: NO_BUCKETS,
         });
         if (want === 'refused') expect(r.kind, `submission ${i}`).to.equal('out_of_range');

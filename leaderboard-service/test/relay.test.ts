@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Queue } from 'bullmq';
-import { DEFAULT_PROJECT, queuePrefix, readScoreJob, SCORE_QUEUE, shardKeys } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, NO_PROJECT_LIMITS, queuePrefix, readScoreJob, SCORE_QUEUE, shardKeys } from '@lb/common/contracts';
 import { connectionFor } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { startService, type TestService } from './support/service.js';
@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function writeMany(svc: TestService, n: number, region: string): Promise<string[]> {
   const ids = Array.from({ length: n }, () => uniqueId('env'));
   await Promise.all(
-    ids.map((id) => svc.deps.writer.submit({ project: DEFAULT_PROJECT, board: svc.deps.catalog.main(DEFAULT_PROJECT), player: { userId: id, name: id, region }, byPlayer: false, op: 'set', value: 5, requestId: 'r' })),
+    ids.map((id) => svc.deps.writer.submit({ project: DEFAULT_PROJECT, limits: NO_PROJECT_LIMITS, board: svc.deps.catalog.main(DEFAULT_PROJECT), player: { userId: id, name: id, region }, byPlayer: false, op: 'set', value: 5, requestId: 'r' })),
   );
   return ids;
 }

@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError, DEFAULT_PROJECT, GLOBAL, type ProjectRef, type ScoreEvent } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT, GLOBAL, NO_PROJECT_LIMITS, type ProjectRef, type ScoreEvent } from '@lb/common/contracts';
 import { uniqueId } from '@lb/devtools/testing';
 import { dataOf, type SseStream } from '../../test/support/sse.js';
 import { skipUnlessInstalled } from '../../test/support/test-stack.js';
@@ -38,7 +38,7 @@ describe('Redis tenancy: two projects on the same shards', function () {
   /** Player ids of this run, the same in both projects, one per region (so on every shard). */
   const players = ['NA', 'EU', 'ASIA', 'GLOBAL'].map((region) => ({ id: uniqueId('same'), region }));
   const submit = (project: ProjectRef, userId: string, region: string, value: number, extra: Partial<BoardSubmission> = {}) =>
-    svc.deps.writer.submit({ project, board: svc.deps.catalog.main(project), player: { userId, name: `${project.tenant} ${userId}`, region }, byPlayer: false, op: 'set', value, requestId: 'r', ...extra });
+    svc.deps.writer.submit({ project, limits: NO_PROJECT_LIMITS, board: svc.deps.catalog.main(project), player: { userId, name: `${project.tenant} ${userId}`, region }, byPlayer: false, op: 'set', value, requestId: 'r', ...extra });
   const main = () => svc.deps.catalog.main(DEFAULT_PROJECT);
 
   before(async () => {

@@ -4,7 +4,7 @@
  * nothing from a refused write, under concurrency.
  */
 import { expect } from 'chai';
-import { DEFAULT_PROJECT, checkScoreEvent, eventIdOf, readScoreJob, type ScoreEvent } from '@lb/common/contracts';
+import { checkScoreEvent, DEFAULT_PROJECT, eventIdOf, NO_PROJECT_LIMITS, readScoreJob, type ScoreEvent } from '@lb/common/contracts';
 import { signToken } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { ContractError, decodeAnswer } from '../src/redis/contract.js';
@@ -34,7 +34,7 @@ describe('the write script and its contract', function () {
       for (const c of cases) {
         const userId = uniqueId('ev');
         const legacyOp = c.op === 'best' ? undefined : c.op;
-        const r = await svc.deps.writer.submit({ project: DEFAULT_PROJECT, board: svc.deps.catalog.main(DEFAULT_PROJECT), player: { userId, name: c.name, region: c.region }, byPlayer: false, op: c.operator, legacyOp, value: c.value, requestId: 'req-1' });
+        const r = await svc.deps.writer.submit({ project: DEFAULT_PROJECT, limits: NO_PROJECT_LIMITS, board: svc.deps.catalog.main(DEFAULT_PROJECT), player: { userId, name: c.name, region: c.region }, byPlayer: false, op: c.operator, legacyOp, value: c.value, requestId: 'req-1' });
         const store = svc.deps.stores.get(svc.deps.router.homeShard(userId, c.region).id);
         const id = eventIdOf({ tenant: 'default', project: 'default', user_id: userId, version: r.version, board: 'main', period: 'all' });
         const json = await store.client.hGet(store.keys.outbox, id);
@@ -53,7 +53,7 @@ describe('the write script and its contract', function () {
       const store = new BoardStore(svc.deps.stores.get(svc.deps.router.homeShard(userId, 'EU').id), DEFAULT_PROJECT);
       const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
       const noBucket = { capacity: 0, windowMs: 1 };
-      const write = { board: svc.deps.catalog.main(DEFAULT_PROJECT), period: 'all', operator: 'insert', op: 'register', value: 1, userId, name: 'Tracy', region: 'EU', regionalView: 'EU', metadata: undefined, nowMs: Date.now(), requestId: 'req-t', backlogLimit: 0, buckets: { user: noBucket, region: noBucket } } as const;
+      const write = { board: svc.deps.catalog.main(DEFAULT_PROJECT), period: 'all', operator: 'insert', op: 'register', value: 1, userId, name: 'Tracy', region: 'EU', regionalView: 'EU', metadata: undefined, nowMs: Date.now(), requestId: 'req-t', backlogLimit: 0, projectBacklogLimit: 0, buckets: { project: noBucket, user: noBucket, region: noBucket } } as const;
       const traced = await store.write({ ...write, traceparent });
       expect(traced.kind).to.equal('ok');
       const event = JSON.parse(traced.kind === 'ok' ? traced.event!.json : '{}') as ScoreEvent;

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_PROJECT } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, NO_PROJECT_LIMITS } from '@lb/common/contracts';
 import type { createDeps } from '@lb/leaderboard-service/deps';
 import { fmt } from './machine.js';
 import type { MixEntry } from './load.js';
@@ -62,6 +62,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
     const p = i % o.perBoard;
     await deps.writer.submit({
       project: DEFAULT_PROJECT,
+      limits: NO_PROJECT_LIMITS,
       board: deps.catalog.get(DEFAULT_PROJECT, `bench-${b}`)!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,
@@ -77,6 +78,7 @@ export async function setupBoards(o: { url: string; adminKeyFile: string; deps: 
   await pool(10_000, 64, async (p) => {
     await deps.writer.submit({
       project: DEFAULT_PROJECT,
+      limits: NO_PROJECT_LIMITS,
       board: deps.catalog.get(DEFAULT_PROJECT, 'bench-best')!,
       player: { userId: `p${p}`, name: `Player ${p}`, region: REGIONS[p % 4]! },
       byPlayer: false,

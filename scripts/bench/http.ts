@@ -21,7 +21,7 @@ import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_PROJECT, GLOBAL } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, GLOBAL, NO_PROJECT_LIMITS } from '@lb/common/contracts';
 import { createLogger, signToken } from '@lb/common/platform';
 import { findBinary, freePort } from '@lb/devtools/infra';
 import { createDeps } from '@lb/leaderboard-service/deps';
@@ -260,7 +260,7 @@ export async function seedPlayers(deps: Deps, players: number): Promise<void> {
     Array.from({ length: 64 }, async () => {
       while (next < players) {
         const i = next++;
-        await deps.writer.submit({ project: DEFAULT_PROJECT, board: deps.catalog.main(DEFAULT_PROJECT), player: player(i), byPlayer: false, value: Math.floor(Math.random() * 1_000_000), op: 'set', legacyOp: 'update', requestId: 'seed' });
+        await deps.writer.submit({ project: DEFAULT_PROJECT, limits: NO_PROJECT_LIMITS, board: deps.catalog.main(DEFAULT_PROJECT), player: player(i), byPlayer: false, value: Math.floor(Math.random() * 1_000_000), op: 'set', legacyOp: 'update', requestId: 'seed' });
       }
     }),
   );

@@ -30,12 +30,15 @@ import {
   type ScoreEvent,
   type ScoreJobData,
   type ShardDef,
+  type ShardKeys,
 } from '@lb/common/contracts';
 import {
   connectionFor,
   endEventSpans,
   eventContexts,
   inEventsSpan,
+  OUTBOX_SETTLE,
+  outboxSettleKeys,
   queueTelemetry,
   SpanKind,
   throttledWarn,
@@ -46,6 +49,12 @@ import {
 import { Batcher, persistBatch, type BatcherStats, type BatchRepository, type FlushFn } from './batcher.js';
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
+
+/** The scripting calls of BullMQ's Redis client (ioredis), which its client interface does not name. */
+interface ScriptClient {
+  evalsha(sha: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+  eval(source: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+}
 
 /** The slice of the configuration a shard consumer needs. */
 export type ConsumerConfig = Pick<
@@ -116,7 +125,7 @@ export class ShardConsumer {
   private readonly warn: ThrottledWarn;
   private readonly metrics: WorkerMetrics | undefined;
   private readonly keyPrefix: string;
-  private readonly outboxKey: string;
+  private readonly keys: ShardKeys;
   private readonly worker: Worker<ScoreJobData>;
   private readonly batcher: Batcher<ScoreEvent>;
   private readonly counters = { persisted: 0, retried: 0, deferred: 0, deadLettered: 0, stalled: 0 };
@@ -132,7 +141,7 @@ export class ShardConsumer {
     this.log = log;
     this.keyPrefix = config.keyPrefix;
     this.backoffMs = config.jobBackoffMs;
-    this.outboxKey = shardKeys(shard.id, config.keyPrefix).outbox;
+    this.keys = shardKeys(shard.id, config.keyPrefix);
     const warn = throttledWarn(log, 5000);
     this.warn = warn;
     const metrics = deps.metrics;
@@ -183,7 +192,7 @@ export class ShardConsumer {
       metrics.addShard({
         shardId: shard.id,
         // BullMQ's client interface has no HLEN; its backend here is ioredis, which does.
-        backlog: async () => ((await this.worker.getBackend().client) as unknown as { hlen(key: string): Promise<number> }).hlen(this.outboxKey),
+        backlog: async () => ((await this.worker.getBackend().client) as unknown as { hlen(key: string): Promise<number> }).hlen(this.keys.outbox),
         deadLetters: async () => (await this.worker.getBackend().client).zcard(`${queuePrefix(shard.id, this.keyPrefix)}:${SCORE_QUEUE}:failed`),
       });
     }
@@ -221,8 +230,16 @@ export class ShardConsumer {
    */
   private async settleOutbox(events: readonly ScoreEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const client = await this.worker.getBackend().client;
-    await client.hdel(this.outboxKey, ...events.map(jobIdOf));
+    // The settle script (@lb/common outbox.ts) also lowers each project's count of its events there.
+    const client = (await this.worker.getBackend().client) as unknown as ScriptClient;
+    const keys = outboxSettleKeys(this.keys, false);
+    const ids = events.map(jobIdOf);
+    try {
+      await client.evalsha(OUTBOX_SETTLE.sha, keys.length, ...keys, ...ids);
+    } catch (e) {
+      if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+      await client.eval(OUTBOX_SETTLE.source, keys.length, ...keys, ...ids);
+    }
   }
 
   /** A Redis round trip on the worker's connection; rejects if it is not ready. */

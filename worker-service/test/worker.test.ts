@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { Redis } from 'ioredis';
 import { jobIdOf, SCORE_JOB, scoreJob, shardKeys, type ScoreEvent, type ShardDef, type Topology } from '@lb/common/contracts';
 import { createLogger } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
@@ -72,30 +73,41 @@ describe('worker-service consuming the shard queues (in-process)', function () {
 
   /** The shard's outbox as the leaderboard-service writes it: every event not yet persisted. */
   async function outboxOf(q: ShardQueue, config: WorkerConfig) {
-    const client = await q.queue.getBackend().client;
-    const key = shardKeys(q.shard.id, config.keyPrefix).outbox;
+    // BullMQ's client interface has no HINCRBY; its backend here is ioredis, which does.
+    const client = (await q.queue.getBackend().client) as unknown as Redis;
+    const keys = shardKeys(q.shard.id, config.keyPrefix);
     return {
-      put: (events: readonly ScoreEvent[]) => client.hset(key, Object.fromEntries(events.map((e) => [jobIdOf(e), JSON.stringify(e)]))),
-      ids: async () => Object.keys(await client.hgetall(key)).sort(),
+      /** As the write script does: each event in the outbox, and its project's count raised. */
+      put: async (events: readonly ScoreEvent[]) => {
+        await client.hset(keys.outbox, Object.fromEntries(events.map((e) => [jobIdOf(e), JSON.stringify(e)])));
+        for (const e of events) if (e.tenant !== undefined) await client.hincrby(keys.outboxProjects, `${e.tenant}/${e.project}`, 1);
+      },
+      ids: async () => Object.keys(await client.hgetall(keys.outbox)).sort(),
+      counts: async () => client.hgetall(keys.outboxProjects),
     };
   }
 
-  it('when events are persisted or refused for good, then the worker takes them off the shard\'s outbox (the backlog the service counts)', async () => {
+  it('when events are persisted or refused for good, then the worker takes them off the shard\'s outbox (the backlog the service counts) and off their projects\' counts', async () => {
     const config = await testConfig({ WORKER_SHARDS: 'na' });
     const shard = topology.shards.find((s) => s.id === 'na')!;
     const q = queueOf(shard, config);
-    const events = Array.from({ length: 6 }, () => scoreEvent());
-    events[2] = scoreEvent({ name: 'nul\u0000byte' }); // refused by Postgres
-    const notQueued = scoreEvent();
+    const acme = uniqueId('acme').toLowerCase().replace(/[^a-z0-9]/g, '');
+    const of = (tenant: string, project: string, over: Partial<ScoreEvent> = {}) => scoreEvent({ tenant, project, board: 'main', period: 'all', ...over });
+    const events = [of('default', 'default'), of(acme, 'live'), of(acme, 'live', { name: 'nul\u0000byte' }) /* refused by Postgres */, of(acme, 'live'), of('default', 'default'), scoreEvent() /* from before projects */];
+    const notQueued = of(acme, 'live');
     const outbox = await outboxOf(q, config);
     await outbox.put([...events, notQueued]);
+    expect((await outbox.counts())[`${acme}/live`]).to.equal('4');
     await q.add(events);
 
     await start(config);
     await waitFor('queue to settle', () => idle(q));
 
     expect(await outbox.ids()).to.deep.equal([jobIdOf(notQueued)]);
+    const counts = await outbox.counts();
+    expect(counts[`${acme}/live`], 'the one event still in the outbox').to.equal('1');
   });
+
 
   it('when a job is malformed, then it is failed at once (attemptsMade 1) and the valid jobs persist', async () => {
     const config = await testConfig({ WORKER_SHARDS: 'eu' });

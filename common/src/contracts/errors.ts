@@ -46,6 +46,7 @@ export const ERROR_STATUS = {
   idempotency_key_reuse: 422,
   rate_limited: 429,
   region_rate_limited: 429,
+  project_rate_limited: 429,
   queue_full: 429,
   too_many_connections: 429,
   too_many_streams: 429,

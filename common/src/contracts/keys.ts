@@ -27,6 +27,12 @@ export interface ShardKeys {
   readonly outbox: string;
   /** Sorted set of the outbox entries not yet enqueued, by time written: what the shard's relay takes from. */
   readonly outboxIndex: string;
+  /**
+   * Hash `<tenant>/<project>` -> how many of the outbox's events are that
+   * project's (kept by the write script and the outbox settle script): what
+   * a project's backlog share is checked against.
+   */
+  readonly outboxProjects: string;
   /** The shard's relay lease (string: the holding replica's relay id, expiring): one relay sends the shard's envelopes. */
   readonly relayLease: string;
   /** Token bucket (hash: tokens, ts) of a region's writes (every project's: it protects the shard), kept by the write script. */
@@ -71,7 +77,9 @@ export interface ProjectKeys {
   idempotency(userId: string, board: string, key: string): string;
   /** Token bucket (hash: tokens, ts) of a player's writes, kept by the write script. */
   userBucket(userId: string): string;
-  /** Key prefix for rate-limiter-flexible counters of this project on this shard (login throttling). */
+  /** Token bucket (hash: tokens, ts) of the project's writes on this shard (its plan's writes_per_s), kept by the write script. */
+  readonly writeBucket: string;
+  /** Key prefix for rate-limiter-flexible counters of this project on this shard (login throttling, the project's reads). */
   readonly rateLimitPrefix: string;
   /** Prefix of every key of a board (all its periods). */
   boardPrefix(boardId: string): string;
@@ -121,6 +129,7 @@ function projectKeysAt(base: string): ProjectKeys {
     regions: `${base}:regions`,
     idempotency: (userId, board, key) => (board === 'main' ? `${base}:idem:${userId}:${key}` : `${base}:idem:${userId}:${board}/${key}`),
     userBucket: (userId) => `${base}:bucket:user:${userId}`,
+    writeBucket: `${base}:bucket:writes`,
     rateLimitPrefix: `${base}:rl`,
     boardPrefix: (boardId) => `${base}:b:${boardId}:`,
     boardPeriod: (boardId, period) => {
@@ -153,6 +162,7 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     prefix: `${base}:`,
     outbox: `${base}:outbox`,
     outboxIndex: `${base}:outbox:index`,
+    outboxProjects: `${base}:outbox:projects`,
     relayLease: `${base}:relay:lease`,
     regionBucket: (region) => `${base}:bucket:region:${region}`,
     topChanged: `${base}:top-changed`,

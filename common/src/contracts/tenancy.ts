@@ -61,3 +61,18 @@ export function sameProject(a: ProjectRef, b: ProjectRef): boolean {
  */
 export const KEY_KINDS = ['platform', 'admin', 'server', 'client'] as const;
 export type KeyKind = (typeof KEY_KINDS)[number];
+
+/**
+ * The rate limits a project gets from its tenant's plan (sql/010_plans.sql,
+ * where each is explained). 0 writes or reads per second: no such bucket;
+ * a backlog share of 1: the shard's whole backlog.
+ */
+export interface ProjectLimits {
+  readonly plan: string;
+  readonly writesPerS: number;
+  readonly readsPerS: number;
+  readonly backlogShare: number;
+}
+
+/** No project limits: plan `default`, the installation's own. */
+export const NO_PROJECT_LIMITS: ProjectLimits = Object.freeze({ plan: 'default', writesPerS: 0, readsPerS: 0, backlogShare: 1 });

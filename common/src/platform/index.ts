@@ -18,3 +18,5 @@ export * from './migrate.js';
 export * from './queue.js';
 export * from './boards-repo.js';
 export * from './lifecycle.js';
+export * from './lua-scripts.js';
+export * from './outbox.js';

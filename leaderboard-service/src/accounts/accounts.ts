@@ -5,7 +5,7 @@
  * (login-guard.ts); tokens are HS256 JWTs (see @lb/common jwt).
  */
 import { hash, verify } from '@node-rs/argon2';
-import { ALL_TIME, AppError, StoreUnavailable, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
+import { ALL_TIME, AppError, StoreUnavailable, type ProjectLimits, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import { signToken, type Identity, type Logger, type TokenSettings } from '@lb/common/platform';
 import type { BoardCatalog } from '../boards/catalog.js';
 import type { BoardWriter } from '../boards/scores.js';
@@ -23,6 +23,8 @@ export interface Registration {
   requestId: string;
   /** The project the player joins: their account, scores and token are its. */
   project: ProjectRef;
+  /** Its limits (the registration's entry takes no token, but counts in the project's backlog share). */
+  limits: ProjectLimits;
 }
 
 export interface AccountAnswer {
@@ -90,6 +92,7 @@ export class AccountService {
     try {
       const w = await this.deps.writer.submit({
         project: r.project,
+        limits: r.limits,
         board: this.deps.catalog.main(r.project),
         player: identity,
         byPlayer: false,

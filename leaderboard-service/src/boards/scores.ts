@@ -18,16 +18,18 @@
  * The period a write lands in is decided by this replica's clock when it
  * handles the write (one clock per write); see docs/ARCHITECTURE.md.
  */
-import { AppError, GLOBAL, invalidField, periodAt, storedOf, type Board, type Operator, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
+import { AppError, GLOBAL, invalidField, periodAt, projectScope, storedOf, type Board, type Operator, type ProjectLimits, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import { currentTraceparent, type Identity, type Logger } from '@lb/common/platform';
 import { createHash } from 'node:crypto';
 import { BoardStore, type BoardKey } from '../redis/board-store.js';
-import type { BucketSpec, ShardStores } from '../redis/shard-store.js';
+import type { BucketSpec, ShardStores, WriteBuckets } from '../redis/shard-store.js';
 import type { ServiceMetrics } from '../metrics.js';
 
 export interface BoardSubmission {
   /** The project the board and the player belong to (its keys are the only ones the write touches, beside the shard's own). */
   project: ProjectRef;
+  /** The project's limits (its tenant's plan, http/credentials.ts): its write bucket and backlog share. */
+  limits: ProjectLimits;
   board: Board;
   player: Identity;
   /** A player writing with their own token (false: a server with an API key). */
@@ -76,8 +78,11 @@ export interface BoardWriteAnswer {
  */
 export type AfterRedisWriteHook = (write: { board: string; userId: string }) => void;
 
+const NO_BUCKET: BucketSpec = { capacity: 0, windowMs: 1 };
 /** Registration takes no token (see {@link BoardSubmission.noBuckets}). */
-const NO_BUCKETS = { user: { capacity: 0, windowMs: 1 }, region: { capacity: 0, windowMs: 1 } } as const;
+const NO_BUCKETS: WriteBuckets = { project: NO_BUCKET, user: NO_BUCKET, region: NO_BUCKET };
+/** A plan's writes per second: a bucket of that capacity refilled over one second. */
+const PROJECT_BUCKET_WINDOW_MS = 1000;
 
 export interface BoardWriterSettings {
   idempotencyTtlS: number;
@@ -143,7 +148,8 @@ export class BoardWriter {
       ...(s.idempotencyKey !== undefined && fingerprint !== undefined && { idempotency: { key: s.idempotencyKey, fingerprint, ttlS: this.settings.idempotencyTtlS } }),
       requestId: s.requestId,
       backlogLimit: this.settings.backlogLimit,
-      buckets: s.noBuckets ? NO_BUCKETS : this.settings.buckets,
+      projectBacklogLimit: s.limits.backlogShare >= 1 ? 0 : Math.max(1, Math.floor(this.settings.backlogLimit * s.limits.backlogShare)),
+      buckets: s.noBuckets ? NO_BUCKETS : { project: { capacity: s.limits.writesPerS, windowMs: PROJECT_BUCKET_WINDOW_MS }, ...this.settings.buckets },
       traceparent: currentTraceparent(),
     });
     switch (r.kind) {
@@ -154,7 +160,15 @@ export class BoardWriter {
           max_score: board.maxScore,
         });
       case 'queue_full':
-        throw new AppError('queue_full', `shard ${shard.id} has ${r.backlog} events waiting to be persisted`, { queue_length: r.backlog, retry_after: 1 });
+        throw new AppError(
+          'queue_full',
+          r.scope === 'project' ? `project ${projectScope(s.project)} has ${r.backlog} events waiting to be persisted on shard ${shard.id}, its plan's share` : `shard ${shard.id} has ${r.backlog} events waiting to be persisted`,
+          { queue_length: r.backlog, retry_after: 1 },
+        );
+      case 'project_rate_limited':
+        throw new AppError('project_rate_limited', `too many writes for project ${projectScope(s.project)} (plan ${s.limits.plan}: ${s.limits.writesPerS} a second on each shard)`, {
+          retry_after: Math.max(1, Math.ceil(r.waitMs / 1000)),
+        });
       case 'rate_limited':
       case 'region_rate_limited':
         throw new AppError(r.kind, r.kind === 'rate_limited' ? 'too many writes for this player' : `too many writes in region ${player.region}`, {

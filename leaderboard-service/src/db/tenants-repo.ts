@@ -7,7 +7,7 @@
  * or the owner, still touches only that tenant's rows). Deleting keeps the row,
  * marked, its id never reused, and revokes the keys it had.
  */
-import { AppError, DEFAULT_PROJECT_ID, DEFAULT_TENANT } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT_ID, DEFAULT_TENANT, invalidField, type ProjectLimits } from '@lb/common/contracts';
 import type { PgPools } from '@lb/common/platform';
 
 export interface TenantInfo {
@@ -26,6 +26,18 @@ export interface ProjectInfo {
 
 /** Postgres' unique_violation. */
 const UNIQUE_VIOLATION = '23505';
+/** tenants.plan names no row of plans (sql/010). */
+const FOREIGN_KEY_VIOLATION = '23503';
+const noPlan = (plan: string | undefined) => invalidField('plan', `no plan ${plan}: GET /admin/plans lists them`);
+
+/** A plan (sql/010_plans.sql): the limits each project of a tenant on it gets. */
+export interface PlanInfo {
+  id: string;
+  name: string;
+  writes_per_s: number;
+  reads_per_s: number;
+  backlog_share: number;
+}
 
 type TenantRow = { id: string; name: string; plan: string; created_at: Date; updated_at: Date };
 const tenantOf = (r: TenantRow): TenantInfo => ({ id: r.id, name: r.name, plan: r.plan, created_at: r.created_at.toISOString(), updated_at: r.updated_at.toISOString() });
@@ -48,8 +60,19 @@ export class TenantsRepo {
       return tenantOf(r.rows[0]!);
     } catch (e) {
       if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw new AppError('tenant_exists', `tenant ${t.id} exists`, { tenant: t.id });
+      if ((e as { code?: string }).code === FOREIGN_KEY_VIOLATION) throw noPlan(t.plan);
       throw e;
     }
+  }
+
+  /** Every plan, by id. */
+  async plans(): Promise<PlanInfo[]> {
+    const r = await this.pools.run(
+      this.controlShard,
+      (p) => p.query<PlanInfo>('SELECT id, name, writes_per_s, reads_per_s, backlog_share FROM plans ORDER BY id'),
+      'plans.list',
+    );
+    return r.rows;
   }
 
   async list(): Promise<TenantInfo[]> {
@@ -74,16 +97,20 @@ export class TenantsRepo {
 
   /** Changes a live tenant's name and/or plan; 404 `tenant_not_found` otherwise. */
   async update(id: string, change: { name?: string | undefined; plan?: string | undefined }): Promise<TenantInfo> {
-    const r = await this.pools.run(
-      this.controlShard,
-      (p) =>
-        p.query<TenantRow>(
-          `UPDATE tenants SET name = coalesce($2, name), plan = coalesce($3, plan), updated_at = now()
-            WHERE id = $1 AND deleted_at IS NULL RETURNING id, name, plan, created_at, updated_at`,
-          [id, change.name ?? null, change.plan ?? null],
-        ),
-      'tenants.update',
-    );
+    const r = await this.pools
+      .run(
+        this.controlShard,
+        (p) =>
+          p.query<TenantRow>(
+            `UPDATE tenants SET name = coalesce($2, name), plan = coalesce($3, plan), updated_at = now()
+              WHERE id = $1 AND deleted_at IS NULL RETURNING id, name, plan, created_at, updated_at`,
+            [id, change.name ?? null, change.plan ?? null],
+          ),
+        'tenants.update',
+      )
+      .catch((e: unknown) => {
+        throw (e as { code?: string }).code === FOREIGN_KEY_VIOLATION ? noPlan(change.plan) : e;
+      });
     if (!r.rows[0]) throw notFound(id);
     return tenantOf(r.rows[0]);
   }
@@ -151,19 +178,30 @@ export class ProjectsRepo {
 
   /** A live tenant's live project ids, by id; undefined when the tenant is not live. */
   async liveIds(tenant: string): Promise<string[] | undefined> {
+    return (await this.live(tenant))?.ids;
+  }
+
+  /** A live tenant's live project ids (by id) and the limits its plan gives each; undefined when the tenant is not live. */
+  async live(tenant: string): Promise<{ ids: string[]; limits: ProjectLimits } | undefined> {
     const r = await this.pools.inScope(
       this.controlShard,
       { tenant },
       (c) =>
-        c.query<{ id: string | null }>(
-          `SELECT p.id FROM tenants t LEFT JOIN projects p ON p.tenant_id = t.id AND p.deleted_at IS NULL
+        c.query<{ id: string | null; plan: string; writes_per_s: number; reads_per_s: number; backlog_share: number }>(
+          `SELECT p.id, t.plan, pl.writes_per_s, pl.reads_per_s, pl.backlog_share
+             FROM tenants t JOIN plans pl ON pl.id = t.plan
+             LEFT JOIN projects p ON p.tenant_id = t.id AND p.deleted_at IS NULL
             WHERE t.id = $1 AND t.deleted_at IS NULL ORDER BY p.id`,
           [tenant],
         ),
       'projects.ids',
     );
-    if (r.rows.length === 0) return undefined;
-    return r.rows.flatMap((x) => (x.id === null ? [] : [x.id]));
+    const first = r.rows[0];
+    if (!first) return undefined;
+    return {
+      ids: r.rows.flatMap((x) => (x.id === null ? [] : [x.id])),
+      limits: { plan: first.plan, writesPerS: first.writes_per_s, readsPerS: first.reads_per_s, backlogShare: first.backlog_share },
+    };
   }
 
   /** Marks a project deleted and revokes its keys; 404 `project_not_found` when the tenant has no such live project. */

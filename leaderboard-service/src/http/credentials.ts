@@ -18,7 +18,8 @@
  * - A tenant or project another tenant's key names is 404 like one that
  *   does not exist.
  *
- * Key lookups (and a tenant's list of projects) are remembered for
+ * Key lookups (and a tenant's list of projects with its plan's limits,
+ * which every caller carries: {@link Caller.limits}) are remembered for
  * API_KEY_CACHE_MS (default 900 ms, at most 10,000 keys, the oldest
  * forgotten first), so a game server's writes cost no Postgres query each,
  * and a revocation, a deleted project or a plan change is seen by every
@@ -27,8 +28,8 @@
  * costs each replica about one indexed query a second.
  */
 import type { IncomingMessage } from 'node:http';
-import { AppError, DEFAULT_PROJECT, DEFAULT_TENANT, sameProject, TENANCY_ID, type KeyKind, type ProjectRef } from '@lb/common/contracts';
-import { verifyBearer, verifyLiveTicket, type TokenIdentity, type TokenSettings } from '@lb/common/platform';
+import { AppError, DEFAULT_PROJECT, DEFAULT_TENANT, NO_PROJECT_LIMITS, sameProject, TENANCY_ID, type KeyKind, type ProjectLimits, type ProjectRef } from '@lb/common/contracts';
+import { isStoreUnavailable, verifyBearer, verifyLiveTicket, type TokenIdentity, type TokenSettings } from '@lb/common/platform';
 import { API_KEY_FORMAT, hashApiKey, type ApiKeysRepo, type LiveKey } from '../db/api-keys-repo.js';
 import type { ProjectsRepo } from '../db/tenants-repo.js';
 
@@ -46,6 +47,8 @@ export interface Caller {
   readonly key: LiveKey | undefined;
   /** The verified player (a token, or a live ticket on the live routes), if one was sent. */
   readonly player: TokenIdentity | undefined;
+  /** The limits the tenant's plan gives each of its projects (sql/010_plans.sql). */
+  readonly limits: ProjectLimits;
 }
 
 /** What a request carries, as the resolver reads it. */
@@ -57,15 +60,12 @@ export interface Presented {
   readonly live?: boolean | undefined;
 }
 
-/** The caller of a request with no credentials at all. */
-export const ANONYMOUS: Caller = Object.freeze({ project: DEFAULT_PROJECT, tenant: DEFAULT_TENANT, key: undefined, player: undefined });
-
 /** Most keys a process remembers. */
 const KEY_CACHE_SIZE = 10_000;
 
 export class Credentials {
   private readonly keys = new Map<string, { key: LiveKey; until: number }>();
-  private readonly projects = new Map<string, { ids: readonly string[] | undefined; until: number }>();
+  private readonly projects = new Map<string, { live: LiveTenant | undefined; until: number }>();
 
   constructor(
     private readonly repo: ApiKeysRepo,
@@ -88,19 +88,35 @@ export class Credentials {
       }
     }
     if (raw === undefined) {
-      if (!player) return ANONYMOUS;
+      if (!player) return { project: DEFAULT_PROJECT, tenant: DEFAULT_TENANT, key: undefined, player: undefined, limits: await this.limitsOf(DEFAULT_TENANT) };
       // A token outlives its project only by the cache's life: a deleted project's players are refused.
-      if (player.project.tenant !== DEFAULT_TENANT && !(await this.hasProject(player.project.tenant, player.project.project))) {
-        throw new AppError('invalid_token', "the token's project no longer exists");
-      }
-      return { project: player.project, tenant: player.project.tenant, key: undefined, player };
+      const { tenant, project } = player.project;
+      if (tenant !== DEFAULT_TENANT && !(await this.hasProject(tenant, project))) throw new AppError('invalid_token', "the token's project no longer exists");
+      return { project: player.project, tenant, key: undefined, player, limits: await this.limitsOf(tenant) };
     }
     const key = await this.verify(raw);
     // A key in a URL ends up in logs and histories: only a publishable one may travel there.
     if (fromQuery && key.kind !== 'client') throw invalidKey();
     const { tenant, project } = await this.scopeOf(key, p.query, player);
     if (player && project && !sameProject(player.project, project)) throw new AppError('invalid_token', 'the token is not of this key\'s project');
-    return { project, tenant, key, player };
+    return { project, tenant, key, player, limits: await this.limitsOf(tenant) };
+  }
+
+  /**
+   * The limits of a tenant's projects (its plan's). Postgres down does not
+   * stop a request that needs nothing else from it (the default project's
+   * reads and writes are served from Redis): the limits last seen stay in
+   * force for another cache life, and with none seen yet there are none.
+   */
+  private async limitsOf(tenant: string): Promise<ProjectLimits> {
+    try {
+      return (await this.tenant(tenant))?.limits ?? NO_PROJECT_LIMITS;
+    } catch (e) {
+      if (!isStoreUnavailable(e)) throw e;
+      const stale = this.projects.get(tenant);
+      if (stale?.live) this.projects.set(tenant, { live: stale.live, until: Date.now() + this.cacheMs });
+      return stale?.live?.limits ?? NO_PROJECT_LIMITS;
+    }
   }
 
   /** A live key by its text; 401 `invalid_api_key` for anything else. */
@@ -149,7 +165,7 @@ export class Credentials {
       if (key.kind !== 'platform' || !TENANCY_ID.test(askedTenant)) throw new AppError('tenant_not_found', `no tenant ${askedTenant}`, { tenant: askedTenant });
       tenant = askedTenant;
     }
-    const ids = await this.projectsOf(tenant);
+    const ids = (await this.tenant(tenant))?.ids;
     if (!ids) throw new AppError('tenant_not_found', `no tenant ${tenant}`, { tenant });
     if (askedProject !== undefined) {
       if (!(await this.hasProject(tenant, askedProject))) throw new AppError('project_not_found', `no project ${askedProject}`, { project: askedProject });
@@ -162,21 +178,27 @@ export class Credentials {
 
   /** Whether a tenant's project is live: a project made since the list was remembered (on another replica, say) is found by asking again. */
   private async hasProject(tenant: string, project: string): Promise<boolean> {
-    if ((await this.projectsOf(tenant))?.includes(project)) return true;
-    return (await this.projectsOf(tenant, true))?.includes(project) ?? false;
+    if ((await this.tenant(tenant))?.ids.includes(project)) return true;
+    return (await this.tenant(tenant, true))?.ids.includes(project) ?? false;
   }
 
-  /** A live tenant's live project ids; undefined when the tenant is not live. */
-  private async projectsOf(tenant: string, fresh = false): Promise<readonly string[] | undefined> {
+  /** A live tenant's live project ids and its plan's limits; undefined when the tenant is not live. */
+  private async tenant(tenant: string, fresh = false): Promise<LiveTenant | undefined> {
     const now = Date.now();
     const hit = this.projects.get(tenant);
-    if (hit && hit.until > now && !fresh) return hit.ids;
-    const ids = await this.projectsRepo.liveIds(tenant);
+    if (hit && hit.until > now && !fresh) return hit.live;
+    const live = await this.projectsRepo.live(tenant);
     this.projects.delete(tenant);
     if (this.projects.size >= KEY_CACHE_SIZE) this.projects.delete(this.projects.keys().next().value!);
-    this.projects.set(tenant, { ids, until: now + this.cacheMs });
-    return ids;
+    this.projects.set(tenant, { live, until: now + this.cacheMs });
+    return live;
   }
+}
+
+/** What a replica remembers of a live tenant. */
+interface LiveTenant {
+  readonly ids: readonly string[];
+  readonly limits: ProjectLimits;
 }
 
 /** A query parameter given once; 400 when given twice. */

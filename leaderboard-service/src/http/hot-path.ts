@@ -14,6 +14,7 @@ import { AppError } from '@lb/common/contracts';
 import { readJsonBody, requestIdOf, sendJson, writeError, type BodyLimits, type Logger, type TokenIdentity } from '@lb/common/platform';
 import type { LiveKey } from '../db/api-keys-repo.js';
 import { setCaller, type Caller, type Credentials } from './credentials.js';
+import type { ProjectReads } from './project-reads.js';
 
 /** What a hot handler sees of a request. */
 export interface HotRequest {
@@ -63,6 +64,12 @@ export interface Route {
   readonly auth: 'none' | 'token' | 'token-or-key';
   /** A live stream: the key may come as `?key=` (client keys only) and the player as `?ticket=`. */
   readonly live?: true;
+  /**
+   * Counts against the project's reads per second (http/project-reads.ts):
+   * by default every GET route does (a live one: the subscription) and no
+   * POST route does (score writes have their bucket in the write script).
+   */
+  readonly read?: boolean;
   readonly handler: HotHandler;
 }
 
@@ -70,6 +77,8 @@ export interface HotPathOptions {
   instanceId: string;
   /** Resolves every request's key and token into its caller. */
   credentials: Credentials;
+  /** Each project's reads per second. */
+  reads: ProjectReads;
   body: BodyLimits;
   log: Logger;
   /** morgan (or any connect-style logger) run on every request served here. */
@@ -151,6 +160,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
     if (route.auth === 'token-or-key' && (kind === 'server' || kind === 'platform')) admin = caller.key;
     else if (route.auth === 'token-or-key' && kind === 'admin') throw new AppError('forbidden', 'an admin key cannot write scores: use a server key');
     else if (route.auth !== 'none' && !player) throw new AppError('missing_token', 'Authorization: Bearer token required');
+    if ((route.read ?? route.method === 'GET') && caller.project) await o.reads.admit(caller.project, caller.limits);
     const body = route.method === 'POST' ? await readJsonBody(req, o.body) : {};
     const params: Record<string, string> = {};
     for (const [k, v] of Object.entries(raw)) {

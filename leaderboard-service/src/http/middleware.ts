@@ -6,6 +6,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError } from '@lb/common/contracts';
 import { readJsonBody, requestIdOf, writeError, type BodyLimits, type Logger } from '@lb/common/platform';
 import { setCaller, type Credentials } from './credentials.js';
+import type { ProjectReads } from './project-reads.js';
 
 /** Takes a well-formed X-Request-Id from upstream or makes one, and echoes it. */
 export const requestId: RequestHandler = (req, res, next) => {
@@ -15,16 +16,27 @@ export const requestId: RequestHandler = (req, res, next) => {
   next();
 };
 
-/** Resolves the request's key and token into its caller (http/credentials.ts), before any body is read. */
-export function credentialsStep(credentials: Credentials): RequestHandler {
+/**
+ * Resolves the request's key and token into its caller (http/credentials.ts),
+ * before any body is read; a read of the project's data (a GET other than
+ * the administration's and the accounts') counts against the project's
+ * reads per second (http/project-reads.ts).
+ */
+export function credentialsStep(credentials: Credentials, reads: ProjectReads): RequestHandler {
   return (req, _res, next) => {
     const q = req.originalUrl.indexOf('?');
-    credentials.resolve({ headers: req.headers, query: new URLSearchParams(q < 0 ? '' : req.originalUrl.slice(q + 1)) }).then((caller) => {
-      setCaller(req, caller);
-      next();
-    }, next);
+    credentials
+      .resolve({ headers: req.headers, query: new URLSearchParams(q < 0 ? '' : req.originalUrl.slice(q + 1)) })
+      .then(async (caller) => {
+        setCaller(req, caller);
+        if ((req.method === 'GET' || req.method === 'HEAD') && caller.project && !NOT_READS.test(req.path)) await reads.admit(caller.project, caller.limits);
+      })
+      .then(() => next(), next);
   };
 }
+
+/** The express app's GETs that are not reads of a project's data: administration, accounts. */
+const NOT_READS = /^\/(?:admin|auth)(?:\/|$)/;
 
 /** Parses a JSON body into `req.body` with the hot path's rules (media type, size, deadline). */
 export function jsonBody(limits: BodyLimits): RequestHandler {

@@ -6,7 +6,7 @@
 import { projectScope, storedOf, type ProjectKeys, type ProjectRef } from '@lb/common/contracts';
 import { decodeAnswer, boardRows, num, nums, packArgs, str, type BoardRow } from './contract.js';
 import { SCRIPTS } from './scripts.js';
-import type { BucketSpec, ShardStore } from './shard-store.js';
+import type { ShardStore, WriteBuckets } from './shard-store.js';
 import { packBuckets, TOP_CACHE_DEPTH } from './shard-store.js';
 
 /** What the scripts need of a board's rules. */
@@ -44,7 +44,9 @@ export interface BoardWriteInput {
   idempotency?: { key: string; fingerprint: string; ttlS: number };
   requestId: string;
   backlogLimit: number;
-  buckets: { user: BucketSpec; region: BucketSpec };
+  /** The most events of the write's project the shard's backlog may hold (its plan's share; 0 = no share of its own). */
+  projectBacklogLimit: number;
+  buckets: WriteBuckets;
   /** The request's W3C traceparent for the event ('' or absent = not traced). */
   traceparent?: string;
 }
@@ -65,7 +67,8 @@ export type BoardWriteResult =
     }
   | { kind: 'replay'; stored: string }
   | { kind: 'out_of_range'; current: number | null; attempted: number }
-  | { kind: 'queue_full'; backlog: number }
+  | { kind: 'queue_full'; backlog: number; scope: 'shard' | 'project' }
+  | { kind: 'project_rate_limited'; waitMs: number }
   | { kind: 'rate_limited'; waitMs: number }
   | { kind: 'region_rate_limited'; waitMs: number }
   | { kind: 'period_closed' };
@@ -122,6 +125,8 @@ export class BoardStore {
       k.userBucket(w.userId),
       shard.regionBucket(w.region),
       p.closed,
+      k.writeBucket,
+      shard.outboxProjects,
       k.regions,
     ];
     if (w.regionalView !== undefined) keys.push(p.view(w.regionalView));
@@ -142,6 +147,7 @@ export class BoardStore {
       idempotency_ttl_s: w.idempotency?.ttlS ?? 0,
       request_id: w.requestId,
       backlog_limit: w.backlogLimit,
+      project_backlog_limit: w.projectBacklogLimit,
       deadline_ms: Date.now() + Math.floor(this.store.conn.timeoutMs / 2),
       buckets: packBuckets(w.buckets),
       tenant: this.project.tenant,
@@ -180,7 +186,9 @@ export class BoardStore {
         return { kind: 'out_of_range', current: current === '' ? null : Number(current), attempted: num(a, 'attempted') };
       }
       case 'queue_full':
-        return { kind: 'queue_full', backlog: num(a, 'backlog') };
+        return { kind: 'queue_full', backlog: num(a, 'backlog'), scope: str(a, 'scope') === 'project' ? 'project' : 'shard' };
+      case 'project_rate_limited':
+        return { kind: 'project_rate_limited', waitMs: num(a, 'wait_ms') };
       case 'rate_limited':
         return { kind: 'rate_limited', waitMs: num(a, 'wait_ms') };
       case 'region_rate_limited':

@@ -12,7 +12,7 @@ import { userOfMember } from '@lb/common/contracts';
 
 /** The status words scripts answer with, by script. */
 export const STATUS = {
-  write: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'rate_limited', 'region_rate_limited', 'period_closed'],
+  write: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'project_rate_limited', 'rate_limited', 'region_rate_limited', 'period_closed'],
   page: ['ok'],
   before: ['ok'],
   find: ['ok'],
@@ -21,6 +21,7 @@ export const STATUS = {
   upgrade: ['ok'],
   liveDrop: ['dropped', 'kept'],
   relayTake: ['ok', 'busy', 'released'],
+  outboxSettle: ['ok'],
 } as const;
 
 export type ScriptName = keyof typeof STATUS;

@@ -1,33 +1,17 @@
 /**
- * The Lua scripts, loaded once: `--- @include "includes/<name>"` lines are
- * replaced by that file (as BullMQ does), so shared pieces such as the
- * contract (score encoding, event, answers) and the token bucket are written
- * once. Each script is run by the SHA1 of its expanded source.
+ * The Lua scripts, loaded once (@lb/common lua-scripts.ts: includes
+ * expanded, run by SHA1), so shared pieces such as the contract (score
+ * encoding, event, answers) and the token bucket are written once.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { expandLua as expandIn, loadLua, OUTBOX_SETTLE, type Script } from '@lb/common/platform';
 
-export interface Script {
-  readonly name: string;
-  /** The source with its includes expanded. */
-  readonly source: string;
-  readonly sha: string;
-}
+export type { Script };
 
 const LUA_DIR = new URL('./lua/', import.meta.url);
-const INCLUDE = /^--- @include "([a-z0-9/_-]+)"[ \t]*$/gm;
+const load = (name: string): Script => loadLua(LUA_DIR, name);
 
-/** A Lua file with its includes expanded (each file at most once; includes may include). */
-export function expandLua(name: string, seen = new Set<string>()): string {
-  seen.add(name);
-  const text = readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8');
-  return text.replace(INCLUDE, (_line, inc: string) => (seen.has(inc) ? '' : `-- included from ${inc}.lua\n${expandLua(inc, seen)}`));
-}
-
-function load(name: string): Script {
-  const source = expandLua(name);
-  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
-}
+/** A script of this service's lua/ directory with its includes expanded (what tests check). */
+export const expandLua = (name: string): string => expandIn(LUA_DIR, name);
 
 export const SCRIPTS = {
   write: load('write'),
@@ -39,4 +23,6 @@ export const SCRIPTS = {
   upgrade: load('upgrade'),
   liveDrop: load('live-drop'),
   relayTake: load('relay-take'),
+  /** @lb/common's (the worker runs it too). */
+  outboxSettle: OUTBOX_SETTLE,
 } as const;

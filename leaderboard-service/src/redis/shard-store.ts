@@ -4,7 +4,7 @@
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
 import { shardKeys, type ProjectRef, type ShardDef, type ShardKeys } from '@lb/common/contracts';
-import { type CallMetrics, type Logger } from '@lb/common/platform';
+import { outboxSettleKeys, type CallMetrics, type Logger } from '@lb/common/platform';
 import { ShardConnection, type LimiterClient } from './connection.js';
 import { decodeAnswer, num, strs } from './contract.js';
 import { SCRIPTS } from './scripts.js';
@@ -27,9 +27,17 @@ export interface BucketSpec {
   windowMs: number;
 }
 
-/** Both buckets as the write scripts take them (lua/includes/admission.lua). */
-export function packBuckets(b: { user: BucketSpec; region: BucketSpec }) {
-  return { user: { capacity: b.user.capacity, window_ms: b.user.windowMs }, region: { capacity: b.region.capacity, window_ms: b.region.windowMs } };
+/** A write's buckets: its project's (from the plan), its player's and its region's. */
+export interface WriteBuckets {
+  project: BucketSpec;
+  user: BucketSpec;
+  region: BucketSpec;
+}
+
+/** The buckets as the write script takes them (lua/includes/admission.lua). */
+export function packBuckets(b: WriteBuckets) {
+  const pack = (x: BucketSpec) => ({ capacity: x.capacity, window_ms: x.windowMs });
+  return { project: pack(b.project), user: pack(b.user), region: pack(b.region) };
 }
 
 /** What a relay's turn found: the next events to enqueue (ids and JSON, oldest first), or another relay holding the shard. */
@@ -84,7 +92,7 @@ export class ShardStore {
   /** Removes entries from the outbox and its index for good (unreadable events). */
   async dropOutbox(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.conn.call(() => this.conn.client.multi().hDel(this.keys.outbox, ids).zRem(this.keys.outboxIndex, ids).exec());
+    decodeAnswer('outboxSettle', await this.conn.runScript(SCRIPTS.outboxSettle, outboxSettleKeys(this.keys, true), ids, true));
   }
 
   /**

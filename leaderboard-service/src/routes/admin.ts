@@ -77,6 +77,10 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     });
     res.status(201).json(t);
   });
+  // The plans and the limits each gives every project of a tenant on it (sql/010_plans.sql).
+  r.get('/admin/plans', async (_req, res) => {
+    res.json({ plans: await deps.tenants.plans() });
+  });
   r.get('/admin/tenants', async (req, res) => {
     platformOnly(req);
     res.json({ tenants: await deps.tenants.list() });

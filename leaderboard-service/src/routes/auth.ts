@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import { invalidField, validate, type ShardRouter } from '@lb/common/contracts';
 import type { AccountService } from '../accounts/accounts.js';
-import { projectOf } from '../http/credentials.js';
+import { callerOf, projectOf } from '../http/credentials.js';
 import { initialScoreField, regionField } from './fields.js';
 
 export function authRoutes(deps: { accounts: AccountService; router: ShardRouter; maxScoreDelta: number }): Router {
@@ -21,6 +21,7 @@ export function authRoutes(deps: { accounts: AccountService; router: ShardRouter
       initialScore,
       requestId: res.locals.requestId as string,
       project: projectOf(req),
+      limits: callerOf(req).limits,
     });
     res.status(201).json(answer);
   });

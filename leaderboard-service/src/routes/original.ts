@@ -79,7 +79,7 @@ export function originalRoutes(deps: OriginalRouteDeps): Route[] {
         deps.metrics?.refused(player.region, e);
         throw e;
       }
-      return originalWrite(await deps.writer.submit({ project: projectOf(r), board, player, byPlayer: true, value, op: operator, legacyOp, idempotencyKey: key, requestId: r.requestId }));
+      return originalWrite(await deps.writer.submit({ project: projectOf(r), limits: r.caller.limits, board, player, byPlayer: true, value, op: operator, legacyOp, idempotencyKey: key, requestId: r.requestId }));
     };
 
   const create = write('create', 'insert', (b, player) => {

@@ -21,11 +21,13 @@
     KEYS[9]  the player's token bucket (the project's)
     KEYS[10] the region's token bucket (shard-wide: every project's writes)
     KEYS[11] the period's closed flag (set by the close: from then on the period takes no write)
-    KEYS[12] regions hash         (user_id -> home region, the project's)
-    KEYS[13] regional view        (absent for GLOBAL-only players)
+    KEYS[12] the project's token bucket (its writes on this shard)
+    KEYS[13] outbox projects hash (shard-wide: '<tenant>/<project>' -> its events in the outbox)
+    KEYS[14] regions hash         (user_id -> home region, the project's)
+    KEYS[15] regional view        (absent for GLOBAL-only players)
 
     ARGV[1]  the arguments by name, one JSON object (see includes/admission for
-             deadline_ms, fingerprint, backlog_limit and buckets):
+             deadline_ms, fingerprint, backlog_limit, project_backlog_limit and buckets):
       operator             'set' | 'incr' | 'best' | 'insert'
       value                the score (set, best, insert) or the delta (incr)
       op                   the event's op (the operator, or the original API's
@@ -54,7 +56,8 @@
     replay               stored
     expired              late_ms
     out_of_range         current ('' when none), attempted
-    queue_full           backlog
+    queue_full           backlog, scope ('shard' | 'project': whose limit it reached)
+    project_rate_limited wait_ms
     rate_limited         wait_ms
     region_rate_limited  wait_ms
     period_closed        (the period was closed: its standings are archived)
@@ -70,8 +73,9 @@ local minScore, maxScore = a.min_score, a.max_score
 local metadata, fingerprint = a.metadata, a.fingerprint
 local board, period = a.board, a.period
 local global = KEYS[1]
-local hasRegion = #KEYS >= 13
-local regional = KEYS[13]
+local hasRegion = #KEYS >= 15
+local regional = KEYS[15]
+local scope = a.tenant .. '/' .. a.project
 
 local clock = nowMs()
 local refused = admitDeadline(a, clock) or admitReplay(a, KEYS[6])
@@ -118,10 +122,10 @@ if newScore < minScore or newScore > maxScore then
   return { 'out_of_range', 'current', score and int(score) or '', 'attempted', int(newScore) }
 end
 
-refused = admitBacklog(a, KEYS[7])
+refused = admitBacklog(a, KEYS[7], KEYS[13], scope)
 if refused then return refused end
 local takeTokens
-refused, takeTokens = admitBuckets(a, KEYS[9], KEYS[10], clock)
+refused, takeTokens = admitBuckets(a, KEYS[12], KEYS[9], KEYS[10], clock)
 if refused then return refused end
 takeTokens()
 
@@ -167,7 +171,7 @@ if hasRegion then redis.call('ZADD', regional, newStored, newMember) end
 version = version + 1
 redis.call('HSET', KEYS[2], uid, version)
 redis.call('HSET', KEYS[5], uid, name)
-redis.call('HSET', KEYS[12], uid, region)
+redis.call('HSET', KEYS[14], uid, region)
 if metadata ~= '' then redis.call('HSET', KEYS[4], uid, metadata) end
 
 local eventId = outboxId(a.tenant, a.project, board, period, uid, version)
@@ -175,7 +179,7 @@ local delta = newScore - (score or 0)
 local event = string.sub(eventJson(a.tenant, a.project, uid, name, region, a.op, delta, newScore, version, a.now, a.request_id, a.traceparent or ''), 1, -2) ..
   ',"board":' .. cjson.encode(board) .. ',"period":' .. cjson.encode(period) .. ',"member":' .. cjson.encode(newMember) ..
   (metadata ~= '' and (',"metadata":' .. metadata) or '') .. '}'
-redis.call('HSET', KEYS[7], eventId, event)
+if redis.call('HSET', KEYS[7], eventId, event) == 1 then redis.call('HINCRBY', KEYS[13], scope, 1) end
 redis.call('ZADD', KEYS[8], a.now, eventId)
 
 local ahead = before(newStored, newMember)
