@@ -82,7 +82,7 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     },
   );
   const http = deps.metrics.enabled ? deps.metrics.http : undefined;
-  return createHttpServer(
+  const server = createHttpServer(
     (req, res) => {
       http?.track(req, res);
       // A SERVER span per request when tracing is on, child of the gateway's attempt (traceparent).
@@ -92,6 +92,9 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     },
     { headersTimeoutMs: config.headersTimeoutMs, bodyTimeoutMs: config.bodyTimeoutMs },
   );
+  // A replica publishes live channels while it serves their subscriptions: it joins the publishers once it listens.
+  server.once('listening', () => deps.live.start());
+  return server;
 }
 
 function bodyLimits(config: ServiceConfig) {

@@ -58,7 +58,7 @@ export interface Deps {
   apiKeysRepo: ApiKeysRepo;
   tenants: TenantsRepo;
   projects: ProjectsRepo;
-  /** Live pushes: the channels this replica publishes to nginx's push module, fed by the top-page cache's change subscriptions. */
+  /** Live pushes: the channels this replica publishes to nginx's push module, fed by the top-page cache's change subscriptions; a publisher once its server listens (app.ts `buildServer`), not before. */
   live: LiveChannels;
   close(): Promise<void>;
 }

@@ -14,13 +14,16 @@
  */
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { shardKeys } from '@lb/common/contracts';
+import { rendezvous, shardKeys } from '@lb/common/contracts';
+import { createLogger } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { dataOf, SseStream, type SseEvent } from '../../test/support/sse.js';
 import { skipUnlessInstalled } from '../../test/support/test-stack.js';
+import { loadConfig } from '../src/config.js';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
+import { createDeps } from '../src/deps.js';
 import { LiveNginx } from './support/live-nginx.js';
-import { Client, startService, type TestService } from './support/service.js';
+import { Client, startService, TEST_SECRET, type TestService } from './support/service.js';
 
 /** The replicas' heartbeat: a channel nobody watches is dropped after 10 of them. */
 const REFRESH_MS = 200;
@@ -326,6 +329,46 @@ describe('live pushes: the replicas publish to nchan', function () {
     expect(redirectOf(r2)).to.equal(`/_lb_live/sub/default/default/top/${board}/2026-12-02/GLOBAL/10`);
     const s2 = await follow(redirectOf(r2));
     expect(dataOf(await s2.event(0))).to.deep.include({ period: '2026-12-02', rows: [] });
+  });
+
+  it('when a process holds the service\'s deps without serving (a bench seeding and reading, a script), then it is no publisher: a GLOBAL channel it would be dealt keeps getting the changes made on every shard, past its heartbeats, on every subscriber', async () => {
+    // As the live bench makes its own: the platform's shards and key prefix, no server, no nginx of this test
+    // (LIVE_PUBLISH_URL of nobody: the bench left the default, a port nothing of its stack listens on).
+    const tool = await createDeps(
+      loadConfig({ TOPOLOGY: JSON.stringify(replicas[0]!.topology), JWT_SECRET: TEST_SECRET, KEY_PREFIX: prefix, LIVE_REFRESH_MS: String(REFRESH_MS), LIVE_PUBLISH_URL: 'http://127.0.0.1:1', LOG_LEVEL: 'error', PORT: '0' }),
+      { log: createLogger('test-tool', 'error') },
+    );
+    try {
+      // A GLOBAL top that rendezvous hashing would give the tool if it counted among the publishers (limits 3 to 5 are the earlier tests').
+      const publishers = [...replicas.map((r) => r.deps.live.member), tool.live.member];
+      const limit = Array.from({ length: 94 }, (_, i) => i + 6).find((l) => rendezvous(`default/default/live/GLOBAL/${l}`, publishers) === tool.live.member)!;
+      expect(limit, 'a GLOBAL limit dealt to the tool').to.be.a('number');
+      const channel = `default/default/live/GLOBAL/${limit}`;
+      // Every replica's heartbeat has read the shards' members since the tool's deps were made.
+      await sleep(3 * REFRESH_MS);
+      const watchers: SseStream[] = [];
+      for (let i = 0; i < 6; i++) watchers.push(await watch(`/live?region=GLOBAL&limit=${limit}`, i % 3));
+      for (const s of watchers) await s.event(0);
+      await until(async () => (await info(channel))?.subscribers === watchers.length, 5000, 'the subscribers');
+      // Changes by an NA, an EU and an ASIA player in turn (each on its own shard), over more than 10 heartbeats.
+      const players = ['p03', 'p01', 'p02', 'p06', 'p04', 'p05', 'p09', 'p07', 'p08'];
+      const started = performance.now();
+      for (const [i, user] of players.entries()) {
+        const top = (await api.get('/top?region=GLOBAL&limit=1')).body.rows[0];
+        await setScore(user, top.score + 10, new Client(replicas[i % 3]!.url));
+        for (const s of watchers) await s.until(() => last(s)?.rows[0]?.user_id === user, 5000, `the change by ${user} (change ${i + 1})`);
+        await sleep(Math.max(0, (12 * REFRESH_MS * (i + 1)) / players.length - (performance.now() - started)));
+      }
+      expect(replicas.filter((r) => r.deps.live.publishes(channel))).to.have.length(1);
+      expect(tool.live.publishes(channel)).to.equal(false);
+      // The shards' publishers are the three replicas.
+      for (const shard of replicas[0]!.deps.router.shards) {
+        const members = await replicas[0]!.deps.stores.get(shard.id).client.zRange(shardKeys(shard.id, prefix).live.members, 0, -1);
+        expect(members.sort(), `the publishers on ${shard.id}`).to.deep.equal(replicas.map((r) => r.deps.live.member).sort());
+      }
+    } finally {
+      await tool.close();
+    }
   });
 
   it('when the replica publishing a channel stops, then another one publishes its changes', async () => {

@@ -7,7 +7,9 @@
  * One publisher per channel. Each shard keeps the replicas' heartbeats and
  * its channels' registrations (registry.ts); every replica reads both at
  * each heartbeat and publishes the channels that rendezvous hashing of the
- * channel id over the live members gives it. A change reaches every
+ * channel id over the live members gives it. Only a serving replica is a
+ * member ({@link LiveChannels.start}, once its server listens): a process
+ * that holds the same deps without serving is none. A change reaches every
  * replica (the top-page cache's subscriptions to the shards' top-changed
  * channels, {@link TopPages.watch}), and only the channel's publisher acts
  * on it: one computation and at most one publication per change, whatever
@@ -190,8 +192,9 @@ export class LiveChannels {
   /** Each shard's members and channels at the last heartbeat that reached it. */
   private readonly views = new Map<string, ShardView>();
   private readonly counts: Record<StreamKind, number> = { top: 0, me: 0 };
-  private readonly unwatch: () => void;
-  private readonly ticker: NodeJS.Timeout;
+  /** Set by {@link start}: this process is one of the publishers. */
+  private unwatch: (() => void) | undefined;
+  private ticker: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private closing = false;
   readonly log: Logger;
@@ -216,7 +219,21 @@ export class LiveChannels {
     this.clock = o.clock ?? Date.now;
     this.memberTtlMs = 3 * o.refreshMs;
     this.idleMs = 10 * o.refreshMs;
-    this.unwatch = deps.changes.watch({
+  }
+
+  /**
+   * Joins the publishers: heartbeats on every shard, takes the channels
+   * rendezvous hashing gives this member, follows the changes. Called once
+   * the replica serves (app.ts `buildServer`, when its server listens),
+   * never by a process that only holds the deps (a bench seeding and
+   * reading, a script): a member takes its share of every shard's channels,
+   * and one whose nchan is not the stack's (LIVE_PUBLISH_URL left as it
+   * was) or that serves no subscription would leave its share unpublished
+   * after their first message.
+   */
+  start(): void {
+    if (this.closing || this.ticker !== undefined) return;
+    this.unwatch = this.deps.changes.watch({
       change: (name) => {
         for (const c of this.byName.get(name) ?? []) c.changed();
       },
@@ -227,7 +244,7 @@ export class LiveChannels {
     });
     this.ticker = setInterval(() => {
       this.ticking ??= this.tick().finally(() => (this.ticking = undefined));
-    }, o.refreshMs);
+    }, this.refreshMs);
     this.ticker.unref();
     this.ticking = this.tick().finally(() => (this.ticking = undefined));
   }
@@ -235,6 +252,11 @@ export class LiveChannels {
   /** Channels this replica publishes, by kind (GET /health). */
   channels(): Record<StreamKind, number> {
     return { ...this.counts };
+  }
+
+  /** This process among the publishers (the name of its heartbeat in `live:members`). */
+  get member(): string {
+    return this.o.member;
   }
 
   /** True when this replica publishes `channel` now. */
@@ -279,11 +301,13 @@ export class LiveChannels {
   /** Graceful stop: leaves the members (the others take the channels at once), stops computing. */
   async close(): Promise<void> {
     this.closing = true;
+    const member = this.ticker !== undefined;
     clearInterval(this.ticker);
-    this.unwatch();
+    this.unwatch?.();
     for (const c of [...this.owned.values()]) this.forget(c);
     await this.ticking;
-    await Promise.all(this.deps.registry.shards().map((s) => this.deps.registry.leave(s.shard.id, this.o.member).catch(() => {})));
+    if (member)
+      await Promise.all(this.deps.registry.shards().map((s) => this.deps.registry.leave(s.shard.id, this.o.member).catch(() => {})));
     this.deps.nchan.close();
   }
 
