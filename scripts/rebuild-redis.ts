@@ -2,16 +2,16 @@
  * npm run rebuild-redis -- --shard ID | --all [--json]
  *
  * Restores a shard's Redis from its Postgres after Redis data loss: the
- * open periods of every board (`main` included). A shard still in main's
+ * open periods of every board (`main` included) of every live project. A shard still in main's
  * layout from before the board engine is converted first. Entries Redis
  * already holds at the same or a newer version are left alone, so it is
  * safe to run beside live traffic.
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { DEFAULT_PROJECT, ShardRouter } from '@lb/common/contracts';
+import { projectScope, ShardRouter, type ProjectRef } from '@lb/common/contracts';
 import { BoardsRepo, ConfigError, createLogger, KEY_PREFIX, loadTopology, PG_SERVICE_PASSWORD, PgPools } from '@lb/common/platform';
-import { ArchiveRepo } from '@lb/leaderboard-service/db';
+import { ArchiveRepo, ProjectsRepo, TenantsRepo } from '@lb/leaderboard-service/db';
 import { rebuildShard, ShardStores, upgradeLayout, type RebuildResult } from '@lb/leaderboard-service/ops';
 
 const HELP = `Usage: npm run rebuild-redis -- (--shard ID | --all) [--json]
@@ -58,17 +58,28 @@ async function main(): Promise<number> {
   const control = router.shards[0]!.id;
   const pools = new PgPools(router.shards, { size: 2, servicePassword: PG_SERVICE_PASSWORD.read(process.env), applicationName: 'rebuild-redis' }, log);
   try {
-    const boards = await new BoardsRepo(pools, control).ofProject(DEFAULT_PROJECT);
+    // Every live project of every live tenant (a deleted project's Redis data is not to come back).
+    const projectsRepo = new ProjectsRepo(pools, control);
+    const projects: ProjectRef[] = [];
+    for (const t of await new TenantsRepo(pools, control).list()) for (const p of (await projectsRepo.liveIds(t.id)) ?? []) projects.push({ tenant: t.id, project: p });
+    const boardsRepo = new BoardsRepo(pools, control);
+    const boards = new Map(await Promise.all(projects.map(async (p) => [projectScope(p), await boardsRepo.ofProject(p)] as const)));
     const archive = new ArchiveRepo(pools, control);
     for (const id of ids) {
-      const progress = (what: string) => (p: RebuildResult) => {
-        if (!args.json) process.stderr.write(`\r${id} ${what}: scanned ${p.scanned}, restored ${p.restored}, skipped ${p.skipped}`);
-      };
       // A shard still in main's layout from before the board engine is converted first (what is left of it).
       await upgradeLayout(stores.get(id), router.regions);
-      const r = await rebuildShard(router, stores.get(id), pools, DEFAULT_PROJECT, boards, (board, period) => archive.isClosed(DEFAULT_PROJECT, board, period), progress('boards'));
+      const total: RebuildResult = { shard: id, scanned: 0, restored: 0, skipped: 0 };
+      for (const p of projects) {
+        const progress = (r: RebuildResult) => {
+          if (!args.json) process.stderr.write(`\r${id} ${projectScope(p)}: scanned ${r.scanned}, restored ${r.restored}, skipped ${r.skipped}`);
+        };
+        const r = await rebuildShard(router, stores.get(id), pools, p, boards.get(projectScope(p))!, (board, period) => archive.isClosed(p, board, period), progress);
+        total.scanned += r.scanned;
+        total.restored += r.restored;
+        total.skipped += r.skipped;
+      }
       if (!args.json) process.stderr.write('\n');
-      results.push(r);
+      results.push(total);
     }
   } finally {
     await stores.close();

@@ -189,7 +189,7 @@ describe('named board periods', function () {
       jobs.start();
       await jobs.sync(Date.now());
       const schedulers = await jobs.queue.getJobSchedulers();
-      expect(schedulers.find((s) => s.key === schedulerIdOf(id))).to.deep.include({ pattern: '0 0 * * *', tz: 'UTC' });
+      expect(schedulers.find((s) => s.key === schedulerIdOf(DEFAULT_PROJECT, id))).to.deep.include({ pattern: '0 0 * * *', tz: 'UTC' });
       expect(await c2.close(DEFAULT_PROJECT, id, '2026-12-04', T('2026-12-05T00:00:01Z'), 0)).to.equal('closed');
       await c2.shutdown();
       await eventually('the webhook delivered', async () => received.length === 1, 30_000, 100);
@@ -310,6 +310,88 @@ describe('named board periods', function () {
       await child?.stop('SIGKILL');
       await jobs.close();
       await c.shutdown();
+    }
+  });
+  it("when two projects each have a daily board of the same id, then the jobs schedule each under its own id, and one project's close archives, answers and delivers only its own standings", async () => {
+    now = T('2026-12-10T12:00:00Z');
+    const admin = (method: string, path: string, body?: unknown, k = key) => api.request(method, path, { ...(body !== undefined && { body }), headers: { 'x-api-key': k } });
+    const ok = async (r: Promise<{ status: number; body: any }>) => {
+      const x = await r;
+      expect(x.status, JSON.stringify(x.body)).to.be.oneOf([200, 201, 204]);
+      return x.body;
+    };
+    const tenant = uniqueId('pt').toLowerCase().replace(/[^a-z0-9]/g, '');
+    const project = { tenant, project: 'live' };
+    await ok(admin('POST', '/admin/tenants', { id: tenant, name: tenant, plan: 'pro' }));
+    await ok(admin('POST', `/admin/projects?tenant=${tenant}`, { id: 'live', name: 'Live' }));
+    const client = (await ok(admin('POST', `/admin/keys?tenant=${tenant}`, { kind: 'client', name: 'c', project: 'live' }))).key as string;
+    const received: { board: string; players: number; top: { user_id: string }[] }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const { id } = await makeBoard({ operator: 'set', reset: 'daily' });
+    await ok(admin('POST', `/admin/boards?tenant=${tenant}&project=live`, { id, title: 'Same id', operator: 'set', reset: 'daily', webhook_url: url }));
+    // The project's own players (registered through its client key), and the default project's.
+    const mine: string[] = [];
+    for (const region of ['NA', 'EU', 'ASIA']) {
+      const user = uniqueId(`pp${region.toLowerCase()}`);
+      const reg = await ok(api.request('POST', '/auth/register', { body: { user_id: user, name: user, region, password: 'correct horse' }, headers: { 'x-api-key': client } }));
+      await ok(api.request('POST', `/boards/${id}/scores`, { body: { score: 10 + mine.length }, token: reg.token as string }));
+      mine.push(user);
+    }
+    for (const p of players.slice(0, 4)) await ok(api.post(`/boards/${id}/scores`, { score: 1 }, { token: p.token }));
+
+    const c = closer();
+    let jobs: PeriodJobs | undefined;
+    try {
+      jobs = new PeriodJobs(
+        { topology: svc.topology, pools: svc.deps.pools, boards: new BoardsRepo(svc.deps.pools, svc.topology.shards[0]!.id), closer: c, log },
+        { keyPrefix: svc.config.keyPrefix, graceMs: 0, syncMs: 3_600_000, webhookAttempts: 3, webhookBackoffMs: 50, webhookTimeoutMs: 2000, lockMs: 5000, stalledIntervalMs: 5000 },
+      );
+      const sched = jobs;
+      const c2 = closer({ onDelivery: (p, d) => sched.queueDelivery(p, d) });
+      jobs.start();
+      await jobs.sync(Date.now());
+      const keys = (await jobs.queue.getJobSchedulers()).map((x) => x.key);
+      expect(keys).to.include.members([schedulerIdOf(DEFAULT_PROJECT, id), schedulerIdOf(project, id)]);
+      expect(schedulerIdOf(project, id)).to.not.equal(schedulerIdOf(DEFAULT_PROJECT, id));
+
+      expect(await c2.close(project, id, '2026-12-10', T('2026-12-11T00:00:01Z'), 0)).to.equal('closed');
+      await c2.shutdown();
+      await eventually('the project board\'s webhook delivered', async () => received.length === 1, 30_000, 100);
+      expect(received[0]).to.deep.include({ board: id, players: 3 });
+      expect(received[0]!.top.map((r) => r.user_id).sort()).to.deep.equal([...mine].sort());
+      // Its archive answers its own rows through its keys; the default project's board of that id is ended, not closed.
+      now = T('2026-12-11T00:00:05Z');
+      const top = await api.request('GET', `/boards/${id}/top?region=GLOBAL&limit=10&period=2026-12-10`, { headers: { 'x-api-key': client } });
+      expect(top.body.rows.map((r: { user_id: string }) => r.user_id).sort()).to.deep.equal([...mine].sort());
+      const theirs = await api.request('GET', `/boards/${id}/periods`, { headers: { 'x-api-key': client } });
+      expect(theirs.body.periods.find((p: { id: string }) => p.id === '2026-12-10')).to.deep.include({ status: 'archived', players: 3 });
+      const defaults = await api.get(`/boards/${id}/periods`);
+      expect(defaults.body.periods.find((p: { id: string }) => p.id === '2026-12-10')).to.deep.include({ status: 'closing', players: 4 });
+      // The project's period is closed to writes; the default project's is not.
+      now = T('2026-12-10T23:59:59Z');
+      const late = await api.request('POST', `/boards/${id}/scores`, { body: { score: 99 }, token: (await ok(api.request('POST', '/auth/login', { body: { user_id: mine[0], password: 'correct horse' }, headers: { 'x-api-key': client } }))).token as string });
+      expect([late.status, late.body.error]).to.deep.equal([409, 'period_closed']);
+      expect((await api.post(`/boards/${id}/scores`, { score: 2 }, { token: players[0]!.token })).status).to.equal(200);
+
+      // A deleted project's boards leave the schedule.
+      await ok(admin('DELETE', `/admin/projects/live?tenant=${tenant}`));
+      await jobs.sync(Date.now());
+      const after = (await jobs.queue.getJobSchedulers()).map((x) => x.key);
+      expect(after).to.include(schedulerIdOf(DEFAULT_PROJECT, id));
+      expect(after).to.not.include(schedulerIdOf(project, id));
+    } finally {
+      await jobs?.close();
+      await c.shutdown();
+      await new Promise((r) => receiver.close(r));
     }
   });
 });

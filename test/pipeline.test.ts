@@ -121,7 +121,26 @@ describe('write-behind pipeline', function () {
       expect((await api.get(`/history/${p.user_id}?limit=0`)).status).to.equal(400);
     });
 
-    it('when a shard loses its Redis data, then rebuild-redis restores every top, rank and around answer', async () => {
+    it('when a shard loses its Redis data, then rebuild-redis restores every top, rank and around answer, of every project', async () => {
+      // A second project on the same shard, whose main has no row of its own (the catalog's default).
+      const platform = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('rebuild')).key;
+      const admin = async (path: string, body: unknown, key = platform) => {
+        const r = await api.request('POST', path, { body, headers: { 'x-api-key': key } });
+        expect(r.status, JSON.stringify(r.body)).to.equal(201);
+        return r.body;
+      };
+      const tenant = uniqueId('rb').toLowerCase().replace(/[^a-z0-9]/g, '');
+      await admin('/admin/tenants', { id: tenant, name: tenant, plan: 'pro' });
+      await admin(`/admin/projects?tenant=${tenant}`, { id: 'live', name: 'Live' });
+      const client = (await admin(`/admin/keys?tenant=${tenant}`, { kind: 'client', name: 'c', project: 'live' })).key as string;
+      for (let i = 0; i < 6; i++) {
+        const reg = await admin('/auth/register', { user_id: `${svc.config.keyPrefix}-p${i}`, name: `Other ${i}`, region: 'EU', password: 'correct horse' }, client);
+        expect((await api.post('/score/update', { score: 500 + i }, { token: reg.token as string })).status).to.equal(200);
+      }
+      const projectTop = async () => (await api.request('GET', '/top?region=EU&limit=10', { headers: { 'x-api-key': client } })).body;
+      const projectBefore = await projectTop();
+      expect(projectBefore.rows).to.have.length(6);
+
       await eventually('queues drained', () => drained(svc), 60_000);
       const sample = players.filter((_, i) => i % 5 === 0);
       const before = await snapshot(api, sample);
@@ -144,6 +163,7 @@ describe('write-behind pipeline', function () {
       expect(result.shards[0].shard).to.equal('eu');
       expect(result.shards[0].restored).to.be.greaterThan(0);
       expect(await snapshot(api, sample)).to.deep.equal(before);
+      expect(await projectTop(), "the other project's players, with the ids of default's").to.deep.equal(projectBefore);
 
       // Later writes continue from the restored versions and still persist in order.
       const p = players.find((x) => x.region === 'EU')!;

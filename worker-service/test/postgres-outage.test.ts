@@ -7,7 +7,7 @@
  * testing/postgres-outage.ts) so the outages do not touch the shared server.
  */
 import { expect } from 'chai';
-import { periodAt, previousPeriod } from '@lb/common/contracts';
+import { DEFAULT_PROJECT, periodAt, previousPeriod } from '@lb/common/contracts';
 import { createLogger } from '@lb/common/platform';
 import { OUTAGES, startOutagePostgres, uniqueId, type OutagePostgres } from '@lb/devtools/testing';
 import { closeJobIdOf } from '../src/periods/jobs.js';
@@ -81,7 +81,7 @@ describe('worker-service when Postgres is unavailable (private server)', functio
     const period = previousPeriod('daily', previousPeriod('daily', periodAt('daily', Date.now()))!)!.id;
     service = await startWorkerService(config, { log: createLogger('test', 'silent') });
     const queue = service.periods!.queue;
-    const jobId = closeJobIdOf(board, period);
+    const jobId = closeJobIdOf(DEFAULT_PROJECT, board, period);
 
     await pgx.start('refuse-connections');
     try {

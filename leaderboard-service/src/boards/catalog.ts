@@ -20,11 +20,12 @@ import { MAIN_BOARD, parseReset, projectScope, StoreUnavailable, type Board, typ
 import { type BoardsRepo, type Logger } from '@lb/common/platform';
 
 /**
- * `main` as migration 003 defines it, until the first load: `desc`, `set`
+ * `main` as migration 003 defines it, until the first load (and the `main`
+ * of every project that has not changed its own: it has no row): `desc`, `set`
  * with any operator per write, no reset, `shared` ties, metadata up to
  * 1,024 bytes, scores 0 ... MAX_SCORE.
  */
-const MAIN_DEFAULT: Board = {
+export const MAIN_DEFAULT: Board = {
   id: MAIN_BOARD,
   title: 'Main',
   order: 'desc',

@@ -3,3 +3,4 @@ export { AccountsRepo } from './accounts-repo.js';
 export { ApiKeysRepo } from './api-keys-repo.js';
 export { ArchiveRepo } from './archive-repo.js';
 export { HistoryRepo } from './history-repo.js';
+export { ProjectsRepo, TenantsRepo } from './tenants-repo.js';

@@ -124,14 +124,28 @@ export class TenantsRepo {
       async (c) => {
         const r = await c.query('UPDATE tenants SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL', [id]);
         if (r.rowCount !== 1) return false;
-        await c.query('UPDATE projects SET deleted_at = now() WHERE tenant_id = $1 AND deleted_at IS NULL', [id]);
+        const projects = await c.query<{ id: string }>('UPDATE projects SET deleted_at = now() WHERE tenant_id = $1 AND deleted_at IS NULL RETURNING id', [id]);
         await c.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND revoked_at IS NULL', [id]);
+        // Each project's boards, in that project's scope (the same transaction, its setting changed per project).
+        for (const p of projects.rows) {
+          await c.query("SELECT set_config('app.project_id', $1, true)", [p.id]);
+          await markBoardsDeleted(c);
+        }
         return true;
       },
       'tenants.delete',
     );
     if (!found) throw notFound(id);
   }
+}
+
+/**
+ * Marks the live boards of the transaction's project deleted (a deleted
+ * project's boards get no period closes, and their ids stay taken), moving
+ * the boards' revision so every replica's catalog drops them.
+ */
+async function markBoardsDeleted(c: { query: (text: string) => Promise<unknown> }): Promise<void> {
+  await c.query(`UPDATE boards SET deleted_at = now(), updated_at = now(), revision = nextval('boards_revision_seq') WHERE deleted_at IS NULL`);
 }
 
 type ProjectRow = { id: string; name: string; created_at: Date };
@@ -207,13 +221,15 @@ export class ProjectsRepo {
   /** Marks a project deleted and revokes its keys; 404 `project_not_found` when the tenant has no such live project. */
   async delete(tenant: string, id: string): Promise<void> {
     if (tenant === DEFAULT_TENANT && id === DEFAULT_PROJECT_ID) throw new AppError('project_protected', 'project default/default cannot be deleted', { project: id });
+    // In the project's own scope: its boards (row-level security per project) go with it.
     const found = await this.pools.inScope(
       this.controlShard,
-      { tenant },
+      { tenant, project: id },
       async (c) => {
         const r = await c.query('UPDATE projects SET deleted_at = now() WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL', [tenant, id]);
         if (r.rowCount !== 1) return false;
         await c.query('UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1 AND project_id = $2 AND revoked_at IS NULL', [tenant, id]);
+        await markBoardsDeleted(c);
         return true;
       },
       'projects.delete',

@@ -4,7 +4,8 @@
  * loss. Versions are restored too, so the events of later writes still
  * apply in order downstream.
  */
-import { type Board, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
+import { MAIN_BOARD, type Board, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
+import { MAIN_DEFAULT } from '../boards/catalog.js';
 import type { PgPools } from '@lb/common/platform';
 import { BoardStore } from '../redis/board-store.js';
 import type { ShardStore } from '../redis/shard-store.js';
@@ -51,6 +52,8 @@ export async function rebuildShard(
 ): Promise<RebuildResult> {
   const shard = store.shard;
   const live = new Map(boards.filter((b) => b.deletedAt === null).map((b) => [b.id, b]));
+  // A project that never changed its `main` has no row for it: the catalog's default is its definition.
+  if (!boards.some((b) => b.id === MAIN_BOARD)) live.set(MAIN_BOARD, MAIN_DEFAULT);
   const target = new BoardStore(store, project);
   const closed = new Map<string, boolean>();
   const result: RebuildResult = { shard: shard.id, scanned: 0, restored: 0, skipped: 0 };

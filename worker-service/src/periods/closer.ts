@@ -16,8 +16,8 @@
  * 4. After the COMMIT the period's Redis keys get a time to live of
  *    keep_periods periods, and the webhook delivery is queued.
  *
- * Boards are read through @lb/common's key builder (`shardKeys(...).project`:
- * the default project's boards, the ones the catalog has) and ranked
+ * Each project's boards are read through @lb/common's key builder
+ * (`shardKeys(...).project(p)`, the keys the service writes) and ranked
  * by its order maths, as the service reads them. The worker has one Redis
  * client library, ioredis: BullMQ requires it, so the closer uses it too
  * rather than adding node-redis beside it.
@@ -26,7 +26,6 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type pg from 'pg';
 import {
   comparePlaces,
-  DEFAULT_PROJECT,
   periodById,
   rankList,
   scoreOf,
@@ -94,9 +93,9 @@ export class PeriodCloser {
     if (done.rowCount === 1) return 'already_closed';
 
     // 1. No write lands in the period from here on.
-    await Promise.all(this.deps.topology.shards.map((s) => this.redis.get(s.id)!.set(shardKeys(s.id, this.deps.keyPrefix).project(DEFAULT_PROJECT).boardPeriod(boardId, period).closed, '1')));
+    await Promise.all(this.deps.topology.shards.map((s) => this.redis.get(s.id)!.set(shardKeys(s.id, this.deps.keyPrefix).project(project).boardPeriod(boardId, period).closed, '1')));
     // 2. The final standings of every view.
-    const rows = await this.standings(board, period);
+    const rows = await this.standings(project, board, period);
     const global = rows.filter((r) => r.view === 'GLOBAL');
     // 3. Exactly once, in one transaction of the project's scope. Through
     // PgPools.inScope: an unavailable database is StoreUnavailable, which
@@ -108,7 +107,7 @@ export class PeriodCloser {
     this.deps.log.info('period closed', { board: boardId, period, players: global.length });
     // 4. Keys live on for keep_periods periods; the webhook goes out.
     const ttlMs = Math.max(60_000, board.keepPeriods * (p.endsAt - (p.startsAt ?? p.endsAt)));
-    await Promise.all(this.deps.topology.shards.map((s) => this.expire(s.id, boardId, period, ttlMs))).catch((e: unknown) =>
+    await Promise.all(this.deps.topology.shards.map((s) => this.expire(s.id, project, boardId, period, ttlMs))).catch((e: unknown) =>
       this.deps.log.warn('could not set the closed period\u2019s keys to expire', { board: boardId, period, err: e as Error }),
     );
     if (deliveryId) await this.deps.onDelivery?.(project, deliveryId);
@@ -151,12 +150,12 @@ export class PeriodCloser {
     return { deliveryId };
   }
 
-  /** Every view's rows, merged over the shards in board order and ranked. */
-  async standings(board: Board, period: string): Promise<StandingRow[]> {
+  /** Every view's rows of a project's board, merged over the shards in board order and ranked. */
+  async standings(project: ProjectRef, board: Board, period: string): Promise<StandingRow[]> {
     const views = ['GLOBAL', ...this.router.regions];
     const out: StandingRow[] = [];
     for (const view of views) {
-      const parts = await Promise.all(this.router.shardsForBoard(view).map((s) => this.readView(s.id, board.id, period, view)));
+      const parts = await Promise.all(this.router.shardsForBoard(view).map((s) => this.readView(s.id, project, board.id, period, view)));
       const merged = parts.flat().sort(comparePlaces);
       const ranks = rankList(board.tieBreak, merged);
       merged.forEach((r, i) => {
@@ -167,9 +166,9 @@ export class PeriodCloser {
   }
 
   /** One shard's entries of a view, in board order, with names and metadata. */
-  private async readView(shardId: string, boardId: string, period: string, view: string) {
+  private async readView(shardId: string, project: ProjectRef, boardId: string, period: string, view: string) {
     const redis = this.redis.get(shardId)!;
-    const k = shardKeys(shardId, this.deps.keyPrefix).project(DEFAULT_PROJECT);
+    const k = shardKeys(shardId, this.deps.keyPrefix).project(project);
     const p = k.boardPeriod(boardId, period);
     const rows: { member: string; stored: string; user_id: string; name: string; metadata: unknown }[] = [];
     for (let start = 0; ; start += PAGE) {
@@ -187,9 +186,9 @@ export class PeriodCloser {
     return rows;
   }
 
-  private async expire(shardId: string, boardId: string, period: string, ttlMs: number): Promise<void> {
+  private async expire(shardId: string, project: ProjectRef, boardId: string, period: string, ttlMs: number): Promise<void> {
     const redis = this.redis.get(shardId)!;
-    const match = `${shardKeys(shardId, this.deps.keyPrefix).project(DEFAULT_PROJECT).boardPrefix(boardId)}${period}:*`;
+    const match = `${shardKeys(shardId, this.deps.keyPrefix).project(project).boardPrefix(boardId)}${period}:*`;
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', '500');

@@ -70,23 +70,36 @@ export function boundaryPattern(rule: ResetRule): string | undefined {
 // BullMQ job ids cannot contain ':' (cron period ids do: 2026-12-01T18:00Z).
 const safeId = (s: string): string => s.replace(/[:/]/g, '_');
 
-/** The project of a delivery job: its `project` scope; a job queued before tenancy has none and is the default project's. */
-function deliveryProject(data: { project?: unknown }): ProjectRef {
+/** The project of a job (boundary, close, delivery): its `project` scope; a job queued before tenancy has none and is the default project's. */
+function jobProject(data: { project?: unknown }): ProjectRef {
   if (data.project === undefined) return DEFAULT_PROJECT;
   const p = typeof data.project === 'string' ? parseProjectScope(data.project) : undefined;
-  if (!p) throw new Error(`webhook job with a malformed project ${JSON.stringify(data.project)}`);
+  if (!p) throw new Error(`period job with a malformed project ${JSON.stringify(data.project)}`);
   return p;
 }
 
-/** The id of a board's job scheduler. */
-export const schedulerIdOf = (board: string): string => `boundary_${board}`;
+/**
+ * How a project is named in its job ids: nothing for the default project
+ * (its ids are those of before tenancy, so schedulers and jobs queued then
+ * are the same ones), else `<tenant>.<project>.` (`.` is in no tenant or
+ * project id, so ids of two projects never meet).
+ */
+const projectPart = (project: ProjectRef): string => (isDefaultProject(project) ? '' : `${project.tenant}.${project.project}.`);
 
-/** The id of the close job of a period: one job however many triggers. */
-export const closeJobIdOf = (board: string, period: string): string => `close_${board}_${safeId(period)}`;
+/** The id of a project's board's job scheduler. */
+export const schedulerIdOf = (project: ProjectRef, board: string): string => `boundary_${projectPart(project)}${board}`;
+
+/** The id of the close job of a project's board's period: one job however many triggers. */
+export const closeJobIdOf = (project: ProjectRef, board: string, period: string): string => `close_${projectPart(project)}${board}_${safeId(period)}`;
 
 /** The signature header value of a webhook body: `sha256=<hex HMAC-SHA256 of the raw body>`. */
 export function signWebhook(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** A job's data with its project (none for the default project: the data of before tenancy). */
+function jobData<T extends object>(project: ProjectRef, data: T): T & { project?: string } {
+  return isDefaultProject(project) ? data : { ...data, project: projectScope(project) };
 }
 
 export class PeriodJobs {
@@ -121,7 +134,7 @@ export class PeriodJobs {
       lockDuration: this.s.lockMs,
       stalledInterval: this.s.stalledIntervalMs,
     });
-    this.hookWorker = new Worker(WEBHOOKS_QUEUE, (job, token) => this.postponeOutage(job, token, () => this.deliver(deliveryProject(job.data), String(job.data.id))), {
+    this.hookWorker = new Worker(WEBHOOKS_QUEUE, (job, token) => this.postponeOutage(job, token, () => this.deliver(jobProject(job.data), String(job.data.id))), {
       connection: connectionFor(shard.redis, true),
       prefix,
       concurrency: 4,
@@ -144,13 +157,13 @@ export class PeriodJobs {
   }
 
   private async doSync(now: number): Promise<void> {
-    // The default project's boards: the closer reads the default project's Redis layout.
-    const boards = (await this.deps.boards.ofProject(DEFAULT_PROJECT)).filter((b) => b.deletedAt === null);
-    const wanted = new Map<string, Board>();
-    for (const b of boards) if (boundaryPattern(b.resetRule)) wanted.set(schedulerIdOf(b.id), b);
-    for (const [id, b] of wanted) {
-      await this.queue.upsertJobScheduler(id, { pattern: boundaryPattern(b.resetRule)!, tz: 'UTC' }, { name: 'boundary', data: { board: b.id } });
-      await this.queueEndedPeriod(b, now);
+    // Every project's live boards (a deleted project's are marked deleted with it).
+    const boards = (await this.deps.boards.all()).filter((b) => b.board.deletedAt === null);
+    const wanted = new Map<string, { project: ProjectRef; board: Board }>();
+    for (const b of boards) if (boundaryPattern(b.board.resetRule)) wanted.set(schedulerIdOf(b.project, b.board.id), b);
+    for (const [id, { project, board }] of wanted) {
+      await this.queue.upsertJobScheduler(id, { pattern: boundaryPattern(board.resetRule)!, tz: 'UTC' }, { name: 'boundary', data: jobData(project, { board: board.id }) });
+      await this.queueEndedPeriod(project, board, now);
     }
     for (const s of await this.queue.getJobSchedulers()) if (!wanted.has(s.key)) await this.queue.removeJobScheduler(s.key);
     // Every project's pending deliveries: the one system-wide read, through a definer function (sql/008).
@@ -160,17 +173,17 @@ export class PeriodJobs {
     for (const d of pending.rows) await this.queueDelivery({ tenant: d.tenant_id, project: d.project_id }, d.id);
   }
 
-  /** Queues the close of the period before the current one, unless it is archived already. */
-  async queueEndedPeriod(board: Board, now: number): Promise<void> {
+  /** Queues the close of a project's board's period before the current one, unless it is archived already. */
+  async queueEndedPeriod(project: ProjectRef, board: Board, now: number): Promise<void> {
     const ended = previousPeriod(board.resetRule, periodAt(board.resetRule, now));
     if (!ended || ended.endsAt === undefined) return;
-    const done = await this.deps.pools.inScope(this.control, DEFAULT_PROJECT, (c) => c.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board.id, ended.id]), 'period');
+    const done = await this.deps.pools.inScope(this.control, project, (c) => c.query('SELECT 1 FROM period_closes WHERE board = $1 AND period = $2', [board.id, ended.id]), 'period');
     if (done.rowCount === 1) return;
     await this.queue.add(
       'close',
-      { board: board.id, period: ended.id },
+      jobData(project, { board: board.id, period: ended.id }),
       {
-        jobId: closeJobIdOf(board.id, ended.id),
+        jobId: closeJobIdOf(project, board.id, ended.id),
         delay: Math.max(0, ended.endsAt + this.s.graceMs - now),
         attempts: 20,
         backoff: { type: 'exponential', delay: 1000 },
@@ -183,7 +196,7 @@ export class PeriodJobs {
   /** Queues a project's webhook delivery (the job id makes a repeat harmless). */
   async queueDelivery(project: ProjectRef, id: string): Promise<void> {
     await this.webhooks.add('deliver', { id, project: projectScope(project) }, {
-      jobId: isDefaultProject(project) ? `hook_${safeId(id)}` : `hook_${safeId(projectScope(project))}_${safeId(id)}`,
+      jobId: `hook_${projectPart(project)}${safeId(id)}`,
       attempts: this.s.webhookAttempts,
       backoff: { type: 'exponential', delay: this.s.webhookBackoffMs },
       removeOnComplete: true,
@@ -211,12 +224,13 @@ export class PeriodJobs {
   }
 
   private async process(job: Job, token: string | undefined): Promise<unknown> {
+    const project = jobProject(job.data);
     if (job.name === 'boundary') {
-      const board = (await this.deps.boards.ofProject(DEFAULT_PROJECT)).find((b) => b.id === job.data.board && b.deletedAt === null);
-      if (board) await this.queueEndedPeriod(board, Date.now());
+      const board = (await this.deps.boards.ofProject(project)).find((b) => b.id === job.data.board && b.deletedAt === null);
+      if (board) await this.queueEndedPeriod(project, board, Date.now());
       return undefined;
     }
-    const outcome = await this.deps.closer.close(DEFAULT_PROJECT, String(job.data.board), String(job.data.period), Date.now(), this.s.graceMs);
+    const outcome = await this.deps.closer.close(project, String(job.data.board), String(job.data.period), Date.now(), this.s.graceMs);
     if (outcome === 'not_ended') {
       // Early (a clock behind, or a job moved forward): try again after the grace.
       await job.moveToDelayed(Date.now() + this.s.graceMs, token);
@@ -264,7 +278,7 @@ export class PeriodJobs {
 
   private async markFailed(data: { project?: unknown }, id: string, err: string): Promise<void> {
     await Promise.resolve()
-      .then(() => deliveryProject(data))
+      .then(() => jobProject(data))
       .then((project) => this.deps.pools.inScope(this.control, project, (c) => c.query(`UPDATE webhook_deliveries SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'`, [id, err]), 'webhook'))
       .catch(() => undefined);
     this.deps.log.warn('webhook delivery failed for good; kept for replay', { delivery: id, err });
