@@ -118,6 +118,45 @@ describe('projects isolated through the API', function () {
     expect((await call('GET', '/rank/alice?region=EU', boltLive.server)).status, "bolt's key still works").to.equal(200);
   });
 
+  it("when the other read routes (around, friends' ranks, periods, history, live) are called, then each project answers its own rows, and another project's names like missing ones", async () => {
+    const same = async (a: Promise<Reply>, b: Promise<Reply>) => {
+      const [x, y] = await Promise.all([a, b]);
+      expect([x.status, x.body.error], JSON.stringify(x.body)).to.deep.equal([y.status, y.body.error]);
+      return x;
+    };
+    for (const p of projects) {
+      const around = await call('GET', '/around/alice?region=EU&range=3', p.client);
+      expect(around.body.self).to.deep.include({ user_id: 'alice', score: p.score });
+      expect(around.body.around, 'no neighbour: the other projects\' alices are not on this board').to.deep.equal([]);
+      const friends = await call('POST', `/boards/${race}/ranks`, p.client, { user_ids: ['alice', 'carol', 'nobody'] });
+      expect(friends.status, JSON.stringify(friends.body)).to.equal(200);
+      const found = (friends.body.rows as { user_id: string; score: number }[]).map((r) => [r.user_id, r.score]);
+      expect(found, `${p.tenant}/${p.project}`).to.deep.equal([['alice', p.score * 2]]);
+      const periods = await call('GET', `/boards/${race}/periods`, p.client);
+      expect(periods.body.periods.map((x: { players: number }) => x.players)).to.deep.equal([1]);
+      expect((await call('GET', '/history/alice', p.client)).status).to.equal(200);
+    }
+    const [acmeLive, acmeDev, boltLive] = projects as [Project, Project, Project];
+    // carol exists in bolt/live only (the test above registered her): elsewhere she is missing.
+    expect((await call('GET', '/history/carol', boltLive.client)).status).to.equal(200);
+    await same(call('GET', '/history/carol', acmeLive.client), call('GET', `/history/${uniqueId('none')}`, acmeLive.client));
+    await same(call('GET', `/boards/${secret}/periods`, boltLive.client), call('GET', '/boards/no-such-board/periods', boltLive.client));
+    await same(call('GET', `/boards/${secret}/top?period=all`, acmeDev.client), call('GET', '/boards/no-such-board/top?period=all', acmeDev.client));
+    // Live: a client key rides in the URL. On a board only another project has: the missing board's 404.
+    const live = (path: string) => call('GET', path, null);
+    await same(live(`/boards/${secret}/live?key=${boltLive.client}`), live(`/boards/no-such-board/live?key=${boltLive.client}`));
+    expect((await live(`/boards/${secret}/live?key=${boltLive.client}`)).status).to.equal(404);
+    // A's ticket with B's key, on the player's own stream and on a top: 401 invalid_token.
+    const ticket = (await call('POST', '/me/live-ticket', null, {}, acmeLive.token)).body.ticket as string;
+    for (const path of [`/me/live?key=${boltLive.client}&ticket=${ticket}`, `/live?key=${acmeDev.client}&ticket=${ticket}`]) {
+      const r = await live(path);
+      expect([r.status, r.body.error], path).to.deep.equal([401, 'invalid_token']);
+    }
+    // A server key is not a client key: never accepted in a URL.
+    const leaked = await live(`/live?key=${acmeLive.server}`);
+    expect([leaked.status, leaked.body.error]).to.deep.equal([401, 'invalid_api_key']);
+  });
+
   it("when a token of one project comes with another project's key, then 401 invalid_token", async () => {
     const [acmeLive, acmeDev] = projects as [Project, Project, Project];
     const r = await call('POST', '/score/add', acmeDev.client, { delta: 1 }, acmeLive.token);
