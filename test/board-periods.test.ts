@@ -367,6 +367,18 @@ describe('named board periods', function () {
       await c2.shutdown();
       await eventually('the project board\'s webhook delivered', async () => received.length === 1, 30_000, 100);
       expect(received[0]).to.deep.include({ board: id, players: 3 });
+      // The operator sees the delivery under its project, not under the default one.
+      const prior = process.env.TOPOLOGY;
+      process.env.TOPOLOGY = JSON.stringify(svc.topology);
+      try {
+        const listed: string[] = [];
+        expect(await runAdmin(['webhook', 'list', '--tenant', tenant, '--project', 'live', '--json'], (x) => listed.push(x), () => undefined)).to.equal(0);
+        expect((JSON.parse(listed.pop()!) as { id: string; status: string }[]).find((d) => d.id === `${id}/2026-12-10`)).to.deep.include({ status: 'delivered' });
+        expect(await runAdmin(['webhook', 'list', '--json'], (x) => listed.push(x), () => undefined)).to.equal(0);
+        expect((JSON.parse(listed.pop()!) as { id: string }[]).some((d) => d.id === `${id}/2026-12-10`), 'not the default project\'s').to.equal(false);
+      } finally {
+        process.env.TOPOLOGY = prior;
+      }
       expect(received[0]!.top.map((r) => r.user_id).sort()).to.deep.equal([...mine].sort());
       // Its archive answers its own rows through its keys; the default project's board of that id is ended, not closed.
       now = T('2026-12-11T00:00:05Z');

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../src/admin/cli.js';
+import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import type { LoginStatusLine } from '../src/admin/login-admin.js';
 import { Client, startService, type TestService } from './support/service.js';
 
@@ -94,6 +95,38 @@ describe('admin login status and unlock', function () {
       expect(lifted.out[0]).to.include(`ip ${ip}`).and.include('counter deleted');
       expect((await login(user, PASSWORD, ip)).status, ip).to.equal(200);
     }
+  });
+
+  it("when a player of another project is locked out, then status and unlock reach it with --tenant and --project, and the default project's counter of the same id is another one", async () => {
+    const platform = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('login admin')).key;
+    const post = async (path: string, body: unknown, key: string) => {
+      const r = await api.post(path, body, { headers: { 'x-api-key': key } });
+      expect(r.status, JSON.stringify(r.body)).to.equal(201);
+      return r.body;
+    };
+    const tenant = uniqueId('lk').toLowerCase().replace(/[^a-z0-9]/g, '');
+    await post('/admin/tenants', { id: tenant, name: tenant, plan: 'pro' }, platform);
+    await post(`/admin/projects?tenant=${tenant}`, { id: 'live', name: 'Live' }, platform);
+    const client = (await post(`/admin/keys?tenant=${tenant}`, { kind: 'client', name: 'c', project: 'live' }, platform)).key as string;
+    const user = uniqueId('twin');
+    await api.register(user, 'EU'); // the default project's player of that id
+    await post('/auth/register', { user_id: user, name: 'Twin', region: 'EU', password: PASSWORD }, client);
+    const projectLogin = (password: string, ip: string) => api.post('/auth/login', { user_id: user, password }, { headers: { 'x-forwarded-for': ip, 'x-api-key': client } });
+    for (let i = 0; i < 3; i++) expect((await projectLogin('wrong password', `10.90.0.${i}`)).status).to.equal(401);
+    expect((await projectLogin(PASSWORD, '10.90.1.1')).status).to.equal(429);
+    expect((await login(user, PASSWORD, '10.90.2.1')).status, 'the default project\'s player').to.equal(200);
+
+    const scoped = async (...args: string[]) => {
+      const r = await admin('login', ...args, '--tenant', tenant, '--project', 'live');
+      expect(r.code, r.err).to.equal(0);
+      return r;
+    };
+    expect((await status('user', user)).locked, 'default project').to.equal(false);
+    expect(JSON.parse((await scoped('status', '--user', user, '--json')).out[0]!)).to.deep.include({ key: user, failures: 4, locked: true });
+    expect((await scoped('unlock', '--user', user)).out[0]).to.include('counter deleted');
+    expect((await projectLogin(PASSWORD, '10.90.1.1')).status).to.equal(200);
+    // Naming a project needs a valid id.
+    expect((await admin('login', 'status', '--user', user, '--tenant', tenant)).code).to.equal(2);
   });
 
   it('when status is asked of an address with no failures, or of both kinds at once, then it says so, one line each', async () => {

@@ -18,22 +18,25 @@
  *                            --tenant's --project)
  *   key list [--tenant T] [--json]   id, kind, name, project, created, revoked (tenant default: platform keys too)
  *   key revoke ID [--tenant T]
- *   webhook list [--json]    period.closed deliveries: id, status, attempts, last error
- *   webhook replay ID        a failed delivery goes out again (the worker picks it up)
- *   login status (--ip ADDR | --user ID)... [--json]
+ *   webhook list [--tenant T --project P] [--json]
+ *                            period.closed deliveries: id, status, attempts, last error
+ *   webhook replay ID [--tenant T --project P]
+ *                            a failed delivery goes out again (the worker picks it up)
+ *   login status (--ip ADDR | --user ID)... [--tenant T --project P] [--json]
  *                            a login failure counter: failures, limit, locked, time left
- *   login unlock (--ip ADDR | --user ID)...
+ *   login unlock (--ip ADDR | --user ID)... [--tenant T --project P]
  *                            lifts a login lockout (deletes the counter on its Redis shard)
+ *   (webhook and login act on project default/default unless --project names one)
  */
 import 'dotenv/config';
 import { parseArgs } from 'node:util';
-import { AppError, DEFAULT_PROJECT, DEFAULT_TENANT, TENANCY_ID, type KeyKind } from '@lb/common/contracts';
+import { AppError, DEFAULT_PROJECT, DEFAULT_TENANT, TENANCY_ID, type KeyKind, type ProjectRef } from '@lb/common/contracts';
 import { createLogger, loadTopology, PG_SERVICE_PASSWORD, PgPools, type Env } from '@lb/common/platform';
 import { ApiKeysRepo, type NewKey } from '../db/api-keys-repo.js';
 import { ProjectsRepo, TenantsRepo } from '../db/tenants-repo.js';
 import { loginCommand } from './login-admin.js';
 
-export const USAGE = `usage: admin tenant create ID --name NAME [--plan PLAN] | tenant list [--json] | tenant update ID [--name NAME] [--plan PLAN] | tenant delete ID | project create ID --tenant T --name NAME | project list --tenant T [--json] | project delete ID --tenant T | key create --name NAME [--kind platform|admin|server|client] [--tenant T] [--project P] | key list [--tenant T] [--json] | key revoke ID [--tenant T] | webhook list [--json] | webhook replay ID | login status (--ip ADDR | --user ID)... [--json] | login unlock (--ip ADDR | --user ID)...`;
+export const USAGE = `usage: admin tenant create ID --name NAME [--plan PLAN] | tenant list [--json] | tenant update ID [--name NAME] [--plan PLAN] | tenant delete ID | project create ID --tenant T --name NAME | project list --tenant T [--json] | project delete ID --tenant T | key create --name NAME [--kind platform|admin|server|client] [--tenant T] [--project P] | key list [--tenant T] [--json] | key revoke ID [--tenant T] | webhook list [--tenant T --project P] [--json] | webhook replay ID [--tenant T --project P] | login status (--ip ADDR | --user ID)... [--tenant T --project P] [--json] | login unlock (--ip ADDR | --user ID)... [--tenant T --project P]`;
 
 const VERBS: Record<string, readonly string[]> = {
   tenant: ['create', 'list', 'update', 'delete'],
@@ -85,12 +88,21 @@ export async function runAdmin(
     err(`${USAGE}\n`);
     return 2;
   }
-  if (what === 'login') return loginCommand(verb!, parsed.values, Boolean(parsed.values.json), env, out, err);
+  // webhook and login act on one project (default/default unless named).
+  let scope: ProjectRef = DEFAULT_PROJECT;
+  try {
+    if (what === 'webhook' || what === 'login') scope = projectScopeOf(parsed.values);
+  } catch (e) {
+    if (!(e instanceof Usage)) throw e;
+    err(`${e.message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (what === 'login') return loginCommand(verb!, parsed.values, scope, Boolean(parsed.values.json), env, out, err);
   const topology = loadTopology(env);
   const control = topology.shards[0]!.id;
   const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, servicePassword: PG_SERVICE_PASSWORD.read(env), applicationName: 'lb-admin' }, createLogger('admin', 'error'));
   try {
-    if (what === 'webhook') return await webhooks(pools, control, verb!, arg, Boolean(parsed.values.json), out, err);
+    if (what === 'webhook') return await webhooks(pools, control, scope, verb!, arg, Boolean(parsed.values.json), out, err);
     const repos = { keys: new ApiKeysRepo(pools, control), tenants: new TenantsRepo(pools, control), projects: new ProjectsRepo(pools, control) };
     const run = what === 'key' ? keys : what === 'tenant' ? tenants : projects;
     return await run(repos, verb!, arg, parsed.values, out, err);
@@ -120,6 +132,12 @@ function need(v: string | undefined, what: string, max = 200): string {
   const t = v?.trim();
   if (!t || t.length > max) throw new Usage(`${what} (1-${max} characters) is required`);
   return t;
+}
+
+/** The project `webhook` and `login` act on: `--tenant T --project P`, default default/default (a tenant's only project needs naming too). */
+function projectScopeOf(v: Values): ProjectRef {
+  if (v.tenant === undefined && v.project === undefined) return DEFAULT_PROJECT;
+  return { tenant: v.tenant === undefined ? DEFAULT_TENANT : id(v.tenant, '--tenant'), project: id(v.project, '--project') };
 }
 
 function id(v: string | undefined, what: string): string {
@@ -204,9 +222,9 @@ async function projects(r: Repos, verb: string, arg: string | undefined, v: Valu
   return 0;
 }
 
-/** The default project's webhook deliveries of closed periods (in the control plane), in its row scope. */
-async function webhooks(pools: PgPools, control: string, verb: string, id: string | undefined, json: boolean, out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const q = <R extends Record<string, unknown>>(text: string, values: unknown[] = []) => pools.inScope(control, DEFAULT_PROJECT, (c) => c.query<R>(text, values), 'admin');
+/** A project's webhook deliveries of closed periods (in the control plane), in its row scope. */
+async function webhooks(pools: PgPools, control: string, project: ProjectRef, verb: string, id: string | undefined, json: boolean, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const q = <R extends Record<string, unknown>>(text: string, values: unknown[] = []) => pools.inScope(control, project, (c) => c.query<R>(text, values), 'admin');
   if (verb === 'list') {
     const r = await q<{ id: string; status: string; attempts: number; last_error: string | null; url: string }>(
       'SELECT id, status, attempts, last_error, url FROM webhook_deliveries ORDER BY created_at DESC LIMIT 200',

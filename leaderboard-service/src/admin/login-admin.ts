@@ -6,7 +6,7 @@
  * services' TOPOLOGY (or TOPOLOGY_FILE), KEY_PREFIX and LOGIN_* settings.
  */
 import { isIP } from 'node:net';
-import { DEFAULT_PROJECT, ShardRouter } from '@lb/common/contracts';
+import { ShardRouter, type ProjectRef } from '@lb/common/contracts';
 import { createLogger, KEY_PREFIX, loadTopology, readKeys, type Env } from '@lb/common/platform';
 import { LoginGuard, type LoginCounter, type LoginCounterKind } from '../accounts/login-guard.js';
 import { LOGIN_KEYS, loginLimitsOf } from '../config.js';
@@ -36,7 +36,7 @@ export interface LoginStatusLine {
 }
 
 /** Runs `login status` or `login unlock`; returns the exit code (2: bad usage). */
-export async function loginCommand(verb: string, targets: LoginTargets, json: boolean, env: Env, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+export async function loginCommand(verb: string, targets: LoginTargets, project: ProjectRef, json: boolean, env: Env, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const wanted: [LoginCounterKind, string][] = [...(targets.ip ?? []).map((k) => ['ip', k.trim()] as [LoginCounterKind, string]), ...(targets.user ?? []).map((k) => ['user', k] as [LoginCounterKind, string])];
   if (wanted.length === 0) {
     err(`login ${verb} needs --ip ADDR or --user ID (repeatable)\n`);
@@ -60,11 +60,11 @@ export async function loginCommand(verb: string, targets: LoginTargets, json: bo
       const shard = guard.shardOf(key);
       const what = `${kind} ${key} (shard ${shard})`;
       if (verb === 'unlock') {
-        const had = await guard.unlock(DEFAULT_PROJECT, kind, key);
+        const had = await guard.unlock(project, kind, key);
         out(had ? `${what}: counter deleted; logins are admitted again` : `${what}: no failures counted, nothing to lift`);
         continue;
       }
-      const line = statusLine(kind, key, shard, kind === 'ip' ? limits.ipMaxFails : limits.userMaxFails, await guard.status(DEFAULT_PROJECT, kind, key));
+      const line = statusLine(kind, key, shard, kind === 'ip' ? limits.ipMaxFails : limits.userMaxFails, await guard.status(project, kind, key));
       if (json) out(JSON.stringify(line));
       else if (line.failures === 0 && line.resets_in_s === 0) out(`${what}: no failures counted`);
       else out(`${what}: ${line.failures} failures counted (limit ${line.limit})${line.locked ? ', LOCKED OUT' : ''}; the window ends in ${line.resets_in_s} s`);
