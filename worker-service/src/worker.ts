@@ -35,6 +35,7 @@ import {
 import {
   connectionFor,
   endEventSpans,
+  evalCached,
   eventContexts,
   inEventsSpan,
   OUTBOX_SETTLE,
@@ -50,10 +51,9 @@ import { Batcher, persistBatch, type BatcherStats, type BatchRepository, type Fl
 import type { WorkerConfig } from './config.js';
 import type { WorkerMetrics } from './metrics.js';
 
-/** The scripting calls of BullMQ's Redis client (ioredis), which its client interface does not name. */
-interface ScriptClient {
-  evalsha(sha: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
-  eval(source: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+/** BullMQ's Redis client (ioredis) sends raw commands with `call`, which its client interface does not name. */
+interface RawCommandClient {
+  call(command: string, ...args: string[]): Promise<unknown>;
 }
 
 /** The slice of the configuration a shard consumer needs. */
@@ -231,15 +231,8 @@ export class ShardConsumer {
   private async settleOutbox(events: readonly ScoreEvent[]): Promise<void> {
     if (events.length === 0) return;
     // The settle script (@lb/common outbox.ts) also lowers each project's count of its events there.
-    const client = (await this.worker.getBackend().client) as unknown as ScriptClient;
-    const keys = outboxSettleKeys(this.keys, false);
-    const ids = events.map(jobIdOf);
-    try {
-      await client.evalsha(OUTBOX_SETTLE.sha, keys.length, ...keys, ...ids);
-    } catch (e) {
-      if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
-      await client.eval(OUTBOX_SETTLE.source, keys.length, ...keys, ...ids);
-    }
+    const client = (await this.worker.getBackend().client) as unknown as RawCommandClient;
+    await evalCached(([command, ...args]) => client.call(command!, ...args), OUTBOX_SETTLE.sha, OUTBOX_SETTLE.source, outboxSettleKeys(this.keys, false), events.map(jobIdOf));
   }
 
   /** A Redis round trip on the worker's connection; rejects if it is not ready. */

@@ -24,6 +24,22 @@ export function expandLua(dir: URL, name: string, seen = new Set<string>()): str
   return text.replace(INCLUDE, (_line, inc: string) => (seen.has(inc) ? '' : `-- included from ${inc}.lua\n${expandLua(dir, inc, seen)}`));
 }
 
+/**
+ * Runs a script by its SHA1 (EVALSHA), sending its source (EVAL) when the
+ * server does not know it yet (a restarted or new Redis). `send` sends one
+ * raw command on the caller's client, whichever library it is (node-redis'
+ * sendCommand, ioredis' call).
+ */
+export async function evalCached(send: (command: string[]) => Promise<unknown>, sha: string, source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  const tail = [String(keys.length), ...keys, ...args];
+  try {
+    return await send(['EVALSHA', sha, ...tail]);
+  } catch (e) {
+    if (!String((e as Error).message).startsWith('NOSCRIPT')) throw e;
+    return await send(['EVAL', source, ...tail]);
+  }
+}
+
 /** The script `<name>.lua` of `dir`. */
 export function loadLua(dir: URL, name: string): Script {
   const source = expandLua(dir, name);

@@ -22,8 +22,8 @@ import type { ShardStores } from '../redis/shard-store.js';
 const WINDOW_S = 1;
 
 export class ProjectReads {
-  /** By project scope and limit (a plan change makes a new one). */
-  private readonly limiters = new Map<string, RateLimiterRedis>();
+  /** By project scope, with the limit it counts to (a plan change makes a new one). */
+  private readonly limiters = new Map<string, { points: number; limiter: RateLimiterRedis }>();
 
   constructor(
     private readonly router: ShardRouter,
@@ -45,12 +45,10 @@ export class ProjectReads {
   }
 
   private limiter(project: ProjectRef, scope: string, points: number): RateLimiterRedis {
-    const id = `${scope} ${points}`;
-    let l = this.limiters.get(id);
-    if (l) return l;
-    for (const old of this.limiters.keys()) if (old.startsWith(`${scope} `)) this.limiters.delete(old);
+    const known = this.limiters.get(scope);
+    if (known?.points === points) return known.limiter;
     const store = this.stores.get(this.router.hashShard(scope).id);
-    l = new RateLimiterRedis({
+    const limiter = new RateLimiterRedis({
       storeClient: store.limiterClient(),
       useRedisPackage: true,
       rejectIfRedisNotReady: true,
@@ -62,7 +60,7 @@ export class ProjectReads {
       // The shard down: each replica counts alone until it is back.
       insuranceLimiter: new RateLimiterMemory({ keyPrefix: `${scope}:reads`, points, duration: WINDOW_S }),
     });
-    this.limiters.set(id, l);
-    return l;
+    this.limiters.set(scope, { points, limiter });
+    return limiter;
   }
 }

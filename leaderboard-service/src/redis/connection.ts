@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { ClientClosedError, ClientOfflineError, createClient, ErrorReply } from 'redis';
 import { StoreUnavailable, type ShardDef } from '@lb/common/contracts';
-import { inSpan, secondsSince, SpanKind, tracingOn, type CallMetrics, type Logger } from '@lb/common/platform';
+import { evalCached, inSpan, secondsSince, SpanKind, tracingOn, type CallMetrics, type Logger } from '@lb/common/platform';
 import type { Script } from './scripts.js';
 
 /**
@@ -183,15 +183,9 @@ export class ShardConnection {
     }
   }
 
-  /** EVALSHA, falling back to EVAL when the server does not know the script yet. */
-  private async evalSha(sha: string, source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    const tail = [String(keys.length), ...keys, ...args];
-    try {
-      return await this.client.sendCommand(['EVALSHA', sha, ...tail]);
-    } catch (e) {
-      if (!(e as Error).message?.startsWith('NOSCRIPT')) throw e;
-      return await this.client.sendCommand(['EVAL', source, ...tail]);
-    }
+  /** EVALSHA, falling back to EVAL when the server does not know the script yet (@lb/common evalCached). */
+  private evalSha(sha: string, source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    return evalCached((command) => this.client.sendCommand(command), sha, source, keys, args);
   }
 
   /** Logs a failed call, at most once a second per shard while it is down (with how many were not logged). */
