@@ -110,6 +110,24 @@ describe('project limits from the plan', function () {
     });
   });
 
+  describe('no backlog limit at all', () => {
+    let svc: TestService;
+    let ctx: Awaited<ReturnType<typeof setUp>>;
+    before(async () => {
+      svc = await startService({ QUEUE_REJECT_LENGTH: '0' });
+      ctx = await setUp(svc, 1, 'free');
+    });
+    after(async () => svc?.stop());
+
+    it('when QUEUE_REJECT_LENGTH is 0 (never refuse), then a project on a plan with a backlog share is not refused either', async () => {
+      const [game] = ctx.games as [Game];
+      for (let i = 1; i <= 5; i++) {
+        const r = await ctx.call('POST', '/boards/main/scores', game.server, { user_id: 'alice', score: i });
+        expect(r.status, JSON.stringify(r.body)).to.equal(200);
+      }
+    });
+  });
+
   describe('backlog share', () => {
     let svc: TestService;
     let ctx: Awaited<ReturnType<typeof setUp>>;

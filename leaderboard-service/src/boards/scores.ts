@@ -148,7 +148,8 @@ export class BoardWriter {
       ...(s.idempotencyKey !== undefined && fingerprint !== undefined && { idempotency: { key: s.idempotencyKey, fingerprint, ttlS: this.settings.idempotencyTtlS } }),
       requestId: s.requestId,
       backlogLimit: this.settings.backlogLimit,
-      projectBacklogLimit: s.limits.backlogShare >= 1 ? 0 : Math.max(1, Math.floor(this.settings.backlogLimit * s.limits.backlogShare)),
+      // A share of QUEUE_REJECT_LENGTH; with no backlog limit (0: never refuse), no share either.
+      projectBacklogLimit: s.limits.backlogShare >= 1 || this.settings.backlogLimit <= 0 ? 0 : Math.max(1, Math.floor(this.settings.backlogLimit * s.limits.backlogShare)),
       buckets: s.noBuckets ? NO_BUCKETS : { project: { capacity: s.limits.writesPerS, windowMs: PROJECT_BUCKET_WINDOW_MS }, ...this.settings.buckets },
       traceparent: currentTraceparent(),
     });
