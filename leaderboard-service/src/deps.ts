@@ -10,6 +10,7 @@ import { BoardCatalog } from './boards/catalog.js';
 import { BoardWriter, type AfterRedisWriteHook } from './boards/scores.js';
 import { BoardViews } from './boards/views.js';
 import { ApiKeysRepo } from './db/api-keys-repo.js';
+import { AuditRepo } from './db/audit-repo.js';
 import { ProjectsRepo, TenantsRepo } from './db/tenants-repo.js';
 import { Credentials } from './http/credentials.js';
 import { ProjectReads } from './http/project-reads.js';
@@ -56,6 +57,8 @@ export interface Deps {
   /** Each project's reads per second, by its plan (http/project-reads.ts). */
   projectReads: ProjectReads;
   apiKeysRepo: ApiKeysRepo;
+  /** The audit log of administrative actions (sql/012_audit.sql). */
+  audit: AuditRepo;
   tenants: TenantsRepo;
   projects: ProjectsRepo;
   /** Live pushes: the channels this replica publishes to nginx's push module, fed by the top-page cache's change subscriptions; a publisher once its server listens (app.ts `buildServer`), not before. */
@@ -150,6 +153,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     credentials,
     projectReads: new ProjectReads(router, stores),
     apiKeysRepo,
+    audit: new AuditRepo(pools, controlShard),
     tenants: new TenantsRepo(pools, controlShard),
     projects,
     live,
