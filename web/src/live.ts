@@ -7,9 +7,16 @@
  * The browser's own reconnect is not relied on: after an HTTP error answer
  * (a 502 while a replica restarts, a 429 too_many_streams) an EventSource
  * gives up for good, and a ticket in its URL would be stale anyway.
+ *
+ * With `headers` the stream is read with fetch() (sse.ts) instead, to send
+ * an API key as `X-Api-Key` (the tenant console's admin key, which must not
+ * go in a URL); an answer that retrying cannot change (400, 401, 403, 404)
+ * then ends it as `failed`, with the error.
  */
+import { ApiError } from './api.js';
+import { fetchEventStream } from './sse.js';
 
-export type LiveState = 'connecting' | 'live' | 'retrying' | 'closed';
+export type LiveState = 'connecting' | 'live' | 'retrying' | 'closed' | 'failed';
 
 export interface LiveOptions<T> {
   /** The stream's URL for the next connection (may fetch a ticket; a rejection counts as a failed attempt). */
@@ -17,14 +24,21 @@ export interface LiveOptions<T> {
   /** The SSE event name carrying the data (`top`, `card`). */
   event: string;
   onData: (data: T, lastEventId: string) => void;
-  onState?: (state: LiveState, detail?: string) => void;
+  /** `failed` (fetch transport only) comes with the {@link ApiError} that ended the stream. */
+  onState?: (state: LiveState, detail?: string, error?: ApiError) => void;
+  /** Request headers: the stream is read with fetch() instead of EventSource (which cannot send any). */
+  headers?: () => Record<string, string>;
 }
+
+/** Answers that a retry would only repeat. */
+const FINAL_STATUSES = new Set([400, 401, 403, 404]);
 
 const MIN_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 5000;
 
 export class LiveStream<T> {
-  private source: EventSource | undefined;
+  /** Closes the current connection (EventSource or fetch). */
+  private source: { close(): void } | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private backoff = MIN_BACKOFF_MS;
   private stopped = false;
@@ -59,6 +73,10 @@ export class LiveStream<T> {
       return;
     }
     if (gen !== this.generation || this.stopped) return;
+    if (this.opts.headers) {
+      this.openFetch(gen, url, this.opts.headers());
+      return;
+    }
     const source = new EventSource(url);
     this.source = source;
     source.addEventListener('open', () => {
@@ -82,6 +100,37 @@ export class LiveStream<T> {
       source.close();
       this.retry(gen, 'connection lost');
     });
+  }
+
+  private openFetch(gen: number, url: string, headers: Record<string, string>): void {
+    const close = fetchEventStream(url, headers, {
+      onOpen: () => {
+        if (gen === this.generation) this.opts.onState?.('live');
+      },
+      onEvent: (name, raw, id) => {
+        if (gen !== this.generation || name !== this.opts.event) return;
+        let data: T;
+        try {
+          data = JSON.parse(raw) as T;
+        } catch {
+          return;
+        }
+        this.backoff = MIN_BACKOFF_MS;
+        this.opts.onState?.('live');
+        this.opts.onData(data, id);
+      },
+      onEnd: (e) => {
+        if (gen !== this.generation) return;
+        if (e instanceof ApiError && FINAL_STATUSES.has(e.status)) {
+          this.stopped = true;
+          this.source = undefined;
+          this.opts.onState?.('failed', e.message, e);
+          return;
+        }
+        this.retry(gen, e instanceof ApiError && e.code !== 'network' ? e.message : 'connection lost');
+      },
+    });
+    this.source = { close };
   }
 
   private retry(gen: number, why: string): void {

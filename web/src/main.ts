@@ -6,6 +6,7 @@
  */
 import './style.css';
 import { api, ApiError, boardPath, type AdminStats, type Board, type CardEvent, type HistoryEvent, type Period, type Row, type TopEvent } from './api.js';
+import { startConsole } from './console.js';
 import { LiveStream, type LiveState } from './live.js';
 import { sparkline } from './sparkline.js';
 import { flash, TopList } from './top-list.js';
@@ -108,6 +109,8 @@ function describe(state: LiveState, detail?: string): string {
       return `Reconnecting (${detail ?? 'connection lost'})`;
     case 'closed':
       return '';
+    case 'failed':
+      return `Stopped (${detail ?? 'refused'})`;
   }
 }
 
@@ -429,3 +432,5 @@ async function main(): Promise<void> {
 }
 
 void main();
+// The tenant console at /#console (console.ts).
+startConsole();
