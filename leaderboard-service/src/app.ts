@@ -48,7 +48,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   app.use(boardRoutes({ catalog: deps.catalog, admin: deps.boardAdmin }));
   // The key is checked before the body is read: an anonymous client cannot make the service buffer anything.
   app.use('/admin', requireAdminKey, jsonBody(bodyLimits(config)));
-  app.use(adminRoutes({ admin: deps.boardAdmin, stores: deps.stores, instanceId: config.instanceId, tenants: deps.tenants, projects: deps.projects, keys: deps.apiKeysRepo, credentials: deps.credentials }));
+  app.use(adminRoutes({ admin: deps.boardAdmin, stores: deps.stores, instanceId: config.instanceId, tenants: deps.tenants, projects: deps.projects, keys: deps.apiKeysRepo, audit: deps.audit, credentials: deps.credentials }));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;

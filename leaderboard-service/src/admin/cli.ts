@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { AppError, DEFAULT_PROJECT, DEFAULT_TENANT, TENANCY_ID, type KeyKind, type ProjectRef } from '@lb/common/contracts';
 import { createLogger, loadTopology, PG_SERVICE_PASSWORD, PgPools, type Env } from '@lb/common/platform';
 import { ApiKeysRepo, type NewKey } from '../db/api-keys-repo.js';
+import { AuditRepo, CLI_ACTOR, appendIn, keyCreatedFact, tenantChangeFacts, type AuditFact } from '../db/audit-repo.js';
 import { ProjectsRepo, TenantsRepo } from '../db/tenants-repo.js';
 import { loginCommand } from './login-admin.js';
 
@@ -97,13 +98,15 @@ export async function runAdmin(
     err(`${e.message}\n${USAGE}\n`);
     return 2;
   }
-  if (what === 'login') return loginCommand(verb!, parsed.values, scope, Boolean(parsed.values.json), env, out, err);
   const topology = loadTopology(env);
   const control = topology.shards[0]!.id;
+  // Connects on first use only: `login status` never does.
   const pools = new PgPools(topology.shards.slice(0, 1), { size: 1, servicePassword: PG_SERVICE_PASSWORD.read(env), applicationName: 'lb-admin' }, createLogger('admin', 'error'));
+  const audit = new AuditRepo(pools, control);
   try {
+    if (what === 'login') return await loginCommand(verb!, parsed.values, scope, Boolean(parsed.values.json), env, out, err, audit);
     if (what === 'webhook') return await webhooks(pools, control, scope, verb!, arg, Boolean(parsed.values.json), out, err);
-    const repos = { keys: new ApiKeysRepo(pools, control), tenants: new TenantsRepo(pools, control), projects: new ProjectsRepo(pools, control) };
+    const repos = { keys: new ApiKeysRepo(pools, control), tenants: new TenantsRepo(pools, control), projects: new ProjectsRepo(pools, control), audit };
     const run = what === 'key' ? keys : what === 'tenant' ? tenants : projects;
     return await run(repos, verb!, arg, parsed.values, out, err);
   } catch (e) {
@@ -126,6 +129,12 @@ interface Repos {
   keys: ApiKeysRepo;
   tenants: TenantsRepo;
   projects: ProjectsRepo;
+  audit: AuditRepo;
+}
+
+/** Records an action of the command (key `cli`, no request id), after it succeeded: a failure fails the command. */
+async function record(audit: AuditRepo, e: AuditFact): Promise<void> {
+  await audit.append({ ...e, key: CLI_ACTOR, requestId: null });
 }
 
 function need(v: string | undefined, what: string, max = 200): string {
@@ -162,6 +171,7 @@ async function keys(r: Repos, verb: string, arg: string | undefined, v: Values, 
       what = { kind, project: { tenant, project } };
     } else throw new Usage('--kind must be platform, admin, server or client');
     const k = await r.keys.create(name, what);
+    await record(r.audit, keyCreatedFact(kind === 'platform' ? DEFAULT_TENANT : tenant, k));
     out(k.key);
     err(`created ${k.kind} key ${k.id} (${k.name}${k.project ? `, project ${tenant}/${k.project}` : ''}); it is shown only now, keep it safe\n`);
     return 0;
@@ -173,10 +183,12 @@ async function keys(r: Repos, verb: string, arg: string | undefined, v: Values, 
     return 0;
   }
   if (!arg) throw new Usage('key revoke needs the key id');
+  const before = (await r.keys.list(tenant)).find((k) => k.id === arg) ?? null;
   if (!(await r.keys.revoke(arg, tenant))) {
     err(`no live key ${arg}\n`);
     return 1;
   }
+  await record(r.audit, { tenant, project: before?.project ?? null, action: 'key.revoked', target: `key ${arg}`, change: { before } });
   out(`revoked ${arg}`);
   return 0;
 }
@@ -191,13 +203,18 @@ async function tenants(r: Repos, verb: string, arg: string | undefined, v: Value
   const tenant = id(arg, `tenant ${verb} ID`);
   if (verb === 'create') {
     const t = await r.tenants.create({ id: tenant, name: need(v.name, 'tenant create --name'), plan: v.plan === undefined ? 'free' : id(v.plan, '--plan') });
+    await record(r.audit, { tenant, action: 'tenant.created', target: `tenant ${tenant}`, change: { after: t } });
     out(`created tenant ${t.id} (plan ${t.plan})`);
   } else if (verb === 'update') {
     if (v.name === undefined && v.plan === undefined) throw new Usage('tenant update needs --name or --plan');
+    const before = await r.tenants.get(tenant);
     const t = await r.tenants.update(tenant, { name: v.name === undefined ? undefined : need(v.name, '--name'), plan: v.plan === undefined ? undefined : id(v.plan, '--plan') });
+    for (const fact of tenantChangeFacts(before, t)) await record(r.audit, fact);
     out(`tenant ${t.id}: ${t.name}, plan ${t.plan}`);
   } else {
+    const before = await r.tenants.get(tenant);
     await r.tenants.delete(tenant);
+    await record(r.audit, { tenant, action: 'tenant.deleted', target: `tenant ${tenant}`, change: { before } });
     out(`deleted tenant ${tenant}; its keys are revoked`);
   }
   return 0;
@@ -213,16 +230,19 @@ async function projects(r: Repos, verb: string, arg: string | undefined, v: Valu
   }
   const project = id(arg, `project ${verb} ID`);
   if (verb === 'create') {
-    await r.projects.create(tenant, { id: project, name: need(v.name, 'project create --name') });
+    const made = await r.projects.create(tenant, { id: project, name: need(v.name, 'project create --name') });
+    await record(r.audit, { tenant, project, action: 'project.created', target: `project ${project}`, change: { after: made } });
     out(`created project ${tenant}/${project}`);
   } else {
+    const before = (await r.projects.list(tenant)).find((p) => p.id === project) ?? null;
     await r.projects.delete(tenant, project);
+    await record(r.audit, { tenant, project, action: 'project.deleted', target: `project ${project}`, change: { before } });
     out(`deleted project ${tenant}/${project}; its keys are revoked`);
   }
   return 0;
 }
 
-/** A project's webhook deliveries of closed periods (in the control plane), in its row scope. */
+/** A project's webhook deliveries of closed periods (in the control plane), in its row scope; a replay is recorded in its own transaction. */
 async function webhooks(pools: PgPools, control: string, project: ProjectRef, verb: string, id: string | undefined, json: boolean, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const q = <R extends Record<string, unknown>>(text: string, values: unknown[] = []) => pools.inScope(control, project, (c) => c.query<R>(text, values), 'admin');
   if (verb === 'list') {
@@ -237,8 +257,27 @@ async function webhooks(pools: PgPools, control: string, project: ProjectRef, ve
     err(`webhook replay needs the delivery id\n${USAGE}\n`);
     return 2;
   }
-  const r = await q(`UPDATE webhook_deliveries SET status = 'pending', attempts = 0, last_error = NULL WHERE id = $1 AND status = 'failed'`, [id]);
-  if (r.rowCount !== 1) {
+  const replayed = await pools.inScope(
+    control,
+    project,
+    async (c) => {
+      const was = await c.query<{ attempts: number; last_error: string | null }>(`SELECT attempts, last_error FROM webhook_deliveries WHERE id = $1 AND status = 'failed' FOR UPDATE`, [id]);
+      const before = was.rows[0];
+      if (!before) return false;
+      await c.query(`UPDATE webhook_deliveries SET status = 'pending', attempts = 0, last_error = NULL WHERE id = $1`, [id]);
+      await appendIn(c, {
+        tenant: project.tenant,
+        project: project.project,
+        key: CLI_ACTOR,
+        action: 'webhook.replayed',
+        target: `webhook delivery ${id}`,
+        change: { before: { status: 'failed', ...before }, after: { status: 'pending', attempts: 0, last_error: null } },
+      });
+      return true;
+    },
+    'admin',
+  );
+  if (!replayed) {
     err(`no failed delivery ${id}\n`);
     return 1;
   }

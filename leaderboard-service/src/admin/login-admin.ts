@@ -10,6 +10,7 @@ import { ShardRouter, type ProjectRef } from '@lb/common/contracts';
 import { createLogger, KEY_PREFIX, loadTopology, readKeys, type Env } from '@lb/common/platform';
 import { LoginGuard, type LoginCounter, type LoginCounterKind } from '../accounts/login-guard.js';
 import { LOGIN_KEYS, loginLimitsOf } from '../config.js';
+import { CLI_ACTOR, type AuditRepo } from '../db/audit-repo.js';
 import { ShardStores } from '../redis/shard-store.js';
 
 /** A shard that does not answer within this long fails the command. */
@@ -35,8 +36,22 @@ export interface LoginStatusLine {
   resets_in_s: number;
 }
 
-/** Runs `login status` or `login unlock`; returns the exit code (2: bad usage). */
-export async function loginCommand(verb: string, targets: LoginTargets, project: ProjectRef, json: boolean, env: Env, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+/**
+ * Runs `login status` or `login unlock`; returns the exit code (2: bad
+ * usage). Each lockout lifted (a counter deleted) is recorded in the audit
+ * log (`login.unlocked`, key `cli`) right after; a failed insert fails the
+ * command.
+ */
+export async function loginCommand(
+  verb: string,
+  targets: LoginTargets,
+  project: ProjectRef,
+  json: boolean,
+  env: Env,
+  out: (s: string) => void,
+  err: (s: string) => void,
+  audit: Pick<AuditRepo, 'append'>,
+): Promise<number> {
   const wanted: [LoginCounterKind, string][] = [...(targets.ip ?? []).map((k) => ['ip', k.trim()] as [LoginCounterKind, string]), ...(targets.user ?? []).map((k) => ['user', k] as [LoginCounterKind, string])];
   if (wanted.length === 0) {
     err(`login ${verb} needs --ip ADDR or --user ID (repeatable)\n`);
@@ -60,7 +75,21 @@ export async function loginCommand(verb: string, targets: LoginTargets, project:
       const shard = guard.shardOf(key);
       const what = `${kind} ${key} (shard ${shard})`;
       if (verb === 'unlock') {
+        // What the audit entry records as before; a shard that does not answer fails the command, named.
+        const before = await guard.status(project, kind, key).catch((e: unknown) => {
+          throw new Error(`${what}: ${(e as Error).message}`, { cause: e });
+        });
         const had = await guard.unlock(project, kind, key);
+        if (had) {
+          await audit.append({
+            tenant: project.tenant,
+            project: project.project,
+            key: CLI_ACTOR,
+            action: 'login.unlocked',
+            target: `login ${kind} ${key}`.slice(0, 300),
+            change: { before: before && { failures: before.failures, locked: before.remaining === 0 } },
+          });
+        }
         out(had ? `${what}: counter deleted; logins are admitted again` : `${what}: no failures counted, nothing to lift`);
         continue;
       }

@@ -16,6 +16,7 @@
  */
 import type pg from 'pg';
 import type { PgPools } from '@lb/common/platform';
+import type { TenantInfo } from './tenants-repo.js';
 
 /** Every action the audit log records, named once. */
 export const AUDIT_ACTIONS = [
@@ -88,6 +89,30 @@ export interface AuditQuery {
   /** Only entries with a smaller id (the previous page's `next_before`). */
   before?: string | number | undefined;
   action?: AuditAction | undefined;
+}
+
+/** An action as its maker describes it; the recorder adds who acted and the request id. */
+export type AuditFact = Omit<AuditEntry, 'key' | 'requestId'>;
+
+/** What a tenant's change records: tenant.updated, and plan.changed too when its plan or its own quota moved. */
+export function tenantChangeFacts(before: TenantInfo, after: TenantInfo): AuditFact[] {
+  const target = `tenant ${after.id}`;
+  const facts: AuditFact[] = [{ tenant: after.id, action: 'tenant.updated', target, change: { before, after } }];
+  const [was, is] = [planOf(before), planOf(after)];
+  if (JSON.stringify(was) !== JSON.stringify(is)) facts.push({ tenant: after.id, action: 'plan.changed', target, change: { before: was, after: is } });
+  return facts;
+}
+
+/** What plan.changed records of a tenant: its plan, and its own monthly quota when it has one. */
+function planOf(t: TenantInfo): Record<string, unknown> {
+  const fields = t as unknown as Record<string, unknown>;
+  return { plan: t.plan, ...('monthly_ops' in fields && { monthly_ops: fields.monthly_ops }) };
+}
+
+/** A new key's key.created: its listing (id, kind, name, project), never its text. */
+export function keyCreatedFact(tenant: string, made: { id: string; kind: string; name: string; project: string | null; key: string }): AuditFact {
+  const { key: _secret, ...listed } = made;
+  return { tenant, project: made.project, action: 'key.created', target: `key ${made.id}`, change: { after: listed } };
 }
 
 /** The quota events' target: one per tenant per month (`YYYY-MM`, UTC) per threshold (percent), which makes them once-only. */
