@@ -10,6 +10,7 @@ import morgan from 'morgan';
 import type { ServiceConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { hotPath } from './http/hot-path.js';
+import { usageRoutes } from './routes/usage.js';
 import { credentialsStep, errorHandler, jsonBody, notFound, requestId } from './http/middleware.js';
 import { adminRoutes, requireAdminKey } from './routes/admin.js';
 import { boardApiRoutes } from './routes/board-api.js';
@@ -41,7 +42,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   });
   app.use(healthRoutes({ stores: deps.stores, pools: deps.pools, topCache: deps.topCache, live: deps.live, instanceId: config.instanceId }));
   // Everything below acts on the project the request's credentials decide.
-  app.use(credentialsStep(deps.credentials, deps.projectReads));
+  app.use(credentialsStep(deps.credentials, { reads: deps.projectReads, meter: deps.meter }));
   app.use(historyRoutes({ history: deps.history, accounts: deps.accountsRepo }));
   app.use('/auth', jsonBody(bodyLimits(config)));
   app.use(authRoutes({ accounts: deps.accounts, router: deps.router, maxScoreDelta: config.maxScoreDelta }));
@@ -49,6 +50,7 @@ export function buildApp(config: ServiceConfig, deps: Deps): Express {
   // The key is checked before the body is read: an anonymous client cannot make the service buffer anything.
   app.use('/admin', requireAdminKey, jsonBody(bodyLimits(config)));
   app.use(adminRoutes({ admin: deps.boardAdmin, stores: deps.stores, instanceId: config.instanceId, tenants: deps.tenants, projects: deps.projects, keys: deps.apiKeysRepo, audit: deps.audit, credentials: deps.credentials }));
+  app.use(usageRoutes({ report: deps.usage, meter: deps.meter, tenants: deps.tenants, clock: deps.clock }));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
@@ -75,7 +77,7 @@ export function buildServer(config: ServiceConfig, deps: Deps): Server {
     {
       instanceId: config.instanceId,
       credentials: deps.credentials,
-      reads: deps.projectReads,
+      metering: { reads: deps.projectReads, meter: deps.meter },
       body: bodyLimits(config),
       log: deps.log,
       accessLog: config.accessLog ? morgan(ACCESS_LOG_FORMAT) : undefined,

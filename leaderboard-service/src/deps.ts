@@ -10,7 +10,7 @@ import { BoardCatalog } from './boards/catalog.js';
 import { BoardWriter, type AfterRedisWriteHook } from './boards/scores.js';
 import { BoardViews } from './boards/views.js';
 import { ApiKeysRepo } from './db/api-keys-repo.js';
-import { AuditRepo } from './db/audit-repo.js';
+import { AuditRepo, quotaTarget } from './db/audit-repo.js';
 import { ProjectsRepo, TenantsRepo } from './db/tenants-repo.js';
 import { Credentials } from './http/credentials.js';
 import { ProjectReads } from './http/project-reads.js';
@@ -30,6 +30,9 @@ import { LiveChannels } from './live/publisher.js';
 import { LiveRegistry } from './live/registry.js';
 import { NchanClient } from './live/nchan.js';
 import { livePayloads } from './routes/live.js';
+import { Meter } from './usage/meter.js';
+import { UsageReport } from './usage/report.js';
+import { UsageRepo } from './db/usage-repo.js';
 
 export interface Deps {
   log: Logger;
@@ -63,6 +66,10 @@ export interface Deps {
   projects: ProjectsRepo;
   /** Live pushes: the channels this replica publishes to nginx's push module, fed by the top-page cache's change subscriptions; a publisher once its server listens (app.ts `buildServer`), not before. */
   live: LiveChannels;
+  /** Metered usage and each tenant's monthly quota (usage/meter.ts). */
+  meter: Meter;
+  /** Usage answers: rolled-up rows merged with the live counters. */
+  usage: UsageReport;
   close(): Promise<void>;
 }
 
@@ -121,8 +128,22 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
   const projects = new ProjectsRepo(pools, controlShard);
   const credentials = new Credentials(apiKeysRepo, projects, config.token, config.apiKeyCacheMs);
   const clock = opts.clock ?? Date.now;
+  const audit = new AuditRepo(pools, controlShard);
+  const meter = new Meter({
+    router,
+    stores,
+    clock,
+    log,
+    settings: { flushMs: config.usageFlushMs, usageTtlS: config.usageLiveTtlS },
+    // Each threshold is answered once a month by the tenant's shard; the audit row is once per month too (a unique index).
+    onCrossed: (c) =>
+      void audit
+        .append({ tenant: c.tenant, key: null, action: c.percent >= 100 ? 'quota.exceeded' : 'quota.warning', target: quotaTarget(c.month, c.percent), change: { after: { percent: c.percent, used: c.used, limit: c.limit } } }, { once: true })
+        .catch((e: unknown) => log.warn('quota event not recorded', { tenant: c.tenant, percent: c.percent, err: e as Error })),
+  });
+  meter.start();
   const writer = new BoardWriter(
-    { router, stores, log, clock, metrics, afterRedisWrite },
+    { router, stores, log, clock, meter, metrics, afterRedisWrite },
     {
       idempotencyTtlS: config.idempotencyTtlS,
       backlogLimit: config.queueRejectLength,
@@ -130,6 +151,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
         user: { capacity: config.userRateLimitCount, windowMs: config.userRateLimitWindowMs },
         region: { capacity: config.regionRateLimitCount, windowMs: config.regionRateLimitWindowMs },
       },
+      usageTtlS: config.usageLiveTtlS,
     },
   );
   const views = new BoardViews(router, stores, new ArchiveRepo(pools, controlShard), topCache, clock);
@@ -138,7 +160,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     timeCost: config.argon2TimeCost,
   });
   const live = new LiveChannels(
-    { changes: topCache, registry: new LiveRegistry(stores), nchan: new NchanClient(config.livePublishUrl, config.redisCommandTimeoutMs), router, compute: livePayloads({ catalog, views }) },
+    { changes: topCache, registry: new LiveRegistry(stores), nchan: new NchanClient(config.livePublishUrl, config.redisCommandTimeoutMs), router, compute: livePayloads({ catalog, views }), delivered: (project, n) => meter.count(project, 'event', n) },
     // A restarted replica is a new member: the old one's channels move on only once, when its heartbeat ages out.
     { member: `${config.instanceId}/${randomBytes(4).toString('hex')}`, refreshMs: config.liveRefreshMs, clock, log, counters: on ? metrics.live : undefined },
   );
@@ -153,10 +175,12 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     credentials,
     projectReads: new ProjectReads(router, stores),
     apiKeysRepo,
-    audit: new AuditRepo(pools, controlShard),
+    audit,
     tenants: new TenantsRepo(pools, controlShard),
     projects,
     live,
+    meter,
+    usage: new UsageReport({ router, stores, repo: new UsageRepo(pools, controlShard) }),
     stores,
     pools,
     topCache,
@@ -168,6 +192,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     async close() {
       stopUpgrades();
       await live.close();
+      await meter.stop().catch(() => undefined);
       catalog.stop();
       await relays.close();
       await topCache.close();

@@ -47,6 +47,7 @@ export const ERROR_STATUS = {
   rate_limited: 429,
   region_rate_limited: 429,
   project_rate_limited: 429,
+  quota_exceeded: 429,
   queue_full: 429,
   too_many_connections: 429,
   too_many_streams: 429,

@@ -15,5 +15,6 @@ export * from './shard-router.js';
 export * from './topology.js';
 export * from './routes.js';
 export * from './tenancy.js';
+export * from './usage.js';
 export * as validate from './validate.js';
 export * from './boards/index.js';

@@ -59,6 +59,37 @@ export interface ShardKeys {
   project(p: ProjectRef): ProjectKeys;
   /** Live pushes of the channels kept on this shard (leaderboard-service live/). */
   readonly live: LiveKeys;
+  /** Metered usage counted on this shard (contracts/usage.ts), by hour. */
+  readonly usage: UsageKeys;
+  /** A tenant's monthly quota: the count on the tenant's shard, and each shard's allowance of writes. */
+  quota(tenant: string, month: string): QuotaKeys;
+}
+
+/**
+ * Usage counters of one shard: per hour (`YYYYMMDDHH`, contracts/usage.ts),
+ * a hash per tenant (`<project>|<kind>` -> count) and the set of tenants
+ * counted; an index of the hours that have counters, for the worker's
+ * rollup. The hour's keys expire (USAGE_LIVE_TTL_S) once rolled up.
+ */
+export interface UsageKeys {
+  /** Sorted set: hour -> its start (ms epoch), every hour with counters here. */
+  readonly hours: string;
+  /** Set of the tenants counted in an hour. */
+  tenants(hour: string): string;
+  /** Hash `<project>|<kind>` -> count of one tenant's hour. */
+  counts(hour: string, tenant: string): string;
+}
+
+/**
+ * A tenant's quota in one month. `count` lives on the tenant's shard
+ * (ShardRouter.hashShard(tenant)): hash `granted` (writes handed out to the
+ * shards' allowances), `others` (the reads and streams counted), and
+ * `crossed:<percent>` (a threshold already told). `allowance` lives on each
+ * shard: the writes that shard may still accept without asking.
+ */
+export interface QuotaKeys {
+  readonly count: string;
+  readonly allowance: string;
 }
 
 /** The keys of one project on one shard. */
@@ -170,6 +201,12 @@ export function shardKeys(shardId: string, prefix: string = DEFAULT_KEY_PREFIX):
     before: { view: (v) => `${base}:board:${v}`, userPattern: `${base}:user:*` },
     legacy: projectKeysAt(base),
     project: (p) => projectKeysAt(`${base}:p:${projectScope(p)}`),
+    usage: {
+      hours: `${base}:usage:hours`,
+      tenants: (hour) => `${base}:usage:${hour}:tenants`,
+      counts: (hour, tenant) => `${base}:usage:${hour}:t:${tenant}`,
+    },
+    quota: (tenant, month) => ({ count: `${base}:quota:${tenant}:${month}:count`, allowance: `${base}:quota:${tenant}:${month}:allowance` }),
     live: {
       members: `${base}:live:members`,
       channels: `${base}:live:channels`,

@@ -72,7 +72,12 @@ export interface ProjectLimits {
   readonly writesPerS: number;
   readonly readsPerS: number;
   readonly backlogShare: number;
+  /**
+   * The tenant's monthly operation quota over all its projects (its plan's,
+   * or an enterprise tenant's own: sql/011_usage.sql); 0 = none.
+   */
+  readonly monthlyOps: number;
 }
 
 /** No project limits: plan `default`, the installation's own. */
-export const NO_PROJECT_LIMITS: ProjectLimits = Object.freeze({ plan: 'default', writesPerS: 0, readsPerS: 0, backlogShare: 1 });
+export const NO_PROJECT_LIMITS: ProjectLimits = Object.freeze({ plan: 'default', writesPerS: 0, readsPerS: 0, backlogShare: 1, monthlyOps: 0 });

@@ -107,3 +107,16 @@ export function onlyFields(body: Record<string, unknown>, allowed: readonly stri
     if (!allowed.includes(k)) throw invalidField(k, 'unknown field');
   }
 }
+
+/** A webhook's URL: an http(s) URL of at most 2,000 characters, or null (none); 400 `invalid_payload` naming `field` otherwise. */
+export function webhookUrl(value: unknown, field: string): string | null {
+  if (value === null) return null;
+  let u: URL | undefined;
+  try {
+    u = typeof value === 'string' && value.length <= 2000 ? new URL(value) : undefined;
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw invalidField(field, 'must be an http(s) URL or null');
+  return u.toString();
+}

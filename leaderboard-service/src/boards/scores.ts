@@ -18,12 +18,13 @@
  * The period a write lands in is decided by this replica's clock when it
  * handles the write (one clock per write); see docs/ARCHITECTURE.md.
  */
-import { AppError, GLOBAL, invalidField, periodAt, projectScope, storedOf, type Board, type Operator, type ProjectLimits, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
+import { AppError, GLOBAL, hourStartMs, invalidField, periodAt, projectScope, storedOf, usageHour, usageMonth, type Board, type Operator, type ProjectLimits, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import { currentTraceparent, type Identity, type Logger } from '@lb/common/platform';
 import { createHash } from 'node:crypto';
-import { BoardStore, type BoardKey } from '../redis/board-store.js';
+import { BoardStore, type BoardKey, type BoardWriteInput } from '../redis/board-store.js';
 import type { BucketSpec, ShardStores, WriteBuckets } from '../redis/shard-store.js';
 import type { ServiceMetrics } from '../metrics.js';
+import { Meter } from '../usage/meter.js';
 
 export interface BoardSubmission {
   /** The project the board and the player belong to (its keys are the only ones the write touches, beside the shard's own). */
@@ -88,6 +89,8 @@ export interface BoardWriterSettings {
   idempotencyTtlS: number;
   backlogLimit: number;
   buckets: { user: BucketSpec; region: BucketSpec };
+  /** USAGE_LIVE_TTL_S: how long an hour's usage counters stay in Redis. */
+  usageTtlS: number;
 }
 
 export class BoardWriter {
@@ -97,6 +100,8 @@ export class BoardWriter {
       stores: ShardStores;
       log: Logger;
       clock: () => number;
+      /** Each tenant's monthly quota (the write script counts the writes; the meter hands out allowances). */
+      meter: Meter;
       metrics?: ServiceMetrics;
       afterRedisWrite?: AfterRedisWriteHook | undefined;
     },
@@ -129,11 +134,14 @@ export class BoardWriter {
         });
       }
     }
-    const period = periodAt(board.resetRule, s.nowMs ?? this.deps.clock()).id;
+    const now = s.nowMs ?? this.deps.clock();
+    const period = periodAt(board.resetRule, now).id;
+    const hour = usageHour(now);
+    const quota = s.limits.monthlyOps > 0 ? { tenant: s.project.tenant, limit: s.limits.monthlyOps, month: usageMonth(now) } : undefined;
     const shard = this.deps.router.homeShard(player.userId, player.region);
     const store = new BoardStore(this.deps.stores.get(shard.id), s.project);
     const fingerprint = s.idempotencyKey === undefined ? undefined : fingerprintOf(s, period, operator, metadata);
-    const r = await store.write({
+    const input: BoardWriteInput = {
       board,
       period,
       operator,
@@ -152,7 +160,17 @@ export class BoardWriter {
       projectBacklogLimit: s.limits.backlogShare >= 1 || this.settings.backlogLimit <= 0 ? 0 : Math.max(1, Math.floor(this.settings.backlogLimit * s.limits.backlogShare)),
       buckets: s.noBuckets ? NO_BUCKETS : { project: { capacity: s.limits.writesPerS, windowMs: PROJECT_BUCKET_WINDOW_MS }, ...this.settings.buckets },
       traceparent: currentTraceparent(),
-    });
+      usage: { hour, hourMs: hourStartMs(hour), ttlS: this.settings.usageTtlS },
+      quotaMonth: quota?.month,
+    };
+    let r = await store.write(input);
+    // The shard's allowance of the tenant's quota is used up: more from the tenant's month, then again.
+    for (let tries = 0; r.kind === 'quota_lease'; tries++) {
+      const meter = this.deps.meter;
+      if (tries >= Meter.MOST_LEASES) throw new AppError('unavailable', `the quota allowance of tenant ${quota!.tenant} on shard ${shard.id} is contended; try again`, { retry_after: 1 });
+      if ((await meter.refill(quota!.tenant, quota!.limit, shard.id, quota!.month)) === 0) throw meter.exceeded(quota!.tenant, await meter.view(quota!.tenant, quota!.limit));
+      r = await store.write(input);
+    }
     switch (r.kind) {
       case 'out_of_range':
         throw new AppError('score_out_of_range', `score ${r.attempted} is outside [${board.minScore}, ${board.maxScore}] of board ${board.id}`, {

@@ -14,7 +14,7 @@ import { AppError } from '@lb/common/contracts';
 import { readJsonBody, requestIdOf, sendJson, writeError, type BodyLimits, type Logger, type TokenIdentity } from '@lb/common/platform';
 import type { LiveKey } from '../db/api-keys-repo.js';
 import { setCaller, type Caller, type Credentials } from './credentials.js';
-import type { ProjectReads } from './project-reads.js';
+import { meterRequest, type MeteredKind, type Metering } from './metering.js';
 
 /** What a hot handler sees of a request. */
 export interface HotRequest {
@@ -65,11 +65,12 @@ export interface Route {
   /** A live stream: the key may come as `?key=` (client keys only) and the player as `?ticket=`. */
   readonly live?: true;
   /**
-   * Counts against the project's reads per second (http/project-reads.ts):
-   * by default every GET route does (a live one: the subscription) and no
-   * POST route does (score writes have their bucket in the write script).
+   * What the route is to metering (http/metering.ts): by default a GET
+   * route is a `read` (a live one a `stream`: the subscription) and a POST
+   * route a `write` (whose bucket, count and quota are the write script's).
+   * Reads and streams count against the project's reads per second too.
    */
-  readonly read?: boolean;
+  readonly meter?: MeteredKind;
   readonly handler: HotHandler;
 }
 
@@ -77,8 +78,8 @@ export interface HotPathOptions {
   instanceId: string;
   /** Resolves every request's key and token into its caller. */
   credentials: Credentials;
-  /** Each project's reads per second. */
-  reads: ProjectReads;
+  /** Each project's reads per second, and every request's usage and quota. */
+  metering: Metering;
   body: BodyLimits;
   log: Logger;
   /** morgan (or any connect-style logger) run on every request served here. */
@@ -160,7 +161,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
     if (route.auth === 'token-or-key' && (kind === 'server' || kind === 'platform')) admin = caller.key;
     else if (route.auth === 'token-or-key' && kind === 'admin') throw new AppError('forbidden', 'an admin key cannot write scores: use a server key');
     else if (route.auth !== 'none' && !player) throw new AppError('missing_token', 'Authorization: Bearer token required');
-    if ((route.read ?? route.method === 'GET') && caller.project) await o.reads.admit(caller.project, caller.limits);
+    await meterRequest(o.metering, caller, meteredKind(route), res);
     const body = route.method === 'POST' ? await readJsonBody(req, o.body) : {};
     const params: Record<string, string> = {};
     for (const [k, v] of Object.entries(raw)) {
@@ -176,4 +177,11 @@ async function serve(req: IncomingMessage, res: ServerResponse, route: Route, qu
   } catch (err) {
     writeError(o.log, err, req, res);
   }
+}
+
+/** What a route is to metering (see {@link Route.meter}). */
+function meteredKind(route: Route): MeteredKind {
+  if (route.meter) return route.meter;
+  if (route.method === 'POST') return 'write';
+  return route.live ? 'stream' : 'read';
 }

@@ -6,7 +6,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError } from '@lb/common/contracts';
 import { readJsonBody, requestIdOf, writeError, type BodyLimits, type Logger } from '@lb/common/platform';
 import { setCaller, type Credentials } from './credentials.js';
-import type { ProjectReads } from './project-reads.js';
+import { meterRequest, type MeteredKind, type Metering } from './metering.js';
 
 /** Takes a well-formed X-Request-Id from upstream or makes one, and echoes it. */
 export const requestId: RequestHandler = (req, res, next) => {
@@ -18,25 +18,34 @@ export const requestId: RequestHandler = (req, res, next) => {
 
 /**
  * Resolves the request's key and token into its caller (http/credentials.ts),
- * before any body is read; a read of the project's data (a GET other than
- * the administration's and the accounts') counts against the project's
- * reads per second (http/project-reads.ts).
+ * before any body is read, and meters it (http/metering.ts): /admin
+ * requests are `admin`; a GET of the project's data (boards, history) is a
+ * `read`; the accounts' routes are not metered here (registration's entry
+ * is a write, counted by the write script).
  */
-export function credentialsStep(credentials: Credentials, reads: ProjectReads): RequestHandler {
-  return (req, _res, next) => {
+export function credentialsStep(credentials: Credentials, metering: Metering): RequestHandler {
+  return (req, res, next) => {
     const q = req.originalUrl.indexOf('?');
     credentials
       .resolve({ headers: req.headers, query: new URLSearchParams(q < 0 ? '' : req.originalUrl.slice(q + 1)) })
       .then(async (caller) => {
         setCaller(req, caller);
-        if ((req.method === 'GET' || req.method === 'HEAD') && caller.project && !NOT_READS.test(req.path)) await reads.admit(caller.project, caller.limits);
+        await meterRequest(metering, caller, expressKind(req.method, req.path), res);
       })
       .then(() => next(), next);
   };
 }
 
-/** The express app's GETs that are not reads of a project's data: administration, accounts. */
-const NOT_READS = /^\/(?:admin|auth)(?:\/|$)/;
+/** What an express request is to metering. */
+function expressKind(method: string, path: string): MeteredKind {
+  if (ADMIN.test(path)) return 'admin';
+  if (NOT_METERED.test(path)) return 'none';
+  return method === 'GET' || method === 'HEAD' ? 'read' : 'none';
+}
+
+const ADMIN = /^\/admin(?:\/|$)/;
+/** The express app's routes that are no operation on a project's data: the accounts' (health is answered before the credentials). */
+const NOT_METERED = /^\/auth(?:\/|$)/;
 
 /** Parses a JSON body into `req.body` with the hot path's rules (media type, size, deadline). */
 export function jsonBody(limits: BodyLimits): RequestHandler {

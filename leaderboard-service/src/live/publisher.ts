@@ -37,7 +37,7 @@
  * computed (a subscriber arriving later registers it again).
  */
 import { createHash } from 'node:crypto';
-import { AppError, rendezvous, type ShardRouter } from '@lb/common/contracts';
+import { AppError, rendezvous, type ProjectRef, type ShardRouter } from '@lb/common/contracts';
 import type { Logger } from '@lb/common/platform';
 import type { TopPages } from '../leaderboard/top-cache.js';
 import { changeNames, channelId, channelShard, eventName, streamKind, type ChannelSpec, type StreamKind } from './channels.js';
@@ -96,6 +96,8 @@ export interface LiveDeps {
   router: ShardRouter;
   /** What a channel shows now. */
   compute(spec: ChannelSpec): Promise<Payload>;
+  /** A message reached `n` subscribers of a project's channel (usage metering: events delivered). */
+  delivered?(project: ProjectRef, n: number): void;
 }
 
 /** Where a subscriber goes: the channel, and the message id it resumes after (only an id nchan holds now). */
@@ -337,6 +339,7 @@ export class LiveChannels {
     try {
       const info = await this.deps.nchan.publish(channel, eventName(spec), dataOf(p));
       this.o.counters?.published(streamKind(spec));
+      this.deps.delivered?.(spec.project, info.subscribers);
       return info;
     } catch (e) {
       // Not published: the next computation must not take it for done.

@@ -3,11 +3,14 @@
  * engine's scripts (see lua/includes/board.lua for the layout), each answer
  * decoded by name. Every board (`main` included) is read and written here.
  */
-import { projectScope, storedOf, type ProjectKeys, type ProjectRef } from '@lb/common/contracts';
+import { hourStartMs, projectScope, storedOf, usageHour, type ProjectKeys, type ProjectRef } from '@lb/common/contracts';
 import { decodeAnswer, boardRows, num, nums, packArgs, str, type BoardRow } from './contract.js';
 import { SCRIPTS } from './scripts.js';
 import type { ShardStore, WriteBuckets } from './shard-store.js';
 import { packBuckets, TOP_CACHE_DEPTH } from './shard-store.js';
+
+/** How long an hour's usage counters stay in Redis unless the writer says (USAGE_LIVE_TTL_S's default). */
+export const USAGE_TTL_S = 3 * 86_400;
 
 /** What the scripts need of a board's rules. */
 export interface BoardRules {
@@ -49,6 +52,10 @@ export interface BoardWriteInput {
   buckets: WriteBuckets;
   /** The request's W3C traceparent for the event ('' or absent = not traced). */
   traceparent?: string;
+  /** The hour an accepted write is metered in (contracts/usage.ts) and how long the hour's counters are kept (default: the hour of `nowMs`, kept {@link USAGE_TTL_S}). */
+  usage?: { hour: string; hourMs: number; ttlS: number };
+  /** The tenant's month, when it has a monthly quota: an accepted write takes one from this shard's allowance. */
+  quotaMonth?: string | undefined;
 }
 
 export type BoardWriteResult =
@@ -71,7 +78,9 @@ export type BoardWriteResult =
   | { kind: 'project_rate_limited'; waitMs: number }
   | { kind: 'rate_limited'; waitMs: number }
   | { kind: 'region_rate_limited'; waitMs: number }
-  | { kind: 'period_closed' };
+  | { kind: 'period_closed' }
+  /** This shard's allowance of the tenant's quota is used up (nothing changed): ask for more, then again. */
+  | { kind: 'quota_lease' };
 
 export interface FoundEntry extends BoardRow {
   /** Players ahead on this shard's view, by the board's ties. */
@@ -113,6 +122,8 @@ export class BoardStore {
     const k = this.keys;
     const shard = this.store.keys;
     const p = k.boardPeriod(w.board.id, w.period);
+    const hour = usageHour(w.nowMs);
+    const usage = w.usage ?? { hour, hourMs: hourStartMs(hour), ttlS: USAGE_TTL_S };
     const keys = [
       p.view('GLOBAL'),
       p.versions,
@@ -128,6 +139,10 @@ export class BoardStore {
       k.writeBucket,
       shard.outboxProjects,
       k.regions,
+      shard.usage.counts(usage.hour, this.project.tenant),
+      shard.usage.tenants(usage.hour),
+      shard.usage.hours,
+      shard.quota(this.project.tenant, w.quotaMonth ?? '-').allowance,
     ];
     if (w.regionalView !== undefined) keys.push(p.view(w.regionalView));
     const args = packArgs({
@@ -158,6 +173,10 @@ export class BoardStore {
       top_channel: shard.topChanged,
       top_prefix: topChangePrefix(this.project, w.board.id, w.period),
       traceparent: w.traceparent ?? '',
+      usage_hour: usage.hour,
+      usage_hour_ms: usage.hourMs,
+      usage_ttl_s: usage.ttlS,
+      quota: w.quotaMonth === undefined ? 0 : 1,
     });
     const a = decodeAnswer('write', await this.store.conn.runScript(SCRIPTS.write, keys, args, true));
     switch (a.status) {
@@ -195,6 +214,8 @@ export class BoardStore {
         return { kind: 'region_rate_limited', waitMs: num(a, 'wait_ms') };
       case 'period_closed':
         return { kind: 'period_closed' };
+      case 'quota_lease':
+        return { kind: 'quota_lease' };
       case 'expired':
         throw this.store.conn.unavailable();
     }

@@ -12,7 +12,7 @@ import { userOfMember } from '@lb/common/contracts';
 
 /** The status words scripts answer with, by script. */
 export const STATUS = {
-  write: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'project_rate_limited', 'rate_limited', 'region_rate_limited', 'period_closed'],
+  write: ['ok', 'replay', 'expired', 'out_of_range', 'queue_full', 'project_rate_limited', 'rate_limited', 'region_rate_limited', 'period_closed', 'quota_lease'],
   page: ['ok'],
   before: ['ok'],
   find: ['ok'],
@@ -22,6 +22,7 @@ export const STATUS = {
   liveDrop: ['dropped', 'kept'],
   relayTake: ['ok', 'busy', 'released'],
   outboxSettle: ['ok'],
+  quota: ['ok'],
 } as const;
 
 export type ScriptName = keyof typeof STATUS;

@@ -23,6 +23,7 @@ export const SCRIPTS = {
   upgrade: load('upgrade'),
   liveDrop: load('live-drop'),
   relayTake: load('relay-take'),
+  quota: load('quota'),
   /** @lb/common's (the worker runs it too). */
   outboxSettle: OUTBOX_SETTLE,
 } as const;

@@ -84,14 +84,17 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   r.post('/admin/tenants', async (req, res) => {
     platformOnly(req);
     const b = validate.bodyObject(req.body);
-    validate.onlyFields(b, ['id', 'name', 'plan']);
-    const t = await deps.tenants.create({
+    validate.onlyFields(b, ['id', 'name', 'plan', 'monthly_ops', 'webhook_url']);
+    const { webhook_secret, ...t } = await deps.tenants.create({
       id: validate.tenancyId(b.id, 'id'),
       name: nameField(b.name, NAME_MAX),
       plan: b.plan === undefined ? 'free' : validate.tenancyId(b.plan, 'plan'),
+      monthlyOps: monthlyOpsField(b.monthly_ops),
+      webhookUrl: b.webhook_url === undefined ? undefined : validate.webhookUrl(b.webhook_url, 'webhook_url'),
     });
     await record(req, res, { tenant: t.id, action: 'tenant.created', target: `tenant ${t.id}`, change: { after: t } });
-    res.status(201).json(t);
+    // The webhook's signing secret is shown this once.
+    res.status(201).json({ ...t, ...(webhook_secret !== undefined && { webhook_secret }) });
   });
   // The plans and the limits each gives every project of a tenant on it (sql/010_plans.sql).
   r.get('/admin/plans', async (_req, res) => {
@@ -108,16 +111,19 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
   r.patch('/admin/tenants/:tenant', async (req, res) => {
     platformOnly(req);
     const b = validate.bodyObject(req.body);
-    validate.onlyFields(b, ['name', 'plan']);
+    validate.onlyFields(b, ['name', 'plan', 'monthly_ops', 'webhook_url']);
     const id = tenantParam(req.params.tenant);
     const change = {
       name: b.name === undefined ? undefined : nameField(b.name, NAME_MAX),
       plan: b.plan === undefined ? undefined : validate.tenancyId(b.plan, 'plan'),
+      monthlyOps: monthlyOpsField(b.monthly_ops),
+      webhookUrl: b.webhook_url === undefined ? undefined : validate.webhookUrl(b.webhook_url, 'webhook_url'),
     };
     const before = await deps.tenants.get(id);
-    const after = await deps.tenants.update(id, change);
+    const { webhook_secret, ...after } = await deps.tenants.update(id, change);
+    deps.credentials.forgetProjects(id);
     await record(req, res, ...tenantChangeFacts(before, after));
-    res.json(after);
+    res.json({ ...after, ...(webhook_secret !== undefined && { webhook_secret }) });
   });
   r.delete('/admin/tenants/:tenant', async (req, res) => {
     platformOnly(req);
@@ -129,6 +135,22 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     await record(req, res, { tenant, action: 'tenant.deleted', target: `tenant ${tenant}`, change: { before } });
     await purgeRedis(tenant, projects);
     res.status(204).end();
+  });
+
+  // ------------------------------------------------------------ the caller's own tenant (admin keys too)
+  r.get('/admin/tenant', async (req, res) => {
+    res.json(await deps.tenants.get(callerOf(req).tenant));
+  });
+  // A tenant's administrators set where its own events (quota.warning, quota.exceeded) go.
+  r.patch('/admin/tenant', async (req, res) => {
+    const b = validate.bodyObject(req.body);
+    validate.onlyFields(b, ['webhook_url']);
+    if (b.webhook_url === undefined) throw invalidField('webhook_url', 'is required (an http(s) URL, or null to remove it)');
+    const id = callerOf(req).tenant;
+    const before = await deps.tenants.get(id);
+    const { webhook_secret, ...after } = await deps.tenants.update(id, { webhookUrl: validate.webhookUrl(b.webhook_url, 'webhook_url') });
+    await record(req, res, ...tenantChangeFacts(before, after));
+    res.json({ ...after, ...(webhook_secret !== undefined && { webhook_secret }) });
   });
 
   // ------------------------------------------------------------ projects (the caller's tenant)
@@ -240,6 +262,13 @@ export function adminRoutes(deps: AdminRouteDeps): Router {
     res.json({ tenant: tenant ?? null, entries, next_before: rows.length > limit ? entries[entries.length - 1]!.id : null });
   });
   return r;
+}
+
+/** `monthly_ops`: a positive integer, or null (none of its own); undefined when not given. */
+function monthlyOpsField(v: unknown): number | null | undefined {
+  if (v === undefined || v === null) return v;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw invalidField('monthly_ops', 'must be a positive integer or null');
+  return v;
 }
 
 /** A tenant id in a path: anything that is none is a tenant that does not exist. */

@@ -162,7 +162,7 @@ export function boardApiRoutes(deps: BoardApiDeps): Route[] {
     { method: 'GET', path: '/boards/:board/top', auth: 'none', handler: top },
     { method: 'GET', path: '/boards/:board/rank/:userId', auth: 'none', handler: rank },
     { method: 'GET', path: '/boards/:board/around/:userId', auth: 'none', handler: around },
-    { method: 'POST', path: '/boards/:board/ranks', auth: 'none', read: true, handler: ranks },
+    { method: 'POST', path: '/boards/:board/ranks', auth: 'none', meter: 'read', handler: ranks },
     { method: 'GET', path: '/boards/:board/periods', auth: 'none', handler: periods },
   ];
 }

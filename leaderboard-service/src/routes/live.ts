@@ -136,7 +136,7 @@ export function liveRoutes(deps: LiveRouteDeps): Route[] {
   return [
     { method: 'GET', path: '/live', auth: 'none', live: true, handler: mainTop },
     { method: 'GET', path: '/boards/:board/live', auth: 'none', live: true, handler: boardTop },
-    { method: 'POST', path: '/me/live-ticket', auth: 'token', handler: ticket },
+    { method: 'POST', path: '/me/live-ticket', auth: 'token', meter: 'none', handler: ticket },
     { method: 'GET', path: '/me/live', auth: 'none', live: true, handler: me },
   ];
 }

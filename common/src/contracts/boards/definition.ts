@@ -4,6 +4,7 @@
  */
 import { AppError, invalidField } from '../errors.js';
 import { parseReset, type ResetRule } from './periods.js';
+import { webhookUrl } from '../validate.js';
 
 export type SortOrder = 'desc' | 'asc';
 /** `best` keeps the better score by the board's order, `set` the latest, `incr` adds the submitted delta. */
@@ -141,19 +142,7 @@ function applyChanges(board: NewBoard, b: Record<string, unknown>): NewBoard {
     if (n < 1 || n > 1000) throw invalidField('keep_periods', 'must be in 1..1000');
     board.keepPeriods = n;
   }
-  if (b.webhook_url !== undefined) {
-    if (b.webhook_url === null) board.webhookUrl = null;
-    else {
-      let u: URL | undefined;
-      try {
-        u = typeof b.webhook_url === 'string' && b.webhook_url.length <= 2000 ? new URL(b.webhook_url) : undefined;
-      } catch {
-        u = undefined;
-      }
-      if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw invalidField('webhook_url', 'must be an http(s) URL or null');
-      board.webhookUrl = u.toString();
-    }
-  }
+  if (b.webhook_url !== undefined) board.webhookUrl = webhookUrl(b.webhook_url, 'webhook_url');
   return board;
 }
 

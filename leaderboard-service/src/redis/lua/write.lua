@@ -24,7 +24,11 @@
     KEYS[12] the project's token bucket (its writes on this shard)
     KEYS[13] outbox projects hash (shard-wide: '<tenant>/<project>' -> its events in the outbox)
     KEYS[14] regions hash         (user_id -> home region, the project's)
-    KEYS[15] regional view        (absent for GLOBAL-only players)
+    KEYS[15] usage: the tenant's hour counters (hash '<project>|<kind>' -> count, see includes/usage)
+    KEYS[16] usage: the hour's tenants (set)
+    KEYS[17] usage: the shard's hours index (zset)
+    KEYS[18] quota: this shard's allowance of the tenant's month (string; only looked at with quota = 1)
+    KEYS[19] regional view        (absent for GLOBAL-only players)
 
     ARGV[1]  the arguments by name, one JSON object (see includes/admission for
              deadline_ms, fingerprint, backlog_limit, project_backlog_limit and buckets):
@@ -47,6 +51,11 @@
       top_prefix           '<tenant>/<project>/<board>/<period>/': what its messages
                            start with (then the view)
       traceparent          the request's W3C traceparent, put in the event ('' = not traced)
+      usage_hour, usage_hour_ms, usage_ttl_s
+                           the hour an accepted write is counted in (contracts/usage.ts), and
+                           how long its counters are kept
+      quota                1: the tenant has a monthly quota, and an accepted write takes one
+                           from this shard's allowance (none left: `quota_lease`, nothing changed)
 
   Answers (see includes/contract):
     ok                   score, version, changed (0|1), previous ('' when new), regional (-1: none;
@@ -61,10 +70,13 @@
     rate_limited         wait_ms
     region_rate_limited  wait_ms
     period_closed        (the period was closed: its standings are archived)
+    quota_lease          (this shard's allowance of the tenant's quota is used up: ask the
+                         tenant's shard for more, includes/usage and quota.lua, and try again)
 ]]
 --- @include "includes/contract"
 --- @include "includes/admission"
 --- @include "includes/board"
+--- @include "includes/usage"
 
 local a = packedArgs()
 local op, value, uid, name, region = a.operator, a.value, a.user_id, a.name, a.region
@@ -73,8 +85,8 @@ local minScore, maxScore = a.min_score, a.max_score
 local metadata, fingerprint = a.metadata, a.fingerprint
 local board, period = a.board, a.period
 local global = KEYS[1]
-local hasRegion = #KEYS >= 15
-local regional = KEYS[15]
+local hasRegion = #KEYS >= 19
+local regional = KEYS[19]
 local scope = a.tenant .. '/' .. a.project
 
 local clock = nowMs()
@@ -127,7 +139,13 @@ if refused then return refused end
 local takeTokens
 refused, takeTokens = admitBuckets(a, KEYS[12], KEYS[9], KEYS[10], clock)
 if refused then return refused end
+if a.quota == 1 then
+  if (tonumber(redis.call('GET', KEYS[18]) or '0')) < 1 then return { 'quota_lease' } end
+  redis.call('DECR', KEYS[18])
+end
 takeTokens()
+-- Accepted: metered (improving or not), in the same step.
+countUsage(KEYS[15], KEYS[16], KEYS[17], a.project .. '|write', 1, a.tenant, a.usage_hour, a.usage_hour_ms, a.usage_ttl_s)
 
 local version = tonumber(redis.call('HGET', KEYS[2], uid) or '0')
 local improves = not exists
