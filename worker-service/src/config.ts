@@ -75,6 +75,8 @@ const SPEC = {
     max: 600_000,
   }),
   periodGraceMs: intKey('PERIOD_GRACE_MS', 'How long after a board period ends its close waits for writes in flight, ms (replicas whose clocks lag by more get 409 period_closed).', { default: 5000, min: 0, max: 3_600_000 }),
+  usageRollupEveryMs: intKey('USAGE_ROLLUP_EVERY_MS', 'How often a worker rolls the shards\' hourly usage counters up into Postgres (usage_hourly), ms; a BullMQ job scheduler on the first shard runs it.', { default: 60_000, min: 100, max: 3_600_000 }),
+  usageRollupGraceMs: intKey('USAGE_ROLLUP_GRACE_MS', 'How long after an hour ends its usage counters may still grow (a replica\'s last flush) before the rollup closes it, ms.', { default: 120_000, min: 0, max: 3_600_000 }),
   periodSyncMs: intKey('PERIOD_SYNC_MS', 'How often the worker that consumes the first shard brings the period job schedulers in step with the boards, ms.', { default: 5000, min: 100, max: 3_600_000 }),
   webhookAttempts: intKey('WEBHOOK_ATTEMPTS', 'Attempts of a period.closed webhook delivery before it is kept as failed for replay.', { default: 8, min: 1, max: 100 }),
   webhookBackoffMs: intKey('WEBHOOK_BACKOFF_MS', 'First retry delay of a webhook delivery, ms; doubles on each attempt.', { default: 1000, min: 10, max: 3_600_000 }),

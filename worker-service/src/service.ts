@@ -9,6 +9,7 @@ import { ScoreRepository } from './db/index.js';
 import { PeriodCloser } from './periods/closer.js';
 import { PeriodJobs } from './periods/jobs.js';
 import { WorkerMetrics } from './metrics.js';
+import { UsageRollup } from './usage/rollup.js';
 import { ShardConsumer, type ShardStatus } from './worker.js';
 
 export interface WorkerService {
@@ -18,6 +19,8 @@ export interface WorkerService {
   readonly consumers: readonly ShardConsumer[];
   /** The period closes and webhooks, run by the worker that consumes the first shard (the control plane's). */
   readonly periods: PeriodJobs | undefined;
+  /** The usage rollup, run by the worker that consumes the first shard. */
+  readonly usage: UsageRollup | undefined;
   /** Per-shard state and counters. */
   status(): { ok: boolean; shards: ShardStatus[] };
   /** status() plus a Redis and a Postgres round trip per shard (for GET /health). */
@@ -49,6 +52,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
   const control = config.topology.shards[0]!;
   let periods: PeriodJobs | undefined;
   let closer: PeriodCloser | undefined;
+  let usage: UsageRollup | undefined;
   if (config.shards.includes(control.id)) {
     const boards = new BoardsRepo(pools, control.id);
     closer = new PeriodCloser({
@@ -80,6 +84,8 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
       },
     );
     periods.start();
+    usage = new UsageRollup({ topology: config.topology, pools, log }, { keyPrefix: config.keyPrefix, everyMs: config.usageRollupEveryMs, graceMs: config.usageRollupGraceMs });
+    await usage.start();
   }
   let closing: Promise<void> | undefined;
   return {
@@ -87,6 +93,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
     metrics,
     consumers,
     periods,
+    usage,
     status() {
       const all = consumers.map((c) => c.status());
       return { ok: all.every((s) => s.state === 'running'), shards: all };
@@ -104,7 +111,7 @@ export async function startWorkerService(config: WorkerConfig, opts: ServiceOpti
     },
     close() {
       closing ??= (async () => {
-        const results = await Promise.allSettled([...consumers.map((c) => c.close()), periods?.close(), closer?.shutdown()]);
+        const results = await Promise.allSettled([...consumers.map((c) => c.close()), periods?.close(), usage?.close(), closer?.shutdown()]);
         await pools.close();
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;
