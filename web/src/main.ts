@@ -273,7 +273,7 @@ function openCard(): void {
     event: 'card',
     onData: (card) => {
       renderCard(card);
-      if (lastScore !== undefined && card.score !== lastScore) void loadHistory(300);
+      if (lastScore !== undefined && card.score !== lastScore) void loadHistory(300, card.score ?? undefined);
       lastScore = card.score;
     },
     onState: (st, detail) => {
@@ -321,8 +321,16 @@ function renderCard(card: CardEvent): void {
 
 let historyTimer: ReturnType<typeof setTimeout> | undefined;
 
-/** The sparkline from GET /history (Postgres: a write shows once the worker persisted it). */
-function loadHistory(delayMs = 0): Promise<void> {
+/** Tries of one history load waiting for the card's score to be persisted. */
+const HISTORY_TRIES = 12;
+
+/**
+ * The sparkline from GET /history (Postgres: a write shows once the worker
+ * persisted it). With `expect` (the card's new score), a history whose
+ * latest change is not that score yet is asked again, with a growing
+ * delay, until it is (at most {@link HISTORY_TRIES} times).
+ */
+function loadHistory(delayMs = 0, expect?: number, tries = 0): Promise<void> {
   clearTimeout(historyTimer);
   return new Promise((resolve) => {
     historyTimer = setTimeout(async () => {
@@ -335,6 +343,11 @@ function loadHistory(delayMs = 0): Promise<void> {
         const label = n === 0 ? 'No score history yet' : `Score history, last ${n} changes, latest ${h.events[0]!.score}`;
         $('sparkline').replaceChildren(sparkline(h.events, label));
         $('history-caption').textContent = n === 0 ? 'No scores yet.' : `Last ${n} change${n === 1 ? '' : 's'}`;
+        if (expect !== undefined && h.events[0]?.score !== expect && tries + 1 < HISTORY_TRIES) {
+          resolve();
+          void loadHistory(Math.min(2000, 250 * 2 ** Math.min(tries, 3)), expect, tries + 1);
+          return;
+        }
       } catch (e) {
         $('history-caption').textContent = e instanceof ApiError && e.code === 'user_not_found' ? 'No scores yet.' : 'History unavailable.';
       }
