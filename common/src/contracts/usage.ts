@@ -26,6 +26,10 @@ export const QUOTA_KINDS: readonly UsageKind[] = ['write', 'read', 'stream'];
 /** The shares of the quota at which the tenant is told (once each per month). */
 export const QUOTA_THRESHOLDS = [75, 90, 100] as const;
 
+/** An hour and a day, ms. */
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
 /** The hour an operation at `ms` is counted in: `YYYYMMDDHH` (UTC). */

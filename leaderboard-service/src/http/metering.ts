@@ -30,10 +30,10 @@ export interface Metering {
 export async function meterRequest(m: Metering, caller: Caller, kind: MeteredKind, res: Pick<ServerResponse, 'setHeader'>): Promise<void> {
   if (kind === 'none') return;
   const limit = caller.limits.monthlyOps;
-  if (limit > 0) {
-    const v = await m.meter.view(caller.tenant, limit);
-    res.setHeader('X-Quota-Limit', String(v.limit));
-    res.setHeader('X-Quota-Remaining', String(v.remaining));
+  const view = limit > 0 ? await m.meter.view(caller.tenant, limit) : undefined;
+  if (view) {
+    res.setHeader('X-Quota-Limit', String(view.limit));
+    res.setHeader('X-Quota-Remaining', String(view.remaining));
   }
   if (kind === 'admin') {
     m.meter.count(caller.project ?? { tenant: caller.tenant, project: TENANT_WIDE }, 'admin');
@@ -42,5 +42,5 @@ export async function meterRequest(m: Metering, caller: Caller, kind: MeteredKin
   if (kind === 'write' || !caller.project) return;
   // The rate first: a read refused for it is not counted.
   await m.reads.admit(caller.project, caller.limits);
-  await m.meter.admit(caller.project, limit, kind);
+  m.meter.admit(caller.project, view, kind);
 }

@@ -77,7 +77,7 @@ export function str(a: Answer<ScriptName>, name: string): string {
  * by the script (lua/includes/admission.lua `packedArgs`), as BullMQ packs
  * its scripts' arguments. Keys stay in KEYS, so a script stays on one slot.
  */
-export function packArgs(args: Readonly<Record<string, string | number | Readonly<Record<string, unknown>>>>): string[] {
+export function packArgs(args: Readonly<Record<string, string | number | readonly unknown[] | Readonly<Record<string, unknown>>>>): string[] {
   return [JSON.stringify(args)];
 }
 

@@ -40,7 +40,7 @@ export class UsageStore {
       args = { ...args, n: o.n, counts: o.counts, hour: o.hour, hour_ms: o.hourMs, usage_ttl_s: o.usageTtlS };
     }
     // cjson encodes an empty Lua table as {} and decodes {} as an empty table: `counts` is always an object.
-    const packed = packArgs({ ...args, thresholds: [...QUOTA_THRESHOLDS] } as unknown as Record<string, string>);
+    const packed = packArgs({ ...args, thresholds: [...QUOTA_THRESHOLDS] });
     const a = decodeAnswer('quota', await this.store.conn.runScript(SCRIPTS.quota, keys, packed, o.op !== 'state'));
     return { granted: num(a, 'granted'), used: num(a, 'used'), crossed: nums(a, 'crossed') };
   }

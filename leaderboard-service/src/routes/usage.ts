@@ -6,12 +6,12 @@
  *   GET /admin/usage.csv?month=YYYY-MM   one row per tenant and project (platform: every tenant)
  *   GET /admin/quota                     the month's quota, used and remaining
  */
-import { AppError, invalidField, monthEndMs, TENANCY_ID, usageMonth } from '@lb/common/contracts';
+import { AppError, DAY_MS, invalidField, monthEndMs, TENANCY_ID, usageMonth } from '@lb/common/contracts';
 import { Router } from 'express';
 import type { TenantsRepo } from '../db/tenants-repo.js';
 import { callerOf } from '../http/credentials.js';
 import type { Meter } from '../usage/meter.js';
-import { DAY_MS, type Granularity, type UsageReport, type UsageRow } from '../usage/report.js';
+import type { Granularity, UsageReport, UsageRow } from '../usage/report.js';
 
 export interface UsageRouteDeps {
   report: UsageReport;

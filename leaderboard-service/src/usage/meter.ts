@@ -117,29 +117,32 @@ export class Meter {
 
   /**
    * Admits and counts one operation of a project (not a write: the write
-   * script counts those). A read or a stream of a tenant past its quota is
-   * refused, 429 `quota_exceeded`; events and admin requests never are.
+   * script counts those), given the tenant's quota {@link view} (undefined:
+   * no quota). A read or a stream of a tenant past its quota is refused, 429
+   * `quota_exceeded`; events and admin requests never are.
    */
-  async admit(project: ProjectRef, monthlyOps: number, kind: Exclude<UsageKind, 'write'>, n = 1): Promise<void> {
-    const quota = monthlyOps > 0 && QUOTA_KINDS.includes(kind);
-    if (quota) {
-      const v = await this.view(project.tenant, monthlyOps);
-      if (v.remaining <= 0) throw this.exceeded(project.tenant, v);
-    }
-    this.count(project, kind, n, quota ? monthlyOps : 0);
+  admit(project: ProjectRef, view: QuotaView | undefined, kind: Exclude<UsageKind, 'write'>, n = 1): void {
+    const quota = view !== undefined && QUOTA_KINDS.includes(kind);
+    if (quota && view.remaining <= 0) throw this.exceeded(project.tenant, view);
+    this.count(project, kind, n, quota ? view.limit : 0);
   }
 
   /** Counts without asking (events delivered, admin requests). */
   count(project: ProjectRef, kind: UsageKind, n = 1, limit = 0): void {
     if (n <= 0) return;
-    const hour = usageHour(this.o.clock());
-    const id = `${project.tenant}\u0000${hour}`;
-    let p = this.pending.get(id);
-    if (!p) this.pending.set(id, (p = { tenant: project.tenant, hour, limit, counts: new Map(), quotaOps: 0 }));
-    if (limit > 0) p.limit = limit;
+    const p = this.pendingOf(project.tenant, usageHour(this.o.clock()), limit);
     const field = usageField(project.project, kind);
     p.counts.set(field, (p.counts.get(field) ?? 0) + n);
     if (limit > 0 && QUOTA_KINDS.includes(kind)) p.quotaOps += n;
+  }
+
+  /** What is waiting to be flushed of a tenant's hour (made when there is none). */
+  private pendingOf(tenant: string, hour: string, limit: number): Pending {
+    const id = `${tenant}\u0000${hour}`;
+    let p = this.pending.get(id);
+    if (!p) this.pending.set(id, (p = { tenant, hour, limit, counts: new Map(), quotaOps: 0 }));
+    if (limit > 0) p.limit = limit;
+    return p;
   }
 
   /** The tenant's quota as its answers show it (at most a second old). */
@@ -247,14 +250,9 @@ export class Meter {
           });
         } catch (e) {
           // Kept: merged into what was counted since.
-          for (const [field, n] of p.counts) {
-            const id = `${p.tenant}\u0000${p.hour}`;
-            let q = this.pending.get(id);
-            if (!q) this.pending.set(id, (q = { tenant: p.tenant, hour: p.hour, limit: p.limit, counts: new Map(), quotaOps: 0 }));
-            q.counts.set(field, (q.counts.get(field) ?? 0) + n);
-          }
-          const q = this.pending.get(`${p.tenant}\u0000${p.hour}`);
-          if (q) q.quotaOps += p.quotaOps;
+          const q = this.pendingOf(p.tenant, p.hour, p.limit);
+          for (const [field, n] of p.counts) q.counts.set(field, (q.counts.get(field) ?? 0) + n);
+          q.quotaOps += p.quotaOps;
           this.o.log.warn('usage flush failed; kept for the next one', { tenant: p.tenant, err: e as Error });
         }
       }),

@@ -6,7 +6,7 @@
  * each shard, hour, project and kind (the rolled-up value is the live one
  * as last read), then sums over the shards.
  */
-import { hourStartMs, parseUsageField, USAGE_KINDS, type ShardRouter, type UsageKind } from '@lb/common/contracts';
+import { DAY_MS, hourStartMs, parseUsageField, USAGE_KINDS, type ShardRouter, type UsageKind } from '@lb/common/contracts';
 import type { UsageRepo } from '../db/usage-repo.js';
 import type { ShardStores } from '../redis/shard-store.js';
 import { UsageStore } from '../redis/usage-store.js';
@@ -27,8 +27,6 @@ export interface UsageRow {
 }
 
 const COLUMN: Record<UsageKind, Exclude<keyof UsageRow, 'project' | 'period_start'>> = { write: 'writes', read: 'reads', stream: 'streams', event: 'events', admin: 'admin' };
-const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
 
 export class UsageReport {
   constructor(
@@ -92,5 +90,3 @@ export class UsageReport {
     return [...byProject.values()].sort((a, b) => (a.project ?? '').localeCompare(b.project ?? ''));
   }
 }
-
-export { HOUR_MS, DAY_MS };

@@ -17,12 +17,11 @@
  */
 import { Queue, Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { hourStartMs, parseUsageField, queuePrefix, shardKeys, TENANCY_ID, type Topology } from '@lb/common/contracts';
+import { HOUR_MS, hourStartMs, parseUsageField, queuePrefix, shardKeys, TENANCY_ID, type Topology } from '@lb/common/contracts';
 import { connectionFor, type Logger, type PgPools } from '@lb/common/platform';
 
 export const USAGE_QUEUE = 'usage';
 const SCHEDULER_ID = 'usage-rollup';
-const HOUR_MS = 3_600_000;
 
 export interface UsageRollupSettings {
   keyPrefix: string;
