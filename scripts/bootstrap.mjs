@@ -42,18 +42,21 @@ const SOURCE_NODE_ARGS = ['--conditions=development', '--import', 'tsx'];
 const [command, ...args] = process.argv.slice(2);
 
 const SERVERS = ['redis-server', 'postgres', 'initdb'];
+/** Redis Sentinel (Debian's redis-sentinel): the stack's shards have replicas unless `npm start -- --no-replicas` (or REDIS_REPLICAS=0). */
+const SENTINEL = ['redis-sentinel'];
 /** nginx and nchan, its push module (Debian's libnginx-mod-nchan), which holds the live streams. */
 const NGINX = ['nginx', 'nchan'];
 /** Prometheus (with promtool) and the exporters: METRICS_BINARIES in devtools/src/infra/binaries.ts. */
 const METRICS = ['prometheus', 'promtool', 'prometheus-redis-exporter', 'prometheus-postgres-exporter', 'prometheus-nginx-exporter'];
 /** `npm start -- --no-metrics` (or STACK_METRICS=off) starts no Prometheus and no exporters. */
 const metricsOff = args.includes('--no-metrics') || ['off', 'false', 'no', '0'].includes((process.env.STACK_METRICS ?? '').trim().toLowerCase());
+const redisReplicasOff = args.includes('--no-replicas') || (process.env.REDIS_REPLICAS ?? '').trim() === '0';
 /** System binaries each command needs; commands not listed need none. */
 const BINARIES = {
   // chromium: the live page's browser test (test/web.e2e.test.ts).
-  test: [...SERVERS, ...NGINX, ...METRICS, 'chromium'],
-  start: [...SERVERS, ...NGINX, ...(metricsOff ? [] : METRICS)],
-  bench: [...SERVERS, ...NGINX, ...METRICS],
+  test: [...SERVERS, ...SENTINEL, ...NGINX, ...METRICS, 'chromium'],
+  start: [...SERVERS, ...(redisReplicasOff ? [] : SENTINEL), ...NGINX, ...(metricsOff ? [] : METRICS)],
+  bench: [...SERVERS, ...SENTINEL, ...NGINX, ...METRICS],
 };
 /** Commands that run the compiled services, so need a fresh build. */
 const NEEDS_BUILD = new Set(['start', 'bench']);

@@ -8,8 +8,8 @@
  */
 import 'dotenv/config';
 import type { Job, Queue } from 'bullmq';
-import { createClient } from 'redis';
 import { queuePrefix, SCORE_QUEUE, shardKeys, type ShardDef } from '@lb/common/contracts';
+import { openRedis } from '@lb/common/platform';
 import {
   closeAll,
   EXIT_FAILED,
@@ -64,15 +64,16 @@ const COUNTED = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'compl
 
 /** The shard's outbox: every event stays there from its write until the worker has it in Postgres. */
 async function backlogOf(shard: ShardDef, keyPrefix: string): Promise<{ events: number; notQueued: number }> {
-  const client = createClient({ url: shard.redis, socket: { reconnectStrategy: false } });
-  client.on('error', () => {});
-  await client.connect();
+  const redis = openRedis(shard.redis, { reconnect: false });
+  redis.on('error', () => {});
+  await redis.connect();
+  const client = redis.client;
   try {
     const k = shardKeys(shard.id, keyPrefix);
     const [events, notQueued] = await Promise.all([client.hLen(k.outbox), client.zCard(k.outboxIndex)]);
     return { events, notQueued };
   } finally {
-    client.destroy();
+    await redis.close();
   }
 }
 

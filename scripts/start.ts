@@ -32,9 +32,10 @@ if (cli.help) {
 }
 
 try {
-  assertNotRunning(resolveStackOptions(cli.stack).dataDir);
+  const resolved = resolveStackOptions(cli.stack);
+  assertNotRunning(resolved.dataDir);
   // bootstrap.mjs installs these; a direct `node --conditions=development --import tsx scripts/start.ts` may not have them.
-  await ensureBinaries(['redis-server', 'postgres', 'initdb', 'nginx'], { install: false });
+  await ensureBinaries(['redis-server', ...(resolved.redisReplicas ? (['redis-sentinel'] as const) : []), 'postgres', 'initdb', 'nginx'], { install: false });
 } catch (e) {
   process.stderr.write(`npm start: ${(e as Error).message}\n`);
   process.exit(1);

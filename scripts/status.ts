@@ -4,8 +4,10 @@
  * its supervisor keeps up to date: every component with its kind, port, PID,
  * whether that PID is alive right now, its status as the supervisor last saw
  * it (`healthy`, `restarting`, `failed`…) and how many times it was
- * restarted, and nchan's counts of the live streams nginx holds (its
- * /nchan_status). `--json` prints the same as one JSON document.
+ * restarted, each Redis node's current role (asked with INFO replication:
+ * `primary`, or `replica-of:<port>`; `?` when it does not answer), and
+ * nchan's counts of the live streams nginx holds (its /nchan_status).
+ * `--json` prints the same as one JSON document.
  *
  * Exit status: 0 when the supervisor runs and every component is alive and
  * healthy; 1 when one is not (down, restarting, left down, unhealthy) or
@@ -15,6 +17,7 @@
 import 'dotenv/config';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { redisRole } from '@lb/devtools/infra';
 import { paint } from './stack/logs.js';
 import { DEFAULT_DATA_DIR } from './stack/paths.js';
 import { pidAlive } from './stack/proc.js';
@@ -24,7 +27,8 @@ import { readStackFile, stackFilePath, type ComponentRecord, type StackFile } fr
 const USAGE = `usage: npm run status -- [--data-dir DIR] [--json]
 
 Shows every component of the stack running from DIR (env STACK_DATA_DIR,
-default .data): kind, port, pid, alive, status, restarts.
+default .data): kind, port, pid, alive, status, restarts, and each Redis
+node's role now (primary, replica-of:<port of its primary>; ? = no answer).
 Exits 0 when all are healthy, 1 when one is not, 3 when no stack is running.`;
 
 /** One row of the report. */
@@ -40,8 +44,21 @@ interface ComponentStatusRow {
   /** As the supervisor last recorded it; null in a stack.json from before statuses were recorded. */
   readonly status: string | null;
   readonly restarts: number | null;
+  /**
+   * A Redis node's role now (INFO replication); null for the other kinds,
+   * and `{ role: 'unknown' }` for a node that did not answer (down, frozen).
+   */
+  readonly role: RoleReport | null;
   /** Alive and healthy (or alive, for a file without statuses). */
   readonly up: boolean;
+}
+
+interface RoleReport {
+  readonly role: 'primary' | 'replica' | 'unknown';
+  /** A replica's primary. */
+  readonly masterPort?: number;
+  /** A replica: its link to the primary is up. */
+  readonly linkUp?: boolean;
 }
 
 /** What `--json` prints. */
@@ -66,7 +83,24 @@ const EXIT_DOWN = 1;
 const EXIT_USAGE = 2;
 const EXIT_NOT_RUNNING = 3;
 
-function row(c: ComponentRecord): ComponentStatusRow {
+async function roleOf(c: ComponentRecord, alive: boolean): Promise<RoleReport | null> {
+  if (c.kind !== 'redis') return null;
+  if (!alive || c.port === undefined) return { role: 'unknown' };
+  try {
+    const r = await redisRole(c.port, 500);
+    return r.role === 'master' ? { role: 'primary' } : { role: 'replica', ...(r.master && { masterPort: r.master.port }), linkUp: r.linkUp ?? false };
+  } catch {
+    return { role: 'unknown' };
+  }
+}
+
+function roleCell(r: RoleReport | null): string {
+  if (r === null) return '-';
+  if (r.role === 'replica') return `replica-of:${r.masterPort ?? '?'}${r.linkUp ? '' : ',link-down'}`;
+  return r.role === 'primary' ? 'primary' : '?';
+}
+
+async function row(c: ComponentRecord): Promise<ComponentStatusRow> {
   const alive = c.pid !== undefined && pidAlive(c.pid, c.startTime);
   return {
     name: c.name,
@@ -77,14 +111,15 @@ function row(c: ComponentRecord): ComponentStatusRow {
     alive,
     status: c.status ?? null,
     restarts: c.restarts ?? null,
+    role: await roleOf(c, alive),
     up: alive && (c.status === undefined || c.status === 'healthy'),
   };
 }
 
-function report(dataDir: string, state: StackFile | undefined): StatusReport {
+async function report(dataDir: string, state: StackFile | undefined): Promise<StatusReport> {
   if (!state) return { dataDir, running: false, supervisor: null, url: null, prometheusUrl: null, live: null, startedAt: null, components: [], down: [] };
   const supervisorAlive = pidAlive(state.supervisorPid, state.supervisorStartTime);
-  const components = state.components.map(row);
+  const components = await Promise.all(state.components.map(row));
   return {
     dataDir,
     running: supervisorAlive,
@@ -112,8 +147,8 @@ function printText(r: StatusReport): void {
   const dash = (v: number | string | null): string => (v === null ? '-' : String(v));
   say(
     formatTable(
-      ['COMPONENT', 'KIND', 'PORT', 'PID', 'ALIVE', 'STATUS', 'RESTARTS'],
-      r.components.map((c) => [c.name, c.kind, dash(c.port), dash(c.pid), c.alive ? 'yes' : 'no', dash(c.status), dash(c.restarts)]),
+      ['COMPONENT', 'KIND', 'PORT', 'PID', 'ALIVE', 'STATUS', 'RESTARTS', 'ROLE'],
+      r.components.map((c) => [c.name, c.kind, dash(c.port), dash(c.pid), c.alive ? 'yes' : 'no', dash(c.status), dash(c.restarts), roleCell(c.role)]),
       (_cells, i) => r.components[i]!.up,
     ),
   );
@@ -159,7 +194,7 @@ async function main(): Promise<number> {
   }
   const dataDir = resolve(values['data-dir'] ?? process.env.STACK_DATA_DIR ?? DEFAULT_DATA_DIR);
   const state = readStackFile(dataDir);
-  const base = report(dataDir, state);
+  const base = await report(dataDir, state);
   const r = base.running ? { ...base, live: await nchanStatus(state?.liveUrl) } : base;
   if (values.json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   else printText(r);

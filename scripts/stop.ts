@@ -27,6 +27,7 @@ const GRACEFUL: Readonly<Record<ComponentKind, NodeJS.Signals>> = {
   worker: 'SIGTERM',
   postgres: 'SIGINT',
   redis: 'SIGTERM',
+  sentinel: 'SIGTERM',
   exporter: 'SIGTERM',
   prometheus: 'SIGTERM',
 };
@@ -37,6 +38,7 @@ const GRACE_MS: Readonly<Record<ComponentKind, number>> = {
   worker: 35_000,
   postgres: 30_000,
   redis: 10_000,
+  sentinel: 10_000,
   exporter: 10_000,
   prometheus: 30_000,
 };
@@ -88,6 +90,8 @@ async function stopDirectly(c: RecordedComponent): Promise<void> {
   // Taken now: once the parent is gone its children are no longer ours to find.
   const children = childPids(c.pid);
   say(`  ${sig} to ${c.name} (pid ${c.pid})`);
+  // A component frozen by a fault test (SIGSTOP) cannot act on a signal until continued.
+  signal(c.pid, 'SIGCONT');
   signal(c.pid, sig);
   if (await waitGone([c], GRACE_MS[kind] ?? 15_000)) return;
   say(paint('red', `  ${c.name} (pid ${c.pid}) ignored ${sig}: SIGKILL`));

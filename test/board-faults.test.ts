@@ -6,7 +6,7 @@
  * for.
  */
 import { expect } from 'chai';
-import { signToken } from '@lb/common/platform';
+import { signToken, topologyJson } from '@lb/common/platform';
 import { freePort } from '@lb/devtools/infra';
 import { getInfra, projectDb, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
@@ -80,8 +80,8 @@ describe('faults on named boards', function () {
       expect((await baseApi.post(`/boards/${board}/scores`, { score: 50 }, { token: tokenFor(eu, 'EU') })).status).to.equal(200);
       expect((await baseApi.post(`/boards/${board}/scores`, { score: 70 }, { token: tokenFor(na, 'NA') })).status).to.equal(200);
       const dead = `redis://127.0.0.1:${await freePort()}`;
-      const topology = { ...base.topology, shards: base.topology.shards.map((s) => (s.id === 'asia' ? { ...s, redis: dead } : s)) };
-      svc = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: base.config.keyPrefix, REDIS_COMMAND_TIMEOUT_MS: '300' });
+      const topology = { ...base.topology, shards: base.topology.shards.map((s) => (s.id === 'asia' ? { ...s, redis: { kind: 'server' as const, url: dead } } : s)) };
+      svc = await startService({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: base.config.keyPrefix, REDIS_COMMAND_TIMEOUT_MS: '300' });
       await base.stop();
       api = new Client(svc.url);
     });

@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { DEFAULT_PROJECT, periodAt, type Topology } from '@lb/common/contracts';
-import { BoardsRepo, createLogger } from '@lb/common/platform';
+import { BoardsRepo, createLogger, topologyJson } from '@lb/common/platform';
 import { getInfra, projectDb, uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../leaderboard-service/src/admin/cli.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
@@ -233,7 +233,7 @@ describe('named board periods', function () {
     const status = async () => (await control.query('SELECT status FROM webhook_deliveries WHERE id = $1', [delivery])).rows[0]?.status as string | undefined;
     let jobs: PeriodJobs | undefined;
     const prior = process.env.TOPOLOGY;
-    process.env.TOPOLOGY = JSON.stringify(svc.topology);
+    process.env.TOPOLOGY = topologyJson(svc.topology);
     try {
       jobs = new PeriodJobs(
         { topology: svc.topology, pools: svc.deps.pools, boards: new BoardsRepo(svc.deps.pools, svc.topology.shards[0]!.id), closer: closer(), log },
@@ -284,7 +284,7 @@ describe('named board periods', function () {
     let child: Child | undefined = await spawnNode(
       'worker-service/src/index.ts',
       infra.env({
-        TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: svc.config.keyPrefix, LOG_LEVEL: 'warn', WORKER_TEST_FAULT: 'crash-before-close-commit',
+        TOPOLOGY: topologyJson(topology), KEY_PREFIX: svc.config.keyPrefix, LOG_LEVEL: 'warn', WORKER_TEST_FAULT: 'crash-before-close-commit',
         PERIOD_GRACE_MS: '0', WORKER_LOCK_MS: '1000', WORKER_STALLED_INTERVAL_MS: '1000',
       }),
     );
@@ -369,7 +369,7 @@ describe('named board periods', function () {
       expect(received[0]).to.deep.include({ board: id, players: 3 });
       // The operator sees the delivery under its project, not under the default one.
       const prior = process.env.TOPOLOGY;
-      process.env.TOPOLOGY = JSON.stringify(svc.topology);
+      process.env.TOPOLOGY = topologyJson(svc.topology);
       try {
         const listed: string[] = [];
         expect(await runAdmin(['webhook', 'list', '--tenant', tenant, '--project', 'live', '--json'], (x) => listed.push(x), () => undefined)).to.equal(0);

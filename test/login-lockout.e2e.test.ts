@@ -19,6 +19,7 @@ import { findRepoRoot, uniqueId } from '@lb/devtools/testing';
 import type { LoginStatusLine } from '../leaderboard-service/src/admin/login-admin.js';
 import { callFrom, closeCallFromAgents, type Reply } from './support/e2e.js';
 import { skipUnlessInstalled, startTestStack, type TestStack } from './support/test-stack.js';
+import { topologyJson } from '@lb/common/platform';
 
 const PASSWORD = 'correct horse battery';
 const LOCKED = '127.0.0.2';
@@ -57,7 +58,7 @@ describe('login lockout per client address, end to end through nginx', function 
 
   /** `npm run admin -- <args>` as the operator runs it, with the stack's topology and settings. */
   async function admin(...args: string[]): Promise<string> {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...SETTINGS, TOPOLOGY: JSON.stringify(ts!.stack.topology) };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...SETTINGS, TOPOLOGY: topologyJson(ts!.stack.topology) };
     delete env.TOPOLOGY_FILE;
     const { stdout } = await promisify(execFile)('npm', ['run', '--silent', 'admin', '--', ...args], { cwd: findRepoRoot(), env, timeout: 60_000 });
     return stdout;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { DEFAULT_PROJECT, type Topology } from '@lb/common/contracts';
-import { BoardsRepo, ensureDatabase, migrateTopology, signToken } from '@lb/common/platform';
+import { BoardsRepo, ensureDatabase, migrateTopology, signToken, topologyJson } from '@lb/common/platform';
 import { SOURCE_NODE_ARGS, startPostgres, type PostgresProcess } from '@lb/devtools/infra';
 import { getInfra, projectDb, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, TEST_SECRET, type TestService } from '../leaderboard-service/test/support/service.js';
@@ -69,7 +69,7 @@ describe('write-behind pipeline', function () {
     // database, so rows other test files left there would land on these boards.
     let ownTopology = '';
     before(async () => {
-      ownTopology = JSON.stringify(await freshDatabases('conv'));
+      ownTopology = topologyJson(await freshDatabases('conv'));
       svc = await startService({ TOPOLOGY: ownTopology });
       api = new Client(svc.url);
       for (let i = 0; i < 2; i++) workers.push(await startWorker({ KEY_PREFIX: svc.config.keyPrefix, TOPOLOGY: ownTopology }));
@@ -251,8 +251,8 @@ describe('write-behind pipeline', function () {
   describe('writes refused by the token buckets', () => {
     it('when parallel writes race against a small bucket, then Postgres holds exactly the accepted ones and nothing of the refused', async () => {
       const topology = await freshDatabases('bk');
-      const svc = await startService({ TOPOLOGY: JSON.stringify(topology), USER_RATE_LIMIT_COUNT: '4', USER_RATE_LIMIT_WINDOW_MS: '600000' });
-      const worker = await startWorker({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: svc.config.keyPrefix });
+      const svc = await startService({ TOPOLOGY: topologyJson(topology), USER_RATE_LIMIT_COUNT: '4', USER_RATE_LIMIT_WINDOW_MS: '600000' });
+      const worker = await startWorker({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: svc.config.keyPrefix });
       try {
         const api = new Client(svc.url);
         const players = await Promise.all(['NA', 'EU', 'GLOBAL'].map(async (region) => {
@@ -280,8 +280,8 @@ describe('write-behind pipeline', function () {
   describe('named boards', () => {
     it('when scores go to a named board, then Postgres holds each entry of the period at its latest version with metadata, and history filters by board', async () => {
       const topology = await freshDatabases('nb');
-      const svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
-      const worker = await startWorker({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: svc.config.keyPrefix });
+      const svc = await startService({ TOPOLOGY: topologyJson(topology) });
+      const worker = await startWorker({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: svc.config.keyPrefix });
       try {
         const api = new Client(svc.url);
         const key = (await new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id).create('pipeline')).key;
@@ -360,7 +360,7 @@ describe('write-behind pipeline', function () {
       };
       for (const s of topology.shards) await ensureDatabase(s.postgres);
       await migrateTopology(topology, join(infra.repoRoot, 'sql'));
-      const env = { TOPOLOGY: JSON.stringify(topology) };
+      const env = { TOPOLOGY: topologyJson(topology) };
       const svc = await startService({ ...env, QUEUE_REJECT_LENGTH: '40' });
       const worker = await startWorker({ ...env, KEY_PREFIX: svc.config.keyPrefix, JOB_ATTEMPTS: '40', JOB_BACKOFF_MS: '100' });
       try {

@@ -2,9 +2,8 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { Worker, UnrecoverableError } from 'bullmq';
-import { createClient } from 'redis';
 import { jobIdOf, queuePrefix, SCORE_QUEUE, shardKeys, type ShardDef } from '@lb/common/contracts';
-import { connectionFor, createLogger } from '@lb/common/platform';
+import { connectionFor, createLogger, openRedis } from '@lb/common/platform';
 import { SOURCE_NODE_ARGS } from '@lb/devtools/infra';
 import { getInfra, type Infra } from '@lb/devtools/testing';
 import { startWorkerService } from '../worker-service/src/service.js';
@@ -78,13 +77,15 @@ describe('queue scripts (check-queue, replay-failed)', function () {
     for (const e of waiting) await q.add([e]); // one by one: a known order
     await q.add([scoreEvent()], { delay: 60_000 });
     // The outbox as the service leaves it: 4 events not yet persisted, 1 of them not yet queued.
-    const redis = await createClient({ url: na.redis }).connect();
+    const handle = openRedis(na.redis);
+    await handle.connect();
+    const redis = handle.client;
     try {
       const keys = shardKeys('na', keyPrefix);
       await redis.hSet(keys.outbox, Object.fromEntries(waiting.slice(0, 4).map((e) => [jobIdOf(e), JSON.stringify(e)])));
       await redis.zAdd(keys.outboxIndex, { score: Date.now(), value: jobIdOf(waiting[3]!) });
     } finally {
-      redis.destroy();
+      await handle.close();
     }
 
     const r = await runScript(infra, 'check-queue', ['--json', '--limit', '3'], { KEY_PREFIX: keyPrefix });

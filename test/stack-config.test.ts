@@ -275,6 +275,9 @@ describe('stack configuration', () => {
     const replicas = ['leaderboard-service-1', 'leaderboard-service-2', 'leaderboard-service-3'];
     const gateways = ['api-gateway-1', 'api-gateway-2', 'api-gateway-3'];
     const redis = DEFAULT_TOPOLOGY.shards.map((s) => `redis-${s.id}`);
+    /** Each shard's second node, its first replica. */
+    const redisReplicas = DEFAULT_TOPOLOGY.shards.map((s) => `redis-${s.id}-b`);
+    const sentinels = ['sentinel-1', 'sentinel-2', 'sentinel-3'];
     const redisExporters = DEFAULT_TOPOLOGY.shards.map((s) => `redis-exporter-${s.id}`);
     const observability = [...redisExporters, 'postgres-exporter', 'nginx-exporter', 'prometheus', 'grafana', 'jaeger'];
     /** Published on the host's loopback only: the UIs of the observability stack. */
@@ -288,7 +291,7 @@ describe('stack configuration', () => {
 
     it('when parsed, then it has exactly the services of the local topology', () => {
       expect(Object.keys(services).sort()).to.deep.equal(
-        [...redis, 'postgres', 'migrate', ...replicas, 'worker-service', ...gateways, 'nginx', ...observability].sort(),
+        [...redis, ...redisReplicas, ...sentinels, 'postgres', 'migrate', ...replicas, 'worker-service', ...gateways, 'nginx', ...observability].sort(),
       );
     });
 
@@ -370,7 +373,8 @@ describe('stack configuration', () => {
       expect(topology.regions).to.deep.equal(DEFAULT_TOPOLOGY.regions);
       expect(topology.shards.map((s) => s.id)).to.deep.equal(DEFAULT_TOPOLOGY.shards.map((s) => s.id));
       topology.shards.forEach((s, i) => {
-        expect(new URL(s.redis).host, s.id).to.equal(`redis-${s.id}:6379`);
+        // Behind the Sentinels: the master lb-<shard>, whose first primary is redis-<shard>.
+        expect(s.redis, s.id).to.deep.equal({ kind: 'sentinel', master: `lb-${s.id}`, sentinels: sentinels.map((host) => ({ host, port: 26379 })) });
         const pg = new URL(s.postgres);
         expect(pg.host).to.equal('postgres:5432');
         expect(pg.password, 'the password comes from PGPASSWORD').to.equal('');
@@ -383,13 +387,46 @@ describe('stack configuration', () => {
       expect(services.postgres!.volumes).to.include('./docker/postgres-init:/docker-entrypoint-initdb.d:ro');
     });
 
-    it('when parsed, then every Redis shard runs redis:7 with the append-only file on', () => {
-      for (const name of redis) {
+    it('when parsed, then every Redis node runs redis:7 by the restart rule, with the append-only file on and writes refused while its replica lags', () => {
+      DEFAULT_TOPOLOGY.shards.forEach((shard, i) => {
+        for (const name of [redis[i]!, redisReplicas[i]!]) {
+          const s = services[name]!;
+          expect(s.image, name).to.equal('redis:7');
+          const cmd = s.command!;
+          // MASTER SELF FIRST_PRIMARY, then the redis-server options.
+          expect(cmd.slice(0, 5), name).to.deep.equal(['sh', '/etc/leaderboard/redis/redis-node.sh', `lb-${shard.id}`, name, redis[i]]);
+          const opt = (o: string): string | undefined => (cmd.includes(o) ? cmd[cmd.indexOf(o) + 1] : undefined);
+          expect(opt('--appendonly'), name).to.equal('yes');
+          expect(opt('--min-replicas-to-write'), name).to.equal('1');
+          expect(opt('--min-replicas-max-lag'), name).to.equal('2');
+          expect(opt('--replica-announce-ip'), name).to.equal(name);
+          expect(s.volumes, name).to.deep.equal([`${name}:/data`, './docker/redis:/etc/leaderboard/redis:ro']);
+        }
+      });
+      const script = read('docker/redis/redis-node.sh');
+      expect(script).to.include('SENTINEL get-master-addr-by-name');
+      expect(script).to.include('--replicaof');
+      expect(script, 'waits for a promotion before coming back as primary').to.match(/wait_ms=\d+/);
+    });
+
+    it('when parsed, then three Sentinels watch every shard with a configuration of their own, and the services wait for them', () => {
+      const script = read('docker/redis/sentinel.sh');
+      for (const name of sentinels) {
         const s = services[name]!;
         expect(s.image, name).to.equal('redis:7');
-        const cmd = s.command!;
-        expect(cmd[cmd.indexOf('--appendonly') + 1], name).to.equal('yes');
-        expect(s.volumes, name).to.deep.equal([`${name}:/data`]);
+        expect(s.command, name).to.deep.equal(['sh', '/etc/leaderboard/redis/sentinel.sh', name]);
+        // Its own volume: Sentinel rewrites sentinel.conf, and a restart must remember the current primaries.
+        expect(s.volumes, name).to.deep.equal([`${name}:/data`, './docker/redis:/etc/leaderboard/redis:ro']);
+        expect(Object.keys(s.depends_on ?? {}).sort(), name).to.deep.equal([...redis, ...redisReplicas].sort());
+      }
+      expect(script).to.include('for shard in na eu asia');
+      expect(DEFAULT_TOPOLOGY.shards.map((sh) => sh.id)).to.deep.equal(['na', 'eu', 'asia']);
+      expect(script).to.include('sentinel monitor lb-$shard redis-$shard 6379 2');
+      expect(script).to.include('sentinel down-after-milliseconds lb-$shard 1000');
+      expect(script).to.include('sentinel failover-timeout lb-$shard 4000');
+      expect(script).to.include('if [ ! -s "$conf" ]');
+      for (const name of [...replicas, 'worker-service']) {
+        for (const sentinel of sentinels) expect(services[name]!.depends_on?.[sentinel], name).to.deep.equal({ condition: 'service_healthy' });
       }
     });
 

@@ -20,12 +20,16 @@ import { assertNotRunning, liveProcesses, readStackFile, resolveJwtSecret, write
 describe('stack options', () => {
   it('when nothing is given, then the default topology and ports are used', () => {
     const o = resolveStackOptions({});
-    expect(o).to.include({ replicas: 3, gateways: 3, workers: 1, strict: true, echo: false, code: 'dist', metrics: true, scrapeIntervalSeconds: 5 });
+    expect(o).to.include({ replicas: 3, redisReplicas: true, gateways: 3, workers: 1, strict: true, echo: false, code: 'dist', metrics: true, scrapeIntervalSeconds: 5 });
     expect(o.restart).to.deep.equal({ maxRestarts: 5, windowMs: 60_000, backoffMs: 500, maxBackoffMs: 5_000 });
     expect(o.ports).to.deep.equal(DEFAULT_STACK_PORTS);
     expect(localTopology(o.ports.redis, o.ports.postgres)).to.deep.equal(DEFAULT_TOPOLOGY);
     expect(fixedPorts(o).map((p) => `${p.name}:${p.port}`)).to.deep.equal([
-      'redis-na:6391', 'redis-eu:6392', 'redis-asia:6393', 'postgres:5442',
+      'redis-na:6391', 'redis-eu:6392', 'redis-asia:6393',
+      // Each shard's replica, then the Sentinels.
+      'redis-na-b:6401', 'redis-eu-b:6402', 'redis-asia-b:6403',
+      'sentinel-1:26391', 'sentinel-2:26392', 'sentinel-3:26393',
+      'postgres:5442',
       'leaderboard-service-1:5001', 'leaderboard-service-2:5002', 'leaderboard-service-3:5003',
       'worker-service-1:5101',
       'api-gateway-1:4000', 'api-gateway-2:4001', 'api-gateway-3:4002',
@@ -40,6 +44,46 @@ describe('stack options', () => {
       'redis-exporter-na:9121', 'redis-exporter-eu:9122', 'redis-exporter-asia:9123',
       'postgres-exporter:9187', 'nginx-exporter:9113', 'prometheus:9090',
     ]);
+  });
+
+  it('when npm start gets --no-replicas or REDIS_REPLICAS=0, then each shard is one Redis and there are no Sentinels; otherwise the replica and Sentinel ports are set by flags over environment', () => {
+    for (const [argv, env] of [[['--no-replicas'], {}], [[], { REDIS_REPLICAS: '0' }]] as const) {
+      const cli = parseCli([...argv], { ...env });
+      expect(cli.stack.redisReplicas).to.equal(false);
+      // --replicas is still the leaderboard-service replicas.
+      expect(parseCli([...argv, '--replicas', '2'], { ...env }).stack.replicas).to.equal(2);
+      const o = resolveStackOptions(cli.stack);
+      expect(o.redisReplicas).to.equal(false);
+      expect(fixedPorts(o).filter((p) => /^redis-(na|eu|asia)(-b)?$|^sentinel-/.test(p.name)).map((p) => `${p.name}:${p.port}`)).to.deep.equal([
+        'redis-na:6391', 'redis-eu:6392', 'redis-asia:6393',
+      ]);
+      // Without Sentinels their ports are free for something else.
+      expect(() => parseCli([...argv, '--nginx-port', '26391'], { ...env })).not.to.throw();
+    }
+    expect(parseCli([], {}).stack.redisReplicas).to.equal(undefined); // startStack's default: replicas
+    expect(parseCli([], { REDIS_REPLICAS: '1' }).stack.redisReplicas).to.equal(undefined);
+    expect(() => parseCli([], { REDIS_REPLICAS: '2' })).to.throw(/REDIS_REPLICAS must be 0 .* or 1/);
+    const cli = parseCli(['--redis-replica-ports', '7401,7402,7403', '--sentinel-ports=27391,27392,27393'], {
+      REDIS_REPLICA_PORTS: '1,2,3',
+      SENTINEL_PORTS: '1,2,3',
+    });
+    expect(cli.stack.ports).to.deep.include({ redisReplica: [7401, 7402, 7403], sentinels: [27391, 27392, 27393] });
+    expect(parseCli([], { SENTINEL_PORTS: '36391,36392,36393' }).stack.ports).to.deep.include({ sentinels: [36391, 36392, 36393] });
+    const ports = new Map(fixedPorts(resolveStackOptions(cli.stack)).map((p) => [p.name, p.port]));
+    expect(ports.get('redis-asia-b')).to.equal(7403);
+    expect(ports.get('sentinel-2')).to.equal(27392);
+    expect(() => parseCli(['--sentinel-ports', '1,2'], {})).to.throw(/ports.sentinels must list 3/);
+    expect(() => parseCli(['--redis-replica-ports', '6391,6402,6403'], {})).to.throw(/redis-na and redis-na-b would both listen on port 6391/);
+    expect(() => parseCli(['--nginx-port', '26391'], {})).to.throw(/sentinel-1 and nginx would both listen on port 26391/);
+  });
+
+  it('when the topology is built with Sentinel ports, then every shard is its Sentinel master lb-<shard> behind them, with the same Postgres', () => {
+    const t = localTopology([1, 2, 3], 5442, [26391, 26392, 26393]);
+    const sentinels = [26391, 26392, 26393].map((port) => ({ host: '127.0.0.1', port }));
+    expect(t.shards.map((s) => s.redis)).to.deep.equal(DEFAULT_TOPOLOGY.shards.map((s) => ({ kind: 'sentinel', master: `lb-${s.id}`, sentinels })));
+    expect(t.shards.map((s) => s.postgres)).to.deep.equal(DEFAULT_TOPOLOGY.shards.map((s) => s.postgres));
+    expect(t.regions).to.deep.equal(DEFAULT_TOPOLOGY.regions);
+    expect(localTopology([1, 2, 3], 5442).shards.map((s) => s.redis)).to.deep.equal([1, 2, 3].map((p) => ({ kind: 'server', url: `redis://127.0.0.1:${p}` })));
   });
 
   it('when npm start gets --no-metrics or STACK_METRICS=off, then no metrics port is used; otherwise the metrics flags set them', () => {

@@ -283,8 +283,13 @@ describe('metrics and Prometheus (end to end)', function () {
     after(stopStack);
 
     it('when started with metrics: false, then no process gets a metrics port, and there are no exporters, no stub_status and no Prometheus', async () => {
-      const stack = await start({ replicas: 1, gateways: 1, workers: 1, metrics: false });
+      // And without Redis replicas (`--no-replicas`): one plain server per shard, no Sentinels.
+      const stack = await start({ replicas: 1, gateways: 1, workers: 1, metrics: false, redisReplicas: false });
       expect(stack.components.map((c) => c.kind)).to.deep.equal(['redis', 'redis', 'redis', 'postgres', 'service', 'worker', 'gateway', 'nginx']);
+      expect(stack.redisReplicas).to.equal(false);
+      expect(stack.sentinelPorts).to.deep.equal([]);
+      expect(stack.topology.shards.map((sh) => sh.redis.kind)).to.deep.equal(['server', 'server', 'server']);
+      expect((await stack.redisRole('redis-na')).role).to.equal('master');
       expect(stack.components.every((c) => c.metricsPort === undefined)).to.equal(true);
       expect(stack.prometheusUrl).to.equal(undefined);
       expect(readStackFile(stack.dataDir)!.prometheusUrl).to.equal(undefined);

@@ -5,8 +5,12 @@
  * restarts; kills and stops through the Stack API are never undone; and
  * `npm run status` reports all of it from stack.json.
  *
- * One stack, shared by the tests in order. Its worker is given a setting it
- * refuses (BATCH_SIZE=0), so it is the component that always crashes.
+ * One stack, shared by the tests in order, with Redis replicas and
+ * Sentinels (the default): a Redis primary killed by PID comes back, by the
+ * restart rule, as the replica of the node Sentinel promoted, and a node
+ * frozen with SIGSTOP is failed over but never restarted. Its worker is
+ * given a setting it refuses (BATCH_SIZE=0), so it is the component that
+ * always crashes.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,7 +27,7 @@ import { startStack, type ComponentInfo, type Stack } from '../scripts/stack/sta
 import { readStackFile } from '../scripts/stack/state.js';
 import { call, eventually } from './support/e2e.js';
 
-const missing = (['redis-server', 'postgres', 'initdb', 'nginx'] as const).filter((b) => !findBinary(b));
+const missing = (['redis-server', 'redis-sentinel', 'postgres', 'initdb', 'nginx'] as const).filter((b) => !findBinary(b));
 
 /** Small numbers so that giving up takes seconds, not minutes. */
 const RESTART = { maxRestarts: 2, windowMs: 60_000, backoffMs: 500, maxBackoffMs: 1_000 };
@@ -135,20 +139,71 @@ describe('stack supervision (end to end)', function () {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('when a Redis shard is killed by PID after a write, then it comes back on its port under a new pid with the write (append-only file)', async () => {
+  /** Waits until the Sentinels name `name` the primary of `shard` and it says it is one. */
+  function primaryIs(shard: string, name: string): Promise<true> {
+    return eventually(
+      async () => ((await s().redisPrimary(shard))?.name === name && (await s().redisRole(name)).role === 'master' ? true : undefined),
+      30_000,
+      `${name} primary of ${shard}`,
+    );
+  }
+
+  it('when the stack is up, then every shard is a primary with a replica in sync, behind three Sentinels', async () => {
+    expect(s().redisReplicas).to.equal(true);
+    expect(s().sentinelPorts).to.have.length(3);
+    for (const shard of s().topology.shards) {
+      expect(shard.redis).to.deep.include({ kind: 'sentinel', master: `lb-${shard.id}` });
+      const [a, b] = s().redisNodes(shard.id);
+      expect([a!.name, b!.name]).to.deep.equal([`redis-${shard.id}`, `redis-${shard.id}-b`]);
+      expect((await s().redisRole(a!.name)).role).to.equal('master');
+      const replica = await s().redisRole(b!.name);
+      expect(replica).to.deep.include({ role: 'slave', master: { host: '127.0.0.1', port: a!.port }, linkUp: true });
+      expect(await s().redisPrimary(shard.id)).to.deep.equal({ name: a!.name, address: { host: '127.0.0.1', port: a!.port } });
+    }
+  });
+
+  it('when a Redis primary is killed by PID after a write, then the replica is promoted, and the killed node comes back on its port under a new pid as its replica, with the write', async () => {
     const before = s().component('redis-na');
+    const b = s().component('redis-na-b');
     const key = `supervision:${process.pid}`;
     expect(await redisCommand(before.port!, ['SET', key, 'acknowledged'], 2000)).to.equal('OK');
+    expect(await redisCommand(before.port!, ['WAIT', '1', '2000'], 3000)).to.equal(1);
 
     killByPid('redis-na');
     const after = await backHealthy('redis-na', before.pid);
 
     expect(after).to.include({ port: before.port, restarts: 1 });
+    await primaryIs('na', 'redis-na-b');
+    const role = await eventually(async () => {
+      const r = await s().redisRole('redis-na');
+      return r.role === 'slave' && r.linkUp ? r : undefined;
+    }, 30_000, 'redis-na in sync with redis-na-b');
+    expect(role.master).to.deep.equal({ host: '127.0.0.1', port: b.port });
     expect(await redisCommand(after.port!, ['GET', key], 2000)).to.equal('acknowledged');
+    expect(await redisCommand(b.port!, ['GET', key], 2000)).to.equal('acknowledged');
     expect(logText()).to.match(/✖ redis-na \(port \d+\) exited unexpectedly/);
+    expect(logText()).to.match(/redis-na: the Sentinels (name|promoted) 127\.0\.0\.1:\d+/);
     expect(logText()).to.match(new RegExp(`✔ redis-na healthy again on port ${before.port} \\(pid ${after.pid}; restarts: 1\\)`));
-    // The services reconnect to the same address: reads of that shard work again through nginx.
+    // The services follow the Sentinels to the new primary: reads of that shard work again through nginx.
     await eventually(async () => ((await call(`${s().url}/top?region=NA&limit=1`)).status === 200 ? true : undefined), 60_000, 'NA reads through nginx');
+  });
+
+  it('when a Redis primary is frozen with SIGSTOP, then it is failed over but not restarted, and once continued it rejoins as a replica', async () => {
+    const frozen = s().component('redis-na-b');
+    expect(s().sendSignal('redis-na-b', 'SIGSTOP')).to.include({ paused: true, status: 'healthy', pid: frozen.pid });
+    await primaryIs('na', 'redis-na');
+    // Frozen is running: the supervisor leaves it alone.
+    expect(s().component('redis-na-b')).to.include({ pid: frozen.pid, restarts: 0, status: 'healthy', paused: true });
+
+    expect(s().sendSignal('redis-na-b', 'SIGCONT')).to.include({ paused: false, pid: frozen.pid });
+    // Sentinel turns the old primary into a replica of the new one.
+    const role = await eventually(async () => {
+      const r = await s().redisRole('redis-na-b');
+      return r.role === 'slave' && r.linkUp ? r : undefined;
+    }, 30_000, 'redis-na-b a replica again');
+    expect(role.master?.port).to.equal(s().component('redis-na').port);
+    expect(s().component('redis-na-b')).to.include({ pid: frozen.pid, restarts: 0 });
+    expect(logText()).not.to.match(/redis-na-b \(port \d+\) exited unexpectedly/);
   });
 
   it('when Postgres is killed by PID, then it comes back on its port with the same data directory', async () => {
@@ -229,11 +284,15 @@ describe('stack supervision (end to end)', function () {
         .map((l) => l.trim().split(/\s+/))
         .map((cells) => [cells[0], cells] as const),
     );
-    expect(rows.get('COMPONENT')).to.deep.equal(['COMPONENT', 'KIND', 'PORT', 'PID', 'ALIVE', 'STATUS', 'RESTARTS']);
+    expect(rows.get('COMPONENT')).to.deep.equal(['COMPONENT', 'KIND', 'PORT', 'PID', 'ALIVE', 'STATUS', 'RESTARTS', 'ROLE']);
     const redis = s().component('redis-na');
-    expect(rows.get('redis-na')).to.deep.equal(['redis-na', 'redis', String(redis.port), String(redis.pid), 'yes', 'healthy', '1']);
-    expect(rows.get('worker-service-1')).to.deep.equal(['worker-service-1', 'worker', String(s().component('worker-service-1').port), '-', 'no', 'failed', '2']);
-    expect(rows.get('api-gateway-2')?.slice(3)).to.deep.equal(['-', 'no', 'exited', '0']);
+    const b = s().component('redis-na-b');
+    // After the two failovers above: redis-na primary again, redis-na-b its replica.
+    expect(rows.get('redis-na')).to.deep.equal(['redis-na', 'redis', String(redis.port), String(redis.pid), 'yes', 'healthy', '1', 'primary']);
+    expect(rows.get('redis-na-b')).to.deep.equal(['redis-na-b', 'redis', String(b.port), String(b.pid), 'yes', 'healthy', '0', `replica-of:${redis.port}`]);
+    expect(rows.get('sentinel-1')?.slice(0, 2)).to.deep.equal(['sentinel-1', 'sentinel']);
+    expect(rows.get('worker-service-1')).to.deep.equal(['worker-service-1', 'worker', String(s().component('worker-service-1').port), '-', 'no', 'failed', '2', '-']);
+    expect(rows.get('api-gateway-2')?.slice(3)).to.deep.equal(['-', 'no', 'exited', '0', '-']);
     expect(text.stdout).to.match(/not healthy: worker-service-1, api-gateway-2/);
 
     const json = await runStatus(['--json'], { STACK_DATA_DIR: dataDir });
@@ -242,6 +301,7 @@ describe('stack supervision (end to end)', function () {
     expect(report.running).to.equal(true);
     expect(report.down).to.deep.equal(['worker-service-1', 'api-gateway-2']);
     expect(report.components.map((c) => c.name)).to.deep.equal(s().components.map((c) => c.name));
+    expect(report.components.find((c) => c.name === 'redis-na-b')).to.deep.include({ role: { role: 'replica', masterPort: redis.port, linkUp: true } });
     expect(report.components.find((c) => c.name === 'leaderboard-service-1')).to.deep.include({
       kind: 'service',
       pid: s().component('leaderboard-service-1').pid,

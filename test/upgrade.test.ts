@@ -24,9 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import pg from 'pg';
-import { createClient, type RedisClientType } from 'redis';
+import type { RedisClientType } from 'redis';
 import { DEFAULT_PROJECT, parseReset, periodAt, previousPeriod, ShardRouter, shardKeys, upgradedKeyName, type Topology } from '@lb/common/contracts';
-import { ensureDatabase, migrateTopology, serviceRoleUrl, signToken } from '@lb/common/platform';
+import { ensureDatabase, migrateTopology, openRedis, serviceRoleUrl, signToken, topologyJson } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from '../leaderboard-service/test/support/service.js';
 import { ApiKeysRepo } from '../leaderboard-service/src/db/api-keys-repo.js';
@@ -176,12 +176,13 @@ describe('upgrade in place: the board main from its old tables', function () {
   async function onShards<T>(fn: (c: RedisClientType, shard: string) => Promise<T>): Promise<T[]> {
     return Promise.all(
       topology.shards.map(async (s) => {
-        const c: RedisClientType = createClient({ url: s.redis });
-        await c.connect();
+        const h = openRedis(s.redis);
+        await h.connect();
+        const c = h.client as unknown as RedisClientType;
         try {
           return await fn(c, s.id);
         } finally {
-          await c.quit();
+          await h.close();
         }
       }),
     );
@@ -260,7 +261,7 @@ describe('upgrade in place: the board main from its old tables', function () {
     let svc: TestService;
     let api: Client;
     before(async () => {
-      svc = await startService({ TOPOLOGY: JSON.stringify(topology) });
+      svc = await startService({ TOPOLOGY: topologyJson(topology) });
       api = new Client(svc.url);
       for (const s of topology.shards) await rebuildShard(svc.deps.router, svc.deps.stores.get(s.id), svc.deps.pools, DEFAULT_PROJECT, svc.deps.catalog.live(DEFAULT_PROJECT), async () => false);
     });
@@ -300,7 +301,7 @@ describe('upgrade in place: the board main from its old tables', function () {
           await c.hSet(k.names, r.user_id, r.name);
         }
       });
-      svc = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix });
+      svc = await startService({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: prefix });
       api = new Client(svc.url);
     });
     after(async () => svc?.stop());
@@ -325,7 +326,7 @@ describe('upgrade in place: the board main from its old tables', function () {
     it('when the service starts again on the converted shards, then nothing changes', async () => {
       const before = (await api.get('/top?region=GLOBAL&limit=1000')).body;
       await svc!.stop();
-      svc = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix });
+      svc = await startService({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: prefix });
       api = new Client(svc.url);
       expect((await api.get('/top?region=GLOBAL&limit=1000')).body).to.deep.equal(before);
       const r = rows[0]!;
@@ -374,7 +375,7 @@ describe('upgrade in place: the board main from its old tables', function () {
       idem.user = rows.find((r) => r.region === 'EU')!.user_id;
       limited = rows.find((r) => r.region === 'NA')!.user_id;
       // The board's definition is the control plane's (Postgres), whatever the Redis layout.
-      const setup = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: `${prefix}x` });
+      const setup = await startService({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: `${prefix}x` });
       try {
         const key = (await new ApiKeysRepo(setup.deps.pools, setup.deps.router.shards[0]!.id).create('upgrade')).key;
         board = uniqueId('upg').toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 60);
@@ -438,11 +439,11 @@ describe('upgrade in place: the board main from its old tables', function () {
         await c.set(k.layout, '2');
       });
       // Two replicas start on the same shards at once: each converts, neither loses what the other moved.
-      const env = { TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix, USER_RATE_LIMIT_COUNT: '5', USER_RATE_LIMIT_WINDOW_MS: '600000' };
+      const env = { TOPOLOGY: topologyJson(topology), KEY_PREFIX: prefix, USER_RATE_LIMIT_COUNT: '5', USER_RATE_LIMIT_WINDOW_MS: '600000' };
       services.push(...(await Promise.all([startService(env), startService(env)])));
       api = new Client(services[0]!.url);
       const infra = await getInfra();
-      worker = spawnNode('worker-service/src/index.ts', infra.env({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: prefix, LOG_LEVEL: 'warn', BATCH_MAX_WAIT_MS: '20' }));
+      worker = spawnNode('worker-service/src/index.ts', infra.env({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: prefix, LOG_LEVEL: 'warn', BATCH_MAX_WAIT_MS: '20' }));
     });
     after(async () => {
       await worker?.stop();

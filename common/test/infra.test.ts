@@ -11,6 +11,7 @@ import pg from 'pg';
 import { pingRedis, redisCommand } from '@lb/devtools/infra';
 import { getInfra, uniqueId, type Infra } from '@lb/devtools/testing';
 import { applyMigrations, ensureDatabase, listMigrations } from '../src/platform/migrate.js';
+import { validateTopology } from '../src/platform/topology.js';
 
 async function query<R extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<R[]> {
   const client = new pg.Client({ connectionString: url });
@@ -54,8 +55,8 @@ describe('test infrastructure', function () {
     it('when the harness is up, then the topology maps NA, EU and ASIA to their own shards', () => {
       expect(infra.topology.regions).to.deep.equal({ NA: 'na', EU: 'eu', ASIA: 'asia' });
       expect(infra.topology.shards.map((s) => s.id)).to.deep.equal(['na', 'eu', 'asia']);
-      expect(infra.topology.shards.map((s) => s.redis)).to.deep.equal(infra.redis.map((r) => r.url));
-      expect(JSON.parse(infra.env().TOPOLOGY!)).to.deep.equal(infra.topology);
+      expect(infra.topology.shards.map((s) => s.redis)).to.deep.equal(infra.redis.map((r) => ({ kind: 'server', url: r.url })));
+      expect(validateTopology(JSON.parse(infra.env().TOPOLOGY!))).to.deep.equal(infra.topology);
       expect(infra.env({ EXTRA: '1' }).EXTRA).to.equal('1');
     });
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { DEFAULT_PROJECT } from '@lb/common/contracts';
-import { signToken } from '@lb/common/platform';
+import { signToken, topologyJson } from '@lb/common/platform';
 import { projectDb, uniqueId } from '@lb/devtools/testing';
 import { Client, startService, type TestService } from './support/service.js';
 import { mainEntry } from '../../test/support/main-entry.js';
@@ -310,8 +310,8 @@ describe('leaderboard-service API', function () {
     it('when a Redis shard does not answer, then /health is 503 and names it', async () => {
       const { freePort } = await import('@lb/devtools/infra');
       const dead = `redis://127.0.0.1:${await freePort()}`;
-      const topology = { ...svc.topology, shards: svc.topology.shards.map((s) => (s.id === 'asia' ? { ...s, redis: dead } : s)) };
-      const broken = await startService({ TOPOLOGY: JSON.stringify(topology), REDIS_COMMAND_TIMEOUT_MS: '300' });
+      const topology = { ...svc.topology, shards: svc.topology.shards.map((s) => (s.id === 'asia' ? { ...s, redis: { kind: 'server' as const, url: dead } } : s)) };
+      const broken = await startService({ TOPOLOGY: topologyJson(topology), REDIS_COMMAND_TIMEOUT_MS: '300' });
       try {
         const r = await new Client(broken.url).get('/health');
         expect(r.status).to.equal(503);

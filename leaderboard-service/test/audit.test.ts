@@ -13,6 +13,7 @@ import { runAdmin } from '../src/admin/cli.js';
 import { AuditRepo, quotaTarget, type AuditRecord } from '../src/db/audit-repo.js';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import { Client, startService, type Reply, type TestService } from './support/service.js';
+import { topologyJson } from '@lb/common/platform';
 
 const tid = (p: string) => uniqueId(p).toLowerCase().replace(/[^a-z0-9_-]/g, '');
 
@@ -233,7 +234,7 @@ describe('audit log', function () {
     async function admin(...args: string[]): Promise<{ code: number; out: string[]; err: string }> {
       const out: string[] = [];
       let err = '';
-      const code = await runAdmin(args, (s) => out.push(s), (s) => (err += s), { TOPOLOGY: JSON.stringify(svc.topology), KEY_PREFIX: svc.config.keyPrefix });
+      const code = await runAdmin(args, (s) => out.push(s), (s) => (err += s), { TOPOLOGY: topologyJson(svc.topology), KEY_PREFIX: svc.config.keyPrefix });
       return { code, out, err };
     }
 

@@ -8,6 +8,7 @@ import { uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../src/admin/cli.js';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import { Client, startService, type TestService } from './support/service.js';
+import { topologyJson } from '@lb/common/platform';
 
 const T = (iso: string) => Date.parse(iso);
 const boardId = (p: string) => uniqueId(p).toLowerCase();
@@ -178,7 +179,7 @@ describe('boards: control plane and admin routes', function () {
 
   it('when keys are managed with the admin command, then create prints a working key once, list shows it, and revoke ends it', async () => {
     const prior = process.env.TOPOLOGY;
-    process.env.TOPOLOGY = JSON.stringify(a.topology);
+    process.env.TOPOLOGY = topologyJson(a.topology);
     try {
       const out: string[] = [];
       expect(await runAdmin(['key', 'create', '--name', 'ci robot'], (s) => out.push(s), () => undefined)).to.equal(0);

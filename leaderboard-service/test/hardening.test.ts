@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { DEFAULT_PROJECT } from '@lb/common/contracts';
-import { signToken } from '@lb/common/platform';
+import { signToken, topologyJson } from '@lb/common/platform';
 import { freePort, startRedis, type RedisProcess } from '@lb/devtools/infra';
 import { uniqueId } from '@lb/devtools/testing';
 import { HashSlots } from '../src/accounts/hash-slots.js';
@@ -180,12 +180,12 @@ describe('leaderboard-service hardening', function () {
     before(async () => {
       const base = await startService();
       const dead = `redis://127.0.0.1:${await freePort()}`;
-      const topology = { ...base.topology, shards: base.topology.shards.map((s) => (s.id === 'asia' ? { ...s, redis: dead } : s)) };
+      const topology = { ...base.topology, shards: base.topology.shards.map((s) => (s.id === 'asia' ? { ...s, redis: { kind: 'server' as const, url: dead } } : s)) };
       // Same key prefix: the players registered on `base` are on the live shards.
       eu = uniqueId('eu');
       await new Client(base.url).register(eu, 'EU', { initialScore: 50 });
       await new Client(base.url).register(uniqueId('na'), 'NA', { initialScore: 70 });
-      svc = await startService({ TOPOLOGY: JSON.stringify(topology), KEY_PREFIX: base.config.keyPrefix, REDIS_COMMAND_TIMEOUT_MS: '300' });
+      svc = await startService({ TOPOLOGY: topologyJson(topology), KEY_PREFIX: base.config.keyPrefix, REDIS_COMMAND_TIMEOUT_MS: '300' });
       await base.stop();
       api = new Client(svc.url);
     });
@@ -237,9 +237,9 @@ describe('leaderboard-service hardening', function () {
       dir = await mkdtemp(join(tmpdir(), 'lb-stall-'));
       redis = await startRedis({ dir, name: 'stall' });
       const base = await startService();
-      const topology = { ...base.topology, shards: base.topology.shards.map((s) => (s.id === 'eu' ? { ...s, redis: `redis://127.0.0.1:${redis.port}` } : s)) };
+      const topology = { ...base.topology, shards: base.topology.shards.map((s) => (s.id === 'eu' ? { ...s, redis: { kind: 'server' as const, url: `redis://127.0.0.1:${redis.port}` } } : s)) };
       await base.stop();
-      svc = await startService({ TOPOLOGY: JSON.stringify(topology), REDIS_COMMAND_TIMEOUT_MS: '400' });
+      svc = await startService({ TOPOLOGY: topologyJson(topology), REDIS_COMMAND_TIMEOUT_MS: '400' });
     });
     after(async () => {
       if (redis?.running()) process.kill(redis.pid, 'SIGCONT');

@@ -15,7 +15,7 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rendezvous, shardKeys } from '@lb/common/contracts';
-import { createLogger } from '@lb/common/platform';
+import { createLogger, topologyJson } from '@lb/common/platform';
 import { uniqueId } from '@lb/devtools/testing';
 import { dataOf, SseStream, type SseEvent } from '../../test/support/sse.js';
 import { skipUnlessInstalled } from '../../test/support/test-stack.js';
@@ -335,7 +335,7 @@ describe('live pushes: the replicas publish to nchan', function () {
     // As the live bench makes its own: the platform's shards and key prefix, no server, no nginx of this test
     // (LIVE_PUBLISH_URL of nobody: the bench left the default, a port nothing of its stack listens on).
     const tool = await createDeps(
-      loadConfig({ TOPOLOGY: JSON.stringify(replicas[0]!.topology), JWT_SECRET: TEST_SECRET, KEY_PREFIX: prefix, LIVE_REFRESH_MS: String(REFRESH_MS), LIVE_PUBLISH_URL: 'http://127.0.0.1:1', LOG_LEVEL: 'error', PORT: '0' }),
+      loadConfig({ TOPOLOGY: topologyJson(replicas[0]!.topology), JWT_SECRET: TEST_SECRET, KEY_PREFIX: prefix, LIVE_REFRESH_MS: String(REFRESH_MS), LIVE_PUBLISH_URL: 'http://127.0.0.1:1', LOG_LEVEL: 'error', PORT: '0' }),
       { log: createLogger('test-tool', 'error') },
     );
     try {

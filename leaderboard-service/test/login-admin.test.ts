@@ -10,6 +10,7 @@ import { runAdmin } from '../src/admin/cli.js';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import type { LoginStatusLine } from '../src/admin/login-admin.js';
 import { Client, startService, type TestService } from './support/service.js';
+import { topologyJson } from '@lb/common/platform';
 
 const PASSWORD = 'correct horse';
 const LIMITS = { LOGIN_USER_MAX_FAILS: '3', LOGIN_IP_MAX_FAILS: '4', LOGIN_FAIL_WINDOW_S: '900' };
@@ -24,7 +25,7 @@ describe('admin login status and unlock', function () {
     svc = await startService(LIMITS);
     api = new Client(svc.url);
     // What the operator's shell has: the services' topology, key prefix and limits.
-    env = { TOPOLOGY: JSON.stringify(svc.topology), KEY_PREFIX: svc.config.keyPrefix, ...LIMITS };
+    env = { TOPOLOGY: topologyJson(svc.topology), KEY_PREFIX: svc.config.keyPrefix, ...LIMITS };
   });
   after(async () => svc?.stop());
 
@@ -154,9 +155,9 @@ describe('admin login status and unlock', function () {
     const down = svc.deps.router.shards[0]!.id;
     const ip = onEveryShard((i) => `10.90.0.${i + 1}`).find((k) => svc.deps.router.hashShard(k).id === down)!;
     // The same topology with that shard's Redis on a port nothing listens on.
-    const topology = { ...svc.topology, shards: svc.topology.shards.map((s) => (s.id === down ? { ...s, redis: 'redis://127.0.0.1:1' } : s)) };
+    const topology = { ...svc.topology, shards: svc.topology.shards.map((s) => (s.id === down ? { ...s, redis: { kind: 'server' as const, url: 'redis://127.0.0.1:1' } } : s)) };
     const saved = env;
-    env = { ...env, TOPOLOGY: JSON.stringify(topology) };
+    env = { ...env, TOPOLOGY: topologyJson(topology) };
     try {
       let failure: unknown;
       await admin('login', 'unlock', '--ip', ip).catch((e: unknown) => (failure = e));

@@ -11,6 +11,7 @@ import { periodAt, previousPeriod } from '@lb/common/contracts';
 import { OUTAGES, startOutagePostgres, uniqueId, type OutagePostgres } from '@lb/devtools/testing';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import { Client, startService, type Reply, type TestService } from './support/service.js';
+import { topologyJson } from '@lb/common/platform';
 
 describe('leaderboard-service when Postgres is unavailable (private server)', function () {
   this.timeout(120_000);
@@ -26,7 +27,7 @@ describe('leaderboard-service when Postgres is unavailable (private server)', fu
   before(async () => {
     pgx = await startOutagePostgres();
     // API keys checked once are trusted for 10 minutes: the admin create below reaches the board store.
-    svc = await startService({ TOPOLOGY: JSON.stringify(pgx.topology), API_KEY_CACHE_MS: '600000' });
+    svc = await startService({ TOPOLOGY: topologyJson(pgx.topology), API_KEY_CACHE_MS: '600000' });
     api = new Client(svc.url);
     token = await api.register(player, 'EU');
     const keys = new ApiKeysRepo(svc.deps.pools, svc.deps.router.shards[0]!.id);

@@ -12,6 +12,7 @@ import { uniqueId } from '@lb/devtools/testing';
 import { runAdmin } from '../src/admin/cli.js';
 import { ApiKeysRepo } from '../src/db/api-keys-repo.js';
 import { Client, startService, type Reply, type TestService } from './support/service.js';
+import { topologyJson } from '@lb/common/platform';
 
 const tid = (p: string) => uniqueId(p).toLowerCase().replace(/[^a-z0-9_-]/g, '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -231,7 +232,7 @@ describe('tenants, projects and keys', function () {
   });
 
   it('when the admin command manages tenants, projects and keys, then it does what the API does', async () => {
-    const env = { ...process.env, TOPOLOGY: JSON.stringify(a.topology) };
+    const env = { ...process.env, TOPOLOGY: topologyJson(a.topology) };
     const out: string[] = [];
     let err = '';
     const run = (args: string[]) => runAdmin(args, (s) => out.push(s), (s) => (err += s), env);

@@ -22,7 +22,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEFAULT_PROJECT, GLOBAL, NO_PROJECT_LIMITS } from '@lb/common/contracts';
-import { createLogger, signToken } from '@lb/common/platform';
+import { createLogger, signToken, topologyJson } from '@lb/common/platform';
 import { findBinary, freePort } from '@lb/devtools/infra';
 import { createDeps } from '@lb/leaderboard-service/deps';
 import { loadConfig } from '@lb/leaderboard-service/config';
@@ -349,7 +349,7 @@ async function benchTopology(log: (s: string) => void, opts: HttpBenchOptions, t
   const forget = onInterrupt(() => stack.stop().then(() => rm(dataDir, { recursive: true, force: true })));
   try {
     // Seed the boards through the service's own write path (limits, script, outbox, relay), in-process.
-    const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...bigLimits, PORT: '0' });
+    const config = loadConfig({ TOPOLOGY: topologyJson(stack.topology), JWT_SECRET: stack.jwtSecret, ...bigLimits, PORT: '0' });
     const deps = await createDeps(config, { log: createLogger('bench-seed', 'error') });
     const memBefore = await Promise.all(deps.stores.all().map(async (s) => usedMemory(await s.client.info('memory'))));
     const t0 = performance.now();

@@ -28,7 +28,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GLOBAL } from '@lb/common/contracts';
-import { createLogger } from '@lb/common/platform';
+import { createLogger, topologyJson } from '@lb/common/platform';
 import { createDeps } from '@lb/leaderboard-service/deps';
 import { loadConfig } from '@lb/leaderboard-service/config';
 import { startStack, type Stack } from '../stack/stack.js';
@@ -526,7 +526,7 @@ export async function benchLive(log: (s: string) => void, opts: LiveBenchOptions
   let nginxWarnings = '';
   try {
     if (nginxConns < n + 1000) throw new Error(`nginx worker_connections ${nginxConns} cannot hold ${n} streams beside the writes`);
-    const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...BENCH_LIMITS, PORT: '0', METRICS_PORT: '0' });
+    const config = loadConfig({ TOPOLOGY: topologyJson(stack.topology), JWT_SECRET: stack.jwtSecret, ...BENCH_LIMITS, PORT: '0', METRICS_PORT: '0' });
     const deps: Deps = await createDeps(config, { log: createLogger('bench-live', 'error') });
     try {
       await seedPlayers(deps, players);

@@ -24,7 +24,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { createLogger, METRIC } from '@lb/common/platform';
+import { createLogger, METRIC, topologyJson } from '@lb/common/platform';
 import { scrape, type Sample } from '@lb/devtools/testing';
 import { createDeps } from '@lb/leaderboard-service/deps';
 import { loadConfig } from '@lb/leaderboard-service/config';
@@ -254,7 +254,7 @@ async function withStack<T>(dataDir: string, cfg: Config, sink: OtlpSink, fn: (s
     for (const c of stack.components) if (c.kind === 'prometheus' || c.kind === 'exporter') await stack.kill(c.name, 'SIGTERM');
   }
   try {
-    const config = loadConfig({ TOPOLOGY: JSON.stringify(stack.topology), JWT_SECRET: stack.jwtSecret, ...BENCH_LIMITS, PORT: '0', METRICS_PORT: '0' });
+    const config = loadConfig({ TOPOLOGY: topologyJson(stack.topology), JWT_SECRET: stack.jwtSecret, ...BENCH_LIMITS, PORT: '0', METRICS_PORT: '0' });
     const deps = await createDeps(config, { log: createLogger('bench-observability', 'error') });
     try {
       return await fn(stack, deps, config.jwtIssuer);

@@ -23,13 +23,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import pg from 'pg';
 import { DEFAULT_PROJECT, jobIdOf, SCORE_JOB, type ScoreEvent, type Topology } from '@lb/common/contracts';
-import {
-  createLogger,
-  PgPools,
-  ensureDatabase,
-  migrateTopology,
-  signToken,
-} from '@lb/common/platform';
+import { createLogger, ensureDatabase, migrateTopology, PgPools, signToken, topologyJson } from '@lb/common/platform';
 import { freePort, startPostgres, startRedis, type PostgresProcess, type RedisProcess } from '@lb/devtools/infra';
 import { onInterrupt } from './interrupt.js';
 import { findRepoRoot } from '@lb/devtools/testing';
@@ -95,7 +89,7 @@ export async function up(): Promise<Env> {
   for (const id of ['na', 'eu', 'asia']) redis.push(await startRedis({ dir: join(dir, `redis-${id}`), appendOnly: true, name: id }));
   postgres = await startPostgres({ dataDir: join(dir, 'pg') });
   const topology: Topology = {
-    shards: ['na', 'eu', 'asia'].map((id, i) => ({ id, redis: redis[i]!.url, postgres: postgres.urlFor(`bench_${id}`) })),
+    shards: ['na', 'eu', 'asia'].map((id, i) => ({ id, redis: { kind: 'server' as const, url: redis[i]!.url }, postgres: postgres.urlFor(`bench_${id}`) })),
     regions: { NA: 'na', EU: 'eu', ASIA: 'asia' },
   };
   for (const s of topology.shards) await ensureDatabase(s.postgres);
@@ -174,7 +168,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
   const log = createLogger('bench', 'error');
   const stores = new ShardStores(shards, prefix, 10_000, log);
   await stores.connect(log);
-  const defaults = loadServiceConfig({ ...process.env, TOPOLOGY: JSON.stringify(e.topology), JWT_SECRET: SECRET });
+  const defaults = loadServiceConfig({ ...process.env, TOPOLOGY: topologyJson(e.topology), JWT_SECRET: SECRET });
   const relays = new EventRelays(
     stores.all(),
     { keyPrefix: prefix, jobs: { attempts: 5, backoffMs: 200 }, batchMax: defaults.relayEnvelopeMax, lingerMs: defaults.relayLingerMs, leaseMs: defaults.relayLeaseMs },
@@ -194,7 +188,7 @@ export async function pipelineRun(e: Env, shardIds: string[], perShard: number, 
   }
   const healthPort = await freePort();
   const worker = spawnService('worker-service/dist/index.js', {
-    TOPOLOGY: JSON.stringify(e.topology),
+    TOPOLOGY: topologyJson(e.topology),
     KEY_PREFIX: prefix,
     WORKER_SHARDS: shardIds.join(','),
     LOG_LEVEL: 'warn',
@@ -259,7 +253,7 @@ const PER_SHARD_EXPECTED = new Map<string, number>();
 async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) => void): Promise<PersistenceResult['lag']> {
   const ports = [await freePort(), await freePort()];
   const env = {
-    TOPOLOGY: JSON.stringify(e.topology),
+    TOPOLOGY: topologyJson(e.topology),
     JWT_SECRET: SECRET,
     KEY_PREFIX: 'lag',
     ACCESS_LOG: 'false',
@@ -363,7 +357,7 @@ async function lagRun(e: Env, rate: number, seconds: number, log: (s: string) =>
 async function startWorker(e: Env, prefix: string): Promise<{ child: ChildProcess; healthPort: number }> {
   const healthPort = await freePort();
   const child = spawnService('worker-service/dist/index.js', {
-    TOPOLOGY: JSON.stringify(e.topology),
+    TOPOLOGY: topologyJson(e.topology),
     KEY_PREFIX: prefix,
     LOG_LEVEL: 'warn',
     HEALTH_PORT: String(healthPort),
@@ -406,7 +400,7 @@ async function measure(e: Env, target: number, opts: { seconds: number; saturati
     cwd: root,
     env: {
       ...process.env,
-      TOPOLOGY: JSON.stringify(e.topology),
+      TOPOLOGY: topologyJson(e.topology),
       KEY_PREFIX: prefix,
       BENCH_RATE: String(target),
       BENCH_SECONDS: String(opts.seconds),

@@ -11,11 +11,19 @@ import {
   distNodeArgs,
   freePort,
   pingRedis,
+  redisRole,
+  SENTINEL_DEFAULTS,
   SOURCE_NODE_ARGS,
+  startHaRedisNode,
   startPostgres,
   startRedis,
+  startSentinel,
+  type NodeRole,
   type PostgresProcess,
   type RedisProcess,
+  type RedisRole,
+  type SentinelMaster,
+  type SentinelProcess,
 } from '@lb/devtools/infra';
 import { describeExit, spawnProcess, type ExitInfo, type Proc } from './children.js';
 import { probe, waitHealthy, type WaitOutcome } from './health.js';
@@ -25,7 +33,7 @@ import type { NodeCode } from './options.js';
 import { REPO_ROOT } from './paths.js';
 import { childPids, pidAlive, processStartTime, signal, waitGone } from './proc.js';
 
-export type ComponentKind = 'redis' | 'postgres' | 'service' | 'worker' | 'gateway' | 'nginx' | 'exporter' | 'prometheus';
+export type ComponentKind = 'redis' | 'sentinel' | 'postgres' | 'service' | 'worker' | 'gateway' | 'nginx' | 'exporter' | 'prometheus';
 
 /**
  * - `pending`: not started yet; `starting`: launched, not yet healthy
@@ -51,7 +59,8 @@ export type ComponentStatus =
 /** A snapshot of one component, as the stack reports it. */
 export interface ComponentInfo {
   /**
-   * `redis-na`, `postgres`, `leaderboard-service-1`, `worker-service-1`,
+   * `redis-na`, `redis-na-b` (a shard's second Redis node), `sentinel-1`,
+   * `postgres`, `leaderboard-service-1`, `worker-service-1`,
    * `api-gateway-1`, `nginx`, `redis-exporter-na`, `postgres-exporter`,
    * `nginx-exporter`, `prometheus`.
    */
@@ -78,19 +87,24 @@ export interface ComponentInfo {
   readonly detail: string | undefined;
   /** How many times the stack restarted it after it died on its own (deliberate restarts not counted). */
   readonly restarts: number;
+  /** Stopped with SIGSTOP through the stack (Stack.sendSignal) and not continued yet: it runs, frozen. */
+  readonly paused: boolean;
 }
 
 /**
- * The stack starts redis, postgres, services, workers, gateways, nginx, the
- * exporters, then Prometheus, and stops in this order: Prometheus and the
- * exporters first (they only watch), nginx and the gateways (no new
- * traffic), then the services (no new events), then the worker (it drains
- * what the services queued), then the stores.
+ * The stack starts redis (the primaries, then their replicas), the
+ * Sentinels, postgres, services, workers, gateways, nginx, the exporters,
+ * then Prometheus, and stops in this order: Prometheus and the exporters
+ * first (they only watch), nginx and the gateways (no new traffic), then the
+ * services (no new events), then the worker (it drains what the services
+ * queued), then the stores: the Sentinels before Redis, so that stopping a
+ * primary is not taken for a failure and failed over.
  */
-export const STOP_ORDER: readonly ComponentKind[] = ['prometheus', 'exporter', 'nginx', 'gateway', 'service', 'worker', 'postgres', 'redis'];
+export const STOP_ORDER: readonly ComponentKind[] = ['prometheus', 'exporter', 'nginx', 'gateway', 'service', 'worker', 'postgres', 'sentinel', 'redis'];
 
 export const KIND_COLORS: Readonly<Record<ComponentKind, Color>> = {
   redis: 'cyan',
+  sentinel: 'cyan',
   postgres: 'blue',
   service: 'green',
   worker: 'yellow',
@@ -124,6 +138,8 @@ export abstract class Component {
   deliberate = false;
   /** Automatic restarts so far; kept by the stack's supervisor. */
   restarts = 0;
+  /** SIGSTOPped through the stack (fault injection): still running, so never restarted; continued before a stop. */
+  paused = false;
 
   constructor(
     readonly name: string,
@@ -149,6 +165,7 @@ export abstract class Component {
   /** Starts and waits for health; sets the status. Infra start errors propagate. */
   async start(): Promise<WaitOutcome> {
     this.deliberate = false;
+    this.paused = false;
     this.exit = undefined;
     this.detail = undefined;
     this.status = 'starting';
@@ -171,6 +188,7 @@ export abstract class Component {
     if (!this.running()) return;
     this.deliberate = true;
     this.status = 'stopping';
+    this.resume();
     this.exit = await this.halt();
     this.status = 'stopped';
   }
@@ -179,10 +197,31 @@ export abstract class Component {
   async kill(sig: NodeJS.Signals = 'SIGKILL'): Promise<ExitInfo | undefined> {
     if (!this.running()) return this.exit;
     this.deliberate = true;
+    if (sig !== 'SIGKILL') this.resume();
     this.exit = await this.signalAndWait(sig);
     this.status = 'exited';
     this.detail = `killed with ${sig}`;
     return this.exit;
+  }
+
+  /**
+   * Fault injection by PID, as from outside the stack: SIGKILL (or SIGTERM)
+   * is a crash the supervisor restarts; SIGSTOP freezes the process (it
+   * still runs, so it is not restarted) until SIGCONT.
+   */
+  sendSignal(sig: 'SIGKILL' | 'SIGTERM' | 'SIGSTOP' | 'SIGCONT'): void {
+    const pid = this.running() ? this.pid() : undefined;
+    if (pid === undefined) throw new Error(`${this.name} is not running (status ${this.status})`);
+    process.kill(pid, sig);
+    this.paused = sig === 'SIGSTOP';
+  }
+
+  /** Continues a SIGSTOPped process (a stopped process cannot act on SIGTERM). */
+  protected resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    const pid = this.pid();
+    if (pid !== undefined) signal(pid, 'SIGCONT');
   }
 
   info(): ComponentInfo {
@@ -198,6 +237,7 @@ export abstract class Component {
       exit: this.exit,
       detail: this.detail,
       restarts: this.restarts,
+      paused: this.paused && this.running(),
     });
   }
 }
@@ -246,16 +286,102 @@ abstract class ServerComponent<P extends ServerProcess> extends Component {
   }
 }
 
+/** What a Redis node of a shard with a replica (and Sentinels) needs. */
+export interface RedisHaSettings {
+  /** The shard's Sentinel master name (`lb-na`). */
+  readonly master: string;
+  /** The Sentinels' ports (read at each launch: they start after Redis, on ports that may be ephemeral). */
+  readonly sentinelPorts: () => number[];
+  /** Its role at its first start: primary, or the replica of the node that starts as primary (read after that one started). */
+  readonly initialRole: () => NodeRole;
+  /** Where its role decisions are reported (the stack's log). */
+  readonly log: (line: string) => void;
+}
+
+/**
+ * `min-replicas-to-write 1`, `min-replicas-max-lag 2`: a primary of a shard
+ * with a replica refuses writes its replica has not been keeping up with
+ * (set on both nodes, either may be primary).
+ */
+const HA_WRITE_SAFETY = { minReplicasToWrite: 1, minReplicasMaxLagSeconds: 2 } as const;
+
 export class RedisComponent extends ServerComponent<RedisProcess> {
   protected readonly stopTimeoutMs = 15_000;
+  /** The role it took at its last start; undefined before the first. */
+  startedAs: NodeRole | undefined;
 
   constructor(
     readonly shardId: string,
+    name: string,
     private readonly dir: string,
     port: number,
     ctx: ComponentContext,
+    /** Undefined: a shard without replicas (one plain server). */
+    readonly ha?: RedisHaSettings,
   ) {
-    super(`redis-${shardId}`, 'redis', join(ctx.logsDir, `redis-${shardId}.log`), ctx);
+    super(name, 'redis', join(ctx.logsDir, `${name}.log`), ctx);
+    this.port = port;
+  }
+
+  url(): string | undefined {
+    return this.port ? `redis://127.0.0.1:${this.port}` : undefined;
+  }
+
+  /** Its role now, from INFO replication; rejects when it does not answer (down, or SIGSTOPped). */
+  role(timeoutMs = 1000): Promise<RedisRole> {
+    if (!this.port || !this.running()) return Promise.reject(new Error(`${this.name} is not running`));
+    return redisRole(this.port, timeoutMs);
+  }
+
+  protected async launch(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    // Port 0 only on the very first start: a restart must come back where
+    // the topology (and every client) expects it.
+    const base = { port: this.port || 0, dir: this.dir, appendOnly: true, logFile: this.logFile, name: this.name };
+    if (!this.ha) {
+      this.proc = await startRedis(base);
+      this.startedAs = 'primary';
+    } else {
+      // The restart rule (devtools/src/infra/redis-ha.ts): the first start
+      // takes its given role; any later one asks the Sentinels, and never
+      // comes back as a stale primary while its replica may be promoted.
+      const first = this.startedAs === undefined;
+      const started = await startHaRedisNode({
+        ...base,
+        ...HA_WRITE_SAFETY,
+        master: this.ha.master,
+        sentinelPorts: this.ha.sentinelPorts(),
+        ...(first ? { initial: this.ha.initialRole() } : { fallback: this.startedAs! }),
+        log: this.ha.log,
+        ...(this.ctx.signal && { signal: this.ctx.signal }),
+      });
+      this.proc = started.proc;
+      this.startedAs = started.replicaOf ?? 'primary';
+    }
+    this.port = this.proc.port;
+  }
+
+  protected async ready(): Promise<WaitOutcome> {
+    return (await pingRedis(this.port!, 2000)) ? { ok: true } : { ok: false, reason: 'timeout', last: 'no PONG' };
+  }
+}
+
+/** One of the Redis Sentinels watching every shard of a stack with replicas. */
+export class SentinelComponent extends ServerComponent<SentinelProcess> {
+  protected readonly stopTimeoutMs = 10_000;
+  private launched = false;
+
+  constructor(
+    name: string,
+    private readonly dir: string,
+    port: number,
+    /** The primaries to monitor when it writes a new configuration (read at launch: their ports may be ephemeral). */
+    private readonly masters: () => SentinelMaster[],
+    /** Replace a configuration left by an earlier run at the first start (it names other ports). */
+    private readonly replaceConfig: boolean,
+    ctx: ComponentContext,
+  ) {
+    super(name, 'sentinel', join(ctx.logsDir, `${name}.log`), ctx);
     this.port = port;
   }
 
@@ -264,10 +390,17 @@ export class RedisComponent extends ServerComponent<RedisProcess> {
   }
 
   protected async launch(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
-    // Port 0 only on the very first start: a restart must come back where
-    // the topology (and every client) expects it.
-    this.proc = await startRedis({ port: this.port || 0, dir: this.dir, appendOnly: true, logFile: this.logFile, name: this.name });
+    // A restart keeps the configuration Sentinel rewrote: it names the current primaries.
+    this.proc = await startSentinel({
+      port: this.port || 0,
+      dir: this.dir,
+      masters: this.masters(),
+      ...SENTINEL_DEFAULTS,
+      logFile: this.logFile,
+      name: this.name,
+      replaceConfig: !this.launched && this.replaceConfig,
+    });
+    this.launched = true;
     this.port = this.proc.port;
   }
 

@@ -6,7 +6,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type Topology } from '@lb/common/contracts';
+import { type RedisEndpoint, type RedisNode, type Topology } from '@lb/common/contracts';
 import { DEFAULT_PORTS, DEFAULT_TOPOLOGY, type LogLevel } from '@lb/common/platform';
 import type { LiveStreamSettings } from './nginx.js';
 import { DEFAULT_DATA_DIR } from './paths.js';
@@ -17,8 +17,16 @@ import { DEFAULT_DATA_DIR } from './paths.js';
  * port when the base is 0.
  */
 export interface StackPorts {
-  /** One per shard of {@link DEFAULT_TOPOLOGY}, in its order (na, eu, asia). Default 6391, 6392, 6393. */
+  /**
+   * One per shard of {@link DEFAULT_TOPOLOGY}, in its order (na, eu, asia):
+   * the shard's Redis (with replicas, the node that starts as its primary,
+   * `redis-<shard>`). Default 6391, 6392, 6393.
+   */
   readonly redis?: readonly number[];
+  /** With replicas: the node of each shard that starts as its replica (`redis-<shard>-b`), in shard order. Default 6401, 6402, 6403. */
+  readonly redisReplica?: readonly number[];
+  /** With replicas: the three Redis Sentinels (`sentinel-1..3`) that watch every shard. Default 26391, 26392, 26393. */
+  readonly sentinels?: readonly number[];
   /** Default 5442. */
   readonly postgres?: number;
   /** leaderboard-service replicas. Default 5001. */
@@ -52,6 +60,8 @@ export interface StackPorts {
 /** Ports of `npm start`. */
 export const DEFAULT_STACK_PORTS: Required<StackPorts> = Object.freeze({
   redis: DEFAULT_PORTS.redis,
+  redisReplica: Object.freeze([6401, 6402, 6403]),
+  sentinels: Object.freeze([26391, 26392, 26393]),
   postgres: DEFAULT_PORTS.postgres,
   serviceBase: 5001,
   gatewayBase: 4000,
@@ -69,6 +79,8 @@ export const DEFAULT_STACK_PORTS: Required<StackPorts> = Object.freeze({
 /** Every port picked from the free ones: for tests and benchmarks next to a running `npm start`. */
 export const EPHEMERAL_PORTS: Required<StackPorts> = Object.freeze({
   redis: DEFAULT_PORTS.redis.map(() => 0),
+  redisReplica: DEFAULT_PORTS.redis.map(() => 0),
+  sentinels: [0, 0, 0],
   postgres: 0,
   serviceBase: 0,
   gatewayBase: 0,
@@ -127,6 +139,14 @@ export interface StartStackOptions {
   readonly dataDir?: string;
   /** leaderboard-service replicas (default 3). */
   readonly replicas?: number;
+  /**
+   * Redis replication (default true): every shard is a primary with one
+   * replica, and three Sentinels watch all shards and promote the replica
+   * when a primary dies; the services find the primaries through the
+   * Sentinels (a `sentinel` topology). false (`npm start -- --no-replicas`,
+   * REDIS_REPLICAS=0): one plain redis-server per shard.
+   */
+  readonly redisReplicas?: boolean;
   /** api-gateway instances (default 3). */
   readonly gateways?: number;
   /** worker-service processes (default 1); the shards are dealt out round-robin, see {@link workerShardAssignment}. */
@@ -201,6 +221,7 @@ export const DEFAULT_SCRAPE_INTERVAL_S = 5;
 export interface ResolvedStackOptions {
   readonly dataDir: string;
   readonly replicas: number;
+  readonly redisReplicas: boolean;
   readonly gateways: number;
   readonly workers: number;
   readonly ports: Required<StackPorts>;
@@ -238,8 +259,14 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
   const given = opts.ports === 'ephemeral' ? EPHEMERAL_PORTS : { ...DEFAULT_STACK_PORTS, ...opts.ports };
   const shardCount = DEFAULT_TOPOLOGY.shards.length;
   if (given.redis.length !== shardCount) throw new Error(`ports.redis must list ${shardCount} ports (one per shard), got ${given.redis.length}`);
+  if (given.redisReplica.length !== shardCount) {
+    throw new Error(`ports.redisReplica must list ${shardCount} ports (one per shard), got ${given.redisReplica.length}`);
+  }
+  if (given.sentinels.length !== SENTINELS) throw new Error(`ports.sentinels must list ${SENTINELS} ports, got ${given.sentinels.length}`);
   const ports: Required<StackPorts> = Object.freeze({
     redis: given.redis.map((p, i) => port(`ports.redis[${i}]`, p)),
+    redisReplica: given.redisReplica.map((p, i) => port(`ports.redisReplica[${i}]`, p)),
+    sentinels: given.sentinels.map((p, i) => port(`ports.sentinels[${i}]`, p)),
     postgres: port('ports.postgres', given.postgres),
     serviceBase: port('ports.serviceBase', given.serviceBase),
     gatewayBase: port('ports.gatewayBase', given.gatewayBase),
@@ -263,6 +290,7 @@ export function resolveStackOptions(opts: StartStackOptions): ResolvedStackOptio
   const resolved: ResolvedStackOptions = Object.freeze({
     dataDir: resolve(opts.dataDir ?? DEFAULT_DATA_DIR),
     replicas: count('replicas', opts.replicas, 3, 1),
+    redisReplicas: opts.redisReplicas ?? true,
     gateways: count('gateways', opts.gateways, 3, 1),
     workers: count('workers', opts.workers, 1, 0),
     ports,
@@ -355,7 +383,11 @@ export function fixedPorts(o: ResolvedStackOptions): Array<{ name: string; port:
   const add = (name: string, p: number): void => {
     if (p > 0) out.push({ name, port: p });
   };
-  DEFAULT_TOPOLOGY.shards.forEach((s, i) => add(`redis-${s.id}`, o.ports.redis[i]!));
+  DEFAULT_TOPOLOGY.shards.forEach((s, i) => add(redisNodeName(s.id, 0), o.ports.redis[i]!));
+  if (o.redisReplicas) {
+    DEFAULT_TOPOLOGY.shards.forEach((s, i) => add(redisNodeName(s.id, 1), o.ports.redisReplica[i]!));
+    o.ports.sentinels.forEach((p, i) => add(sentinelName(i), p));
+  }
   add('postgres', o.ports.postgres);
   for (let i = 0; i < o.replicas; i++) add(serviceName(i), o.ports.serviceBase && o.ports.serviceBase + i);
   for (let i = 0; i < o.workers; i++) add(workerName(i), o.ports.workerHealthBase && o.ports.workerHealthBase + i);
@@ -395,6 +427,13 @@ export const serviceName = (i: number): string => `leaderboard-service-${i + 1}`
 export const workerName = (i: number): string => `worker-service-${i + 1}`;
 export const gatewayName = (i: number): string => `api-gateway-${i + 1}`;
 export const redisExporterName = (shardId: string): string => `redis-exporter-${shardId}`;
+/** A shard's Redis nodes: `redis-na` (the first primary, and the only node without replicas), `redis-na-b` (the first replica). */
+export const redisNodeName = (shardId: string, i: number): string => (i === 0 ? `redis-${shardId}` : `redis-${shardId}-${String.fromCharCode(97 + i)}`);
+export const sentinelName = (i: number): string => `sentinel-${i + 1}`;
+/** The Sentinel master name of a shard. */
+export const sentinelMasterName = (shardId: string): string => `lb-${shardId}`;
+/** How many Sentinels the stack runs (quorum 2). */
+export const SENTINELS = 3;
 export const POSTGRES_EXPORTER = 'postgres-exporter';
 export const NGINX_EXPORTER = 'nginx-exporter';
 export const PROMETHEUS = 'prometheus';
@@ -419,17 +458,21 @@ export function workerShardAssignment(workers: number, shardIds: readonly string
 
 /**
  * The local topology: the shards and regions of {@link DEFAULT_TOPOLOGY}
- * with Redis and Postgres on the given ports (same database names).
+ * with Redis and Postgres on the given ports (same database names). With
+ * `sentinelPorts`, every shard is the Sentinel master `lb-<shard>` behind
+ * those Sentinels (on 127.0.0.1) instead, and `redisPorts` is not used.
  */
-export function localTopology(redisPorts: readonly number[], postgresPort: number): Topology {
+export function localTopology(redisPorts: readonly number[], postgresPort: number, sentinelPorts?: readonly number[]): Topology {
+  const sentinels: readonly RedisNode[] | undefined = sentinelPorts && Object.freeze(sentinelPorts.map((port) => Object.freeze({ host: '127.0.0.1', port })));
   return Object.freeze({
     shards: Object.freeze(
       DEFAULT_TOPOLOGY.shards.map((s, i) => {
-        const redis = new URL(s.redis);
-        redis.port = String(redisPorts[i]);
         const pg = new URL(s.postgres);
         pg.port = String(postgresPort);
-        return Object.freeze({ id: s.id, redis: redis.toString().replace(/\/$/, ''), postgres: pg.toString() });
+        const redis: RedisEndpoint = sentinels
+          ? Object.freeze({ kind: 'sentinel', master: sentinelMasterName(s.id), sentinels })
+          : Object.freeze({ kind: 'server', url: `redis://127.0.0.1:${redisPorts[i]}` });
+        return Object.freeze({ id: s.id, redis, postgres: pg.toString() });
       }),
     ),
     regions: DEFAULT_TOPOLOGY.regions,
@@ -445,18 +488,25 @@ export interface CliOptions {
 
 export const USAGE = `usage: npm start -- [options]
 
-Starts Redis x3, Postgres, leaderboard-service replicas, worker-service,
-api-gateway instances, nginx, the Redis/Postgres/nginx exporters and
-Prometheus on this machine; Ctrl-C or \`npm stop\` stops them.
+Starts Redis (3 shards, each a primary and a replica, and 3 Sentinels),
+Postgres, leaderboard-service replicas, worker-service, api-gateway
+instances, nginx, the Redis/Postgres/nginx exporters and Prometheus on this
+machine; Ctrl-C or \`npm stop\` stops them.
 
   --replicas N            leaderboard-service replicas      (env REPLICAS, default 3)
+  --no-replicas           no Redis replicas and no Sentinels: one redis-server per shard
+                          (env REDIS_REPLICAS=0; default 1: a primary and a replica per shard)
   --gateways N            api-gateway instances             (env GATEWAYS, default 3)
   --workers N             worker-service processes          (env WORKERS, default 1)
   --nginx-port P          nginx port                        (env NGINX_PORT, default 8080)
   --service-base-port P   first leaderboard-service port    (env SERVICE_BASE_PORT, default 5001)
   --gateway-base-port P   first api-gateway port            (env GATEWAY_BASE_PORT, default 4000)
   --worker-health-base-port P  first worker /health port    (env WORKER_HEALTH_BASE_PORT, default 5101)
-  --redis-ports P,P,P     Redis ports of na, eu, asia       (env REDIS_PORTS, default 6391,6392,6393)
+  --redis-ports P,P,P     Redis ports of na, eu, asia       (env REDIS_PORTS, default 6391,6392,6393):
+                          redis-<shard>, the first primary of each shard
+  --redis-replica-ports P,P,P  ports of the replicas redis-<shard>-b (env REDIS_REPLICA_PORTS,
+                          default 6401,6402,6403)
+  --sentinel-ports P,P,P  Redis Sentinels sentinel-1..3     (env SENTINEL_PORTS, default 26391,26392,26393)
   --postgres-port P       Postgres port                     (env POSTGRES_PORT, default 5442)
   --data-dir DIR          data, logs and state              (env STACK_DATA_DIR, default .data)
   --log-level L           LOG_LEVEL of the services         (env LOG_LEVEL, default info)
@@ -497,6 +547,9 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       'gateway-base-port': { type: 'string' },
       'worker-health-base-port': { type: 'string' },
       'redis-ports': { type: 'string' },
+      'redis-replica-ports': { type: 'string' },
+      'sentinel-ports': { type: 'string' },
+      'no-replicas': { type: 'boolean', default: false },
       'postgres-port': { type: 'string' },
       'data-dir': { type: 'string' },
       'log-level': { type: 'string' },
@@ -512,10 +565,22 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   });
   const pick = (flag: keyof typeof values, envName: string): string | undefined =>
     (values[flag] as string | undefined) ?? env[envName];
-  const redisRaw = pick('redis-ports', 'REDIS_PORTS');
-  const redis = redisRaw?.trim() ? redisRaw.split(',').map((p, i) => int(`redis port ${i + 1}`, p) ?? 0) : undefined;
+  const portList = (flag: keyof typeof values, envName: string, what: string): number[] | undefined => {
+    const raw = pick(flag, envName);
+    return raw?.trim() ? raw.split(',').map((p, i) => int(`${what} ${i + 1}`, p) ?? 0) : undefined;
+  };
+  const redis = portList('redis-ports', 'REDIS_PORTS', 'redis port');
+  const redisReplica = portList('redis-replica-ports', 'REDIS_REPLICA_PORTS', 'redis replica port');
+  const sentinels = portList('sentinel-ports', 'SENTINEL_PORTS', 'sentinel port');
+  const replicasRaw = env.REDIS_REPLICAS?.trim();
+  if (replicasRaw !== undefined && replicasRaw !== '' && replicasRaw !== '0' && replicasRaw !== '1') {
+    throw new Error(`REDIS_REPLICAS must be 0 (no replicas, no Sentinels) or 1 (a replica per shard), got "${env.REDIS_REPLICAS}"`);
+  }
+  const noRedisReplicas = (values['no-replicas'] as boolean) || replicasRaw === '0';
   const ports: StackPorts = {
     ...(redis && { redis }),
+    ...(redisReplica && { redisReplica }),
+    ...(sentinels && { sentinels }),
     ...defined('postgres', int('--postgres-port / POSTGRES_PORT', pick('postgres-port', 'POSTGRES_PORT'))),
     ...defined('serviceBase', int('--service-base-port / SERVICE_BASE_PORT', pick('service-base-port', 'SERVICE_BASE_PORT'))),
     ...defined('gatewayBase', int('--gateway-base-port / GATEWAY_BASE_PORT', pick('gateway-base-port', 'GATEWAY_BASE_PORT'))),
@@ -543,6 +608,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   const metricsOff = (values['no-metrics'] as boolean) || switchOff('STACK_METRICS', env.STACK_METRICS);
   const stack: StartStackOptions = {
     ...defined('replicas', int('--replicas / REPLICAS', pick('replicas', 'REPLICAS'))),
+    ...(noRedisReplicas && { redisReplicas: false }),
     ...defined('gateways', int('--gateways / GATEWAYS', pick('gateways', 'GATEWAYS'))),
     ...defined('workers', int('--workers / WORKERS', pick('workers', 'WORKERS'))),
     ports,

@@ -1,6 +1,8 @@
 /**
  * The whole load-balanced topology on one machine, without Docker:
- * Redis x3 (AOF on), Postgres (databases + migrations), leaderboard-service
+ * Redis x3 (AOF on; by default each shard a primary and a replica, with
+ * three Sentinels watching them all; `redisReplicas: false` for one plain
+ * server per shard), Postgres (databases + migrations), leaderboard-service
  * replicas, worker-service, api-gateway instances and nginx; unless
  * `metrics: false`, also the Redis, Postgres and nginx exporters and a
  * Prometheus scraping everything (scripts/stack/prometheus.ts).
@@ -20,9 +22,18 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Topology } from '@lb/common/contracts';
-import { createLogger, DEFAULT_TOPOLOGY, ensureDatabase, migrateTopology, PgPools, redactUrl } from '@lb/common/platform';
+import { createLogger, DEFAULT_TOPOLOGY, ensureDatabase, migrateTopology, PgPools, redactUrl, topologyJson } from '@lb/common/platform';
 import { ApiKeysRepo } from '@lb/leaderboard-service/db';
-import { ensureBinaries, METRICS_BINARIES, type BinaryName } from '@lb/devtools/infra';
+import {
+  ensureBinaries,
+  METRICS_BINARIES,
+  rememberedPrimaries,
+  sentinelPrimary,
+  waitForSentinels,
+  type BinaryName,
+  type RedisAddress,
+  type RedisRole,
+} from '@lb/devtools/infra';
 import { ensureBuilt } from './build.js';
 import { describeExit, type ExitInfo } from './children.js';
 import {
@@ -31,6 +42,7 @@ import {
   NodeComponent,
   PostgresComponent,
   RedisComponent,
+  SentinelComponent,
   STOP_ORDER,
   type Component,
   type ComponentContext,
@@ -47,8 +59,11 @@ import {
   POSTGRES_EXPORTER,
   PROMETHEUS,
   redisExporterName,
+  redisNodeName,
   resolveStackOptions,
   RestartBudget,
+  sentinelMasterName,
+  sentinelName,
   serviceName,
   workerName,
   workerShardAssignment,
@@ -63,6 +78,10 @@ import { adminKeyPath, assertNotRunning, ensureAdminKey, removeStackFile, resolv
 export type { ComponentInfo, ComponentKind, ComponentStatus } from './components.js';
 export type { ExitInfo } from './children.js';
 export type { NodeCode, RestartPolicy, StackPorts, StartStackOptions } from './options.js';
+export type { RedisAddress, RedisRole } from '@lb/devtools/infra';
+
+/** The signals {@link Stack.sendSignal} sends. */
+export type FaultSignal = 'SIGKILL' | 'SIGTERM' | 'SIGSTOP' | 'SIGCONT';
 export { DEFAULT_RESTART_POLICY, DEFAULT_STACK_PORTS, EPHEMERAL_PORTS } from './options.js';
 
 /** A running stack. */
@@ -92,6 +111,42 @@ export interface Stack {
   readonly components: readonly ComponentInfo[];
   /** Snapshot of one component by name; throws for an unknown name. */
   component(name: string): ComponentInfo;
+  /**
+   * Whether every shard is a primary and a replica behind Sentinels (the
+   * default), or one plain redis-server (`redisReplicas: false`).
+   */
+  readonly redisReplicas: boolean;
+  /**
+   * Snapshots of a shard's Redis nodes (name, port, pid, status…): with
+   * replicas `redis-<shard>` (started as primary) and `redis-<shard>-b`
+   * (started as its replica), whichever is primary now; without, `redis-<shard>`.
+   * Throws for an unknown shard.
+   */
+  redisNodes(shardId: string): ComponentInfo[];
+  /** Ports of the Sentinels `sentinel-1..3` on 127.0.0.1, in order (empty without replicas). */
+  readonly sentinelPorts: readonly number[];
+  /**
+   * A Redis node's role now, by component name (INFO replication: `master`,
+   * or `slave` with its primary and link status). Rejects when the node does
+   * not answer within `timeoutMs` (down, or SIGSTOPped).
+   */
+  redisRole(name: string, timeoutMs?: number): Promise<RedisRole>;
+  /**
+   * The current primary of a shard as the Sentinels name it (what the
+   * services connect to): its address and the node's component name;
+   * undefined when no Sentinel answers. Without replicas: the one node.
+   */
+  redisPrimary(shardId: string): Promise<{ readonly name: string | undefined; readonly address: RedisAddress } | undefined>;
+  /**
+   * Fault injection by PID, exactly as from outside the stack (`kill -9`,
+   * `kill -STOP`): SIGKILL and SIGTERM are a crash, and the supervisor
+   * restarts the component (a Redis node by the restart rule: it rejoins as
+   * a replica of whichever node the Sentinels promoted); SIGSTOP freezes it,
+   * and a frozen component still runs, so it is never restarted (its
+   * ComponentInfo says `paused`) until SIGCONT continues it. A stop of the
+   * stack continues frozen components first. Throws when it is not running.
+   */
+  sendSignal(name: string, signal: FaultSignal): ComponentInfo;
   /**
    * Fault injection: sends `signal` (default SIGKILL) to a component and waits
    * until it is gone. Not reported as a crash and not restarted (a pending
@@ -133,14 +188,14 @@ interface PendingRestart {
 export async function startStack(options: StartStackOptions = {}): Promise<Stack> {
   const o = resolveStackOptions(options);
   const log = options.log ?? ((line: string) => void process.stderr.write(line + '\n'));
-  for (const d of ['logs', 'redis', 'nginx']) mkdirSync(join(o.dataDir, d), { recursive: true });
+  for (const d of ['logs', 'redis', 'nginx', ...(o.redisReplicas ? ['sentinel'] : [])]) mkdirSync(join(o.dataDir, d), { recursive: true });
   assertNotRunning(o.dataDir);
   if (o.code === 'dist') await ensureBuilt(log);
   // The sources need no build, but nginx serves the live page from web/dist either way. A page
   // that does not build stops nothing else: nginx then answers / with a JSON 404 saying so.
   else await ensureBuilt(log, { webOnly: true }).catch((e: unknown) => log(`the live page (web/) could not be built; / answers 404: ${(e as Error).message}`));
   // Fail with the apt-get command rather than a spawn ENOENT halfway through.
-  const servers: BinaryName[] = ['redis-server', 'postgres', 'initdb', 'nginx', 'nchan'];
+  const servers: BinaryName[] = ['redis-server', ...(o.redisReplicas ? (['redis-sentinel'] as const) : []), 'postgres', 'initdb', 'nginx', 'nchan'];
   const bins = await ensureBinaries([...servers, ...(o.metrics ? METRICS_BINARIES : [])], { install: false });
   await assertPortsFree(o);
   const jwtSecret = resolveJwtSecret(o.dataDir, options.jwtSecret);
@@ -157,7 +212,14 @@ export async function startStack(options: StartStackOptions = {}): Promise<Stack
 
 class StackRunner {
   private readonly components: Component[] = [];
-  private readonly redis: RedisComponent[];
+  /** Every Redis node: per shard, the one started as primary first. */
+  private readonly redis: RedisComponent[] = [];
+  /** Per shard (in topology order) its nodes. */
+  private readonly shardNodes = new Map<string, RedisComponent[]>();
+  /** The node of each shard that starts as primary at the stack's start. */
+  private readonly initialPrimaries: RedisComponent[] = [];
+  /** The three Sentinels; none without replicas. */
+  private readonly sentinels: SentinelComponent[] = [];
   private readonly postgres: PostgresComponent;
   private readonly services: NodeComponent[] = [];
   private readonly workers: NodeComponent[] = [];
@@ -188,7 +250,9 @@ class StackRunner {
   ) {
     const shardIds = DEFAULT_TOPOLOGY.shards.map((s) => s.id);
     const nodeNames = metricsPortOrder(o);
-    const names = ['postgres', 'nginx', ...nodeNames, ...shardIds.map(redisExporterName), POSTGRES_EXPORTER, NGINX_EXPORTER, PROMETHEUS];
+    const redisNames = shardIds.flatMap((id) => (o.redisReplicas ? [redisNodeName(id, 0), redisNodeName(id, 1)] : [redisNodeName(id, 0)]));
+    const sentinelNames = o.redisReplicas ? o.ports.sentinels.map((_p, i) => sentinelName(i)) : [];
+    const names = ['postgres', 'nginx', ...redisNames, ...sentinelNames, ...nodeNames, ...shardIds.map(redisExporterName), POSTGRES_EXPORTER, NGINX_EXPORTER, PROMETHEUS];
     // Each Node service's /metrics port (undefined = metrics off: METRICS_PORT=0).
     const metricsPort = (name: string): number | undefined => (o.metrics ? base(o.ports.metricsBase, nodeNames.indexOf(name)) : undefined);
     const metricsEnv = (port: number): Record<string, string> => ({ METRICS_PORT: String(port), METRICS_HOST: '127.0.0.1' });
@@ -201,7 +265,7 @@ class StackRunner {
     };
     if (options.signal?.aborted) this.lifetime.abort();
     options.signal?.addEventListener('abort', () => this.lifetime.abort(), { once: true });
-    this.redis = shardIds.map((id, i) => new RedisComponent(id, join(o.dataDir, 'redis', id), o.ports.redis[i]!, this.ctx));
+    this.createRedis(shardIds);
     this.postgres = new PostgresComponent(join(o.dataDir, 'postgres'), o.ports.postgres, options.postgresFast ?? false, this.ctx);
     for (let i = 0; i < o.replicas; i++) {
       this.services.push(
@@ -253,8 +317,86 @@ class StackRunner {
       this.prometheus = this.createPrometheus(bins.prometheus!);
     }
     const monitoring = [...this.exporters, ...(this.prometheus ? [this.prometheus] : [])];
-    this.components.push(...this.redis, this.postgres, ...this.services, ...this.workers, ...this.gateways, this.nginx, ...monitoring);
+    this.components.push(...this.redis, ...this.sentinels, this.postgres, ...this.services, ...this.workers, ...this.gateways, this.nginx, ...monitoring);
     for (const c of [...this.services, ...this.workers, ...this.gateways, this.nginx, ...monitoring]) c.onCrash = (comp, exit) => this.crashed(comp, exit);
+  }
+
+  /**
+   * The Redis nodes and, with replicas, the Sentinels. Without replicas: one
+   * `redis-<shard>` per shard, data in `<dataDir>/redis/<shard>` (as before
+   * replicas existed). With: `redis-<shard>` (`<dataDir>/redis/<shard>`) and
+   * `redis-<shard>-b` (`<dataDir>/redis/<shard>-b`), and `sentinel-1..3`
+   * with their rewritable configurations in `<dataDir>/sentinel/sentinel-<n>`.
+   *
+   * The very first start makes `redis-<shard>` the primary. When the
+   * Sentinels' configurations of an earlier run in this data directory name
+   * the other node (it was promoted and is still primary), that one starts
+   * as primary instead, so a stack started again never syncs the current
+   * primary from a node that was behind it.
+   */
+  private createRedis(shardIds: readonly string[]): void {
+    const o = this.o;
+    if (!o.redisReplicas) {
+      shardIds.forEach((id, i) => {
+        const node = new RedisComponent(id, redisNodeName(id, 0), join(o.dataDir, 'redis', id), o.ports.redis[i]!, this.ctx);
+        this.redis.push(node);
+        this.initialPrimaries.push(node);
+        this.shardNodes.set(id, [node]);
+      });
+      return;
+    }
+    const sentinelDirs = o.ports.sentinels.map((_p, i) => join(o.dataDir, 'sentinel', sentinelName(i)));
+    const remembered = rememberedPrimaries(sentinelDirs);
+    /** Which node of each shard starts as primary (0 or 1). */
+    const firstPrimary = new Map<string, number>();
+    let configsMatch = remembered.size === shardIds.length;
+    shardIds.forEach((id, i) => {
+      const ports = [o.ports.redis[i]!, o.ports.redisReplica[i]!];
+      const r = remembered.get(sentinelMasterName(id));
+      const at = r ? ports.findIndex((p) => p !== 0 && p === r.port) : -1;
+      if (at < 0) configsMatch = false;
+      firstPrimary.set(id, Math.max(at, 0));
+    });
+    shardIds.forEach((id, i) => {
+      const ports = [o.ports.redis[i]!, o.ports.redisReplica[i]!];
+      const nodes: RedisComponent[] = [];
+      for (let n = 0; n < 2; n++) {
+        const name = redisNodeName(id, n);
+        nodes.push(
+          new RedisComponent(id, name, join(o.dataDir, 'redis', n === 0 ? id : `${id}-${name.slice(name.lastIndexOf('-') + 1)}`), ports[n]!, this.ctx, {
+            master: sentinelMasterName(id),
+            sentinelPorts: () => this.sentinels.flatMap((s) => (s.port ? [s.port] : [])),
+            initialRole: () => {
+              const p = firstPrimary.get(id)!;
+              return p === n ? 'primary' : { host: '127.0.0.1', port: nodes[p]!.port! };
+            },
+            log: (line) => this.log(paint('cyan', line)),
+          }),
+        );
+      }
+      this.shardNodes.set(id, nodes);
+      // Start order: the first primary of each shard, then the other node.
+      const p = firstPrimary.get(id)!;
+      this.redis.push(nodes[p]!, nodes[1 - p]!);
+      this.initialPrimaries.push(nodes[p]!);
+    });
+    // A configuration of an earlier run naming other ports (ports changed) is replaced; one that matches is kept.
+    const masters = () =>
+      shardIds.map((id) => {
+        const primary = this.shardNodes.get(id)![firstPrimary.get(id)!]!;
+        return { name: sentinelMasterName(id), host: '127.0.0.1', port: primary.port! };
+      });
+    o.ports.sentinels.forEach((port, i) => {
+      this.sentinels.push(new SentinelComponent(sentinelName(i), sentinelDirs[i]!, port, masters, !configsMatch, this.ctx));
+    });
+  }
+
+  /**
+   * Each shard's first node, `redis-<shard>`: what its exporter watches (with
+   * replicas, whatever its role is now: the exporter reports it).
+   */
+  private firstNodes(): RedisComponent[] {
+    return [...this.shardNodes.values()].map((nodes) => nodes[0]!);
   }
 
   /**
@@ -265,7 +407,7 @@ class StackRunner {
   private createExporters(bins: Readonly<Record<string, string>>): BinaryComponent[] {
     const listen = (port: number): string => `127.0.0.1:${port}`;
     const spec = { healthPath: '/metrics', stopTimeoutMs: 10_000 } as const;
-    const redis = this.redis.map(
+    const redis = this.firstNodes().map(
       (r, i) =>
         new BinaryComponent(redisExporterName(r.shardId), 'exporter', base(this.o.ports.redisExporterBase, i), {
           ...spec,
@@ -330,7 +472,7 @@ class StackRunner {
       ...node(this.gateways, JOBS.gateway),
       ...node(this.services, JOBS.service),
       ...node(this.workers, JOBS.worker),
-      ...this.redis.map((r) => ({ job: JOBS.redis, address: exporter(redisExporterName(r.shardId)), instance: r.name, labels: { shard: r.shardId } })),
+      ...this.firstNodes().map((r) => ({ job: JOBS.redis, address: exporter(redisExporterName(r.shardId)), instance: r.name, labels: { shard: r.shardId } })),
       { job: JOBS.postgres, address: exporter(POSTGRES_EXPORTER), instance: this.postgres.name },
       { job: JOBS.nginx, address: exporter(NGINX_EXPORTER), instance: this.nginx.name },
       { job: JOBS.prometheus, address: `127.0.0.1:${prometheusPort}`, instance: PROMETHEUS },
@@ -343,7 +485,7 @@ class StackRunner {
     delete env.TOPOLOGY_FILE;
     return {
       ...env,
-      TOPOLOGY: JSON.stringify(this.topology),
+      TOPOLOGY: topologyJson(this.topology!),
       JWT_SECRET: this.jwtSecret,
       LOG_LEVEL: this.options.logLevel ?? process.env.LOG_LEVEL ?? 'info',
       ...this.options.env,
@@ -356,15 +498,28 @@ class StackRunner {
     const started = Date.now();
     this.log(`starting the stack in ${this.o.dataDir}`);
 
-    // Stores first; their failures are fatal whatever `strict` says.
-    await this.tier(this.redis, true);
+    // Stores first; their failures are fatal whatever `strict` says. With
+    // replicas: each shard's primary, then its replica (it needs the
+    // primary's port), then the Sentinels (they need both).
+    await this.tier(this.initialPrimaries, true);
+    await this.tier(this.redis.filter((r) => !this.initialPrimaries.includes(r)), true);
+    await this.tier(this.sentinels, true);
+    if (this.sentinels.length > 0) {
+      // They find each other (and the replicas) through the primaries within a few seconds; until then they could not agree on a failover.
+      const masters = [...this.shardNodes.keys()].map(sentinelMasterName);
+      await waitForSentinels(this.sentinelPorts(), masters, { replicas: 1, timeoutMs: 20_000, signal: this.lifetime.signal }).then(
+        () => this.log(`${paint('green', '✔')} Sentinels ${this.sentinelPorts().join(', ')} watch ${masters.join(', ')}, each with its replica`),
+        (e: unknown) => this.log(paint('red', `✖ ${(e as Error).message}; a failover may not happen until they do`)),
+      );
+    }
     await this.tier([this.postgres], true);
     // From here on a store that dies is restarted, even while the rest starts.
     this.monitor = setInterval(() => this.watchInfra(), INFRA_MONITOR_MS);
     this.monitor.unref();
     this.topology = localTopology(
-      this.redis.map((r) => r.port!),
+      this.firstNodes().map((r) => r.port!),
       this.postgres.port!,
+      this.sentinels.length > 0 ? this.sentinelPorts() : undefined,
     );
     this.checkAbort();
     for (const url of new Set(this.topology.shards.map((s) => s.postgres))) await ensureDatabase(url);
@@ -547,9 +702,13 @@ class StackRunner {
     }
   }
 
-  /** Redis and Postgres come from @lb/devtools/infra, which says whether they run but not when they exit: poll. */
+  private sentinelPorts(): number[] {
+    return this.sentinels.map((s) => s.port!);
+  }
+
+  /** Redis, the Sentinels and Postgres come from @lb/devtools/infra, which says whether they run but not when they exit: poll. */
   private watchInfra(): void {
-    for (const c of [...this.redis, this.postgres]) {
+    for (const c of [...this.redis, ...this.sentinels, this.postgres]) {
       if (c.deliberate || this.stopping) continue;
       if ((c.status === 'healthy' || c.status === 'unhealthy') && !c.running()) {
         c.status = 'exited';
@@ -560,10 +719,10 @@ class StackRunner {
 
   private tailInfraLogs(): void {
     if (!this.o.echo) return;
-    for (const c of [...this.redis, this.postgres]) {
+    for (const c of [...this.redis, ...this.sentinels, this.postgres]) {
       this.stopTails.push(
         tailFile(c.logFile, (line) => {
-          process.stdout.write(`${paint(c.kind === 'redis' ? 'cyan' : 'blue', c.name.padEnd(this.ctx.logTarget.prefixWidth))} ${paint('gray', '|')} ${line}\n`);
+          process.stdout.write(`${paint(c.kind === 'postgres' ? 'blue' : 'cyan', c.name.padEnd(this.ctx.logTarget.prefixWidth))} ${paint('gray', '|')} ${line}\n`);
         }),
       );
     }
@@ -653,6 +812,30 @@ class StackRunner {
         return self.components.map((c) => c.info());
       },
       component: (name: string) => self.byName(name).info(),
+      redisReplicas: this.o.redisReplicas,
+      sentinelPorts: Object.freeze(this.sentinels.map((c) => c.port!)),
+      redisNodes(shardId: string) {
+        const nodes = self.shardNodes.get(shardId);
+        if (!nodes) throw new Error(`no shard "${shardId}"; the stack has ${[...self.shardNodes.keys()].join(', ')}`);
+        return nodes.map((n) => n.info());
+      },
+      redisRole(name: string, timeoutMs?: number) {
+        const c = self.byName(name);
+        if (!(c instanceof RedisComponent)) return Promise.reject(new Error(`${name} is not a Redis node`));
+        return c.role(timeoutMs);
+      },
+      async redisPrimary(shardId: string) {
+        const nodes = self.shardNodes.get(shardId);
+        if (!nodes) throw new Error(`no shard "${shardId}"; the stack has ${[...self.shardNodes.keys()].join(', ')}`);
+        if (self.sentinels.length === 0) return { name: nodes[0]!.name, address: { host: '127.0.0.1', port: nodes[0]!.port! } };
+        const address = await sentinelPrimary(self.sentinelPorts(), sentinelMasterName(shardId));
+        return address && { name: nodes.find((n) => n.port === address.port)?.name, address };
+      },
+      sendSignal(name: string, signal: FaultSignal) {
+        const c = self.byName(name);
+        c.sendSignal(signal);
+        return c.info();
+      },
       async kill(name: string, signal: NodeJS.Signals = 'SIGKILL') {
         const c = self.byName(name);
         await self.cancelRestart(c);

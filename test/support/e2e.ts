@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
-import { createClient, type RedisClientType } from 'redis';
+import type { RedisClientType } from 'redis';
 import { mainEntry } from './main-entry.js';
 import { DEFAULT_PROJECT, DEFAULT_KEY_PREFIX,
   queuePrefix,
@@ -20,7 +20,7 @@ import { DEFAULT_PROJECT, DEFAULT_KEY_PREFIX,
   shardKeys,
   type ShardKeys,
   type Topology, } from '@lb/common/contracts';
-import { connectionFor, type Identity } from '@lb/common/platform';
+import { connectionFor, openRedis, type Identity, type RedisHandle } from '@lb/common/platform';
 import { playerMismatch, type Mismatch } from './pipeline.js';
 
 /** One HTTP answer, body parsed as JSON when it is JSON. */
@@ -212,6 +212,7 @@ export function linesWith(file: string, text: string): string[] {
 // ------------------------------------------------------ stores (outside) ----
 
 interface ShardHandles {
+  handle: RedisHandle;
   client: RedisClientType;
   keys: ShardKeys;
   queue: Queue;
@@ -236,12 +237,13 @@ export class StackStores {
     const s = new StackStores(topology);
     try {
       for (const shard of topology.shards) {
-        const client = createClient({ url: shard.redis }) as RedisClientType;
-        client.on('error', () => undefined); // a reconnect in progress is not a test failure by itself
-        await client.connect();
+        const handle = openRedis(shard.redis);
+        handle.on('error', () => undefined); // a reconnect in progress is not a test failure by itself
+        await handle.connect();
+        const client = handle.client as unknown as RedisClientType;
         const queue = new Queue(SCORE_QUEUE, { connection: connectionFor(shard.redis, false), prefix: queuePrefix(shard.id, keyPrefix) });
         queue.on('error', () => undefined);
-        s.shards.set(shard.id, { client, keys: shardKeys(shard.id, keyPrefix), queue });
+        s.shards.set(shard.id, { handle, client, keys: shardKeys(shard.id, keyPrefix), queue });
       }
       for (const url of new Set(topology.shards.map((x) => x.postgres))) s.pools.set(url, new pg.Pool({ connectionString: url, max: 2 }));
     } catch (e) {
@@ -315,7 +317,7 @@ export class StackStores {
   async close(): Promise<void> {
     for (const h of this.shards.values()) {
       await h.queue.close().catch(() => undefined);
-      await h.client.quit().catch(() => undefined);
+      await h.handle.close();
     }
     for (const p of this.pools.values()) await p.end().catch(() => undefined);
     this.shards.clear();

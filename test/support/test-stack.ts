@@ -13,7 +13,7 @@ import { findBinary } from '@lb/devtools/infra';
 import { startStack, type Stack, type StartStackOptions } from '../../scripts/stack/stack.js';
 
 /** What every stack needs on the machine. */
-export const STACK_BINARIES = ['redis-server', 'postgres', 'initdb', 'nginx', 'nchan'] as const;
+export const STACK_BINARIES = ['redis-server', 'redis-sentinel', 'postgres', 'initdb', 'nginx', 'nchan'] as const;
 
 /** Skips the suite (from its `before`) when a binary is missing. */
 export function skipUnlessInstalled(ctx: Context, binaries: readonly Parameters<typeof findBinary>[0][] = STACK_BINARIES): void {

@@ -6,9 +6,9 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { jobIdOf, shardKeys } from '@lb/common/contracts';
-import { createLogger, METRIC, startMetricsServer } from '@lb/common/platform';
+import { connectionFor, createLogger, METRIC, startMetricsServer } from '@lb/common/platform';
 import { getInfra, scrape, valueOf } from '@lb/devtools/testing';
 import { startWorkerService, type WorkerService } from '../src/service.js';
 import { idle, scoreEvent, ShardQueue, testConfig, waitFor } from './support/worker.js';
@@ -33,7 +33,7 @@ describe('worker-service metrics', function () {
     const outbox = shardKeys('na', config.keyPrefix).outbox;
     // Written 2 s ago: every lag is at least 2 s.
     const events = Array.from({ length: 12 }, () => scoreEvent({ ts: Date.now() - 2000 }));
-    redis = new Redis(na.redis);
+    redis = new Redis(connectionFor(na.redis, false) as RedisOptions);
     // The outbox as the service leaves it: each event until persisted, plus one nobody sends.
     await redis.hset(outbox, Object.fromEntries([...events.map((e) => [jobIdOf(e), JSON.stringify(e)]), ['stray#1', '{}']]));
 

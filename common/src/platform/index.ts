@@ -16,6 +16,7 @@ export * from './tracing.js';
 export * from './pg-pools.js';
 export * from './migrate.js';
 export * from './queue.js';
+export * from './redis-clients.js';
 export * from './boards-repo.js';
 export * from './lifecycle.js';
 export * from './lua-scripts.js';

@@ -42,6 +42,10 @@ export const METRIC = {
   livePublications: 'lb_live_publications_total',
   redisDuration: 'lb_redis_command_duration_seconds',
   redisErrors: 'lb_redis_errors_total',
+  // Replication of the shards behind Sentinel (service, per shard)
+  redisReplicas: 'lb_redis_replicas_online',
+  redisReplicaLag: 'lb_redis_replica_lag_seconds',
+  redisFailovers: 'lb_redis_failovers_total',
   pgDuration: 'lb_pg_query_duration_seconds',
   pgErrors: 'lb_pg_errors_total',
   // Persistence (worker)

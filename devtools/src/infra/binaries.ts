@@ -13,6 +13,7 @@ import { delimiter, join } from 'node:path';
 /** The system executables this project knows how to find and install. */
 export type BinaryName =
   | 'redis-server'
+  | 'redis-sentinel'
   | 'postgres'
   | 'initdb'
   | 'pg_ctl'
@@ -30,6 +31,8 @@ export type BinaryName =
 /** Debian package that provides each binary. */
 export const DEBIAN_PACKAGES: Readonly<Record<BinaryName, string>> = Object.freeze({
   'redis-server': 'redis-server',
+  // Debian's redis-sentinel: a link to the same binary, which runs as Sentinel under that name.
+  'redis-sentinel': 'redis-sentinel',
   postgres: 'postgresql',
   initdb: 'postgresql',
   pg_ctl: 'postgresql',

@@ -3,6 +3,9 @@
  * local topology. Each server is a direct child of this process (never
  * daemonised) so we own its PID, bound to 127.0.0.1 only, and without RDB
  * snapshots; AOF persistence is opt-in for tests that restart a server.
+ * A server may start as the replica of another (`replicaOf`), with the
+ * write-safety settings of a primary that has one (`minReplicasToWrite`,
+ * `minReplicasMaxLagSeconds`); Sentinels are in sentinel.ts.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -36,6 +39,33 @@ export interface StartRedisOptions {
   readonly name?: string;
   /** How long to wait for the server to accept commands (default 15 s). */
   readonly startTimeoutMs?: number;
+  /** Start as a replica of this primary (`--replicaof host port`). */
+  readonly replicaOf?: RedisAddress;
+  /**
+   * `min-replicas-to-write`: a primary refuses writes (NOREPLICAS) unless at
+   * least this many replicas are connected with a lag of at most
+   * {@link minReplicasMaxLagSeconds}. Set on every node of a shard with a
+   * replica (a replica may be promoted). Default 0 (off).
+   */
+  readonly minReplicasToWrite?: number;
+  /** `min-replicas-max-lag`, seconds (Redis' default 10). */
+  readonly minReplicasMaxLagSeconds?: number;
+  /** `repl-diskless-sync` (default false: the primary writes an RDB file for a full sync). */
+  readonly replDisklessSync?: boolean;
+  /**
+   * A replica: how long to wait, once it answers, for `master_link_status:up`
+   * (default 10 s). Past it, the replica is returned anyway (`linkUp: false`,
+   * it goes on trying) and {@link onWarning} says so.
+   */
+  readonly syncTimeoutMs?: number;
+  /** Where a replica that is not in sync yet is reported (default: stderr). */
+  readonly onWarning?: (line: string) => void;
+}
+
+/** A Redis server's address (always 127.0.0.1 here, but Sentinel answers with host and port). */
+export interface RedisAddress {
+  readonly host: string;
+  readonly port: number;
 }
 
 /** A running Redis server owned by this process. */
@@ -47,6 +77,10 @@ export interface RedisProcess {
   readonly dir: string;
   readonly name: string;
   readonly logFile: string;
+  /** The primary it was started as a replica of; undefined for a primary. */
+  readonly replicaOf: RedisAddress | undefined;
+  /** A replica: whether its link to the primary was up when it was returned (true for a primary). */
+  readonly linkUp: boolean;
   /** True until the process has exited. */
   running(): boolean;
   /** Graceful shutdown (SIGTERM: no RDB save, AOF flushed), SIGKILL after 10 s. Idempotent. */
@@ -102,6 +136,10 @@ async function tryStart(
     '--appendonly', opts.appendOnly ? 'yes' : 'no',
     '--appendfsync', 'everysec',
     '--dir', dir,
+    '--repl-diskless-sync', opts.replDisklessSync ? 'yes' : 'no',
+    ...(opts.minReplicasToWrite !== undefined ? ['--min-replicas-to-write', String(opts.minReplicasToWrite)] : []),
+    ...(opts.minReplicasMaxLagSeconds !== undefined ? ['--min-replicas-max-lag', String(opts.minReplicasMaxLagSeconds)] : []),
+    ...(opts.replicaOf ? ['--replicaof', opts.replicaOf.host, String(opts.replicaOf.port)] : []),
   ];
   const logStart = fileSize(logFile);
   const fd = openLog(logFile);
@@ -134,6 +172,33 @@ async function tryStart(
     }
     await sleep(50);
   }
+  // A replica answers (and serves its own, possibly stale, data) before it
+  // has synced: wait for the link, but a primary that is down must not keep
+  // it from starting (it will sync when the primary is back).
+  let linkUp = true;
+  if (opts.replicaOf) {
+    const syncTimeoutMs = opts.syncTimeoutMs ?? 10_000;
+    const syncDeadline = Date.now() + syncTimeoutMs;
+    let status: string | undefined;
+    for (;;) {
+      const reply = await redisCommand(port, ['INFO', 'replication'], 1000).catch(() => undefined);
+      status = typeof reply === 'string' ? infoField(reply, 'master_link_status') : undefined;
+      if (status === 'up' || !managed.running() || Date.now() >= syncDeadline) break;
+      await sleep(50);
+    }
+    linkUp = status === 'up';
+    if (!managed.running()) {
+      const exit = await managed.exited;
+      return `exited with ${exit.signal ?? `code ${exit.code}`} while syncing with its primary`;
+    }
+    if (!linkUp) {
+      const warn = opts.onWarning ?? ((line: string) => void process.stderr.write(`${line}\n`));
+      warn(
+        `redis-server "${name}" on 127.0.0.1:${port} runs as a replica of ${opts.replicaOf.host}:${opts.replicaOf.port} ` +
+          `but is NOT in sync after ${syncTimeoutMs} ms (master_link_status:${status ?? 'unknown'}); it keeps trying. See ${logFile}`,
+      );
+    }
+  }
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
@@ -141,6 +206,8 @@ async function tryStart(
     dir,
     name,
     logFile,
+    replicaOf: opts.replicaOf,
+    linkUp,
     running: managed.running,
     async stop() {
       await stopChild(managed, 'SIGTERM', STOP_TIMEOUT_MS);
@@ -165,7 +232,39 @@ export async function pingRedis(port: number, timeoutMs = 1000): Promise<boolean
   }
 }
 
-function infoField(info: string, field: string): string | undefined {
+/** What INFO replication says about a node's role. */
+export interface RedisRole {
+  readonly role: 'master' | 'slave';
+  /** A replica's primary (`master_host`, `master_port`). */
+  readonly master?: RedisAddress;
+  /** A replica: `master_link_status:up`. */
+  readonly linkUp?: boolean;
+  /** A primary: how many replicas are connected (`connected_slaves`). */
+  readonly connectedReplicas?: number;
+  /** `master_repl_offset`. */
+  readonly offset: number;
+}
+
+/** The role of the Redis server on 127.0.0.1:`port` (INFO replication); rejects when it does not answer. */
+export async function redisRole(port: number, timeoutMs = 1000): Promise<RedisRole> {
+  const reply = await redisCommand(port, ['INFO', 'replication'], timeoutMs);
+  if (typeof reply !== 'string') throw new Error(`redis on port ${port}: INFO replication gave no text`);
+  const role = infoField(reply, 'role');
+  const offset = Number(infoField(reply, 'master_repl_offset') ?? 0);
+  if (role === 'master') return { role, connectedReplicas: Number(infoField(reply, 'connected_slaves') ?? 0), offset };
+  if (role === 'slave') {
+    return {
+      role,
+      master: { host: infoField(reply, 'master_host') ?? '', port: Number(infoField(reply, 'master_port') ?? 0) },
+      linkUp: infoField(reply, 'master_link_status') === 'up',
+      offset,
+    };
+  }
+  throw new Error(`redis on port ${port}: unexpected role "${role}"`);
+}
+
+/** A field of an INFO reply. */
+export function infoField(info: string, field: string): string | undefined {
   const m = new RegExp(`^${field}:(.*)$`, 'm').exec(info);
   return m?.[1]?.trim();
 }

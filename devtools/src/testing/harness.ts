@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Topology } from '@lb/common/contracts';
-import { migrateTopology, validateTopology } from '@lb/common/platform';
+import { migrateTopology, topologyJson, validateTopology } from '@lb/common/platform';
 import { ensureBinaries } from '../infra/binaries.js';
 import { addEmergencyCleanup, killChildrenOnSignals } from '../infra/child.js';
 import { startPostgres, type PostgresProcess } from '../infra/postgres.js';
@@ -120,7 +120,7 @@ async function start(): Promise<Infra> {
     );
     await Promise.all(TEST_SHARD_IDS.map((id) => pgProcess.ensureDatabase(`lb_${id}`)));
     await migrateTopology(topology, join(repoRoot, 'sql'));
-    const topologyJson = JSON.stringify(topology);
+    const topologyText = topologyJson(topology);
     return Object.freeze({
       topology,
       redis: Object.freeze([...servers]),
@@ -132,7 +132,7 @@ async function start(): Promise<Infra> {
         for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
         delete env.TOPOLOGY_FILE;
         // Processes a test spawns would all claim their service's default metrics port: off unless asked for.
-        return { ...env, TOPOLOGY: topologyJson, METRICS_PORT: '0', ...extra };
+        return { ...env, TOPOLOGY: topologyText, METRICS_PORT: '0', ...extra };
       },
     });
   } catch (e) {

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type Topology } from '@lb/common/contracts';
-import { migrateTopology, SERVICE_ROLE, validateTopology } from '@lb/common/platform';
+import { migrateTopology, SERVICE_ROLE } from '@lb/common/platform';
 import { startPostgres, type PostgresProcess } from '../infra/postgres.js';
 import { getInfra, TEST_SHARD_IDS } from './harness.js';
 
@@ -126,10 +126,10 @@ export async function startOutagePostgres(): Promise<OutagePostgres> {
 }
 
 function topologyFor(base: Topology, urlFor: (db: string) => string): Topology {
-  return validateTopology(
-    { shards: base.shards.map((s) => ({ id: s.id, redis: s.redis, postgres: urlFor(`lb_${s.id}`) })), regions: { ...base.regions } },
-    'outage test topology',
-  );
+  return Object.freeze({
+    shards: Object.freeze(base.shards.map((s) => Object.freeze({ ...s, postgres: urlFor(`lb_${s.id}`) }))),
+    regions: Object.freeze({ ...base.regions }),
+  });
 }
 
 async function once(url: string, sql: string): Promise<void> {

@@ -1,38 +1,43 @@
 /**
- * One shard's Redis connection: the node-redis client, calls with a timeout
- * that fail as StoreUnavailable, and scripts run by EVALSHA with an EVAL
- * fallback when the server does not have them cached (after a restart or
- * SCRIPT FLUSH), like node-redis' own script commands.
+ * One shard's Redis connection: the client (a plain node-redis client, or
+ * node-redis' Sentinel client following the shard's primary: @lb/common
+ * openRedis), calls with a timeout that fail as StoreUnavailable, and
+ * scripts run by EVALSHA with an EVAL fallback when the server does not have
+ * them cached (after a restart, a failover or SCRIPT FLUSH), like
+ * node-redis' own script commands.
+ *
+ * On a shard with a replica (behind Sentinel) a script that writes is
+ * answered only once the replica has it: the scripts sent in one turn of the
+ * event loop go on the connection together with one `WAIT 1 <ms>` after
+ * them, in one write to the socket, and each resolves when that WAIT counts
+ * the replica. A WAIT that times out (the replica is gone or lagging) leaves
+ * the writes applied on the primary but not confirmed: they fail *in doubt*
+ * (503 unavailable, in_doubt: retry with the same Idempotency-Key), never as
+ * "not applied".
  */
 import { createHash } from 'node:crypto';
-import { ClientClosedError, ClientOfflineError, createClient, ErrorReply } from 'redis';
+import { ClientClosedError, ClientOfflineError, ErrorReply } from 'redis';
 import { StoreUnavailable, type ShardDef } from '@lb/common/contracts';
-import { evalCached, inSpan, secondsSince, SpanKind, tracingOn, type CallMetrics, type Logger } from '@lb/common/platform';
+import { evalCached, inSpan, openRedis, RedisNotSent, secondsSince, SpanKind, tracingOn, type CallMetrics, type Logger, type RedisClient, type RedisHandle } from '@lb/common/platform';
 import type { Script } from './scripts.js';
 
-/**
- * Commands fail at once while disconnected instead of queueing forever.
- * Timeouts are kept by `call` with one plain timer per call: node-redis' own
- * per-command timeout builds an AbortSignal and a DOMException per command,
- * which cost a tenth of a write's CPU.
- */
-function makeClient(url: string, timeoutMs: number) {
-  return createClient({
-    url,
-    disableOfflineQueue: true,
-    // 0 turns off node-redis' default 5 s per-command timeout (see above).
-    commandOptions: { timeout: 0 },
-    socket: {
-      connectTimeout: timeoutMs,
-      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
-    },
-  });
-}
-
-export type RedisClient = ReturnType<typeof makeClient>;
+export type { RedisClient } from '@lb/common/platform';
 
 /** A call that was not answered in time. */
 class CallTimeout extends Error {}
+
+/** A write the primary applied and its replica did not confirm within the WAIT timeout. */
+class NotReplicated extends Error {}
+
+/** One write script waiting for its turn's WAIT. */
+interface PendingWrite {
+  readonly command: string[];
+  readonly source: string;
+  /** The script's own answer arrived (it ran on the primary). */
+  answered: boolean;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
 
 /** What rate-limiter-flexible needs of a node-redis client (its counters run by EVALSHA here). */
 export interface LimiterClient {
@@ -50,9 +55,14 @@ export interface LimiterMulti {
 }
 
 export class ShardConnection {
-  readonly client: RedisClient;
+  readonly redis: RedisHandle;
+  /** The shard has a replica: writes wait for it (see the module comment). */
+  readonly replicated: boolean;
+  /** How long a turn's WAIT waits for the replica: half the call timeout, so it answers before the call gives up. */
+  readonly replicaWaitMs: number;
   private lastWarnAt = 0;
   private quietFailures = 0;
+  private turn: PendingWrite[] | undefined;
 
   constructor(
     readonly shard: ShardDef,
@@ -61,13 +71,20 @@ export class ShardConnection {
     /** `lb_redis_command_duration_seconds` / `lb_redis_errors_total` (undefined: metrics off). */
     private readonly metrics?: CallMetrics,
   ) {
-    this.client = makeClient(shard.redis, timeoutMs);
-    this.client.on('error', (err: Error) => log.debug('redis client error', { shard: shard.id, err: err.message }));
+    this.redis = openRedis(shard.redis, { connectTimeoutMs: timeoutMs });
+    this.redis.on('error', (err: Error) => log.debug('redis client error', { shard: shard.id, err: err.message }));
+    this.replicated = shard.redis.kind === 'sentinel';
+    this.replicaWaitMs = Math.max(10, Math.floor(timeoutMs / 2));
+  }
+
+  /** The commands (a Sentinel client behind Sentinel: the current primary's connection). */
+  get client(): RedisClient {
+    return this.redis.client;
   }
 
   /** Connected and ready now (a call would be sent rather than refused at once). */
   ready(): boolean {
-    return this.client.isReady;
+    return this.redis.usable && this.client.isReady;
   }
 
   async ping(): Promise<void> {
@@ -76,7 +93,10 @@ export class ShardConnection {
 
   /** Runs a script (see {@link call} for `writes`); traced as a CLIENT span `redis.<script>` when tracing is on. */
   runScript(script: Script, keys: readonly string[], args: readonly string[], writes = false): Promise<unknown> {
-    const run = () => this.call(() => this.evalSha(script.sha, script.source, keys, args), writes, script.name);
+    const run = () =>
+      writes && this.replicated
+        ? this.replicatedCall(script, keys, args)
+        : this.call(() => this.evalSha(script.sha, script.source, keys, args), writes, script.name);
     return tracingOn ? inSpan(`redis.${script.name}`, SpanKind.CLIENT, { 'db.system.name': 'redis', 'lb.shard': this.shard.id }, run) : run();
   }
 
@@ -95,7 +115,8 @@ export class ShardConnection {
    *   anything.
    * @param op the call's name in the Redis metrics (a script's name, or `command`).
    */
-  async call<T>(fn: () => Promise<T>, writes = false, op = 'command'): Promise<T> {
+  async call<T>(fn: () => Promise<T>, writes = false, op = 'command', pending?: PendingWrite): Promise<T> {
+    if (!this.redis.usable) throw this.unavailable(new ClientOfflineError());
     let timer: NodeJS.Timeout | undefined;
     const start = this.metrics && process.hrtime.bigint();
     let failed = true;
@@ -109,13 +130,83 @@ export class ShardConnection {
       failed = false;
       return r;
     } catch (e) {
-      const certain = e instanceof CallTimeout || e instanceof ClientOfflineError || e instanceof ClientClosedError || e instanceof ErrorReply;
+      // A replicated write whose script answered is applied, whatever came after (a WAIT that timed out, the call's own timeout).
+      const applied = pending?.answered === true;
+      const certain = !applied && (e instanceof CallTimeout || e instanceof RedisNotSent || e instanceof ClientOfflineError || e instanceof ClientClosedError || e instanceof ErrorReply);
       this.warnFailure(e as Error);
       throw new StoreUnavailable('redis', this.shard.id, writes && !certain, { cause: e });
     } finally {
       clearTimeout(timer);
       if (start !== undefined) this.metrics!.observe(this.shard.id, op, secondsSince(start), failed);
     }
+  }
+
+  /**
+   * A write script on a shard with a replica: queued for this turn's
+   * pipeline (the scripts, then one WAIT), answered once the replica
+   * confirms.
+   */
+  private replicatedCall(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const tail = [String(keys.length), ...keys, ...args];
+    let pending: PendingWrite;
+    const queued = new Promise<unknown>((resolve, reject) => {
+      pending = { command: ['EVALSHA', script.sha, ...tail], source: script.source, answered: false, resolve, reject };
+    });
+    return this.call(
+      () => {
+        this.enqueue(pending);
+        return queued;
+      },
+      true,
+      script.name,
+      pending!,
+    );
+  }
+
+  private enqueue(w: PendingWrite): void {
+    if (this.turn) {
+      this.turn.push(w);
+      return;
+    }
+    this.turn = [w];
+    setImmediate(() => {
+      const writes = this.turn!;
+      this.turn = undefined;
+      void this.flush(writes);
+    });
+  }
+
+  /** Sends a turn's scripts and its WAIT on one connection, in that order; settles each script by the WAIT's count. */
+  private async flush(writes: PendingWrite[]): Promise<void> {
+    const commands = [...writes.map((w) => w.command), ['WAIT', '1', String(this.replicaWaitMs)]];
+    let replies: PromiseSettledResult<unknown>[];
+    try {
+      replies = await this.redis.sendInOrder(commands);
+    } catch (e) {
+      for (const w of writes) w.reject(e);
+      return;
+    }
+    const wait = replies[replies.length - 1]!;
+    const confirmed = wait.status === 'fulfilled' && Number(wait.value) >= 1;
+    writes.forEach((w, i) => {
+      const r = replies[i]!;
+      if (r.status === 'rejected') {
+        if (String((r.reason as Error)?.message).startsWith('NOSCRIPT')) {
+          // Not cached on this primary (a restart, a failover): the source goes in the next turn, under its WAIT.
+          w.command.splice(0, 2, 'EVAL', w.source);
+          this.enqueue(w);
+        } else w.reject(r.reason);
+        return;
+      }
+      w.answered = true;
+      if (confirmed) w.resolve(r.value);
+      else
+        w.reject(
+          wait.status === 'rejected'
+            ? wait.reason
+            : new NotReplicated(`applied on the primary; its replica did not confirm within ${this.replicaWaitMs} ms`),
+        );
+    });
   }
 
   /**
@@ -163,7 +254,7 @@ export class ShardConnection {
 
   /** Connects, waiting at most the timeout: a shard down at start-up keeps reconnecting (its calls answer 503 meanwhile). */
   async connect(): Promise<boolean> {
-    const connecting = this.client.connect().then(
+    const connecting = this.redis.connect().then(
       () => true,
       () => false,
     );
@@ -171,21 +262,13 @@ export class ShardConnection {
     return Promise.race([connecting, timer]);
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.client.close();
-    } catch {
-      try {
-        this.client.destroy();
-      } catch {
-        /* never connected */
-      }
-    }
+  close(): Promise<void> {
+    return this.redis.close();
   }
 
   /** EVALSHA, falling back to EVAL when the server does not know the script yet (@lb/common evalCached). */
   private evalSha(sha: string, source: string, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    return evalCached((command) => this.client.sendCommand(command), sha, source, keys, args);
+    return evalCached((command) => this.redis.send(command), sha, source, keys, args);
   }
 
   /** Logs a failed call, at most once a second per shard while it is down (with how many were not logged). */

@@ -16,8 +16,10 @@ export interface TopChangeWatch {
 /**
  * Follows `channel` on the shard of `conn`. `onChange` gets the name of
  * each board a write changed; `onReset` runs whenever messages may have been
- * missed (connection lost, reconnected). node-redis re-subscribes before it
- * reports a reconnection ready.
+ * missed (connection lost, reconnected, the shard's primary replaced by a
+ * failover: the promoted replica may lack a write whose change was
+ * published). node-redis re-subscribes before it reports a reconnection
+ * ready, and its Sentinel client moves the subscription to the new primary.
  */
 export function watchTopChanges(
   conn: ShardConnection,
@@ -26,7 +28,7 @@ export function watchTopChanges(
   onChange: (board: string) => void,
   onReset: () => void,
 ): TopChangeWatch {
-  const sub = conn.client.duplicate();
+  const sub = conn.redis.duplicate();
   const shard = conn.shard.id;
   let subscribed = false;
   let closed = false;
@@ -36,9 +38,11 @@ export function watchTopChanges(
   });
   sub.on('end', onReset);
   sub.on('ready', onReset);
+  sub.onPrimaryChange(onReset);
+  conn.redis.onPrimaryChange(onReset);
   const start = async () => {
     await sub.connect();
-    await sub.subscribe(channel, (board: string) => onChange(board));
+    await sub.client.subscribe(channel, (board: string) => onChange(board));
     subscribed = true;
     onReset();
   };
@@ -46,18 +50,10 @@ export function watchTopChanges(
     if (!closed) log.warn('top-change subscription failed: top pages are read uncached', { shard, err: e as Error });
   });
   return {
-    live: () => subscribed && sub.isReady,
+    live: () => subscribed && sub.usable && sub.client.isReady,
     async close() {
       closed = true;
-      try {
-        await sub.close();
-      } catch {
-        try {
-          sub.destroy();
-        } catch {
-          /* never connected */
-        }
-      }
+      await sub.close();
     },
   };
 }

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { type Topology } from '@lb/common/contracts';
-import { createLogger } from '@lb/common/platform';
+import { createLogger, topologyJson } from '@lb/common/platform';
 import { buildServer } from '../../src/app.js';
 import { loadConfig, type ServiceConfig } from '../../src/config.js';
 import { createDeps, type Deps, type DepsOptions } from '../../src/deps.js';
@@ -25,7 +25,7 @@ export interface TestService {
 export async function startService(env: Record<string, string> = {}, opts: DepsOptions = {}): Promise<TestService> {
   const infra = await getInfra();
   const config = loadConfig({
-    TOPOLOGY: JSON.stringify(infra.topology),
+    TOPOLOGY: topologyJson(infra.topology),
     JWT_SECRET: TEST_SECRET,
     KEY_PREFIX: `t${uniqueId('').replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-10)}`,
     ACCESS_LOG: 'false',

@@ -15,7 +15,7 @@ import {
   type ShardDef,
   type Topology,
 } from '@lb/common/contracts';
-import { connectionFor, scoreJobOptions, type JobPolicy } from '@lb/common/platform';
+import { connectionFor, scoreJobOptions, topologyJson, type JobPolicy } from '@lb/common/platform';
 import { getInfra, uniqueId } from '@lb/devtools/testing';
 import { loadConfig, type WorkerConfig } from '../../src/config.js';
 
@@ -28,7 +28,7 @@ export function uniquePrefix(): string {
 export async function testConfig(env: Record<string, string> = {}, topology?: Topology): Promise<WorkerConfig> {
   const infra = await getInfra();
   return loadConfig({
-    TOPOLOGY: JSON.stringify(topology ?? infra.topology),
+    TOPOLOGY: topologyJson(topology ?? infra.topology),
     KEY_PREFIX: uniquePrefix(),
     LOG_LEVEL: 'silent',
     BATCH_MAX_WAIT_MS: '20',
