@@ -93,6 +93,7 @@ export async function createDeps(config: ServiceConfig, opts: DepsOptions = {}):
     log,
   );
   await stores.connect(log);
+  metrics.replication(stores.all());
   // A shard still in main's layout from before the board engine is converted before anything is served from it.
   const stopUpgrades = await upgradeLayouts(stores.all(), router.regions, log);
   const topCache =

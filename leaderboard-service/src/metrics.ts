@@ -20,6 +20,7 @@ import {
   type Histogram,
 } from '@lb/common/platform';
 import type { TopCacheCounters } from './leaderboard/top-cache.js';
+import type { ShardConnection } from './redis/connection.js';
 import type { LiveCounters } from './live/publisher.js';
 
 export class ServiceMetrics {
@@ -88,9 +89,52 @@ export class ServiceMetrics {
     return this.regions.has(region) ? region : 'other';
   }
 
+  /**
+   * Replication of each shard behind Sentinel, read from its primary's
+   * `INFO replication` at every scrape: `lb_redis_replicas_online{shard}`
+   * (replicas in sync with the primary; 0 = the shard refuses writes),
+   * `lb_redis_replica_lag_seconds{shard}` (the largest replica's seconds since
+   * its last acknowledgement; -1 when none is online), and
+   * `lb_redis_failovers_total{shard}` (primaries this replica saw replaced).
+   */
+  replication(shards: readonly { shard: { id: string }; conn: ShardConnection }[]): void {
+    const ha = shards.filter((s) => s.conn.replicated);
+    if (!this.enabled || ha.length === 0) return;
+    const m = this.registry;
+    const lag = m.gauge(METRIC.redisReplicaLag, "The largest lag of a shard's replicas, seconds since its last acknowledgement (-1: no replica online).", ['shard']);
+    m.gauge(METRIC.redisReplicas, 'Replicas online and in sync with the shard\'s primary (0: its writes are refused, min-replicas-to-write 1).', ['shard'], async (g) => {
+      await Promise.all(
+        ha.map(async ({ shard, conn }) => {
+          const info = await conn.call(() => conn.client.info('replication')).catch(() => undefined);
+          const r = info === undefined ? { online: 0, lag: -1 } : replicasOf(String(info));
+          g.set({ shard: shard.id }, r.online);
+          lag.set({ shard: shard.id }, r.lag);
+        }),
+      );
+    });
+    const failovers = m.counter(METRIC.redisFailovers, "Times this replica saw a shard's primary replaced (a Sentinel failover).", ['shard']);
+    for (const { shard, conn } of ha) {
+      failovers.inc({ shard: shard.id }, 0);
+      conn.redis.onPrimaryChange(() => failovers.inc({ shard: shard.id }));
+    }
+  }
+
   /** What the relay reports: envelope sizes and the enqueue's Redis call. */
   relay(): { envelope(shard: string, events: number): void; calls: CallMetrics } | undefined {
     if (!this.enabled) return undefined;
     return { envelope: (shard, events) => this.envelopes.get(shard).observe(events), calls: this.redis };
   }
+}
+
+/** Online replicas and their largest lag from `INFO replication` (`slave0:ip=…,port=…,state=online,offset=…,lag=0`). */
+export function replicasOf(info: string): { online: number; lag: number } {
+  let online = 0;
+  let lag = -1;
+  for (const m of info.matchAll(/^slave\d+:(.*)$/gm)) {
+    const f = Object.fromEntries(m[1]!.trim().split(',').map((kv) => kv.split('=') as [string, string]));
+    if (f.state !== 'online') continue;
+    online++;
+    lag = Math.max(lag, Number(f.lag ?? 0));
+  }
+  return { online, lag };
 }
