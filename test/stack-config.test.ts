@@ -422,7 +422,7 @@ describe('stack configuration', () => {
       expect(script).to.include('for shard in na eu asia');
       expect(DEFAULT_TOPOLOGY.shards.map((sh) => sh.id)).to.deep.equal(['na', 'eu', 'asia']);
       expect(script).to.include('sentinel monitor lb-$shard redis-$shard 6379 2');
-      expect(script).to.include('sentinel down-after-milliseconds lb-$shard 1000');
+      expect(script).to.include('sentinel down-after-milliseconds lb-$shard 1500');
       expect(script).to.include('sentinel failover-timeout lb-$shard 4000');
       expect(script).to.include('if [ ! -s "$conf" ]');
       for (const name of [...replicas, 'worker-service']) {

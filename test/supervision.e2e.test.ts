@@ -188,22 +188,19 @@ describe('stack supervision (end to end)', function () {
     await eventually(async () => ((await call(`${s().url}/top?region=NA&limit=1`)).status === 200 ? true : undefined), 60_000, 'NA reads through nginx');
   });
 
-  it('when a Redis primary is frozen with SIGSTOP, then it is failed over but not restarted, and once continued it rejoins as a replica', async () => {
+  it('when a Redis primary is frozen with SIGSTOP, then it is failed over, killed as hung and restarted as a replica of the promoted node', async () => {
     const frozen = s().component('redis-na-b');
     expect(s().sendSignal('redis-na-b', 'SIGSTOP')).to.include({ paused: true, status: 'healthy', pid: frozen.pid });
     await primaryIs('na', 'redis-na');
-    // Frozen is running: the supervisor leaves it alone.
-    expect(s().component('redis-na-b')).to.include({ pid: frozen.pid, restarts: 0, status: 'healthy', paused: true });
-
-    expect(s().sendSignal('redis-na-b', 'SIGCONT')).to.include({ paused: false, pid: frozen.pid });
-    // Sentinel turns the old primary into a replica of the new one.
+    // A hung node would keep the promoted one without a replica (and so without writes): the supervisor kills it after REDIS_HUNG_MS.
+    const after = await backHealthy('redis-na-b', frozen.pid);
+    expect(after).to.include({ port: frozen.port, restarts: frozen.restarts + 1, paused: false });
     const role = await eventually(async () => {
       const r = await s().redisRole('redis-na-b');
       return r.role === 'slave' && r.linkUp ? r : undefined;
     }, 30_000, 'redis-na-b a replica again');
     expect(role.master?.port).to.equal(s().component('redis-na').port);
-    expect(s().component('redis-na-b')).to.include({ pid: frozen.pid, restarts: 0 });
-    expect(logText()).not.to.match(/redis-na-b \(port \d+\) exited unexpectedly/);
+    expect(logText()).to.match(new RegExp(`✖ redis-na-b \\(port ${frozen.port}, pid ${frozen.pid}\\) has not answered PING for [\\d.]+ s: hung; killing it`));
   });
 
   it('when Postgres is killed by PID, then it comes back on its port with the same data directory', async () => {
@@ -287,9 +284,9 @@ describe('stack supervision (end to end)', function () {
     expect(rows.get('COMPONENT')).to.deep.equal(['COMPONENT', 'KIND', 'PORT', 'PID', 'ALIVE', 'STATUS', 'RESTARTS', 'ROLE']);
     const redis = s().component('redis-na');
     const b = s().component('redis-na-b');
-    // After the two failovers above: redis-na primary again, redis-na-b its replica.
+    // After the two failovers above (redis-na killed, redis-na-b frozen and killed as hung): redis-na primary again, redis-na-b its replica.
     expect(rows.get('redis-na')).to.deep.equal(['redis-na', 'redis', String(redis.port), String(redis.pid), 'yes', 'healthy', '1', 'primary']);
-    expect(rows.get('redis-na-b')).to.deep.equal(['redis-na-b', 'redis', String(b.port), String(b.pid), 'yes', 'healthy', '0', `replica-of:${redis.port}`]);
+    expect(rows.get('redis-na-b')).to.deep.equal(['redis-na-b', 'redis', String(b.port), String(b.pid), 'yes', 'healthy', '1', `replica-of:${redis.port}`]);
     expect(rows.get('sentinel-1')?.slice(0, 2)).to.deep.equal(['sentinel-1', 'sentinel']);
     expect(rows.get('worker-service-1')).to.deep.equal(['worker-service-1', 'worker', String(s().component('worker-service-1').port), '-', 'no', 'failed', '2', '-']);
     expect(rows.get('api-gateway-2')?.slice(3)).to.deep.equal(['-', 'no', 'exited', '0', '-']);

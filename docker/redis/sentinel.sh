@@ -23,7 +23,7 @@ if [ ! -s "$conf" ]; then
     echo "sentinel announce-ip $self"
     for shard in na eu asia; do
       echo "sentinel monitor lb-$shard redis-$shard 6379 2"
-      echo "sentinel down-after-milliseconds lb-$shard 1000"
+      echo "sentinel down-after-milliseconds lb-$shard 1500"
       echo "sentinel failover-timeout lb-$shard 4000"
       echo "sentinel parallel-syncs lb-$shard 1"
     done

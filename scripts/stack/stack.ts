@@ -27,6 +27,7 @@ import { ApiKeysRepo } from '@lb/leaderboard-service/db';
 import {
   ensureBinaries,
   METRICS_BINARIES,
+  pingRedis,
   rememberedPrimaries,
   sentinelPrimary,
   waitForSentinels,
@@ -165,6 +166,15 @@ export interface Stack {
 }
 
 const INFRA_MONITOR_MS = 500;
+/**
+ * A Redis node of a shard with a replica that has not answered PING for
+ * this long is hung (a frozen process, a dead disk): the supervisor kills it
+ * so that it restarts, by the restart rule, as the replica of the node the
+ * Sentinels promote meanwhile (down-after 1.5 s). Left alone, a hung old
+ * primary would keep the promoted one without a replica, and so without
+ * writes (min-replicas-to-write 1), for as long as it hangs.
+ */
+export const REDIS_HUNG_MS = 2000;
 
 /** An automatic restart of one component: waiting out its backoff, or starting it. */
 interface PendingRestart {
@@ -715,6 +725,33 @@ class StackRunner {
         this.crashed(c, undefined);
       }
     }
+    if (this.sentinels.length > 0) for (const c of this.redis) this.checkHung(c);
+  }
+
+  /** Last PONG of each Redis node (by pid: a restarted node starts afresh), and the pings in flight. */
+  private readonly lastPong = new Map<Component, { pid: number; at: number }>();
+  private readonly pinging = new Set<Component>();
+
+  /** Kills a Redis node of a replicated shard that has not answered for REDIS_HUNG_MS (see there). */
+  private checkHung(c: RedisComponent): void {
+    const pid = c.pid();
+    if (c.deliberate || this.stopping || c.status !== 'healthy' || !c.running() || pid === undefined || this.pinging.has(c)) return;
+    const now = Date.now();
+    const seen = this.lastPong.get(c);
+    if (!seen || seen.pid !== pid) this.lastPong.set(c, { pid, at: now });
+    else if (now - seen.at > REDIS_HUNG_MS) {
+      this.log(paint('red', `✖ ${c.name} (port ${c.port}, pid ${pid}) has not answered PING for ${seconds(now - seen.at)}: hung; killing it (SIGKILL) so that it restarts as the replica of the promoted node`));
+      this.lastPong.delete(c);
+      c.sendSignal('SIGKILL');
+      return;
+    }
+    this.pinging.add(c);
+    void pingRedis(c.port!, REDIS_HUNG_MS)
+      .then((ok) => {
+        const s = this.lastPong.get(c);
+        if (ok && s?.pid === pid) s.at = Date.now();
+      })
+      .finally(() => this.pinging.delete(c));
   }
 
   private tailInfraLogs(): void {

@@ -25,7 +25,7 @@ import { askSentinels, SENTINEL_DEFAULTS } from './sentinel.js';
 
 /**
  * How long a restarted node that the Sentinels still name primary waits for
- * a promotion: down-after + failover-timeout × 2 + 3 s (12 s with the
+ * a promotion: down-after + failover-timeout × 2 + 3 s (12.5 s with the
  * stack's timings). The failover-timeout × 2 is there because when the
  * Sentinels' first election splits (no majority), a Sentinel tries again
  * only that long after; the rest covers noticing the death, the vote and the

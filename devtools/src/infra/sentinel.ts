@@ -35,7 +35,13 @@ export interface StartSentinelOptions {
   readonly masters: readonly SentinelMaster[];
   /** Sentinels that must agree a primary is down before a failover (default 2). */
   readonly quorum?: number;
-  /** `down-after-milliseconds`: unanswered for this long = down (default 1000). */
+  /**
+   * `down-after-milliseconds`: unanswered for this long = down (default
+   * 1500). Sentinel pings every second; with 1000 a link dropped just before
+   * a ping (the promotion's `CLIENT KILL type normal` drops every Sentinel's
+   * link to the promoted node) counts as down within a few ms of its
+   * reconnection and failed the promoted node over again at once.
+   */
   readonly downAfterMs?: number;
   /** `failover-timeout` (default 4000). */
   readonly failoverTimeoutMs?: number;
@@ -75,7 +81,7 @@ export interface SentinelProcess {
 
 export const SENTINEL_CONFIG = 'sentinel.conf';
 /** Timings of the stack's Sentinels: a killed primary is replaced within ~3 s. */
-export const SENTINEL_DEFAULTS = Object.freeze({ quorum: 2, downAfterMs: 1000, failoverTimeoutMs: 4000 });
+export const SENTINEL_DEFAULTS = Object.freeze({ quorum: 2, downAfterMs: 1500, failoverTimeoutMs: 4000 });
 
 const STOP_TIMEOUT_MS = 10_000;
 const MAX_PORT_ATTEMPTS = 5;
@@ -176,6 +182,12 @@ export async function startSentinel(opts: StartSentinelOptions): Promise<Sentine
     const port = ephemeral ? await freePort() : opts.port!;
     const result = await tryStart(binary, port, dir, name, logFile, configFile, wanted.size, opts.startTimeoutMs ?? 15_000);
     if (typeof result !== 'string') {
+      if (configKept) {
+        // A kept configuration has the primaries it learnt; its timings are made today's.
+        for (const m of wanted) {
+          await redisCommand(port, ['SENTINEL', 'SET', m, 'down-after-milliseconds', String(opts.downAfterMs ?? SENTINEL_DEFAULTS.downAfterMs), 'failover-timeout', String(opts.failoverTimeoutMs ?? SENTINEL_DEFAULTS.failoverTimeoutMs)], 2000);
+        }
+      }
       return { port, pid: result.pid, dir, name, logFile, configFile, configKept, running: result.running,
         async stop() { await stopChild(result, 'SIGTERM', STOP_TIMEOUT_MS); },
         async kill() { await stopChild(result, 'SIGKILL', STOP_TIMEOUT_MS); },
