@@ -58,10 +58,12 @@ export interface RedisTopologyEvent {
  * One connection to a shard's Redis, whichever endpoint it has.
  *
  * - `client`: the commands. Behind Sentinel it is node-redis' Sentinel client
- *   with one reserved connection to the primary (`reserveClient`,
- *   `masterPoolSize: 1`): every command of this handle goes on that one
- *   connection in the order it was sent, so a `WAIT` covers the writes sent
- *   before it. It never sends a command twice: `maxCommandRediscovers: 0`
+ *   with a reserved connection to the primary (`reserveClient`) that every
+ *   command goes on, and a second one (`masterPoolSize: 2`, leased at
+ *   connect) for {@link RedisHandle.sendInOrder}: the writes that wait for
+ *   the replica and their `WAIT`, which blocks its connection until the
+ *   replica answers (up to its timeout when the replica is gone), so reads
+ *   never queue behind it. It never sends a command twice: `maxCommandRediscovers: 0`
  *   (the library would otherwise resend a write whose connection broke after
  *   it was sent, which could apply it twice); a command that meets a
  *   failover fails, and the next one goes to the new primary.
@@ -134,7 +136,11 @@ function sentinelHandle(endpoint: Extract<RedisEndpoint, { kind: 'sentinel' }>, 
       sentinelRootNodes: endpoint.sentinels.map((n) => ({ host: n.host, port: n.port })),
       nodeClientOptions: settings,
       sentinelClientOptions: { socket: { connectTimeout: settings.socket.connectTimeout, reconnectStrategy: settings.socket.reconnectStrategy } },
-      masterPoolSize: 1,
+      // Two connections to the primary: the reserved one for every command,
+      // and one leased for the writes that wait for the replica (sendInOrder):
+      // a WAIT blocks its connection until the replica answers, and reads
+      // must not queue behind it.
+      masterPoolSize: 2,
       reserveClient: true,
       maxCommandRediscovers: 0,
       // A topology check each second besides the Sentinels' pub/sub, which a
@@ -157,12 +163,15 @@ function sentinelHandle(endpoint: Extract<RedisEndpoint, { kind: 'sentinel' }>, 
   // A Sentinel client whose first connection failed is destroyed by the
   // library and cannot be opened again: a new one takes its place.
   let sentinel = make();
+  /** The leased primary connection of sendInOrder. */
+  let writer: SentinelInternals | undefined;
   let opened = false;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
   const attempt = async (): Promise<void> => {
     try {
       await sentinel.connect();
+      writer = (await sentinel.acquire()) as unknown as SentinelInternals;
       opened = true;
     } catch (e) {
       sentinel = make();
@@ -178,10 +187,10 @@ function sentinelHandle(endpoint: Extract<RedisEndpoint, { kind: 'sentinel' }>, 
    * awaits, and two of them can swap places while it reconnects). A failure
    * before `fn` ran (no primary: a failover) is {@link RedisNotSent}.
    */
-  const onPrimary = async <T>(fn: (c: RedisClient) => Promise<T>): Promise<T> => {
+  const onPrimary = async <T>(fn: (c: RedisClient) => Promise<T>, via: SentinelInternals = sentinel as unknown as SentinelInternals): Promise<T> => {
     let sent = false;
     try {
-      return await (sentinel as unknown as SentinelInternals)._execute(false, (c) => {
+      return await via._execute(false, (c) => {
         sent = true;
         return fn(c);
       });
@@ -198,7 +207,7 @@ function sentinelHandle(endpoint: Extract<RedisEndpoint, { kind: 'sentinel' }>, 
       return opened && !closed;
     },
     send: (args) => onPrimary((c) => c.sendCommand([...args])),
-    sendInOrder: (commands) => onPrimary((c) => inOrder(c, commands)),
+    sendInOrder: (commands) => onPrimary((c) => inOrder(c, commands), writer),
     connect: attempt,
     on: (event: string, listener: (...a: any[]) => void) => {
       events.push({ event, listener });
@@ -219,7 +228,11 @@ function sentinelHandle(endpoint: Extract<RedisEndpoint, { kind: 'sentinel' }>, 
   };
 }
 
-/** node-redis' RedisSentinel._execute (its sendCommand: `sendCommand(ro, args) = _execute(ro, c => c.sendCommand(args))`). */
+/**
+ * node-redis' RedisSentinel._execute and RedisSentinelClient._execute (a
+ * leased connection's): what their sendCommand is made of,
+ * `sendCommand(ro, args) = _execute(ro, c => c.sendCommand(args))`.
+ */
 interface SentinelInternals {
   _execute<T>(isReadonly: boolean, fn: (client: RedisClient) => Promise<T>): Promise<T>;
 }

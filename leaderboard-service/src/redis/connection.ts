@@ -8,8 +8,9 @@
  *
  * On a shard with a replica (behind Sentinel) a script that writes is
  * answered only once the replica has it: the scripts sent in one turn of the
- * event loop go on the connection together with one `WAIT 1 <ms>` after
- * them, in one write to the socket, and each resolves when that WAIT counts
+ * event loop go on a primary connection of their own (the WAIT blocks it;
+ * reads use the other) together with one `WAIT 1 <ms>` after them, in one
+ * write to the socket, and each resolves when that WAIT counts
  * the replica. A WAIT that times out (the replica is gone or lagging) leaves
  * the writes applied on the primary but not confirmed: they fail *in doubt*
  * (503 unavailable, in_doubt: retry with the same Idempotency-Key), never as

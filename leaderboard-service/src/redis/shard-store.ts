@@ -3,7 +3,7 @@
  * (connection.ts) and its scripts (scripts.ts), each answer decoded by name
  * (contract.ts). Every failure to reach the shard is StoreUnavailable.
  */
-import { shardKeys, type ProjectRef, type ShardDef, type ShardKeys } from '@lb/common/contracts';
+import { describeRedis, shardKeys, type ProjectRef, type ShardDef, type ShardKeys } from '@lb/common/contracts';
 import { outboxSettleKeys, type CallMetrics, type Logger } from '@lb/common/platform';
 import { ShardConnection, type LimiterClient } from './connection.js';
 import { decodeAnswer, num, strs } from './contract.js';
@@ -175,7 +175,7 @@ export class ShardStores {
   async connect(log: Logger): Promise<void> {
     await Promise.all(
       this.all().map(async (s) => {
-        if (!(await s.conn.connect())) log.warn('redis shard not reachable at start-up; continuing', { shard: s.shard.id, url: s.shard.redis });
+        if (!(await s.conn.connect())) log.warn('redis shard not reachable at start-up; continuing', { shard: s.shard.id, redis: describeRedis(s.shard.redis) });
       }),
     );
   }
