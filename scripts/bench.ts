@@ -1,9 +1,11 @@
 /**
- * npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards | --runs cpu]
+ * npm run bench [-- --only persistence|http|observability|live|runtime|ha] [--quick] [--runs baseline,top,reads,writes,mix,login,boards | --runs cpu]
  *   [--gateways N] [--replicas N] [--connections N] [--duration <seconds per HTTP run>] [--profile <dir>]  (CPU profiles of the stack's Node services: node --cpu-prof, written when they stop)
  *   [--rounds N]  (http: rounds of (baseline, shape) pairs, every selected shape right after a baseline of its own, ratios from the adjacent pairs, median (min–max) over the rounds, default 3;
  *                  observability: rounds of metrics off / metrics on / metrics + tracing, default 3; runtime: rounds of Node 20 / 26, each with and without tracing, default 3; live: rounds of 0 / N watchers, default 3;
- *                  persistence: rounds of the CPU-per-event runs, default 3)
+ *                  persistence: rounds of the CPU-per-event runs, default 3; ha: rounds of (no replicas, replicated) pairs per shape, default 3)
+ *   [--kills N]  (ha: NA primary kills under load, default 5, --quick 2)
+ *   [--hangs N]  (ha: NA primary hangs (SIGSTOP) under load after the kills, default 3, --quick 1)
  *   (http: the baseline runs before every selected shape whether or not --runs names it; --runs baseline alone runs only baselines, one per round)
  *   (persistence: --runs cpu runs only the CPU-per-event rounds and prints them, without writing docs/BENCHMARKS.md: for A/B comparisons of two checkouts)
  *   [--watchers N]  (live: SSE watchers, default 2,000, --quick 500)
@@ -18,10 +20,10 @@ import { findRepoRoot } from '@lb/devtools/testing';
 import { benchPersistence, benchPipelineCpu, cpuTable, type PersistenceResult } from './bench/persistence.js';
 import { fmt, machineLine } from './bench/machine.js';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, watchers: { type: 'string' }, help: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, profile: { type: 'string' }, duration: { type: 'string' }, gateways: { type: 'string' }, replicas: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, watchers: { type: 'string' }, kills: { type: 'string' }, hangs: { type: 'string' }, help: { type: 'boolean' } } });
 if (args.help) {
   process.stdout.write(
-    'Usage: npm run bench [-- --only persistence|http|observability|live|runtime] [--quick] [--runs baseline,top,reads,writes,mix,login,boards | cpu] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N] [--watchers N]\n' +
+    'Usage: npm run bench [-- --only persistence|http|observability|live|runtime|ha] [--quick] [--runs baseline,top,reads,writes,mix,login,boards | cpu] [--profile <dir>] [--duration <s>] [--gateways N] [--replicas N] [--connections N] [--rounds N] [--watchers N] [--kills N] [--hangs N]\n' +
       '  --rounds N: rounds of every section that repeats its runs (default 3). http: each round runs, for every selected shape, a baseline right before it; ratios come from these adjacent pairs, medians (min–max) over the rounds.\n',
   );
   process.exit(0);
@@ -127,6 +129,21 @@ async function main(): Promise<void> {
         connections: args.connections ? Number(args.connections) : undefined,
         watchers: args.watchers ? Number(args.watchers) : undefined,
         profileDir: args.profile,
+      }),
+    );
+  }
+  if (!args.only || args.only === 'ha') {
+    log('== Redis high availability: replica + WAIT cost, failover window ==');
+    const { benchHa } = await import('./bench/ha.js');
+    section(
+      'ha',
+      await benchHa(log, {
+        quick,
+        rounds: args.rounds ? Number(args.rounds) : undefined,
+        durationS: args.duration ? Number(args.duration) : undefined,
+        connections: args.connections ? Number(args.connections) : undefined,
+        kills: args.kills ? Number(args.kills) : undefined,
+        hangs: args.hangs ? Number(args.hangs) : undefined,
       }),
     );
   }
