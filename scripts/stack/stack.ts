@@ -636,7 +636,9 @@ class StackRunner {
   private scheduleRestart(c: Component): void {
     if (this.stopping) return;
     const policy = this.o.restart;
-    const delayMs = this.budget(c)?.next();
+    const budgeted = this.budget(c)?.next();
+    const hung = this.killedAsHung.delete(c);
+    const delayMs = budgeted !== undefined && hung ? 0 : budgeted;
     if (!policy || delayMs === undefined) {
       if (policy) {
         const why = `died again after ${count(policy.maxRestarts, 'restart')} within ${seconds(policy.windowMs)}`;
@@ -731,6 +733,13 @@ class StackRunner {
   /** Last PONG of each Redis node (by pid: a restarted node starts afresh), and the pings in flight. */
   private readonly lastPong = new Map<Component, { pid: number; at: number }>();
   private readonly pinging = new Set<Component>();
+  /**
+   * Nodes the supervisor killed as hung: restarted at once, without the
+   * backoff (their restart still counts against the budget). The backoff
+   * is for a component that keeps crashing; this kill was the supervisor's
+   * own, and the restart rule waits for the promotion anyway.
+   */
+  private readonly killedAsHung = new Set<Component>();
 
   /** Kills a Redis node of a replicated shard that has not answered for REDIS_HUNG_MS (see there). */
   private checkHung(c: RedisComponent): void {
@@ -742,6 +751,7 @@ class StackRunner {
     else if (now - seen.at > REDIS_HUNG_MS) {
       this.log(paint('red', `✖ ${c.name} (port ${c.port}, pid ${pid}) has not answered PING for ${seconds(now - seen.at)}: hung; killing it (SIGKILL) so that it restarts as the replica of the promoted node`));
       this.lastPong.delete(c);
+      this.killedAsHung.add(c);
       c.sendSignal('SIGKILL');
       return;
     }
