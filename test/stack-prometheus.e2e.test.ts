@@ -236,6 +236,7 @@ describe('metrics and Prometheus (end to end)', function () {
       const alerts = rules.filter((x) => x.type === 'alerting');
       expect(alerts.map((a) => a.name)).to.deep.equal([
         'LeaderboardReplicaDown', 'GatewaySeesReplicaDown', 'ScrapeTargetDown', 'BacklogHigh', 'PersistenceLagHigh', 'DeadLetters',
+        'RedisShardWithoutReplica', 'RedisReplicaLagHigh', 'RedisFailover',
       ]);
       expect(alerts.find((a) => a.name === 'BacklogHigh')!.query).to.match(/> 1500$/);
       const records = (parse(readFileSync(RECORDING_RULES, 'utf8')) as { groups: Array<{ rules: Array<{ record: string }> }> }).groups

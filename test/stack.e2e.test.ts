@@ -68,7 +68,10 @@ describe('startStack (end to end)', function () {
       log: (l) => lines.push(l),
     });
     expect(stack.components.map((c) => `${c.name}:${c.status}`)).to.deep.equal([
-      'redis-na:healthy', 'redis-eu:healthy', 'redis-asia:healthy', 'postgres:healthy',
+      // Each shard a primary and a replica (the default), then the three Sentinels.
+      'redis-na:healthy', 'redis-na-b:healthy', 'redis-eu:healthy', 'redis-eu-b:healthy', 'redis-asia:healthy', 'redis-asia-b:healthy',
+      'sentinel-1:healthy', 'sentinel-2:healthy', 'sentinel-3:healthy',
+      'postgres:healthy',
       'leaderboard-service-1:healthy', 'leaderboard-service-2:healthy',
       'worker-service-1:healthy',
       'api-gateway-1:healthy', 'api-gateway-2:healthy',

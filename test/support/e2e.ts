@@ -317,6 +317,8 @@ export class StackStores {
   async close(): Promise<void> {
     for (const h of this.shards.values()) {
       await h.queue.close().catch(() => undefined);
+      // A queue whose close failed (its connection ended during a failover) would otherwise go on reconnecting to a stopped stack.
+      await h.queue.disconnect().catch(() => undefined);
       await h.handle.close();
     }
     for (const p of this.pools.values()) await p.end().catch(() => undefined);

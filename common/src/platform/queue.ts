@@ -50,6 +50,16 @@ export function connectionFor(endpoint: RedisEndpoint, forWorker: boolean): Conn
   };
 }
 
+/**
+ * ioredis' error for a client that has ended for good: it no longer
+ * reconnects by itself. Seen on BullMQ producers (Queue) after a few
+ * Sentinel failovers, cause not found (our retryStrategy always retries);
+ * their owners make the Queue again when they meet it.
+ */
+export function connectionEnded(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Connection is closed.';
+}
+
 export interface JobPolicy {
   attempts: number;
   backoffMs: number;

@@ -37,6 +37,7 @@ import {
   type ScoreJobData,
 } from '@lb/common/contracts';
 import {
+  connectionEnded,
   connectionFor,
   scoreJobOptions,
   type CallMetrics,
@@ -76,7 +77,7 @@ export interface RelaySettings {
 
 /** The relay of one shard in this replica. */
 export class ShardRelay {
-  readonly queue: Queue;
+  private current: Queue;
   /** This relay's name in the lease. */
   readonly id: string;
   private running: Promise<void> | undefined;
@@ -91,15 +92,33 @@ export class ShardRelay {
   ) {
     this.id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.warn = throttledWarn(log, 5000);
-    this.queue = new Queue(SCORE_QUEUE, {
-      connection: connectionFor(store.shard.redis, false),
-      prefix: queuePrefix(store.shard.id, settings.keyPrefix),
-      defaultJobOptions: scoreJobOptions(settings.jobs),
+    this.current = this.openQueue();
+  }
+
+  /** The queue this relay enqueues to now (made again when its connection ends for good). */
+  get queue(): Queue {
+    return this.current;
+  }
+
+  private openQueue(): Queue {
+    const queue = new Queue(SCORE_QUEUE, {
+      connection: connectionFor(this.store.shard.redis, false),
+      prefix: queuePrefix(this.store.shard.id, this.settings.keyPrefix),
+      defaultJobOptions: scoreJobOptions(this.settings.jobs),
       skipWaitingForReady: true,
       // Tracing on: each job carries its relay.enqueue span's context to the worker.
       ...(tracingOn && { telemetry: queueTelemetry() }),
     });
-    this.queue.on('error', (err) => log.debug('queue connection error', { shard: store.shard.id, err: err.message }));
+    queue.on('error', (err) => this.log.debug('queue connection error', { shard: this.store.shard.id, err: err.message }));
+    return queue;
+  }
+
+  /** A Queue whose connection ended for good (connectionEnded) is made again: the events wait in the outbox meanwhile. */
+  private reopenQueue(): void {
+    const ended = this.current;
+    this.current = this.openQueue();
+    this.log.warn('relay queue connection ended for good; made a new one', { shard: this.store.shard.id });
+    void ended.disconnect().catch(() => undefined);
   }
 
   private get most(): number {
@@ -118,6 +137,7 @@ export class ShardRelay {
         waitMs = await this.turn();
       } catch (err) {
         this.warn('turn', 'relay turn failed; the events stay in the outbox index for the next one', { shard: this.store.shard.id, err: err as Error });
+        if (connectionEnded(err)) this.reopenQueue();
         waitMs = this.settings.lingerMs;
       }
       if (waitMs > 0 && !this.closing) await this.sleep(waitMs);

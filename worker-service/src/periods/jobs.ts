@@ -37,7 +37,7 @@ import {
   StoreUnavailable,
   type Topology,
 } from '@lb/common/contracts';
-import { connectionFor, type BoardsRepo, type Logger, type PgPools } from '@lb/common/platform';
+import { connectionEnded, connectionFor, type BoardsRepo, type Logger, type PgPools } from '@lb/common/platform';
 import type { PeriodCloser } from './closer.js';
 
 export const PERIODS_QUEUE = 'periods';
@@ -103,8 +103,8 @@ function jobData<T extends object>(project: ProjectRef, data: T): T & { project?
 }
 
 export class PeriodJobs {
-  readonly queue: Queue;
-  readonly webhooks: Queue;
+  queue: Queue;
+  webhooks: Queue;
   private worker: Worker | undefined;
   private hookWorker: Worker | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -117,10 +117,24 @@ export class PeriodJobs {
   ) {
     const shard = deps.topology.shards[0]!;
     this.control = shard.id;
-    const prefix = queuePrefix(shard.id, s.keyPrefix);
-    this.queue = new Queue(PERIODS_QUEUE, { connection: connectionFor(shard.redis, false), prefix });
-    this.webhooks = new Queue(WEBHOOKS_QUEUE, { connection: connectionFor(shard.redis, false), prefix });
-    for (const q of [this.queue, this.webhooks]) q.on('error', (err) => deps.log.debug('period queue error', { err: err.message }));
+    this.queue = this.openQueue(PERIODS_QUEUE);
+    this.webhooks = this.openQueue(WEBHOOKS_QUEUE);
+  }
+
+  private openQueue(name: string): Queue {
+    const shard = this.deps.topology.shards[0]!;
+    const q = new Queue(name, { connection: connectionFor(shard.redis, false), prefix: queuePrefix(shard.id, this.s.keyPrefix) });
+    q.on('error', (err) => this.deps.log.debug('period queue error', { err: err.message }));
+    return q;
+  }
+
+  /** Queues whose connection ended for good (connectionEnded) are made again. */
+  private reopenQueues(): void {
+    const ended = [this.queue, this.webhooks];
+    this.queue = this.openQueue(PERIODS_QUEUE);
+    this.webhooks = this.openQueue(WEBHOOKS_QUEUE);
+    this.deps.log.warn('period queues\' connection ended for good; made new ones');
+    for (const q of ended) void q.disconnect().catch(() => undefined);
   }
 
   /** Starts the workers of both queues and the periodic sync. */
@@ -151,7 +165,10 @@ export class PeriodJobs {
   /** Brings the job schedulers in step with the boards, and queues what a missed boundary or delivery left. */
   sync(now = Date.now()): Promise<void> {
     this.syncing ??= this.doSync(now)
-      .catch((e: unknown) => this.deps.log.warn('period sync failed; next time', { err: e as Error }))
+      .catch((e: unknown) => {
+        this.deps.log.warn('period sync failed; next time', { err: e as Error });
+        if (connectionEnded(e)) this.reopenQueues();
+      })
       .finally(() => (this.syncing = undefined));
     return this.syncing;
   }
