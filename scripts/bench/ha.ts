@@ -606,9 +606,8 @@ function logOffsets(files: readonly string[]): Map<string, number> {
   return new Map(files.map((f) => [f, existsSync(f) ? readFileSync(f).length : 0]));
 }
 
-/** The first capture group of every line matching `re` in the files after their offsets. */
-function sentinelLines(offsets: Map<string, number>, re: RegExp): string[] {
-  const out: string[] = [];
+/** Every line the files got after their offsets (a file that cannot be read gives none). */
+function* linesAfter(offsets: Map<string, number>): Generator<string> {
   for (const [file, offset] of offsets) {
     let text: string;
     try {
@@ -616,10 +615,16 @@ function sentinelLines(offsets: Map<string, number>, re: RegExp): string[] {
     } catch {
       continue;
     }
-    for (const line of text.split('\n')) {
-      const m = re.exec(line);
-      if (m) out.push(m[1] ?? m[0]);
-    }
+    yield* text.split('\n');
+  }
+}
+
+/** The first capture group of every line matching `re` in the files after their offsets. */
+function sentinelLines(offsets: Map<string, number>, re: RegExp): string[] {
+  const out: string[] = [];
+  for (const line of linesAfter(offsets)) {
+    const m = re.exec(line);
+    if (m) out.push(m[1] ?? m[0]);
   }
   return out;
 }
@@ -635,23 +640,15 @@ const LOG_LINE = /^\d+:[XCMS] (\d{2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2})\.(
 function firstEvents<K extends string>(offsets: Map<string, number>, killWall: number, patterns: Record<K, RegExp>): Record<K, number> & { lines: Partial<Record<K, string>> } {
   const out = { lines: {} } as Record<K, number> & { lines: Partial<Record<K, string>> };
   for (const k of Object.keys(patterns) as K[]) out[k] = NaN as never;
-  for (const [file, offset] of offsets) {
-    let text: string;
-    try {
-      text = readFileSync(file).subarray(offset).toString('utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n')) {
-      const m = LOG_LINE.exec(line);
-      if (!m) continue;
-      const [, d, mon, y, h, mi, s, ms, rest] = m;
-      const t = new Date(Number(y), MONTHS.indexOf(mon!), Number(d), Number(h), Number(mi), Number(s), Number(ms)).getTime() - killWall;
-      for (const k of Object.keys(patterns) as K[]) {
-        if (patterns[k].test(rest!) && !((out[k] as number) <= t)) {
-          out[k] = t as never;
-          out.lines[k] = rest!;
-        }
+  for (const line of linesAfter(offsets)) {
+    const m = LOG_LINE.exec(line);
+    if (!m) continue;
+    const [, d, mon, y, h, mi, s, ms, rest] = m;
+    const t = new Date(Number(y), MONTHS.indexOf(mon!), Number(d), Number(h), Number(mi), Number(s), Number(ms)).getTime() - killWall;
+    for (const k of Object.keys(patterns) as K[]) {
+      if (patterns[k].test(rest!) && !((out[k] as number) <= t)) {
+        out[k] = t as never;
+        out.lines[k] = rest!;
       }
     }
   }
